@@ -1,0 +1,50 @@
+/* cache/cache.h: Redis, one connection per worker thread.
+ *
+ * Like store/, a cache is owned by one thread, connects lazily and
+ * reconnects by itself after a failure, at most once per
+ * CACHE_RECONNECT_INTERVAL_MS. */
+#ifndef CACHE_H
+#define CACHE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+typedef struct cache cache;
+
+typedef struct cache_config {
+    const char *url; /* redis://[[user]:password@]host[:port][/db] */
+    int timeout_ms;  /* connect and command timeout */
+} cache_config;
+
+typedef enum cache_status {
+    CACHE_OK = 0,
+    CACHE_UNAVAILABLE, /* cannot reach Redis now */
+    CACHE_ERROR,       /* Redis answered with an error */
+} cache_status;
+
+#define CACHE_RECONNECT_INTERVAL_MS 250
+
+typedef struct cache_endpoint {
+    char host[256];
+    int port;
+    char username[128]; /* empty: AUTH with the password only */
+    char password[256]; /* empty: no AUTH */
+    int database;
+} cache_endpoint;
+
+/* Parses a redis:// URL (percent-escapes in user and password allowed).
+ * Returns 0, or -1 with the reason in error. */
+int cache_url_parse(const char *url, cache_endpoint *out, char *error, size_t error_size);
+
+/* NULL when the URL is invalid (reason in error) or memory runs out. */
+cache *cache_open(const cache_config *config, char *error, size_t error_size);
+void cache_close(cache *c);
+
+cache_status cache_ping(cache *c);
+bool cache_connected(const cache *c);
+unsigned long cache_reconnect_count(const cache *c);
+/* Redis' id for this connection (CLIENT ID), 0 when not connected; tests
+ * use it to kill the connection from outside. */
+long long cache_client_id(cache *c);
+
+#endif

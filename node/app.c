@@ -1,0 +1,962 @@
+/* node/app.c: registration (setup) and the request pipeline. */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "cache.h"
+#include "context.h"
+#include "json.h"
+#include "log.h"
+#include "store.h"
+
+/* Growable arrays of hooks; only touched during setup. */
+#define DEFINE_LIST(type, name)                                                                    \
+    typedef struct name {                                                                          \
+        type *items;                                                                               \
+        size_t count;                                                                              \
+    } name;
+
+typedef struct before_hook {
+    shoal_before_fn fn;
+    void *data;
+} before_hook;
+typedef struct after_hook {
+    shoal_after_fn fn;
+    void *data;
+} after_hook;
+typedef struct teardown_hook {
+    shoal_teardown_fn fn;
+    void *data;
+} teardown_hook;
+typedef struct error_handler {
+    int status;
+    shoal_error_handler_fn fn;
+    void *data;
+} error_handler;
+
+DEFINE_LIST(before_hook, before_list)
+DEFINE_LIST(after_hook, after_list)
+DEFINE_LIST(teardown_hook, teardown_list)
+DEFINE_LIST(error_handler, error_handler_list)
+
+struct shoal_blueprint {
+    shoal_app *app;
+    char *name;
+    char *prefix;
+    before_list before;
+    after_list after;
+    teardown_list teardown;
+    error_handler_list error_handlers;
+    shoal_blueprint *next;
+};
+
+struct shoal_route_entry {
+    shoal_handler_fn handler;
+    shoal_blueprint *blueprint;
+    shoal_route_entry *next;
+};
+
+typedef struct worker_slot_spec {
+    void *(*create)(void *data);
+    void (*destroy)(void *state);
+    void *data;
+} worker_slot_spec;
+
+typedef struct extension_entry {
+    shoal_extension extension;
+    struct extension_entry *next;
+} extension_entry;
+
+struct shoal_worker {
+    shoal_app *app;
+    unsigned long generation;
+    store *store;
+    cache *cache;
+    void **slots;
+    unsigned long request_counter;
+    shoal_worker *next;
+};
+
+struct shoal_app {
+    const shoal_config *config;
+    unsigned long generation;
+    shoal_router *router;
+    shoal_blueprint root;
+    shoal_blueprint *blueprints; /* others, newest first */
+    shoal_route_entry *routes;
+    extension_entry *extensions; /* newest first */
+    worker_slot_spec *worker_slots;
+    int worker_slot_count;
+    int request_slot_count;
+    bool frozen;
+    bool setup_failed;
+    atomic_int readiness;
+    atomic_int in_flight;
+
+    pthread_mutex_t workers_lock; /* only taken when a thread creates its worker */
+    shoal_worker *workers;
+    store_config store_config;
+    cache_config cache_config;
+};
+
+static atomic_ulong next_generation = 1;
+static _Thread_local shoal_worker *thread_worker;
+
+static const char internal_error_body[] =
+    "{\"errors\":{\"body\":[\"internal error\"]},\"code\":\"internal\"}";
+
+/* ---- setup -------------------------------------------------------------- */
+
+shoal_app *shoal_app_new(const shoal_config *config)
+{
+    shoal_app *app = calloc(1, sizeof *app);
+    if (app == NULL)
+        return NULL;
+    app->router = shoal_router_new();
+    app->root.name = strdup("app");
+    app->root.prefix = strdup("");
+    if (app->router == NULL || app->root.name == NULL || app->root.prefix == NULL) {
+        shoal_router_free(app->router);
+        free(app->root.name);
+        free(app->root.prefix);
+        free(app);
+        return NULL;
+    }
+    app->config = config;
+    app->generation = atomic_fetch_add(&next_generation, 1);
+    app->root.app = app;
+    atomic_init(&app->readiness, SHOAL_STARTING);
+    atomic_init(&app->in_flight, 0);
+    pthread_mutex_init(&app->workers_lock, NULL);
+    app->store_config = (store_config){
+        .conninfo = config->database_url,
+        .connect_timeout_s = config->database_connect_timeout_s,
+        .application_name = config->node_name,
+    };
+    app->cache_config = (cache_config){.url = config->redis_url, .timeout_ms = config->redis_timeout_ms};
+    return app;
+}
+
+static void free_blueprint_contents(shoal_blueprint *bp)
+{
+    free(bp->name);
+    free(bp->prefix);
+    free(bp->before.items);
+    free(bp->after.items);
+    free(bp->teardown.items);
+    free(bp->error_handlers.items);
+}
+
+static void free_worker(shoal_app *app, shoal_worker *worker)
+{
+    for (int i = 0; i < app->worker_slot_count; i++)
+        if (app->worker_slots[i].destroy != NULL && worker->slots[i] != NULL)
+            app->worker_slots[i].destroy(worker->slots[i]);
+    free(worker->slots);
+    store_close(worker->store);
+    cache_close(worker->cache);
+    free(worker);
+}
+
+void shoal_app_free(shoal_app *app)
+{
+    if (app == NULL)
+        return;
+    for (extension_entry *entry = app->extensions; entry != NULL;) {
+        if (entry->extension.shutdown != NULL)
+            entry->extension.shutdown(app, entry->extension.data);
+        extension_entry *next = entry->next;
+        free(entry);
+        entry = next;
+    }
+    /* Worker threads have stopped by now (the HTTP layer stops first). */
+    for (shoal_worker *worker = app->workers; worker != NULL;) {
+        shoal_worker *next = worker->next;
+        free_worker(app, worker);
+        worker = next;
+    }
+    for (shoal_blueprint *bp = app->blueprints; bp != NULL;) {
+        shoal_blueprint *next = bp->next;
+        free_blueprint_contents(bp);
+        free(bp);
+        bp = next;
+    }
+    free_blueprint_contents(&app->root);
+    for (shoal_route_entry *route = app->routes; route != NULL;) {
+        shoal_route_entry *next = route->next;
+        free(route);
+        route = next;
+    }
+    free(app->worker_slots);
+    shoal_router_free(app->router);
+    pthread_mutex_destroy(&app->workers_lock);
+    free(app);
+}
+
+const shoal_config *shoal_app_config(const shoal_app *app)
+{
+    return app->config;
+}
+
+shoal_blueprint *shoal_app_root(shoal_app *app)
+{
+    return &app->root;
+}
+
+/* Registration after serving started is a programming error: say so loudly.
+ * Registration that is merely invalid marks the setup as failed, so that
+ * shoal_app_freeze refuses to serve a half-registered app. */
+static bool setup_open(shoal_app *app, const char *what)
+{
+    if (!app->frozen)
+        return true;
+    shoal_log(SHOAL_LOG_ERROR, "setup_after_start",
+              "cannot register %s: setup is frozen once the node serves", what);
+    return false;
+}
+
+static int setup_error(shoal_app *app, const char *what, const char *reason)
+{
+    app->setup_failed = true;
+    shoal_log(SHOAL_LOG_ERROR, "setup_invalid", "cannot register %s: %s", what, reason);
+    return -1;
+}
+
+shoal_blueprint *shoal_blueprint_new(shoal_app *app, const char *name, const char *prefix)
+{
+    if (!setup_open(app, "a blueprint"))
+        return NULL;
+    size_t length = prefix != NULL ? strlen(prefix) : 0;
+    if (prefix == NULL || (length > 0 && (prefix[0] != '/' || prefix[length - 1] == '/'))) {
+        setup_error(app, "a blueprint", "the prefix must be empty or start with '/' and not end with one");
+        return NULL;
+    }
+    shoal_blueprint *bp = calloc(1, sizeof *bp);
+    if (bp == NULL) {
+        setup_error(app, "a blueprint", "out of memory");
+        return NULL;
+    }
+    bp->app = app;
+    bp->name = strdup(name != NULL ? name : prefix);
+    bp->prefix = strdup(prefix);
+    if (bp->name == NULL || bp->prefix == NULL) {
+        free_blueprint_contents(bp);
+        free(bp);
+        setup_error(app, "a blueprint", "out of memory");
+        return NULL;
+    }
+    bp->next = app->blueprints;
+    app->blueprints = bp;
+    return bp;
+}
+
+static unsigned parse_methods(const char *text)
+{
+    unsigned methods = 0;
+    char token[16];
+    while (text != NULL && *text != '\0') {
+        const char *bar = strchr(text, '|');
+        size_t length = bar != NULL ? (size_t)(bar - text) : strlen(text);
+        if (length == 0 || length >= sizeof token)
+            return 0;
+        memcpy(token, text, length);
+        token[length] = '\0';
+        unsigned method = shoal_router_method_from_name(token);
+        if (method == SHOAL_METHOD_OTHER)
+            return 0;
+        methods |= method;
+        text = bar != NULL ? bar + 1 : NULL;
+    }
+    return methods;
+}
+
+int shoal_route(shoal_blueprint *bp, const char *method, const char *pattern, shoal_handler_fn handler)
+{
+    shoal_app *app = bp->app;
+    if (!setup_open(app, "a route"))
+        return -1;
+    unsigned methods = parse_methods(method);
+    if (methods == 0)
+        return setup_error(app, "a route", "unknown method");
+    if (handler == NULL || pattern == NULL)
+        return setup_error(app, "a route", "a route needs a pattern and a handler");
+
+    size_t length = strlen(bp->prefix) + strlen(pattern) + 1;
+    char *full = malloc(length);
+    shoal_route_entry *route = calloc(1, sizeof *route);
+    if (full == NULL || route == NULL) {
+        free(full);
+        free(route);
+        return setup_error(app, "a route", "out of memory");
+    }
+    snprintf(full, length, "%s%s", bp->prefix, pattern);
+    route->handler = handler;
+    route->blueprint = bp;
+    char reason[256];
+    int rc = shoal_router_add(app->router, methods, full, route, reason, sizeof reason);
+    free(full);
+    if (rc != 0) {
+        free(route);
+        return setup_error(app, "a route", reason);
+    }
+    route->next = app->routes;
+    app->routes = route;
+    return 0;
+}
+
+/* Appends one item to a hook list; every list has the same shape. */
+#define APPEND(list, item)                                                                         \
+    do {                                                                                           \
+        void *grown = realloc((list).items, ((list).count + 1) * sizeof *(list).items);            \
+        if (grown == NULL)                                                                         \
+            return setup_error(bp->app, "a hook", "out of memory");                                \
+        (list).items = grown;                                                                      \
+        (list).items[(list).count++] = (item);                                                     \
+    } while (0)
+
+int shoal_before(shoal_blueprint *bp, shoal_before_fn hook, void *data)
+{
+    if (!setup_open(bp->app, "a before hook"))
+        return -1;
+    if (hook == NULL)
+        return setup_error(bp->app, "a before hook", "the hook is NULL");
+    APPEND(bp->before, ((before_hook){hook, data}));
+    return 0;
+}
+
+int shoal_after(shoal_blueprint *bp, shoal_after_fn hook, void *data)
+{
+    if (!setup_open(bp->app, "an after hook"))
+        return -1;
+    if (hook == NULL)
+        return setup_error(bp->app, "an after hook", "the hook is NULL");
+    APPEND(bp->after, ((after_hook){hook, data}));
+    return 0;
+}
+
+int shoal_teardown(shoal_blueprint *bp, shoal_teardown_fn hook, void *data)
+{
+    if (!setup_open(bp->app, "a teardown hook"))
+        return -1;
+    if (hook == NULL)
+        return setup_error(bp->app, "a teardown hook", "the hook is NULL");
+    APPEND(bp->teardown, ((teardown_hook){hook, data}));
+    return 0;
+}
+
+int shoal_errorhandler(shoal_blueprint *bp, int status, shoal_error_handler_fn handler, void *data)
+{
+    if (!setup_open(bp->app, "an error handler"))
+        return -1;
+    if (handler == NULL || status < 400 || status > 599)
+        return setup_error(bp->app, "an error handler", "needs a handler and a status from 400 to 599");
+    APPEND(bp->error_handlers, ((error_handler){status, handler, data}));
+    return 0;
+}
+
+int shoal_app_extend(shoal_app *app, const shoal_extension *extension)
+{
+    if (!setup_open(app, "an extension"))
+        return -1;
+    extension_entry *entry = calloc(1, sizeof *entry);
+    if (entry == NULL)
+        return setup_error(app, "an extension", "out of memory");
+    entry->extension = *extension;
+    if (extension->init != NULL && extension->init(app, extension->data) != 0) {
+        free(entry);
+        return setup_error(app, "an extension", extension->name != NULL ? extension->name : "init failed");
+    }
+    entry->next = app->extensions;
+    app->extensions = entry;
+    shoal_log(SHOAL_LOG_INFO, "extension", "loaded %s", extension->name != NULL ? extension->name : "?");
+    return 0;
+}
+
+shoal_worker_slot shoal_app_worker_slot(shoal_app *app, void *(*create)(void *data),
+                                        void (*destroy)(void *state), void *data)
+{
+    if (!setup_open(app, "a worker slot"))
+        return -1;
+    worker_slot_spec *grown = realloc(app->worker_slots, (size_t)(app->worker_slot_count + 1) * sizeof *grown);
+    if (grown == NULL)
+        return setup_error(app, "a worker slot", "out of memory");
+    app->worker_slots = grown;
+    app->worker_slots[app->worker_slot_count] = (worker_slot_spec){create, destroy, data};
+    return app->worker_slot_count++;
+}
+
+shoal_request_slot shoal_app_request_slot(shoal_app *app)
+{
+    if (!setup_open(app, "a request slot"))
+        return -1;
+    return app->request_slot_count++;
+}
+
+int shoal_app_freeze(shoal_app *app)
+{
+    app->frozen = true;
+    shoal_router_freeze(app->router);
+    return app->setup_failed ? -1 : 0;
+}
+
+bool shoal_app_frozen(const shoal_app *app)
+{
+    return app->frozen;
+}
+
+shoal_readiness shoal_app_readiness(const shoal_app *app)
+{
+    return (shoal_readiness)atomic_load(&app->readiness);
+}
+
+void shoal_app_set_readiness(shoal_app *app, shoal_readiness readiness)
+{
+    atomic_store(&app->readiness, (int)readiness);
+}
+
+int shoal_app_in_flight(const shoal_app *app)
+{
+    return atomic_load(&app->in_flight);
+}
+
+void shoal_app_request_started(shoal_app *app)
+{
+    atomic_fetch_add(&app->in_flight, 1);
+}
+
+void shoal_app_request_finished(shoal_app *app)
+{
+    atomic_fetch_sub(&app->in_flight, 1);
+}
+
+/* ---- workers ------------------------------------------------------------ */
+
+shoal_worker *shoal_app_thread_worker(shoal_app *app)
+{
+    /* The generation, not the pointer, identifies the app: a later app may
+     * be allocated at a freed one's address on a reused thread. */
+    if (thread_worker != NULL && thread_worker->generation == app->generation)
+        return thread_worker;
+
+    shoal_worker *worker = calloc(1, sizeof *worker);
+    if (worker == NULL)
+        return NULL;
+    worker->app = app;
+    worker->generation = app->generation;
+    worker->slots = calloc((size_t)app->worker_slot_count + 1, sizeof *worker->slots);
+    worker->store = store_open(&app->store_config);
+    char reason[256] = "";
+    worker->cache = cache_open(&app->cache_config, reason, sizeof reason);
+    if (worker->slots == NULL || worker->store == NULL || worker->cache == NULL) {
+        if (worker->cache == NULL && reason[0] != '\0')
+            shoal_log(SHOAL_LOG_ERROR, "worker", "cannot set up Redis: %s", reason);
+        store_close(worker->store);
+        cache_close(worker->cache);
+        free(worker->slots);
+        free(worker);
+        return NULL;
+    }
+    for (int i = 0; i < app->worker_slot_count; i++)
+        if (app->worker_slots[i].create != NULL)
+            worker->slots[i] = app->worker_slots[i].create(app->worker_slots[i].data);
+
+    pthread_mutex_lock(&app->workers_lock);
+    worker->next = app->workers;
+    app->workers = worker;
+    pthread_mutex_unlock(&app->workers_lock);
+    thread_worker = worker;
+    return worker;
+}
+
+/* ---- the request context -------------------------------------------------- */
+
+void shoal_ctx_init(shoal_ctx *ctx, shoal_app *app, shoal_worker *worker,
+                    const shoal_transport *transport, void *connection, const char *method,
+                    const char *path, void *arena_block, size_t arena_block_size)
+{
+    memset(ctx, 0, sizeof *ctx);
+    ctx->app = app;
+    ctx->worker = worker;
+    shoal_arena_init(&ctx->arena, arena_block, arena_block_size);
+    ctx->transport = transport;
+    ctx->connection = connection;
+    ctx->method_name = method;
+    ctx->method = shoal_router_method_from_name(method);
+    ctx->path = path;
+    ctx->route_result = SHOAL_ROUTER_NOT_FOUND;
+    ctx->headers_tail = &ctx->headers;
+    ctx->status = 500;
+}
+
+void shoal_ctx_set_body(shoal_ctx *ctx, const char *body, size_t length)
+{
+    ctx->body = body;
+    ctx->body_length = length;
+}
+
+void shoal_ctx_reject(shoal_ctx *ctx, int status, const char *code, const char *message)
+{
+    ctx->rejection_status = status;
+    ctx->rejection_code = code;
+    ctx->rejection_message = message;
+}
+
+shoal_app *shoal_ctx_app(shoal_ctx *ctx)
+{
+    return ctx->app;
+}
+
+shoal_arena *shoal_ctx_arena(shoal_ctx *ctx)
+{
+    return &ctx->arena;
+}
+
+unsigned shoal_method(const shoal_ctx *ctx)
+{
+    return ctx->method;
+}
+
+const char *shoal_method_name(const shoal_ctx *ctx)
+{
+    return ctx->method_name;
+}
+
+const char *shoal_path(const shoal_ctx *ctx)
+{
+    return ctx->path;
+}
+
+const char *shoal_param(const shoal_ctx *ctx, const char *name)
+{
+    return shoal_router_param_value(&ctx->match, name);
+}
+
+const char *shoal_query(shoal_ctx *ctx, const char *name)
+{
+    return ctx->transport != NULL && ctx->transport->query != NULL
+               ? ctx->transport->query(ctx->connection, name)
+               : NULL;
+}
+
+const char *shoal_header(shoal_ctx *ctx, const char *name)
+{
+    return ctx->transport != NULL && ctx->transport->header != NULL
+               ? ctx->transport->header(ctx->connection, name)
+               : NULL;
+}
+
+const char *shoal_body(const shoal_ctx *ctx, size_t *length)
+{
+    if (length != NULL)
+        *length = ctx->body_length;
+    return ctx->body;
+}
+
+const char *shoal_client_address(shoal_ctx *ctx)
+{
+    if (ctx->client_address == NULL && ctx->transport != NULL && ctx->transport->client_address != NULL)
+        ctx->client_address = ctx->transport->client_address(ctx->connection, &ctx->arena);
+    return ctx->client_address != NULL ? ctx->client_address : "";
+}
+
+const char *shoal_allowed_methods(shoal_ctx *ctx)
+{
+    if (ctx->route_result == SHOAL_ROUTER_NOT_FOUND)
+        return NULL;
+    char text[96];
+    /* OPTIONS is always answered, automatically if no route claims it. */
+    shoal_router_format_allow(ctx->match.allowed | SHOAL_METHOD_OPTIONS, text, sizeof text);
+    return shoal_arena_strdup(&ctx->arena, text);
+}
+
+bool shoal_route_matched(const shoal_ctx *ctx)
+{
+    return ctx->route_result == SHOAL_ROUTER_FOUND;
+}
+
+const char *shoal_request_id(const shoal_ctx *ctx)
+{
+    return ctx->request_id;
+}
+
+void shoal_set_request_id(shoal_ctx *ctx, const char *request_id)
+{
+    ctx->request_id = shoal_arena_strdup(&ctx->arena, request_id);
+}
+
+void *shoal_request_get(const shoal_ctx *ctx, shoal_request_slot slot)
+{
+    if (ctx->request_slots == NULL || slot < 0 || slot >= ctx->app->request_slot_count)
+        return NULL;
+    return ctx->request_slots[slot];
+}
+
+void shoal_request_set(shoal_ctx *ctx, shoal_request_slot slot, void *value)
+{
+    if (slot < 0 || slot >= ctx->app->request_slot_count)
+        return;
+    if (ctx->request_slots == NULL) {
+        ctx->request_slots = shoal_arena_calloc(&ctx->arena, (size_t)ctx->app->request_slot_count,
+                                                sizeof *ctx->request_slots);
+        if (ctx->request_slots == NULL)
+            return;
+    }
+    ctx->request_slots[slot] = value;
+}
+
+void *shoal_worker_get(shoal_ctx *ctx, shoal_worker_slot slot)
+{
+    if (ctx->worker == NULL || slot < 0 || slot >= ctx->app->worker_slot_count)
+        return NULL;
+    return ctx->worker->slots[slot];
+}
+
+store *shoal_store(shoal_ctx *ctx)
+{
+    return ctx->worker != NULL ? ctx->worker->store : NULL;
+}
+
+cache *shoal_cache(shoal_ctx *ctx)
+{
+    return ctx->worker != NULL ? ctx->worker->cache : NULL;
+}
+
+/* ---- answering ------------------------------------------------------------ */
+
+int shoal_text(shoal_ctx *ctx, int status, const char *content_type, const char *body, size_t length)
+{
+    ctx->status = status;
+    ctx->content_type = content_type;
+    ctx->response_body = body;
+    ctx->response_length = length;
+    ctx->answer_count++;
+    return 0;
+}
+
+int shoal_empty(shoal_ctx *ctx, int status)
+{
+    return shoal_text(ctx, status, NULL, NULL, 0);
+}
+
+static void answer_internal_error(shoal_ctx *ctx)
+{
+    shoal_text(ctx, 500, "application/json", internal_error_body, sizeof internal_error_body - 1);
+}
+
+int shoal_json(shoal_ctx *ctx, int status, json_t *value)
+{
+    if (value == NULL) {
+        answer_internal_error(ctx);
+        return -1;
+    }
+    size_t length = 0;
+    char *text = shoal_json_dump(&ctx->arena, value, &length);
+    json_decref(value);
+    if (text == NULL) {
+        answer_internal_error(ctx);
+        return -1;
+    }
+    return shoal_text(ctx, status, "application/json", text, length);
+}
+
+static const error_handler *find_error_handler(const shoal_blueprint *bp, int status)
+{
+    for (size_t i = 0; bp != NULL && i < bp->error_handlers.count; i++)
+        if (bp->error_handlers.items[i].status == status)
+            return &bp->error_handlers.items[i];
+    return NULL;
+}
+
+int shoal_error(shoal_ctx *ctx, int status, const char *code, const char *field, const char *message)
+{
+    shoal_error_info info = {
+        .status = status,
+        .code = code != NULL ? code : "error",
+        .field = field != NULL ? field : "body",
+        .message = message != NULL ? message : "",
+    };
+    if (!ctx->in_error_handler) {
+        const error_handler *handler = NULL;
+        if (ctx->route != NULL)
+            handler = find_error_handler(ctx->route->blueprint, status);
+        if (handler == NULL)
+            handler = find_error_handler(&ctx->app->root, status);
+        if (handler != NULL) {
+            unsigned answers_before = ctx->answer_count;
+            ctx->in_error_handler = true;
+            int rc = handler->fn(ctx, &info, handler->data);
+            ctx->in_error_handler = false;
+            if (rc == 0 && ctx->answer_count != answers_before)
+                return 0;
+        }
+    }
+    json_t *envelope = json_pack("{s:{s:[s]},s:s}", "errors", info.field, info.message, "code", info.code);
+    return shoal_json(ctx, status, envelope);
+}
+
+static shoal_header_entry *find_header(const shoal_ctx *ctx, const char *name)
+{
+    for (shoal_header_entry *entry = ctx->headers; entry != NULL; entry = entry->next)
+        if (strcasecmp(entry->name, name) == 0)
+            return entry;
+    return NULL;
+}
+
+int shoal_add_header(shoal_ctx *ctx, const char *name, const char *value)
+{
+    shoal_header_entry *entry = shoal_arena_alloc(&ctx->arena, sizeof *entry);
+    if (entry == NULL)
+        return -1;
+    entry->name = shoal_arena_strdup(&ctx->arena, name);
+    entry->value = shoal_arena_strdup(&ctx->arena, value);
+    if (entry->name == NULL || entry->value == NULL)
+        return -1;
+    entry->next = NULL;
+    *ctx->headers_tail = entry;
+    ctx->headers_tail = &entry->next;
+    return 0;
+}
+
+int shoal_set_header(shoal_ctx *ctx, const char *name, const char *value)
+{
+    shoal_header_entry *existing = find_header(ctx, name);
+    if (existing == NULL)
+        return shoal_add_header(ctx, name, value);
+    const char *copy = shoal_arena_strdup(&ctx->arena, value);
+    if (copy == NULL)
+        return -1;
+    existing->value = copy;
+    return 0;
+}
+
+const char *shoal_response_header(const shoal_ctx *ctx, const char *name)
+{
+    const shoal_header_entry *entry = find_header(ctx, name);
+    return entry != NULL ? entry->value : NULL;
+}
+
+bool shoal_answered(const shoal_ctx *ctx)
+{
+    return ctx->answer_count > 0;
+}
+
+int shoal_status(const shoal_ctx *ctx)
+{
+    return ctx->status;
+}
+
+void shoal_set_status(shoal_ctx *ctx, int status)
+{
+    ctx->status = status;
+}
+
+/* ---- JSON bodies ------------------------------------------------------------ */
+
+static void release_json(void *value)
+{
+    json_decref(value);
+}
+
+static bool is_json_media_type(const char *content_type)
+{
+    /* application/json, application/json; charset=utf-8, application/x+json */
+    size_t length = strcspn(content_type, ";");
+    while (length > 0 && (content_type[length - 1] == ' ' || content_type[length - 1] == '\t'))
+        length--;
+    if (length == 16 && strncasecmp(content_type, "application/json", 16) == 0)
+        return true;
+    return length > 17 && strncasecmp(content_type, "application/", 12) == 0 &&
+           strncasecmp(content_type + length - 5, "+json", 5) == 0;
+}
+
+bool shoal_json_body(shoal_ctx *ctx, json_t **out)
+{
+    *out = NULL;
+    const char *content_type = shoal_header(ctx, "Content-Type");
+    if (content_type != NULL && *content_type != '\0' && !is_json_media_type(content_type)) {
+        shoal_error(ctx, 415, "request.unsupported_media_type", "body",
+                    "the body must be JSON (Content-Type: application/json)");
+        return false;
+    }
+    char message[256];
+    json_t *value = NULL;
+    switch (shoal_json_parse(ctx->body, ctx->body_length, ctx->app->config->max_json_depth, &value,
+                             message, sizeof message)) {
+    case SHOAL_JSON_OK:
+        break;
+    case SHOAL_JSON_EMPTY:
+        shoal_error(ctx, 400, "request.empty_body", "body", message);
+        return false;
+    case SHOAL_JSON_TOO_DEEP:
+        shoal_error(ctx, 400, "request.json_too_deep", "body", message);
+        return false;
+    case SHOAL_JSON_MALFORMED:
+        shoal_error(ctx, 400, "request.malformed_json", "body", message);
+        return false;
+    }
+    if (shoal_arena_on_release(&ctx->arena, release_json, value) != 0) {
+        answer_internal_error(ctx);
+        return false;
+    }
+    *out = value;
+    return true;
+}
+
+static const char *type_name(json_type type)
+{
+    switch (type) {
+    case JSON_OBJECT:
+        return "an object";
+    case JSON_ARRAY:
+        return "an array";
+    case JSON_STRING:
+        return "a string";
+    case JSON_INTEGER:
+        return "an integer";
+    case JSON_REAL:
+        return "a number";
+    case JSON_TRUE:
+    case JSON_FALSE:
+        return "a boolean";
+    case JSON_NULL:
+        return "null";
+    }
+    return "a value";
+}
+
+static bool has_type(const json_t *value, json_type type)
+{
+    switch (type) {
+    case JSON_TRUE:
+    case JSON_FALSE:
+        return json_is_boolean(value);
+    case JSON_REAL:
+        return json_is_number(value);
+    default:
+        return json_typeof(value) == type;
+    }
+}
+
+bool shoal_json_member(shoal_ctx *ctx, json_t *object, const char *key, json_type type, bool required,
+                       json_t **out)
+{
+    *out = NULL;
+    json_t *value = json_is_object(object) ? json_object_get(object, key) : NULL;
+    if (value == NULL) {
+        if (!required)
+            return true;
+        shoal_error(ctx, 422, "request.missing_field", key, "is required");
+        return false;
+    }
+    if (!has_type(value, type)) {
+        char *message = shoal_arena_printf(&ctx->arena, "must be %s", type_name(type));
+        shoal_error(ctx, 422, "request.invalid_field", key, message != NULL ? message : "has the wrong type");
+        return false;
+    }
+    *out = value;
+    return true;
+}
+
+/* ---- the pipeline --------------------------------------------------------- */
+
+static void answer_without_handler(shoal_ctx *ctx)
+{
+    if (ctx->rejection_status != 0) {
+        shoal_error(ctx, ctx->rejection_status, ctx->rejection_code, "body", ctx->rejection_message);
+        return;
+    }
+    switch (ctx->route_result) {
+    case SHOAL_ROUTER_FOUND:
+        break;
+    case SHOAL_ROUTER_NOT_FOUND:
+        shoal_error(ctx, 404, "route.not_found", "body", "no such path");
+        return;
+    case SHOAL_ROUTER_METHOD_NOT_ALLOWED: {
+        const char *allow = shoal_allowed_methods(ctx);
+        if (allow == NULL || shoal_set_header(ctx, "Allow", allow) != 0) {
+            answer_internal_error(ctx);
+            return;
+        }
+        if (ctx->method == SHOAL_METHOD_OPTIONS)
+            shoal_empty(ctx, 204);
+        else
+            shoal_error(ctx, 405, "route.method_not_allowed", "body", "method not allowed here");
+        return;
+    }
+    }
+    unsigned answers_before = ctx->answer_count;
+    int rc = ctx->route->handler(ctx);
+    if (rc != 0 || ctx->answer_count == answers_before) {
+        shoal_log(SHOAL_LOG_ERROR, "handler", "%s %s returned %d%s", ctx->method_name, ctx->path, rc,
+                  ctx->answer_count == answers_before ? " without answering" : "");
+        shoal_error(ctx, 500, "internal", "body", "internal error");
+    }
+}
+
+void shoal_app_dispatch(shoal_app *app, shoal_ctx *ctx)
+{
+    char *route_path = shoal_arena_strdup(&ctx->arena, ctx->path != NULL ? ctx->path : "");
+    if (route_path == NULL) {
+        answer_internal_error(ctx);
+        return;
+    }
+    ctx->route_result = shoal_router_match_path(app->router, ctx->method, route_path, &ctx->match);
+    ctx->route = ctx->route_result == SHOAL_ROUTER_FOUND ? ctx->match.target : NULL;
+
+    /* The app's hooks wrap the blueprint's, as in Flask. */
+    shoal_blueprint *chain[2] = {&app->root, NULL};
+    size_t chain_length = 1;
+    if (ctx->route != NULL && ctx->route->blueprint != &app->root)
+        chain[chain_length++] = ctx->route->blueprint;
+
+    bool stopped = false;
+    for (size_t b = 0; b < chain_length && !stopped; b++) {
+        const before_list *hooks = &chain[b]->before;
+        for (size_t i = 0; i < hooks->count; i++) {
+            if (hooks->items[i].fn(ctx, hooks->items[i].data) == SHOAL_STOP) {
+                stopped = true;
+                break;
+            }
+        }
+    }
+    if (stopped) {
+        if (!shoal_answered(ctx)) {
+            shoal_log(SHOAL_LOG_ERROR, "hook", "a before hook stopped %s %s without answering",
+                      ctx->method_name, ctx->path);
+            shoal_error(ctx, 500, "internal", "body", "internal error");
+        }
+    } else {
+        answer_without_handler(ctx);
+    }
+
+    for (size_t b = chain_length; b-- > 0;) {
+        const after_list *hooks = &chain[b]->after;
+        for (size_t i = hooks->count; i-- > 0;)
+            hooks->items[i].fn(ctx, hooks->items[i].data);
+    }
+    for (size_t b = chain_length; b-- > 0;) {
+        const teardown_list *hooks = &chain[b]->teardown;
+        for (size_t i = hooks->count; i-- > 0;)
+            hooks->items[i].fn(ctx, hooks->items[i].data);
+    }
+}
+
+void shoal_ctx_finish(shoal_ctx *ctx, uint64_t duration_ns)
+{
+    int sample = ctx->app->config->access_log_sample;
+    shoal_worker *worker = ctx->worker;
+    if (sample > 0 && worker != NULL && worker->request_counter++ % (unsigned long)sample == 0) {
+        shoal_observation observation = {
+            .method = ctx->method_name,
+            .path = ctx->path,
+            .status = ctx->status,
+            .duration_ns = duration_ns,
+            .request_id = ctx->request_id,
+            .response_bytes = ctx->response_length,
+        };
+        shoal_log_access(&observation);
+    }
+    shoal_arena_release(&ctx->arena);
+}

@@ -1,0 +1,318 @@
+/* node/config.c: one table of settings drives parsing, validation and --help. */
+#include "config.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+typedef enum setting_type { SETTING_INT, SETTING_SIZE, SETTING_BOOL, SETTING_STRING } setting_type;
+
+typedef struct setting {
+    const char *flag;        /* without the leading "--" */
+    const char *variable;    /* environment variable */
+    setting_type type;
+    size_t offset;           /* into shoal_config */
+    const char *default_value;
+    long long minimum, maximum; /* for INT and SIZE */
+    const char *help;
+} setting;
+
+#define FIELD(name) offsetof(shoal_config, name)
+
+/* Defaults work against `deploy/local up`. The thread count is one
+ * PostgreSQL and one Redis connection each; see docs/configuration.md for
+ * the measurement behind it. */
+static const setting settings[] = {
+    {"bind", "SHOAL_BIND", SETTING_STRING, FIELD(bind_address), "127.0.0.1", 0, 0,
+     "address to listen on (0.0.0.0 in containers)"},
+    {"port", "SHOAL_PORT", SETTING_INT, FIELD(port), "8081", 0, 65535,
+     "TCP port to listen on (0: any free port)"},
+    {"threads", "SHOAL_THREADS", SETTING_INT, FIELD(threads), "8", 1, 1024,
+     "worker threads (each holds one PostgreSQL and one Redis connection)"},
+    {"max-connections", "SHOAL_MAX_CONNECTIONS", SETTING_INT, FIELD(max_connections), "1024", 1,
+     1000000, "concurrent client connections; more are refused"},
+    {"listen-backlog", "SHOAL_LISTEN_BACKLOG", SETTING_INT, FIELD(listen_backlog), "1024", 1, 65535,
+     "kernel accept queue length"},
+    {"connection-timeout", "SHOAL_CONNECTION_TIMEOUT", SETTING_INT, FIELD(connection_timeout_s),
+     "30", 1, 86400, "seconds a connection may stay idle (slow clients are dropped)"},
+    {"max-header-bytes", "SHOAL_MAX_HEADER_BYTES", SETTING_SIZE, FIELD(max_header_bytes), "16k",
+     1024, 1048576, "request line plus headers, in bytes (k and m suffixes allowed)"},
+    {"max-body-bytes", "SHOAL_MAX_BODY_BYTES", SETTING_SIZE, FIELD(max_body_bytes), "1m", 0,
+     1073741824, "request body, in bytes; larger bodies get 413"},
+    {"max-json-depth", "SHOAL_MAX_JSON_DEPTH", SETTING_INT, FIELD(max_json_depth), "32", 1, 1000,
+     "nesting depth of JSON request bodies; deeper bodies get 400"},
+    {"cors-origins", "SHOAL_CORS_ORIGINS", SETTING_STRING, FIELD(cors_origins), "", 0, 0,
+     "allowed CORS origins: empty (off), * or a comma-separated list"},
+    {"node-name", "SHOAL_NODE_NAME", SETTING_STRING, FIELD(node_name), "", 0, 0,
+     "name in logs and /readyz (empty: the host name)"},
+    {"drain-delay-ms", "SHOAL_DRAIN_DELAY_MS", SETTING_INT, FIELD(drain_delay_ms), "5000", 0,
+     600000, "after SIGTERM, milliseconds to keep serving while /readyz says 503"},
+    {"grace-period-ms", "SHOAL_GRACE_PERIOD_MS", SETTING_INT, FIELD(grace_period_ms), "10000", 0,
+     600000, "after draining, milliseconds in-flight requests get to finish"},
+    {"startup-timeout", "SHOAL_STARTUP_TIMEOUT", SETTING_INT, FIELD(startup_timeout_s), "30", 0,
+     3600, "seconds to wait for PostgreSQL when migrating at start"},
+    {"migrate", "SHOAL_MIGRATE", SETTING_BOOL, FIELD(migrate), "true", 0, 0,
+     "apply database migrations at start (false when a job does it)"},
+    {"access-log-sample", "SHOAL_ACCESS_LOG_SAMPLE", SETTING_INT, FIELD(access_log_sample), "1", 0,
+     INT_MAX, "access log: 1 logs every request, N one in N, 0 none"},
+    {"database-url", "DATABASE_URL", SETTING_STRING, FIELD(database_url),
+     "postgresql://shoal:shoal@127.0.0.1:5433/shoal", 0, 0,
+     "PostgreSQL connection URI or conninfo; when unset and PGHOST, PGPORT, PGDATABASE, PGUSER or "
+     "PGSERVICE is set, libpq's variables are used instead"},
+    {"database-connect-timeout", "SHOAL_DATABASE_CONNECT_TIMEOUT", SETTING_INT,
+     FIELD(database_connect_timeout_s), "2", 1, 60, "seconds to wait for a PostgreSQL connection"},
+    {"redis-url", "REDIS_URL", SETTING_STRING, FIELD(redis_url), "redis://127.0.0.1:6380/0", 0, 0,
+     "Redis URL: redis://[:password@]host[:port][/db]"},
+    {"redis-timeout-ms", "SHOAL_REDIS_TIMEOUT_MS", SETTING_INT, FIELD(redis_timeout_ms), "1000",
+     1, 60000, "milliseconds to wait for Redis to connect or answer"},
+};
+
+#define SETTING_COUNT (sizeof settings / sizeof settings[0])
+
+static int parse_integer(const char *text, long long minimum, long long maximum, bool allow_suffix,
+                         long long *out)
+{
+    if (text == NULL || *text == '\0')
+        return -1;
+    errno = 0;
+    char *end = NULL;
+    long long value = strtoll(text, &end, 10);
+    if (errno != 0 || end == text)
+        return -1;
+    if (allow_suffix && *end != '\0') {
+        long long multiplier = 0;
+        if (strcasecmp(end, "k") == 0 || strcasecmp(end, "kib") == 0)
+            multiplier = 1024;
+        else if (strcasecmp(end, "m") == 0 || strcasecmp(end, "mib") == 0)
+            multiplier = 1024 * 1024;
+        else if (strcasecmp(end, "g") == 0 || strcasecmp(end, "gib") == 0)
+            multiplier = 1024LL * 1024 * 1024;
+        if (multiplier == 0 || value > LLONG_MAX / multiplier || value < LLONG_MIN / multiplier)
+            return -1;
+        value *= multiplier;
+        end += strlen(end);
+    }
+    if (*end != '\0' || value < minimum || value > maximum)
+        return -1;
+    *out = value;
+    return 0;
+}
+
+static int parse_bool(const char *text, bool *out)
+{
+    static const char *const truthy[] = {"1", "true", "yes", "on"};
+    static const char *const falsy[] = {"0", "false", "no", "off"};
+    for (size_t i = 0; i < 4; i++) {
+        if (strcasecmp(text, truthy[i]) == 0) {
+            *out = true;
+            return 0;
+        }
+        if (strcasecmp(text, falsy[i]) == 0) {
+            *out = false;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+/* Stores text into the setting's field; source names where it came from. */
+static int apply(shoal_config *config, const setting *s, const char *text, const char *source,
+                 char *error, size_t error_size)
+{
+    char *field = (char *)config + s->offset;
+    long long number = 0;
+    switch (s->type) {
+    case SETTING_INT:
+        if (parse_integer(text, s->minimum, s->maximum, false, &number) != 0)
+            goto invalid;
+        *(int *)(void *)field = (int)number;
+        return 0;
+    case SETTING_SIZE:
+        if (parse_integer(text, s->minimum, s->maximum, true, &number) != 0)
+            goto invalid;
+        *(size_t *)(void *)field = (size_t)number;
+        return 0;
+    case SETTING_BOOL:
+        if (parse_bool(text, (bool *)(void *)field) != 0) {
+            snprintf(error, error_size, "%s: '%s' is not a boolean (use true or false)", source, text);
+            return -1;
+        }
+        return 0;
+    case SETTING_STRING: {
+        char *copy = strdup(text);
+        if (copy == NULL) {
+            snprintf(error, error_size, "out of memory");
+            return -1;
+        }
+        char **slot = (char **)(void *)field;
+        free(*slot);
+        *slot = copy;
+        return 0;
+    }
+    }
+invalid:
+    snprintf(error, error_size, "%s: '%s' is not %s between %lld and %lld", source, text,
+             s->type == SETTING_SIZE ? "a size" : "a whole number", s->minimum, s->maximum);
+    return -1;
+}
+
+static const setting *find_flag(const char *name, size_t length)
+{
+    for (size_t i = 0; i < SETTING_COUNT; i++)
+        if (strncmp(settings[i].flag, name, length) == 0 && settings[i].flag[length] == '\0')
+            return &settings[i];
+    return NULL;
+}
+
+static bool libpq_variables_present(shoal_config_env_fn env)
+{
+    static const char *const names[] = {"PGHOST", "PGHOSTADDR", "PGPORT", "PGDATABASE", "PGUSER",
+                                        "PGSERVICE"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        const char *value = env(names[i]);
+        if (value != NULL && *value != '\0')
+            return true;
+    }
+    return false;
+}
+
+static int validate(shoal_config *config, char *error, size_t error_size)
+{
+    if (config->bind_address[0] == '\0') {
+        snprintf(error, error_size, "--bind (SHOAL_BIND) must not be empty");
+        return -1;
+    }
+    if (config->node_name[0] == '\0') {
+        char host[256] = "node";
+        if (gethostname(host, sizeof host) != 0)
+            strcpy(host, "node");
+        host[sizeof host - 1] = '\0';
+        char *copy = strdup(host);
+        if (copy == NULL)
+            return -1;
+        free(config->node_name);
+        config->node_name = copy;
+    }
+    if (strncmp(config->redis_url, "redis://", 8) != 0) {
+        snprintf(error, error_size, "--redis-url (REDIS_URL): '%s' must start with redis://",
+                 config->redis_url);
+        return -1;
+    }
+    return 0;
+}
+
+int shoal_config_load(shoal_config *config, int argc, char **argv, shoal_config_env_fn env,
+                      char *error, size_t error_size)
+{
+    memset(config, 0, sizeof *config);
+    config->command = SHOAL_COMMAND_SERVE;
+    for (size_t i = 0; i < SETTING_COUNT; i++)
+        if (apply(config, &settings[i], settings[i].default_value, "default", error, error_size) != 0)
+            goto fail;
+
+    for (size_t i = 0; i < SETTING_COUNT; i++) {
+        const char *value = env != NULL ? env(settings[i].variable) : NULL;
+        if (value == NULL)
+            continue;
+        char source[96];
+        snprintf(source, sizeof source, "%s (--%s)", settings[i].variable, settings[i].flag);
+        if (apply(config, &settings[i], value, source, error, error_size) != 0)
+            goto fail;
+    }
+    if (env != NULL && env("DATABASE_URL") == NULL && libpq_variables_present(env)) {
+        free(config->database_url);
+        config->database_url = strdup("");
+        if (config->database_url == NULL)
+            goto fail;
+    }
+
+    int index = 1;
+    if (index < argc && argv[index][0] != '-') {
+        if (strcmp(argv[index], "serve") == 0) {
+            config->command = SHOAL_COMMAND_SERVE;
+        } else if (strcmp(argv[index], "migrate") == 0) {
+            config->command = SHOAL_COMMAND_MIGRATE;
+        } else {
+            snprintf(error, error_size, "unknown command '%s' (commands: serve, migrate)", argv[index]);
+            goto fail;
+        }
+        index++;
+    }
+    for (; index < argc; index++) {
+        const char *argument = argv[index];
+        if (strcmp(argument, "--help") == 0 || strcmp(argument, "-h") == 0) {
+            config->command = SHOAL_COMMAND_HELP;
+            return 0;
+        }
+        if (strcmp(argument, "--version") == 0) {
+            config->command = SHOAL_COMMAND_VERSION;
+            return 0;
+        }
+        if (strncmp(argument, "--", 2) != 0) {
+            snprintf(error, error_size, "unexpected argument '%s'", argument);
+            goto fail;
+        }
+        const char *name = argument + 2;
+        const char *equals = strchr(name, '=');
+        size_t name_length = equals != NULL ? (size_t)(equals - name) : strlen(name);
+        const setting *s = find_flag(name, name_length);
+        if (s == NULL) {
+            snprintf(error, error_size, "unknown option '--%.*s' (see --help)", (int)name_length, name);
+            goto fail;
+        }
+        const char *value = NULL;
+        if (equals != NULL) {
+            value = equals + 1;
+        } else if (index + 1 < argc) {
+            value = argv[++index];
+        } else {
+            snprintf(error, error_size, "option '--%s' needs a value", s->flag);
+            goto fail;
+        }
+        char source[96];
+        snprintf(source, sizeof source, "--%s", s->flag);
+        if (apply(config, s, value, source, error, error_size) != 0)
+            goto fail;
+    }
+    if (validate(config, error, error_size) != 0)
+        goto fail;
+    return 0;
+
+fail:
+    shoal_config_free(config);
+    return -1;
+}
+
+void shoal_config_free(shoal_config *config)
+{
+    for (size_t i = 0; i < SETTING_COUNT; i++) {
+        if (settings[i].type != SETTING_STRING)
+            continue;
+        char **slot = (char **)(void *)((char *)config + settings[i].offset);
+        free(*slot);
+        *slot = NULL;
+    }
+}
+
+void shoal_config_usage(FILE *out, const char *program)
+{
+    fprintf(out,
+            "Usage: %s [serve|migrate] [--option value]...\n"
+            "\n"
+            "  serve    (default) apply migrations unless --migrate=false, then serve HTTP\n"
+            "  migrate  apply database migrations and exit\n"
+            "\n"
+            "Every option can also be set by its environment variable; flags win.\n"
+            "Sizes accept k and m suffixes. Bad settings exit with status 2.\n\n",
+            program);
+    for (size_t i = 0; i < SETTING_COUNT; i++) {
+        const setting *s = &settings[i];
+        fprintf(out, "  --%-26s %s\n      %s (default: %s)\n", s->flag, s->variable, s->help,
+                s->default_value[0] != '\0' ? s->default_value : "empty");
+    }
+    fprintf(out, "\n  --help                     this text\n  --version                  print the version\n");
+}

@@ -1,0 +1,69 @@
+/* node/config.h: every setting, from flags and the environment.
+ *
+ * Each setting has a flag (--port) and an environment variable
+ * (SHOAL_PORT; DATABASE_URL and REDIS_URL keep their usual names). The
+ * environment is read first, flags override it. One table drives parsing,
+ * validation and --help, so a setting cannot exist in one and not the
+ * others. */
+#ifndef SHOAL_CONFIG_H
+#define SHOAL_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+
+typedef enum shoal_command {
+    SHOAL_COMMAND_SERVE,   /* default: migrate (unless disabled) and serve */
+    SHOAL_COMMAND_MIGRATE, /* `shoal-node migrate`: apply migrations, exit */
+    SHOAL_COMMAND_HELP,    /* --help */
+    SHOAL_COMMAND_VERSION, /* --version */
+} shoal_command;
+
+typedef struct shoal_config {
+    shoal_command command;
+
+    /* HTTP */
+    char *bind_address;
+    int port;
+    int threads;
+    int max_connections;
+    int listen_backlog;
+    int connection_timeout_s;
+    size_t max_header_bytes;
+    size_t max_body_bytes;
+    int max_json_depth;
+    char *cors_origins; /* "" disables CORS, "*" or a comma-separated list */
+
+    /* lifecycle */
+    char *node_name;
+    int drain_delay_ms;
+    int grace_period_ms;
+    int startup_timeout_s; /* how long to wait for PostgreSQL at start */
+    bool migrate;
+
+    /* logging */
+    int access_log_sample; /* 0 = off, 1 = every request, N = one in N */
+
+    /* shared tiers */
+    char *database_url; /* libpq conninfo or URI; "" = libpq's PG* variables */
+    int database_connect_timeout_s;
+    char *redis_url;
+    int redis_timeout_ms;
+} shoal_config;
+
+/* Looks up an environment variable; getenv fits. */
+typedef const char *(*shoal_config_env_fn)(const char *name);
+
+/* Fills config from env then argv (argv[0] is the program name; an optional
+ * first word `serve` or `migrate` selects the command). Returns 0, or -1 with
+ * a message naming the setting and the problem in error. Strings in config
+ * are heap copies: release them with shoal_config_free. */
+int shoal_config_load(shoal_config *config, int argc, char **argv, shoal_config_env_fn env,
+                      char *error, size_t error_size);
+
+void shoal_config_free(shoal_config *config);
+
+/* The --help text: every flag, its variable, its default and what it does. */
+void shoal_config_usage(FILE *out, const char *program);
+
+#endif

@@ -1,0 +1,83 @@
+/* node/context.h: what the HTTP glue and the pipeline share. Handlers and
+ * extensions use shoal.h; only node's own files (and tests) include this. */
+#ifndef SHOAL_CONTEXT_H
+#define SHOAL_CONTEXT_H
+
+#include <stdint.h>
+
+#include "shoal.h"
+
+typedef struct shoal_worker shoal_worker;
+typedef struct shoal_route_entry shoal_route_entry;
+
+/* How the pipeline reads what only the transport knows. */
+typedef struct shoal_transport {
+    const char *(*header)(void *connection, const char *name);
+    const char *(*query)(void *connection, const char *name);
+    const char *(*client_address)(void *connection, shoal_arena *arena);
+} shoal_transport;
+
+typedef struct shoal_header_entry {
+    struct shoal_header_entry *next;
+    const char *name;
+    const char *value;
+} shoal_header_entry;
+
+struct shoal_ctx {
+    shoal_app *app;
+    shoal_worker *worker;
+    shoal_arena arena;
+    const shoal_transport *transport;
+    void *connection;
+
+    unsigned method;
+    const char *method_name;
+    const char *path;
+    shoal_router_result route_result;
+    shoal_router_match match;
+    const shoal_route_entry *route;
+    const char *body;
+    size_t body_length;
+    const char *client_address;
+    char *request_id;
+    void **request_slots;
+
+    /* An error found before dispatch (body too large), answered in place of
+     * the handler so that hooks still run and see it. */
+    int rejection_status;
+    const char *rejection_code;
+    const char *rejection_message;
+
+    /* the answer */
+    unsigned answer_count;
+    int status;
+    const char *content_type;
+    const char *response_body;
+    size_t response_length;
+    shoal_header_entry *headers;
+    shoal_header_entry **headers_tail;
+    bool in_error_handler;
+};
+
+void shoal_ctx_init(shoal_ctx *ctx, shoal_app *app, shoal_worker *worker,
+                    const shoal_transport *transport, void *connection, const char *method,
+                    const char *path, void *arena_block, size_t arena_block_size);
+void shoal_ctx_set_body(shoal_ctx *ctx, const char *body, size_t length);
+void shoal_ctx_reject(shoal_ctx *ctx, int status, const char *code, const char *message);
+
+/* Runs the whole pipeline; afterwards ctx holds an answer. */
+void shoal_app_dispatch(shoal_app *app, shoal_ctx *ctx);
+
+/* Ends the request: one observation (access log), then the arena goes. */
+void shoal_ctx_finish(shoal_ctx *ctx, uint64_t duration_ns);
+
+/* This thread's worker for app, created on the thread's first request;
+ * NULL when memory runs out. */
+shoal_worker *shoal_app_thread_worker(shoal_app *app);
+
+/* Requests started and not yet finished, for draining. */
+int shoal_app_in_flight(const shoal_app *app);
+void shoal_app_request_started(shoal_app *app);
+void shoal_app_request_finished(shoal_app *app);
+
+#endif

@@ -1,0 +1,399 @@
+/* node/http.c: libmicrohttpd glue. */
+#include "http.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <stdalign.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "context.h"
+#include "log.h"
+
+/* Most requests fit their whole arena in this block, inside the one malloc
+ * that holds the request. */
+#define REQUEST_ARENA_BYTES 8192
+
+/* How much of an oversized body of unknown length is read and dropped
+ * before the connection is closed without an answer. */
+#define DISCARD_LIMIT_BYTES (64u * 1024 * 1024)
+
+struct shoal_http {
+    struct MHD_Daemon *daemon;
+    shoal_app *app;
+    const shoal_config *config;
+    int port;
+    bool accepting;
+    int quiesced_listener; /* closed only after MHD_stop_daemon, as the manual asks */
+};
+
+typedef struct request {
+    shoal_ctx ctx;
+    uint64_t started_ns;
+    char *body;
+    size_t body_length;
+    size_t body_capacity;
+    size_t body_discarded;
+    bool body_too_large;
+    bool dispatched;
+    alignas(max_align_t) unsigned char arena_block[REQUEST_ARENA_BYTES];
+} request;
+
+static uint64_t monotonic_ns(void)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (uint64_t)now.tv_sec * 1000000000u + (uint64_t)now.tv_nsec;
+}
+
+/* ---- what the pipeline reads through the transport ---------------------- */
+
+static const char *lookup_header(void *connection, const char *name)
+{
+    return MHD_lookup_connection_value(connection, MHD_HEADER_KIND, name);
+}
+
+static const char *lookup_query(void *connection, const char *name)
+{
+    return MHD_lookup_connection_value(connection, MHD_GET_ARGUMENT_KIND, name);
+}
+
+static const char *client_address(void *connection, shoal_arena *arena)
+{
+    const union MHD_ConnectionInfo *info =
+        MHD_get_connection_info(connection, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    if (info == NULL || info->client_addr == NULL)
+        return NULL;
+    char text[INET6_ADDRSTRLEN] = "";
+    const struct sockaddr *address = info->client_addr;
+    if (address->sa_family == AF_INET)
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)address)->sin_addr, text, sizeof text);
+    else if (address->sa_family == AF_INET6)
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)address)->sin6_addr, text, sizeof text);
+    return shoal_arena_strdup(arena, text);
+}
+
+static const shoal_transport mhd_transport = {
+    .header = lookup_header,
+    .query = lookup_query,
+    .client_address = client_address,
+};
+
+/* ---- answering ------------------------------------------------------------ */
+
+static enum MHD_Result add_header(struct MHD_Response *response, const char *name, const char *value)
+{
+    if (MHD_add_response_header(response, name, value) == MHD_YES)
+        return MHD_YES;
+    /* libmicrohttpd refuses names or values with CR, LF or TAB: a header
+     * built from client input must not split the response. */
+    shoal_log(SHOAL_LOG_WARNING, "http", "dropped invalid response header '%s'", name);
+    return MHD_NO;
+}
+
+static enum MHD_Result respond(shoal_http *http, request *r, struct MHD_Connection *connection)
+{
+    shoal_ctx *ctx = &r->ctx;
+    r->dispatched = true;
+    shoal_app_dispatch(http->app, ctx);
+
+    /* The body lives in the request's arena, which is released only in
+     * request_completed, after libmicrohttpd has sent it. */
+    struct MHD_Response *response = MHD_create_response_from_buffer(
+        ctx->response_length, (void *)(uintptr_t)ctx->response_body, MHD_RESPMEM_PERSISTENT);
+    if (response == NULL)
+        return MHD_NO;
+    add_header(response, MHD_HTTP_HEADER_SERVER, SHOAL_SERVER_HEADER);
+    if (ctx->content_type != NULL)
+        add_header(response, MHD_HTTP_HEADER_CONTENT_TYPE, ctx->content_type);
+    for (const shoal_header_entry *entry = ctx->headers; entry != NULL; entry = entry->next)
+        add_header(response, entry->name, entry->value);
+    /* While draining, closing after each answer moves keep-alive clients
+     * (HAProxy included) to other nodes sooner. */
+    if (shoal_app_readiness(http->app) == SHOAL_DRAINING)
+        add_header(response, MHD_HTTP_HEADER_CONNECTION, "close");
+
+    enum MHD_Result result = MHD_queue_response(connection, (unsigned)ctx->status, response);
+    MHD_destroy_response(response);
+    return result;
+}
+
+static bool parse_content_length(const char *text, unsigned long long *out)
+{
+    if (text == NULL || *text < '0' || *text > '9')
+        return false;
+    errno = 0;
+    char *end = NULL;
+    unsigned long long value = strtoull(text, &end, 10);
+    if (errno != 0 || *end != '\0')
+        return false;
+    *out = value;
+    return true;
+}
+
+static void reject_too_large(request *r, size_t limit)
+{
+    r->body_too_large = true;
+    char *message = shoal_arena_printf(&r->ctx.arena, "the body is larger than %zu bytes", limit);
+    shoal_ctx_reject(&r->ctx, 413, "request.body_too_large",
+                     message != NULL ? message : "the body is too large");
+}
+
+static bool append_body(request *r, const char *data, size_t size)
+{
+    if (r->body_length + size > r->body_capacity) {
+        size_t capacity = r->body_capacity > 0 ? r->body_capacity * 2 : 1024;
+        while (capacity < r->body_length + size)
+            capacity *= 2;
+        char *grown = shoal_arena_alloc(&r->ctx.arena, capacity);
+        if (grown == NULL)
+            return false;
+        if (r->body_length > 0)
+            memcpy(grown, r->body, r->body_length);
+        r->body = grown;
+        r->body_capacity = capacity;
+    }
+    memcpy(r->body + r->body_length, data, size);
+    r->body_length += size;
+    return true;
+}
+
+static enum MHD_Result count_header_bytes(void *context, enum MHD_ValueKind kind, const char *name,
+                                          const char *value)
+{
+    (void)kind;
+    /* "Name: value\r\n" */
+    *(size_t *)context += strlen(name) + (value != NULL ? strlen(value) : 0) + 4;
+    return MHD_YES;
+}
+
+static size_t header_bytes(struct MHD_Connection *connection, const char *url, const char *method)
+{
+    size_t total = strlen(method) + strlen(url) + sizeof " HTTP/1.1\r\n";
+    MHD_get_connection_values(connection, MHD_HEADER_KIND, count_header_bytes, &total);
+    return total;
+}
+
+static enum MHD_Result begin_request(shoal_http *http, struct MHD_Connection *connection,
+                                     const char *url, const char *method, void **request_state)
+{
+    shoal_worker *worker = shoal_app_thread_worker(http->app);
+    if (worker == NULL)
+        return MHD_NO;
+    request *r = malloc(sizeof *r);
+    if (r == NULL)
+        return MHD_NO;
+    r->started_ns = monotonic_ns();
+    r->body = NULL;
+    r->body_length = 0;
+    r->body_capacity = 0;
+    r->body_discarded = 0;
+    r->body_too_large = false;
+    r->dispatched = false;
+    shoal_ctx_init(&r->ctx, http->app, worker, &mhd_transport, connection, method, url,
+                   r->arena_block, sizeof r->arena_block);
+    shoal_app_request_started(http->app);
+    *request_state = r;
+
+    if (header_bytes(connection, url, method) > http->config->max_header_bytes) {
+        char *message = shoal_arena_printf(&r->ctx.arena, "the request line and headers exceed %zu bytes",
+                                           http->config->max_header_bytes);
+        shoal_ctx_reject(&r->ctx, 431, "request.headers_too_large",
+                         message != NULL ? message : "the headers are too large");
+        return respond(http, r, connection);
+    }
+
+    size_t limit = http->config->max_body_bytes;
+    unsigned long long declared = 0;
+    if (parse_content_length(lookup_header(connection, MHD_HTTP_HEADER_CONTENT_LENGTH), &declared)) {
+        if (declared > limit) {
+            /* Answering before reading the body makes libmicrohttpd close
+             * the connection afterwards, so the body is never read. */
+            reject_too_large(r, limit);
+            return respond(http, r, connection);
+        }
+        if (declared > 0) {
+            r->body = shoal_arena_alloc(&r->ctx.arena, (size_t)declared);
+            if (r->body == NULL)
+                return MHD_NO;
+            r->body_capacity = (size_t)declared;
+        }
+    }
+    /* libmicrohttpd keeps the connection alive only when the answer comes on
+     * a later call than the first (../shared/design.md, measured facts). */
+    return MHD_YES;
+}
+
+static enum MHD_Result handle_access(void *context, struct MHD_Connection *connection,
+                                     const char *url, const char *method, const char *version,
+                                     const char *upload_data, size_t *upload_data_size,
+                                     void **request_state)
+{
+    (void)version;
+    shoal_http *http = context;
+    request *r = *request_state;
+    if (r == NULL)
+        return begin_request(http, connection, url, method, request_state);
+
+    if (*upload_data_size > 0) {
+        size_t size = *upload_data_size;
+        *upload_data_size = 0;
+        if (r->body_too_large) {
+            /* libmicrohttpd 0.9.75 cannot answer in the middle of an upload
+             * (queueing fails and the connection drops without an answer),
+             * so an oversized chunked body is read and thrown away up to a
+             * bound, answered 413 at its end, or cut off past the bound. */
+            r->body_discarded += size;
+            return r->body_discarded <= DISCARD_LIMIT_BYTES ? MHD_YES : MHD_NO;
+        }
+        if (r->body_length + size > http->config->max_body_bytes) {
+            reject_too_large(r, http->config->max_body_bytes);
+            r->body_discarded = size;
+            return MHD_YES;
+        }
+        return append_body(r, upload_data, size) ? MHD_YES : MHD_NO;
+    }
+    if (r->dispatched)
+        return MHD_YES;
+    shoal_ctx_set_body(&r->ctx, r->body, r->body_length);
+    return respond(http, r, connection);
+}
+
+static void request_completed(void *context, struct MHD_Connection *connection, void **request_state,
+                              enum MHD_RequestTerminationCode termination)
+{
+    (void)connection;
+    (void)termination;
+    shoal_http *http = context;
+    request *r = *request_state;
+    if (r == NULL)
+        return;
+    if (!r->dispatched)
+        r->ctx.status = 499; /* the client went away before it was answered */
+    shoal_ctx_finish(&r->ctx, monotonic_ns() - r->started_ns);
+    shoal_app_request_finished(http->app);
+    free(r);
+    *request_state = NULL;
+}
+
+static void log_from_library(void *context, const char *format, va_list args)
+{
+    (void)context;
+    char message[512];
+    vsnprintf(message, sizeof message, format, args);
+    size_t length = strlen(message);
+    while (length > 0 && (message[length - 1] == '\n' || message[length - 1] == '\r'))
+        message[--length] = '\0';
+    shoal_log(SHOAL_LOG_WARNING, "libmicrohttpd", "%s", message);
+}
+
+/* ---- lifecycle ------------------------------------------------------------- */
+
+static int bound_port(struct MHD_Daemon *daemon)
+{
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(daemon, MHD_DAEMON_INFO_LISTEN_FD);
+    if (info == NULL)
+        return -1;
+    struct sockaddr_storage address;
+    socklen_t length = sizeof address;
+    if (getsockname(info->listen_fd, (struct sockaddr *)&address, &length) != 0)
+        return -1;
+    if (address.ss_family == AF_INET)
+        return ntohs(((struct sockaddr_in *)&address)->sin_port);
+    if (address.ss_family == AF_INET6)
+        return ntohs(((struct sockaddr_in6 *)&address)->sin6_port);
+    return -1;
+}
+
+shoal_http *shoal_http_start(shoal_app *app, char *error, size_t error_size)
+{
+    const shoal_config *config = shoal_app_config(app);
+    if (shoal_app_freeze(app) != 0) {
+        snprintf(error, error_size, "the app's setup failed (see the log lines above)");
+        return NULL;
+    }
+
+    struct sockaddr_storage address;
+    memset(&address, 0, sizeof address);
+    unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG;
+    struct sockaddr_in *v4 = (struct sockaddr_in *)&address;
+    struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)&address;
+    if (inet_pton(AF_INET, config->bind_address, &v4->sin_addr) == 1) {
+        v4->sin_family = AF_INET;
+        v4->sin_port = htons((uint16_t)config->port);
+    } else if (inet_pton(AF_INET6, config->bind_address, &v6->sin6_addr) == 1) {
+        v6->sin6_family = AF_INET6;
+        v6->sin6_port = htons((uint16_t)config->port);
+        flags |= MHD_USE_IPv6;
+    } else {
+        snprintf(error, error_size, "--bind: '%s' is not an IPv4 or IPv6 address", config->bind_address);
+        return NULL;
+    }
+
+    shoal_http *http = calloc(1, sizeof *http);
+    if (http == NULL) {
+        snprintf(error, error_size, "out of memory");
+        return NULL;
+    }
+    http->app = app;
+    http->config = config;
+
+    /* libmicrohttpd keeps the request line, the headers and its buffers in
+     * one pool per connection. The header limit is enforced exactly (with
+     * the JSON envelope) in begin_request; the pool, twice as large so the
+     * write side has room, is the backstop for what never parses. */
+    size_t connection_memory = config->max_header_bytes * 2;
+    http->daemon = MHD_start_daemon(
+        flags, (uint16_t)config->port, NULL, NULL, &handle_access, http,
+        MHD_OPTION_EXTERNAL_LOGGER, &log_from_library, http, /* first, or early messages escape */
+        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&address,
+        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)config->threads,
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned)config->max_connections,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)config->connection_timeout_s,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, connection_memory,
+        MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)config->listen_backlog,
+        MHD_OPTION_NOTIFY_COMPLETED, &request_completed, http,
+        MHD_OPTION_END);
+    if (http->daemon == NULL) {
+        snprintf(error, error_size, "cannot listen on %s port %d (in use, or not permitted)",
+                 config->bind_address, config->port);
+        free(http);
+        return NULL;
+    }
+    http->port = bound_port(http->daemon);
+    http->accepting = true;
+    http->quiesced_listener = -1;
+    return http;
+}
+
+int shoal_http_port(const shoal_http *http)
+{
+    return http->port;
+}
+
+void shoal_http_stop_accepting(shoal_http *http)
+{
+    if (!http->accepting)
+        return;
+    http->accepting = false;
+    MHD_socket listener = MHD_quiesce_daemon(http->daemon);
+    if (listener != MHD_INVALID_SOCKET)
+        http->quiesced_listener = listener;
+}
+
+void shoal_http_stop(shoal_http *http)
+{
+    if (http == NULL)
+        return;
+    MHD_stop_daemon(http->daemon);
+    if (http->quiesced_listener >= 0)
+        close(http->quiesced_listener);
+    free(http);
+}

@@ -1,0 +1,29 @@
+/* node/http.h: the HTTP server, on libmicrohttpd. This module is the only
+ * place that includes microhttpd.h; everything else sees shoal_ctx. */
+#ifndef SHOAL_HTTP_H
+#define SHOAL_HTTP_H
+
+#include <stddef.h>
+
+#include "shoal.h"
+
+typedef struct shoal_http shoal_http;
+
+#define SHOAL_SERVER_HEADER "shoal/" SHOAL_VERSION
+
+/* Freezes the app's setup and starts serving on the configured address with
+ * a pool of worker threads, each running its own epoll loop. Returns NULL
+ * with the reason in error when setup failed or the port cannot be bound. */
+shoal_http *shoal_http_start(shoal_app *app, char *error, size_t error_size);
+
+/* The port actually bound (useful with --port 0). */
+int shoal_http_port(const shoal_http *http);
+
+/* Stops accepting new connections; requests on open connections go on. */
+void shoal_http_stop_accepting(shoal_http *http);
+
+/* Closes every connection, joins the workers and frees the server. Call
+ * after the in-flight requests finished or the grace period ran out. */
+void shoal_http_stop(shoal_http *http);
+
+#endif

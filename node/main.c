@@ -1,0 +1,182 @@
+/* node/main.c: shoal-node, one stateless API node. */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "context.h"
+#include "ext/cors.h"
+#include "ext/request_id.h"
+#include "health.h"
+#include "http.h"
+#include "log.h"
+#include "store.h"
+
+static uint64_t monotonic_ms(void)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (uint64_t)now.tv_sec * 1000u + (uint64_t)now.tv_nsec / 1000000u;
+}
+
+static void sleep_ms(int milliseconds)
+{
+    struct timespec pause = {milliseconds / 1000, (long)(milliseconds % 1000) * 1000000L};
+    while (nanosleep(&pause, &pause) != 0 && errno == EINTR) {
+    }
+}
+
+/* Nodes may start before PostgreSQL accepts connections (compose starts
+ * them together); wait for it up to the startup timeout. */
+static int migrate(const shoal_config *config)
+{
+    store_config store = {
+        .conninfo = config->database_url,
+        .connect_timeout_s = config->database_connect_timeout_s,
+        .application_name = config->node_name,
+    };
+    uint64_t deadline = monotonic_ms() + (uint64_t)config->startup_timeout_s * 1000u;
+    for (;;) {
+        char error[512] = "";
+        store_migrate_report report = {0};
+        store_status status = store_migrate(&store, store_builtin_migrations,
+                                            store_builtin_migration_count, &report, error, sizeof error);
+        if (status == STORE_OK) {
+            shoal_log(SHOAL_LOG_INFO, "migrate", "schema at version %d (%d applied now)",
+                      report.current_version, report.applied);
+            return 0;
+        }
+        if (status == STORE_ERROR || monotonic_ms() >= deadline) {
+            shoal_log(SHOAL_LOG_ERROR, "migrate", "%s", error);
+            return -1;
+        }
+        shoal_log(SHOAL_LOG_WARNING, "migrate", "waiting for PostgreSQL: %s", error);
+        sleep_ms(500);
+    }
+}
+
+static const char *environment(const char *name)
+{
+    return getenv(name);
+}
+
+static int setup(shoal_app *app)
+{
+    /* Order matters: the request id comes first so that every later hook,
+     * and the access log, sees it. */
+    if (shoal_app_extend(app, &shoal_request_id_extension) != 0 ||
+        shoal_app_extend(app, &shoal_cors_extension) != 0 ||
+        shoal_app_extend(app, &shoal_health_extension) != 0)
+        return -1;
+    return 0;
+}
+
+/* Waits for SIGTERM or SIGINT; returns the signal. */
+static int wait_for_stop(const sigset_t *signals)
+{
+    for (;;) {
+        int received = 0;
+        if (sigwait(signals, &received) == 0)
+            return received;
+    }
+}
+
+/* SIGTERM: readiness turns 503 now, serving goes on for the drain delay so
+ * that HAProxy's health checks take the node out, then the listener closes
+ * and in-flight requests get the grace period. SIGINT (or a second signal)
+ * skips what is left of the drain delay. */
+static void drain(shoal_http *http, shoal_app *app, const shoal_config *config, const sigset_t *signals,
+                  int first_signal)
+{
+    shoal_app_set_readiness(app, SHOAL_DRAINING);
+    if (first_signal == SIGTERM && config->drain_delay_ms > 0) {
+        shoal_log(SHOAL_LOG_INFO, "drain", "SIGTERM: draining for %d ms", config->drain_delay_ms);
+        struct timespec delay = {config->drain_delay_ms / 1000, (long)(config->drain_delay_ms % 1000) * 1000000L};
+        siginfo_t info;
+        int received = sigtimedwait(signals, &info, &delay);
+        if (received > 0)
+            shoal_log(SHOAL_LOG_INFO, "drain", "signal %d: cutting the drain delay short", received);
+    }
+    shoal_http_stop_accepting(http);
+    uint64_t deadline = monotonic_ms() + (uint64_t)config->grace_period_ms;
+    while (shoal_app_in_flight(app) > 0 && monotonic_ms() < deadline)
+        sleep_ms(10);
+    int left = shoal_app_in_flight(app);
+    if (left > 0)
+        shoal_log(SHOAL_LOG_WARNING, "drain", "grace period over with %d requests in flight", left);
+    else
+        shoal_log(SHOAL_LOG_INFO, "drain", "no requests in flight");
+}
+
+int main(int argc, char **argv)
+{
+    shoal_config config;
+    char error[512];
+    if (shoal_config_load(&config, argc, argv, environment, error, sizeof error) != 0) {
+        fprintf(stderr, "shoal-node: %s\nTry 'shoal-node --help'.\n", error);
+        return 2;
+    }
+    switch (config.command) {
+    case SHOAL_COMMAND_HELP:
+        shoal_config_usage(stdout, "shoal-node");
+        shoal_config_free(&config);
+        return 0;
+    case SHOAL_COMMAND_VERSION:
+        printf("shoal-node %s\n", SHOAL_VERSION);
+        shoal_config_free(&config);
+        return 0;
+    case SHOAL_COMMAND_MIGRATE: {
+        shoal_log_set_node(config.node_name);
+        int rc = migrate(&config) == 0 ? 0 : 1;
+        shoal_config_free(&config);
+        return rc;
+    }
+    case SHOAL_COMMAND_SERVE:
+        break;
+    }
+    shoal_log_set_node(config.node_name);
+
+    /* Blocked here, before any thread exists, so that every thread inherits
+     * the mask and only sigwait below sees the signals. */
+    sigset_t stop_signals;
+    sigemptyset(&stop_signals);
+    sigaddset(&stop_signals, SIGTERM);
+    sigaddset(&stop_signals, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
+    signal(SIGPIPE, SIG_IGN); /* a peer that vanished is an error code, not a death */
+
+    if (config.migrate && migrate(&config) != 0) {
+        shoal_config_free(&config);
+        return 1;
+    }
+
+    shoal_app *app = shoal_app_new(&config);
+    if (app == NULL || setup(app) != 0) {
+        shoal_log(SHOAL_LOG_ERROR, "start", "setup failed");
+        shoal_app_free(app);
+        shoal_config_free(&config);
+        return 1;
+    }
+    shoal_http *http = shoal_http_start(app, error, sizeof error);
+    if (http == NULL) {
+        shoal_log(SHOAL_LOG_ERROR, "start", "%s", error);
+        shoal_app_free(app);
+        shoal_config_free(&config);
+        return 1;
+    }
+    shoal_app_set_readiness(app, SHOAL_READY);
+    shoal_log(SHOAL_LOG_INFO, "start", "serving on %s:%d with %d worker threads", config.bind_address,
+              shoal_http_port(http), config.threads);
+
+    int received = wait_for_stop(&stop_signals);
+    drain(http, app, &config, &stop_signals, received);
+    shoal_http_stop(http);
+    shoal_app_free(app);
+    shoal_log(SHOAL_LOG_INFO, "stop", "stopped");
+    shoal_config_free(&config);
+    return 0;
+}

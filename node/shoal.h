@@ -1,0 +1,181 @@
+/* node/shoal.h: what handlers, hooks, blueprints and extensions see.
+ *
+ * The request context (shoal_ctx) is passed explicitly to everything that
+ * runs for a request; nothing request-scoped is global. Its memory comes from
+ * the request's arena (shoal_arena), released in one go when the request
+ * ends, so handlers never free request data.
+ *
+ * The pipeline, as in Flask:
+ *   1. the router picks the route (or notes 404/405);
+ *   2. `before` hooks run in registration order, the app's first, then the
+ *      route's blueprint's; one that answers and returns SHOAL_STOP ends the
+ *      chain (the handler does not run);
+ *   3. the handler runs (or 404, 405, or the automatic OPTIONS answer);
+ *   4. `after` hooks run in reverse order, the blueprint's first, then the
+ *      app's, on whatever answer there is;
+ *   5. `teardown` hooks always run, in reverse order, also after errors.
+ * Errors produced with shoal_error go through the error handler registered
+ * for their status (blueprint first, then app) or become the JSON envelope
+ *   {"errors": {"<field>": ["<message>"]}, "code": "<stable.code>"}.
+ *
+ * Setup (routes, hooks, blueprints, extensions, slots) must happen before
+ * the node serves; afterwards every registration fails with -1 and a log
+ * line, and the node refuses to start if any registration failed. */
+#ifndef SHOAL_H
+#define SHOAL_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "arena.h"
+#include "config.h"
+#include "router.h"
+
+typedef struct shoal_app shoal_app;
+typedef struct shoal_blueprint shoal_blueprint;
+typedef struct shoal_ctx shoal_ctx;
+typedef struct store store;
+typedef struct cache cache;
+
+/* ---- handlers and hooks ------------------------------------------------ */
+
+typedef enum shoal_flow { SHOAL_NEXT = 0, SHOAL_STOP = 1 } shoal_flow;
+
+/* A handler answers (shoal_json, shoal_error, shoal_text, ...) and returns 0.
+ * Returning without an answer, or non-zero, gives 500. */
+typedef int (*shoal_handler_fn)(shoal_ctx *ctx);
+/* A before hook returns SHOAL_NEXT, or answers and returns SHOAL_STOP. */
+typedef shoal_flow (*shoal_before_fn)(shoal_ctx *ctx, void *data);
+/* After hooks may change the answer (headers, status, body). */
+typedef void (*shoal_after_fn)(shoal_ctx *ctx, void *data);
+/* Teardown hooks release what before hooks took; they cannot answer. */
+typedef void (*shoal_teardown_fn)(shoal_ctx *ctx, void *data);
+
+typedef struct shoal_error_info {
+    int status;
+    const char *code;    /* stable, machine-readable: "route.not_found" */
+    const char *field;   /* the offending field, or "body" */
+    const char *message; /* for humans */
+} shoal_error_info;
+/* An error handler answers as it likes and returns 0; non-zero falls back to
+ * the default envelope. */
+typedef int (*shoal_error_handler_fn)(shoal_ctx *ctx, const shoal_error_info *error, void *data);
+
+/* ---- the application and blueprints ------------------------------------ */
+
+shoal_app *shoal_app_new(const shoal_config *config);
+/* Runs extension shutdowns (newest first), frees workers and the app. */
+void shoal_app_free(shoal_app *app);
+const shoal_config *shoal_app_config(const shoal_app *app);
+
+/* The app itself is the root blueprint: its hooks run for every request. */
+shoal_blueprint *shoal_app_root(shoal_app *app);
+/* A path prefix ("/api"; "" for the root) with its own routes and hooks.
+ * NULL after setup froze or when the prefix is invalid. */
+shoal_blueprint *shoal_blueprint_new(shoal_app *app, const char *name, const char *prefix);
+
+/* method is "GET", "POST", ... or several separated by '|' ("GET|POST"). */
+int shoal_route(shoal_blueprint *bp, const char *method, const char *pattern,
+                shoal_handler_fn handler);
+int shoal_before(shoal_blueprint *bp, shoal_before_fn hook, void *data);
+int shoal_after(shoal_blueprint *bp, shoal_after_fn hook, void *data);
+int shoal_teardown(shoal_blueprint *bp, shoal_teardown_fn hook, void *data);
+int shoal_errorhandler(shoal_blueprint *bp, int status, shoal_error_handler_fn handler, void *data);
+
+/* An extension registers routes, hooks and slots from init, before serving. */
+typedef struct shoal_extension {
+    const char *name;
+    int (*init)(shoal_app *app, void *data);      /* 0 or -1 */
+    void (*shutdown)(shoal_app *app, void *data); /* may be NULL */
+    void *data;
+} shoal_extension;
+int shoal_app_extend(shoal_app *app, const shoal_extension *extension);
+
+/* Per-worker state, typed per extension: create runs once on each worker
+ * thread before its first request, destroy at shutdown. */
+typedef int shoal_worker_slot;
+shoal_worker_slot shoal_app_worker_slot(shoal_app *app, void *(*create)(void *data),
+                                        void (*destroy)(void *state), void *data);
+/* Per-request state, cleared to NULL at the start of every request. */
+typedef int shoal_request_slot;
+shoal_request_slot shoal_app_request_slot(shoal_app *app);
+
+/* Freezes setup; returns -1 if any registration failed (the node must not
+ * serve then). Called by the HTTP layer when serving starts. */
+int shoal_app_freeze(shoal_app *app);
+bool shoal_app_frozen(const shoal_app *app);
+
+typedef enum shoal_readiness {
+    SHOAL_STARTING,
+    SHOAL_READY,
+    SHOAL_DRAINING,
+} shoal_readiness;
+shoal_readiness shoal_app_readiness(const shoal_app *app);
+void shoal_app_set_readiness(shoal_app *app, shoal_readiness readiness);
+
+/* ---- the request ------------------------------------------------------- */
+
+shoal_app *shoal_ctx_app(shoal_ctx *ctx);
+shoal_arena *shoal_ctx_arena(shoal_ctx *ctx);
+unsigned shoal_method(const shoal_ctx *ctx);        /* SHOAL_METHOD_* */
+const char *shoal_method_name(const shoal_ctx *ctx); /* as sent */
+const char *shoal_path(const shoal_ctx *ctx);        /* decoded, without query */
+const char *shoal_param(const shoal_ctx *ctx, const char *name); /* route :name */
+const char *shoal_query(shoal_ctx *ctx, const char *name);       /* first value */
+const char *shoal_header(shoal_ctx *ctx, const char *name);      /* case-insensitive */
+const char *shoal_body(const shoal_ctx *ctx, size_t *length);    /* raw bytes */
+const char *shoal_client_address(shoal_ctx *ctx); /* the TCP peer, as text */
+/* Methods the matched path answers to, as an Allow value; NULL on 404. */
+const char *shoal_allowed_methods(shoal_ctx *ctx);
+/* True when a route matched (not 404/405). */
+bool shoal_route_matched(const shoal_ctx *ctx);
+
+const char *shoal_request_id(const shoal_ctx *ctx);
+void shoal_set_request_id(shoal_ctx *ctx, const char *request_id); /* copied */
+
+void *shoal_request_get(const shoal_ctx *ctx, shoal_request_slot slot);
+void shoal_request_set(shoal_ctx *ctx, shoal_request_slot slot, void *value);
+void *shoal_worker_get(shoal_ctx *ctx, shoal_worker_slot slot);
+
+/* This worker thread's PostgreSQL and Redis connections. */
+store *shoal_store(shoal_ctx *ctx);
+cache *shoal_cache(shoal_ctx *ctx);
+
+/* ---- answering --------------------------------------------------------- */
+
+/* All return 0, or -1 when memory ran out (the request then gets 500).
+ * Answering twice replaces the first answer. */
+int shoal_json(shoal_ctx *ctx, int status, json_t *value); /* steals value */
+/* body must outlive the request: static text or arena memory. */
+int shoal_text(shoal_ctx *ctx, int status, const char *content_type, const char *body,
+               size_t length);
+int shoal_empty(shoal_ctx *ctx, int status);
+/* field may be NULL for "body". Runs the error handler for status. */
+int shoal_error(shoal_ctx *ctx, int status, const char *code, const char *field,
+                const char *message);
+
+/* Sets (replacing) a response header; name and value are copied. */
+int shoal_set_header(shoal_ctx *ctx, const char *name, const char *value);
+/* Adds a header even if one of that name exists (Vary, Set-Cookie). */
+int shoal_add_header(shoal_ctx *ctx, const char *name, const char *value);
+const char *shoal_response_header(const shoal_ctx *ctx, const char *name);
+bool shoal_answered(const shoal_ctx *ctx);
+int shoal_status(const shoal_ctx *ctx);
+void shoal_set_status(shoal_ctx *ctx, int status);
+
+/* ---- JSON bodies --------------------------------------------------------- */
+
+/* Parses the request body within the configured size and depth limits. On
+ * success *out is a value owned by the request (do not decref it) and the
+ * result is true. On failure the request has been answered (400 malformed
+ * or empty, 415 for a non-JSON Content-Type) and the result is false. */
+bool shoal_json_body(shoal_ctx *ctx, json_t **out);
+/* Fetches object[key] with the expected type (JSON_STRING, JSON_OBJECT, ...;
+ * JSON_INTEGER also accepts nothing else, JSON_TRUE accepts both booleans).
+ * Missing and not required: true with *out NULL. Missing and required, or
+ * the wrong type: answers 422 naming the field, returns false. */
+bool shoal_json_member(shoal_ctx *ctx, json_t *object, const char *key, json_type type,
+                       bool required, json_t **out);
+
+#endif
