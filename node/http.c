@@ -354,12 +354,14 @@ shoal_http *shoal_http_start(shoal_app *app, char *error, size_t error_size)
         flags, (uint16_t)config->port, NULL, NULL, &handle_access, http,
         MHD_OPTION_EXTERNAL_LOGGER, &log_from_library, http, /* first, or early messages escape */
         MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&address,
-        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)config->threads,
         MHD_OPTION_CONNECTION_LIMIT, (unsigned)config->max_connections,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)config->connection_timeout_s,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, connection_memory,
         MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)config->listen_backlog,
         MHD_OPTION_NOTIFY_COMPLETED, &request_completed, http,
+        /* Last: one thread means the daemon's own epoll thread, and naming a
+         * pool of one draws a warning, so the list ends early instead. */
+        config->threads > 1 ? MHD_OPTION_THREAD_POOL_SIZE : MHD_OPTION_END, (unsigned)config->threads,
         MHD_OPTION_END);
     if (http->daemon == NULL) {
         snprintf(error, error_size, "cannot listen on %s port %d (in use, or not permitted)",
@@ -384,8 +386,14 @@ void shoal_http_stop_accepting(shoal_http *http)
         return;
     http->accepting = false;
     MHD_socket listener = MHD_quiesce_daemon(http->daemon);
-    if (listener != MHD_INVALID_SOCKET)
-        http->quiesced_listener = listener;
+    if (listener == MHD_INVALID_SOCKET)
+        return;
+    /* Quiescing only stops libmicrohttpd from calling accept(); the kernel
+     * would go on completing handshakes into the backlog, where clients
+     * hang. Shutting the listener down makes new connections fail at once,
+     * so HAProxy retries them on another node. */
+    shutdown(listener, SHUT_RDWR);
+    http->quiesced_listener = listener;
 }
 
 void shoal_http_stop(shoal_http *http)

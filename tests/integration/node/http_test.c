@@ -1,0 +1,548 @@
+/* tests/integration/node/http_test.c: the HTTP core over real sockets, with
+ * real PostgreSQL and Redis behind /readyz. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "context.h"
+#include "ext/cors.h"
+#include "ext/request_id.h"
+#include "health.h"
+#include "http.h"
+#include "http_client.h"
+#include "test_env.h"
+
+typedef struct test_server {
+    shoal_config config;
+    shoal_app *app;
+    shoal_http *http;
+    int port;
+} test_server;
+
+static const char *no_environment(const char *name)
+{
+    (void)name;
+    return NULL;
+}
+
+/* ---- routes only these tests use ---------------------------------------- */
+
+static int echo_item(shoal_ctx *ctx)
+{
+    json_t *body = NULL;
+    json_t *item = NULL;
+    if (!shoal_json_body(ctx, &body) || !shoal_json_member(ctx, body, "item", JSON_OBJECT, true, &item))
+        return 0;
+    return shoal_json(ctx, 201, json_pack("{s:O}", "item", item));
+}
+
+static int item_by_id(shoal_ctx *ctx)
+{
+    return shoal_json(ctx, 200, json_pack("{s:s}", "id", shoal_param(ctx, "id")));
+}
+
+static int slow(shoal_ctx *ctx)
+{
+    struct timespec pause = {1, 500 * 1000 * 1000};
+    nanosleep(&pause, NULL);
+    return shoal_json(ctx, 200, json_pack("{s:b}", "slow", 1));
+}
+
+static int add_test_routes(shoal_app *app, void *data)
+{
+    (void)data;
+    shoal_blueprint *bp = shoal_blueprint_new(app, "test", "/test");
+    if (bp == NULL || shoal_route(bp, "POST", "/echo", echo_item) != 0 ||
+        shoal_route(bp, "GET", "/items/:id", item_by_id) != 0 || shoal_route(bp, "GET", "/slow", slow) != 0)
+        return -1;
+    return 0;
+}
+
+static const shoal_extension test_routes = {.name = "test-routes", .init = add_test_routes};
+
+/* Starts a node on a free port; extra holds more flags, NULL-terminated. */
+static void start_server(test_server *server, const char *database_url, const char *redis_url,
+                         const char *const *extra)
+{
+    const char *argv[64] = {"shoal-node", "--port", "0", "--threads", "2", "--access-log-sample", "0",
+                            "--database-url", database_url, "--redis-url", redis_url, "--redis-timeout-ms",
+                            "300", "--database-connect-timeout", "1"};
+    int argc = 15;
+    for (size_t i = 0; extra != NULL && extra[i] != NULL; i++)
+        argv[argc++] = extra[i];
+
+    char error[256];
+    assert_int_equal(shoal_config_load(&server->config, argc, (char **)argv, no_environment, error, sizeof error), 0);
+    server->app = shoal_app_new(&server->config);
+    assert_non_null(server->app);
+    assert_int_equal(shoal_app_extend(server->app, &shoal_request_id_extension), 0);
+    assert_int_equal(shoal_app_extend(server->app, &shoal_cors_extension), 0);
+    assert_int_equal(shoal_app_extend(server->app, &shoal_health_extension), 0);
+    assert_int_equal(shoal_app_extend(server->app, &test_routes), 0);
+    server->http = shoal_http_start(server->app, error, sizeof error);
+    assert_non_null(server->http);
+    shoal_app_set_readiness(server->app, SHOAL_READY);
+    server->port = shoal_http_port(server->http);
+    assert_true(server->port > 0);
+}
+
+#define FLAGS(...) ((const char *const[]){__VA_ARGS__, NULL})
+
+static void start_default(test_server *server, const char *const *extra)
+{
+    start_server(server, TEST_DATABASE_URL(), TEST_REDIS_URL(), extra);
+}
+
+static void stop_server(test_server *server)
+{
+    shoal_http_stop(server->http);
+    shoal_app_free(server->app);
+    shoal_config_free(&server->config);
+}
+
+static void expect_standard_headers(const test_response *response)
+{
+    char value[128];
+    assert_true(test_http_header(response, "Date", value, sizeof value));
+    assert_true(strstr(value, "GMT") != NULL);
+    assert_true(test_http_header(response, "Server", value, sizeof value));
+    assert_true(strncmp(value, "shoal/", 6) == 0);
+}
+
+static void expect_error(const test_response *response, int status, const char *code)
+{
+    assert_int_equal(response->status, status);
+    char type[64];
+    assert_true(test_http_header(response, "Content-Type", type, sizeof type));
+    assert_string_equal(type, "application/json");
+    json_error_t error;
+    json_t *body = json_loads(response->body, 0, &error);
+    assert_non_null(body);
+    assert_true(json_is_object(json_object_get(body, "errors")));
+    assert_string_equal(json_string_value(json_object_get(body, "code")), code);
+    json_decref(body);
+}
+
+/* ---- tests ---------------------------------------------------------------- */
+
+static void every_answer_carries_date_and_server(void **state)
+{
+    (void)state;
+    test_server server;
+    start_default(&server, FLAGS("--max-body-bytes", "1k"));
+    const char *requests[] = {
+        "GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n",
+        "GET /nowhere HTTP/1.1\r\nHost: t\r\n\r\n",
+        "POST /test/echo HTTP/1.1\r\nHost: t\r\nContent-Length: 5000\r\n\r\n",
+    };
+    const int statuses[] = {200, 404, 413};
+    for (size_t i = 0; i < 3; i++) {
+        test_response response;
+        assert_true(test_http_request(server.port, requests[i], &response));
+        assert_int_equal(response.status, statuses[i]);
+        expect_standard_headers(&response);
+        test_http_response_free(&response);
+    }
+    stop_server(&server);
+}
+
+static void keep_alive_and_pipelining_share_one_connection(void **state)
+{
+    (void)state;
+    test_server server;
+    start_default(&server, NULL);
+    int fd = test_http_connect(server.port);
+    assert_true(fd >= 0);
+    /* Three requests in one write: the server must answer all, in order. */
+    const char *pipelined = "GET /test/items/1 HTTP/1.1\r\nHost: t\r\n\r\n"
+                            "GET /test/items/2 HTTP/1.1\r\nHost: t\r\n\r\n"
+                            "GET /test/items/3 HTTP/1.1\r\nHost: t\r\n\r\n";
+    assert_true(test_http_send(fd, pipelined, strlen(pipelined)));
+    for (int i = 1; i <= 3; i++) {
+        test_response response;
+        assert_true(test_http_read(fd, &response, false, 3000));
+        assert_int_equal(response.status, 200);
+        char expected[32];
+        snprintf(expected, sizeof expected, "{\"id\":\"%d\"}", i);
+        assert_string_equal(response.body, expected);
+        char connection[32];
+        assert_false(test_http_header(&response, "Connection", connection, sizeof connection) &&
+                     strcmp(connection, "close") == 0);
+        test_http_response_free(&response);
+    }
+    /* And the connection is still usable afterwards. */
+    const char *again = "GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n";
+    assert_true(test_http_send(fd, again, strlen(again)));
+    test_response response;
+    assert_true(test_http_read(fd, &response, false, 3000));
+    assert_int_equal(response.status, 200);
+    test_http_response_free(&response);
+    close(fd);
+    stop_server(&server);
+}
+
+static void unknown_paths_and_methods_get_404_405_and_options(void **state)
+{
+    (void)state;
+    test_server server;
+    start_default(&server, NULL);
+    test_response response;
+    assert_true(test_http_request(server.port, "GET /missing HTTP/1.1\r\nHost: t\r\n\r\n", &response));
+    expect_error(&response, 404, "route.not_found");
+    test_http_response_free(&response);
+
+    assert_true(test_http_request(server.port, "DELETE /healthz HTTP/1.1\r\nHost: t\r\n\r\n", &response));
+    expect_error(&response, 405, "route.method_not_allowed");
+    char allow[64];
+    assert_true(test_http_header(&response, "Allow", allow, sizeof allow));
+    assert_string_equal(allow, "GET, HEAD, OPTIONS");
+    test_http_response_free(&response);
+
+    assert_true(test_http_request(server.port, "OPTIONS /test/echo HTTP/1.1\r\nHost: t\r\n\r\n", &response));
+    assert_int_equal(response.status, 204);
+    assert_true(test_http_header(&response, "Allow", allow, sizeof allow));
+    assert_string_equal(allow, "POST, OPTIONS");
+    test_http_response_free(&response);
+
+    assert_true(test_http_request(server.port, "HEAD /healthz HTTP/1.1\r\nHost: t\r\n\r\n", &response));
+    assert_int_equal(response.status, 200);
+    assert_int_equal(response.body_length, 0);
+    test_http_response_free(&response);
+    stop_server(&server);
+}
+
+static void oversized_bodies_get_413_with_the_envelope(void **state)
+{
+    (void)state;
+    test_server server;
+    start_default(&server, FLAGS("--max-body-bytes", "1k"));
+    test_response response;
+    assert_true(test_http_request(server.port,
+                                  "POST /test/echo HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+                                  "Content-Length: 8388608\r\n\r\n",
+                                  &response));
+    expect_error(&response, 413, "request.body_too_large");
+    test_http_response_free(&response);
+
+    /* Chunked, so the size is only known while reading. */
+    int fd = test_http_connect(server.port);
+    assert_true(fd >= 0);
+    const char *head = "POST /test/echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n";
+    assert_true(test_http_send(fd, head, strlen(head)));
+    char chunk[600 + 16];
+    int header_length = snprintf(chunk, sizeof chunk, "%x\r\n", 600);
+    memset(chunk + header_length, 'x', 600);
+    memcpy(chunk + header_length + 600, "\r\n", 2);
+    for (int i = 0; i < 3; i++)
+        assert_true(test_http_send(fd, chunk, (size_t)header_length + 602));
+    assert_true(test_http_send(fd, "0\r\n\r\n", 5));
+    assert_true(test_http_read(fd, &response, false, 3000));
+    expect_error(&response, 413, "request.body_too_large");
+    test_http_response_free(&response);
+    close(fd);
+
+    /* A body within the limit still works. */
+    const char *small = "POST /test/echo HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+                        "Content-Length: 16\r\n\r\n{\"item\":{\"a\":1}}";
+    assert_true(test_http_request(server.port, small, &response));
+    assert_int_equal(response.status, 201);
+    assert_string_equal(response.body, "{\"item\":{\"a\":1}}");
+    test_http_response_free(&response);
+    stop_server(&server);
+}
+
+static void oversized_headers_get_431_with_the_envelope(void **state)
+{
+    (void)state;
+    test_server server;
+    start_default(&server, FLAGS("--max-header-bytes", "2k"));
+    char request[4096];
+    char filler[2500];
+    memset(filler, 'a', sizeof filler - 1);
+    filler[sizeof filler - 1] = '\0';
+    snprintf(request, sizeof request, "GET /healthz HTTP/1.1\r\nHost: t\r\nX-Filler: %s\r\n\r\n", filler);
+    test_response response;
+    assert_true(test_http_request(server.port, request, &response));
+    expect_error(&response, 431, "request.headers_too_large");
+    test_http_response_free(&response);
+
+    filler[1500] = '\0';
+    snprintf(request, sizeof request, "GET /healthz HTTP/1.1\r\nHost: t\r\nX-Filler: %s\r\n\r\n", filler);
+    assert_true(test_http_request(server.port, request, &response));
+    assert_int_equal(response.status, 200);
+    test_http_response_free(&response);
+    stop_server(&server);
+}
+
+static void post_json(int port, const char *body, test_response *response)
+{
+    char request[2048];
+    snprintf(request, sizeof request,
+             "POST /test/echo HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n\r\n%s",
+             strlen(body), body);
+    assert_true(test_http_request(port, request, response));
+}
+
+static void malformed_json_is_400_and_wrong_shape_is_422(void **state)
+{
+    (void)state;
+    test_server server;
+    start_default(&server, FLAGS("--max-json-depth", "4"));
+    test_response response;
+    post_json(server.port, "{\"item\": ", &response);
+    expect_error(&response, 400, "request.malformed_json");
+    test_http_response_free(&response);
+
+    post_json(server.port, "{\"item\":{\"a\":[[[[1]]]]}}", &response);
+    expect_error(&response, 400, "request.json_too_deep");
+    test_http_response_free(&response);
+
+    post_json(server.port, "{\"other\":{}}", &response);
+    expect_error(&response, 422, "request.missing_field");
+    assert_non_null(strstr(response.body, "\"item\""));
+    test_http_response_free(&response);
+
+    post_json(server.port, "{\"item\":\"text\"}", &response);
+    expect_error(&response, 422, "request.invalid_field");
+    test_http_response_free(&response);
+
+    const char *form = "POST /test/echo HTTP/1.1\r\nHost: t\r\nContent-Type: text/plain\r\n"
+                       "Content-Length: 2\r\n\r\n{}";
+    assert_true(test_http_request(server.port, form, &response));
+    expect_error(&response, 415, "request.unsupported_media_type");
+    test_http_response_free(&response);
+    stop_server(&server);
+}
+
+static void slow_clients_are_dropped_while_others_are_served(void **state)
+{
+    (void)state;
+    test_server server;
+    start_default(&server, FLAGS("--connection-timeout", "1"));
+    int slow_fd = test_http_connect(server.port);
+    assert_true(slow_fd >= 0);
+    assert_true(test_http_send(slow_fd, "GET /healthz HTTP/1.1\r\nHo", 25));
+
+    test_response response;
+    assert_true(test_http_request(server.port, "GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n", &response));
+    assert_int_equal(response.status, 200);
+    test_http_response_free(&response);
+
+    assert_true(test_http_closed_within(slow_fd, 4000));
+    close(slow_fd);
+    stop_server(&server);
+}
+
+static void connections_past_the_limit_are_refused(void **state)
+{
+    (void)state;
+    test_server server;
+    start_default(&server, FLAGS("--max-connections", "2", "--threads", "1"));
+    int first = test_http_connect(server.port);
+    int second = test_http_connect(server.port);
+    assert_true(first >= 0 && second >= 0);
+    /* Make sure both are accepted before the third knocks. */
+    const char *request = "GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n";
+    test_response response;
+    assert_true(test_http_send(first, request, strlen(request)) && test_http_read(first, &response, false, 3000));
+    test_http_response_free(&response);
+    assert_true(test_http_send(second, request, strlen(request)) && test_http_read(second, &response, false, 3000));
+    test_http_response_free(&response);
+
+    int third = test_http_connect(server.port);
+    assert_true(third >= 0); /* the kernel accepts; the server closes it */
+    test_http_send(third, request, strlen(request));
+    assert_false(test_http_read(third, &response, false, 1500));
+    test_http_response_free(&response);
+    close(third);
+
+    close(first);
+    usleep(200 * 1000);
+    assert_true(test_http_request(server.port, request, &response));
+    assert_int_equal(response.status, 200);
+    test_http_response_free(&response);
+    close(second);
+    stop_server(&server);
+}
+
+static void request_ids_are_kept_or_made_and_echoed(void **state)
+{
+    (void)state;
+    test_server server;
+    start_default(&server, NULL);
+    test_response response;
+    char id[160];
+    assert_true(test_http_request(server.port, "GET /healthz HTTP/1.1\r\nHost: t\r\nX-Request-ID: client-42\r\n\r\n",
+                                  &response));
+    assert_true(test_http_header(&response, "X-Request-ID", id, sizeof id));
+    assert_string_equal(id, "client-42");
+    test_http_response_free(&response);
+
+    assert_true(test_http_request(server.port, "GET /nowhere HTTP/1.1\r\nHost: t\r\n\r\n", &response));
+    assert_true(test_http_header(&response, "X-Request-ID", id, sizeof id));
+    assert_int_equal(strlen(id), 32);
+    assert_int_equal(strspn(id, "0123456789abcdef"), 32);
+    test_http_response_free(&response);
+
+    /* A forged id with a quote would break the JSON log line: replaced. */
+    assert_true(test_http_request(server.port, "GET /healthz HTTP/1.1\r\nHost: t\r\nX-Request-ID: a\"b\r\n\r\n",
+                                  &response));
+    assert_true(test_http_header(&response, "X-Request-ID", id, sizeof id));
+    assert_int_equal(strlen(id), 32);
+    test_http_response_free(&response);
+    stop_server(&server);
+}
+
+static json_t *readyz(int port, int *status)
+{
+    test_response response;
+    assert_true(test_http_request(port, "GET /readyz HTTP/1.1\r\nHost: t\r\n\r\n", &response));
+    *status = response.status;
+    json_t *body = json_loads(response.body, 0, NULL);
+    test_http_response_free(&response);
+    assert_non_null(body);
+    return body;
+}
+
+static void readyz_reports_both_tiers_up(void **state)
+{
+    (void)state;
+    test_server server;
+    start_default(&server, NULL);
+    int status = 0;
+    json_t *body = readyz(server.port, &status);
+    assert_int_equal(status, 200);
+    assert_string_equal(json_string_value(json_object_get(body, "status")), "ready");
+    assert_string_equal(json_string_value(json_object_get(body, "postgres")), "up");
+    assert_string_equal(json_string_value(json_object_get(body, "redis")), "up");
+    json_decref(body);
+    stop_server(&server);
+}
+
+static void readyz_stays_ready_when_the_tiers_are_down(void **state)
+{
+    (void)state;
+    test_server server;
+    /* Port 1 on loopback: nothing listens, connections are refused at once. */
+    start_server(&server, "postgresql://shoal:shoal@127.0.0.1:1/shoal", "redis://127.0.0.1:1/0", NULL);
+    int status = 0;
+    json_t *body = readyz(server.port, &status);
+    assert_int_equal(status, 200);
+    assert_string_equal(json_string_value(json_object_get(body, "postgres")), "down");
+    assert_string_equal(json_string_value(json_object_get(body, "redis")), "down");
+    json_decref(body);
+    stop_server(&server);
+}
+
+static void draining_turns_readyz_503_and_closes_connections(void **state)
+{
+    (void)state;
+    test_server server;
+    start_default(&server, NULL);
+    shoal_app_set_readiness(server.app, SHOAL_DRAINING);
+    int status = 0;
+    json_t *body = readyz(server.port, &status);
+    assert_int_equal(status, 503);
+    assert_string_equal(json_string_value(json_object_get(body, "status")), "draining");
+    json_decref(body);
+
+    test_response response;
+    assert_true(test_http_request(server.port, "GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n", &response));
+    assert_int_equal(response.status, 200);
+    char connection[32];
+    assert_true(test_http_header(&response, "Connection", connection, sizeof connection));
+    assert_string_equal(connection, "close");
+    test_http_response_free(&response);
+    stop_server(&server);
+}
+
+static void stopping_to_accept_lets_in_flight_requests_finish(void **state)
+{
+    (void)state;
+    test_server server;
+    start_default(&server, NULL);
+    int fd = test_http_connect(server.port);
+    assert_true(fd >= 0);
+    const char *request = "GET /test/slow HTTP/1.1\r\nHost: t\r\n\r\n";
+    assert_true(test_http_send(fd, request, strlen(request)));
+    usleep(300 * 1000); /* the slow handler is running now */
+    assert_int_equal(shoal_app_in_flight(server.app), 1);
+
+    shoal_http_stop_accepting(server.http);
+    assert_int_equal(test_http_connect(server.port), -1);
+
+    test_response response;
+    assert_true(test_http_read(fd, &response, false, 5000));
+    assert_int_equal(response.status, 200);
+    test_http_response_free(&response);
+    close(fd);
+    usleep(100 * 1000);
+    assert_int_equal(shoal_app_in_flight(server.app), 0);
+    stop_server(&server);
+}
+
+static void cors_answers_preflight_for_allowed_origins_only(void **state)
+{
+    (void)state;
+    test_server server;
+    start_default(&server, FLAGS("--cors-origins", "https://app.example, https://admin.example"));
+    test_response response;
+    char value[128];
+    assert_true(test_http_request(server.port,
+                                  "OPTIONS /test/echo HTTP/1.1\r\nHost: t\r\nOrigin: https://app.example\r\n"
+                                  "Access-Control-Request-Method: POST\r\n\r\n",
+                                  &response));
+    assert_int_equal(response.status, 204);
+    assert_true(test_http_header(&response, "Access-Control-Allow-Origin", value, sizeof value));
+    assert_string_equal(value, "https://app.example");
+    assert_true(test_http_header(&response, "Access-Control-Allow-Methods", value, sizeof value));
+    assert_string_equal(value, "POST, OPTIONS");
+    test_http_response_free(&response);
+
+    assert_true(test_http_request(server.port,
+                                  "GET /healthz HTTP/1.1\r\nHost: t\r\nOrigin: https://evil.example\r\n\r\n",
+                                  &response));
+    assert_int_equal(response.status, 200);
+    assert_false(test_http_header(&response, "Access-Control-Allow-Origin", value, sizeof value));
+    test_http_response_free(&response);
+
+    assert_true(test_http_request(server.port,
+                                  "GET /healthz HTTP/1.1\r\nHost: t\r\nOrigin: https://admin.example\r\n\r\n",
+                                  &response));
+    assert_true(test_http_header(&response, "Access-Control-Allow-Origin", value, sizeof value));
+    assert_string_equal(value, "https://admin.example");
+    assert_true(test_http_header(&response, "Vary", value, sizeof value));
+    assert_string_equal(value, "Origin");
+    test_http_response_free(&response);
+    stop_server(&server);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(every_answer_carries_date_and_server),
+        cmocka_unit_test(keep_alive_and_pipelining_share_one_connection),
+        cmocka_unit_test(unknown_paths_and_methods_get_404_405_and_options),
+        cmocka_unit_test(oversized_bodies_get_413_with_the_envelope),
+        cmocka_unit_test(oversized_headers_get_431_with_the_envelope),
+        cmocka_unit_test(malformed_json_is_400_and_wrong_shape_is_422),
+        cmocka_unit_test(slow_clients_are_dropped_while_others_are_served),
+        cmocka_unit_test(connections_past_the_limit_are_refused),
+        cmocka_unit_test(request_ids_are_kept_or_made_and_echoed),
+        cmocka_unit_test(readyz_reports_both_tiers_up),
+        cmocka_unit_test(readyz_stays_ready_when_the_tiers_are_down),
+        cmocka_unit_test(draining_turns_readyz_503_and_closes_connections),
+        cmocka_unit_test(stopping_to_accept_lets_in_flight_requests_finish),
+        cmocka_unit_test(cors_answers_preflight_for_allowed_origins_only),
+    };
+    return cmocka_run_group_tests_name("integration.node.http", tests, NULL, NULL);
+}
