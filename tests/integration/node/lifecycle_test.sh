@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# tests/integration/node/lifecycle_test.sh: the shoal-node binary's start,
+# configuration errors and shutdown, against the fixture's real servers.
+#   lifecycle_test.sh SHOAL_NODE_BINARY PORT
+set -euo pipefail
+binary=$1
+port=$2
+base="http://127.0.0.1:$port"
+failures=0
+passes=0
+node_pid=""
+
+check() { # description, then a command that must succeed
+  local description=$1; shift
+  if "$@"; then passes=$((passes + 1)); echo "ok - $description"
+  else failures=$((failures + 1)); echo "not ok - $description"; fi
+}
+
+cleanup() {
+  if [ -n "$node_pid" ] && kill -0 "$node_pid" 2>/dev/null; then kill -KILL "$node_pid"; fi
+}
+trap cleanup EXIT
+
+status_of() { curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$base$1" || true; }
+
+start_node() { # extra environment assignments
+  env DATABASE_URL="$SHOAL_TEST_DATABASE_URL" REDIS_URL="$SHOAL_TEST_REDIS_URL" SHOAL_PORT="$port" \
+    SHOAL_NODE_NAME=lifecycle SHOAL_THREADS=2 "$@" "$binary" 2>"$log" &
+  node_pid=$!
+  for _ in $(seq 100); do
+    [ "$(status_of /readyz)" = 200 ] && return 0
+    sleep 0.1
+  done
+  echo "node did not become ready; its log:" >&2
+  cat "$log" >&2
+  return 1
+}
+
+wait_exit() { # pid, seconds; sets code to the exit status, or "running"
+  local pid=$1 limit=$2
+  code=running
+  for _ in $(seq $((limit * 10))); do
+    if ! kill -0 "$pid" 2>/dev/null; then
+      code=0
+      wait "$pid" || code=$?
+      return
+    fi
+    sleep 0.1
+  done
+}
+
+log=$(mktemp)
+
+# Configuration errors exit 2 and name the setting.
+set +e
+out=$(SHOAL_THREADS=zero "$binary" 2>&1); rc=$?
+set -e
+check "a bad variable exits 2" [ "$rc" = 2 ]
+check "the message names the variable" grep -q SHOAL_THREADS <<<"$out"
+set +e
+out=$("$binary" --no-such-flag 2>&1); rc=$?
+set -e
+check "an unknown flag exits 2" [ "$rc" = 2 ]
+help=$("$binary" --help)
+for variable in SHOAL_PORT SHOAL_THREADS SHOAL_MAX_BODY_BYTES SHOAL_DRAIN_DELAY_MS DATABASE_URL REDIS_URL; do
+  check "--help lists $variable" grep -q "$variable" <<<"$help"
+done
+
+# SIGTERM: readiness turns 503 at once, serving goes on through the drain
+# delay, then the listener closes and the process exits 0.
+start_node SHOAL_DRAIN_DELAY_MS=2000 SHOAL_GRACE_PERIOD_MS=3000
+check "ready after start" [ "$(status_of /readyz)" = 200 ]
+check "the access log is JSON lines" bash -c "curl -s '$base/healthz' >/dev/null; sleep 0.2; grep '\"event\":\"request\"' '$log' | tail -n 1 | jq -e '.path == \"/healthz\" and .status == 200 and (.request_id | length) == 32' >/dev/null"
+kill -TERM "$node_pid"
+sleep 0.3
+check "readyz is 503 while draining" [ "$(status_of /readyz)" = 503 ]
+check "other requests are still served while draining" [ "$(status_of /healthz)" = 200 ]
+wait_exit "$node_pid" 8
+check "exits 0 after the drain delay (got $code)" [ "$code" = 0 ]
+check "nothing listens afterwards" [ "$(status_of /healthz)" = 000 ]
+
+# SIGINT skips the drain delay.
+start_node SHOAL_DRAIN_DELAY_MS=60000
+kill -INT "$node_pid"
+wait_exit "$node_pid" 3
+check "SIGINT stops at once with 0 (got $code)" [ "$code" = 0 ]
+node_pid=""
+
+rm -f "$log"
+echo "$passes passed, $failures failed"
+[ "$failures" = 0 ]
