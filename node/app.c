@@ -103,6 +103,9 @@ struct shoal_app {
 
 static atomic_ulong next_generation = 1;
 static _Thread_local shoal_worker *thread_worker;
+/* Kept apart from the worker: the worker is freed with its app, and a later
+ * app's lookup must not read it. */
+static _Thread_local unsigned long thread_worker_generation;
 
 static const char internal_error_body[] =
     "{\"errors\":{\"body\":[\"internal error\"]},\"code\":\"internal\"}";
@@ -256,7 +259,7 @@ static unsigned parse_methods(const char *text)
 {
     unsigned methods = 0;
     char token[16];
-    while (text != NULL && *text != '\0') {
+    while (text != NULL) {
         const char *bar = strchr(text, '|');
         size_t length = bar != NULL ? (size_t)(bar - text) : strlen(text);
         if (length == 0 || length >= sizeof token)
@@ -280,8 +283,8 @@ int shoal_route(shoal_blueprint *bp, const char *method, const char *pattern, sh
     unsigned methods = parse_methods(method);
     if (methods == 0)
         return setup_error(app, "a route", "unknown method");
-    if (handler == NULL || pattern == NULL)
-        return setup_error(app, "a route", "a route needs a pattern and a handler");
+    if (handler == NULL || pattern == NULL || pattern[0] != '/')
+        return setup_error(app, "a route", "a route needs a handler and a pattern starting with '/'");
 
     size_t length = strlen(bp->prefix) + strlen(pattern) + 1;
     char *full = malloc(length);
@@ -437,7 +440,7 @@ shoal_worker *shoal_app_thread_worker(shoal_app *app)
 {
     /* The generation, not the pointer, identifies the app: a later app may
      * be allocated at a freed one's address on a reused thread. */
-    if (thread_worker != NULL && thread_worker->generation == app->generation)
+    if (thread_worker != NULL && thread_worker_generation == app->generation)
         return thread_worker;
 
     shoal_worker *worker = calloc(1, sizeof *worker);
@@ -467,6 +470,7 @@ shoal_worker *shoal_app_thread_worker(shoal_app *app)
     app->workers = worker;
     pthread_mutex_unlock(&app->workers_lock);
     thread_worker = worker;
+    thread_worker_generation = worker->generation;
     return worker;
 }
 

@@ -61,8 +61,8 @@ static const setting settings[] = {
      INT_MAX, "access log: 1 logs every request, N one in N, 0 none"},
     {"database-url", "DATABASE_URL", SETTING_STRING, FIELD(database_url),
      "postgresql://shoal:shoal@127.0.0.1:5433/shoal", 0, 0,
-     "PostgreSQL connection URI or conninfo; when unset and PGHOST, PGPORT, PGDATABASE, PGUSER or "
-     "PGSERVICE is set, libpq's variables are used instead"},
+     "PostgreSQL connection URI or conninfo; when unset and PGHOST, PGHOSTADDR, PGPORT, PGDATABASE, "
+     "PGUSER or PGSERVICE is set, libpq's variables are used instead"},
     {"database-connect-timeout", "SHOAL_DATABASE_CONNECT_TIMEOUT", SETTING_INT,
      FIELD(database_connect_timeout_s), "2", 1, 60, "seconds to wait for a PostgreSQL connection"},
     {"redis-url", "REDIS_URL", SETTING_STRING, FIELD(redis_url), "redis://127.0.0.1:6380/0", 0, 0,
@@ -76,7 +76,8 @@ static const setting settings[] = {
 static int parse_integer(const char *text, long long minimum, long long maximum, bool allow_suffix,
                          long long *out)
 {
-    if (text == NULL || *text == '\0')
+    /* strtoll would skip leading blanks and a '+'; a setting is digits. */
+    if (text == NULL || !((*text >= '0' && *text <= '9') || *text == '-'))
         return -1;
     errno = 0;
     char *end = NULL;

@@ -135,10 +135,14 @@ size_t shoal_json_escape(const char *text, char *out, size_t size)
         } else if (*p >= 0x80) {
             /* Bytes that are not valid UTF-8 would make the line invalid
              * JSON; the log only needs to show that something odd was there. */
-            size_t sequence = (*p & 0xe0) == 0xc0 ? 2 : (*p & 0xf0) == 0xe0 ? 3 : (*p & 0xf8) == 0xf0 ? 4 : 0;
+            size_t sequence = *p >= 0xc2 && *p <= 0xdf ? 2 : (*p & 0xf0) == 0xe0 ? 3 : *p <= 0xf4 && *p >= 0xf0 ? 4 : 0;
             bool valid = sequence > 0;
             for (size_t k = 1; valid && k < sequence; k++)
                 valid = (p[k] & 0xc0) == 0x80;
+            /* No overlong forms, surrogates, or code points past U+10FFFF. */
+            if (valid && sequence > 2)
+                valid = !(*p == 0xe0 && p[1] < 0xa0) && !(*p == 0xed && p[1] > 0x9f) &&
+                        !(*p == 0xf0 && p[1] < 0x90) && !(*p == 0xf4 && p[1] > 0x8f);
             if (valid) {
                 if (written + sequence >= size)
                     break;

@@ -1,0 +1,393 @@
+/* tests/unit/node/config_test.c: node/config.c */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+
+/* The environment the loader sees: name/value pairs, NULL-terminated. */
+static const char *const *environment;
+
+static const char *fake_env(const char *name)
+{
+    for (size_t i = 0; environment != NULL && environment[i] != NULL; i += 2)
+        if (strcmp(environment[i], name) == 0)
+            return environment[i + 1];
+    return NULL;
+}
+
+static char error[256];
+
+/* argv without the program name, NULL-terminated; env pairs or NULL. */
+static int load(shoal_config *config, const char *const *env, const char *const *args)
+{
+    char *argv[32] = {"shoal-node"};
+    int argc = 1;
+    for (size_t i = 0; args != NULL && args[i] != NULL; i++)
+        argv[argc++] = (char *)args[i];
+    environment = env;
+    error[0] = '\0';
+    return shoal_config_load(config, argc, argv, fake_env, error, sizeof error);
+}
+
+#define ARGS(...) ((const char *const[]){__VA_ARGS__, NULL})
+#define ENV(...) ((const char *const[]){__VA_ARGS__, NULL})
+
+static void assert_loads(shoal_config *config, const char *const *env, const char *const *args)
+{
+    if (load(config, env, args) != 0)
+        fail_msg("load failed: %s", error);
+}
+
+/* The message must name the setting (or argument) at fault. */
+static void assert_fails_naming(const char *const *env, const char *const *args, const char *named)
+{
+    shoal_config config;
+    int rc = load(&config, env, args);
+    if (rc != -1)
+        fail_msg("load accepted what should name '%s'", named);
+    if (strstr(error, named) == NULL)
+        fail_msg("message '%s' does not name '%s'", error, named);
+    /* A failed load has freed what it allocated. */
+    assert_null(config.bind_address);
+    assert_null(config.database_url);
+}
+
+static void test_defaults(void **state)
+{
+    (void)state;
+    shoal_config c;
+    assert_loads(&c, NULL, NULL);
+    assert_int_equal(c.command, SHOAL_COMMAND_SERVE);
+    assert_string_equal(c.bind_address, "127.0.0.1");
+    assert_int_equal(c.port, 8081);
+    assert_int_equal(c.threads, 8);
+    assert_int_equal(c.max_connections, 1024);
+    assert_int_equal(c.listen_backlog, 1024);
+    assert_int_equal(c.connection_timeout_s, 30);
+    assert_int_equal(c.max_header_bytes, 16 * 1024);
+    assert_int_equal(c.max_body_bytes, 1024 * 1024);
+    assert_int_equal(c.max_json_depth, 32);
+    assert_string_equal(c.cors_origins, "");
+    assert_int_equal(c.drain_delay_ms, 5000);
+    assert_int_equal(c.grace_period_ms, 10000);
+    assert_int_equal(c.startup_timeout_s, 30);
+    assert_true(c.migrate);
+    assert_int_equal(c.access_log_sample, 1);
+    assert_string_equal(c.database_url, "postgresql://shoal:shoal@127.0.0.1:5433/shoal");
+    assert_int_equal(c.database_connect_timeout_s, 2);
+    assert_string_equal(c.redis_url, "redis://127.0.0.1:6380/0");
+    assert_int_equal(c.redis_timeout_ms, 1000);
+    /* An empty node name becomes the host name. */
+    assert_non_null(c.node_name);
+    assert_true(c.node_name[0] != '\0');
+    shoal_config_free(&c);
+    assert_null(c.node_name);
+}
+
+static void test_environment_overrides_defaults_and_flags_override_both(void **state)
+{
+    (void)state;
+    shoal_config c;
+    const char *const *env = ENV("SHOAL_PORT", "9000", "SHOAL_THREADS", "4", "SHOAL_NODE_NAME", "node-a",
+                                 "DATABASE_URL", "postgresql://env/db", "REDIS_URL", "redis://env:1/2");
+    assert_loads(&c, env, NULL);
+    assert_int_equal(c.port, 9000);
+    assert_int_equal(c.threads, 4);
+    assert_string_equal(c.node_name, "node-a");
+    assert_string_equal(c.database_url, "postgresql://env/db");
+    assert_string_equal(c.redis_url, "redis://env:1/2");
+    shoal_config_free(&c);
+
+    assert_loads(&c, env, ARGS("--port", "9100", "--node-name=node-b"));
+    assert_int_equal(c.port, 9100);
+    assert_int_equal(c.threads, 4);
+    assert_string_equal(c.node_name, "node-b");
+    shoal_config_free(&c);
+}
+
+static void test_flags_take_a_separate_or_attached_value(void **state)
+{
+    (void)state;
+    shoal_config c;
+    assert_loads(&c, NULL, ARGS("--port", "0", "--threads=16", "--cors-origins=", "--bind", "0.0.0.0",
+                                "--database-url=postgresql:///shoal?host=/tmp&port=5432"));
+    assert_int_equal(c.port, 0);
+    assert_int_equal(c.threads, 16);
+    assert_string_equal(c.cors_origins, "");
+    assert_string_equal(c.bind_address, "0.0.0.0");
+    /* Only the first '=' separates the flag from its value. */
+    assert_string_equal(c.database_url, "postgresql:///shoal?host=/tmp&port=5432");
+    shoal_config_free(&c);
+}
+
+static void test_a_later_flag_wins(void **state)
+{
+    (void)state;
+    shoal_config c;
+    assert_loads(&c, NULL, ARGS("--cors-origins", "https://a.example", "--cors-origins", "*"));
+    assert_string_equal(c.cors_origins, "*");
+    shoal_config_free(&c);
+}
+
+static void test_sizes_accept_k_m_g_suffixes(void **state)
+{
+    (void)state;
+    shoal_config c;
+    assert_loads(&c, NULL, ARGS("--max-header-bytes", "32k", "--max-body-bytes", "2m"));
+    assert_int_equal(c.max_header_bytes, 32 * 1024);
+    assert_int_equal(c.max_body_bytes, 2 * 1024 * 1024);
+    shoal_config_free(&c);
+
+    assert_loads(&c, ENV("SHOAL_MAX_BODY_BYTES", "1G"), ARGS("--max-header-bytes=3KiB"));
+    assert_int_equal(c.max_body_bytes, 1024 * 1024 * 1024);
+    assert_int_equal(c.max_header_bytes, 3 * 1024);
+    shoal_config_free(&c);
+
+    assert_loads(&c, NULL, ARGS("--max-body-bytes", "0", "--max-header-bytes", "1024"));
+    assert_int_equal(c.max_body_bytes, 0);
+    assert_int_equal(c.max_header_bytes, 1024);
+    shoal_config_free(&c);
+}
+
+static void test_bad_sizes_are_rejected(void **state)
+{
+    (void)state;
+    assert_fails_naming(NULL, ARGS("--max-body-bytes", "2g"), "--max-body-bytes");
+    assert_fails_naming(NULL, ARGS("--max-body-bytes", "1.5m"), "1.5m");
+    assert_fails_naming(NULL, ARGS("--max-body-bytes", "-1"), "--max-body-bytes");
+    assert_fails_naming(NULL, ARGS("--max-body-bytes", "k"), "--max-body-bytes");
+    assert_fails_naming(NULL, ARGS("--max-body-bytes", "10t"), "--max-body-bytes");
+    assert_fails_naming(NULL, ARGS("--max-header-bytes", "1023"), "--max-header-bytes");
+    assert_fails_naming(NULL, ARGS("--max-header-bytes", "9999999999999999999k"), "--max-header-bytes");
+}
+
+static void test_booleans(void **state)
+{
+    (void)state;
+    static const char *const falsy[] = {"false", "FALSE", "no", "off", "0", "Off"};
+    static const char *const truthy[] = {"true", "True", "yes", "on", "1", "YES"};
+    for (size_t i = 0; i < 6; i++) {
+        shoal_config c;
+        assert_loads(&c, ENV("SHOAL_MIGRATE", truthy[i]), ARGS("--migrate", falsy[i]));
+        assert_false(c.migrate);
+        shoal_config_free(&c);
+        assert_loads(&c, ENV("SHOAL_MIGRATE", falsy[i]), ARGS("--migrate", truthy[i]));
+        assert_true(c.migrate);
+        shoal_config_free(&c);
+    }
+    assert_fails_naming(NULL, ARGS("--migrate", "maybe"), "--migrate");
+    assert_fails_naming(ENV("SHOAL_MIGRATE", ""), NULL, "SHOAL_MIGRATE");
+}
+
+static void test_numbers_out_of_range_or_not_numbers_are_rejected(void **state)
+{
+    (void)state;
+    assert_fails_naming(NULL, ARGS("--port", "65536"), "--port");
+    assert_fails_naming(NULL, ARGS("--port=-1"), "--port");
+    assert_fails_naming(NULL, ARGS("--threads", "0"), "--threads");
+    assert_fails_naming(NULL, ARGS("--threads", "eight"), "--threads");
+    assert_fails_naming(NULL, ARGS("--threads", "8x"), "--threads");
+    assert_fails_naming(NULL, ARGS("--threads", ""), "--threads");
+    assert_fails_naming(NULL, ARGS("--access-log-sample", "99999999999999999999"), "--access-log-sample");
+    assert_fails_naming(NULL, ARGS("--max-json-depth", "1001"), "--max-json-depth");
+    /* From the environment, the message names the variable and its flag. */
+    assert_fails_naming(ENV("SHOAL_THREADS", "many"), NULL, "SHOAL_THREADS");
+    assert_fails_naming(ENV("SHOAL_REDIS_TIMEOUT_MS", "0"), NULL, "--redis-timeout-ms");
+}
+
+static void test_unknown_flag_and_missing_value_are_rejected(void **state)
+{
+    (void)state;
+    assert_fails_naming(NULL, ARGS("--prot", "80"), "--prot");
+    assert_fails_naming(NULL, ARGS("--por=80"), "--por");
+    assert_fails_naming(NULL, ARGS("--"), "--");
+    assert_fails_naming(NULL, ARGS("--threads", "4", "--port"), "--port");
+    assert_fails_naming(NULL, ARGS("-p", "80"), "-p");
+}
+
+static void test_commands(void **state)
+{
+    (void)state;
+    shoal_config c;
+    assert_loads(&c, NULL, ARGS("migrate", "--database-url", "postgresql://x/y"));
+    assert_int_equal(c.command, SHOAL_COMMAND_MIGRATE);
+    assert_string_equal(c.database_url, "postgresql://x/y");
+    shoal_config_free(&c);
+
+    assert_loads(&c, NULL, ARGS("serve", "--port", "1"));
+    assert_int_equal(c.command, SHOAL_COMMAND_SERVE);
+    assert_int_equal(c.port, 1);
+    shoal_config_free(&c);
+
+    assert_fails_naming(NULL, ARGS("deploy"), "deploy");
+    /* A command comes first or not at all. */
+    assert_fails_naming(NULL, ARGS("--port", "1", "migrate"), "migrate");
+    assert_fails_naming(NULL, ARGS("migrate", "serve"), "serve");
+}
+
+static void test_help_and_version_stop_parsing(void **state)
+{
+    (void)state;
+    shoal_config c;
+    assert_loads(&c, NULL, ARGS("--help", "--not-a-flag"));
+    assert_int_equal(c.command, SHOAL_COMMAND_HELP);
+    shoal_config_free(&c);
+    assert_loads(&c, NULL, ARGS("migrate", "-h"));
+    assert_int_equal(c.command, SHOAL_COMMAND_HELP);
+    shoal_config_free(&c);
+    assert_loads(&c, NULL, ARGS("--version"));
+    assert_int_equal(c.command, SHOAL_COMMAND_VERSION);
+    shoal_config_free(&c);
+}
+
+static void test_libpq_variables_replace_the_default_database_url(void **state)
+{
+    (void)state;
+    shoal_config c;
+    assert_loads(&c, ENV("PGHOST", "/var/run/postgresql", "PGUSER", "app"), NULL);
+    assert_string_equal(c.database_url, "");
+    shoal_config_free(&c);
+
+    assert_loads(&c, ENV("PGSERVICE", "shoal"), NULL);
+    assert_string_equal(c.database_url, "");
+    shoal_config_free(&c);
+
+    /* An explicit DATABASE_URL or flag still wins. */
+    assert_loads(&c, ENV("PGHOST", "db", "DATABASE_URL", "postgresql://explicit/db"), NULL);
+    assert_string_equal(c.database_url, "postgresql://explicit/db");
+    shoal_config_free(&c);
+    assert_loads(&c, ENV("PGPORT", "5432"), ARGS("--database-url", "postgresql://flag/db"));
+    assert_string_equal(c.database_url, "postgresql://flag/db");
+    shoal_config_free(&c);
+
+    /* Empty PG* variables do not count. */
+    assert_loads(&c, ENV("PGHOST", ""), NULL);
+    assert_string_equal(c.database_url, "postgresql://shoal:shoal@127.0.0.1:5433/shoal");
+    shoal_config_free(&c);
+}
+
+static void test_redis_url_must_use_the_redis_scheme(void **state)
+{
+    (void)state;
+    assert_fails_naming(ENV("REDIS_URL", "http://127.0.0.1:6379"), NULL, "REDIS_URL");
+    assert_fails_naming(NULL, ARGS("--redis-url", "127.0.0.1:6379"), "--redis-url");
+    assert_fails_naming(NULL, ARGS("--redis-url", ""), "--redis-url");
+}
+
+static void test_bind_address_must_not_be_empty(void **state)
+{
+    (void)state;
+    assert_fails_naming(ENV("SHOAL_BIND", ""), NULL, "--bind");
+}
+
+/* Static, because open_memstream writes to these until fclose and GCC
+ * cannot see that locals handed to it stay valid. */
+static char *memstream_text;
+static size_t memstream_length;
+
+static char *usage_text(void)
+{
+    FILE *out = open_memstream(&memstream_text, &memstream_length);
+    assert_non_null(out);
+    shoal_config_usage(out, "shoal-test");
+    assert_int_equal(fclose(out), 0);
+    assert_int_equal(strlen(memstream_text), memstream_length);
+    return memstream_text;
+}
+
+static void test_usage_lists_every_flag_and_variable(void **state)
+{
+    (void)state;
+    static const char *const expected[][2] = {
+        {"--bind", "SHOAL_BIND"},
+        {"--port", "SHOAL_PORT"},
+        {"--threads", "SHOAL_THREADS"},
+        {"--max-connections", "SHOAL_MAX_CONNECTIONS"},
+        {"--listen-backlog", "SHOAL_LISTEN_BACKLOG"},
+        {"--connection-timeout", "SHOAL_CONNECTION_TIMEOUT"},
+        {"--max-header-bytes", "SHOAL_MAX_HEADER_BYTES"},
+        {"--max-body-bytes", "SHOAL_MAX_BODY_BYTES"},
+        {"--max-json-depth", "SHOAL_MAX_JSON_DEPTH"},
+        {"--cors-origins", "SHOAL_CORS_ORIGINS"},
+        {"--node-name", "SHOAL_NODE_NAME"},
+        {"--drain-delay-ms", "SHOAL_DRAIN_DELAY_MS"},
+        {"--grace-period-ms", "SHOAL_GRACE_PERIOD_MS"},
+        {"--startup-timeout", "SHOAL_STARTUP_TIMEOUT"},
+        {"--migrate", "SHOAL_MIGRATE"},
+        {"--access-log-sample", "SHOAL_ACCESS_LOG_SAMPLE"},
+        {"--database-url", "DATABASE_URL"},
+        {"--database-connect-timeout", "SHOAL_DATABASE_CONNECT_TIMEOUT"},
+        {"--redis-url", "REDIS_URL"},
+        {"--redis-timeout-ms", "SHOAL_REDIS_TIMEOUT_MS"},
+    };
+    char *text = usage_text();
+    assert_non_null(strstr(text, "Usage: shoal-test"));
+    assert_non_null(strstr(text, "migrate"));
+    assert_non_null(strstr(text, "--help"));
+    assert_non_null(strstr(text, "--version"));
+    for (size_t i = 0; i < sizeof expected / sizeof expected[0]; i++) {
+        char line[96];
+        /* The flag and its variable share a line. */
+        snprintf(line, sizeof line, "  %s ", expected[i][0]);
+        const char *at = strstr(text, line);
+        if (at == NULL)
+            fail_msg("usage lacks %s", expected[i][0]);
+        const char *end = strchr(at, '\n');
+        const char *variable = strstr(at, expected[i][1]);
+        if (variable == NULL || variable > end)
+            fail_msg("usage line for %s lacks %s", expected[i][0], expected[i][1]);
+    }
+    free(text);
+}
+
+/* Every flag that --help shows is one the parser knows. */
+static void test_every_flag_in_usage_is_accepted(void **state)
+{
+    (void)state;
+    char *text = usage_text();
+    int flags = 0;
+    for (const char *p = strstr(text, "\n  --"); p != NULL; p = strstr(p + 1, "\n  --")) {
+        char flag[64];
+        if (sscanf(p + 3, "%63s", flag) != 1)
+            continue;
+        if (strcmp(flag, "--help") == 0 || strcmp(flag, "--version") == 0)
+            continue;
+        flags++;
+        shoal_config c;
+        assert_int_equal(load(&c, NULL, ARGS(flag)), -1);
+        if (strstr(error, "needs a value") == NULL)
+            fail_msg("%s from --help: %s", flag, error);
+    }
+    assert_int_equal(flags, 20);
+    free(text);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_defaults),
+        cmocka_unit_test(test_environment_overrides_defaults_and_flags_override_both),
+        cmocka_unit_test(test_flags_take_a_separate_or_attached_value),
+        cmocka_unit_test(test_a_later_flag_wins),
+        cmocka_unit_test(test_sizes_accept_k_m_g_suffixes),
+        cmocka_unit_test(test_bad_sizes_are_rejected),
+        cmocka_unit_test(test_booleans),
+        cmocka_unit_test(test_numbers_out_of_range_or_not_numbers_are_rejected),
+        cmocka_unit_test(test_unknown_flag_and_missing_value_are_rejected),
+        cmocka_unit_test(test_commands),
+        cmocka_unit_test(test_help_and_version_stop_parsing),
+        cmocka_unit_test(test_libpq_variables_replace_the_default_database_url),
+        cmocka_unit_test(test_redis_url_must_use_the_redis_scheme),
+        cmocka_unit_test(test_bind_address_must_not_be_empty),
+        cmocka_unit_test(test_usage_lists_every_flag_and_variable),
+        cmocka_unit_test(test_every_flag_in_usage_is_accepted),
+    };
+    return cmocka_run_group_tests_name("node/config", tests, NULL, NULL);
+}
