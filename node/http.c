@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -21,8 +22,8 @@
  * that holds the request. */
 #define REQUEST_ARENA_BYTES 8192
 
-/* How much of an oversized body of unknown length is read and dropped
- * before the connection is closed without an answer. */
+/* How much of an oversized body is read and dropped (to answer 413 at its
+ * end) before the connection is closed without an answer. */
 #define DISCARD_LIMIT_BYTES (64u * 1024 * 1024)
 
 struct shoal_http {
@@ -214,10 +215,19 @@ static enum MHD_Result begin_request(shoal_http *http, struct MHD_Connection *co
     unsigned long long declared = 0;
     if (parse_content_length(lookup_header(connection, MHD_HTTP_HEADER_CONTENT_LENGTH), &declared)) {
         if (declared > limit) {
-            /* Answering before reading the body makes libmicrohttpd close
-             * the connection afterwards, so the body is never read. */
             reject_too_large(r, limit);
-            return respond(http, r, connection);
+            /* With "Expect: 100-continue" the client waits for a go-ahead
+             * before sending the body, so answering now costs nothing. Any
+             * other client is already sending it: answering now makes
+             * libmicrohttpd close with unread data, the kernel then resets
+             * the connection, and the reset can destroy the answer before
+             * the client (or HAProxy) reads it. So the body is read and
+             * dropped, up to a bound, and answered at its end. */
+            const char *expect = lookup_header(connection, MHD_HTTP_HEADER_EXPECT);
+            if ((expect != NULL && strcasecmp(expect, "100-continue") == 0) ||
+                declared - limit > DISCARD_LIMIT_BYTES)
+                return respond(http, r, connection);
+            return MHD_YES;
         }
         if (declared > 0) {
             r->body = shoal_arena_alloc(&r->ctx.arena, (size_t)declared);
@@ -248,8 +258,8 @@ static enum MHD_Result handle_access(void *context, struct MHD_Connection *conne
         if (r->body_too_large) {
             /* libmicrohttpd 0.9.75 cannot answer in the middle of an upload
              * (queueing fails and the connection drops without an answer),
-             * so an oversized chunked body is read and thrown away up to a
-             * bound, answered 413 at its end, or cut off past the bound. */
+             * so an oversized body is read and thrown away up to a bound,
+             * answered 413 at its end, or cut off past the bound. */
             r->body_discarded += size;
             return r->body_discarded <= DISCARD_LIMIT_BYTES ? MHD_YES : MHD_NO;
         }

@@ -30,9 +30,13 @@ static void sleep_ms(int milliseconds)
     }
 }
 
+typedef enum migrate_outcome { MIGRATED, MIGRATE_FAILED, MIGRATE_INTERRUPTED } migrate_outcome;
+
 /* Nodes may start before PostgreSQL accepts connections (compose starts
- * them together); wait for it up to the startup timeout. */
-static int migrate(const shoal_config *config)
+ * them together); wait for it up to the startup timeout. While waiting, a
+ * stop signal (when stop_signals is given and blocked) ends the wait at once
+ * instead of after the timeout. */
+static migrate_outcome migrate(const shoal_config *config, const sigset_t *stop_signals)
 {
     store_config store = {
         .conninfo = config->database_url,
@@ -48,14 +52,23 @@ static int migrate(const shoal_config *config)
         if (status == STORE_OK) {
             shoal_log(SHOAL_LOG_INFO, "migrate", "schema at version %d (%d applied now)",
                       report.current_version, report.applied);
-            return 0;
+            return MIGRATED;
         }
         if (status == STORE_ERROR || monotonic_ms() >= deadline) {
             shoal_log(SHOAL_LOG_ERROR, "migrate", "%s", error);
-            return -1;
+            return MIGRATE_FAILED;
         }
         shoal_log(SHOAL_LOG_WARNING, "migrate", "waiting for PostgreSQL: %s", error);
-        sleep_ms(500);
+        if (stop_signals == NULL) {
+            sleep_ms(500);
+            continue;
+        }
+        struct timespec pause = {0, 500 * 1000 * 1000};
+        int received = sigtimedwait(stop_signals, NULL, &pause);
+        if (received > 0) {
+            shoal_log(SHOAL_LOG_INFO, "stop", "signal %d while waiting for PostgreSQL", received);
+            return MIGRATE_INTERRUPTED;
+        }
     }
 }
 
@@ -131,7 +144,7 @@ int main(int argc, char **argv)
         return 0;
     case SHOAL_COMMAND_MIGRATE: {
         shoal_log_set_node(config.node_name);
-        int rc = migrate(&config) == 0 ? 0 : 1;
+        int rc = migrate(&config, NULL) == MIGRATED ? 0 : 1;
         shoal_config_free(&config);
         return rc;
     }
@@ -149,9 +162,12 @@ int main(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
     signal(SIGPIPE, SIG_IGN); /* a peer that vanished is an error code, not a death */
 
-    if (config.migrate && migrate(&config) != 0) {
-        shoal_config_free(&config);
-        return 1;
+    if (config.migrate) {
+        migrate_outcome outcome = migrate(&config, &stop_signals);
+        if (outcome != MIGRATED) {
+            shoal_config_free(&config);
+            return outcome == MIGRATE_INTERRUPTED ? 0 : 1;
+        }
     }
 
     shoal_app *app = shoal_app_new(&config);

@@ -21,10 +21,15 @@ static bool run(PGconn *connection, const char *sql, ExecStatusType expected, ch
     return ok;
 }
 
-static void trim_newline(char *text)
+/* libpq's messages span lines ("...failed\n\tIs the server running..."):
+ * make them one line for the log. */
+static void tidy_message(char *text)
 {
+    for (char *p = text; *p != '\0'; p++)
+        if (*p == '\n' || *p == '\t')
+            *p = ' ';
     size_t length = strlen(text);
-    while (length > 0 && (text[length - 1] == '\n' || text[length - 1] == ' '))
+    while (length > 0 && text[length - 1] == ' ')
         text[--length] = '\0';
 }
 
@@ -83,7 +88,7 @@ static bool apply_one(PGconn *connection, const store_migration *migration, char
         goto fail;
     return true;
 fail:
-    trim_newline(reason);
+    tidy_message(reason);
     snprintf(error, error_size, "migration %04d_%s failed: %s", migration->version, migration->name, reason);
     return false;
 }
@@ -102,7 +107,7 @@ store_status store_migrate(const store_config *config, const store_migration *mi
     if (connection == NULL || PQstatus(connection) != CONNECTION_OK) {
         snprintf(error, error_size, "cannot connect to PostgreSQL: %s",
                  connection != NULL ? PQerrorMessage(connection) : "out of memory");
-        trim_newline(error);
+        tidy_message(error);
         PQfinish(connection);
         return STORE_UNAVAILABLE;
     }
@@ -120,14 +125,14 @@ store_status store_migrate(const store_config *config, const store_migration *mi
              " name text NOT NULL,"
              " applied_at timestamptz NOT NULL DEFAULT now())",
              PGRES_COMMAND_OK, reason, sizeof reason)) {
-        trim_newline(reason);
+        tidy_message(reason);
         snprintf(error, error_size, "cannot prepare migrations: %s", reason);
         goto done;
     }
     applied = PQexec(connection, "SELECT version, name FROM schema_migrations ORDER BY version");
     if (applied == NULL || PQresultStatus(applied) != PGRES_TUPLES_OK) {
         snprintf(error, error_size, "cannot read schema_migrations: %s", PQerrorMessage(connection));
-        trim_newline(error);
+        tidy_message(error);
         goto done;
     }
     for (int row = 0; row < PQntuples(applied); row++) {

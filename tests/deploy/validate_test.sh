@@ -1,0 +1,182 @@
+#!/usr/bin/env bash
+# tests/deploy/validate_test.sh: the deployment files, checked without a
+# Docker engine and without starting anything.
+#   - docker-compose.yml is valid for docker-compose (Debian's 1.29) and keeps
+#     the node service scalable (no container_name, no host ports, a CPU limit,
+#     a stop grace period longer than drain delay + grace period)
+#   - HAProxy 2.6 accepts lb/haproxy.cfg with the compose backend, and with
+#     the local backend that deploy/local renders for 2 and 4 nodes, without
+#     a single warning
+#   - the Dockerfile's runtime stage runs as a non-root user
+set -euo pipefail
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+cd "$REPO"
+
+FAILED=0
+pass() { echo "ok   - $*"; }
+fail() { echo "FAIL - $*"; FAILED=1; }
+
+TMP=$(mktemp -d)
+trap 'rm -rf "$TMP"' EXIT
+
+# Installs a missing Debian package (root only; apt-get update only then).
+need() {
+  local cmd=$1 pkg=$2
+  command -v "$cmd" >/dev/null && return 0
+  [ "$(id -u)" = 0 ] || { echo "$cmd is missing and this is not root: apt-get install $pkg" >&2; exit 1; }
+  echo "installing $pkg"
+  DEBIAN_FRONTEND=noninteractive apt-get update -q >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$pkg" >/dev/null
+}
+need docker-compose docker-compose
+need haproxy haproxy
+need python3 python3
+
+# ------------------------------------------------------------ compose
+
+echo "# docker-compose.yml"
+if out=$(docker-compose -f docker-compose.yml config -q 2>&1); then
+  pass "docker-compose config -q accepts docker-compose.yml"
+else
+  echo "$out"
+  fail "docker-compose config -q rejects docker-compose.yml"
+fi
+
+# The resolved configuration, checked for what scaling and draining need.
+if docker-compose -f docker-compose.yml config >"$TMP/compose.yml" 2>"$TMP/compose.err"; then
+  if python3 - "$TMP/compose.yml" <<'EOF'
+import re, sys, yaml
+c = yaml.safe_load(open(sys.argv[1]))
+s = c["services"]
+problems = []
+def check(cond, what):
+    print(("ok   - " if cond else "FAIL - ") + what)
+    if not cond:
+        problems.append(what)
+check(set(s) >= {"postgres", "redis", "node", "lb"}, "services postgres, redis, node and lb exist")
+node = s.get("node", {})
+check("container_name" not in node, "node has no container_name (it can be scaled)")
+check("ports" not in node, "node publishes no host ports (it can be scaled)")
+check(float(node.get("cpus", 0) or 0) > 0, "node has a CPU limit (cpus)")
+def seconds(v):
+    m = re.fullmatch(r"(?:(\d+)m)?(?:(\d+)s)?", str(v))
+    return int(m.group(1) or 0) * 60 + int(m.group(2) or 0) if m else 0
+env = node.get("environment", {})
+drain = int(env.get("SHOAL_DRAIN_DELAY_MS", 5000)) + int(env.get("SHOAL_GRACE_PERIOD_MS", 10000))
+check(seconds(node.get("stop_grace_period", "10s")) * 1000 > drain,
+      "node stop_grace_period exceeds drain delay + grace period (%d ms)" % drain)
+check(node.get("build", {}).get("dockerfile") == "deploy/Dockerfile", "node builds deploy/Dockerfile")
+dep = node.get("depends_on", {})
+check(isinstance(dep, dict) and dep.get("postgres", {}).get("condition") == "service_healthy",
+      "node waits for a healthy postgres")
+check("@postgres:" in env.get("DATABASE_URL", "") and "//redis:" in env.get("REDIS_URL", ""),
+      "node reaches postgres and redis by service name")
+pg = " ".join(map(str, s.get("postgres", {}).get("command", [])))
+check("shared_preload_libraries=pg_stat_statements" in pg and "max_connections=" in pg,
+      "postgres preloads pg_stat_statements and sets max_connections")
+check("--appendonly yes" in " ".join(map(str, s.get("redis", {}).get("command", []))), "redis appends only")
+lb = s.get("lb", {})
+check(str(lb.get("image", "")).startswith("haproxy:2.6"), "lb runs haproxy:2.6")
+# Long syntax (dict) or short ("[host_ip:]published:target[/proto]").
+targets = {str(p["target"]) if isinstance(p, dict) else str(p).split("/")[0].rsplit(":", 1)[-1]
+           for p in lb.get("ports", [])}
+check({"8080", "8404"} <= targets, "lb publishes 8080 and 8404")
+cmd = " ".join(map(str, lb.get("command", [])))
+check("haproxy.cfg" in cmd and "backend-compose.cfg" in cmd, "lb loads haproxy.cfg and backend-compose.cfg")
+sys.exit(1 if problems else 0)
+EOF
+  then :; else FAILED=1; fi
+else
+  cat "$TMP/compose.err"
+  fail "docker-compose config could not resolve docker-compose.yml"
+fi
+
+# ------------------------------------------------------------ HAProxy
+
+# haproxy_check NAME ENV... -- FILES...: valid, and not one warning.
+haproxy_check() {
+  local name=$1; shift
+  local -a vars=() files=()
+  while [ "$1" != -- ]; do vars+=("$1"); shift; done
+  shift
+  for f in "$@"; do files+=(-f "$f"); done
+  local out rc=0
+  out=$(env "${vars[@]}" haproxy -c "${files[@]}" 2>&1) || rc=$?
+  if [ "$rc" -eq 0 ] && ! grep -qE '\[(WARNING|ALERT)\]' <<<"$out"; then
+    pass "haproxy -c: $name"
+  else
+    grep -vE '^\[NOTICE\]' <<<"$out" || true
+    fail "haproxy -c: $name (exit $rc or warnings above)"
+  fi
+}
+
+echo "# HAProxy ($(haproxy -v | head -n 1))"
+haproxy_check "compose (lb/haproxy.cfg + lb/backend-compose.cfg)" \
+  SHOAL_LB_BIND=0.0.0.0 SHOAL_LB_PORT=8080 SHOAL_STATS_PORT=8404 \
+  -- lb/haproxy.cfg lb/backend-compose.cfg
+haproxy_check "defaults when no variable is set" -- lb/haproxy.cfg lb/backend-compose.cfg
+
+for n in 2 4; do
+  out_dir=$TMP/local-$n
+  # A private state folder, so that a running local stack is not touched.
+  if ! rendered=$(SHOAL_STATE=$TMP/state-$n deploy/local render-lb --nodes "$n" --out "$out_dir"); then
+    fail "deploy/local render-lb --nodes $n"
+    continue
+  fi
+  servers=$(grep -cE '^[[:space:]]*server node[0-9]+ 127\.0\.0\.1:[0-9]+' "$rendered" || true)
+  if [ "$servers" = "$n" ]; then
+    pass "render-lb --nodes $n writes $n server lines"
+  else
+    fail "render-lb --nodes $n writes $servers server lines, not $n"
+  fi
+  haproxy_check "local, $n nodes" \
+    SHOAL_LB_BIND=127.0.0.1 SHOAL_LB_PORT=18080 SHOAL_STATS_PORT=18404 \
+    -- lb/haproxy.cfg "$rendered"
+done
+
+# The backend settings the e2e behaviour depends on, in the shared file.
+for want in 'balance leastconn' 'option httpchk GET /readyz' 'http-check expect status 200' \
+            'inter 1s fall 2 rise 2' 'retries 3' 'option redispatch 1' 'http-reuse safe' \
+            'option forwardfor' 'http-request disable-l7-retry' 'prometheus-exporter' 'stats uri /stats'; do
+  if grep -qF -- "$want" lb/haproxy.cfg; then pass "lb/haproxy.cfg has '$want'"; else fail "lb/haproxy.cfg lacks '$want'"; fi
+done
+
+# ------------------------------------------------------------ Dockerfile
+
+echo "# deploy/Dockerfile"
+# The runtime stage is everything after the last FROM; its last USER wins.
+runtime=$(awk 'toupper($1) == "FROM" { stage = "" } { stage = stage $0 "\n" } END { printf "%s", stage }' deploy/Dockerfile)
+user=$(awk 'toupper($1) == "USER" { u = $2 } END { print u }' <<<"$runtime")
+if [ -n "$user" ] && [[ ! $user =~ ^(root|0)(:|$) ]]; then
+  pass "runtime stage runs as non-root USER $user"
+else
+  fail "runtime stage has no non-root USER (found '${user:-none}')"
+fi
+stages=$(grep -ciE '^FROM ' deploy/Dockerfile)
+if [ "$stages" -ge 2 ] && grep -qiE '^FROM debian:12-slim' <<<"$runtime"; then
+  pass "multi-stage build, runtime on debian:12-slim"
+else
+  fail "expected a build stage and a debian:12-slim runtime stage"
+fi
+for want in 'EXPOSE 8080' 'STOPSIGNAL SIGTERM' 'ENTRYPOINT'; do
+  if grep -qE "^$want" <<<"$runtime"; then pass "runtime stage has $want"; else fail "runtime stage lacks $want"; fi
+done
+
+# ------------------------------------------------------------ launcher
+
+echo "# deploy/local"
+if bash -n deploy/local; then pass "deploy/local parses"; else fail "deploy/local does not parse"; fi
+if command -v shellcheck >/dev/null; then
+  if shellcheck deploy/local tests/deploy/validate_test.sh tests/e2e/two_nodes_test.sh; then
+    pass "shellcheck is clean"
+  else
+    fail "shellcheck found problems"
+  fi
+fi
+
+if [ "$FAILED" -ne 0 ]; then
+  echo "validate_test: FAILED"
+  exit 1
+fi
+echo "validate_test: all checks passed"
