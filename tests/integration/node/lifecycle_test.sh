@@ -65,6 +65,11 @@ help=$("$binary" --help)
 for variable in SHOAL_PORT SHOAL_THREADS SHOAL_MAX_BODY_BYTES SHOAL_DRAIN_DELAY_MS DATABASE_URL REDIS_URL; do
   check "--help lists $variable" grep -q "$variable" <<<"$help"
 done
+# The README's configuration table must keep up with the binary.
+readme="$(dirname "$0")/../../../README.md"
+for flag in $(grep -oE '^  --[a-z-]+ +[A-Z_]+' <<<"$help" | awk '{print $1}'); do
+  check "README documents $flag" grep -q -- "\`$flag\`" "$readme"
+done
 
 # SIGTERM: readiness turns 503 at once, serving goes on through the drain
 # delay, then the listener closes and the process exits 0.
