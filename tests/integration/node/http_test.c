@@ -142,7 +142,7 @@ static void every_answer_carries_date_and_server(void **state)
     const char *requests[] = {
         "GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n",
         "GET /nowhere HTTP/1.1\r\nHost: t\r\n\r\n",
-        "POST /test/echo HTTP/1.1\r\nHost: t\r\nContent-Length: 5000\r\n\r\n",
+        "POST /test/echo HTTP/1.1\r\nHost: t\r\nContent-Length: 5000\r\nExpect: 100-continue\r\n\r\n",
     };
     const int statuses[] = {200, 404, 413};
     for (size_t i = 0; i < 3; i++) {
@@ -226,15 +226,43 @@ static void oversized_bodies_get_413_with_the_envelope(void **state)
     test_server server;
     start_default(&server, FLAGS("--max-body-bytes", "1k"));
     test_response response;
+
+    /* A client that waits for 100 Continue is answered before it sends. */
     assert_true(test_http_request(server.port,
                                   "POST /test/echo HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
-                                  "Content-Length: 8388608\r\n\r\n",
+                                  "Content-Length: 8388608\r\nExpect: 100-continue\r\n\r\n",
                                   &response));
     expect_error(&response, 413, "request.body_too_large");
     test_http_response_free(&response);
 
-    /* Chunked, so the size is only known while reading. */
+    /* So is one announcing more than the node would ever read and drop. */
+    assert_true(test_http_request(server.port,
+                                  "POST /test/echo HTTP/1.1\r\nHost: t\r\nContent-Length: 1073741824\r\n\r\n",
+                                  &response));
+    expect_error(&response, 413, "request.body_too_large");
+    test_http_response_free(&response);
+
+    /* Any other client is already sending: the body is read and dropped,
+     * then answered, and the connection stays usable. */
     int fd = test_http_connect(server.port);
+    assert_true(fd >= 0);
+    static char oversized[5000];
+    memset(oversized, 'x', sizeof oversized);
+    const char *announced = "POST /test/echo HTTP/1.1\r\nHost: t\r\nContent-Length: 5000\r\n\r\n";
+    assert_true(test_http_send(fd, announced, strlen(announced)));
+    assert_true(test_http_send(fd, oversized, sizeof oversized));
+    assert_true(test_http_read(fd, &response, false, 3000));
+    expect_error(&response, 413, "request.body_too_large");
+    test_http_response_free(&response);
+    const char *next = "GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n";
+    assert_true(test_http_send(fd, next, strlen(next)));
+    assert_true(test_http_read(fd, &response, false, 3000));
+    assert_int_equal(response.status, 200);
+    test_http_response_free(&response);
+    close(fd);
+
+    /* Chunked, so the size is only known while reading. */
+    fd = test_http_connect(server.port);
     assert_true(fd >= 0);
     const char *head = "POST /test/echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n";
     assert_true(test_http_send(fd, head, strlen(head)));
