@@ -54,6 +54,7 @@ struct shoal_blueprint {
 
 struct shoal_route_entry {
     shoal_handler_fn handler;
+    void *data;
     shoal_blueprint *blueprint;
     shoal_route_entry *next;
 };
@@ -277,6 +278,12 @@ static unsigned parse_methods(const char *text)
 
 int shoal_route(shoal_blueprint *bp, const char *method, const char *pattern, shoal_handler_fn handler)
 {
+    return shoal_route_with(bp, method, pattern, handler, NULL);
+}
+
+int shoal_route_with(shoal_blueprint *bp, const char *method, const char *pattern,
+                     shoal_handler_fn handler, void *data)
+{
     shoal_app *app = bp->app;
     if (!setup_open(app, "a route"))
         return -1;
@@ -296,6 +303,7 @@ int shoal_route(shoal_blueprint *bp, const char *method, const char *pattern, sh
     }
     snprintf(full, length, "%s%s", bp->prefix, pattern);
     route->handler = handler;
+    route->data = data;
     route->blueprint = bp;
     char reason[256];
     int rc = shoal_router_add(app->router, methods, full, route, reason, sizeof reason);
@@ -573,6 +581,11 @@ const char *shoal_allowed_methods(shoal_ctx *ctx)
     /* OPTIONS is always answered, automatically if no route claims it. */
     shoal_router_format_allow(ctx->match.allowed | SHOAL_METHOD_OPTIONS, text, sizeof text);
     return shoal_arena_strdup(&ctx->arena, text);
+}
+
+void *shoal_route_data(const shoal_ctx *ctx)
+{
+    return ctx->route != NULL ? ctx->route->data : NULL;
 }
 
 bool shoal_route_matched(const shoal_ctx *ctx)

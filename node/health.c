@@ -1,8 +1,134 @@
 /* node/health.c */
 #include "health.h"
 
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <time.h>
+
 #include "cache.h"
+#include "log.h"
 #include "store.h"
+
+struct shoal_tier_monitor {
+    pthread_t thread;
+    pthread_mutex_t lock; /* guards stopping, and is what wake waits with */
+    pthread_cond_t wake;
+    bool stopping;
+    int interval_ms;
+    store *store; /* used by the monitor thread only */
+    cache *cache;
+    atomic_bool postgres_up;
+    atomic_bool redis_up;
+};
+
+static void probe(shoal_tier_monitor *monitor)
+{
+    bool postgres_up = store_ping(monitor->store) == STORE_OK;
+    bool redis_up = cache_ping(monitor->cache) == CACHE_OK;
+    /* Log changes only: one line when a tier goes, one when it comes back. */
+    if (atomic_exchange(&monitor->postgres_up, postgres_up) != postgres_up)
+        shoal_log(postgres_up ? SHOAL_LOG_INFO : SHOAL_LOG_WARNING, "tier", "PostgreSQL is %s",
+                  postgres_up ? "up" : "down");
+    if (atomic_exchange(&monitor->redis_up, redis_up) != redis_up)
+        shoal_log(redis_up ? SHOAL_LOG_INFO : SHOAL_LOG_WARNING, "tier", "Redis is %s", redis_up ? "up" : "down");
+}
+
+static void *run(void *argument)
+{
+    shoal_tier_monitor *monitor = argument;
+    pthread_mutex_lock(&monitor->lock);
+    while (!monitor->stopping) {
+        struct timespec deadline;
+        clock_gettime(CLOCK_MONOTONIC, &deadline);
+        deadline.tv_sec += monitor->interval_ms / 1000;
+        deadline.tv_nsec += (long)(monitor->interval_ms % 1000) * 1000000L;
+        if (deadline.tv_nsec >= 1000000000L) {
+            deadline.tv_sec++;
+            deadline.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&monitor->wake, &monitor->lock, &deadline);
+        if (monitor->stopping)
+            break;
+        pthread_mutex_unlock(&monitor->lock);
+        probe(monitor);
+        pthread_mutex_lock(&monitor->lock);
+    }
+    pthread_mutex_unlock(&monitor->lock);
+    return NULL;
+}
+
+shoal_tier_monitor *shoal_tier_monitor_start(const shoal_config *config, int interval_ms)
+{
+    shoal_tier_monitor *monitor = calloc(1, sizeof *monitor);
+    if (monitor == NULL)
+        return NULL;
+    monitor->interval_ms = interval_ms > 0 ? interval_ms : SHOAL_TIER_PROBE_INTERVAL_MS;
+    store_config database = {
+        .conninfo = config->database_url,
+        .connect_timeout_s = config->database_connect_timeout_s,
+        .application_name = config->node_name,
+    };
+    cache_config redis = {.url = config->redis_url, .timeout_ms = config->redis_timeout_ms};
+    char error[256] = "";
+    monitor->store = store_open(&database);
+    monitor->cache = cache_open(&redis, error, sizeof error);
+    if (monitor->store == NULL || monitor->cache == NULL) {
+        if (error[0] != '\0')
+            shoal_log(SHOAL_LOG_ERROR, "tier", "cannot watch Redis: %s", error);
+        store_close(monitor->store);
+        cache_close(monitor->cache);
+        free(monitor);
+        return NULL;
+    }
+    atomic_init(&monitor->postgres_up, true);
+    atomic_init(&monitor->redis_up, true);
+    probe(monitor);
+
+    pthread_condattr_t attributes;
+    pthread_condattr_init(&attributes);
+    pthread_condattr_setclock(&attributes, CLOCK_MONOTONIC);
+    pthread_cond_init(&monitor->wake, &attributes);
+    pthread_condattr_destroy(&attributes);
+    pthread_mutex_init(&monitor->lock, NULL);
+    if (pthread_create(&monitor->thread, NULL, run, monitor) != 0) {
+        pthread_cond_destroy(&monitor->wake);
+        pthread_mutex_destroy(&monitor->lock);
+        store_close(monitor->store);
+        cache_close(monitor->cache);
+        free(monitor);
+        return NULL;
+    }
+    return monitor;
+}
+
+void shoal_tier_monitor_stop(shoal_tier_monitor *monitor)
+{
+    if (monitor == NULL)
+        return;
+    pthread_mutex_lock(&monitor->lock);
+    monitor->stopping = true;
+    pthread_cond_signal(&monitor->wake);
+    pthread_mutex_unlock(&monitor->lock);
+    pthread_join(monitor->thread, NULL);
+    pthread_cond_destroy(&monitor->wake);
+    pthread_mutex_destroy(&monitor->lock);
+    store_close(monitor->store);
+    cache_close(monitor->cache);
+    free(monitor);
+}
+
+bool shoal_tier_monitor_postgres_up(const shoal_tier_monitor *monitor)
+{
+    return atomic_load(&monitor->postgres_up);
+}
+
+bool shoal_tier_monitor_redis_up(const shoal_tier_monitor *monitor)
+{
+    return atomic_load(&monitor->redis_up);
+}
+
+/* ---- the routes ------------------------------------------------------------ */
 
 static int healthz(shoal_ctx *ctx)
 {
@@ -25,28 +151,28 @@ static const char *readiness_name(shoal_readiness readiness)
 
 static int readyz(shoal_ctx *ctx)
 {
+    const shoal_tier_monitor *monitor = shoal_route_data(ctx);
     shoal_app *app = shoal_ctx_app(ctx);
     shoal_readiness readiness = shoal_app_readiness(app);
-    bool postgres_up = shoal_store(ctx) != NULL && store_ping(shoal_store(ctx)) == STORE_OK;
-    bool redis_up = shoal_cache(ctx) != NULL && cache_ping(shoal_cache(ctx)) == CACHE_OK;
     json_t *body = json_pack("{s:s,s:s,s:s,s:s}", "status", readiness_name(readiness), "node",
-                             shoal_app_config(app)->node_name, "postgres", postgres_up ? "up" : "down",
-                             "redis", redis_up ? "up" : "down");
+                             shoal_app_config(app)->node_name, "postgres",
+                             shoal_tier_monitor_postgres_up(monitor) ? "up" : "down", "redis",
+                             shoal_tier_monitor_redis_up(monitor) ? "up" : "down");
     /* Health checks run every second on every node: keep them out of caches. */
     shoal_set_header(ctx, "Cache-Control", "no-store");
     return shoal_json(ctx, readiness == SHOAL_READY ? 200 : 503, body);
 }
 
-static int init(shoal_app *app, void *data)
+static int init(shoal_app *app, void *monitor)
 {
-    (void)data;
     shoal_blueprint *root = shoal_app_root(app);
-    if (shoal_route(root, "GET", "/healthz", healthz) != 0 || shoal_route(root, "GET", "/readyz", readyz) != 0)
+    if (monitor == NULL || shoal_route(root, "GET", "/healthz", healthz) != 0 ||
+        shoal_route_with(root, "GET", "/readyz", readyz, monitor) != 0)
         return -1;
     return 0;
 }
 
-const shoal_extension shoal_health_extension = {
-    .name = "health",
-    .init = init,
-};
+shoal_extension shoal_health_extension(shoal_tier_monitor *monitor)
+{
+    return (shoal_extension){.name = "health", .init = init, .data = monitor};
+}

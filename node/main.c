@@ -77,13 +77,13 @@ static const char *environment(const char *name)
     return getenv(name);
 }
 
-static int setup(shoal_app *app)
+static int setup(shoal_app *app, shoal_tier_monitor *monitor)
 {
     /* Order matters: the request id comes first so that every later hook,
      * and the access log, sees it. */
+    shoal_extension health = shoal_health_extension(monitor);
     if (shoal_app_extend(app, &shoal_request_id_extension) != 0 ||
-        shoal_app_extend(app, &shoal_cors_extension) != 0 ||
-        shoal_app_extend(app, &shoal_health_extension) != 0)
+        shoal_app_extend(app, &shoal_cors_extension) != 0 || shoal_app_extend(app, &health) != 0)
         return -1;
     return 0;
 }
@@ -170,10 +170,12 @@ int main(int argc, char **argv)
         }
     }
 
-    shoal_app *app = shoal_app_new(&config);
-    if (app == NULL || setup(app) != 0) {
+    shoal_tier_monitor *monitor = shoal_tier_monitor_start(&config, SHOAL_TIER_PROBE_INTERVAL_MS);
+    shoal_app *app = monitor != NULL ? shoal_app_new(&config) : NULL;
+    if (app == NULL || setup(app, monitor) != 0) {
         shoal_log(SHOAL_LOG_ERROR, "start", "setup failed");
         shoal_app_free(app);
+        shoal_tier_monitor_stop(monitor);
         shoal_config_free(&config);
         return 1;
     }
@@ -181,6 +183,7 @@ int main(int argc, char **argv)
     if (http == NULL) {
         shoal_log(SHOAL_LOG_ERROR, "start", "%s", error);
         shoal_app_free(app);
+        shoal_tier_monitor_stop(monitor);
         shoal_config_free(&config);
         return 1;
     }
@@ -192,6 +195,7 @@ int main(int argc, char **argv)
     drain(http, app, &config, &stop_signals, received);
     shoal_http_stop(http);
     shoal_app_free(app);
+    shoal_tier_monitor_stop(monitor);
     shoal_log(SHOAL_LOG_INFO, "stop", "stopped");
     shoal_config_free(&config);
     return 0;

@@ -78,6 +78,11 @@ shoal_blueprint *shoal_blueprint_new(shoal_app *app, const char *name, const cha
 /* method is "GET", "POST", ... or several separated by '|' ("GET|POST"). */
 int shoal_route(shoal_blueprint *bp, const char *method, const char *pattern,
                 shoal_handler_fn handler);
+/* The same, with data the handler reads back with shoal_route_data: the
+ * state a handler needs beyond the request (Flask's class-based views).
+ * data must outlive the app. */
+int shoal_route_with(shoal_blueprint *bp, const char *method, const char *pattern,
+                     shoal_handler_fn handler, void *data);
 int shoal_before(shoal_blueprint *bp, shoal_before_fn hook, void *data);
 int shoal_after(shoal_blueprint *bp, shoal_after_fn hook, void *data);
 int shoal_teardown(shoal_blueprint *bp, shoal_teardown_fn hook, void *data);
@@ -128,6 +133,8 @@ const char *shoal_body(const shoal_ctx *ctx, size_t *length);    /* raw bytes */
 const char *shoal_client_address(shoal_ctx *ctx); /* the TCP peer, as text */
 /* Methods the matched path answers to, as an Allow value; NULL on 404. */
 const char *shoal_allowed_methods(shoal_ctx *ctx);
+/* The data given to shoal_route_with for the matched route, or NULL. */
+void *shoal_route_data(const shoal_ctx *ctx);
 /* True when a route matched (not 404/405). */
 bool shoal_route_matched(const shoal_ctx *ctx);
 

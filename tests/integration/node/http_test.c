@@ -1,6 +1,8 @@
 /* tests/integration/node/http_test.c: the HTTP core over real sockets, with
  * real PostgreSQL and Redis behind /readyz. */
 #include <errno.h>
+#include <signal.h>
+#include <sys/types.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -23,6 +25,7 @@
 
 typedef struct test_server {
     shoal_config config;
+    shoal_tier_monitor *monitor;
     shoal_app *app;
     shoal_http *http;
     int port;
@@ -82,11 +85,15 @@ static void start_server(test_server *server, const char *database_url, const ch
 
     char error[256];
     assert_int_equal(shoal_config_load(&server->config, argc, (char **)argv, no_environment, error, sizeof error), 0);
+    /* A short probe interval, so that tests see a tier change quickly. */
+    server->monitor = shoal_tier_monitor_start(&server->config, 100);
+    assert_non_null(server->monitor);
     server->app = shoal_app_new(&server->config);
     assert_non_null(server->app);
+    shoal_extension health = shoal_health_extension(server->monitor);
     assert_int_equal(shoal_app_extend(server->app, &shoal_request_id_extension), 0);
     assert_int_equal(shoal_app_extend(server->app, &shoal_cors_extension), 0);
-    assert_int_equal(shoal_app_extend(server->app, &shoal_health_extension), 0);
+    assert_int_equal(shoal_app_extend(server->app, &health), 0);
     assert_int_equal(shoal_app_extend(server->app, &test_routes), 0);
     server->http = shoal_http_start(server->app, error, sizeof error);
     assert_non_null(server->http);
@@ -106,6 +113,7 @@ static void stop_server(test_server *server)
 {
     shoal_http_stop(server->http);
     shoal_app_free(server->app);
+    shoal_tier_monitor_stop(server->monitor);
     shoal_config_free(&server->config);
 }
 
@@ -471,6 +479,71 @@ static void readyz_stays_ready_when_the_tiers_are_down(void **state)
     stop_server(&server);
 }
 
+static pid_t fixture_redis_pid(void)
+{
+    FILE *file = fopen(test_env_require("SHOAL_TEST_REDIS_PID_FILE"), "r");
+    assert_non_null(file);
+    int pid = 0;
+    assert_int_equal(fscanf(file, "%d", &pid), 1);
+    fclose(file);
+    assert_true(pid > 1);
+    return (pid_t)pid;
+}
+
+/* Whatever happened in the test, the fixture's Redis runs again afterwards. */
+static int resume_redis(void **state)
+{
+    (void)state;
+    kill(fixture_redis_pid(), SIGCONT);
+    return 0;
+}
+
+/* /readyz with the client's deadline of HAProxy's check timeout (1 s). */
+static bool readyz_within_a_second(int port, const char *redis_state)
+{
+    int fd = test_http_connect(port);
+    assert_true(fd >= 0);
+    const char *request = "GET /readyz HTTP/1.1\r\nHost: t\r\n\r\n";
+    assert_true(test_http_send(fd, request, strlen(request)));
+    test_response response;
+    assert_true(test_http_read(fd, &response, false, 1000));
+    close(fd);
+    assert_int_equal(response.status, 200);
+    char expected[32];
+    snprintf(expected, sizeof expected, "\"redis\":\"%s\"", redis_state);
+    bool matches = strstr(response.body, expected) != NULL;
+    test_http_response_free(&response);
+    return matches;
+}
+
+static void readyz_answers_at_once_while_redis_hangs(void **state)
+{
+    (void)state;
+    test_server server;
+    start_default(&server, NULL);
+    assert_true(readyz_within_a_second(server.port, "up"));
+
+    /* A stopped process keeps its socket open and answers nothing: the way
+     * a hung server looks to a client. */
+    pid_t redis = fixture_redis_pid();
+    assert_int_equal(kill(redis, SIGSTOP), 0);
+    bool reported_down = false;
+    for (int i = 0; i < 30 && !reported_down; i++) {
+        reported_down = readyz_within_a_second(server.port, "down");
+        usleep(100 * 1000);
+    }
+    assert_true(reported_down);
+
+    assert_int_equal(kill(redis, SIGCONT), 0);
+    bool reported_up = false;
+    for (int i = 0; i < 50 && !reported_up; i++) {
+        reported_up = readyz_within_a_second(server.port, "up");
+        usleep(100 * 1000);
+    }
+    assert_true(reported_up);
+    stop_server(&server);
+}
+
 static void draining_turns_readyz_503_and_closes_connections(void **state)
 {
     (void)state;
@@ -568,6 +641,7 @@ int main(void)
         cmocka_unit_test(request_ids_are_kept_or_made_and_echoed),
         cmocka_unit_test(readyz_reports_both_tiers_up),
         cmocka_unit_test(readyz_stays_ready_when_the_tiers_are_down),
+        cmocka_unit_test_teardown(readyz_answers_at_once_while_redis_hangs, resume_redis),
         cmocka_unit_test(draining_turns_readyz_503_and_closes_connections),
         cmocka_unit_test(stopping_to_accept_lets_in_flight_requests_finish),
         cmocka_unit_test(cors_answers_preflight_for_allowed_origins_only),
