@@ -134,12 +134,8 @@ shoal_app *shoal_app_new(const shoal_config *config)
     atomic_init(&app->readiness, SHOAL_STARTING);
     atomic_init(&app->in_flight, 0);
     pthread_mutex_init(&app->workers_lock, NULL);
-    app->store_config = (store_config){
-        .conninfo = config->database_url,
-        .connect_timeout_s = config->database_connect_timeout_s,
-        .application_name = config->node_name,
-    };
-    app->cache_config = (cache_config){.url = config->redis_url, .timeout_ms = config->redis_timeout_ms};
+    app->store_config = shoal_config_store(config);
+    app->cache_config = shoal_config_cache(config);
     return app;
 }
 
@@ -168,18 +164,20 @@ void shoal_app_free(shoal_app *app)
 {
     if (app == NULL)
         return;
+    /* Worker threads have stopped by now (the HTTP layer stops first).
+     * Workers go before the extensions shut down, since a worker slot's
+     * destroy may use what its extension owns. */
+    for (shoal_worker *worker = app->workers; worker != NULL;) {
+        shoal_worker *next = worker->next;
+        free_worker(app, worker);
+        worker = next;
+    }
     for (extension_entry *entry = app->extensions; entry != NULL;) {
         if (entry->extension.shutdown != NULL)
             entry->extension.shutdown(app, entry->extension.data);
         extension_entry *next = entry->next;
         free(entry);
         entry = next;
-    }
-    /* Worker threads have stopped by now (the HTTP layer stops first). */
-    for (shoal_worker *worker = app->workers; worker != NULL;) {
-        shoal_worker *next = worker->next;
-        free_worker(app, worker);
-        worker = next;
     }
     for (shoal_blueprint *bp = app->blueprints; bp != NULL;) {
         shoal_blueprint *next = bp->next;
@@ -317,12 +315,13 @@ int shoal_route_with(shoal_blueprint *bp, const char *method, const char *patter
     return 0;
 }
 
-/* Appends one item to a hook list; every list has the same shape. */
-#define APPEND(list, item)                                                                         \
+/* Appends one item to a hook list of app's (every list has the same
+ * shape), returning from the calling function when memory runs out. */
+#define APPEND(app, list, item)                                                                    \
     do {                                                                                           \
         void *grown = realloc((list).items, ((list).count + 1) * sizeof *(list).items);            \
         if (grown == NULL)                                                                         \
-            return setup_error(bp->app, "a hook", "out of memory");                                \
+            return setup_error((app), "a hook", "out of memory");                                  \
         (list).items = grown;                                                                      \
         (list).items[(list).count++] = (item);                                                     \
     } while (0)
@@ -333,7 +332,7 @@ int shoal_before(shoal_blueprint *bp, shoal_before_fn hook, void *data)
         return -1;
     if (hook == NULL)
         return setup_error(bp->app, "a before hook", "the hook is NULL");
-    APPEND(bp->before, ((before_hook){hook, data}));
+    APPEND(bp->app, bp->before, ((before_hook){hook, data}));
     return 0;
 }
 
@@ -343,7 +342,7 @@ int shoal_after(shoal_blueprint *bp, shoal_after_fn hook, void *data)
         return -1;
     if (hook == NULL)
         return setup_error(bp->app, "an after hook", "the hook is NULL");
-    APPEND(bp->after, ((after_hook){hook, data}));
+    APPEND(bp->app, bp->after, ((after_hook){hook, data}));
     return 0;
 }
 
@@ -353,7 +352,7 @@ int shoal_teardown(shoal_blueprint *bp, shoal_teardown_fn hook, void *data)
         return -1;
     if (hook == NULL)
         return setup_error(bp->app, "a teardown hook", "the hook is NULL");
-    APPEND(bp->teardown, ((teardown_hook){hook, data}));
+    APPEND(bp->app, bp->teardown, ((teardown_hook){hook, data}));
     return 0;
 }
 
@@ -363,7 +362,7 @@ int shoal_errorhandler(shoal_blueprint *bp, int status, shoal_error_handler_fn h
         return -1;
     if (handler == NULL || status < 400 || status > 599)
         return setup_error(bp->app, "an error handler", "needs a handler and a status from 400 to 599");
-    APPEND(bp->error_handlers, ((error_handler){status, handler, data}));
+    APPEND(bp->app, bp->error_handlers, ((error_handler){status, handler, data}));
     return 0;
 }
 

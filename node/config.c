@@ -1,6 +1,7 @@
 /* node/config.c: one table of settings drives parsing, validation and --help. */
 #include "config.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdint.h>
@@ -24,7 +25,7 @@ typedef struct setting {
 #define FIELD(name) offsetof(shoal_config, name)
 
 /* Defaults work against `deploy/local up`. The thread count is one
- * PostgreSQL and one Redis connection each; see docs/configuration.md for
+ * PostgreSQL and one Redis connection each; see docs/operations.md for
  * the measurement behind it. */
 static const setting settings[] = {
     {"bind", "SHOAL_BIND", SETTING_STRING, FIELD(bind_address), "127.0.0.1", 0, 0,
@@ -40,7 +41,7 @@ static const setting settings[] = {
     {"connection-timeout", "SHOAL_CONNECTION_TIMEOUT", SETTING_INT, FIELD(connection_timeout_s),
      "30", 1, 86400, "seconds a connection may stay idle (slow clients are dropped)"},
     {"max-header-bytes", "SHOAL_MAX_HEADER_BYTES", SETTING_SIZE, FIELD(max_header_bytes), "16k",
-     1024, 1048576, "request line plus headers, in bytes (k and m suffixes allowed)"},
+     1024, 1048576, "request line plus headers, in bytes (k, m and g suffixes allowed)"},
     {"max-body-bytes", "SHOAL_MAX_BODY_BYTES", SETTING_SIZE, FIELD(max_body_bytes), "1m", 0,
      1073741824, "request body, in bytes; larger bodies get 413"},
     {"max-json-depth", "SHOAL_MAX_JSON_DEPTH", SETTING_INT, FIELD(max_json_depth), "32", 1, 1000,
@@ -65,6 +66,8 @@ static const setting settings[] = {
      "PGUSER or PGSERVICE is set, libpq's variables are used instead"},
     {"database-connect-timeout", "SHOAL_DATABASE_CONNECT_TIMEOUT", SETTING_INT,
      FIELD(database_connect_timeout_s), "2", 1, 60, "seconds to wait for a PostgreSQL connection"},
+    {"database-timeout-ms", "SHOAL_DATABASE_TIMEOUT_MS", SETTING_INT, FIELD(database_timeout_ms), "2000",
+     1, 600000, "milliseconds to wait for PostgreSQL's answer before the connection counts as lost"},
     {"redis-url", "REDIS_URL", SETTING_STRING, FIELD(redis_url), "redis://127.0.0.1:6380/0", 0, 0,
      "Redis URL: redis://[:password@]host[:port][/db]"},
     {"redis-timeout-ms", "SHOAL_REDIS_TIMEOUT_MS", SETTING_INT, FIELD(redis_timeout_ms), "1000",
@@ -181,10 +184,26 @@ static bool libpq_variables_present(shoal_config_env_fn env)
     return false;
 }
 
+/* What a table entry cannot say: values that must parse as addresses and
+ * URLs, checked now so that a typo exits 2 at start instead of failing every
+ * request later. */
 static int validate(shoal_config *config, char *error, size_t error_size)
 {
-    if (config->bind_address[0] == '\0') {
-        snprintf(error, error_size, "--bind (SHOAL_BIND) must not be empty");
+    unsigned char address[sizeof(struct in6_addr)];
+    if (inet_pton(AF_INET, config->bind_address, address) != 1 &&
+        inet_pton(AF_INET6, config->bind_address, address) != 1) {
+        snprintf(error, error_size, "--bind (SHOAL_BIND): '%s' is not an IPv4 or IPv6 address",
+                 config->bind_address);
+        return -1;
+    }
+    char reason[256];
+    cache_endpoint endpoint;
+    if (cache_url_parse(config->redis_url, &endpoint, reason, sizeof reason) != 0) {
+        snprintf(error, error_size, "--redis-url (REDIS_URL): %s", reason);
+        return -1;
+    }
+    if (store_conninfo_check(config->database_url, reason, sizeof reason) != 0) {
+        snprintf(error, error_size, "--database-url (DATABASE_URL): %s", reason);
         return -1;
     }
     if (config->node_name[0] == '\0') {
@@ -198,12 +217,22 @@ static int validate(shoal_config *config, char *error, size_t error_size)
         free(config->node_name);
         config->node_name = copy;
     }
-    if (strncmp(config->redis_url, "redis://", 8) != 0) {
-        snprintf(error, error_size, "--redis-url (REDIS_URL): '%s' must start with redis://",
-                 config->redis_url);
-        return -1;
-    }
     return 0;
+}
+
+store_config shoal_config_store(const shoal_config *config)
+{
+    return (store_config){
+        .conninfo = config->database_url,
+        .connect_timeout_s = config->database_connect_timeout_s,
+        .answer_timeout_ms = config->database_timeout_ms,
+        .application_name = config->node_name,
+    };
+}
+
+cache_config shoal_config_cache(const shoal_config *config)
+{
+    return (cache_config){.url = config->redis_url, .timeout_ms = config->redis_timeout_ms};
 }
 
 int shoal_config_load(shoal_config *config, int argc, char **argv, shoal_config_env_fn env,
@@ -308,7 +337,7 @@ void shoal_config_usage(FILE *out, const char *program)
             "  migrate  apply database migrations and exit\n"
             "\n"
             "Every option can also be set by its environment variable; flags win.\n"
-            "Sizes accept k and m suffixes. Bad settings exit with status 2.\n\n",
+            "Sizes accept k, m and g suffixes. Bad settings exit with status 2.\n\n",
             program);
     for (size_t i = 0; i < SETTING_COUNT; i++) {
         const setting *s = &settings[i];

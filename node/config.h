@@ -12,6 +12,9 @@
 #include <stddef.h>
 #include <stdio.h>
 
+#include "cache.h"
+#include "store.h"
+
 typedef enum shoal_command {
     SHOAL_COMMAND_SERVE,   /* default: migrate (unless disabled) and serve */
     SHOAL_COMMAND_MIGRATE, /* `shoal-node migrate`: apply migrations, exit */
@@ -47,6 +50,7 @@ typedef struct shoal_config {
     /* shared tiers */
     char *database_url; /* libpq conninfo or URI; "" = libpq's PG* variables */
     int database_connect_timeout_s;
+    int database_timeout_ms;
     char *redis_url;
     int redis_timeout_ms;
 } shoal_config;
@@ -62,6 +66,11 @@ int shoal_config_load(shoal_config *config, int argc, char **argv, shoal_config_
                       char *error, size_t error_size);
 
 void shoal_config_free(shoal_config *config);
+
+/* The settings of each worker's (and the tier monitor's) connections; the
+ * strings point into config. */
+store_config shoal_config_store(const shoal_config *config);
+cache_config shoal_config_cache(const shoal_config *config);
 
 /* The --help text: every flag, its variable, its default and what it does. */
 void shoal_config_usage(FILE *out, const char *program);

@@ -64,12 +64,8 @@ shoal_tier_monitor *shoal_tier_monitor_start(const shoal_config *config, int int
     if (monitor == NULL)
         return NULL;
     monitor->interval_ms = interval_ms > 0 ? interval_ms : SHOAL_TIER_PROBE_INTERVAL_MS;
-    store_config database = {
-        .conninfo = config->database_url,
-        .connect_timeout_s = config->database_connect_timeout_s,
-        .application_name = config->node_name,
-    };
-    cache_config redis = {.url = config->redis_url, .timeout_ms = config->redis_timeout_ms};
+    store_config database = shoal_config_store(config);
+    cache_config redis = shoal_config_cache(config);
     char error[256] = "";
     monitor->store = store_open(&database);
     monitor->cache = cache_open(&redis, error, sizeof error);

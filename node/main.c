@@ -38,11 +38,7 @@ typedef enum migrate_outcome { MIGRATED, MIGRATE_FAILED, MIGRATE_INTERRUPTED } m
  * instead of after the timeout. */
 static migrate_outcome migrate(const shoal_config *config, const sigset_t *stop_signals)
 {
-    store_config store = {
-        .conninfo = config->database_url,
-        .connect_timeout_s = config->database_connect_timeout_s,
-        .application_name = config->node_name,
-    };
+    store_config store = shoal_config_store(config);
     uint64_t deadline = monotonic_ms() + (uint64_t)config->startup_timeout_s * 1000u;
     for (;;) {
         char error[512] = "";

@@ -1,7 +1,9 @@
 /* store/store.c: a worker's PostgreSQL connection. */
 #include "store.h"
 
+#include <errno.h>
 #include <libpq-fe.h>
+#include <poll.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +17,7 @@ struct store {
     char *conninfo;
     char *application_name;
     int connect_timeout_s;
+    int answer_timeout_ms;
     uint64_t last_attempt_ms;
     bool ever_connected;
     unsigned long reconnects;
@@ -37,12 +40,13 @@ PGconn *store_connect(const store_config *config)
 {
     char timeout[16];
     snprintf(timeout, sizeof timeout, "%d", config->connect_timeout_s > 0 ? config->connect_timeout_s : 2);
-    /* dbname with expand_dbname=1 accepts a whole URI or conninfo string;
-     * the other keywords fill in what it leaves out. */
-    const char *keywords[] = {"dbname", "connect_timeout", "application_name", NULL};
-    const char *values[] = {config->conninfo != NULL && config->conninfo[0] != '\0' ? config->conninfo : NULL,
-                            timeout,
+    /* dbname with expand_dbname=1 accepts a whole URI or conninfo string.
+     * libpq lets later keywords override earlier ones, so the defaults come
+     * first and whatever the URI says wins. */
+    const char *keywords[] = {"connect_timeout", "application_name", "dbname", NULL};
+    const char *values[] = {timeout,
                             config->application_name != NULL ? config->application_name : "shoal-node",
+                            config->conninfo != NULL && config->conninfo[0] != '\0' ? config->conninfo : NULL,
                             NULL};
     PGconn *connection = PQconnectdbParams(keywords, values, 1);
     if (connection != NULL)
@@ -58,6 +62,8 @@ store *store_open(const store_config *config)
     s->conninfo = strdup(config->conninfo != NULL ? config->conninfo : "");
     s->application_name = strdup(config->application_name != NULL ? config->application_name : "shoal-node");
     s->connect_timeout_s = config->connect_timeout_s;
+    s->answer_timeout_ms = config->answer_timeout_ms > 0 ? config->answer_timeout_ms
+                                                         : 1000 * (config->connect_timeout_s > 0 ? config->connect_timeout_s : 2);
     if (s->conninfo == NULL || s->application_name == NULL) {
         store_close(s);
         return NULL;
@@ -91,6 +97,12 @@ int store_backend_pid(const store *s)
     return store_connected(s) ? PQbackendPID(s->connection) : 0;
 }
 
+static void drop_connection(store *s)
+{
+    PQfinish(s->connection);
+    s->connection = NULL;
+}
+
 /* Connects when there is no good connection, unless the last attempt was
  * too recent (forced attempts ignore that: a first failure after a server
  * restart deserves one immediate retry). */
@@ -103,7 +115,7 @@ static bool ensure_connected(store *s, bool forced)
         return false;
     s->last_attempt_ms = now;
     if (s->connection != NULL)
-        PQfinish(s->connection);
+        drop_connection(s);
     store_config config = {
         .conninfo = s->conninfo,
         .connect_timeout_s = s->connect_timeout_s,
@@ -118,6 +130,45 @@ static bool ensure_connected(store *s, bool forced)
     return true;
 }
 
+/* Sends sql and waits at most the answer timeout for all of its results;
+ * returns the last one, or NULL when the connection broke or the server did
+ * not answer in time. A server that stopped answering cannot be trusted
+ * with the next statement either, so the connection is dropped then. */
+static PGresult *exec_within_deadline(store *s, const char *sql)
+{
+    PGconn *connection = s->connection;
+    if (!PQsendQuery(connection, sql))
+        return NULL;
+    uint64_t deadline = monotonic_ms() + (uint64_t)s->answer_timeout_ms;
+    PGresult *last = NULL;
+    for (;;) {
+        while (PQisBusy(connection)) {
+            uint64_t now = monotonic_ms();
+            if (now >= deadline) {
+                PQclear(last);
+                drop_connection(s);
+                return NULL;
+            }
+            struct pollfd readable = {.fd = PQsocket(connection), .events = POLLIN};
+            int ready = poll(&readable, 1, (int)(deadline - now));
+            if (ready < 0 && errno != EINTR) {
+                PQclear(last);
+                drop_connection(s);
+                return NULL;
+            }
+            if (ready > 0 && !PQconsumeInput(connection)) {
+                PQclear(last);
+                return NULL; /* broken; PQstatus says CONNECTION_BAD */
+            }
+        }
+        PGresult *result = PQgetResult(connection);
+        if (result == NULL)
+            return last;
+        PQclear(last);
+        last = result;
+    }
+}
+
 store_status store_ping(store *s)
 {
     for (int attempt = 0; attempt < 2; attempt++) {
@@ -125,11 +176,13 @@ store_status store_ping(store *s)
         if (!ensure_connected(s, attempt > 0))
             return STORE_UNAVAILABLE;
         /* The empty query is the cheapest real round trip. */
-        PGresult *result = PQexec(s->connection, "");
+        PGresult *result = exec_within_deadline(s, "");
         ExecStatusType status = result != NULL ? PQresultStatus(result) : PGRES_FATAL_ERROR;
         PQclear(result);
         if (status == PGRES_EMPTY_QUERY)
             return STORE_OK;
+        if (s->connection == NULL)
+            return STORE_UNAVAILABLE; /* no answer in time: not worth a retry now */
         if (PQstatus(s->connection) == CONNECTION_OK)
             return STORE_ERROR;
         /* The connection died under us (a server restart): retry once on a
@@ -138,4 +191,22 @@ store_status store_ping(store *s)
             break;
     }
     return STORE_UNAVAILABLE;
+}
+
+int store_conninfo_check(const char *conninfo, char *error, size_t error_size)
+{
+    if (conninfo == NULL || conninfo[0] == '\0')
+        return 0; /* libpq's PG* variables */
+    char *reason = NULL;
+    PQconninfoOption *options = PQconninfoParse(conninfo, &reason);
+    if (options == NULL) {
+        snprintf(error, error_size, "%s", reason != NULL ? reason : "out of memory");
+        size_t length = strlen(error);
+        while (length > 0 && (error[length - 1] == '\n' || error[length - 1] == ' '))
+            error[--length] = '\0';
+        PQfreemem(reason);
+        return -1;
+    }
+    PQconninfoFree(options);
+    return 0;
 }

@@ -15,6 +15,10 @@ typedef struct store store;
 typedef struct store_config {
     const char *conninfo;     /* URI or key=value; "" = libpq's PG* variables */
     int connect_timeout_s;    /* libpq connect_timeout */
+    /* How long a call waits for PostgreSQL's answer before the connection
+     * counts as lost and is dropped (0: connect_timeout_s). A server that
+     * accepts and never answers must not hold a worker forever. */
+    int answer_timeout_ms;
     const char *application_name; /* shows in pg_stat_activity; may be NULL */
 } store_config;
 
@@ -33,6 +37,10 @@ void store_close(store *s);
 
 /* One round trip; reconnects first when the connection is down. */
 store_status store_ping(store *s);
+
+/* 0 when conninfo is a valid URI or key=value string for libpq, else -1
+ * with libpq's reason in error. Parses only; connects to nothing. */
+int store_conninfo_check(const char *conninfo, char *error, size_t error_size);
 bool store_connected(const store *s);
 /* How many times this connection was re-established after a loss. */
 unsigned long store_reconnect_count(const store *s);

@@ -61,6 +61,15 @@ set +e
 out=$("$binary" --no-such-flag 2>&1); rc=$?
 set -e
 check "an unknown flag exits 2" [ "$rc" = 2 ]
+# Values that only fail later if nobody looks at them now.
+for bad in "--bind nonsense" "--redis-url redis://127.0.0.1:notaport/0" "--database-url postgresql://[oops"; do
+  set +e
+  # shellcheck disable=SC2086 # the flag and its value are two words
+  out=$("$binary" $bad 2>&1); rc=$?
+  set -e
+  check "'$bad' exits 2 (got $rc: $out)" [ "$rc" = 2 ]
+  check "'$bad': the message names the setting" grep -q -- "${bad%% *}" <<<"$out"
+done
 help=$("$binary" --help)
 for variable in SHOAL_PORT SHOAL_THREADS SHOAL_MAX_BODY_BYTES SHOAL_DRAIN_DELAY_MS DATABASE_URL REDIS_URL; do
   check "--help lists $variable" grep -q "$variable" <<<"$help"
@@ -80,6 +89,9 @@ kill -TERM "$node_pid"
 sleep 0.3
 check "readyz is 503 while draining" [ "$(status_of /readyz)" = 503 ]
 check "other requests are still served while draining" [ "$(status_of /healthz)" = 200 ]
+sleep 1.2
+check "still serving 1.5 s into the 2 s drain delay" [ "$(status_of /healthz)" = 200 ]
+check "still running 1.5 s into the drain delay" kill -0 "$node_pid"
 wait_exit "$node_pid" 8
 check "exits 0 after the drain delay (got $code)" [ "$code" = 0 ]
 check "nothing listens afterwards" [ "$(status_of /healthz)" = 000 ]

@@ -3,6 +3,8 @@
  * own, so runs never see each other's schema_migrations. */
 #include <libpq-fe.h>
 #include <pthread.h>
+#include <signal.h>
+#include <sys/types.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -245,6 +247,42 @@ static void a_killed_connection_is_replaced_without_the_caller_noticing(void **s
     store_close(s);
 }
 
+static int stopped_backend = 0;
+
+/* Whatever happened in the test, the stopped backend runs again. */
+static int resume_backend(void **state)
+{
+    (void)state;
+    if (stopped_backend > 0)
+        kill(stopped_backend, SIGCONT);
+    stopped_backend = 0;
+    return 0;
+}
+
+static void a_server_that_stops_answering_is_given_up_on_in_time(void **state)
+{
+    (void)state;
+    store_config config = {.conninfo = TEST_DATABASE_URL(), .connect_timeout_s = 1, .answer_timeout_ms = 300};
+    store *s = store_open(&config);
+    assert_non_null(s);
+    assert_int_equal(store_ping(s), STORE_OK);
+
+    /* The backend process serving this connection stops: the socket stays
+     * open and nothing answers, as with a hung server or a cut network. */
+    stopped_backend = store_backend_pid(s);
+    assert_true(stopped_backend > 0);
+    assert_int_equal(kill(stopped_backend, SIGSTOP), 0);
+    assert_int_equal(store_ping(s), STORE_UNAVAILABLE);
+    assert_false(store_connected(s));
+    assert_int_equal(kill(stopped_backend, SIGCONT), 0);
+    stopped_backend = 0;
+
+    /* After the reconnect interval, a fresh connection works. */
+    usleep((STORE_RECONNECT_INTERVAL_MS + 50) * 1000);
+    assert_int_equal(store_ping(s), STORE_OK);
+    store_close(s);
+}
+
 static void an_unreachable_server_is_unavailable_and_retried_sparingly(void **state)
 {
     (void)state;
@@ -269,6 +307,7 @@ int main(void)
         cmocka_unit_test(the_builtin_migrations_apply_to_an_empty_database),
         cmocka_unit_test(migrating_an_unreachable_server_is_unavailable),
         cmocka_unit_test(a_killed_connection_is_replaced_without_the_caller_noticing),
+        cmocka_unit_test_teardown(a_server_that_stops_answering_is_given_up_on_in_time, resume_backend),
         cmocka_unit_test(an_unreachable_server_is_unavailable_and_retried_sparingly),
     };
     return cmocka_run_group_tests_name("integration.store", tests, NULL, NULL);

@@ -365,7 +365,7 @@ static void test_every_flag_in_usage_is_accepted(void **state)
         if (strstr(error, "needs a value") == NULL)
             fail_msg("%s from --help: %s", flag, error);
     }
-    assert_int_equal(flags, 20);
+    assert_int_equal(flags, 21);
     free(text);
 }
 
