@@ -22,6 +22,9 @@
  * that holds the request. */
 #define REQUEST_ARENA_BYTES 8192
 
+/* The most memory a body gets before its bytes arrive. */
+#define INITIAL_BODY_BYTES (64u * 1024)
+
 /* How much of an oversized body is read and dropped (to answer 413 at its
  * end) before the connection is closed without an answer. */
 #define DISCARD_LIMIT_BYTES (64u * 1024 * 1024)
@@ -175,10 +178,13 @@ static enum MHD_Result count_header_bytes(void *context, enum MHD_ValueKind kind
     return MHD_YES;
 }
 
+/* The request line and headers as sent, near enough: libmicrohttpd hands
+ * over the path without its query, so the query's arguments are counted
+ * one by one ("name=value&"). */
 static size_t header_bytes(struct MHD_Connection *connection, const char *url, const char *method)
 {
     size_t total = strlen(method) + strlen(url) + sizeof " HTTP/1.1\r\n";
-    MHD_get_connection_values(connection, MHD_HEADER_KIND, count_header_bytes, &total);
+    MHD_get_connection_values(connection, MHD_HEADER_KIND | MHD_GET_ARGUMENT_KIND, count_header_bytes, &total);
     return total;
 }
 
@@ -230,10 +236,13 @@ static enum MHD_Result begin_request(shoal_http *http, struct MHD_Connection *co
             return MHD_YES;
         }
         if (declared > 0) {
-            r->body = shoal_arena_alloc(&r->ctx.arena, (size_t)declared);
+            /* Trust the announced size only so far: a client that announces
+             * a large body and sends it slowly must not pin that memory. */
+            size_t first = declared < INITIAL_BODY_BYTES ? (size_t)declared : INITIAL_BODY_BYTES;
+            r->body = shoal_arena_alloc(&r->ctx.arena, first);
             if (r->body == NULL)
                 return MHD_NO;
-            r->body_capacity = (size_t)declared;
+            r->body_capacity = first;
         }
     }
     /* libmicrohttpd keeps the connection alive only when the answer comes on
@@ -291,6 +300,40 @@ static void request_completed(void *context, struct MHD_Connection *connection, 
     shoal_app_request_finished(http->app);
     free(r);
     *request_state = NULL;
+}
+
+static int hex_digit(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/* Percent-decodes the path and the query's names and values in place, as
+ * libmicrohttpd does by default, except that "%00" stays as it is: a NUL in
+ * the middle would silently cut C strings short, so "/healthz%00x" would
+ * answer as "/healthz" and log as it. Handlers see the literal "%00". */
+static size_t unescape_without_nul(void *context, struct MHD_Connection *connection, char *text)
+{
+    (void)context;
+    (void)connection;
+    char *out = text;
+    for (const char *in = text; *in != '\0'; in++) {
+        int high, low;
+        if (*in == '%' && (high = hex_digit(in[1])) >= 0 && (low = hex_digit(in[2])) >= 0 &&
+            (high | low) != 0) {
+            *out++ = (char)(high * 16 + low);
+            in += 2;
+        } else {
+            *out++ = *in;
+        }
+    }
+    *out = '\0';
+    return (size_t)(out - text);
 }
 
 static void log_from_library(void *context, const char *format, va_list args)
@@ -369,6 +412,7 @@ shoal_http *shoal_http_start(shoal_app *app, char *error, size_t error_size)
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, connection_memory,
         MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)config->listen_backlog,
         MHD_OPTION_NOTIFY_COMPLETED, &request_completed, http,
+        MHD_OPTION_UNESCAPE_CALLBACK, &unescape_without_nul, http,
         /* Last: one thread means the daemon's own epoll thread, and naming a
          * pool of one draws a warning, so the list ends early instead. */
         config->threads > 1 ? MHD_OPTION_THREAD_POOL_SIZE : MHD_OPTION_END, (unsigned)config->threads,

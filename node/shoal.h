@@ -179,7 +179,8 @@ void shoal_set_status(shoal_ctx *ctx, int status);
  * or empty, 415 for a non-JSON Content-Type) and the result is false. */
 bool shoal_json_body(shoal_ctx *ctx, json_t **out);
 /* Fetches object[key] with the expected type (JSON_STRING, JSON_OBJECT, ...;
- * JSON_INTEGER also accepts nothing else, JSON_TRUE accepts both booleans).
+ * JSON_REAL accepts any number, integers included; JSON_TRUE and JSON_FALSE
+ * accept either boolean).
  * Missing and not required: true with *out NULL. Missing and required, or
  * the wrong type: answers 422 naming the field, returns false. */
 bool shoal_json_member(shoal_ctx *ctx, json_t *object, const char *key, json_type type,

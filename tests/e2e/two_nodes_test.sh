@@ -4,8 +4,9 @@
 #
 # Checks readiness and its body, X-Request-ID handling, that HAProxy hides a
 # node killed with SIGKILL (retries, then health checks) and takes it back
-# once restarted, the 413 for an 8 MiB body, that a Redis outage leaves the
-# nodes ready and is reported, and that `down` leaves nothing behind.
+# once restarted, the 413 for an 8 MiB body, that Redis and PostgreSQL
+# outages leave the nodes ready and are reported, that a second `up` changes
+# nothing, and that `down` leaves nothing behind.
 #
 # SHOAL_BIN: the node binary (ctest passes it); without it deploy/local builds.
 # Ports (override when these are taken): SHOAL_E2E_LB_PORT (18080),
@@ -111,6 +112,14 @@ done
 pass "every service has a live PID in its pid file"
 "$LOCAL" status
 
+# ------------------------------------------------------------ up again
+step "deploy/local up --nodes 2, again"
+before=$(cat "$PIDS"/*.pid | sort | tr '\n' ' ')
+"$LOCAL" up --nodes 2 >/dev/null || fail "a second deploy/local up"
+after=$(cat "$PIDS"/*.pid | sort | tr '\n' ' ')
+[ "$before" = "$after" ] || fail "a second up restarted something ($before -> $after)"
+pass "a second up is safe and changes nothing"
+
 # ------------------------------------------------------------ readiness
 step "readiness through HAProxy"
 code=$(get "$LB/readyz")
@@ -203,6 +212,19 @@ both_redis_up() {
   done
 }
 wait_for 10 "both nodes report redis up (asked directly)" both_redis_up
+
+# ------------------------------------------------------------ PostgreSQL down
+step "deploy/local stop postgres"
+"$LOCAL" stop postgres || fail "deploy/local stop postgres"
+postgres_reported() {
+  local want=$1 code
+  code=$(get "$LB/readyz")
+  [ "$code" = 200 ] && grep -qE "\"postgres\" *: *\"$want\"" "$BODY"
+}
+wait_for 10 "with PostgreSQL stopped, /readyz is still 200 and reports postgres down" postgres_reported down
+step "deploy/local start postgres"
+"$LOCAL" start postgres || fail "deploy/local start postgres"
+wait_for 10 "with PostgreSQL back, /readyz reports postgres up" postgres_reported up
 
 # ------------------------------------------------------------ down
 step "deploy/local down"

@@ -319,6 +319,49 @@ static void oversized_headers_get_431_with_the_envelope(void **state)
     stop_server(&server);
 }
 
+static void long_queries_count_against_the_header_limit(void **state)
+{
+    (void)state;
+    test_server server;
+    start_default(&server, FLAGS("--max-header-bytes", "2k"));
+    char request[4096];
+    char filler[1500];
+    memset(filler, 'q', sizeof filler - 1);
+    filler[sizeof filler - 1] = '\0';
+    /* 1.5 kB of query plus 1.5 kB of header: each fits, together they do not. */
+    snprintf(request, sizeof request, "GET /healthz?padding=%s HTTP/1.1\r\nHost: t\r\nX-Filler: %s\r\n\r\n",
+             filler, filler);
+    test_response response;
+    assert_true(test_http_request(server.port, request, &response));
+    expect_error(&response, 431, "request.headers_too_large");
+    test_http_response_free(&response);
+    stop_server(&server);
+}
+
+static void an_encoded_nul_never_cuts_the_path_short(void **state)
+{
+    (void)state;
+    test_server server;
+    start_default(&server, NULL);
+    test_response response;
+    /* Decoded to a NUL, this would route and log as "/healthz". */
+    assert_true(test_http_request(server.port, "GET /healthz%00.json HTTP/1.1\r\nHost: t\r\n\r\n", &response));
+    expect_error(&response, 404, "route.not_found");
+    test_http_response_free(&response);
+
+    /* Other escapes are decoded, in the path and in parameters. */
+    assert_true(test_http_request(server.port, "GET /test/items/caf%C3%A9%20au%20lait HTTP/1.1\r\nHost: t\r\n\r\n",
+                                  &response));
+    assert_int_equal(response.status, 200);
+    assert_string_equal(response.body, "{\"id\":\"caf\u00e9 au lait\"}");
+    test_http_response_free(&response);
+    assert_true(test_http_request(server.port, "GET /test/items/a%00b HTTP/1.1\r\nHost: t\r\n\r\n", &response));
+    assert_int_equal(response.status, 200);
+    assert_string_equal(response.body, "{\"id\":\"a%00b\"}");
+    test_http_response_free(&response);
+    stop_server(&server);
+}
+
 static void post_json(int port, const char *body, test_response *response)
 {
     char request[2048];
@@ -635,6 +678,8 @@ int main(void)
         cmocka_unit_test(unknown_paths_and_methods_get_404_405_and_options),
         cmocka_unit_test(oversized_bodies_get_413_with_the_envelope),
         cmocka_unit_test(oversized_headers_get_431_with_the_envelope),
+        cmocka_unit_test(long_queries_count_against_the_header_limit),
+        cmocka_unit_test(an_encoded_nul_never_cuts_the_path_short),
         cmocka_unit_test(malformed_json_is_400_and_wrong_shape_is_422),
         cmocka_unit_test(slow_clients_are_dropped_while_others_are_served),
         cmocka_unit_test(connections_past_the_limit_are_refused),
