@@ -21,18 +21,6 @@ static bool run(PGconn *connection, const char *sql, ExecStatusType expected, ch
     return ok;
 }
 
-/* libpq's messages span lines ("...failed\n\tIs the server running..."):
- * make them one line for the log. */
-static void tidy_message(char *text)
-{
-    for (char *p = text; *p != '\0'; p++)
-        if (*p == '\n' || *p == '\t')
-            *p = ' ';
-    size_t length = strlen(text);
-    while (length > 0 && text[length - 1] == ' ')
-        text[--length] = '\0';
-}
-
 static bool validate_list(const store_migration *migrations, size_t count, char *error, size_t error_size)
 {
     for (size_t i = 0; i < count; i++) {
@@ -88,7 +76,7 @@ static bool apply_one(PGconn *connection, const store_migration *migration, char
         goto fail;
     return true;
 fail:
-    tidy_message(reason);
+    store_tidy_message(reason);
     snprintf(error, error_size, "migration %04d_%s failed: %s", migration->version, migration->name, reason);
     return false;
 }
@@ -107,7 +95,7 @@ store_status store_migrate(const store_config *config, const store_migration *mi
     if (connection == NULL || PQstatus(connection) != CONNECTION_OK) {
         snprintf(error, error_size, "cannot connect to PostgreSQL: %s",
                  connection != NULL ? PQerrorMessage(connection) : "out of memory");
-        tidy_message(error);
+        store_tidy_message(error);
         PQfinish(connection);
         return STORE_UNAVAILABLE;
     }
@@ -125,14 +113,14 @@ store_status store_migrate(const store_config *config, const store_migration *mi
              " name text NOT NULL,"
              " applied_at timestamptz NOT NULL DEFAULT now())",
              PGRES_COMMAND_OK, reason, sizeof reason)) {
-        tidy_message(reason);
+        store_tidy_message(reason);
         snprintf(error, error_size, "cannot prepare migrations: %s", reason);
         goto done;
     }
     applied = PQexec(connection, "SELECT version, name FROM schema_migrations ORDER BY version");
     if (applied == NULL || PQresultStatus(applied) != PGRES_TUPLES_OK) {
         snprintf(error, error_size, "cannot read schema_migrations: %s", PQerrorMessage(connection));
-        tidy_message(error);
+        store_tidy_message(error);
         goto done;
     }
     for (int row = 0; row < PQntuples(applied); row++) {

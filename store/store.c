@@ -193,6 +193,16 @@ store_status store_ping(store *s)
     return STORE_UNAVAILABLE;
 }
 
+void store_tidy_message(char *text)
+{
+    for (char *p = text; *p != '\0'; p++)
+        if (*p == '\n' || *p == '\t')
+            *p = ' ';
+    size_t length = strlen(text);
+    while (length > 0 && text[length - 1] == ' ')
+        text[--length] = '\0';
+}
+
 int store_conninfo_check(const char *conninfo, char *error, size_t error_size)
 {
     if (conninfo == NULL || conninfo[0] == '\0')
@@ -201,9 +211,7 @@ int store_conninfo_check(const char *conninfo, char *error, size_t error_size)
     PQconninfoOption *options = PQconninfoParse(conninfo, &reason);
     if (options == NULL) {
         snprintf(error, error_size, "%s", reason != NULL ? reason : "out of memory");
-        size_t length = strlen(error);
-        while (length > 0 && (error[length - 1] == '\n' || error[length - 1] == ' '))
-            error[--length] = '\0';
+        store_tidy_message(error);
         PQfreemem(reason);
         return -1;
     }

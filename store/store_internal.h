@@ -10,4 +10,8 @@
  * notices silenced; check PQstatus. */
 PGconn *store_connect(const store_config *config);
 
+/* libpq's messages span lines ("...failed\n\tIs the server running..."):
+ * makes one a single line for logs and error strings, in place. */
+void store_tidy_message(char *text);
+
 #endif
