@@ -4,6 +4,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <limits.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -184,6 +185,33 @@ static bool libpq_variables_present(shoal_config_env_fn env)
     return false;
 }
 
+/* Each entry of the CORS list is "*" or an origin as browsers send it:
+ * scheme://host[:port], without a path. */
+static bool valid_origins(const char *origins)
+{
+    const char *cursor = origins;
+    while (*cursor != '\0') {
+        cursor += strspn(cursor, " ,");
+        size_t length = strcspn(cursor, ",");
+        while (length > 0 && cursor[length - 1] == ' ')
+            length--;
+        if (length == 0)
+            break;
+        bool wildcard = length == 1 && cursor[0] == '*';
+        bool web = (strncmp(cursor, "https://", 8) == 0 && length > 8) ||
+                   (strncmp(cursor, "http://", 7) == 0 && length > 7);
+        if (!wildcard && !web)
+            return false;
+        size_t scheme = wildcard ? 1 : strchr(cursor, '/') - cursor + 2;
+        for (size_t i = scheme; i < length; i++)
+            if (cursor[i] == '/' || cursor[i] == ' ')
+                return false;
+        cursor += length;
+        cursor += strcspn(cursor, ",");
+    }
+    return true;
+}
+
 /* What a table entry cannot say: values that must parse as addresses and
  * URLs, checked now so that a typo exits 2 at start instead of failing every
  * request later. */
@@ -204,6 +232,13 @@ static int validate(shoal_config *config, char *error, size_t error_size)
     }
     if (store_conninfo_check(config->database_url, reason, sizeof reason) != 0) {
         snprintf(error, error_size, "--database-url (DATABASE_URL): %s", reason);
+        return -1;
+    }
+    if (!valid_origins(config->cors_origins)) {
+        snprintf(error, error_size,
+                 "--cors-origins (SHOAL_CORS_ORIGINS): '%s' is not * or a list of origins like "
+                 "https://app.example",
+                 config->cors_origins);
         return -1;
     }
     if (config->node_name[0] == '\0') {

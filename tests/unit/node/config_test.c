@@ -273,6 +273,21 @@ static void test_libpq_variables_replace_the_default_database_url(void **state)
     shoal_config_free(&c);
 }
 
+static void test_addresses_and_urls_are_checked_at_start(void **state)
+{
+    (void)state;
+    assert_fails_naming(NULL, ARGS("--bind", "localhost"), "--bind");
+    assert_fails_naming(NULL, ARGS("--redis-url", "redis://127.0.0.1:notaport/0"), "--redis-url");
+    assert_fails_naming(ENV("DATABASE_URL", "postgresql://[oops"), NULL, "DATABASE_URL");
+    assert_fails_naming(NULL, ARGS("--cors-origins", "app.example"), "--cors-origins");
+    assert_fails_naming(NULL, ARGS("--cors-origins", "https://app.example/path"), "--cors-origins");
+    shoal_config config;
+    assert_int_equal(load(&config, NULL, ARGS("--bind", "::1", "--cors-origins", "https://a.example, http://b.example:8080")), 0);
+    shoal_config_free(&config);
+    assert_int_equal(load(&config, NULL, ARGS("--cors-origins", "*")), 0);
+    shoal_config_free(&config);
+}
+
 static void test_redis_url_must_use_the_redis_scheme(void **state)
 {
     (void)state;
@@ -384,6 +399,7 @@ int main(void)
         cmocka_unit_test(test_commands),
         cmocka_unit_test(test_help_and_version_stop_parsing),
         cmocka_unit_test(test_libpq_variables_replace_the_default_database_url),
+        cmocka_unit_test(test_addresses_and_urls_are_checked_at_start),
         cmocka_unit_test(test_redis_url_must_use_the_redis_scheme),
         cmocka_unit_test(test_bind_address_must_not_be_empty),
         cmocka_unit_test(test_usage_lists_every_flag_and_variable),
