@@ -191,40 +191,30 @@ check_413 "8 MiB POST without Expect" -H 'Expect:'
 check_413 "8 MiB chunked POST" -H 'Transfer-Encoding: chunked'
 rm -f "$big"
 
-# ------------------------------------------------------------ Redis down
-step "deploy/local stop redis"
-"$LOCAL" stop redis || fail "deploy/local stop redis"
-redis_reported() {
-  local want=$1 code
+# ------------------------------------------------------------ a tier down
+# tier_reported TIER STATE: /readyz through HAProxy is 200 and says so.
+tier_reported() {
+  local tier=$1 want=$2 code
   code=$(get "$LB/readyz")
-  [ "$code" = 200 ] && grep -qE "\"redis\" *: *\"$want\"" "$BODY"
+  [ "$code" = 200 ] && grep -qE "\"$tier\" *: *\"$want\"" "$BODY"
 }
-wait_for 10 "with Redis stopped, /readyz is still 200 and reports redis down" redis_reported down
-echo "  $(cat "$BODY")"
-step "deploy/local start redis"
-"$LOCAL" start redis || fail "deploy/local start redis"
-wait_for 10 "with Redis back, /readyz reports redis up" redis_reported up
 # Both nodes see it, not only the one that answered first (asked directly).
-both_redis_up() {
-  local port
+both_report() {
+  local tier=$1 want=$2 port
   for port in "$NODE1_PORT" "$NODE2_PORT"; do
-    [ "$(get "http://127.0.0.1:$port/readyz")" = 200 ] && grep -qE '"redis" *: *"up"' "$BODY" || return 1
+    [ "$(get "http://127.0.0.1:$port/readyz")" = 200 ] && grep -qE "\"$tier\" *: *\"$want\"" "$BODY" || return 1
   done
 }
-wait_for 10 "both nodes report redis up (asked directly)" both_redis_up
-
-# ------------------------------------------------------------ PostgreSQL down
-step "deploy/local stop postgres"
-"$LOCAL" stop postgres || fail "deploy/local stop postgres"
-postgres_reported() {
-  local want=$1 code
-  code=$(get "$LB/readyz")
-  [ "$code" = 200 ] && grep -qE "\"postgres\" *: *\"$want\"" "$BODY"
-}
-wait_for 10 "with PostgreSQL stopped, /readyz is still 200 and reports postgres down" postgres_reported down
-step "deploy/local start postgres"
-"$LOCAL" start postgres || fail "deploy/local start postgres"
-wait_for 10 "with PostgreSQL back, /readyz reports postgres up" postgres_reported up
+for tier in redis postgres; do
+  step "deploy/local stop $tier"
+  "$LOCAL" stop "$tier" || fail "deploy/local stop $tier"
+  wait_for 10 "with $tier stopped, /readyz is still 200 and reports it down" tier_reported "$tier" down
+  echo "  $(cat "$BODY")"
+  step "deploy/local start $tier"
+  "$LOCAL" start "$tier" || fail "deploy/local start $tier"
+  wait_for 10 "with $tier back, /readyz reports it up" tier_reported "$tier" up
+  wait_for 10 "both nodes report $tier up (asked directly)" both_report "$tier" up
+done
 
 # ------------------------------------------------------------ down
 step "deploy/local down"
