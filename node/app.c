@@ -72,7 +72,6 @@ typedef struct extension_entry {
 
 struct shoal_worker {
     shoal_app *app;
-    unsigned long generation;
     store *store;
     cache *cache;
     void **slots;
@@ -454,7 +453,6 @@ shoal_worker *shoal_app_thread_worker(shoal_app *app)
     if (worker == NULL)
         return NULL;
     worker->app = app;
-    worker->generation = app->generation;
     worker->slots = calloc((size_t)app->worker_slot_count + 1, sizeof *worker->slots);
     worker->store = store_open(&app->store_config);
     char reason[256] = "";
@@ -477,7 +475,7 @@ shoal_worker *shoal_app_thread_worker(shoal_app *app)
     app->workers = worker;
     pthread_mutex_unlock(&app->workers_lock);
     thread_worker = worker;
-    thread_worker_generation = worker->generation;
+    thread_worker_generation = app->generation;
     return worker;
 }
 

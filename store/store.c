@@ -14,10 +14,7 @@
 
 struct store {
     PGconn *connection;
-    char *conninfo;
-    char *application_name;
-    int connect_timeout_s;
-    int answer_timeout_ms;
+    store_config config; /* its strings are this store's own copies */
     uint64_t last_attempt_ms;
     bool ever_connected;
     unsigned long reconnects;
@@ -59,12 +56,12 @@ store *store_open(const store_config *config)
     store *s = calloc(1, sizeof *s);
     if (s == NULL)
         return NULL;
-    s->conninfo = strdup(config->conninfo != NULL ? config->conninfo : "");
-    s->application_name = strdup(config->application_name != NULL ? config->application_name : "shoal-node");
-    s->connect_timeout_s = config->connect_timeout_s;
-    s->answer_timeout_ms = config->answer_timeout_ms > 0 ? config->answer_timeout_ms
-                                                         : 1000 * (config->connect_timeout_s > 0 ? config->connect_timeout_s : 2);
-    if (s->conninfo == NULL || s->application_name == NULL) {
+    s->config = *config;
+    s->config.conninfo = strdup(config->conninfo != NULL ? config->conninfo : "");
+    s->config.application_name = strdup(config->application_name != NULL ? config->application_name : "shoal-node");
+    if (s->config.answer_timeout_ms <= 0)
+        s->config.answer_timeout_ms = 1000 * (config->connect_timeout_s > 0 ? config->connect_timeout_s : 2);
+    if (s->config.conninfo == NULL || s->config.application_name == NULL) {
         store_close(s);
         return NULL;
     }
@@ -77,8 +74,8 @@ void store_close(store *s)
         return;
     if (s->connection != NULL)
         PQfinish(s->connection);
-    free(s->conninfo);
-    free(s->application_name);
+    free((char *)s->config.conninfo);
+    free((char *)s->config.application_name);
     free(s);
 }
 
@@ -116,12 +113,7 @@ static bool ensure_connected(store *s, bool forced)
     s->last_attempt_ms = now;
     if (s->connection != NULL)
         drop_connection(s);
-    store_config config = {
-        .conninfo = s->conninfo,
-        .connect_timeout_s = s->connect_timeout_s,
-        .application_name = s->application_name,
-    };
-    s->connection = store_connect(&config);
+    s->connection = store_connect(&s->config);
     if (!store_connected(s))
         return false;
     if (s->ever_connected)
@@ -139,7 +131,7 @@ static PGresult *exec_within_deadline(store *s, const char *sql)
     PGconn *connection = s->connection;
     if (!PQsendQuery(connection, sql))
         return NULL;
-    uint64_t deadline = monotonic_ms() + (uint64_t)s->answer_timeout_ms;
+    uint64_t deadline = monotonic_ms() + (uint64_t)s->config.answer_timeout_ms;
     PGresult *last = NULL;
     for (;;) {
         while (PQisBusy(connection)) {
