@@ -1,5 +1,6 @@
 /* cache/cache.c: a worker's Redis connection. */
 #include "cache.h"
+#include "cache_internal.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -268,4 +269,70 @@ long long cache_client_id(cache *c)
     long long id = reply != NULL && reply->type == REDIS_REPLY_INTEGER ? reply->integer : 0;
     freeReplyObject(reply);
     return id;
+}
+
+/* ---- commands, for cache's own modules ------------------------------------- */
+
+cache_status cache_command_argv(cache *c, int argc, const char **argv, const size_t *lengths,
+                                redisReply **reply)
+{
+    *reply = NULL;
+    for (int attempt = 0; attempt < 2; attempt++) {
+        bool was_connected = cache_connected(c);
+        if (!ensure_connected(c, attempt > 0))
+            return CACHE_UNAVAILABLE;
+        redisReply *answer = redisCommandArgv(c->connection, argc, argv, lengths);
+        if (answer != NULL) {
+            *reply = answer;
+            return answer->type == REDIS_REPLY_ERROR ? CACHE_ERROR : CACHE_OK;
+        }
+        drop_connection(c);
+        /* Broken under us (a Redis restart). Commands here are safe to send
+         * twice only when the first never reached Redis, which a fresh
+         * connection that had been good cannot promise; yet a write lost to
+         * a restart is lost either way, so one retry is worth it. */
+        if (!was_connected)
+            break;
+    }
+    return CACHE_UNAVAILABLE;
+}
+
+cache_status cache_pipeline(cache *c, int count, const int *argcs, const char **const *argvs,
+                            const size_t *const *lengths, redisReply **replies)
+{
+    for (int i = 0; i < count; i++)
+        replies[i] = NULL;
+    if (!ensure_connected(c, false) && !ensure_connected(c, true))
+        return CACHE_UNAVAILABLE;
+    for (int i = 0; i < count; i++)
+        if (redisAppendCommandArgv(c->connection, argcs[i], argvs[i], lengths[i]) != REDIS_OK) {
+            drop_connection(c);
+            return CACHE_UNAVAILABLE;
+        }
+    cache_status status = CACHE_OK;
+    for (int i = 0; i < count; i++) {
+        void *answer = NULL;
+        if (redisGetReply(c->connection, &answer) != REDIS_OK || answer == NULL) {
+            for (int j = 0; j < i; j++) {
+                freeReplyObject(replies[j]);
+                replies[j] = NULL;
+            }
+            drop_connection(c);
+            return CACHE_UNAVAILABLE;
+        }
+        replies[i] = answer;
+        if (replies[i]->type == REDIS_REPLY_ERROR)
+            status = CACHE_ERROR;
+    }
+    return status;
+}
+
+const cache_endpoint *cache_endpoint_of(const cache *c)
+{
+    return &c->endpoint;
+}
+
+int cache_timeout_ms(const cache *c)
+{
+    return c->timeout_ms;
 }

@@ -149,6 +149,20 @@ void *shoal_worker_get(shoal_ctx *ctx, shoal_worker_slot slot);
 store *shoal_store(shoal_ctx *ctx);
 cache *shoal_cache(shoal_ctx *ctx);
 
+/* The app's registry of prepared statements: extensions add theirs from
+ * init (store_registry_add); it freezes with the app, and every worker's
+ * connection prepares them all. */
+struct store_registry *shoal_app_statements(shoal_app *app);
+
+/* Answers for the store's last failure, in the one place that maps tier
+ * failures to HTTP: 503 with Retry-After when PostgreSQL is unreachable,
+ * timed out or busy; 422 naming the field for a unique ("taken") or check
+ * ("invalid") violation; 404 for STORE_NOT_FOUND; 500 otherwise. Never
+ * PostgreSQL's own text. Returns what shoal_error returns. */
+int shoal_error_from_store(shoal_ctx *ctx, store *s);
+/* Releases a store result when the request ends; returns it. */
+struct store_result *shoal_keep_result(shoal_ctx *ctx, struct store_result *result);
+
 /* ---- answering --------------------------------------------------------- */
 
 /* All return 0, or -1 when memory ran out (the request then gets 500).

@@ -20,13 +20,39 @@ typedef struct store_config {
      * accepts and never answers must not hold a worker forever. */
     int answer_timeout_ms;
     const char *application_name; /* shows in pg_stat_activity; may be NULL */
+    /* PostgreSQL's statement_timeout for this connection (0: none). Keep it
+     * below answer_timeout_ms so that the server cancels a slow statement
+     * (STORE_TIMEOUT, the connection stays) before the client gives up on
+     * the connection. */
+    int statement_timeout_ms;
+    /* The statements every connection prepares; may be NULL. Must be frozen
+     * and outlive every store opened with it. */
+    const struct store_registry *registry;
 } store_config;
 
+/* What a call came to. node/ maps each to one HTTP answer in one place
+ * (shoal_error_from_store): clients never see PostgreSQL's own text. */
 typedef enum store_status {
     STORE_OK = 0,
-    STORE_UNAVAILABLE, /* cannot reach PostgreSQL now; the caller answers 503 */
-    STORE_ERROR,       /* PostgreSQL refused the statement */
+    STORE_UNAVAILABLE, /* cannot reach PostgreSQL now, or it stopped answering: 503 + Retry-After */
+    STORE_ERROR,       /* PostgreSQL refused the statement for another reason: 500 */
+    STORE_TIMEOUT,     /* statement_timeout cancelled it (57014): 503 + Retry-After */
+    STORE_CONFLICT,    /* unique violation (23505): 422 naming the field */
+    STORE_INVALID,     /* check, not-null or foreign-key violation (23514, 23502, 23503): 422 */
+    STORE_BUSY,        /* serialization failure or deadlock still there after the retries: 503 */
+    STORE_NOT_FOUND,   /* a domain query found no row: 404 where the caller says so */
 } store_status;
+
+/* The last failure of a store, for the caller to map and to log. */
+typedef struct store_error {
+    store_status status;
+    char sqlstate[6];  /* "" when it did not come from the server */
+    /* The API field the violated constraint guards, from the registry's
+     * constraint map ("email" for users_email_key), or NULL. */
+    const char *field;
+    char constraint[64]; /* the constraint's name, or "" */
+    char message[256];   /* PostgreSQL's or libpq's text, one line: logs only */
+} store_error;
 
 #define STORE_RECONNECT_INTERVAL_MS 250
 
@@ -47,6 +73,102 @@ unsigned long store_reconnect_count(const store *s);
 /* The server's backend PID for this connection (0 when not connected);
  * tests use it to kill the connection from outside. */
 int store_backend_pid(const store *s);
+
+/* The last failure on this store (status STORE_OK after a success). */
+const store_error *store_last_error(const store *s);
+
+/* ---- prepared statements -------------------------------------------------
+ *
+ * One registry holds every statement the node runs. Modules add theirs
+ * during setup (each domain file in store/ has a `register` function); the
+ * registry is then frozen and given to every store through store_config.
+ * A store prepares all of them, by name, on each new connection in one
+ * round trip, so after a reconnect they exist again without the caller
+ * noticing. Statements are named by the caller and referred to by the id
+ * store_registry_add returns. */
+
+typedef struct store_registry store_registry;
+typedef int store_statement;
+
+store_registry *store_registry_new(void);
+void store_registry_free(store_registry *registry);
+/* Returns the statement's id (0, 1, ...), or -1 when the name is taken, the
+ * registry is frozen, or memory ran out. name and sql are copied. */
+store_statement store_registry_add(store_registry *registry, const char *name, const char *sql,
+                                   int param_count);
+/* Looks a statement up by name: its id, or -1. */
+store_statement store_registry_find(const store_registry *registry, const char *name);
+/* Names the API field a constraint guards, so that a violation becomes a
+ * 422 naming it ("users_email_key" -> "email"). 0 or -1. */
+int store_registry_constraint(store_registry *registry, const char *constraint, const char *field);
+/* After this every add fails; stores may only be opened with a frozen one. */
+void store_registry_freeze(store_registry *registry);
+
+/* ---- running statements ------------------------------------------------
+ *
+ * Parameters and values are text (PostgreSQL's text format); NULL is SQL
+ * NULL. A result belongs to the caller and is released with
+ * store_result_free (node/ ties it to the request's arena). */
+
+typedef struct store_result store_result;
+
+/* Runs a registered statement. Before it runs, a connection that a caller
+ * left inside a transaction (failed or not) is rolled back, so no request
+ * inherits another's transaction. On STORE_OK *result is set (also for
+ * statements that return no rows); on failure it is NULL and
+ * store_last_error says why. A connection lost before the statement could
+ * have run is re-established and the statement sent once more. */
+store_status store_run(store *s, store_statement statement, const char *const *params,
+                       store_result **result);
+
+int store_result_rows(const store_result *result);
+int store_result_columns(const store_result *result);
+/* NULL for SQL NULL; otherwise text owned by the result. */
+const char *store_result_value(const store_result *result, int row, int column);
+int store_result_length(const store_result *result, int row, int column);
+bool store_result_is_null(const store_result *result, int row, int column);
+/* Rows changed by INSERT/UPDATE/DELETE. */
+long long store_result_affected(const store_result *result);
+void store_result_free(store_result *result);
+
+/* ---- batches: libpq pipeline mode ----------------------------------------
+ *
+ * Independent statements sent together and answered in one round trip.
+ * Each item succeeds or fails on its own (a failed item does not stop the
+ * others). The batch runs outside any transaction unless the caller is in
+ * store_transaction. */
+
+typedef struct store_batch_item {
+    store_statement statement;
+    const char *const *params;
+    store_result *result; /* out: set when status is STORE_OK */
+    store_status status;  /* out */
+} store_batch_item;
+
+/* STORE_OK when every item succeeded; otherwise the first failure's status
+ * (each item's own status says which). STORE_UNAVAILABLE when the connection
+ * was lost, in which case no item has a result. */
+store_status store_batch(store *s, store_batch_item *items, size_t count);
+
+/* ---- transactions --------------------------------------------------------- */
+
+typedef enum store_isolation {
+    STORE_READ_COMMITTED = 0,
+    STORE_REPEATABLE_READ,
+    STORE_SERIALIZABLE,
+} store_isolation;
+
+/* The body runs the transaction's statements with store_run and
+ * store_batch and returns STORE_OK to commit, or any other status to roll
+ * back (that status is returned). A serialization failure (40001) or a
+ * deadlock (40P01), in the body or at COMMIT, rolls back and runs the body
+ * again, at most STORE_TRANSACTION_ATTEMPTS times in all, then gives
+ * STORE_BUSY. The body must therefore only touch the database and its own
+ * data; results it keeps must be released before it returns an error. */
+#define STORE_TRANSACTION_ATTEMPTS 3
+typedef store_status (*store_transaction_fn)(store *s, void *data);
+store_status store_transaction(store *s, store_isolation isolation, store_transaction_fn body,
+                               void *data);
 
 /* ---- migrations ------------------------------------------------------ */
 
