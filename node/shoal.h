@@ -160,6 +160,9 @@ struct store_registry *shoal_app_statements(shoal_app *app);
  * ("invalid") violation; 404 for STORE_NOT_FOUND; 500 otherwise. Never
  * PostgreSQL's own text. Returns what shoal_error returns. */
 int shoal_error_from_store(shoal_ctx *ctx, store *s);
+/* The same for a cache_status that is not CACHE_OK: 503 with Retry-After
+ * when Redis is unreachable, 500 when it answered with an error. */
+int shoal_error_from_cache(shoal_ctx *ctx, int status);
 /* Releases a store result when the request ends; returns it. */
 struct store_result *shoal_keep_result(shoal_ctx *ctx, struct store_result *result);
 
