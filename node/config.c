@@ -1,5 +1,6 @@
 /* node/config.c: one table of settings drives parsing, validation and --help. */
 #include "config.h"
+#include "proxy.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -49,6 +50,10 @@ static const setting settings[] = {
      "nesting depth of JSON request bodies; deeper bodies get 400"},
     {"cors-origins", "SHOAL_CORS_ORIGINS", SETTING_STRING, FIELD(cors_origins), "", 0, 0,
      "allowed CORS origins: empty (off), * or a comma-separated list"},
+    {"trusted-proxies", "SHOAL_TRUSTED_PROXIES", SETTING_STRING, FIELD(trusted_proxies),
+     "127.0.0.0/8,::1", 0, 0,
+     "comma-separated addresses and CIDRs of proxies whose X-Forwarded-For names the client "
+     "(default: loopback, where the local HAProxy runs; empty: trust nobody)"},
     {"node-name", "SHOAL_NODE_NAME", SETTING_STRING, FIELD(node_name), "", 0, 0,
      "name in logs and /readyz (empty: the host name)"},
     {"drain-delay-ms", "SHOAL_DRAIN_DELAY_MS", SETTING_INT, FIELD(drain_delay_ms), "5000", 0,
@@ -241,6 +246,12 @@ static int validate(shoal_config *config, char *error, size_t error_size)
                  config->cors_origins);
         return -1;
     }
+    shoal_proxies *proxies = shoal_proxies_parse(config->trusted_proxies, reason, sizeof reason);
+    if (proxies == NULL) {
+        snprintf(error, error_size, "--trusted-proxies (SHOAL_TRUSTED_PROXIES): %s", reason);
+        return -1;
+    }
+    shoal_proxies_free(proxies);
     if (config->node_name[0] == '\0') {
         char host[256] = "node";
         if (gethostname(host, sizeof host) != 0)

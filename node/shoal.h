@@ -130,7 +130,12 @@ const char *shoal_param(const shoal_ctx *ctx, const char *name); /* route :name 
 const char *shoal_query(shoal_ctx *ctx, const char *name);       /* first value */
 const char *shoal_header(shoal_ctx *ctx, const char *name);      /* case-insensitive */
 const char *shoal_body(const shoal_ctx *ctx, size_t *length);    /* raw bytes */
-const char *shoal_client_address(shoal_ctx *ctx); /* the TCP peer, as text */
+/* The client: the TCP peer, or, when the peer is a trusted proxy
+ * (--trusted-proxies), the right-most X-Forwarded-For entry that is not
+ * itself a trusted proxy. Canonical text (inet_ntop); "" when unknown. */
+const char *shoal_client_address(shoal_ctx *ctx);
+/* The TCP peer itself, as text; "" when unknown. */
+const char *shoal_peer_address(shoal_ctx *ctx);
 /* Methods the matched path answers to, as an Allow value; NULL on 404. */
 const char *shoal_allowed_methods(shoal_ctx *ctx);
 /* The data given to shoal_route_with for the matched route, or NULL. */

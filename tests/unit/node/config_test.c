@@ -341,6 +341,7 @@ static void test_usage_lists_every_flag_and_variable(void **state)
         {"--database-connect-timeout", "SHOAL_DATABASE_CONNECT_TIMEOUT"},
         {"--redis-url", "REDIS_URL"},
         {"--redis-timeout-ms", "SHOAL_REDIS_TIMEOUT_MS"},
+        {"--trusted-proxies", "SHOAL_TRUSTED_PROXIES"},
     };
     char *text = usage_text();
     assert_non_null(strstr(text, "Usage: shoal-test"));
@@ -380,7 +381,7 @@ static void test_every_flag_in_usage_is_accepted(void **state)
         if (strstr(error, "needs a value") == NULL)
             fail_msg("%s from --help: %s", flag, error);
     }
-    assert_int_equal(flags, 21);
+    assert_int_equal(flags, 22);
     free(text);
 }
 
