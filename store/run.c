@@ -229,15 +229,16 @@ static bool read_item(store *s, store_batch_item *item, uint64_t deadline, store
 static store_status batch_once(store *s, store_batch_item *items, size_t count, bool forced, bool *resend)
 {
     *resend = false;
+    /* The batch reports the failure of the first item that failed, in the
+     * items' order: an unregistered one, or one the server refused. */
     store_error first_failure = {.status = STORE_OK};
+    size_t first_unregistered = count;
     for (size_t i = 0; i < count; i++) {
         items[i].result = NULL;
         items[i].status = store_registry_name(s->config.registry, items[i].statement) != NULL ? STORE_OK
                                                                                              : STORE_ERROR;
-        if (items[i].status != STORE_OK && first_failure.status == STORE_OK) {
-            statement_name(s, items[i].statement);
-            first_failure = s->last_error;
-        }
+        if (items[i].status != STORE_OK && first_unregistered == count)
+            first_unregistered = i;
     }
     if (!store_ready_connection(s, forced)) {
         forget_results(items, count, STORE_UNAVAILABLE);
@@ -275,7 +276,8 @@ static store_status batch_once(store *s, store_batch_item *items, size_t count, 
          * that stopped answering, not on the size of the batch. */
         uint64_t deadline = store_monotonic_ms() + (uint64_t)s->config.answer_timeout_ms;
         bool terminated = false;
-        if (!read_item(s, &items[i], deadline, &first_failure, &terminated)) {
+        store_error *failure = i < first_unregistered ? &first_failure : &(store_error){.status = STORE_ERROR};
+        if (!read_item(s, &items[i], deadline, failure, &terminated)) {
             *resend = terminated && i == 0;
             store_error lost = s->last_error;
             if (s->connection != NULL)
@@ -292,8 +294,11 @@ static store_status batch_once(store *s, store_batch_item *items, size_t count, 
         forget_results(items, count, STORE_UNAVAILABLE);
         return STORE_UNAVAILABLE;
     }
-    s->last_error = first_failure;
-    return first_failure.status;
+    if (first_failure.status == STORE_OK && first_unregistered < count)
+        statement_name(s, items[first_unregistered].statement); /* records why */
+    else
+        s->last_error = first_failure;
+    return s->last_error.status;
 }
 
 store_status store_batch(store *s, store_batch_item *items, size_t count)
