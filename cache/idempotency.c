@@ -97,7 +97,8 @@ static void marker(char kind, const unsigned char fingerprint[CACHE_IDEMPOTENCY_
     sodium_bin2hex(out + 1, MARKER_BYTES, fingerprint, CACHE_IDEMPOTENCY_FINGERPRINT_BYTES);
 }
 
-/* Reads a done value: marker, 3 status digits, Content-Type, "\n", body. */
+/* Reads a done value: marker, 3 status digits, header lines, an empty line,
+ * the body. */
 static int parse_done(const char *value, size_t length, cache_idempotency_response *out)
 {
     const char *cursor = value + MARKER_BYTES;
@@ -108,24 +109,45 @@ static int parse_done(const char *value, size_t length, cache_idempotency_respon
     int status = (cursor[0] - '0') * 100 + (cursor[1] - '0') * 10 + (cursor[2] - '0');
     cursor += 3;
     left -= 3;
-    const char *newline = memchr(cursor, '\n', left);
-    if (newline == NULL)
-        return -1;
-    size_t type_length = (size_t)(newline - cursor);
-    size_t body_length = left - type_length - 1;
-    out->content_type = malloc(type_length + 1);
+    /* The header block ends at the first empty line. */
+    size_t headers_length = 0;
+    for (;;) {
+        const char *newline = memchr(cursor + headers_length, '\n', left - headers_length);
+        if (newline == NULL)
+            return -1;
+        size_t line = (size_t)(newline - (cursor + headers_length));
+        if (line == 0)
+            break;
+        headers_length += line + 1;
+    }
+    size_t body_length = left - headers_length - 1;
+    out->headers = malloc(headers_length + 1);
     out->body = malloc(body_length + 1);
-    if (out->content_type == NULL || out->body == NULL) {
+    if (out->headers == NULL || out->body == NULL) {
         cache_idempotency_response_free(out);
         return -1;
     }
-    memcpy(out->content_type, cursor, type_length);
-    out->content_type[type_length] = '\0';
-    memcpy(out->body, newline + 1, body_length);
+    memcpy(out->headers, cursor, headers_length);
+    out->headers[headers_length] = '\0';
+    memcpy(out->body, cursor + headers_length + 1, body_length);
     out->body[body_length] = '\0';
     out->body_length = body_length;
     out->status = status;
     return 0;
+}
+
+/* Whole "\n"-terminated lines, none of them empty, no CR or NUL. */
+static bool valid_header_block(const char *headers, size_t length)
+{
+    if (length == 0)
+        return true;
+    if (headers[length - 1] != '\n' || headers[0] == '\n' || memchr(headers, '\r', length) != NULL ||
+        memchr(headers, '\0', length) != NULL)
+        return false;
+    for (size_t i = 0; i + 1 < length; i++)
+        if (headers[i] == '\n' && headers[i + 1] == '\n')
+            return false;
+    return true;
 }
 
 cache_status cache_idempotency_claim(cache *c, const char *key,
@@ -178,11 +200,11 @@ cache_status cache_idempotency_store(cache *c, const char *key,
                                      bool *stored)
 {
     *stored = false;
-    const char *type = response->content_type != NULL ? response->content_type : "";
-    size_t type_length = strlen(type);
-    if (response->status < 100 || response->status > 599 || memchr(type, '\n', type_length) != NULL)
+    const char *headers = response->headers != NULL ? response->headers : "";
+    size_t headers_length = strlen(headers);
+    if (response->status < 100 || response->status > 599 || !valid_header_block(headers, headers_length))
         return CACHE_ERROR;
-    size_t value_length = MARKER_BYTES + 3 + type_length + 1 + response->body_length;
+    size_t value_length = MARKER_BYTES + 3 + headers_length + 1 + response->body_length;
     char *value = malloc(value_length + 1);
     if (value == NULL)
         return CACHE_ERROR;
@@ -190,10 +212,10 @@ cache_status cache_idempotency_store(cache *c, const char *key,
     marker('R', fingerprint, running);
     marker('D', fingerprint, value);
     snprintf(value + MARKER_BYTES, 4, "%03d", response->status);
-    memcpy(value + MARKER_BYTES + 3, type, type_length);
-    value[MARKER_BYTES + 3 + type_length] = '\n';
+    memcpy(value + MARKER_BYTES + 3, headers, headers_length);
+    value[MARKER_BYTES + 3 + headers_length] = '\n';
     if (response->body_length > 0)
-        memcpy(value + MARKER_BYTES + 4 + type_length, response->body, response->body_length);
+        memcpy(value + MARKER_BYTES + 4 + headers_length, response->body, response->body_length);
     char ttl[32];
     snprintf(ttl, sizeof ttl, "%lld", ttl_ms > 0 ? ttl_ms : 1);
     const char *argv[] = {key, running, value, ttl};
@@ -228,9 +250,9 @@ cache_status cache_idempotency_release(cache *c, const char *key,
 
 void cache_idempotency_response_free(cache_idempotency_response *response)
 {
-    free(response->content_type);
+    free(response->headers);
     free(response->body);
-    response->content_type = NULL;
+    response->headers = NULL;
     response->body = NULL;
     response->body_length = 0;
 }

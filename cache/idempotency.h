@@ -5,8 +5,9 @@
  *   running  "R" + the body's fingerprint, set with SET NX (only one request
  *            claims the key), with a short TTL so that a node that dies
  *            mid-request blocks the key for that long, not for a day;
- *   done     "D" + the fingerprint + the status (3 digits) + Content-Type +
- *            "\n" + the body, with the long TTL.
+ *   done     "D" + the fingerprint + the status (3 digits) + the headers to
+ *            replay, one "Name: value\n" line each, + "\n" + the body,
+ *            with the long TTL.
  * Moving from running to done, and releasing a claim, only happen while the
  * key still holds this request's running marker (a Lua compare-and-set), so
  * a claim that expired and was taken by another request is left alone.
@@ -43,8 +44,10 @@ typedef enum cache_idempotency_state {
 
 typedef struct cache_idempotency_response {
     int status;
-    char *content_type; /* "" when none; malloc'd by claim */
-    char *body;         /* malloc'd by claim */
+    /* "Name: value\n" lines (Content-Type, Location, ...), no CR; "" when
+     * none. NUL-terminated; malloc'd by claim. */
+    char *headers;
+    char *body; /* malloc'd by claim, NUL-terminated after body_length bytes */
     size_t body_length;
 } cache_idempotency_response;
 
@@ -57,7 +60,9 @@ cache_status cache_idempotency_claim(cache *c, const char *key,
                                      cache_idempotency_response *stored);
 
 /* Replaces this request's running marker with the finished response, kept
- * ttl_ms. *stored is false when the marker was no longer there (it expired). */
+ * ttl_ms. *stored is false when the marker was no longer there (it expired).
+ * CACHE_ERROR, without writing, for headers that are not whole lines or
+ * hold an empty line. */
 cache_status cache_idempotency_store(cache *c, const char *key,
                                      const unsigned char fingerprint[CACHE_IDEMPOTENCY_FINGERPRINT_BYTES],
                                      const cache_idempotency_response *response, long long ttl_ms,

@@ -25,13 +25,21 @@ typedef struct cache_ratelimit_limit {
 typedef struct cache_ratelimit_result {
     bool allowed;
     long long retry_after_ms; /* when limited: until one more request is allowed */
-    long long remaining;      /* requests allowed right now after this one */
+    long long remaining;      /* check: requests allowed right now after this one;
+                                 peek: requests allowed right now */
+    long long reset_ms;       /* until the bucket is full again (0: it is) */
 } cache_ratelimit_result;
 
-/* Counts one request against key (binary-safe). CACHE_OK fills result;
- * otherwise Redis could not decide, and result says allowed (the caller
- * chooses whether to fail open). */
+/* Counts one request against key (binary-safe), unless it is limited.
+ * CACHE_OK fills result; otherwise Redis could not decide, and result says
+ * allowed (the caller chooses whether to fail open). */
 cache_status cache_ratelimit_check(cache *c, const char *key, size_t key_length,
                                    const cache_ratelimit_limit *limit, cache_ratelimit_result *result);
+
+/* The same question without counting: would a request be allowed now? For
+ * limits on events known only afterwards (failed logins): peek before,
+ * check when the event happened. */
+cache_status cache_ratelimit_peek(cache *c, const char *key, size_t key_length,
+                                  const cache_ratelimit_limit *limit, cache_ratelimit_result *result);
 
 #endif

@@ -64,14 +64,16 @@ static void a_key_is_claimed_once_then_replayed(void **state)
     /* A body with a NUL and a newline survives. */
     static const char body[] = "{\"id\":7}\n\0tail";
     cache_idempotency_response response = {
-        .status = 201, .content_type = "application/json", .body = (char *)body, .body_length = sizeof body - 1};
+        .status = 201,
+        .headers = "Content-Type: application/json\nLocation: /things/7\n",
+        .body = (char *)body, .body_length = sizeof body - 1};
     bool kept = false;
     assert_int_equal(cache_idempotency_store(first, key, print, &response, 60000, &kept), CACHE_OK);
     assert_true(kept);
 
     assert_int_equal(claim(second, key, print, &stored), CACHE_IDEMPOTENCY_DONE);
     assert_int_equal(stored.status, 201);
-    assert_string_equal(stored.content_type, "application/json");
+    assert_string_equal(stored.headers, "Content-Type: application/json\nLocation: /things/7\n");
     assert_int_equal(stored.body_length, sizeof body - 1);
     assert_memory_equal(stored.body, body, sizeof body - 1);
     cache_idempotency_response_free(&stored);
@@ -91,13 +93,13 @@ static void a_different_body_is_a_mismatch(void **state)
     cache_idempotency_response stored;
     assert_int_equal(claim(c, key, one, &stored), CACHE_IDEMPOTENCY_CLAIMED);
     assert_int_equal(claim(c, key, other, &stored), CACHE_IDEMPOTENCY_MISMATCH);
-    cache_idempotency_response response = {.status = 200, .content_type = "", .body = "", .body_length = 0};
+    cache_idempotency_response response = {.status = 200, .headers = "", .body = "", .body_length = 0};
     bool kept = false;
     assert_int_equal(cache_idempotency_store(c, key, one, &response, 60000, &kept), CACHE_OK);
     assert_true(kept);
     assert_int_equal(claim(c, key, other, &stored), CACHE_IDEMPOTENCY_MISMATCH);
     assert_int_equal(claim(c, key, one, &stored), CACHE_IDEMPOTENCY_DONE);
-    assert_string_equal(stored.content_type, "");
+    assert_string_equal(stored.headers, "");
     assert_int_equal(stored.body_length, 0);
     cache_idempotency_response_free(&stored);
     cache_close(c);
@@ -134,12 +136,37 @@ static void an_expired_claim_is_not_overwritten_by_its_late_owner(void **state)
     usleep(120 * 1000);
     /* The marker expired; another request (another body) took the key. */
     assert_int_equal(claim(c, key, other, &stored), CACHE_IDEMPOTENCY_CLAIMED);
-    cache_idempotency_response response = {.status = 201, .content_type = "text/plain", .body = "late", .body_length = 4};
+    cache_idempotency_response response = {.status = 201, .headers = "Content-Type: text/plain\n", .body = "late", .body_length = 4};
     bool kept = true;
     assert_int_equal(cache_idempotency_store(c, key, print, &response, 60000, &kept), CACHE_OK);
     assert_false(kept);
     assert_int_equal(cache_idempotency_release(c, key, print), CACHE_OK);
     assert_int_equal(claim(c, key, other, &stored), CACHE_IDEMPOTENCY_RUNNING);
+    cache_close(c);
+}
+
+static void header_blocks_that_would_not_read_back_are_refused(void **state)
+{
+    (void)state;
+    cache *c = open_cache();
+    char key[CACHE_IDEMPOTENCY_KEY_SIZE];
+    fresh_key(key);
+    unsigned char print[CACHE_IDEMPOTENCY_FINGERPRINT_BYTES];
+    fingerprint("x", print);
+    cache_idempotency_response stored;
+    assert_int_equal(claim(c, key, print, &stored), CACHE_IDEMPOTENCY_CLAIMED);
+    /* An empty line would end the headers early; a missing newline would
+     * join the last header to the body; CR could split a replayed answer. */
+    static char *const bad[] = {"Location: /a\n\nX: y\n", "Location: /a", "\n", "Location: /a\r\n"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        cache_idempotency_response response = {.status = 200, .headers = bad[i], .body = "ok", .body_length = 2};
+        bool kept = true;
+        assert_int_equal(cache_idempotency_store(c, key, print, &response, 60000, &kept), CACHE_ERROR);
+        assert_false(kept);
+    }
+    /* Nothing was written: the claim still runs. */
+    assert_int_equal(claim(c, key, print, &stored), CACHE_IDEMPOTENCY_RUNNING);
+    assert_int_equal(cache_idempotency_release(c, key, print), CACHE_OK);
     cache_close(c);
 }
 
@@ -168,7 +195,7 @@ static void a_flushed_script_cache_falls_back_to_eval(void **state)
     redisFree(admin);
 
     assert_int_equal(claim(c, key, print, &stored), CACHE_IDEMPOTENCY_CLAIMED);
-    cache_idempotency_response response = {.status = 200, .content_type = "text/plain", .body = "ok", .body_length = 2};
+    cache_idempotency_response response = {.status = 200, .headers = "Content-Type: text/plain\n", .body = "ok", .body_length = 2};
     bool kept = false;
     assert_int_equal(cache_idempotency_store(c, key, print, &response, 60000, &kept), CACHE_OK);
     assert_true(kept);
@@ -182,6 +209,7 @@ int main(void)
         cmocka_unit_test(a_different_body_is_a_mismatch),
         cmocka_unit_test(a_released_claim_can_be_claimed_again),
         cmocka_unit_test(an_expired_claim_is_not_overwritten_by_its_late_owner),
+        cmocka_unit_test(header_blocks_that_would_not_read_back_are_refused),
         cmocka_unit_test(a_flushed_script_cache_falls_back_to_eval),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

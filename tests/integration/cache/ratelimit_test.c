@@ -117,6 +117,57 @@ static void the_key_expires_when_the_bucket_is_full_again(void **state)
     cache_close(c);
 }
 
+static cache_ratelimit_result peek(cache *c, const char *key, const cache_ratelimit_limit *limit)
+{
+    cache_ratelimit_result result;
+    assert_int_equal(cache_ratelimit_peek(c, key, strlen(key), limit, &result), CACHE_OK);
+    return result;
+}
+
+static void peeking_decides_without_counting(void **state)
+{
+    (void)state;
+    cache *c = open_cache();
+    char key[64];
+    unique_key("peek", key, sizeof key);
+    /* 3 per minute, all 3 back to back: one every 20 s. */
+    cache_ratelimit_limit limit = {.count = 3, .period_ms = 60000, .burst = 3};
+    for (int i = 0; i < 5; i++) {
+        cache_ratelimit_result looked = peek(c, key, &limit);
+        assert_true(looked.allowed);
+        assert_int_equal(looked.remaining, 3);
+        assert_int_equal(looked.reset_ms, 0);
+    }
+    cache_ratelimit_result counted = check(c, key, &limit);
+    assert_true(counted.allowed);
+    assert_int_equal(counted.remaining, 2);
+    /* Full again one interval after the one request. */
+    assert_true(counted.reset_ms > 19000 && counted.reset_ms <= 20000);
+    assert_int_equal(peek(c, key, &limit).remaining, 2);
+    assert_true(check(c, key, &limit).allowed);
+    counted = check(c, key, &limit);
+    assert_true(counted.allowed);
+    assert_int_equal(counted.remaining, 0);
+    assert_true(counted.reset_ms > 59000 && counted.reset_ms <= 60000);
+    cache_ratelimit_result looked = peek(c, key, &limit);
+    assert_false(looked.allowed);
+    assert_true(looked.retry_after_ms > 19000 && looked.retry_after_ms <= 20000);
+    assert_true(looked.reset_ms > 59000 && looked.reset_ms <= 60000);
+    cache_close(c);
+}
+
+static void limits_that_would_overflow_are_refused(void **state)
+{
+    (void)state;
+    cache *c = open_cache();
+    cache_ratelimit_limit limit = {.count = 1, .period_ms = 86400000LL * 365, .burst = 1LL << 40};
+    cache_ratelimit_result result;
+    assert_int_equal(cache_ratelimit_check(c, "rl:test:overflow", 16, &limit, &result), CACHE_ERROR);
+    limit = (cache_ratelimit_limit){.count = 0, .period_ms = 1000, .burst = 1};
+    assert_int_equal(cache_ratelimit_check(c, "rl:test:overflow", 16, &limit, &result), CACHE_ERROR);
+    cache_close(c);
+}
+
 static void an_unreachable_redis_is_reported_and_allowed(void **state)
 {
     (void)state;
@@ -138,6 +189,8 @@ int main(void)
         cmocka_unit_test(the_bucket_refills_at_the_sustained_rate),
         cmocka_unit_test(two_connections_share_one_limit),
         cmocka_unit_test(the_key_expires_when_the_bucket_is_full_again),
+        cmocka_unit_test(peeking_decides_without_counting),
+        cmocka_unit_test(limits_that_would_overflow_are_refused),
         cmocka_unit_test(an_unreachable_redis_is_reported_and_allowed),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
