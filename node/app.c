@@ -677,6 +677,11 @@ bool shoal_route_matched(const shoal_ctx *ctx)
     return ctx->route_result == SHOAL_ROUTER_FOUND;
 }
 
+bool shoal_rejected(const shoal_ctx *ctx)
+{
+    return ctx->rejection_status != 0;
+}
+
 const char *shoal_request_id(const shoal_ctx *ctx)
 {
     return ctx->request_id;
@@ -855,6 +860,18 @@ const char *shoal_response_header(const shoal_ctx *ctx, const char *name)
 {
     const shoal_header_entry *entry = find_header(ctx, name);
     return entry != NULL ? entry->value : NULL;
+}
+
+const char *shoal_response_content_type(const shoal_ctx *ctx)
+{
+    return ctx->content_type;
+}
+
+const char *shoal_response_body(const shoal_ctx *ctx, size_t *length)
+{
+    if (length != NULL)
+        *length = ctx->response_length;
+    return ctx->response_body;
 }
 
 bool shoal_answered(const shoal_ctx *ctx)

@@ -58,6 +58,10 @@ typedef struct shoal_config {
 
     /* sessions */
     int session_ttl_s; /* idle lifetime; slides on use */
+
+    /* rate limits and idempotency keys */
+    char *rate_limits;     /* rules, node/ext/rate_limit.h; "" limits nothing */
+    int idempotency_ttl_s; /* how long a finished request's answer is replayed */
 } shoal_config;
 
 /* Looks up an environment variable; getenv fits. */
