@@ -655,7 +655,7 @@ def chart(out, meds, workloads):
     by = {(m["workload"], m["target"]): m for m in meds}
     dat = os.path.join(out, "chart.dat")
     with open(dat, "w") as f:
-        f.write("workload " + " ".join(targets) + " " + " ".join("cpu_" + t for t in targets) + "\n")
+        f.write("workload " + " ".join(targets) + " " + " ".join(targets) + "\n")
         for w in ws:
             rps, cpu = [], []
             for t in targets:
@@ -670,7 +670,7 @@ def chart(out, meds, workloads):
     n = len(targets)
     gp = os.path.join(out, "chart.gp")
     with open(gp, "w") as f:
-        f.write("""set terminal pngcairo size 1200,900 font ",10"
+        f.write("""set terminal pngcairo size 1200,900 font ",10" noenhanced
 set output '%(png)s'
 set datafile missing '-'
 set style data histograms
@@ -683,8 +683,7 @@ set multiplot layout 2,1 title "%(title)s"
 set title "requests per second (median of runs, log scale)"
 set logscale y
 plot for [i=2:%(last)d] '%(dat)s' using i:xtic(1) title columnheader(i)
-unset logscale y
-set title "server CPU seconds per 1,000 requests (node + lb + peer + PostgreSQL + Redis; lower is better)"
+set title "server CPU seconds per 1,000 requests (node + lb + peer + PostgreSQL + Redis; log scale, lower is better)"
 plot for [i=%(first2)d:%(last2)d] '%(dat)s' using i:xtic(1) title columnheader(i)
 unset multiplot
 """ % {"png": os.path.join(out, "chart.png"), "dat": dat, "last": n + 1,
@@ -697,9 +696,9 @@ unset multiplot
 
 # ------------------------------------------------------------------ main
 
-def parse_seconds(text):
+def parse_seconds(text, zero=False):
     m = re.fullmatch(r"(\d+)(s|m)?", text)
-    if not m or int(m.group(1)) == 0:
+    if not m or (int(m.group(1)) == 0 and not zero):
         raise argparse.ArgumentTypeError("a whole number of seconds (10s) or minutes (1m), not %r" % text)
     return int(m.group(1)) * (60 if m.group(2) == "m" else 1)
 
@@ -722,7 +721,7 @@ def parse_args(argv):
     ap.add_argument("--node-threads", type=int, help="SHOAL_THREADS of the private stack's nodes")
     ap.add_argument("--duration", type=parse_seconds, default=parse_seconds("10s"),
                     dest="duration_s", help="length of each run")
-    ap.add_argument("--warmup", type=parse_seconds, default=2, dest="warmup_s",
+    ap.add_argument("--warmup", type=lambda t: parse_seconds(t, zero=True), default=2, dest="warmup_s",
                     help="an unrecorded run before the first, per target and workload (0: none)")
     ap.add_argument("--connections", type=int, default=64)
     ap.add_argument("--plaintext-connections", type=int, default=256)
