@@ -668,9 +668,9 @@ def chart(out, meds, workloads):
                 cpu.append("-" if server is None else "%.5f" % server)
             f.write(w + " " + " ".join(rps) + " " + " ".join(cpu) + "\n")
     n = len(targets)
-    gp = os.path.join(out, "chart.gp")
-    with open(gp, "w") as f:
-        f.write("""set terminal pngcairo size 1200,900 font ",10" noenhanced
+    # The CPU panel only when some server CPU is known (not with --url alone).
+    has_cpu = any(m["cpu_" + g] is not None for m in meds for g in CPU_GROUPS if g != "client")
+    script = """set terminal pngcairo size 1200,%(height)d font ",10" noenhanced
 set output '%(png)s'
 set datafile missing '-'
 set style data histograms
@@ -679,16 +679,23 @@ set style fill solid 0.8 border -1
 set key outside right top
 set grid ytics
 set xtics rotate by -30
-set multiplot layout 2,1 title "%(title)s"
+set multiplot layout %(panels)d,1 title "%(title)s"
 set title "requests per second (median of runs, log scale)"
 set logscale y
 plot for [i=2:%(last)d] '%(dat)s' using i:xtic(1) title columnheader(i)
-set title "server CPU seconds per 1,000 requests (node + lb + peer + PostgreSQL + Redis; log scale, lower is better)"
+"""
+    if has_cpu:
+        script += """set title "server CPU seconds per 1,000 requests (node + lb + peer + PostgreSQL + Redis; log scale, lower is better)"
 plot for [i=%(first2)d:%(last2)d] '%(dat)s' using i:xtic(1) title columnheader(i)
-unset multiplot
-""" % {"png": os.path.join(out, "chart.png"), "dat": dat, "last": n + 1,
-           "first2": n + 2, "last2": 2 * n + 1,
-           "title": "shoal load test, %s" % datetime.datetime.now().strftime("%Y-%m-%d %H:%M")})
+"""
+    script += "unset multiplot\n"
+    gp = os.path.join(out, "chart.gp")
+    with open(gp, "w") as f:
+        f.write(script % {
+            "png": os.path.join(out, "chart.png"), "dat": dat, "last": n + 1,
+            "first2": n + 2, "last2": 2 * n + 1, "panels": 2 if has_cpu else 1,
+            "height": 900 if has_cpu else 480,
+            "title": "shoal load test, %s" % datetime.datetime.now().strftime("%Y-%m-%d %H:%M")})
     r = subprocess.run(["gnuplot", gp], capture_output=True, text=True)
     if r.returncode != 0:
         log("gnuplot failed: %s" % r.stderr.strip()[-300:])

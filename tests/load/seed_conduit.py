@@ -69,7 +69,7 @@ def main():
         if status not in (200, 201):
             status, body = call(base, "POST", "/users/login",
                                 {"user": {"email": email, "password": password}})
-        if status != 200 or not body or "user" not in body:
+        if status not in (200, 201) or not body or "user" not in body:
             print("seed: could not register or log in %s (%d): %s" % (name, status, body),
                   file=sys.stderr)
             return 1
