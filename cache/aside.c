@@ -410,8 +410,8 @@ int cache_aside_get_many(cache *c, cache_l1 *l1, const char *family, const char 
     bool *done = calloc(count, sizeof *done);
     size_t *missing = malloc(count * sizeof *missing);
     char **suffixes = calloc(count, sizeof *suffixes);
-    const char **argv = malloc((count + 5) * sizeof *argv);
-    size_t *lengths = malloc((count + 5) * sizeof *lengths);
+    const char **argv = malloc((count + 6) * sizeof *argv);
+    size_t *lengths = malloc((count + 6) * sizeof *lengths);
     int rc = 0;
     redisReply *reply = NULL;
     if (done == NULL || missing == NULL || suffixes == NULL || argv == NULL || lengths == NULL) {

@@ -68,7 +68,15 @@ static uint64_t hash_of(const char *family, size_t family_length, const char *ke
     h = (h ^ 0xffu) * 1099511628211ULL; /* keeps ("ab","c") apart from ("a","bc") */
     for (size_t i = 0; i < key_length; i++)
         h = (h ^ (unsigned char)key[i]) * 1099511628211ULL;
-    return h ^ (h >> 29);
+    /* FNV's last multiply barely reaches the top bits, which pick the
+     * shard: keys differing in their last character would share one.
+     * MurmurHash3's finaliser mixes every bit into every other. */
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdULL;
+    h ^= h >> 33;
+    h *= 0xc4ceb9fe1a85ec53ULL;
+    h ^= h >> 33;
+    return h;
 }
 
 static size_t round_up_pow2(size_t n)
