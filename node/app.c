@@ -66,6 +66,12 @@ typedef struct worker_slot_spec {
     void *data;
 } worker_slot_spec;
 
+typedef struct published_entry {
+    char *name;
+    void *state;
+    struct published_entry *next;
+} published_entry;
+
 typedef struct extension_entry {
     shoal_extension extension;
     struct extension_entry *next;
@@ -89,6 +95,7 @@ struct shoal_app {
     shoal_blueprint *blueprints; /* others, newest first */
     shoal_route_entry *routes;
     extension_entry *extensions; /* newest first */
+    published_entry *published;
     worker_slot_spec *worker_slots;
     int worker_slot_count;
     int request_slot_count;
@@ -99,7 +106,8 @@ struct shoal_app {
 
     pthread_mutex_t workers_lock; /* only taken when a thread creates its worker */
     shoal_worker *workers;
-    store_config store_config;
+    store_registry *statements;
+    store_config store_config; /* its registry is set when setup freezes */
     cache_config cache_config;
     cache_config cache_tier_config;
     bool cache_separate;
@@ -123,10 +131,12 @@ shoal_app *shoal_app_new(const shoal_config *config)
     if (app == NULL)
         return NULL;
     app->router = shoal_router_new();
+    app->statements = store_registry_new();
     app->root.name = strdup("app");
     app->root.prefix = strdup("");
-    if (app->router == NULL || app->root.name == NULL || app->root.prefix == NULL) {
+    if (app->router == NULL || app->statements == NULL || app->root.name == NULL || app->root.prefix == NULL) {
         shoal_router_free(app->router);
+        store_registry_free(app->statements);
         free(app->root.name);
         free(app->root.prefix);
         free(app);
@@ -207,9 +217,17 @@ void shoal_app_free(shoal_app *app)
         free(route);
         route = next;
     }
+    for (published_entry *entry = app->published; entry != NULL;) {
+        published_entry *next = entry->next;
+        free(entry->name);
+        free(entry);
+        entry = next;
+    }
     free(app->worker_slots);
     cache_l1_free(app->l1);
     shoal_router_free(app->router);
+    /* After the workers: their stores read it until they close. */
+    store_registry_free(app->statements);
     pthread_mutex_destroy(&app->workers_lock);
     free(app);
 }
@@ -414,6 +432,34 @@ shoal_worker_slot shoal_app_worker_slot(shoal_app *app, void *(*create)(void *da
     return app->worker_slot_count++;
 }
 
+int shoal_app_publish(shoal_app *app, const char *name, void *state)
+{
+    if (!setup_open(app, "published state"))
+        return -1;
+    if (name == NULL || shoal_app_published(app, name) != NULL)
+        return setup_error(app, "published state", "the name is missing or taken");
+    published_entry *entry = calloc(1, sizeof *entry);
+    char *copy = strdup(name);
+    if (entry == NULL || copy == NULL) {
+        free(entry);
+        free(copy);
+        return setup_error(app, "published state", "out of memory");
+    }
+    entry->name = copy;
+    entry->state = state;
+    entry->next = app->published;
+    app->published = entry;
+    return 0;
+}
+
+void *shoal_app_published(const shoal_app *app, const char *name)
+{
+    for (const published_entry *entry = app->published; entry != NULL; entry = entry->next)
+        if (strcmp(entry->name, name) == 0)
+            return entry->state;
+    return NULL;
+}
+
 shoal_request_slot shoal_app_request_slot(shoal_app *app)
 {
     if (!setup_open(app, "a request slot"))
@@ -425,6 +471,10 @@ int shoal_app_freeze(shoal_app *app)
 {
     app->frozen = true;
     shoal_router_freeze(app->router);
+    /* Workers open their stores after this, with every statement the
+     * extensions registered; a worker made before (only tests do) gets none. */
+    store_registry_freeze(app->statements);
+    app->store_config.registry = app->statements;
     return app->setup_failed ? -1 : 0;
 }
 
@@ -669,6 +719,25 @@ cache *shoal_cache_tier(shoal_ctx *ctx)
 cache_l1 *shoal_app_l1(shoal_app *app)
 {
     return app->l1;
+}
+
+store_registry *shoal_app_statements(shoal_app *app)
+{
+    return app->statements;
+}
+
+static void release_result(void *result)
+{
+    store_result_free(result);
+}
+
+store_result *shoal_keep_result(shoal_ctx *ctx, store_result *result)
+{
+    /* When the bookkeeping cannot be allocated the arena frees the result
+     * at once: the caller then gets NULL rather than a dangling result. */
+    if (result != NULL && shoal_arena_on_release(&ctx->arena, release_result, result) != 0)
+        return NULL;
+    return result;
 }
 
 /* ---- answering ------------------------------------------------------------ */

@@ -51,12 +51,16 @@ typedef struct shoal_config {
     char *database_url; /* libpq conninfo or URI; "" = libpq's PG* variables */
     int database_connect_timeout_s;
     int database_timeout_ms;
+    int database_statement_timeout_ms; /* PostgreSQL's statement_timeout; 0: none */
     char *redis_url;
     int redis_timeout_ms;
     char *cache_url; /* "" = the same instance as redis_url */
     int l1_entries;  /* 0 = no L1 */
     size_t l1_bytes;
     int l1_ttl_ms;
+
+    /* sessions */
+    int session_ttl_s; /* idle lifetime; slides on use */
 } shoal_config;
 
 /* Looks up an environment variable; getenv fits. */
