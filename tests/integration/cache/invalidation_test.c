@@ -11,7 +11,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -264,6 +263,64 @@ static void a_lost_subscription_flushes_and_resubscribes(void **state)
     node_stop(&b);
 }
 
+/* Pub/sub may lose a message without the subscriber noticing at once (a
+ * partition that sends no EOF lasts until the idle PING times out). The
+ * L1's TTL bounds what such a loss costs: here the family's version moves
+ * in Redis without a message, and B serves its old copy no longer than its
+ * L1 TTL after storing it. */
+static void a_missed_message_is_served_stale_no_longer_than_the_l1_ttl(void **state)
+{
+    (void)state;
+    enum { L1_TTL_MS = 300 };
+    node b;
+    node_start(&b, L1_TTL_MS);
+    assert_true(wait_subscribed(&b, 1, 5000));
+    char family[64];
+    fresh_family(family, sizeof family);
+    source db = {.value = "old"};
+    free(read_through(&b, family, "k", &db, NULL));
+    uint64_t stored = now_ns(); /* not before the entry was: its TTL runs from earlier */
+    assert_true(in_l1(&b, family, "k"));
+
+    /* The write: PostgreSQL changes and the version moves, but the message
+     * never reaches B. */
+    strcpy(db.value, "new");
+    redisContext *admin = observer();
+    redisReply *reply = redisCommand(admin, "INCR shoal:cv:%s", family);
+    assert_non_null(reply);
+    assert_int_equal(reply->type, REDIS_REPLY_INTEGER);
+    freeReplyObject(reply);
+    redisFree(admin);
+
+    cache_aside_source from;
+    char *got = read_through(&b, family, "k", &db, &from);
+    assert_string_equal(got, "old"); /* the premise: B did not hear of it */
+    assert_int_equal(from, CACHE_ASIDE_L1);
+    free(got);
+    uint64_t deadline = stored + 5000000000u;
+    uint64_t last_stale = 0;
+    for (;;) {
+        uint64_t before = now_ns();
+        got = read_through(&b, family, "k", &db, &from);
+        bool fresh = strcmp(got, "new") == 0;
+        free(got);
+        if (fresh)
+            break;
+        last_stale = before;
+        assert_true(now_ns() < deadline);
+        usleep(5000);
+    }
+    double stale_ms = (double)(last_stale - stored) / 1e6;
+    printf("a missed message: served stale for %.1f ms with an L1 TTL of %d ms\n", stale_ms, L1_TTL_MS);
+    /* The L1's clock counts whole milliseconds. */
+    assert_true(last_stale - stored <= (uint64_t)(L1_TTL_MS + 2) * 1000000u);
+    /* and the new value is what B keeps from now on */
+    got = read_through(&b, family, "k", &db, &from);
+    assert_string_equal(got, "new");
+    free(got);
+    node_stop(&b);
+}
+
 /* 0 while there is no pid file (a restarted Redis writes it shortly
  * after it answers). */
 static pid_t read_redis_pid(void)
@@ -296,59 +353,22 @@ static int resume_redis(void **state)
     return 0;
 }
 
-/* Restarts the fixture's Redis for real: the same command line (it
- * daemonizes and writes its own pid file, which the fixture stops by). */
+static void harness(const char *variable)
+{
+    assert_int_equal(system(test_env_require(variable)), 0);
+}
+
+/* Restarts the fixture's Redis for real, through the harness: SIGTERM (it
+ * writes its append-only file), then the same command line on the same
+ * folder. */
 static void restart_redis(void)
 {
     pid_t pid = fixture_redis_pid();
-    /* redis-server rewrites its process title, so its arguments are not in
-     * /proc: they are rebuilt from CONFIG GET, as the fixture set them. */
-    redisContext *admin = observer();
-    redisReply *dir = redisCommand(admin, "CONFIG GET dir");
-    redisReply *port = redisCommand(admin, "CONFIG GET port");
-    redisReply *pidfile = redisCommand(admin, "CONFIG GET pidfile");
-    redisReply *logfile = redisCommand(admin, "CONFIG GET logfile");
-    assert_true(dir != NULL && port != NULL && pidfile != NULL && logfile != NULL);
-    assert_true(dir->elements == 2 && port->elements == 2 && pidfile->elements == 2 && logfile->elements == 2);
-    char *args[] = {"redis-server", "--port", port->element[1]->str, "--bind", "127.0.0.1", "--daemonize", "yes",
-                    "--dir", dir->element[1]->str, "--pidfile", pidfile->element[1]->str, "--logfile",
-                    logfile->element[1]->str, "--appendonly", "yes", "--save", "", NULL};
-    redisReply *reply = redisCommand(admin, "SHUTDOWN");
-    freeReplyObject(reply); /* NULL: the server closed the connection */
-    redisFree(admin);
-    for (int i = 0; i < 100 && kill(pid, 0) == 0; i++)
-        usleep(50 * 1000);
+    harness("SHOAL_TEST_REDIS_STOP");
     assert_int_not_equal(kill(pid, 0), 0);
-
-    pid_t child = fork();
-    assert_true(child >= 0);
-    if (child == 0) {
-        execvp(args[0], args);
-        _exit(127);
-    }
-    int status = 0;
-    assert_int_equal(waitpid(child, &status, 0), child);
-    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-    freeReplyObject(dir);
-    freeReplyObject(port);
-    freeReplyObject(pidfile);
-    freeReplyObject(logfile);
-    cache_endpoint endpoint;
-    char error[128];
-    assert_int_equal(cache_url_parse(TEST_REDIS_URL(), &endpoint, error, sizeof error), 0);
-    for (int i = 0; i < 100; i++) {
-        redisContext *probe = redisConnect(endpoint.host, endpoint.port);
-        redisReply *pong = probe != NULL && probe->err == 0 ? redisCommand(probe, "PING") : NULL;
-        bool up = pong != NULL && pong->type == REDIS_REPLY_STATUS;
-        freeReplyObject(pong);
-        if (probe != NULL)
-            redisFree(probe);
-        pid_t now = read_redis_pid();
-        if (up && now != 0 && now != pid)
-            return;
-        usleep(50 * 1000);
-    }
-    fail_msg("Redis did not come back");
+    harness("SHOAL_TEST_REDIS_START");
+    pid_t now = fixture_redis_pid();
+    assert_true(now != pid);
 }
 
 static void the_subscriber_survives_a_redis_restart_and_a_hang(void **state)
@@ -420,6 +440,7 @@ int main(void)
         cmocka_unit_test(a_write_on_a_is_not_served_stale_by_b),
         cmocka_unit_test(a_key_invalidation_reaches_the_other_node),
         cmocka_unit_test(a_lost_subscription_flushes_and_resubscribes),
+        cmocka_unit_test(a_missed_message_is_served_stale_no_longer_than_the_l1_ttl),
         cmocka_unit_test_teardown(the_subscriber_survives_a_redis_restart_and_a_hang, resume_redis),
         cmocka_unit_test(stop_is_prompt_without_redis),
     };
