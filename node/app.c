@@ -65,6 +65,12 @@ typedef struct worker_slot_spec {
     void *data;
 } worker_slot_spec;
 
+typedef struct published_entry {
+    char *name;
+    void *state;
+    struct published_entry *next;
+} published_entry;
+
 typedef struct extension_entry {
     shoal_extension extension;
     struct extension_entry *next;
@@ -87,6 +93,7 @@ struct shoal_app {
     shoal_blueprint *blueprints; /* others, newest first */
     shoal_route_entry *routes;
     extension_entry *extensions; /* newest first */
+    published_entry *published;
     worker_slot_spec *worker_slots;
     int worker_slot_count;
     int request_slot_count;
@@ -189,6 +196,12 @@ void shoal_app_free(shoal_app *app)
         shoal_route_entry *next = route->next;
         free(route);
         route = next;
+    }
+    for (published_entry *entry = app->published; entry != NULL;) {
+        published_entry *next = entry->next;
+        free(entry->name);
+        free(entry);
+        entry = next;
     }
     free(app->worker_slots);
     shoal_router_free(app->router);
@@ -394,6 +407,34 @@ shoal_worker_slot shoal_app_worker_slot(shoal_app *app, void *(*create)(void *da
     app->worker_slots = grown;
     app->worker_slots[app->worker_slot_count] = (worker_slot_spec){create, destroy, data};
     return app->worker_slot_count++;
+}
+
+int shoal_app_publish(shoal_app *app, const char *name, void *state)
+{
+    if (!setup_open(app, "published state"))
+        return -1;
+    if (name == NULL || shoal_app_published(app, name) != NULL)
+        return setup_error(app, "published state", "the name is missing or taken");
+    published_entry *entry = calloc(1, sizeof *entry);
+    char *copy = strdup(name);
+    if (entry == NULL || copy == NULL) {
+        free(entry);
+        free(copy);
+        return setup_error(app, "published state", "out of memory");
+    }
+    entry->name = copy;
+    entry->state = state;
+    entry->next = app->published;
+    app->published = entry;
+    return 0;
+}
+
+void *shoal_app_published(const shoal_app *app, const char *name)
+{
+    for (const published_entry *entry = app->published; entry != NULL; entry = entry->next)
+        if (strcmp(entry->name, name) == 0)
+            return entry->state;
+    return NULL;
 }
 
 shoal_request_slot shoal_app_request_slot(shoal_app *app)

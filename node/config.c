@@ -75,6 +75,8 @@ static const setting settings[] = {
      "Redis URL: redis://[:password@]host[:port][/db]"},
     {"redis-timeout-ms", "SHOAL_REDIS_TIMEOUT_MS", SETTING_INT, FIELD(redis_timeout_ms), "1000",
      1, 60000, "milliseconds to wait for Redis to connect or answer"},
+    {"session-ttl", "SHOAL_SESSION_TTL", SETTING_INT, FIELD(session_ttl_s), "1209600", 60, 31536000,
+     "seconds a session lives after its last use (14 days; each use slides it)"},
 };
 
 #define SETTING_COUNT (sizeof settings / sizeof settings[0])

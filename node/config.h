@@ -56,6 +56,9 @@ typedef struct shoal_config {
     int database_timeout_ms;
     char *redis_url;
     int redis_timeout_ms;
+
+    /* sessions */
+    int session_ttl_s; /* idle lifetime; slides on use */
 } shoal_config;
 
 /* Looks up an environment variable; getenv fits. */

@@ -11,6 +11,7 @@
 #include "context.h"
 #include "ext/cors.h"
 #include "ext/request_id.h"
+#include "ext/session.h"
 #include "health.h"
 #include "http.h"
 #include "log.h"
@@ -76,10 +77,12 @@ static const char *environment(const char *name)
 static int setup(shoal_app *app, shoal_tier_monitor *monitor)
 {
     /* Order matters: the request id comes first so that every later hook,
-     * and the access log, sees it. */
+     * and the access log, sees it. Sessions only reserve state here (and
+     * start libsodium); they are looked up when a handler asks. */
     shoal_extension health = shoal_health_extension(monitor);
     if (shoal_app_extend(app, &shoal_request_id_extension) != 0 ||
-        shoal_app_extend(app, &shoal_cors_extension) != 0 || shoal_app_extend(app, &health) != 0)
+        shoal_app_extend(app, &shoal_cors_extension) != 0 || shoal_app_extend(app, &shoal_session_extension) != 0 ||
+        shoal_app_extend(app, &health) != 0)
         return -1;
     return 0;
 }

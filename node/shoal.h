@@ -106,6 +106,14 @@ shoal_worker_slot shoal_app_worker_slot(shoal_app *app, void *(*create)(void *da
 typedef int shoal_request_slot;
 shoal_request_slot shoal_app_request_slot(shoal_app *app);
 
+/* App-wide state an extension publishes under its name from init, for code
+ * that later has only the request (the session helpers find their request
+ * slot and TTL this way). Publishing a name twice fails; the state belongs
+ * to the extension, which frees it in its shutdown. */
+int shoal_app_publish(shoal_app *app, const char *name, void *state);
+/* NULL when nothing was published under name. */
+void *shoal_app_published(const shoal_app *app, const char *name);
+
 /* Freezes setup; returns -1 if any registration failed (the node must not
  * serve then). Called by the HTTP layer when serving starts. */
 int shoal_app_freeze(shoal_app *app);

@@ -85,6 +85,7 @@ static void test_defaults(void **state)
     assert_int_equal(c.database_connect_timeout_s, 2);
     assert_string_equal(c.redis_url, "redis://127.0.0.1:6380/0");
     assert_int_equal(c.redis_timeout_ms, 1000);
+    assert_int_equal(c.session_ttl_s, 14 * 86400);
     /* An empty node name becomes the host name. */
     assert_non_null(c.node_name);
     assert_true(c.node_name[0] != '\0');
@@ -155,6 +156,18 @@ static void test_sizes_accept_k_m_g_suffixes(void **state)
     assert_int_equal(c.max_body_bytes, 0);
     assert_int_equal(c.max_header_bytes, 1024);
     shoal_config_free(&c);
+}
+
+static void test_session_ttl_is_a_minute_to_a_year(void **state)
+{
+    (void)state;
+    shoal_config c;
+    assert_loads(&c, ENV("SHOAL_SESSION_TTL", "3600"), NULL);
+    assert_int_equal(c.session_ttl_s, 3600);
+    shoal_config_free(&c);
+    assert_fails_naming(NULL, ARGS("--session-ttl", "59"), "--session-ttl");
+    assert_fails_naming(NULL, ARGS("--session-ttl", "31536001"), "--session-ttl");
+    assert_fails_naming(NULL, ARGS("--session-ttl", "1d"), "--session-ttl");
 }
 
 static void test_bad_sizes_are_rejected(void **state)
@@ -350,6 +363,7 @@ static void test_usage_lists_every_flag_and_variable(void **state)
         {"--database-connect-timeout", "SHOAL_DATABASE_CONNECT_TIMEOUT"},
         {"--redis-url", "REDIS_URL"},
         {"--redis-timeout-ms", "SHOAL_REDIS_TIMEOUT_MS"},
+        {"--session-ttl", "SHOAL_SESSION_TTL"},
     };
     char *text = usage_text();
     assert_non_null(strstr(text, "Usage: shoal-test"));
@@ -389,7 +403,7 @@ static void test_every_flag_in_usage_is_accepted(void **state)
         if (strstr(error, "needs a value") == NULL)
             fail_msg("%s from --help: %s", flag, error);
     }
-    assert_int_equal(flags, 22);
+    assert_int_equal(flags, 23);
     free(text);
 }
 
@@ -402,6 +416,7 @@ int main(void)
         cmocka_unit_test(test_a_later_flag_wins),
         cmocka_unit_test(test_sizes_accept_k_m_g_suffixes),
         cmocka_unit_test(test_bad_sizes_are_rejected),
+        cmocka_unit_test(test_session_ttl_is_a_minute_to_a_year),
         cmocka_unit_test(test_booleans),
         cmocka_unit_test(test_numbers_out_of_range_or_not_numbers_are_rejected),
         cmocka_unit_test(test_unknown_flag_and_missing_value_are_rejected),

@@ -1,0 +1,48 @@
+/* cache/session_internal.h: the pieces of cache/session.c that tests check
+ * one by one; nothing outside cache/ and tests uses them. */
+#ifndef CACHE_SESSION_INTERNAL_H
+#define CACHE_SESSION_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "session.h"
+
+#define CACHE_SESSION_RAW_BYTES 32
+#define CACHE_SESSION_KEY_PREFIX "session:"
+#define CACHE_SESSION_USER_PREFIX "session:user:"
+/* "session:" and 32 hex digits of the hash's first half. */
+#define CACHE_SESSION_KEY_SIZE (sizeof CACHE_SESSION_KEY_PREFIX - 1 + 32 + 1)
+/* 32 hex digits of the hash's second half. */
+#define CACHE_SESSION_VERIFIER_SIZE (32 + 1)
+
+/* Checks length and alphabet first, then decodes canonically (the two
+ * unused low bits of the last character must be zero, so one session has
+ * exactly one token). 0, or -1 for anything malformed. */
+int cache_session_token_decode(const char *token, unsigned char raw[CACHE_SESSION_RAW_BYTES]);
+
+/* Encodes raw as a token: the inverse of cache_session_token_decode. */
+void cache_session_token_encode(const unsigned char raw[CACHE_SESSION_RAW_BYTES],
+                                char token[CACHE_SESSION_TOKEN_SIZE]);
+
+/* The Redis key and the verifier of a token's bytes: hex of the first and
+ * of the second half of BLAKE2b-256(raw). 0, or -1 if libsodium failed. */
+int cache_session_derive(const unsigned char raw[CACHE_SESSION_RAW_BYTES], char key[CACHE_SESSION_KEY_SIZE],
+                         char verifier[CACHE_SESSION_VERIFIER_SIZE]);
+
+/* Constant-time comparison of a verifier read from Redis (stored_length
+ * bytes, not NUL-terminated) with the expected one. */
+bool cache_session_verifier_matches(const char *stored, size_t stored_length,
+                                    const char expected[CACHE_SESSION_VERIFIER_SIZE]);
+
+/* The session scripts, with the SHA-1 Redis names them by (EVALSHA); the
+ * integration test checks each against SCRIPT LOAD. */
+typedef struct cache_session_script {
+    const char *name;
+    const char *sha1;
+    const char *source;
+} cache_session_script;
+extern const cache_session_script cache_session_scripts[];
+extern const size_t cache_session_script_count;
+
+#endif
