@@ -104,7 +104,8 @@ struct shoal_app {
 
     pthread_mutex_t workers_lock; /* only taken when a thread creates its worker */
     shoal_worker *workers;
-    store_config store_config;
+    store_registry *statements;
+    store_config store_config; /* its registry is set when setup freezes */
     cache_config cache_config;
 };
 
@@ -125,10 +126,12 @@ shoal_app *shoal_app_new(const shoal_config *config)
     if (app == NULL)
         return NULL;
     app->router = shoal_router_new();
+    app->statements = store_registry_new();
     app->root.name = strdup("app");
     app->root.prefix = strdup("");
-    if (app->router == NULL || app->root.name == NULL || app->root.prefix == NULL) {
+    if (app->router == NULL || app->statements == NULL || app->root.name == NULL || app->root.prefix == NULL) {
         shoal_router_free(app->router);
+        store_registry_free(app->statements);
         free(app->root.name);
         free(app->root.prefix);
         free(app);
@@ -205,6 +208,8 @@ void shoal_app_free(shoal_app *app)
     }
     free(app->worker_slots);
     shoal_router_free(app->router);
+    /* After the workers: their stores read it until they close. */
+    store_registry_free(app->statements);
     pthread_mutex_destroy(&app->workers_lock);
     free(app);
 }
@@ -448,6 +453,10 @@ int shoal_app_freeze(shoal_app *app)
 {
     app->frozen = true;
     shoal_router_freeze(app->router);
+    /* Workers open their stores after this, with every statement the
+     * extensions registered; a worker made before (only tests do) gets none. */
+    store_registry_freeze(app->statements);
+    app->store_config.registry = app->statements;
     return app->setup_failed ? -1 : 0;
 }
 
@@ -676,6 +685,25 @@ store *shoal_store(shoal_ctx *ctx)
 cache *shoal_cache(shoal_ctx *ctx)
 {
     return ctx->worker != NULL ? ctx->worker->cache : NULL;
+}
+
+store_registry *shoal_app_statements(shoal_app *app)
+{
+    return app->statements;
+}
+
+static void release_result(void *result)
+{
+    store_result_free(result);
+}
+
+store_result *shoal_keep_result(shoal_ctx *ctx, store_result *result)
+{
+    /* When the bookkeeping cannot be allocated the arena frees the result
+     * at once: the caller then gets NULL rather than a dangling result. */
+    if (result != NULL && shoal_arena_on_release(&ctx->arena, release_result, result) != 0)
+        return NULL;
+    return result;
 }
 
 /* ---- answering ------------------------------------------------------------ */

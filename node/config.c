@@ -71,6 +71,10 @@ static const setting settings[] = {
      FIELD(database_connect_timeout_s), "2", 1, 60, "seconds to wait for a PostgreSQL connection"},
     {"database-timeout-ms", "SHOAL_DATABASE_TIMEOUT_MS", SETTING_INT, FIELD(database_timeout_ms), "2000",
      1, 600000, "milliseconds to wait for PostgreSQL's answer before the connection counts as lost"},
+    {"database-statement-timeout-ms", "SHOAL_DATABASE_STATEMENT_TIMEOUT_MS", SETTING_INT,
+     FIELD(database_statement_timeout_ms), "1500", 0, 600000,
+     "PostgreSQL cancels a statement running longer (503, the connection stays); 0: no limit; "
+     "must be below --database-timeout-ms"},
     {"redis-url", "REDIS_URL", SETTING_STRING, FIELD(redis_url), "redis://127.0.0.1:6380/0", 0, 0,
      "Redis URL: redis://[:password@]host[:port][/db]"},
     {"redis-timeout-ms", "SHOAL_REDIS_TIMEOUT_MS", SETTING_INT, FIELD(redis_timeout_ms), "1000",
@@ -238,6 +242,16 @@ static int validate(shoal_config *config, char *error, size_t error_size)
         snprintf(error, error_size, "--database-url (DATABASE_URL): %s", reason);
         return -1;
     }
+    /* Otherwise the node gives up on the connection before the server
+     * cancels the statement: a slow query would cost a reconnect. */
+    if (config->database_statement_timeout_ms != 0 &&
+        config->database_statement_timeout_ms >= config->database_timeout_ms) {
+        snprintf(error, error_size,
+                 "--database-statement-timeout-ms (SHOAL_DATABASE_STATEMENT_TIMEOUT_MS): %d must be below "
+                 "--database-timeout-ms (%d), or 0",
+                 config->database_statement_timeout_ms, config->database_timeout_ms);
+        return -1;
+    }
     if (!valid_origins(config->cors_origins)) {
         snprintf(error, error_size,
                  "--cors-origins (SHOAL_CORS_ORIGINS): '%s' is not * or a list of origins like "
@@ -265,6 +279,7 @@ store_config shoal_config_store(const shoal_config *config)
         .conninfo = config->database_url,
         .connect_timeout_s = config->database_connect_timeout_s,
         .answer_timeout_ms = config->database_timeout_ms,
+        .statement_timeout_ms = config->database_statement_timeout_ms,
         .application_name = config->node_name,
     };
 }

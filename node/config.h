@@ -54,6 +54,7 @@ typedef struct shoal_config {
     char *database_url; /* libpq conninfo or URI; "" = libpq's PG* variables */
     int database_connect_timeout_s;
     int database_timeout_ms;
+    int database_statement_timeout_ms; /* PostgreSQL's statement_timeout; 0: none */
     char *redis_url;
     int redis_timeout_ms;
 

@@ -91,7 +91,11 @@ store_status store_migrate(const store_config *config, const store_migration *mi
     if (!validate_list(migrations, count, error, error_size))
         return STORE_ERROR;
 
-    PGconn *connection = store_connect(config);
+    /* A migration may rewrite a whole table: the per-statement limit meant
+     * for requests does not apply to it. */
+    store_config unlimited = *config;
+    unlimited.statement_timeout_ms = 0;
+    PGconn *connection = store_connect(&unlimited);
     if (connection == NULL || PQstatus(connection) != CONNECTION_OK) {
         snprintf(error, error_size, "cannot connect to PostgreSQL: %s",
                  connection != NULL ? PQerrorMessage(connection) : "out of memory");

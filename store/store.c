@@ -12,15 +12,7 @@
 
 #include "store_internal.h"
 
-struct store {
-    PGconn *connection;
-    store_config config; /* its strings are this store's own copies */
-    uint64_t last_attempt_ms;
-    bool ever_connected;
-    unsigned long reconnects;
-};
-
-static uint64_t monotonic_ms(void)
+uint64_t store_monotonic_ms(void)
 {
     struct timespec now;
     clock_gettime(CLOCK_MONOTONIC, &now);
@@ -37,12 +29,19 @@ PGconn *store_connect(const store_config *config)
 {
     char timeout[16];
     snprintf(timeout, sizeof timeout, "%d", config->connect_timeout_s > 0 ? config->connect_timeout_s : 2);
+    /* Set at connect, the server applies it to every statement of the
+     * session without a round trip of ours. */
+    char options[64];
+    snprintf(options, sizeof options, "-c statement_timeout=%d",
+             config->statement_timeout_ms > 0 ? config->statement_timeout_ms : 0);
     /* dbname with expand_dbname=1 accepts a whole URI or conninfo string.
      * libpq lets later keywords override earlier ones, so the defaults come
-     * first and whatever the URI says wins. */
-    const char *keywords[] = {"connect_timeout", "application_name", "dbname", NULL};
+     * first and whatever the URI says wins (an `options` in the URI replaces
+     * ours entirely). */
+    const char *keywords[] = {"connect_timeout", "application_name", "options", "dbname", NULL};
     const char *values[] = {timeout,
                             config->application_name != NULL ? config->application_name : "shoal-node",
+                            options,
                             config->conninfo != NULL && config->conninfo[0] != '\0' ? config->conninfo : NULL,
                             NULL};
     PGconn *connection = PQconnectdbParams(keywords, values, 1);
@@ -53,6 +52,9 @@ PGconn *store_connect(const store_config *config)
 
 store *store_open(const store_config *config)
 {
+    /* Workers read a registry without locks: it must not change any more. */
+    if (config->registry != NULL && !store_registry_frozen(config->registry))
+        return NULL;
     store *s = calloc(1, sizeof *s);
     if (s == NULL)
         return NULL;
@@ -94,10 +96,133 @@ int store_backend_pid(const store *s)
     return store_connected(s) ? PQbackendPID(s->connection) : 0;
 }
 
-static void drop_connection(store *s)
+const store_error *store_last_error(const store *s)
+{
+    return &s->last_error;
+}
+
+void store_drop_connection(store *s)
 {
     PQfinish(s->connection);
     s->connection = NULL;
+}
+
+/* Records why the connection is unusable, from libpq when it knows. */
+static void fail_unavailable(store *s, const char *what)
+{
+    const char *reason = s->connection != NULL ? PQerrorMessage(s->connection) : "";
+    store_fail(s, STORE_UNAVAILABLE, "%s%s%s", what, reason[0] != '\0' ? ": " : "", reason);
+}
+
+bool store_wait_ready(store *s, uint64_t deadline)
+{
+    PGconn *connection = s->connection;
+    while (PQisBusy(connection)) {
+        uint64_t now = store_monotonic_ms();
+        if (now >= deadline) {
+            store_drop_connection(s);
+            store_fail(s, STORE_UNAVAILABLE, "PostgreSQL did not answer within %d ms", s->config.answer_timeout_ms);
+            return false;
+        }
+        struct pollfd readable = {.fd = PQsocket(connection), .events = POLLIN};
+        int ready = poll(&readable, 1, (int)(deadline - now));
+        if (ready < 0 && errno != EINTR) {
+            store_drop_connection(s);
+            store_fail(s, STORE_UNAVAILABLE, "waiting for PostgreSQL failed: %s", strerror(errno));
+            return false;
+        }
+        if (ready > 0 && !PQconsumeInput(connection))
+            return true; /* broken: PQgetResult reports it without waiting */
+    }
+    return true;
+}
+
+/* Sends sql and waits at most the answer timeout for all of its results;
+ * returns the last one, or NULL when the connection broke or the server did
+ * not answer in time. A server that stopped answering cannot be trusted
+ * with the next statement either, so the connection is dropped then. */
+PGresult *store_exec(store *s, const char *sql)
+{
+    if (!store_connected(s)) {
+        fail_unavailable(s, "no connection to PostgreSQL");
+        return NULL;
+    }
+    if (!PQsendQuery(s->connection, sql)) {
+        fail_unavailable(s, "cannot send to PostgreSQL");
+        return NULL;
+    }
+    uint64_t deadline = store_monotonic_ms() + (uint64_t)s->config.answer_timeout_ms;
+    PGresult *last = NULL;
+    for (;;) {
+        if (!store_wait_ready(s, deadline)) {
+            PQclear(last);
+            return NULL;
+        }
+        PGresult *result = PQgetResult(s->connection);
+        if (result == NULL)
+            return last;
+        PQclear(last);
+        last = result;
+    }
+}
+
+/* Prepares every registered statement in one round trip: pipeline mode,
+ * with a sync after each, so that one statement that fails to prepare (a
+ * table a migration has not created yet) does not abort the others. Such a
+ * statement stays unprepared; its runs fail and say why. false when the
+ * connection was lost (it is dropped). */
+static bool prepare_statements(store *s)
+{
+    const store_registry *registry = s->config.registry;
+    int count = store_registry_count(registry);
+    s->prepare_failure[0] = '\0';
+    if (count == 0)
+        return true;
+    PGconn *connection = s->connection;
+    if (!PQenterPipelineMode(connection))
+        goto lost;
+    for (int i = 0; i < count; i++)
+        if (!PQsendPrepare(connection, store_registry_name(registry, i), store_registry_sql(registry, i),
+                           store_registry_param_count(registry, i), NULL) ||
+            !PQpipelineSync(connection))
+            goto lost;
+    uint64_t deadline = store_monotonic_ms() + (uint64_t)s->config.answer_timeout_ms;
+    for (int i = 0; i < count; i++) {
+        /* Each statement answers with its result, the end of its results
+         * (NULL) and its sync point. */
+        int empty_in_a_row = 0;
+        for (;;) {
+            if (!store_wait_ready(s, deadline))
+                return false;
+            PGresult *result = PQgetResult(connection);
+            if (PQstatus(connection) != CONNECTION_OK) {
+                PQclear(result);
+                goto lost;
+            }
+            if (result == NULL) {
+                if (++empty_in_a_row > 1)
+                    goto lost; /* out of step with the pipeline: not safe to use */
+                continue;
+            }
+            empty_in_a_row = 0;
+            ExecStatusType status = PQresultStatus(result);
+            if (status == PGRES_FATAL_ERROR && s->prepare_failure[0] == '\0') {
+                snprintf(s->prepare_failure, sizeof s->prepare_failure, "statement %s did not prepare: %s",
+                         store_registry_name(registry, i), PQresultErrorMessage(result));
+                store_tidy_message(s->prepare_failure);
+            }
+            PQclear(result);
+            if (status == PGRES_PIPELINE_SYNC)
+                break;
+        }
+    }
+    if (!PQexitPipelineMode(connection))
+        goto lost;
+    return true;
+lost:
+    fail_unavailable(s, "cannot prepare statements");
+    store_drop_connection(s);
+    return false;
 }
 
 /* Connects when there is no good connection, unless the last attempt was
@@ -107,14 +232,21 @@ static bool ensure_connected(store *s, bool forced)
 {
     if (store_connected(s))
         return true;
-    uint64_t now = monotonic_ms();
-    if (!forced && s->last_attempt_ms != 0 && now - s->last_attempt_ms < STORE_RECONNECT_INTERVAL_MS)
+    uint64_t now = store_monotonic_ms();
+    if (!forced && s->last_attempt_ms != 0 && now - s->last_attempt_ms < STORE_RECONNECT_INTERVAL_MS) {
+        store_fail(s, STORE_UNAVAILABLE, "PostgreSQL is unreachable; the next attempt comes within %d ms",
+                   STORE_RECONNECT_INTERVAL_MS);
         return false;
+    }
     s->last_attempt_ms = now;
     if (s->connection != NULL)
-        drop_connection(s);
+        store_drop_connection(s);
     s->connection = store_connect(&s->config);
-    if (!store_connected(s))
+    if (!store_connected(s)) {
+        fail_unavailable(s, "cannot connect to PostgreSQL");
+        return false;
+    }
+    if (!prepare_statements(s))
         return false;
     if (s->ever_connected)
         s->reconnects++;
@@ -122,43 +254,54 @@ static bool ensure_connected(store *s, bool forced)
     return true;
 }
 
-/* Sends sql and waits at most the answer timeout for all of its results;
- * returns the last one, or NULL when the connection broke or the server did
- * not answer in time. A server that stopped answering cannot be trusted
- * with the next statement either, so the connection is dropped then. */
-static PGresult *exec_within_deadline(store *s, const char *sql)
+/* An idle connection has nothing to read unless the server is closing it
+ * (a restart, pg_terminate_backend: an error, then end of file) or sent a
+ * notification. Reading it now finds a dead connection before a statement
+ * is sent on it, when resending is still certainly safe. */
+static bool idle_connection_alive(store *s)
 {
     PGconn *connection = s->connection;
-    if (!PQsendQuery(connection, sql))
-        return NULL;
-    uint64_t deadline = monotonic_ms() + (uint64_t)s->config.answer_timeout_ms;
-    PGresult *last = NULL;
-    for (;;) {
-        while (PQisBusy(connection)) {
-            uint64_t now = monotonic_ms();
-            if (now >= deadline) {
-                PQclear(last);
-                drop_connection(s);
-                return NULL;
-            }
-            struct pollfd readable = {.fd = PQsocket(connection), .events = POLLIN};
-            int ready = poll(&readable, 1, (int)(deadline - now));
-            if (ready < 0 && errno != EINTR) {
-                PQclear(last);
-                drop_connection(s);
-                return NULL;
-            }
-            if (ready > 0 && !PQconsumeInput(connection)) {
-                PQclear(last);
-                return NULL; /* broken; PQstatus says CONNECTION_BAD */
-            }
-        }
-        PGresult *result = PQgetResult(connection);
-        if (result == NULL)
-            return last;
-        PQclear(last);
-        last = result;
+    for (int round = 0; round < 4 && PQstatus(connection) == CONNECTION_OK; round++) {
+        struct pollfd readable = {.fd = PQsocket(connection), .events = POLLIN};
+        int ready = poll(&readable, 1, 0);
+        if (ready == 0 || (ready < 0 && errno == EINTR))
+            return true;
+        if (ready < 0 || !PQconsumeInput(connection))
+            return false;
+        for (PGnotify *notify = PQnotifies(connection); notify != NULL; notify = PQnotifies(connection))
+            PQfreemem(notify);
     }
+    return PQstatus(connection) == CONNECTION_OK;
+}
+
+bool store_ready_connection(store *s, bool forced)
+{
+    if (s->connection != NULL && !idle_connection_alive(s)) {
+        store_drop_connection(s);
+        forced = true;
+    }
+    if (s->in_transaction) {
+        /* A new connection would run the rest outside the transaction. */
+        if (!store_connected(s)) {
+            store_fail(s, STORE_UNAVAILABLE, "the connection to PostgreSQL was lost inside a transaction");
+            return false;
+        }
+        return true;
+    }
+    if (!ensure_connected(s, forced))
+        return false;
+    PGTransactionStatusType state = PQtransactionStatus(s->connection);
+    if (state != PQTRANS_INTRANS && state != PQTRANS_INERROR)
+        return true;
+    /* A caller left a transaction open: no request may inherit it. */
+    PGresult *result = store_exec(s, "ROLLBACK");
+    bool rolled_back = result != NULL && PQresultStatus(result) == PGRES_COMMAND_OK;
+    PQclear(result);
+    if (rolled_back)
+        return true;
+    if (s->connection != NULL)
+        store_drop_connection(s);
+    return ensure_connected(s, true);
 }
 
 store_status store_ping(store *s)
@@ -168,11 +311,16 @@ store_status store_ping(store *s)
         if (!ensure_connected(s, attempt > 0))
             return STORE_UNAVAILABLE;
         /* The empty query is the cheapest real round trip. */
-        PGresult *result = exec_within_deadline(s, "");
+        PGresult *result = store_exec(s, "");
         ExecStatusType status = result != NULL ? PQresultStatus(result) : PGRES_FATAL_ERROR;
-        PQclear(result);
-        if (status == PGRES_EMPTY_QUERY)
+        if (status == PGRES_EMPTY_QUERY) {
+            PQclear(result);
+            store_succeed(s);
             return STORE_OK;
+        }
+        if (result != NULL)
+            store_fail_result(s, result);
+        PQclear(result);
         if (s->connection == NULL)
             return STORE_UNAVAILABLE; /* no answer in time: not worth a retry now */
         if (PQstatus(s->connection) == CONNECTION_OK)

@@ -57,7 +57,8 @@ typedef struct store_error {
 #define STORE_RECONNECT_INTERVAL_MS 250
 
 /* Never fails for an unreachable server (that is reported by the calls);
- * NULL only when memory runs out. The config's strings are copied. */
+ * NULL only when memory runs out, or when the config's registry is not
+ * frozen (a setup mistake). The config's strings are copied. */
 store *store_open(const store_config *config);
 void store_close(store *s);
 

@@ -1,17 +1,97 @@
-/* store/store_internal.h: shared by store's own files only. */
+/* store/store_internal.h: shared by store's own files only (and by the
+ * unit tests, which check the registry and the error mapping without a
+ * server). */
 #ifndef STORE_INTERNAL_H
 #define STORE_INTERNAL_H
 
 #include <libpq-fe.h>
+#include <stdint.h>
 
 #include "store.h"
 
-/* A new connection with the timeout and application name applied and
+struct store {
+    PGconn *connection;
+    store_config config; /* its strings are this store's own copies */
+    uint64_t last_attempt_ms;
+    bool ever_connected;
+    unsigned long reconnects;
+    /* Inside store_transaction: no reconnects, no rollback of "leftover"
+     * transactions, and a serialization failure or deadlock marks the
+     * attempt for a retry. */
+    bool in_transaction;
+    bool transaction_retryable;
+    store_error last_error;
+    /* last_error.field points here when the field came from the server (a
+     * column name) rather than from the registry. */
+    char field[64];
+    /* Why a statement failed to prepare on this connection, so that its
+     * runs can say so instead of "prepared statement does not exist". */
+    char prepare_failure[200];
+};
+
+/* A new connection with the timeouts and application name applied and
  * notices silenced; check PQstatus. */
 PGconn *store_connect(const store_config *config);
 
 /* libpq's messages span lines ("...failed\n\tIs the server running..."):
  * makes one a single line for logs and error strings, in place. */
 void store_tidy_message(char *text);
+
+uint64_t store_monotonic_ms(void);
+
+/* ---- the connection (store.c) ----------------------------------------------- */
+
+/* Makes the connection ready for a statement: drops one that died while
+ * idle (that statement could not have run, so a new connection is made at
+ * once), connects when there is none (prepares the registry's statements),
+ * and, outside store_transaction, rolls back a transaction a caller left
+ * open. false with last_error set (STORE_UNAVAILABLE) when there is no
+ * usable connection. */
+bool store_ready_connection(store *s, bool forced);
+void store_drop_connection(store *s);
+/* Waits until PQgetResult will not block, at most until deadline. false
+ * when the server did not answer in time (the connection is dropped then,
+ * with last_error set). A connection that broke is not an error here: its
+ * next PQgetResult returns the failure without blocking. */
+bool store_wait_ready(store *s, uint64_t deadline);
+/* Runs one simple-protocol command (BEGIN, COMMIT, ROLLBACK) within the
+ * answer timeout; the last result, or NULL when the server did not answer
+ * in time or the connection is gone (last_error set). */
+PGresult *store_exec(store *s, const char *sql);
+
+/* ---- failures (errors.c) --------------------------------------------------- */
+
+/* The status a SQLSTATE stands for: the one place that knows which class
+ * means what. NULL or "" (no server answer) gives STORE_ERROR; the caller
+ * knows whether the connection was lost. */
+store_status store_status_for_sqlstate(const char *sqlstate);
+/* True for 40001 and 40P01: the transaction may succeed when run again. */
+bool store_sqlstate_retryable(const char *sqlstate);
+
+/* Fills error from the server's fields (any may be NULL). The field comes
+ * from the registry's constraint map, else, for a not-null violation, from
+ * the column name (copied into field_storage). */
+void store_describe_failure(store_error *error, char *field_storage, size_t field_size,
+                            const store_registry *registry, const char *sqlstate,
+                            const char *constraint, const char *column, const char *message);
+
+/* Records a failure without a server answer (unreachable, timed out, misuse). */
+void store_fail(store *s, store_status status, const char *format, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Records the failure a result carries; returns its status. A failure on a
+ * connection that broke is STORE_UNAVAILABLE whatever the SQLSTATE. */
+store_status store_fail_result(store *s, const PGresult *result);
+void store_succeed(store *s);
+
+/* ---- the registry (statements.c) ------------------------------------------- */
+
+int store_registry_count(const store_registry *registry);
+bool store_registry_frozen(const store_registry *registry);
+/* NULL when statement is not an id of this registry. */
+const char *store_registry_name(const store_registry *registry, store_statement statement);
+const char *store_registry_sql(const store_registry *registry, store_statement statement);
+int store_registry_param_count(const store_registry *registry, store_statement statement);
+/* The field a constraint guards, or NULL. */
+const char *store_registry_field(const store_registry *registry, const char *constraint);
 
 #endif

@@ -1,6 +1,6 @@
 /* tests/integration/cache/session_test.c: cache/session.c against the real
  * Redis of the "tiers" fixture, which some tests stop and start again
- * through the harness (tests/harness/tiers stop-redis / start-redis). */
+ * through the harness (tests/harness/tiers redis-stop / redis-start). */
 #include <hiredis/hiredis.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -80,7 +80,7 @@ static void harness(const char *command)
 static int redis_running(void **state)
 {
     (void)state;
-    harness("start-redis");
+    harness("redis-start");
     return 0;
 }
 
@@ -369,7 +369,7 @@ static void sessions_survive_a_redis_restart_and_an_outage_is_unavailable(void *
     char token[CACHE_SESSION_TOKEN_SIZE];
     assert_int_equal(cache_session_create(c, user, TTL, token), CACHE_SESSION_OK);
 
-    harness("stop-redis");
+    harness("redis-stop");
     cache_session_info info;
     char another[CACHE_SESSION_TOKEN_SIZE];
     for (int i = 0; i < 3; i++) {
@@ -382,7 +382,7 @@ static void sessions_survive_a_redis_restart_and_an_outage_is_unavailable(void *
 
     /* The same data folder, with its append-only file: nothing the node
      * held in memory is needed to validate the token again. */
-    harness("start-redis");
+    harness("redis-start");
     assert_int_equal(lookup_within(c, token, &info, 3000), CACHE_SESSION_OK);
     assert_int_equal(info.user_id, user);
     /* And a fresh connection (another node) too, with the scripts that the

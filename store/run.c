@@ -1,0 +1,402 @@
+/* store/run.c: running registered statements, alone, in batches (libpq
+ * pipeline mode) and in transactions. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "store_internal.h"
+
+/* A result is libpq's own, handed out under the opaque name: wrapping it
+ * would cost an allocation per statement for nothing. */
+static PGresult *native(const store_result *result)
+{
+    return (PGresult *)(void *)result;
+}
+
+int store_result_rows(const store_result *result)
+{
+    return PQntuples(native(result));
+}
+
+int store_result_columns(const store_result *result)
+{
+    return PQnfields(native(result));
+}
+
+const char *store_result_value(const store_result *result, int row, int column)
+{
+    if (row < 0 || row >= PQntuples(native(result)) || column < 0 || column >= PQnfields(native(result)) ||
+        PQgetisnull(native(result), row, column))
+        return NULL;
+    return PQgetvalue(native(result), row, column);
+}
+
+int store_result_length(const store_result *result, int row, int column)
+{
+    return PQgetlength(native(result), row, column);
+}
+
+bool store_result_is_null(const store_result *result, int row, int column)
+{
+    return PQgetisnull(native(result), row, column) != 0;
+}
+
+long long store_result_affected(const store_result *result)
+{
+    return atoll(PQcmdTuples(native(result)));
+}
+
+void store_result_free(store_result *result)
+{
+    PQclear(native(result));
+}
+
+static bool succeeded(const PGresult *result)
+{
+    ExecStatusType status = PQresultStatus(result);
+    return status == PGRES_TUPLES_OK || status == PGRES_COMMAND_OK;
+}
+
+/* The server answered a statement with 57P01 (terminated by an
+ * administrator or a fast shutdown) before anything else: the backend was
+ * gone before it ran the statement, or rolled it back, so resending it on a
+ * new connection cannot run it twice. */
+static bool terminated_before_running(const PGresult *result)
+{
+    const char *sqlstate = PQresultErrorField(result, PG_DIAG_SQLSTATE);
+    return sqlstate != NULL && strcmp(sqlstate, "57P01") == 0;
+}
+
+static const char *statement_name(store *s, store_statement statement)
+{
+    const char *name = store_registry_name(s->config.registry, statement);
+    if (name == NULL)
+        store_fail(s, STORE_ERROR, "statement %d is not registered", statement);
+    return name;
+}
+
+/* One try: *resend is set when it failed before the statement could have
+ * run, so that the caller may send it again on a new connection. */
+static store_status run_once(store *s, store_statement statement, const char *name, const char *const *params,
+                             PGresult **out, bool forced, bool *resend)
+{
+    *resend = false;
+    if (!store_ready_connection(s, forced))
+        return STORE_UNAVAILABLE;
+    int param_count = store_registry_param_count(s->config.registry, statement);
+    if (!PQsendQueryPrepared(s->connection, name, param_count, params, NULL, NULL, 0)) {
+        /* Nothing reached the server, or it had already closed the socket. */
+        *resend = PQstatus(s->connection) != CONNECTION_OK;
+        store_fail(s, *resend ? STORE_UNAVAILABLE : STORE_ERROR, "cannot send %s: %s", name,
+                   PQerrorMessage(s->connection));
+        return s->last_error.status;
+    }
+    uint64_t deadline = store_monotonic_ms() + (uint64_t)s->config.answer_timeout_ms;
+    PGresult *first = NULL;
+    for (;;) {
+        if (!store_wait_ready(s, deadline)) {
+            PQclear(first);
+            return STORE_UNAVAILABLE;
+        }
+        PGresult *result = PQgetResult(s->connection);
+        if (result == NULL)
+            break;
+        if (first == NULL)
+            first = result;
+        else
+            PQclear(result); /* one statement has one result; anything else is libpq's epilogue */
+    }
+    if (first != NULL && succeeded(first)) {
+        *out = first;
+        return STORE_OK;
+    }
+    if (first == NULL) {
+        store_fail(s, PQstatus(s->connection) == CONNECTION_OK ? STORE_ERROR : STORE_UNAVAILABLE,
+                   "no result for %s: %s", name, PQerrorMessage(s->connection));
+        *resend = s->last_error.status == STORE_UNAVAILABLE;
+        return s->last_error.status;
+    }
+    store_status status = store_fail_result(s, first);
+    *resend = status == STORE_UNAVAILABLE && terminated_before_running(first);
+    PQclear(first);
+    return status;
+}
+
+store_status store_run(store *s, store_statement statement, const char *const *params, store_result **result)
+{
+    *result = NULL;
+    const char *name = statement_name(s, statement);
+    if (name == NULL)
+        return STORE_ERROR;
+    int resent = 0;
+    int busy = 0;
+    for (;;) {
+        bool was_connected = store_connected(s);
+        bool resend = false;
+        PGresult *answer = NULL;
+        store_status status = run_once(s, statement, name, params, &answer, resent > 0, &resend);
+        if (status == STORE_OK) {
+            store_succeed(s);
+            *result = (store_result *)(void *)answer;
+            return STORE_OK;
+        }
+        if (s->in_transaction)
+            return status; /* store_transaction decides about retries */
+        if (resend && was_connected && resent++ == 0)
+            continue;
+        /* Alone, a statement is its own transaction: a serialization
+         * failure or deadlock rolled all of it back, so it may run again. */
+        if (status == STORE_BUSY && ++busy < STORE_TRANSACTION_ATTEMPTS)
+            continue;
+        return status;
+    }
+}
+
+/* ---- batches ------------------------------------------------------------------ */
+
+static void forget_results(store_batch_item *items, size_t count, store_status status)
+{
+    for (size_t i = 0; i < count; i++) {
+        store_result_free(items[i].result);
+        items[i].result = NULL;
+        if (items[i].status != STORE_ERROR || status == STORE_UNAVAILABLE)
+            items[i].status = status;
+    }
+}
+
+/* Reads one item's answer: its result, the end of its results, then its
+ * sync point. false when the connection was lost. */
+static bool read_item(store *s, store_batch_item *item, uint64_t deadline, store_error *first_failure,
+                      bool *terminated)
+{
+    PGresult *answer = NULL;
+    int empty_in_a_row = 0;
+    for (;;) {
+        if (!store_wait_ready(s, deadline)) {
+            PQclear(answer);
+            return false;
+        }
+        PGresult *result = PQgetResult(s->connection);
+        if (PQstatus(s->connection) != CONNECTION_OK) {
+            if (result != NULL && terminated_before_running(result))
+                *terminated = true;
+            if (result != NULL)
+                store_fail_result(s, result);
+            else
+                store_fail(s, STORE_UNAVAILABLE, "the connection to PostgreSQL was lost: %s",
+                           PQerrorMessage(s->connection));
+            PQclear(result);
+            PQclear(answer);
+            return false;
+        }
+        if (result == NULL) {
+            if (++empty_in_a_row > 1) {
+                store_fail(s, STORE_UNAVAILABLE, "out of step with PostgreSQL's pipeline");
+                PQclear(answer);
+                store_drop_connection(s);
+                return false;
+            }
+            continue;
+        }
+        empty_in_a_row = 0;
+        if (PQresultStatus(result) == PGRES_PIPELINE_SYNC) {
+            PQclear(result);
+            break;
+        }
+        if (answer == NULL)
+            answer = result;
+        else
+            PQclear(result);
+    }
+    if (answer != NULL && succeeded(answer)) {
+        item->result = (store_result *)(void *)answer;
+        item->status = STORE_OK;
+        return true;
+    }
+    if (answer == NULL)
+        store_fail(s, STORE_ERROR, "no result for a batch item");
+    else if (PQresultStatus(answer) == PGRES_PIPELINE_ABORTED)
+        store_fail(s, STORE_ERROR, "skipped: an earlier statement of the pipeline failed");
+    else
+        store_fail_result(s, answer);
+    item->status = s->last_error.status;
+    if (first_failure->status == STORE_OK)
+        *first_failure = s->last_error;
+    PQclear(answer);
+    return true;
+}
+
+/* One try at the whole batch; *resend as for run_once. */
+static store_status batch_once(store *s, store_batch_item *items, size_t count, bool forced, bool *resend)
+{
+    *resend = false;
+    /* The batch reports the failure of the first item that failed, in the
+     * items' order: an unregistered one, or one the server refused. */
+    store_error first_failure = {.status = STORE_OK};
+    size_t first_unregistered = count;
+    for (size_t i = 0; i < count; i++) {
+        items[i].result = NULL;
+        items[i].status = store_registry_name(s->config.registry, items[i].statement) != NULL ? STORE_OK
+                                                                                             : STORE_ERROR;
+        if (items[i].status != STORE_OK && first_unregistered == count)
+            first_unregistered = i;
+    }
+    if (!store_ready_connection(s, forced)) {
+        forget_results(items, count, STORE_UNAVAILABLE);
+        return STORE_UNAVAILABLE;
+    }
+    PGconn *connection = s->connection;
+    if (!PQenterPipelineMode(connection)) {
+        store_fail(s, STORE_ERROR, "cannot enter pipeline mode: %s", PQerrorMessage(connection));
+        forget_results(items, count, STORE_ERROR);
+        return STORE_ERROR;
+    }
+    /* A sync after each item makes it its own implicit transaction, so that
+     * a failure aborts only that item. Inside BEGIN a sync ends nothing: the
+     * items share the caller's transaction, as they should. */
+    for (size_t i = 0; i < count; i++) {
+        if (items[i].status != STORE_OK)
+            continue;
+        const char *name = store_registry_name(s->config.registry, items[i].statement);
+        int param_count = store_registry_param_count(s->config.registry, items[i].statement);
+        if (!PQsendQueryPrepared(connection, name, param_count, items[i].params, NULL, NULL, 0) ||
+            !PQpipelineSync(connection)) {
+            /* Nothing was read yet: whether earlier items ran is unknown
+             * unless the server had closed the connection already. */
+            store_fail(s, STORE_UNAVAILABLE, "cannot send a batch: %s", PQerrorMessage(connection));
+            *resend = i == 0 && PQstatus(connection) != CONNECTION_OK;
+            store_drop_connection(s);
+            forget_results(items, count, STORE_UNAVAILABLE);
+            return STORE_UNAVAILABLE;
+        }
+    }
+    for (size_t i = 0; i < count; i++) {
+        if (items[i].status != STORE_OK)
+            continue;
+        /* Each item gets the whole answer timeout: the limit is on a server
+         * that stopped answering, not on the size of the batch. */
+        uint64_t deadline = store_monotonic_ms() + (uint64_t)s->config.answer_timeout_ms;
+        bool terminated = false;
+        store_error *failure = i < first_unregistered ? &first_failure : &(store_error){.status = STORE_ERROR};
+        if (!read_item(s, &items[i], deadline, failure, &terminated)) {
+            *resend = terminated && i == 0;
+            store_error lost = s->last_error;
+            if (s->connection != NULL)
+                store_drop_connection(s);
+            forget_results(items, count, STORE_UNAVAILABLE);
+            s->last_error = lost;
+            s->last_error.status = STORE_UNAVAILABLE;
+            return STORE_UNAVAILABLE;
+        }
+    }
+    if (!PQexitPipelineMode(connection)) {
+        store_fail(s, STORE_UNAVAILABLE, "cannot leave pipeline mode: %s", PQerrorMessage(connection));
+        store_drop_connection(s);
+        forget_results(items, count, STORE_UNAVAILABLE);
+        return STORE_UNAVAILABLE;
+    }
+    if (first_failure.status == STORE_OK && first_unregistered < count)
+        statement_name(s, items[first_unregistered].statement); /* records why */
+    else
+        s->last_error = first_failure;
+    return s->last_error.status;
+}
+
+store_status store_batch(store *s, store_batch_item *items, size_t count)
+{
+    if (count == 0) {
+        store_succeed(s);
+        return STORE_OK;
+    }
+    for (int resent = 0;; resent++) {
+        bool was_connected = store_connected(s);
+        bool resend = false;
+        store_status status = batch_once(s, items, count, resent > 0, &resend);
+        if (resend && was_connected && !s->in_transaction && resent == 0)
+            continue;
+        return status;
+    }
+}
+
+/* ---- transactions ------------------------------------------------------------ */
+
+static const char *begin_statement(store_isolation isolation)
+{
+    switch (isolation) {
+    case STORE_REPEATABLE_READ:
+        return "BEGIN ISOLATION LEVEL REPEATABLE READ";
+    case STORE_SERIALIZABLE:
+        return "BEGIN ISOLATION LEVEL SERIALIZABLE";
+    case STORE_READ_COMMITTED:
+        break;
+    }
+    return "BEGIN ISOLATION LEVEL READ COMMITTED";
+}
+
+/* Runs a transaction-control command; STORE_OK or the failure recorded. */
+static store_status control(store *s, const char *sql, const char *expected_tag)
+{
+    PGresult *result = store_exec(s, sql);
+    if (result == NULL)
+        return s->last_error.status;
+    store_status status = STORE_OK;
+    if (PQresultStatus(result) != PGRES_COMMAND_OK)
+        status = store_fail_result(s, result);
+    else if (expected_tag != NULL && strcmp(PQcmdStatus(result), expected_tag) != 0)
+        /* COMMIT of a transaction that failed earlier succeeds as ROLLBACK. */
+        store_fail(s, status = STORE_ERROR, "the transaction had failed and was rolled back");
+    PQclear(result);
+    return status;
+}
+
+/* Ends a failed attempt. The body's failure is what the caller needs to
+ * see, so it survives a successful rollback. */
+static void roll_back(store *s)
+{
+    if (!store_connected(s))
+        return;
+    store_error failure = s->last_error;
+    if (control(s, "ROLLBACK", NULL) == STORE_OK)
+        s->last_error = failure;
+    else if (s->connection != NULL)
+        store_drop_connection(s); /* its transaction state is unknown */
+}
+
+store_status store_transaction(store *s, store_isolation isolation, store_transaction_fn body, void *data)
+{
+    if (s->in_transaction) {
+        store_fail(s, STORE_ERROR, "store_transaction cannot nest");
+        return STORE_ERROR;
+    }
+    for (int attempt = 1;; attempt++) {
+        /* Connecting (and a lost idle connection) is handled here, before the
+         * transaction exists; once it does, a lost connection ends it. */
+        if (!store_ready_connection(s, false))
+            return STORE_UNAVAILABLE;
+        store_status status = control(s, begin_statement(isolation), NULL);
+        if (status != STORE_OK)
+            return status;
+        s->in_transaction = true;
+        s->transaction_retryable = false;
+        status = body(s, data);
+        if (status == STORE_OK) {
+            status = control(s, "COMMIT", "COMMIT");
+            if (status != STORE_OK && s->transaction_retryable)
+                status = STORE_BUSY;
+        } else {
+            roll_back(s);
+        }
+        bool retry = status != STORE_OK && s->transaction_retryable;
+        s->in_transaction = false;
+        s->transaction_retryable = false;
+        if (status == STORE_OK) {
+            store_succeed(s);
+            return STORE_OK;
+        }
+        if (!retry)
+            return status;
+        if (attempt >= STORE_TRANSACTION_ATTEMPTS) {
+            s->last_error.status = STORE_BUSY;
+            return STORE_BUSY;
+        }
+    }
+}
