@@ -7,6 +7,7 @@
 
 #include "cache.h"
 #include "context.h"
+#include "l1.h"
 #include "json.h"
 #include "log.h"
 #include "store.h"
@@ -80,6 +81,7 @@ struct shoal_worker {
     shoal_app *app;
     store *store;
     cache *cache;
+    cache *cache_tier; /* == cache unless the cache has its own instance */
     void **slots;
     unsigned long request_counter;
     shoal_worker *next;
@@ -107,6 +109,9 @@ struct shoal_app {
     store_registry *statements;
     store_config store_config; /* its registry is set when setup freezes */
     cache_config cache_config;
+    cache_config cache_tier_config;
+    bool cache_separate;
+    cache_l1 *l1; /* shared by the workers; NULL when memory ran out at start */
 };
 
 static atomic_ulong next_generation = 1;
@@ -145,6 +150,16 @@ shoal_app *shoal_app_new(const shoal_config *config)
     pthread_mutex_init(&app->workers_lock, NULL);
     app->store_config = shoal_config_store(config);
     app->cache_config = shoal_config_cache(config);
+    app->cache_tier_config = shoal_config_cache_tier(config);
+    app->cache_separate = shoal_config_cache_separate(config);
+    cache_l1_config l1_config = {
+        .max_entries = config->l1_entries > 0 ? (size_t)config->l1_entries : 0,
+        .max_bytes = config->l1_bytes,
+        .ttl_ms = config->l1_ttl_ms,
+    };
+    app->l1 = cache_l1_new(&l1_config);
+    if (app->l1 == NULL)
+        shoal_log(SHOAL_LOG_WARNING, "l1", "out of memory: the per-node cache is off");
     return app;
 }
 
@@ -165,6 +180,8 @@ static void free_worker(shoal_app *app, shoal_worker *worker)
             app->worker_slots[i].destroy(worker->slots[i]);
     free(worker->slots);
     store_close(worker->store);
+    if (worker->cache_tier != worker->cache)
+        cache_close(worker->cache_tier);
     cache_close(worker->cache);
     free(worker);
 }
@@ -207,6 +224,7 @@ void shoal_app_free(shoal_app *app)
         entry = next;
     }
     free(app->worker_slots);
+    cache_l1_free(app->l1);
     shoal_router_free(app->router);
     /* After the workers: their stores read it until they close. */
     store_registry_free(app->statements);
@@ -507,10 +525,16 @@ shoal_worker *shoal_app_thread_worker(shoal_app *app)
     worker->store = store_open(&app->store_config);
     char reason[256] = "";
     worker->cache = cache_open(&app->cache_config, reason, sizeof reason);
-    if (worker->slots == NULL || worker->store == NULL || worker->cache == NULL) {
-        if (worker->cache == NULL && reason[0] != '\0')
+    /* A second connection only when the cache has its own instance. */
+    worker->cache_tier = app->cache_separate && worker->cache != NULL
+                             ? cache_open(&app->cache_tier_config, reason, sizeof reason)
+                             : worker->cache;
+    if (worker->slots == NULL || worker->store == NULL || worker->cache == NULL || worker->cache_tier == NULL) {
+        if ((worker->cache == NULL || worker->cache_tier == NULL) && reason[0] != '\0')
             shoal_log(SHOAL_LOG_ERROR, "worker", "cannot set up Redis: %s", reason);
         store_close(worker->store);
+        if (worker->cache_tier != worker->cache)
+            cache_close(worker->cache_tier);
         cache_close(worker->cache);
         free(worker->slots);
         free(worker);
@@ -685,6 +709,16 @@ store *shoal_store(shoal_ctx *ctx)
 cache *shoal_cache(shoal_ctx *ctx)
 {
     return ctx->worker != NULL ? ctx->worker->cache : NULL;
+}
+
+cache *shoal_cache_tier(shoal_ctx *ctx)
+{
+    return ctx->worker != NULL ? ctx->worker->cache_tier : NULL;
+}
+
+cache_l1 *shoal_app_l1(shoal_app *app)
+{
+    return app->l1;
 }
 
 store_registry *shoal_app_statements(shoal_app *app)
