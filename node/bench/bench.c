@@ -1,6 +1,8 @@
 /* node/bench/bench.c: the TechEmpower routes. */
 #include "bench.h"
 
+#include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "fortune.h"
@@ -13,6 +15,15 @@
 
 #define WORLD_ROWS 10000
 #define PUBLISHED_NAME "techempower"
+
+/* /cached-queries keeps each world's random number in the cache family
+ * "world", keyed by id. /updates invalidates the family after every
+ * commit, so the TTL only bounds how long a value lives when that
+ * invalidation is lost (Redis down at that moment). */
+#define CACHED_WORLD_FAMILY "world"
+#define CACHED_WORLD_TTL_MS 60000
+/* "10000" and its NUL. */
+#define WORLD_ID_TEXT_SIZE 6
 
 /* Filled at setup, read-only while serving, so every worker shares it
  * without a lock. Handlers reach it as their route's data. */
@@ -146,6 +157,119 @@ static int get_updates(shoal_ctx *ctx)
     store_status status = store_world_update_many(s, &bench->world, worlds, count);
     if (status != STORE_OK)
         return answer_store_failure(ctx, s, status);
+    /* The rows are committed; cached copies of any world are now stale on
+     * every node. A failure is logged by the cache and bounded by the TTL:
+     * the write itself succeeded, so the answer stands. */
+    shoal_cache_invalidate(ctx, CACHED_WORLD_FAMILY);
+    return answer_worlds(ctx, worlds, count);
+}
+
+/* An id of 1..10000 as decimal text; out has WORLD_ID_TEXT_SIZE bytes. */
+static void format_world_id(int id, char *out)
+{
+    char reversed[WORLD_ID_TEXT_SIZE];
+    size_t length = 0;
+    do {
+        reversed[length++] = (char)('0' + id % 10);
+        id /= 10;
+    } while (id > 0 && length < WORLD_ID_TEXT_SIZE - 1);
+    for (size_t i = 0; i < length; i++)
+        out[i] = reversed[length - 1 - i];
+    out[length] = '\0';
+}
+
+/* "1".."10000" to the id; anything else is no world. */
+static bool parse_world_id(const char *text, int *id)
+{
+    int value = 0;
+    size_t digits = 0;
+    for (; digits < WORLD_ID_TEXT_SIZE && text[digits] >= '0' && text[digits] <= '9'; digits++)
+        value = value * 10 + (text[digits] - '0');
+    if (digits == 0 || text[digits] != '\0' || value < 1 || value > WORLD_ROWS)
+        return false;
+    *id = value;
+    return true;
+}
+
+/* A cached value is the world's random number as decimal text: the id is
+ * the key already, and text reads well in redis-cli. */
+static bool parse_cached_number(const shoal_cached_value *value, int *number)
+{
+    const char *bytes = value->bytes;
+    if (bytes == NULL || value->length == 0 || value->length > 9)
+        return false;
+    int result = 0;
+    for (size_t i = 0; i < value->length; i++) {
+        if (bytes[i] < '0' || bytes[i] > '9')
+            return false;
+        result = result * 10 + (bytes[i] - '0');
+    }
+    *number = result;
+    return true;
+}
+
+/* The cache's fill on a miss: the row from PostgreSQL, by its own
+ * statement. A store_status other than STORE_OK comes back out of
+ * shoal_cached_many as its result. */
+static int fill_world(shoal_ctx *ctx, const char *key, void *data, void **value, size_t *length)
+{
+    const bench_state *bench = data;
+    int id = 0;
+    if (!parse_world_id(key, &id))
+        return STORE_NOT_FOUND;
+    store *s = shoal_store(ctx);
+    if (s == NULL)
+        return STORE_UNAVAILABLE;
+    store_world world;
+    store_status status = store_world_read(s, &bench->world, id, &world);
+    if (status != STORE_OK)
+        return (int)status;
+    char *text = shoal_arena_alloc(shoal_ctx_arena(ctx), 16);
+    if (text == NULL)
+        return STORE_ERROR;
+    int written = snprintf(text, 16, "%d", world.random_number);
+    if (written <= 0 || written >= 16)
+        return STORE_ERROR;
+    *value = text;
+    *length = (size_t)written;
+    return 0;
+}
+
+/* count random worlds through the node's L1, then Redis (one round trip
+ * for all the L1 lacks), then PostgreSQL for what neither has. */
+static int get_cached_queries(shoal_ctx *ctx)
+{
+    const bench_state *bench = shoal_route_data(ctx);
+    size_t count = (size_t)bench_query_count(shoal_query(ctx, "count"));
+    bench_random *random = shoal_worker_get(ctx, bench->random_slot);
+    char *texts = shoal_arena_alloc(shoal_ctx_arena(ctx), count * WORLD_ID_TEXT_SIZE);
+    if (random == NULL || texts == NULL)
+        return answer_internal_error(ctx);
+    const char *keys[BENCH_QUERY_COUNT_MAX];
+    store_world worlds[BENCH_QUERY_COUNT_MAX];
+    for (size_t i = 0; i < count; i++) {
+        worlds[i].id = bench_random_between(random, 1, WORLD_ROWS);
+        char *key = &texts[i * WORLD_ID_TEXT_SIZE];
+        format_world_id(worlds[i].id, key);
+        keys[i] = key;
+    }
+    shoal_cached_value values[BENCH_QUERY_COUNT_MAX];
+    int rc = shoal_cached_many(ctx, CACHED_WORLD_FAMILY, keys, count, CACHED_WORLD_TTL_MS, fill_world,
+                               (void *)bench, values);
+    if (rc < 0)
+        return answer_internal_error(ctx);
+    if (rc > 0) {
+        store *s = shoal_store(ctx);
+        if (s == NULL)
+            return answer_internal_error(ctx);
+        return answer_store_failure(ctx, s, (store_status)rc);
+    }
+    for (size_t i = 0; i < count; i++) {
+        if (!parse_cached_number(&values[i], &worlds[i].random_number)) {
+            shoal_log(SHOAL_LOG_ERROR, "bench", "world %d: the cached value is not a number", worlds[i].id);
+            return answer_internal_error(ctx);
+        }
+    }
     return answer_worlds(ctx, worlds, count);
 }
 
@@ -196,7 +320,8 @@ static int register_all(shoal_app *app, bench_state *bench)
         shoal_route_with(routes, "GET", "/db", get_db, bench) != 0 ||
         shoal_route_with(routes, "GET", "/queries", get_queries, bench) != 0 ||
         shoal_route_with(routes, "GET", "/updates", get_updates, bench) != 0 ||
-        shoal_route_with(routes, "GET", "/fortunes", get_fortunes, bench) != 0)
+        shoal_route_with(routes, "GET", "/fortunes", get_fortunes, bench) != 0 ||
+        shoal_route_with(routes, "GET", "/cached-queries", get_cached_queries, bench) != 0)
         return -1;
     return 0;
 }

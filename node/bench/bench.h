@@ -9,10 +9,14 @@
  *                            written before the answer
  *   GET /fortunes        every fortune plus one added in memory, sorted, as
  *                        an escaped HTML table
+ *   GET /cached-queries?count=N   N random rows (clamped to 1..500) through
+ *                        the cache: the node's L1, then Redis (one round
+ *                        trip), then PostgreSQL for what neither holds
  *
  * Every row is read by its own statement; the statements of one request go
- * out in one pipeline (store/world.h). --bench=false (SHOAL_BENCH) leaves
- * the routes out. */
+ * out in one pipeline (store/world.h). /updates invalidates the cached
+ * worlds after it commits. --bench=false (SHOAL_BENCH) leaves the routes
+ * out. */
 #ifndef SHOAL_BENCH_H
 #define SHOAL_BENCH_H
 

@@ -19,8 +19,10 @@
 #include <time.h>
 
 #include <cmocka.h>
+#include <hiredis/hiredis.h>
 
 #include "bench/bench.h"
+#include "cache.h"
 #include "context.h"
 #include "http.h"
 #include "http_client.h"
@@ -250,27 +252,37 @@ static void expect_world_in_table(PGconn *connection, const json_t *world)
                      number);
 }
 
-/* The query strings of the clamp and the length each must give: missing,
- * without a value, empty, not a number, not a whole number, 0, negative,
- * the bounds, one past, and a number too long for any integer type. */
+/* The parameter's part of the query string (after "?queries" or
+ * "?count") and the length each must give: missing (NULL), without a
+ * value, empty, not a number, not a whole number, 0, negative, the
+ * bounds, one past, and a number too long for any integer type. */
 static const struct {
-    const char *query;
+    const char *parameter;
     size_t length;
 } clamps[] = {
+    {NULL, 1},
     {"", 1},
-    {"?queries", 1},
-    {"?queries=", 1},
-    {"?queries=abc", 1},
-    {"?queries=2.5", 1},
-    {"?queries=0", 1},
-    {"?queries=-1", 1},
-    {"?queries=1", 1},
-    {"?queries=20", 20},
-    {"?queries=500", 500},
-    {"?queries=501", 500},
-    {"?queries=100000", 500},
-    {"?queries=99999999999999999999999999", 500},
+    {"=", 1},
+    {"=abc", 1},
+    {"=2.5", 1},
+    {"=0", 1},
+    {"=-1", 1},
+    {"=1", 1},
+    {"=20", 20},
+    {"=500", 500},
+    {"=501", 500},
+    {"=100000", 500},
+    {"=99999999999999999999999999", 500},
 };
+
+/* route plus clamps[i] as a query string named name. */
+static void clamp_path(char *out, size_t size, const char *route, const char *name, size_t i)
+{
+    if (clamps[i].parameter == NULL)
+        snprintf(out, size, "%s", route);
+    else
+        snprintf(out, size, "%s?%s%s", route, name, clamps[i].parameter);
+}
 
 /* ---- tests ------------------------------------------------------------------ */
 
@@ -330,7 +342,7 @@ static void queries_clamps_and_answers_an_array_of_worlds(void **state)
     PGconn *connection = connect_to(TEST_DATABASE_URL());
     for (size_t i = 0; i < sizeof clamps / sizeof clamps[0]; i++) {
         char path[96];
-        snprintf(path, sizeof path, "/queries%s", clamps[i].query);
+        clamp_path(path, sizeof path, "/queries", "queries", i);
         json_t *body = get_json(path);
         if (!json_is_array(body) || json_array_size(body) != clamps[i].length)
             fail_msg("GET %s: expected an array of %zu", path, clamps[i].length);
@@ -380,7 +392,7 @@ static void updates_clamp_and_persist_before_the_answer(void **state)
     static int before[WORLD_ROWS + 1], after[WORLD_ROWS + 1];
     for (size_t i = 0; i < sizeof clamps / sizeof clamps[0]; i++) {
         char path[96];
-        snprintf(path, sizeof path, "/updates%s", clamps[i].query);
+        clamp_path(path, sizeof path, "/updates", "queries", i);
         read_world_table(connection, before);
         json_t *body = get_json(path);
         /* Read at once: the answer came after the commit, or this fails. */
@@ -502,6 +514,114 @@ static void fortunes_sort_by_bytes_and_escape_what_they_add(void **state)
     test_http_response_free(&response);
 }
 
+/* ---- /cached-queries ---------------------------------------------------- */
+
+static redisContext *connect_redis(void)
+{
+    cache_endpoint endpoint;
+    char error[128];
+    assert_int_equal(cache_url_parse(TEST_REDIS_URL(), &endpoint, error, sizeof error), 0);
+    redisContext *context = redisConnect(endpoint.host, endpoint.port);
+    assert_non_null(context);
+    assert_int_equal(context->err, 0);
+    return context;
+}
+
+/* GET path, an array of count worlds, each as the table holds it. */
+static json_t *get_cached_worlds(PGconn *connection, const char *path, size_t count)
+{
+    json_t *body = get_json(path);
+    if (!json_is_array(body) || json_array_size(body) != count)
+        fail_msg("GET %s: expected an array of %zu", path, count);
+    for (size_t j = 0; j < json_array_size(body); j++)
+        expect_world_in_table(connection, json_array_get(body, j));
+    return body;
+}
+
+static void cached_queries_clamp_and_match_the_table(void **state)
+{
+    (void)state;
+    PGconn *connection = connect_to(TEST_DATABASE_URL());
+    for (size_t i = 0; i < sizeof clamps / sizeof clamps[0]; i++) {
+        char path[96];
+        clamp_path(path, sizeof path, "/cached-queries", "count", i);
+        json_decref(get_cached_worlds(connection, path, clamps[i].length));
+        /* Asked again, now from the cache: still the table's rows. */
+        json_decref(get_cached_worlds(connection, path, clamps[i].length));
+    }
+    PQfinish(connection);
+}
+
+/* Once every world is cached, requests read nothing from PostgreSQL: the
+ * world select's count in pg_stat_statements stands still. Every id the
+ * answers have named was cached when it was answered (the TTL outlasts the
+ * test, and nothing invalidates the family meanwhile), so priming is done
+ * when the answers have named all 10000. The values are in Redis under the
+ * family's current version, not only in this node's L1. */
+static void cached_queries_come_from_the_cache_once_primed(void **state)
+{
+    (void)state;
+    PGconn *connection = connect_to(TEST_DATABASE_URL());
+    PGconn *admin = connect_admin_to_shoal();
+    static bool seen[WORLD_ROWS + 1];
+    memset(seen, 0, sizeof seen);
+    int unseen = WORLD_ROWS;
+    for (int request = 0; request < 1000 && unseen > 0; request++) {
+        json_t *body = get_json("/cached-queries?count=500");
+        for (size_t i = 0; i < json_array_size(body); i++) {
+            int id = 0;
+            expect_world(json_array_get(body, i), &id, NULL);
+            unseen -= !seen[id];
+            seen[id] = true;
+        }
+        json_decref(body);
+    }
+    assert_int_equal(unseen, 0);
+
+    long long start = statement_counter(admin, "calls", SELECT_WORLD);
+    json_t *last = NULL;
+    for (int request = 0; request < 20; request++) {
+        json_decref(last);
+        last = get_cached_worlds(connection, "/cached-queries?count=500", 500);
+    }
+    assert_int_equal(statement_counter(admin, "calls", SELECT_WORLD), start);
+
+    redisContext *redis = connect_redis();
+    redisReply *version = redisCommand(redis, "GET shoal:cv:world");
+    assert_non_null(version);
+    assert_int_equal(version->type, REDIS_REPLY_STRING);
+    for (size_t i = 0; i < 10; i++) {
+        const json_t *world = json_array_get(last, i);
+        redisReply *value = redisCommand(redis, "GET shoal:c:world:%s:%lld", version->str,
+                                         (long long)json_integer_value(json_object_get(world, "id")));
+        assert_non_null(value);
+        assert_int_equal(value->type, REDIS_REPLY_STRING);
+        assert_int_equal(atoll(value->str), json_integer_value(json_object_get(world, "randomNumber")));
+        freeReplyObject(value);
+    }
+    freeReplyObject(version);
+    redisFree(redis);
+    json_decref(last);
+    PQfinish(admin);
+    PQfinish(connection);
+}
+
+/* /updates invalidates the cached worlds: what /cached-queries answers
+ * right after it is the new rows, on a primed cache. */
+static void cached_queries_see_updates_at_once(void **state)
+{
+    (void)state;
+    PGconn *connection = connect_to(TEST_DATABASE_URL());
+    for (int round = 0; round < 3; round++) {
+        for (int i = 0; i < 5; i++)
+            json_decref(get_cached_worlds(connection, "/cached-queries?count=500", 500));
+        json_decref(get_json("/updates?queries=500"));
+        for (int i = 0; i < 5; i++)
+            json_decref(get_cached_worlds(connection, "/cached-queries?count=500", 500));
+    }
+    PQfinish(connection);
+}
+
 static void every_row_is_its_own_statement(void **state)
 {
     (void)state;
@@ -554,6 +674,9 @@ int main(void)
         cmocka_unit_test(concurrent_updates_do_not_deadlock),
         cmocka_unit_test(fortunes_is_the_specified_page),
         cmocka_unit_test(fortunes_sort_by_bytes_and_escape_what_they_add),
+        cmocka_unit_test(cached_queries_clamp_and_match_the_table),
+        cmocka_unit_test(cached_queries_come_from_the_cache_once_primed),
+        cmocka_unit_test(cached_queries_see_updates_at_once),
         cmocka_unit_test(every_row_is_its_own_statement),
     };
     return cmocka_run_group_tests_name("integration/node/bench", tests, start, stop);

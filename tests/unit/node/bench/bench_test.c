@@ -104,8 +104,8 @@ static void test_other_methods_get_405(void **state)
 static void test_database_routes_without_a_worker_answer_500(void **state)
 {
     fixture *f = *state;
-    const char *paths[] = {"/db", "/queries", "/updates", "/fortunes"};
-    for (size_t i = 0; i < 4; i++) {
+    const char *paths[] = {"/db", "/queries", "/updates", "/fortunes", "/cached-queries"};
+    for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++) {
         fake_request *r = get(f, paths[i]);
         assert_error_envelope(r, 500, "internal", "body");
         fake_request_finish(r);
@@ -115,8 +115,8 @@ static void test_database_routes_without_a_worker_answer_500(void **state)
 static void test_disabled_routes_are_not_there(void **state)
 {
     fixture *f = *state;
-    const char *paths[] = {"/json", "/plaintext", "/db", "/queries", "/updates", "/fortunes"};
-    for (size_t i = 0; i < 6; i++) {
+    const char *paths[] = {"/json", "/plaintext", "/db", "/queries", "/updates", "/fortunes", "/cached-queries"};
+    for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++) {
         fake_request *r = get(f, paths[i]);
         assert_error_envelope(r, 404, "route.not_found", "body");
         fake_request_finish(r);
