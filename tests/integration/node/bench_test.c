@@ -142,8 +142,13 @@ static long long calls_reaching(PGconn *admin, const char *query, long long expe
 static int start(void **state)
 {
     (void)state;
+    /* Generous timeouts: on a loaded machine a Redis command that times out
+     * is bypassed (a PostgreSQL read the cache test would count), and
+     * concurrent updates of overlapping rows wait for one another's locks. */
     const char *argv[] = {"shoal-node", "--port", "0", "--threads", "4", "--access-log-sample", "0",
-                          "--database-url", TEST_DATABASE_URL(), "--redis-url", TEST_REDIS_URL()};
+                          "--database-url", TEST_DATABASE_URL(), "--redis-url", TEST_REDIS_URL(),
+                          "--redis-timeout-ms", "10000", "--database-timeout-ms", "30000",
+                          "--database-statement-timeout-ms", "20000"};
     char error[512];
     if (shoal_config_load(&server.config, (int)(sizeof argv / sizeof argv[0]), (char **)argv, no_environment,
                           error, sizeof error) != 0)
