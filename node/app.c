@@ -7,8 +7,9 @@
 
 #include "cache.h"
 #include "context.h"
-#include "l1.h"
+#include "invalidation.h"
 #include "json.h"
+#include "l1.h"
 #include "log.h"
 #include "store.h"
 
@@ -112,6 +113,7 @@ struct shoal_app {
     cache_config cache_tier_config;
     bool cache_separate;
     cache_l1 *l1; /* shared by the workers; NULL when memory ran out at start */
+    cache_invalidation *subscriber; /* keeps l1 coherent; NULL until started */
 };
 
 static atomic_ulong next_generation = 1;
@@ -160,6 +162,9 @@ shoal_app *shoal_app_new(const shoal_config *config)
     app->l1 = cache_l1_new(&l1_config);
     if (app->l1 == NULL)
         shoal_log(SHOAL_LOG_WARNING, "l1", "out of memory: the per-node cache is off");
+    /* An L1 without its subscriber would serve other nodes' overwritten
+     * values until they expire: it serves nothing until one subscribes. */
+    cache_l1_suspend(app->l1, true);
     return app;
 }
 
@@ -224,6 +229,7 @@ void shoal_app_free(shoal_app *app)
         entry = next;
     }
     free(app->worker_slots);
+    cache_invalidation_stop(app->subscriber); /* it writes to the L1 until it stops */
     cache_l1_free(app->l1);
     shoal_router_free(app->router);
     /* After the workers: their stores read it until they close. */
@@ -719,6 +725,19 @@ cache *shoal_cache_tier(shoal_ctx *ctx)
 cache_l1 *shoal_app_l1(shoal_app *app)
 {
     return app->l1;
+}
+
+int shoal_app_start_invalidation(shoal_app *app, char *error, size_t error_size)
+{
+    if (!cache_l1_enabled(app->l1) || app->subscriber != NULL)
+        return 0;
+    app->subscriber = cache_invalidation_start(&app->cache_tier_config, app->l1, error, error_size);
+    return app->subscriber != NULL ? 0 : -1;
+}
+
+bool shoal_app_l1_subscribed(const shoal_app *app)
+{
+    return app->subscriber != NULL && cache_invalidation_subscribed(app->subscriber);
 }
 
 store_registry *shoal_app_statements(shoal_app *app)

@@ -15,7 +15,6 @@
 #include "ext/session.h"
 #include "health.h"
 #include "http.h"
-#include "invalidation.h"
 #include "l1.h"
 #include "log.h"
 #include "store.h"
@@ -181,24 +180,17 @@ int main(int argc, char **argv)
         shoal_config_free(&config);
         return 1;
     }
-    /* The L1 is only as coherent as its subscriber: it starts before
-     * serving, and the L1 stays suspended until it has subscribed. */
-    cache_invalidation *subscriber = NULL;
-    if (cache_l1_enabled(shoal_app_l1(app))) {
-        cache_config tier = shoal_config_cache_tier(&config);
-        subscriber = cache_invalidation_start(&tier, shoal_app_l1(app), error, sizeof error);
-        if (subscriber == NULL) {
-            shoal_log(SHOAL_LOG_ERROR, "start", "invalidation subscriber: %s", error);
-            shoal_app_free(app);
-            shoal_tier_monitor_stop(monitor);
-            shoal_config_free(&config);
-            return 1;
-        }
+    /* Before serving: the L1 serves nothing until the subscriber is in. */
+    if (shoal_app_start_invalidation(app, error, sizeof error) != 0) {
+        shoal_log(SHOAL_LOG_ERROR, "start", "invalidation subscriber: %s", error);
+        shoal_app_free(app);
+        shoal_tier_monitor_stop(monitor);
+        shoal_config_free(&config);
+        return 1;
     }
     shoal_http *http = shoal_http_start(app, error, sizeof error);
     if (http == NULL) {
         shoal_log(SHOAL_LOG_ERROR, "start", "%s", error);
-        cache_invalidation_stop(subscriber);
         shoal_app_free(app);
         shoal_tier_monitor_stop(monitor);
         shoal_config_free(&config);
@@ -208,12 +200,11 @@ int main(int argc, char **argv)
     shoal_log(SHOAL_LOG_INFO, "start", "serving on %s:%d with %d worker threads; cache in %s, L1 %s",
               config.bind_address, shoal_http_port(http), config.threads,
               shoal_config_cache_separate(&config) ? "its own Redis" : "the sessions' Redis",
-              subscriber != NULL ? "on" : "off");
+              cache_l1_enabled(shoal_app_l1(app)) ? "on" : "off");
 
     int received = wait_for_stop(&stop_signals);
     drain(http, app, &config, &stop_signals, received);
     shoal_http_stop(http);
-    cache_invalidation_stop(subscriber); /* before the app, which owns its L1 */
     shoal_app_free(app);
     shoal_tier_monitor_stop(monitor);
     shoal_log(SHOAL_LOG_INFO, "stop", "stopped");

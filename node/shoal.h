@@ -163,9 +163,17 @@ cache *shoal_cache(shoal_ctx *ctx);
 cache *shoal_cache_tier(shoal_ctx *ctx);
 
 /* The node's in-process cache (cache/l1.h), shared by every worker; it is
- * switched off (but not NULL) with --l1-entries 0. main keeps it coherent
- * with an invalidation subscriber (cache/invalidation.h). */
+ * switched off (but not NULL) with --l1-entries 0. */
 cache_l1 *shoal_app_l1(shoal_app *app);
+/* Starts the thread that keeps the L1 coherent with the other nodes
+ * (cache/invalidation.h): it subscribes to the cache instance's
+ * invalidation channel, by itself and again after every loss. Until it is
+ * subscribed the L1 serves and stores nothing, so an app that never calls
+ * this simply runs without an L1. The app stops the thread when it is
+ * freed. 0 (also when the L1 is off), or -1 with the reason in error. */
+int shoal_app_start_invalidation(shoal_app *app, char *error, size_t error_size);
+/* Whether the subscriber is subscribed now (the L1 serves only then). */
+bool shoal_app_l1_subscribed(const shoal_app *app);
 
 /* ---- cache-aside (cache/aside.h), with the request's memory -------------- */
 
