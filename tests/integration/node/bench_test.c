@@ -26,8 +26,10 @@
 #include "context.h"
 #include "http.h"
 #include "http_client.h"
+#include "l1.h"
 #include "store.h"
 #include "test_env.h"
+#include "test_node.h"
 
 #define WORLD_ROWS 10000
 
@@ -36,20 +38,7 @@
 #define UPDATE_WORLD "UPDATE world SET randomnumber = $2 WHERE id = $1"
 #define SELECT_FORTUNES "SELECT id, message FROM fortune"
 
-typedef struct test_server {
-    shoal_config config;
-    shoal_app *app;
-    shoal_http *http;
-    int port;
-} test_server;
-
-static test_server server;
-
-static const char *no_environment(const char *name)
-{
-    (void)name;
-    return NULL;
-}
+static test_node server;
 
 /* ---- the database, from outside the node ---------------------------------- */
 
@@ -139,42 +128,48 @@ static long long calls_reaching(PGconn *admin, const char *query, long long expe
 
 /* ---- the server ------------------------------------------------------------ */
 
+static const char *no_environment(const char *name)
+{
+    (void)name;
+    return NULL;
+}
+
 static int start(void **state)
 {
     (void)state;
+    /* The migrations first, as main applies them before serving. */
+    shoal_config config;
+    const char *argv[] = {"shoal-node", "--database-url", TEST_DATABASE_URL()};
+    char error[512];
+    if (shoal_config_load(&config, 3, (char **)argv, no_environment, error, sizeof error) != 0)
+        fail_msg("config: %s", error);
+    store_config store = shoal_config_store(&config);
+    store_migrate_report report;
+    store_status migrated =
+        store_migrate(&store, store_builtin_migrations, store_builtin_migration_count, &report, error, sizeof error);
+    shoal_config_free(&config);
+    if (migrated != STORE_OK)
+        fail_msg("migrate: %s", error);
     /* Generous timeouts: on a loaded machine a Redis command that times out
      * is bypassed (a PostgreSQL read the cache test would count), and
      * concurrent updates of overlapping rows wait for one another's locks. */
-    const char *argv[] = {"shoal-node", "--port", "0", "--threads", "4", "--access-log-sample", "0",
-                          "--database-url", TEST_DATABASE_URL(), "--redis-url", TEST_REDIS_URL(),
-                          "--redis-timeout-ms", "10000", "--database-timeout-ms", "30000",
-                          "--database-statement-timeout-ms", "20000"};
-    char error[512];
-    if (shoal_config_load(&server.config, (int)(sizeof argv / sizeof argv[0]), (char **)argv, no_environment,
-                          error, sizeof error) != 0)
-        fail_msg("config: %s", error);
-    store_config store = shoal_config_store(&server.config);
-    store_migrate_report report;
-    if (store_migrate(&store, store_builtin_migrations, store_builtin_migration_count, &report, error,
-                      sizeof error) != STORE_OK)
-        fail_msg("migrate: %s", error);
-    server.app = shoal_app_new(&server.config);
-    assert_non_null(server.app);
-    assert_int_equal(shoal_app_extend(server.app, &shoal_bench_extension), 0);
-    server.http = shoal_http_start(server.app, error, sizeof error);
-    if (server.http == NULL)
-        fail_msg("start: %s", error);
-    shoal_app_set_readiness(server.app, SHOAL_READY);
-    server.port = shoal_http_port(server.http);
+    const char *const flags[] = {"--threads", "4", "--redis-timeout-ms", "10000", "--database-timeout-ms", "30000",
+                                 "--database-statement-timeout-ms", "20000", NULL};
+    if (!test_node_start(&server, &shoal_bench_extension, flags))
+        fail_msg("the node did not start");
+    /* The L1 serves only while its invalidation subscriber is subscribed. */
+    for (int i = 0; i < 100 && !shoal_app_l1_subscribed(server.app); i++) {
+        struct timespec pause = {0, 50 * 1000 * 1000};
+        nanosleep(&pause, NULL);
+    }
+    assert_true(shoal_app_l1_subscribed(server.app));
     return 0;
 }
 
 static int stop(void **state)
 {
     (void)state;
-    shoal_http_stop(server.http);
-    shoal_app_free(server.app);
-    shoal_config_free(&server.config);
+    test_node_stop(&server);
     return 0;
 }
 
@@ -584,12 +579,18 @@ static void cached_queries_come_from_the_cache_once_primed(void **state)
     assert_int_equal(unseen, 0);
 
     long long start = statement_counter(admin, "calls", SELECT_WORLD);
+    cache_l1_stats l1_before, l1_after;
+    cache_l1_get_stats(shoal_app_l1(server.app), &l1_before);
     json_t *last = NULL;
     for (int request = 0; request < 20; request++) {
         json_decref(last);
         last = get_cached_worlds(connection, "/cached-queries?count=500", 500);
     }
     assert_int_equal(statement_counter(admin, "calls", SELECT_WORLD), start);
+    /* The node's L1 answered some of them itself (its entries live
+     * --l1-ttl-ms, 2 s; Redis answered the rest). */
+    cache_l1_get_stats(shoal_app_l1(server.app), &l1_after);
+    assert_true(l1_after.hits > l1_before.hits);
 
     redisContext *redis = connect_redis();
     redisReply *version = redisCommand(redis, "GET shoal:cv:world");
