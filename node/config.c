@@ -65,6 +65,8 @@ static const setting settings[] = {
      3600, "seconds to wait for PostgreSQL when migrating at start"},
     {"migrate", "SHOAL_MIGRATE", SETTING_BOOL, FIELD(migrate), "true", 0, 0,
      "apply database migrations at start (false when a job does it)"},
+    {"bench", "SHOAL_BENCH", SETTING_BOOL, FIELD(bench), "true", 0, 0,
+     "serve the TechEmpower benchmark routes (/json, /plaintext, /db, /queries, /updates, /fortunes)"},
     {"access-log-sample", "SHOAL_ACCESS_LOG_SAMPLE", SETTING_INT, FIELD(access_log_sample), "1", 0,
      INT_MAX, "access log: 1 logs every request, N one in N, 0 none"},
     {"database-url", "DATABASE_URL", SETTING_STRING, FIELD(database_url),

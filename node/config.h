@@ -45,6 +45,9 @@ typedef struct shoal_config {
     int startup_timeout_s; /* how long to wait for PostgreSQL at start */
     bool migrate;
 
+    /* the TechEmpower benchmark routes (node/bench/) */
+    bool bench;
+
     /* logging */
     int access_log_sample; /* 0 = off, 1 = every request, N = one in N */
 

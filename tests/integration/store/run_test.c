@@ -433,7 +433,10 @@ static void a_deadlock_is_retried(void **state)
     run_race(STORE_READ_COMMITTED, cross_updates, racers);
     assert_int_equal(racers[0].status, STORE_OK);
     assert_int_equal(racers[1].status, STORE_OK);
-    assert_int_equal(racers[0].attempts + racers[1].attempts, 3);
+    /* At least one deadlock was retried. On a loaded machine the victim's
+     * second attempt can meet the winner again, so more than three body runs
+     * are fine; the sum below shows that each committed exactly once. */
+    assert_in_range(racers[0].attempts + racers[1].attempts, 3, 2 * STORE_TRANSACTION_ATTEMPTS);
     assert_int_equal(scalar("SELECT sum(value) FROM counters"), 4);
 }
 
