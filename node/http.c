@@ -22,6 +22,10 @@
  * that holds the request. */
 #define REQUEST_ARENA_BYTES 8192
 
+/* What libmicrohttpd's connection pool holds beyond the request head (see
+ * shoal_http_start). */
+#define CONNECTION_ROOM_BYTES 4096
+
 /* The most memory a body gets before its bytes arrive. */
 #define INITIAL_BODY_BYTES (64u * 1024)
 
@@ -169,23 +173,13 @@ static bool append_body(request *r, const char *data, size_t size)
     return true;
 }
 
-static enum MHD_Result count_header_bytes(void *context, enum MHD_ValueKind kind, const char *name,
-                                          const char *value)
+/* The request line and headers as the client sent them, query included,
+ * up to the blank line that ends them. */
+static size_t header_bytes(struct MHD_Connection *connection)
 {
-    (void)kind;
-    /* "Name: value\r\n" */
-    *(size_t *)context += strlen(name) + (value != NULL ? strlen(value) : 0) + 4;
-    return MHD_YES;
-}
-
-/* The request line and headers as sent, near enough: libmicrohttpd hands
- * over the path without its query, so the query's arguments are counted
- * one by one ("name=value&"). */
-static size_t header_bytes(struct MHD_Connection *connection, const char *url, const char *method)
-{
-    size_t total = strlen(method) + strlen(url) + sizeof " HTTP/1.1\r\n";
-    MHD_get_connection_values(connection, MHD_HEADER_KIND | MHD_GET_ARGUMENT_KIND, count_header_bytes, &total);
-    return total;
+    const union MHD_ConnectionInfo *info =
+        MHD_get_connection_info(connection, MHD_CONNECTION_INFO_REQUEST_HEADER_SIZE);
+    return info != NULL ? info->header_size : 0;
 }
 
 static enum MHD_Result begin_request(shoal_http *http, struct MHD_Connection *connection,
@@ -209,7 +203,7 @@ static enum MHD_Result begin_request(shoal_http *http, struct MHD_Connection *co
     shoal_app_request_started(http->app);
     *request_state = r;
 
-    if (header_bytes(connection, url, method) > http->config->max_header_bytes) {
+    if (header_bytes(connection) > http->config->max_header_bytes) {
         char *message = shoal_arena_printf(&r->ctx.arena, "the request line and headers exceed %zu bytes",
                                            http->config->max_header_bytes);
         shoal_ctx_reject(&r->ctx, 431, "request.headers_too_large",
@@ -398,11 +392,16 @@ shoal_http *shoal_http_start(shoal_app *app, char *error, size_t error_size)
     http->app = app;
     http->config = config;
 
-    /* libmicrohttpd keeps the request line, the headers and its buffers in
-     * one pool per connection. The header limit is enforced exactly (with
-     * the JSON envelope) in begin_request; the pool, twice as large so the
-     * write side has room, is the backstop for what never parses. */
-    size_t connection_memory = config->max_header_bytes * 2;
+    /* libmicrohttpd keeps the request line, the headers, a record per
+     * header and the response's own header block in one pool per
+     * connection, and clears all of it after every request (0.9.75 writes
+     * zeros over the whole pool, then again over the unused half of the
+     * read buffer): its size is paid per request. The header limit is
+     * enforced exactly, with the JSON envelope, in begin_request; the pool
+     * holds a request at the limit plus room for the records and the
+     * answer's headers, and a request too large for even that gets
+     * libmicrohttpd's own 431 and a closed connection. */
+    size_t connection_memory = config->max_header_bytes + CONNECTION_ROOM_BYTES;
     http->daemon = MHD_start_daemon(
         flags, (uint16_t)config->port, NULL, NULL, &handle_access, http,
         MHD_OPTION_EXTERNAL_LOGGER, &log_from_library, http, /* first, or early messages escape */
