@@ -18,8 +18,8 @@
 #include "context.h"
 #include "log.h"
 
-/* Most requests fit their whole arena in this block, inside the one malloc
- * that holds the request. */
+/* Most requests fit their whole arena in this block, inside the request,
+ * which a connection allocates once and reuses for each of its requests. */
 #define REQUEST_ARENA_BYTES 8192
 
 /* What libmicrohttpd's connection pool holds beyond the request head (see
@@ -188,7 +188,8 @@ static enum MHD_Result begin_request(shoal_http *http, struct MHD_Connection *co
     shoal_worker *worker = shoal_app_thread_worker(http->app);
     if (worker == NULL)
         return MHD_NO;
-    request *r = malloc(sizeof *r);
+    const union MHD_ConnectionInfo *info = MHD_get_connection_info(connection, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    request *r = info != NULL ? info->socket_context : NULL;
     if (r == NULL)
         return MHD_NO;
     r->started_ns = monotonic_ns();
@@ -292,8 +293,25 @@ static void request_completed(void *context, struct MHD_Connection *connection, 
         r->ctx.status = 499; /* the client went away before it was answered */
     shoal_ctx_finish(&r->ctx, monotonic_ns() - r->started_ns);
     shoal_app_request_finished(http->app);
-    free(r);
-    *request_state = NULL;
+    *request_state = NULL; /* the connection keeps r for its next request */
+}
+
+/* Each connection gets its request (with the arena's first block) when it
+ * opens and gives it back when it closes, so requests on a keep-alive
+ * connection allocate nothing of their own. */
+static void connection_changed(void *context, struct MHD_Connection *connection, void **connection_state,
+                               enum MHD_ConnectionNotificationCode change)
+{
+    (void)context;
+    (void)connection;
+    if (change == MHD_CONNECTION_NOTIFY_STARTED) {
+        /* NULL when memory ran out: begin_request then refuses the
+         * connection's requests. */
+        *connection_state = malloc(sizeof(request));
+    } else if (change == MHD_CONNECTION_NOTIFY_CLOSED) {
+        free(*connection_state);
+        *connection_state = NULL;
+    }
 }
 
 static int hex_digit(char c)
@@ -411,6 +429,7 @@ shoal_http *shoal_http_start(shoal_app *app, char *error, size_t error_size)
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, connection_memory,
         MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)config->listen_backlog,
         MHD_OPTION_NOTIFY_COMPLETED, &request_completed, http,
+        MHD_OPTION_NOTIFY_CONNECTION, &connection_changed, http,
         MHD_OPTION_UNESCAPE_CALLBACK, &unescape_without_nul, http,
         /* Last: one thread means the daemon's own epoll thread, and naming a
          * pool of one draws a warning, so the list ends early instead. */
