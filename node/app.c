@@ -1,5 +1,6 @@
 /* node/app.c: registration (setup) and the request pipeline. */
 #include <pthread.h>
+#include <stdalign.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -76,13 +77,19 @@ typedef struct extension_entry {
     struct extension_entry *next;
 } extension_entry;
 
+/* Workers sit on cache lines of their own: each is written on every
+ * request by its own thread, and a line shared with a worker on another
+ * core would travel between the cores on every request. */
+#define CACHE_LINE_BYTES 64
+
 struct shoal_worker {
     shoal_app *app;
     store *store;
     cache *cache;
     void **slots;
-    unsigned long request_counter;
     shoal_worker *next;
+    alignas(CACHE_LINE_BYTES) atomic_int in_flight; /* written by the worker's thread, read when draining */
+    unsigned long request_counter;
 };
 
 struct shoal_app {
@@ -100,7 +107,6 @@ struct shoal_app {
     bool frozen;
     bool setup_failed;
     atomic_int readiness;
-    atomic_int in_flight;
 
     pthread_mutex_t workers_lock; /* only taken when a thread creates its worker */
     shoal_worker *workers;
@@ -141,7 +147,6 @@ shoal_app *shoal_app_new(const shoal_config *config)
     app->generation = atomic_fetch_add(&next_generation, 1);
     app->root.app = app;
     atomic_init(&app->readiness, SHOAL_STARTING);
-    atomic_init(&app->in_flight, 0);
     pthread_mutex_init(&app->workers_lock, NULL);
     app->store_config = shoal_config_store(config);
     app->cache_config = shoal_config_cache(config);
@@ -475,19 +480,25 @@ void shoal_app_set_readiness(shoal_app *app, shoal_readiness readiness)
     atomic_store(&app->readiness, (int)readiness);
 }
 
-int shoal_app_in_flight(const shoal_app *app)
+int shoal_app_in_flight(shoal_app *app)
 {
-    return atomic_load(&app->in_flight);
+    int total = 0;
+    pthread_mutex_lock(&app->workers_lock);
+    for (shoal_worker *worker = app->workers; worker != NULL; worker = worker->next)
+        total += atomic_load_explicit(&worker->in_flight, memory_order_relaxed);
+    pthread_mutex_unlock(&app->workers_lock);
+    return total;
 }
 
-void shoal_app_request_started(shoal_app *app)
+/* Relaxed: the count orders nothing else, and draining polls it. */
+void shoal_worker_request_started(shoal_worker *worker)
 {
-    atomic_fetch_add(&app->in_flight, 1);
+    atomic_fetch_add_explicit(&worker->in_flight, 1, memory_order_relaxed);
 }
 
-void shoal_app_request_finished(shoal_app *app)
+void shoal_worker_request_finished(shoal_worker *worker)
 {
-    atomic_fetch_sub(&app->in_flight, 1);
+    atomic_fetch_sub_explicit(&worker->in_flight, 1, memory_order_relaxed);
 }
 
 /* ---- workers ------------------------------------------------------------ */
@@ -499,9 +510,11 @@ shoal_worker *shoal_app_thread_worker(shoal_app *app)
     if (thread_worker != NULL && thread_worker_generation == app->generation)
         return thread_worker;
 
-    shoal_worker *worker = calloc(1, sizeof *worker);
+    shoal_worker *worker = aligned_alloc(alignof(shoal_worker), sizeof *worker);
     if (worker == NULL)
         return NULL;
+    memset(worker, 0, sizeof *worker);
+    atomic_init(&worker->in_flight, 0);
     worker->app = app;
     worker->slots = calloc((size_t)app->worker_slot_count + 1, sizeof *worker->slots);
     worker->store = store_open(&app->store_config);

@@ -192,7 +192,8 @@ static enum MHD_Result begin_request(shoal_http *http, struct MHD_Connection *co
     request *r = info != NULL ? info->socket_context : NULL;
     if (r == NULL)
         return MHD_NO;
-    r->started_ns = monotonic_ns();
+    /* The duration is for the access log only: no clock read when it is off. */
+    r->started_ns = http->config->access_log_sample > 0 ? monotonic_ns() : 0;
     r->body = NULL;
     r->body_length = 0;
     r->body_capacity = 0;
@@ -201,7 +202,7 @@ static enum MHD_Result begin_request(shoal_http *http, struct MHD_Connection *co
     r->dispatched = false;
     shoal_ctx_init(&r->ctx, http->app, worker, &mhd_transport, connection, method, url,
                    r->arena_block, sizeof r->arena_block);
-    shoal_app_request_started(http->app);
+    shoal_worker_request_started(worker);
     *request_state = r;
 
     if (header_bytes(connection) > http->config->max_header_bytes) {
@@ -283,16 +284,17 @@ static enum MHD_Result handle_access(void *context, struct MHD_Connection *conne
 static void request_completed(void *context, struct MHD_Connection *connection, void **request_state,
                               enum MHD_RequestTerminationCode termination)
 {
+    (void)context;
     (void)connection;
     (void)termination;
-    shoal_http *http = context;
     request *r = *request_state;
     if (r == NULL)
         return;
     if (!r->dispatched)
         r->ctx.status = 499; /* the client went away before it was answered */
-    shoal_ctx_finish(&r->ctx, monotonic_ns() - r->started_ns);
-    shoal_app_request_finished(http->app);
+    shoal_worker *worker = r->ctx.worker;
+    shoal_ctx_finish(&r->ctx, r->started_ns != 0 ? monotonic_ns() - r->started_ns : 0);
+    shoal_worker_request_finished(worker);
     *request_state = NULL; /* the connection keeps r for its next request */
 }
 

@@ -923,10 +923,14 @@ static void test_in_flight_and_readiness_are_tracked(void **state)
     assert_int_equal(shoal_app_readiness(f->app), SHOAL_DRAINING);
 
     assert_int_equal(shoal_app_in_flight(f->app), 0);
-    shoal_app_request_started(f->app);
-    shoal_app_request_started(f->app);
-    shoal_app_request_finished(f->app);
+    shoal_worker *worker = shoal_app_thread_worker(f->app);
+    assert_non_null(worker);
+    shoal_worker_request_started(worker);
+    shoal_worker_request_started(worker);
+    shoal_worker_request_finished(worker);
     assert_int_equal(shoal_app_in_flight(f->app), 1);
+    shoal_worker_request_finished(worker);
+    assert_int_equal(shoal_app_in_flight(f->app), 0);
     assert_ptr_equal(shoal_app_config(f->app), &f->config);
 }
 
