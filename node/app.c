@@ -757,6 +757,24 @@ int shoal_json(shoal_ctx *ctx, int status, json_t *value)
     return shoal_text(ctx, status, "application/json", text, length);
 }
 
+shoal_json_writer *shoal_json_begin(shoal_ctx *ctx)
+{
+    return shoal_json_writer_new(&ctx->arena);
+}
+
+int shoal_json_send(shoal_ctx *ctx, int status, shoal_json_writer *writer)
+{
+    size_t length = 0;
+    const char *text = shoal_json_writer_text(writer, &length);
+    if (text == NULL) {
+        shoal_log(SHOAL_LOG_ERROR, "json", "%s %s: the JSON writer failed (memory, invalid UTF-8, or "
+                  "keys, values and brackets out of order)", ctx->method_name, ctx->path);
+        answer_internal_error(ctx);
+        return -1;
+    }
+    return shoal_text(ctx, status, "application/json", text, length);
+}
+
 static const error_handler *find_error_handler(const shoal_blueprint *bp, int status)
 {
     for (size_t i = 0; bp != NULL && i < bp->error_handlers.count; i++)
@@ -788,8 +806,19 @@ int shoal_error(shoal_ctx *ctx, int status, const char *code, const char *field,
                 return 0;
         }
     }
-    json_t *envelope = json_pack("{s:{s:[s]},s:s}", "errors", info.field, info.message, "code", info.code);
-    return shoal_json(ctx, status, envelope);
+    shoal_json_writer *out = shoal_json_begin(ctx);
+    shoal_json_open_object(out);
+    shoal_json_write_key(out, "errors");
+    shoal_json_open_object(out);
+    shoal_json_write_key(out, info.field);
+    shoal_json_open_array(out);
+    shoal_json_write_string(out, info.message);
+    shoal_json_close_array(out);
+    shoal_json_close_object(out);
+    shoal_json_write_key(out, "code");
+    shoal_json_write_string(out, info.code);
+    shoal_json_close_object(out);
+    return shoal_json_send(ctx, status, out);
 }
 
 static shoal_header_entry *find_header(const shoal_ctx *ctx, const char *name)

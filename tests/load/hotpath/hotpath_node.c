@@ -5,7 +5,7 @@
  * SIGINT or SIGTERM:
  *   /plaintext  "Hello, World!" as text/plain (a static body)
  *   /json       {"message":"Hello, World!"} serialised with jansson per request
- *   /healthz    the same shape as the node's own (json_pack with two keys)
+ *   /healthz    the node's own body, written with the arena JSON writer
  * The request-id, CORS and session extensions are loaded as in shoal-node,
  * so every answer pays what a real one pays. Workers open their tier
  * connections lazily, so none is made here. */
@@ -32,10 +32,17 @@ static int json(shoal_ctx *ctx)
     return shoal_json(ctx, 200, json_pack("{s:s}", "message", hello));
 }
 
+/* The same body as shoal-node's /healthz, with the same writer calls. */
 static int healthz(shoal_ctx *ctx)
 {
-    return shoal_json(ctx, 200, json_pack("{s:s,s:s}", "status", "alive", "node",
-                                          shoal_app_config(shoal_ctx_app(ctx))->node_name));
+    shoal_json_writer *out = shoal_json_begin(ctx);
+    shoal_json_open_object(out);
+    shoal_json_write_key(out, "status");
+    shoal_json_write_string(out, "alive");
+    shoal_json_write_key(out, "node");
+    shoal_json_write_string(out, shoal_app_config(shoal_ctx_app(ctx))->node_name);
+    shoal_json_close_object(out);
+    return shoal_json_send(ctx, 200, out);
 }
 
 static const char *environment(const char *name)
