@@ -277,6 +277,8 @@ cache_status cache_command_argv(cache *c, int argc, const char **argv, const siz
                                 redisReply **reply)
 {
     *reply = NULL;
+    if (c == NULL)
+        return CACHE_UNAVAILABLE; /* a request served without a worker */
     for (int attempt = 0; attempt < 2; attempt++) {
         bool was_connected = cache_connected(c);
         if (!ensure_connected(c, attempt > 0))

@@ -11,7 +11,8 @@
  * connecting first when needed, and retrying once on a fresh connection
  * when a good one broke under it (a Redis restart). CACHE_OK or
  * CACHE_ERROR (Redis answered with an error) hand the reply to the caller,
- * who frees it with freeReplyObject; CACHE_UNAVAILABLE leaves it NULL. */
+ * who frees it with freeReplyObject; CACHE_UNAVAILABLE (also for a NULL
+ * cache) leaves it NULL. */
 cache_status cache_command_argv(cache *c, int argc, const char **argv, const size_t *lengths,
                                 redisReply **reply);
 

@@ -1,6 +1,7 @@
 /* cache/session.c: sessions in Redis (see session.h for the scheme). */
 #include "session.h"
 #include "cache_internal.h"
+#include "cache_script.h"
 #include "session_internal.h"
 
 #include <sodium.h>
@@ -116,81 +117,45 @@ bool cache_session_verifier_matches(const char *stored, size_t stored_length,
  * The lookup and revoke scripts derive the user's set key from the
  * session's user field: keys a script does not declare are fine on one
  * Redis, not on Redis Cluster (docs/state.md, Sessions). */
-const cache_session_script cache_session_scripts[] = {
-    {"create", "b8859d7ad210ec305291f92c17df4edf1d4019d7",
-        "-- KEYS: the session, its user's set; ARGV: user, created, verifier, ttl\n"
-        "redis.call('HSET', KEYS[1], 'user', ARGV[1], 'created', ARGV[2], 'verifier', ARGV[3])\n"
-        "redis.call('EXPIRE', KEYS[1], ARGV[4])\n"
-        "for _, key in ipairs(redis.call('SMEMBERS', KEYS[2])) do\n"
-        "  if redis.call('EXISTS', key) == 0 then redis.call('SREM', KEYS[2], key) end\n"
-        "end\n"
-        "redis.call('SADD', KEYS[2], KEYS[1])\n"
-        "if redis.call('TTL', KEYS[2]) < tonumber(ARGV[4]) then redis.call('EXPIRE', KEYS[2], ARGV[4]) end\n"
-        "return 1\n"},
-    {"lookup", "2ccbb047e222d8ebcc27a3d891d4dc924490ec18",
-        "-- KEYS: the session; ARGV: ttl, slide when the TTL left is below this\n"
-        "local fields = redis.call('HMGET', KEYS[1], 'user', 'created', 'verifier')\n"
-        "if not fields[1] then return false end\n"
-        "if redis.call('TTL', KEYS[1]) < tonumber(ARGV[2]) then\n"
-        "  redis.call('EXPIRE', KEYS[1], ARGV[1])\n"
-        "  local owner = 'session:user:' .. fields[1]\n"
-        "  if redis.call('TTL', owner) < tonumber(ARGV[1]) then redis.call('EXPIRE', owner, ARGV[1]) end\n"
-        "end\n"
-        "return fields\n"},
-    {"revoke", "c76f3370275b7e7be59a5174af6ebc4f61a02ee4",
-        "-- KEYS: the session\n"
-        "local user = redis.call('HGET', KEYS[1], 'user')\n"
-        "if not user then return 0 end\n"
-        "redis.call('DEL', KEYS[1])\n"
-        "redis.call('SREM', 'session:user:' .. user, KEYS[1])\n"
-        "return 1\n"},
-    {"revoke_user", "07ec84939953742be375c11abd58edb633e9f267",
-        "-- KEYS: the user's set\n"
-        "local keys = redis.call('SMEMBERS', KEYS[1])\n"
-        "local deleted = 0\n"
-        "for i = 1, #keys, 500 do\n"
-        "  deleted = deleted + redis.call('DEL', unpack(keys, i, math.min(i + 499, #keys)))\n"
-        "end\n"
-        "redis.call('DEL', KEYS[1])\n"
-        "return deleted\n"},
-};
-const size_t cache_session_script_count = sizeof cache_session_scripts / sizeof cache_session_scripts[0];
+static cache_script create_script = CACHE_SCRIPT(
+    "-- KEYS: the session, its user's set; ARGV: user, created, verifier, ttl\n"
+    "redis.call('HSET', KEYS[1], 'user', ARGV[1], 'created', ARGV[2], 'verifier', ARGV[3])\n"
+    "redis.call('EXPIRE', KEYS[1], ARGV[4])\n"
+    "for _, key in ipairs(redis.call('SMEMBERS', KEYS[2])) do\n"
+    "  if redis.call('EXISTS', key) == 0 then redis.call('SREM', KEYS[2], key) end\n"
+    "end\n"
+    "redis.call('SADD', KEYS[2], KEYS[1])\n"
+    "if redis.call('TTL', KEYS[2]) < tonumber(ARGV[4]) then redis.call('EXPIRE', KEYS[2], ARGV[4]) end\n"
+    "return 1\n");
 
-enum { SCRIPT_CREATE, SCRIPT_LOOKUP, SCRIPT_REVOKE, SCRIPT_REVOKE_USER };
+static cache_script lookup_script = CACHE_SCRIPT(
+    "-- KEYS: the session; ARGV: ttl, slide when the TTL left is below this\n"
+    "local fields = redis.call('HMGET', KEYS[1], 'user', 'created', 'verifier')\n"
+    "if not fields[1] then return false end\n"
+    "if redis.call('TTL', KEYS[1]) < tonumber(ARGV[2]) then\n"
+    "  redis.call('EXPIRE', KEYS[1], ARGV[1])\n"
+    "  local owner = 'session:user:' .. fields[1]\n"
+    "  if redis.call('TTL', owner) < tonumber(ARGV[1]) then redis.call('EXPIRE', owner, ARGV[1]) end\n"
+    "end\n"
+    "return fields\n");
 
-#define MAX_SCRIPT_ARGS 8
+static cache_script revoke_script = CACHE_SCRIPT(
+    "-- KEYS: the session\n"
+    "local user = redis.call('HGET', KEYS[1], 'user')\n"
+    "if not user then return 0 end\n"
+    "redis.call('DEL', KEYS[1])\n"
+    "redis.call('SREM', 'session:user:' .. user, KEYS[1])\n"
+    "return 1\n");
 
-/* EVALSHA, then EVAL when Redis does not know the script (after a restart,
- * or on first use); EVAL caches it for the next EVALSHA. */
-static cache_status run_script(cache *c, int which, int key_count, int arg_count, const char **args,
-                               const size_t *lengths, redisReply **reply)
-{
-    const cache_session_script *script = &cache_session_scripts[which];
-    const char *argv[3 + MAX_SCRIPT_ARGS];
-    size_t argv_lengths[3 + MAX_SCRIPT_ARGS];
-    char key_count_text[16];
-    snprintf(key_count_text, sizeof key_count_text, "%d", key_count);
-    argv[0] = "EVALSHA";
-    argv[1] = script->sha1;
-    argv[2] = key_count_text;
-    for (int i = 0; i < 3; i++)
-        argv_lengths[i] = strlen(argv[i]);
-    for (int i = 0; i < arg_count; i++) {
-        argv[3 + i] = args[i];
-        argv_lengths[3 + i] = lengths[i];
-    }
-    cache_status status = cache_command_argv(c, 3 + arg_count, argv, argv_lengths, reply);
-    if (status != CACHE_ERROR || *reply == NULL || (*reply)->str == NULL ||
-        strncmp((*reply)->str, "NOSCRIPT", 8) != 0)
-        return status;
-    freeReplyObject(*reply);
-    *reply = NULL;
-    argv[0] = "EVAL";
-    argv[1] = script->source;
-    argv_lengths[0] = 4;
-    argv_lengths[1] = strlen(script->source);
-    return cache_command_argv(c, 3 + arg_count, argv, argv_lengths, reply);
-}
+static cache_script revoke_user_script = CACHE_SCRIPT(
+    "-- KEYS: the user's set\n"
+    "local keys = redis.call('SMEMBERS', KEYS[1])\n"
+    "local deleted = 0\n"
+    "for i = 1, #keys, 500 do\n"
+    "  deleted = deleted + redis.call('DEL', unpack(keys, i, math.min(i + 499, #keys)))\n"
+    "end\n"
+    "redis.call('DEL', KEYS[1])\n"
+    "return deleted\n");
 
 /* Decimal digits only, no sign, no leading zero, at most INT64_MAX. */
 static bool parse_positive(const char *text, size_t length, int64_t *out)
@@ -240,7 +205,7 @@ cache_session_status cache_session_create(cache *c, int64_t user_id, int ttl_s, 
     for (int i = 0; i < 6; i++)
         lengths[i] = strlen(args[i]);
     redisReply *reply = NULL;
-    cache_status status = run_script(c, SCRIPT_CREATE, 2, 6, args, lengths, &reply);
+    cache_status status = cache_script_run(c, &create_script, 2, 6, args, lengths, &reply);
     bool ok = status == CACHE_OK && reply->type == REDIS_REPLY_INTEGER && reply->integer == 1;
     freeReplyObject(reply);
     sodium_memzero(verifier, sizeof verifier);
@@ -282,7 +247,7 @@ cache_session_status cache_session_lookup(cache *c, const char *token, int ttl_s
     const char *args[] = {key, ttl, threshold};
     const size_t lengths[] = {strlen(key), strlen(ttl), strlen(threshold)};
     redisReply *reply = NULL;
-    cache_status status = run_script(c, SCRIPT_LOOKUP, 1, 3, args, lengths, &reply);
+    cache_status status = cache_script_run(c, &lookup_script, 1, 3, args, lengths, &reply);
     cache_session_status result = CACHE_SESSION_ERROR;
     if (status != CACHE_OK) {
         result = status == CACHE_UNAVAILABLE ? CACHE_SESSION_UNAVAILABLE : CACHE_SESSION_ERROR;
@@ -324,7 +289,7 @@ cache_session_status cache_session_revoke(cache *c, const char *token)
     const char *args[] = {key};
     const size_t lengths[] = {strlen(key)};
     redisReply *reply = NULL;
-    cache_status status = run_script(c, SCRIPT_REVOKE, 1, 1, args, lengths, &reply);
+    cache_status status = cache_script_run(c, &revoke_script, 1, 1, args, lengths, &reply);
     bool ok = status == CACHE_OK && reply->type == REDIS_REPLY_INTEGER;
     freeReplyObject(reply);
     if (status == CACHE_UNAVAILABLE)
@@ -345,7 +310,7 @@ cache_session_status cache_session_revoke_user(cache *c, int64_t user_id, long l
     const char *args[] = {owner};
     const size_t lengths[] = {strlen(owner)};
     redisReply *reply = NULL;
-    cache_status status = run_script(c, SCRIPT_REVOKE_USER, 1, 1, args, lengths, &reply);
+    cache_status status = cache_script_run(c, &revoke_user_script, 1, 1, args, lengths, &reply);
     bool ok = status == CACHE_OK && reply->type == REDIS_REPLY_INTEGER;
     if (ok && count != NULL)
         *count = reply->integer;

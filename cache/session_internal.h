@@ -35,14 +35,4 @@ int cache_session_derive(const unsigned char raw[CACHE_SESSION_RAW_BYTES], char 
 bool cache_session_verifier_matches(const char *stored, size_t stored_length,
                                     const char expected[CACHE_SESSION_VERIFIER_SIZE]);
 
-/* The session scripts, with the SHA-1 Redis names them by (EVALSHA); the
- * integration test checks each against SCRIPT LOAD. */
-typedef struct cache_session_script {
-    const char *name;
-    const char *sha1;
-    const char *source;
-} cache_session_script;
-extern const cache_session_script cache_session_scripts[];
-extern const size_t cache_session_script_count;
-
 #endif

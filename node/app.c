@@ -10,6 +10,7 @@
 #include "context.h"
 #include "json.h"
 #include "log.h"
+#include "proxy.h"
 #include "store.h"
 
 /* Growable arrays of hooks; only touched during setup. */
@@ -113,6 +114,7 @@ struct shoal_app {
     store_registry *statements;
     store_config store_config; /* its registry is set when setup freezes */
     cache_config cache_config;
+    shoal_proxies *trusted_proxies;
 };
 
 static atomic_ulong next_generation = 1;
@@ -150,6 +152,20 @@ shoal_app *shoal_app_new(const shoal_config *config)
     pthread_mutex_init(&app->workers_lock, NULL);
     app->store_config = shoal_config_store(config);
     app->cache_config = shoal_config_cache(config);
+    char reason[256];
+    /* Validated with the configuration; parsing again cannot fail but for
+     * memory. */
+    app->trusted_proxies = shoal_proxies_parse(config->trusted_proxies != NULL ? config->trusted_proxies : "",
+                                               reason, sizeof reason);
+    if (app->trusted_proxies == NULL) {
+        shoal_log(SHOAL_LOG_ERROR, "setup_invalid", "--trusted-proxies: %s", reason);
+        shoal_router_free(app->router);
+        free(app->root.name);
+        free(app->root.prefix);
+        pthread_mutex_destroy(&app->workers_lock);
+        free(app);
+        return NULL;
+    }
     return app;
 }
 
@@ -212,6 +228,7 @@ void shoal_app_free(shoal_app *app)
         entry = next;
     }
     free(app->worker_slots);
+    shoal_proxies_free(app->trusted_proxies);
     shoal_router_free(app->router);
     /* After the workers: their stores read it until they close. */
     store_registry_free(app->statements);
@@ -626,10 +643,30 @@ const char *shoal_body(const shoal_ctx *ctx, size_t *length)
     return ctx->body;
 }
 
+const char *shoal_peer_address(shoal_ctx *ctx)
+{
+    if (ctx->peer_address == NULL && ctx->transport != NULL && ctx->transport->client_address != NULL)
+        ctx->peer_address = ctx->transport->client_address(ctx->connection, &ctx->arena);
+    return ctx->peer_address != NULL ? ctx->peer_address : "";
+}
+
+static const char *forwarded_for(shoal_ctx *ctx)
+{
+    if (ctx->transport == NULL)
+        return NULL;
+    if (ctx->transport->header_all != NULL)
+        return ctx->transport->header_all(ctx->connection, "X-Forwarded-For", &ctx->arena);
+    return shoal_header(ctx, "X-Forwarded-For");
+}
+
 const char *shoal_client_address(shoal_ctx *ctx)
 {
-    if (ctx->client_address == NULL && ctx->transport != NULL && ctx->transport->client_address != NULL)
-        ctx->client_address = ctx->transport->client_address(ctx->connection, &ctx->arena);
+    if (ctx->client_address != NULL)
+        return ctx->client_address;
+    const char *peer = shoal_peer_address(ctx);
+    /* Untrusted peers never get their X-Forwarded-For read at all. */
+    const char *forwarded = shoal_proxies_contains(ctx->app->trusted_proxies, peer) ? forwarded_for(ctx) : NULL;
+    ctx->client_address = shoal_proxies_client(ctx->app->trusted_proxies, peer, forwarded, &ctx->arena);
     return ctx->client_address != NULL ? ctx->client_address : "";
 }
 
@@ -651,6 +688,11 @@ void *shoal_route_data(const shoal_ctx *ctx)
 bool shoal_route_matched(const shoal_ctx *ctx)
 {
     return ctx->route_result == SHOAL_ROUTER_FOUND;
+}
+
+bool shoal_rejected(const shoal_ctx *ctx)
+{
+    return ctx->rejection_status != 0;
 }
 
 const char *shoal_request_id(const shoal_ctx *ctx)
@@ -860,6 +902,18 @@ const char *shoal_response_header(const shoal_ctx *ctx, const char *name)
 {
     const shoal_header_entry *entry = find_header(ctx, name);
     return entry != NULL ? entry->value : NULL;
+}
+
+const char *shoal_response_content_type(const shoal_ctx *ctx)
+{
+    return ctx->content_type;
+}
+
+const char *shoal_response_body(const shoal_ctx *ctx, size_t *length)
+{
+    if (length != NULL)
+        *length = ctx->response_length;
+    return ctx->response_body;
 }
 
 bool shoal_answered(const shoal_ctx *ctx)

@@ -1,5 +1,7 @@
 /* node/config.c: one table of settings drives parsing, validation and --help. */
 #include "config.h"
+#include "ext/rate_limit.h"
+#include "proxy.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -49,6 +51,10 @@ static const setting settings[] = {
      "nesting depth of JSON request bodies; deeper bodies get 400"},
     {"cors-origins", "SHOAL_CORS_ORIGINS", SETTING_STRING, FIELD(cors_origins), "", 0, 0,
      "allowed CORS origins: empty (off), * or a comma-separated list"},
+    {"trusted-proxies", "SHOAL_TRUSTED_PROXIES", SETTING_STRING, FIELD(trusted_proxies),
+     "127.0.0.0/8,::1", 0, 0,
+     "comma-separated addresses and CIDRs of proxies whose X-Forwarded-For names the client "
+     "(default: loopback, where the local HAProxy runs; empty: trust nobody)"},
     {"node-name", "SHOAL_NODE_NAME", SETTING_STRING, FIELD(node_name), "", 0, 0,
      "name in logs and /readyz (empty: the host name)"},
     {"drain-delay-ms", "SHOAL_DRAIN_DELAY_MS", SETTING_INT, FIELD(drain_delay_ms), "5000", 0,
@@ -79,6 +85,11 @@ static const setting settings[] = {
      1, 60000, "milliseconds to wait for Redis to connect or answer"},
     {"session-ttl", "SHOAL_SESSION_TTL", SETTING_INT, FIELD(session_ttl_s), "1209600", 60, 31536000,
      "seconds a session lives after its last use (14 days; each use slides it)"},
+    {"rate-limits", "SHOAL_RATE_LIMITS", SETTING_STRING, FIELD(rate_limits), SHOAL_RATE_LIMITS_DEFAULT, 0, 0,
+     "per-client limits shared by all nodes, comma-separated rules "
+     "'METHODS PATTERN=COUNT/[N]UNIT [burst B] [fail-open]' (units s, min, h, day); empty: none"},
+    {"idempotency-ttl", "SHOAL_IDEMPOTENCY_TTL", SETTING_INT, FIELD(idempotency_ttl_s), "86400", 1, 2592000,
+     "seconds a POST or PATCH sent with an Idempotency-Key is answered from its first run"},
 };
 
 #define SETTING_COUNT (sizeof settings / sizeof settings[0])
@@ -230,7 +241,7 @@ static int validate(shoal_config *config, char *error, size_t error_size)
                  config->bind_address);
         return -1;
     }
-    char reason[256];
+    char reason[512];
     cache_endpoint endpoint;
     if (cache_url_parse(config->redis_url, &endpoint, reason, sizeof reason) != 0) {
         snprintf(error, error_size, "--redis-url (REDIS_URL): %s", reason);
@@ -257,6 +268,18 @@ static int validate(shoal_config *config, char *error, size_t error_size)
                  config->cors_origins);
         return -1;
     }
+    shoal_proxies *proxies = shoal_proxies_parse(config->trusted_proxies, reason, sizeof reason);
+    if (proxies == NULL) {
+        snprintf(error, error_size, "--trusted-proxies (SHOAL_TRUSTED_PROXIES): %s", reason);
+        return -1;
+    }
+    shoal_proxies_free(proxies);
+    shoal_rate_limits *limits = shoal_rate_limits_parse(config->rate_limits, reason, sizeof reason);
+    if (limits == NULL) {
+        snprintf(error, error_size, "--rate-limits (SHOAL_RATE_LIMITS): %s", reason);
+        return -1;
+    }
+    shoal_rate_limits_free(limits);
     if (config->node_name[0] == '\0') {
         char host[256] = "node";
         if (gethostname(host, sizeof host) != 0)

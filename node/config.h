@@ -36,6 +36,7 @@ typedef struct shoal_config {
     size_t max_body_bytes;
     int max_json_depth;
     char *cors_origins; /* "" disables CORS, "*" or a comma-separated list */
+    char *trusted_proxies; /* addresses and CIDRs whose X-Forwarded-For is believed */
 
     /* lifecycle */
     char *node_name;
@@ -57,6 +58,10 @@ typedef struct shoal_config {
 
     /* sessions */
     int session_ttl_s; /* idle lifetime; slides on use */
+
+    /* rate limits and idempotency keys */
+    char *rate_limits;     /* rules, node/ext/rate_limit.h; "" limits nothing */
+    int idempotency_ttl_s; /* how long a finished request's answer is replayed */
 } shoal_config;
 
 /* Looks up an environment variable; getenv fits. */

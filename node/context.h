@@ -15,6 +15,11 @@ typedef struct shoal_transport {
     const char *(*header)(void *connection, const char *name);
     const char *(*query)(void *connection, const char *name);
     const char *(*client_address)(void *connection, shoal_arena *arena);
+    /* Every line of a header, in order, joined with ", " (NULL when none):
+     * a client may send its own X-Forwarded-For before the one HAProxy
+     * adds, and only the whole list says which entry HAProxy wrote. May be
+     * NULL: header() is used then. */
+    const char *(*header_all)(void *connection, const char *name, shoal_arena *arena);
 } shoal_transport;
 
 typedef struct shoal_header_entry {
@@ -38,7 +43,8 @@ struct shoal_ctx {
     const shoal_route_entry *route;
     const char *body;
     size_t body_length;
-    const char *client_address;
+    const char *peer_address;   /* the TCP peer, looked up on first use */
+    const char *client_address; /* the peer, or whom a trusted proxy forwards */
     char *request_id;
     void **request_slots;
 

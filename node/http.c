@@ -88,10 +88,43 @@ static const char *client_address(void *connection, shoal_arena *arena)
     return shoal_arena_strdup(arena, text);
 }
 
+typedef struct joined_header {
+    const char *name;
+    shoal_arena *arena;
+    char *text;
+    bool failed;
+} joined_header;
+
+static enum MHD_Result join_header(void *context, enum MHD_ValueKind kind, const char *name, const char *value)
+{
+    (void)kind;
+    joined_header *joined = context;
+    if (strcasecmp(name, joined->name) != 0 || value == NULL)
+        return MHD_YES;
+    char *text = joined->text == NULL ? shoal_arena_strdup(joined->arena, value)
+                                      : shoal_arena_printf(joined->arena, "%s, %s", joined->text, value);
+    if (text == NULL) {
+        joined->failed = true;
+        return MHD_NO;
+    }
+    joined->text = text;
+    return MHD_YES;
+}
+
+/* libmicrohttpd keeps header lines in the order received and
+ * MHD_lookup_connection_value returns only the first. */
+static const char *lookup_header_all(void *connection, const char *name, shoal_arena *arena)
+{
+    joined_header joined = {name, arena, NULL, false};
+    MHD_get_connection_values(connection, MHD_HEADER_KIND, join_header, &joined);
+    return joined.failed ? NULL : joined.text;
+}
+
 static const shoal_transport mhd_transport = {
     .header = lookup_header,
     .query = lookup_query,
     .client_address = client_address,
+    .header_all = lookup_header_all,
 };
 
 /* ---- answering ------------------------------------------------------------ */

@@ -10,6 +10,8 @@
 #include "config.h"
 #include "context.h"
 #include "ext/cors.h"
+#include "ext/idempotency.h"
+#include "ext/rate_limit.h"
 #include "ext/request_id.h"
 #include "ext/session.h"
 #include "health.h"
@@ -77,12 +79,15 @@ static const char *environment(const char *name)
 static int setup(shoal_app *app, shoal_tier_monitor *monitor)
 {
     /* Order matters: the request id comes first so that every later hook,
-     * and the access log, sees it. Sessions only reserve state here (and
-     * start libsodium); they are looked up when a handler asks. */
+     * and the access log, sees it. CORS answers preflights before anything
+     * is counted; rate limits come before idempotency keys, so a replay
+     * counts as a request. Sessions only reserve state here (and start
+     * libsodium); they are looked up when a handler asks. */
     shoal_extension health = shoal_health_extension(monitor);
     if (shoal_app_extend(app, &shoal_request_id_extension) != 0 ||
-        shoal_app_extend(app, &shoal_cors_extension) != 0 || shoal_app_extend(app, &shoal_session_extension) != 0 ||
-        shoal_app_extend(app, &health) != 0)
+        shoal_app_extend(app, &shoal_cors_extension) != 0 || shoal_app_extend(app, &shoal_rate_limit_extension) != 0 ||
+        shoal_app_extend(app, &shoal_session_extension) != 0 ||
+        shoal_app_extend(app, &shoal_idempotency_extension) != 0 || shoal_app_extend(app, &health) != 0)
         return -1;
     return 0;
 }

@@ -139,13 +139,22 @@ const char *shoal_param(const shoal_ctx *ctx, const char *name); /* route :name 
 const char *shoal_query(shoal_ctx *ctx, const char *name);       /* first value */
 const char *shoal_header(shoal_ctx *ctx, const char *name);      /* case-insensitive */
 const char *shoal_body(const shoal_ctx *ctx, size_t *length);    /* raw bytes */
-const char *shoal_client_address(shoal_ctx *ctx); /* the TCP peer, as text */
+/* The client: the TCP peer, or, when the peer is a trusted proxy
+ * (--trusted-proxies), the right-most X-Forwarded-For entry that is not
+ * itself a trusted proxy. Canonical text (inet_ntop); "" when unknown. */
+const char *shoal_client_address(shoal_ctx *ctx);
+/* The TCP peer itself, as text; "" when unknown. */
+const char *shoal_peer_address(shoal_ctx *ctx);
 /* Methods the matched path answers to, as an Allow value; NULL on 404. */
 const char *shoal_allowed_methods(shoal_ctx *ctx);
 /* The data given to shoal_route_with for the matched route, or NULL. */
 void *shoal_route_data(const shoal_ctx *ctx);
 /* True when a route matched (not 404/405). */
 bool shoal_route_matched(const shoal_ctx *ctx);
+/* True when the HTTP layer refused the request before dispatch (413 body
+ * too large, 431 headers too large): hooks still run and see it, but the
+ * body is not there and the 4xx answer follows the before hooks. */
+bool shoal_rejected(const shoal_ctx *ctx);
 
 const char *shoal_request_id(const shoal_ctx *ctx);
 void shoal_set_request_id(shoal_ctx *ctx, const char *request_id); /* copied */
@@ -208,6 +217,11 @@ int shoal_set_header(shoal_ctx *ctx, const char *name, const char *value);
 /* Adds a header even if one of that name exists (Vary, Set-Cookie). */
 int shoal_add_header(shoal_ctx *ctx, const char *name, const char *value);
 const char *shoal_response_header(const shoal_ctx *ctx, const char *name);
+/* The answer so far, for after and teardown hooks: its Content-Type (NULL
+ * for none; it is not among the headers above) and its body (NULL with
+ * *length 0 for none; not NUL-terminated). Valid until the request ends. */
+const char *shoal_response_content_type(const shoal_ctx *ctx);
+const char *shoal_response_body(const shoal_ctx *ctx, size_t *length);
 bool shoal_answered(const shoal_ctx *ctx);
 int shoal_status(const shoal_ctx *ctx);
 void shoal_set_status(shoal_ctx *ctx, int status);

@@ -20,7 +20,7 @@ static int answer_retry_later(shoal_ctx *ctx, const char *code, const char *mess
 int shoal_error_from_cache(shoal_ctx *ctx, int status)
 {
     if (status == CACHE_UNAVAILABLE)
-        return answer_retry_later(ctx, "cache.unavailable", "the session store is unavailable; retry shortly");
+        return answer_retry_later(ctx, "cache.unavailable", "the cache is unavailable; retry shortly");
     return shoal_error(ctx, 500, "cache.error", "body", "internal error");
 }
 

@@ -229,6 +229,9 @@ class Stack:
                 "SHOAL_PG_PORT": str(a.pg_port), "SHOAL_REDIS_PORT": str(a.redis_port),
                 # Benchmarks run with the access log off, as nginx's ceiling does.
                 "SHOAL_ACCESS_LOG_SAMPLE": "0",
+                # And without rate limits: wrk is one client address, and the
+                # default login and registration limits would answer it 429.
+                "SHOAL_RATE_LIMITS": "",
             })
             if a.node_threads:
                 env["SHOAL_THREADS"] = str(a.node_threads)
@@ -798,9 +801,11 @@ def main(argv):
         if a.url:
             access = "access log: as the target is configured (unknown to the harness)"
         elif a.stack:
-            access = "access log: as the running stack was started (SHOAL_ACCESS_LOG_SAMPLE=0 for benchmarks)"
+            access = ("access log and rate limits: as the running stack was started "
+                      "(SHOAL_ACCESS_LOG_SAMPLE=0 SHOAL_RATE_LIMITS= for benchmarks)")
         else:
-            access = "access log OFF (SHOAL_ACCESS_LOG_SAMPLE=0), as nginx's ceiling runs with access_log off"
+            access = ("access log OFF (SHOAL_ACCESS_LOG_SAMPLE=0), as nginx's ceiling runs with access_log off; "
+                      "rate limits OFF (SHOAL_RATE_LIMITS=), since the load generator is one client")
         log(access)
         if stack and (a.peers & {"flask", "nginx"}):
             peers = Peers(a, stack, stack.state if not a.stack else a.out)

@@ -39,6 +39,8 @@ pass "table.txt, results.csv, runs.csv and chart.png written"
 pass "chart.png is a PNG"
 grep -q 'access log OFF' "$OUT/table.txt" || fail "the table does not say that the access log is off"
 pass "the table says the access log is off"
+grep -q 'rate limits OFF' "$OUT/table.txt" || fail "the table does not say that rate limits are off"
+pass "the table says rate limits are off"
 
 # Every median row: a positive rate and numbers (or empty) in the figures.
 /usr/bin/python3 - "$OUT/results.csv" <<'PY' || fail "results.csv does not parse"

@@ -325,27 +325,32 @@ static void the_right_key_with_a_wrong_verifier_is_invalid(void **state)
     cache_close(c);
 }
 
-static void scripts_are_named_as_redis_names_them_and_reloaded_when_flushed(void **state)
+static void scripts_are_sent_again_after_redis_forgets_them(void **state)
 {
     (void)state;
-    redisContext *admin = observer();
-    for (size_t i = 0; i < cache_session_script_count; i++) {
-        redisReply *reply = redisCommand(admin, "SCRIPT LOAD %s", cache_session_scripts[i].source);
-        assert_non_null(reply);
-        assert_int_equal(reply->type, REDIS_REPLY_STRING);
-        assert_string_equal(reply->str, cache_session_scripts[i].sha1);
-        freeReplyObject(reply);
-    }
-    redisReply *reply = redisCommand(admin, "SCRIPT FLUSH");
-    assert_non_null(reply);
-    freeReplyObject(reply);
-    redisFree(admin);
-
     cache *c = open_cache();
     char token[CACHE_SESSION_TOKEN_SIZE];
     cache_session_info info;
+    /* Known by SHA-1 now: the next calls go out as EVALSHA. */
     assert_int_equal(cache_session_create(c, user_base + 10, TTL, token), CACHE_SESSION_OK);
+    redisContext *admin = observer();
+    redisReply *reply = redisCommand(admin, "SCRIPT FLUSH");
+    assert_non_null(reply);
+    freeReplyObject(reply);
+    /* NOSCRIPT, then EVAL, for each script in turn. */
     assert_int_equal(cache_session_lookup(c, token, TTL, &info), CACHE_SESSION_OK);
+    assert_int_equal(info.user_id, user_base + 10);
+    assert_int_equal(cache_session_create(c, user_base + 10, TTL, token), CACHE_SESSION_OK);
+    assert_int_equal(cache_session_revoke(c, token), CACHE_SESSION_OK);
+    assert_int_equal(cache_session_lookup(c, token, TTL, &info), CACHE_SESSION_INVALID);
+    /* EVAL cached them again. */
+    reply = redisCommand(admin, "SCRIPT FLUSH");
+    assert_non_null(reply);
+    freeReplyObject(reply);
+    long long revoked = 0;
+    assert_int_equal(cache_session_revoke_user(c, user_base + 10, &revoked), CACHE_SESSION_OK);
+    assert_int_equal(revoked, 1);
+    redisFree(admin);
     cache_close(c);
 }
 
@@ -425,7 +430,7 @@ int main(void)
         cmocka_unit_test(expired_sessions_leave_the_users_set_at_the_next_login),
         cmocka_unit_test(no_token_is_stored_in_clear),
         cmocka_unit_test(the_right_key_with_a_wrong_verifier_is_invalid),
-        cmocka_unit_test(scripts_are_named_as_redis_names_them_and_reloaded_when_flushed),
+        cmocka_unit_test(scripts_are_sent_again_after_redis_forgets_them),
         cmocka_unit_test_teardown(sessions_survive_a_redis_restart_and_an_outage_is_unavailable, redis_running),
         cmocka_unit_test(an_unreachable_redis_is_unavailable_for_every_operation),
     };

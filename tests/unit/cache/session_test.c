@@ -122,16 +122,6 @@ static void malformed_tokens_never_reach_redis(void **state)
     assert_int_equal(cache_session_lookup(NULL, counting_token, 60, &info), CACHE_SESSION_UNAVAILABLE);
 }
 
-static void the_scripts_are_named_by_forty_hex_digits(void **state)
-{
-    (void)state;
-    assert_int_equal(cache_session_script_count, 4);
-    for (size_t i = 0; i < cache_session_script_count; i++) {
-        assert_int_equal(strlen(cache_session_scripts[i].sha1), 40);
-        assert_int_equal(strspn(cache_session_scripts[i].sha1, "0123456789abcdef"), 40);
-    }
-}
-
 int main(void)
 {
     assert_int_equal(cache_session_init(), 0);
@@ -141,7 +131,6 @@ int main(void)
         cmocka_unit_test(the_key_and_verifier_are_the_two_halves_of_the_hash),
         cmocka_unit_test(verifiers_match_only_when_equal_in_length_and_content),
         cmocka_unit_test(malformed_tokens_never_reach_redis),
-        cmocka_unit_test(the_scripts_are_named_by_forty_hex_digits),
     };
     return cmocka_run_group_tests_name("unit.cache.session", tests, NULL, NULL);
 }

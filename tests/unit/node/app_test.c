@@ -316,6 +316,40 @@ static void test_after_hooks_can_change_the_answer(void **state)
     fake_request_finish(r);
 }
 
+static char seen_answer[128];
+
+/* What an after hook can read of the answer, as the idempotency extension
+ * reads it to store it. */
+static void read_answer(shoal_ctx *ctx, void *data)
+{
+    (void)data;
+    size_t length = 0;
+    const char *body = shoal_response_body(ctx, &length);
+    const char *type = shoal_response_content_type(ctx);
+    snprintf(seen_answer, sizeof seen_answer, "%d %s %s %.*s", shoal_status(ctx), type != NULL ? type : "-",
+             shoal_rejected(ctx) ? "rejected" : "dispatched", (int)length, body != NULL ? body : "");
+}
+
+static void test_after_hooks_read_the_status_content_type_and_body(void **state)
+{
+    fixture *f = *state;
+    assert_int_equal(shoal_after(shoal_app_root(f->app), read_answer, NULL), 0);
+    assert_int_equal(shoal_route(shoal_app_root(f->app), "GET|POST", "/articles", answer_ok), 0);
+    serve(f->app);
+
+    fake_request *r = dispatch(f, "GET", "/articles");
+    assert_string_equal(seen_answer, "200 application/json dispatched {\"ok\":true}");
+    fake_request_finish(r);
+
+    r = request(f, "POST", "/articles");
+    shoal_ctx_reject(&r->ctx, 413, "request.too_large", "the body is too large");
+    fake_request_dispatch(r);
+    assert_string_equal(seen_answer,
+                        "413 application/json rejected {\"errors\":{\"body\":[\"the body is too large\"]},"
+                        "\"code\":\"request.too_large\"}");
+    fake_request_finish(r);
+}
+
 /* ---- routing outcomes ------------------------------------------------------ */
 
 static void test_unknown_path_is_404_route_not_found(void **state)
@@ -1326,6 +1360,7 @@ int main(void)
         TEST(test_json_writer_answers_and_an_unfinished_one_is_500),
         TEST(test_error_envelope_escapes_its_texts),
         TEST(test_rejection_is_answered_in_place_of_the_handler_with_hooks),
+        TEST(test_after_hooks_read_the_status_content_type_and_body),
         TEST(test_rejection_goes_through_the_error_handler),
         TEST(test_json_body_is_parsed_and_owned_by_the_request),
         TEST(test_json_media_types_are_accepted),

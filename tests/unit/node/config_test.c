@@ -87,6 +87,9 @@ static void test_defaults(void **state)
     assert_string_equal(c.redis_url, "redis://127.0.0.1:6380/0");
     assert_int_equal(c.redis_timeout_ms, 1000);
     assert_int_equal(c.session_ttl_s, 14 * 86400);
+    /* The credential endpoints only. */
+    assert_string_equal(c.rate_limits, "POST /api/users/login=10/min burst 5,POST /api/users=20/h burst 10");
+    assert_int_equal(c.idempotency_ttl_s, 86400);
     /* An empty node name becomes the host name. */
     assert_non_null(c.node_name);
     assert_true(c.node_name[0] != '\0');
@@ -169,6 +172,35 @@ static void test_session_ttl_is_a_minute_to_a_year(void **state)
     assert_fails_naming(NULL, ARGS("--session-ttl", "59"), "--session-ttl");
     assert_fails_naming(NULL, ARGS("--session-ttl", "31536001"), "--session-ttl");
     assert_fails_naming(NULL, ARGS("--session-ttl", "1d"), "--session-ttl");
+}
+
+static void test_rate_limits_are_checked_at_start(void **state)
+{
+    (void)state;
+    shoal_config c;
+    assert_loads(&c, ENV("SHOAL_RATE_LIMITS", "GET|HEAD /api/articles=100/s burst 20 fail-open"), NULL);
+    assert_string_equal(c.rate_limits, "GET|HEAD /api/articles=100/s burst 20 fail-open");
+    shoal_config_free(&c);
+    assert_loads(&c, ENV("SHOAL_RATE_LIMITS", "POST /x=1/s"), ARGS("--rate-limits="));
+    assert_string_equal(c.rate_limits, "");
+    shoal_config_free(&c);
+    assert_fails_naming(NULL, ARGS("--rate-limits", "POST /api/users/login=10/fortnight"), "--rate-limits");
+    assert_fails_naming(NULL, ARGS("--rate-limits", "POST /api/users/login=10/fortnight"), "fortnight");
+    assert_fails_naming(ENV("SHOAL_RATE_LIMITS", "POST /a=1/s,,POST /b=1/s"), NULL, "rule 2 is empty");
+}
+
+static void test_idempotency_ttl_is_a_second_to_thirty_days(void **state)
+{
+    (void)state;
+    shoal_config c;
+    assert_loads(&c, ENV("SHOAL_IDEMPOTENCY_TTL", "1"), NULL);
+    assert_int_equal(c.idempotency_ttl_s, 1);
+    shoal_config_free(&c);
+    assert_loads(&c, NULL, ARGS("--idempotency-ttl", "2592000"));
+    assert_int_equal(c.idempotency_ttl_s, 30 * 86400);
+    shoal_config_free(&c);
+    assert_fails_naming(NULL, ARGS("--idempotency-ttl", "0"), "--idempotency-ttl");
+    assert_fails_naming(NULL, ARGS("--idempotency-ttl", "2592001"), "--idempotency-ttl");
 }
 
 static void test_bad_sizes_are_rejected(void **state)
@@ -379,6 +411,9 @@ static void test_usage_lists_every_flag_and_variable(void **state)
         {"--redis-url", "REDIS_URL"},
         {"--redis-timeout-ms", "SHOAL_REDIS_TIMEOUT_MS"},
         {"--session-ttl", "SHOAL_SESSION_TTL"},
+        {"--trusted-proxies", "SHOAL_TRUSTED_PROXIES"},
+        {"--rate-limits", "SHOAL_RATE_LIMITS"},
+        {"--idempotency-ttl", "SHOAL_IDEMPOTENCY_TTL"},
     };
     char *text = usage_text();
     assert_non_null(strstr(text, "Usage: shoal-test"));
@@ -420,7 +455,7 @@ static void test_every_flag_in_usage_is_accepted(void **state)
     }
     /* A floor rather than the exact count, so that adding a flag does not
      * touch this test; it still fails if the usage text stops being scanned. */
-    assert_true(flags >= 22);
+    assert_true(flags >= 26);
     free(text);
 }
 
@@ -434,6 +469,8 @@ int main(void)
         cmocka_unit_test(test_sizes_accept_k_m_g_suffixes),
         cmocka_unit_test(test_bad_sizes_are_rejected),
         cmocka_unit_test(test_session_ttl_is_a_minute_to_a_year),
+        cmocka_unit_test(test_rate_limits_are_checked_at_start),
+        cmocka_unit_test(test_idempotency_ttl_is_a_second_to_thirty_days),
         cmocka_unit_test(test_booleans),
         cmocka_unit_test(test_numbers_out_of_range_or_not_numbers_are_rejected),
         cmocka_unit_test(test_unknown_flag_and_missing_value_are_rejected),

@@ -39,10 +39,27 @@ static const char *fake_client_address(void *connection, shoal_arena *arena)
     return shoal_arena_strdup(arena, c->client_address != NULL ? c->client_address : "192.0.2.1");
 }
 
+/* Every line of a header joined with ", ", as the HTTP layer does. */
+static const char *fake_header_all(void *connection, const char *name, shoal_arena *arena)
+{
+    fake_connection *c = connection;
+    char *joined = NULL;
+    for (size_t i = 0; i < c->header_count; i++) {
+        if (strcasecmp(c->headers[i].name, name) != 0)
+            continue;
+        joined = joined == NULL ? shoal_arena_strdup(arena, c->headers[i].value)
+                                : shoal_arena_printf(arena, "%s, %s", joined, c->headers[i].value);
+        if (joined == NULL)
+            return NULL;
+    }
+    return joined;
+}
+
 const shoal_transport fake_transport = {
     .header = fake_header,
     .query = fake_query,
     .client_address = fake_client_address,
+    .header_all = fake_header_all,
 };
 
 static const char *no_environment(const char *name)

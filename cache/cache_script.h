@@ -1,0 +1,31 @@
+/* cache/cache_script.h: Lua scripts, for cache's own files only.
+ *
+ * A script is sent by its SHA-1 (EVALSHA) once Redis has it; when Redis
+ * answers NOSCRIPT (it restarted, or SCRIPT FLUSH ran) the source goes out
+ * with EVAL, which also caches it again. The SHA-1 comes from SCRIPT LOAD
+ * the first time any connection runs the script and is shared by all
+ * threads: it depends on the source only. */
+#ifndef CACHE_SCRIPT_H
+#define CACHE_SCRIPT_H
+
+#include <pthread.h>
+#include <stdbool.h>
+
+#include "cache_internal.h"
+
+typedef struct cache_script {
+    const char *source;
+    pthread_mutex_t lock; /* guards sha and known */
+    char sha[41];
+    bool known;
+} cache_script;
+
+#define CACHE_SCRIPT(text) {.source = (text), .lock = PTHREAD_MUTEX_INITIALIZER}
+
+/* Runs script with key_count keys followed by the other arguments
+ * (binary-safe; argc <= 16 in all); the reply is as for
+ * cache_command_argv. */
+cache_status cache_script_run(cache *c, cache_script *script, int key_count, int argc, const char **argv,
+                              const size_t *lengths, redisReply **reply);
+
+#endif

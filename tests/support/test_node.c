@@ -1,0 +1,95 @@
+/* tests/support/test_node.c */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "test_node.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "test_env.h"
+
+static const char *no_environment(const char *name)
+{
+    (void)name;
+    return NULL;
+}
+
+void test_node_start(test_node *node, const char *const *flags, const shoal_extension *const *extensions)
+{
+    char *argv[48] = {"shoal-node", "--port", "0", "--threads", "2", "--access-log-sample", "0",
+                      "--database-url", (char *)TEST_DATABASE_URL(), "--redis-url", (char *)TEST_REDIS_URL(),
+                      "--redis-timeout-ms", "300", "--database-connect-timeout", "1"};
+    int argc = 15;
+    for (size_t i = 0; flags != NULL && flags[i] != NULL; i++) {
+        assert_true(argc < 48);
+        argv[argc++] = (char *)flags[i];
+    }
+    char error[512];
+    if (shoal_config_load(&node->config, argc, argv, no_environment, error, sizeof error) != 0)
+        fail_msg("configuration: %s", error);
+    node->app = shoal_app_new(&node->config);
+    assert_non_null(node->app);
+    for (size_t i = 0; extensions != NULL && extensions[i] != NULL; i++)
+        assert_int_equal(shoal_app_extend(node->app, extensions[i]), 0);
+    node->http = shoal_http_start(node->app, error, sizeof error);
+    if (node->http == NULL)
+        fail_msg("start: %s", error);
+    shoal_app_set_readiness(node->app, SHOAL_READY);
+    node->port = shoal_http_port(node->http);
+    assert_true(node->port > 0);
+}
+
+void test_node_stop(test_node *node)
+{
+    shoal_http_stop(node->http);
+    shoal_app_free(node->app);
+    shoal_config_free(&node->config);
+}
+
+char *test_node_request_text(const char *method, const char *path, const char *headers, const char *body)
+{
+    size_t body_length = body != NULL ? strlen(body) : 0;
+    size_t size = strlen(method) + strlen(path) + (headers != NULL ? strlen(headers) : 0) + body_length + 128;
+    char *text = malloc(size);
+    assert_non_null(text);
+    snprintf(text, size, "%s %s HTTP/1.1\r\nHost: t\r\nContent-Length: %zu\r\n%s%s\r\n%s", method, path, body_length,
+             body != NULL ? "Content-Type: application/json\r\n" : "", headers != NULL ? headers : "",
+             body != NULL ? body : "");
+    return text;
+}
+
+test_response test_node_call(const test_node *node, const char *method, const char *path, const char *headers,
+                             const char *body)
+{
+    char *text = test_node_request_text(method, path, headers, body);
+    test_response response;
+    assert_true(test_http_request(node->port, text, &response));
+    free(text);
+    return response;
+}
+
+void test_expect_error(const test_response *response, int status, const char *code)
+{
+    if (response->status != status)
+        fail_msg("status %d, not %d: %s", response->status, status, response->body);
+    json_error_t error;
+    json_t *body = json_loads(response->body, 0, &error);
+    assert_non_null(body);
+    const char *found = json_string_value(json_object_get(body, "code"));
+    assert_non_null(found);
+    assert_string_equal(found, code);
+    json_decref(body);
+}
+
+const char *test_header(const test_response *response, const char *name)
+{
+    static char value[512];
+    if (!test_http_header(response, name, value, sizeof value))
+        value[0] = '\0';
+    return value;
+}

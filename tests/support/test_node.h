@@ -1,0 +1,38 @@
+/* tests/support/test_node.h: a node served in-process over real HTTP, with
+ * the fixture's PostgreSQL and Redis, for integration tests of hooks and
+ * extensions. Include after cmocka.h: failures are cmocka assertions. */
+#ifndef TEST_NODE_H
+#define TEST_NODE_H
+
+#include "http.h"
+#include "http_client.h"
+#include "shoal.h"
+
+typedef struct test_node {
+    shoal_config config;
+    shoal_app *app;
+    shoal_http *http;
+    int port;
+} test_node;
+
+/* Starts a node on a free loopback port: 2 worker threads, no access log,
+ * a 300 ms Redis timeout, then flags (NULL-terminated, may be NULL; later
+ * flags win), with extensions loaded in order (NULL-terminated). */
+void test_node_start(test_node *node, const char *const *flags, const shoal_extension *const *extensions);
+void test_node_stop(test_node *node);
+
+/* One request on a fresh connection. headers is a raw block of
+ * "Name: value\r\n" lines or NULL; body may be NULL. The caller frees the
+ * response (test_http_response_free). */
+test_response test_node_call(const test_node *node, const char *method, const char *path, const char *headers,
+                             const char *body);
+/* The raw text of that request, for tests that send it themselves. */
+char *test_node_request_text(const char *method, const char *path, const char *headers, const char *body);
+
+/* Asserts status and the envelope's stable code. */
+void test_expect_error(const test_response *response, int status, const char *code);
+/* The value of a response header, or "" (a static buffer, valid until the
+ * next call). */
+const char *test_header(const test_response *response, const char *name);
+
+#endif
