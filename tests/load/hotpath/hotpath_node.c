@@ -6,15 +6,19 @@
  *   /plaintext  "Hello, World!" as text/plain (a static body)
  *   /json       {"message":"Hello, World!"} serialised with jansson per request
  *   /healthz    the node's own body, written with the arena JSON writer
- * The request-id, CORS and session extensions are loaded as in shoal-node,
- * so every answer pays what a real one pays. Workers open their tier
- * connections lazily, so none is made here. */
+ * The extensions shoal-node loads are loaded in the same order (request id,
+ * CORS, rate limits, sessions, idempotency keys), so every answer pays what
+ * a real one pays (the default rate limits name only POST routes, so no
+ * Redis call is made). Workers open their tier connections lazily, so none
+ * is made here. */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 
 #include "config.h"
 #include "ext/cors.h"
+#include "ext/idempotency.h"
+#include "ext/rate_limit.h"
 #include "ext/request_id.h"
 #include "ext/session.h"
 #include "http.h"
@@ -69,7 +73,9 @@ int main(int argc, char **argv)
     shoal_app *app = shoal_app_new(&config);
     shoal_blueprint *root = app != NULL ? shoal_app_root(app) : NULL;
     if (root == NULL || shoal_app_extend(app, &shoal_request_id_extension) != 0 ||
-        shoal_app_extend(app, &shoal_cors_extension) != 0 || shoal_app_extend(app, &shoal_session_extension) != 0 ||
+        shoal_app_extend(app, &shoal_cors_extension) != 0 || shoal_app_extend(app, &shoal_rate_limit_extension) != 0 ||
+        shoal_app_extend(app, &shoal_session_extension) != 0 ||
+        shoal_app_extend(app, &shoal_idempotency_extension) != 0 ||
         shoal_route(root, "GET", "/plaintext", plaintext) != 0 ||
         shoal_route(root, "GET", "/json", json) != 0 || shoal_route(root, "GET", "/healthz", healthz) != 0) {
         fprintf(stderr, "hotpath_node: setup failed\n");
