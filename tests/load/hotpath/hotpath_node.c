@@ -5,6 +5,7 @@
  * SIGINT or SIGTERM:
  *   /plaintext  "Hello, World!" as text/plain (a static body)
  *   /json       {"message":"Hello, World!"} serialised with jansson per request
+ *   /json-writer the same body from shoal_json_begin's writer (no jansson value)
  *   /healthz    the node's own body, written with the arena JSON writer
  * The extensions shoal-node loads are loaded in the same order (request id,
  * CORS, rate limits, sessions, idempotency keys), so every answer pays what
@@ -37,6 +38,17 @@ static int json(shoal_ctx *ctx)
 }
 
 /* The same body as shoal-node's /healthz, with the same writer calls. */
+/* The same body as /json, written without jansson values. */
+static int json_writer(shoal_ctx *ctx)
+{
+    shoal_json_writer *out = shoal_json_begin(ctx);
+    shoal_json_open_object(out);
+    shoal_json_write_key(out, "message");
+    shoal_json_write_string(out, hello);
+    shoal_json_close_object(out);
+    return shoal_json_send(ctx, 200, out);
+}
+
 static int healthz(shoal_ctx *ctx)
 {
     shoal_json_writer *out = shoal_json_begin(ctx);
@@ -77,7 +89,8 @@ int main(int argc, char **argv)
         shoal_app_extend(app, &shoal_session_extension) != 0 ||
         shoal_app_extend(app, &shoal_idempotency_extension) != 0 ||
         shoal_route(root, "GET", "/plaintext", plaintext) != 0 ||
-        shoal_route(root, "GET", "/json", json) != 0 || shoal_route(root, "GET", "/healthz", healthz) != 0) {
+        shoal_route(root, "GET", "/json", json) != 0 || shoal_route(root, "GET", "/json-writer", json_writer) != 0 ||
+        shoal_route(root, "GET", "/healthz", healthz) != 0) {
         fprintf(stderr, "hotpath_node: setup failed\n");
         return 1;
     }
