@@ -8,7 +8,9 @@
 
 #include "cache.h"
 #include "context.h"
+#include "invalidation.h"
 #include "json.h"
+#include "l1.h"
 #include "log.h"
 #include "proxy.h"
 #include "store.h"
@@ -87,6 +89,7 @@ struct shoal_worker {
     shoal_app *app;
     store *store;
     cache *cache;
+    cache *cache_tier; /* == cache unless the cache has its own instance */
     void **slots;
     shoal_worker *next;
     alignas(CACHE_LINE_BYTES) atomic_int in_flight; /* written by the worker's thread, read when draining */
@@ -115,6 +118,10 @@ struct shoal_app {
     store_config store_config; /* its registry is set when setup freezes */
     cache_config cache_config;
     shoal_proxies *trusted_proxies;
+    cache_config cache_tier_config;
+    bool cache_separate;
+    cache_l1 *l1; /* shared by the workers; NULL when memory ran out at start */
+    cache_invalidation *subscriber; /* keeps l1 coherent; NULL until started */
 };
 
 static atomic_ulong next_generation = 1;
@@ -160,12 +167,26 @@ shoal_app *shoal_app_new(const shoal_config *config)
     if (app->trusted_proxies == NULL) {
         shoal_log(SHOAL_LOG_ERROR, "setup_invalid", "--trusted-proxies: %s", reason);
         shoal_router_free(app->router);
+        store_registry_free(app->statements);
         free(app->root.name);
         free(app->root.prefix);
         pthread_mutex_destroy(&app->workers_lock);
         free(app);
         return NULL;
     }
+    app->cache_tier_config = shoal_config_cache_tier(config);
+    app->cache_separate = shoal_config_cache_separate(config);
+    cache_l1_config l1_config = {
+        .max_entries = config->l1_entries > 0 ? (size_t)config->l1_entries : 0,
+        .max_bytes = config->l1_bytes,
+        .ttl_ms = config->l1_ttl_ms,
+    };
+    app->l1 = cache_l1_new(&l1_config);
+    if (app->l1 == NULL)
+        shoal_log(SHOAL_LOG_WARNING, "l1", "out of memory: the per-node cache is off");
+    /* An L1 without its subscriber would serve other nodes' overwritten
+     * values until they expire: it serves nothing until one subscribes. */
+    cache_l1_suspend(app->l1, true);
     return app;
 }
 
@@ -186,6 +207,8 @@ static void free_worker(shoal_app *app, shoal_worker *worker)
             app->worker_slots[i].destroy(worker->slots[i]);
     free(worker->slots);
     store_close(worker->store);
+    if (worker->cache_tier != worker->cache)
+        cache_close(worker->cache_tier);
     cache_close(worker->cache);
     free(worker);
 }
@@ -229,6 +252,8 @@ void shoal_app_free(shoal_app *app)
     }
     free(app->worker_slots);
     shoal_proxies_free(app->trusted_proxies);
+    cache_invalidation_stop(app->subscriber); /* it writes to the L1 until it stops */
+    cache_l1_free(app->l1);
     shoal_router_free(app->router);
     /* After the workers: their stores read it until they close. */
     store_registry_free(app->statements);
@@ -537,10 +562,16 @@ shoal_worker *shoal_app_thread_worker(shoal_app *app)
     worker->store = store_open(&app->store_config);
     char reason[256] = "";
     worker->cache = cache_open(&app->cache_config, reason, sizeof reason);
-    if (worker->slots == NULL || worker->store == NULL || worker->cache == NULL) {
-        if (worker->cache == NULL && reason[0] != '\0')
+    /* A second connection only when the cache has its own instance. */
+    worker->cache_tier = app->cache_separate && worker->cache != NULL
+                             ? cache_open(&app->cache_tier_config, reason, sizeof reason)
+                             : worker->cache;
+    if (worker->slots == NULL || worker->store == NULL || worker->cache == NULL || worker->cache_tier == NULL) {
+        if ((worker->cache == NULL || worker->cache_tier == NULL) && reason[0] != '\0')
             shoal_log(SHOAL_LOG_ERROR, "worker", "cannot set up Redis: %s", reason);
         store_close(worker->store);
+        if (worker->cache_tier != worker->cache)
+            cache_close(worker->cache_tier);
         cache_close(worker->cache);
         free(worker->slots);
         free(worker);
@@ -740,6 +771,29 @@ store *shoal_store(shoal_ctx *ctx)
 cache *shoal_cache(shoal_ctx *ctx)
 {
     return ctx->worker != NULL ? ctx->worker->cache : NULL;
+}
+
+cache *shoal_cache_tier(shoal_ctx *ctx)
+{
+    return ctx->worker != NULL ? ctx->worker->cache_tier : NULL;
+}
+
+cache_l1 *shoal_app_l1(shoal_app *app)
+{
+    return app->l1;
+}
+
+int shoal_app_start_invalidation(shoal_app *app, char *error, size_t error_size)
+{
+    if (!cache_l1_enabled(app->l1) || app->subscriber != NULL)
+        return 0;
+    app->subscriber = cache_invalidation_start(&app->cache_tier_config, app->l1, error, error_size);
+    return app->subscriber != NULL ? 0 : -1;
+}
+
+bool shoal_app_l1_subscribed(const shoal_app *app)
+{
+    return app->subscriber != NULL && cache_invalidation_subscribed(app->subscriber);
 }
 
 store_registry *shoal_app_statements(shoal_app *app)

@@ -83,6 +83,15 @@ static const setting settings[] = {
      "Redis URL: redis://[:password@]host[:port][/db]"},
     {"redis-timeout-ms", "SHOAL_REDIS_TIMEOUT_MS", SETTING_INT, FIELD(redis_timeout_ms), "1000",
      1, 60000, "milliseconds to wait for Redis to connect or answer"},
+    {"cache-url", "SHOAL_CACHE_URL", SETTING_STRING, FIELD(cache_url), "", 0, 0,
+     "Redis URL for cache-aside and invalidation (allkeys-lru, no persistence); empty: the "
+     "REDIS_URL instance"},
+    {"l1-entries", "SHOAL_L1_ENTRIES", SETTING_INT, FIELD(l1_entries), "10000", 0, 100000000,
+     "entries of the per-node in-process cache in front of Redis; 0 switches it off"},
+    {"l1-bytes", "SHOAL_L1_BYTES", SETTING_SIZE, FIELD(l1_bytes), "64m", 0, 68719476736LL,
+     "bytes the per-node cache may hold (k, m and g suffixes allowed); 0: entries bound only"},
+    {"l1-ttl-ms", "SHOAL_L1_TTL_MS", SETTING_INT, FIELD(l1_ttl_ms), "2000", 1, 86400000,
+     "milliseconds an entry lives in the per-node cache (invalidation messages drop it sooner)"},
     {"session-ttl", "SHOAL_SESSION_TTL", SETTING_INT, FIELD(session_ttl_s), "1209600", 60, 31536000,
      "seconds a session lives after its last use (14 days; each use slides it)"},
     {"rate-limits", "SHOAL_RATE_LIMITS", SETTING_STRING, FIELD(rate_limits), SHOAL_RATE_LIMITS_DEFAULT, 0, 0,
@@ -247,6 +256,10 @@ static int validate(shoal_config *config, char *error, size_t error_size)
         snprintf(error, error_size, "--redis-url (REDIS_URL): %s", reason);
         return -1;
     }
+    if (config->cache_url[0] != '\0' && cache_url_parse(config->cache_url, &endpoint, reason, sizeof reason) != 0) {
+        snprintf(error, error_size, "--cache-url (SHOAL_CACHE_URL): %s", reason);
+        return -1;
+    }
     if (store_conninfo_check(config->database_url, reason, sizeof reason) != 0) {
         snprintf(error, error_size, "--database-url (DATABASE_URL): %s", reason);
         return -1;
@@ -308,6 +321,27 @@ store_config shoal_config_store(const shoal_config *config)
 cache_config shoal_config_cache(const shoal_config *config)
 {
     return (cache_config){.url = config->redis_url, .timeout_ms = config->redis_timeout_ms};
+}
+
+cache_config shoal_config_cache_tier(const shoal_config *config)
+{
+    const char *url = config->cache_url != NULL && config->cache_url[0] != '\0' ? config->cache_url
+                                                                                 : config->redis_url;
+    return (cache_config){.url = url, .timeout_ms = config->redis_timeout_ms};
+}
+
+bool shoal_config_cache_separate(const shoal_config *config)
+{
+    if (config->cache_url == NULL || config->cache_url[0] == '\0')
+        return false;
+    cache_endpoint sessions, cache;
+    char reason[256];
+    if (cache_url_parse(config->redis_url, &sessions, reason, sizeof reason) != 0 ||
+        cache_url_parse(config->cache_url, &cache, reason, sizeof reason) != 0)
+        return strcmp(config->redis_url, config->cache_url) != 0;
+    return strcmp(sessions.host, cache.host) != 0 || sessions.port != cache.port ||
+           sessions.database != cache.database || strcmp(sessions.username, cache.username) != 0 ||
+           strcmp(sessions.password, cache.password) != 0;
 }
 
 int shoal_config_load(shoal_config *config, int argc, char **argv, shoal_config_env_fn env,

@@ -55,6 +55,10 @@ typedef struct shoal_config {
     int database_statement_timeout_ms; /* PostgreSQL's statement_timeout; 0: none */
     char *redis_url;
     int redis_timeout_ms;
+    char *cache_url; /* "" = the same instance as redis_url */
+    int l1_entries;  /* 0 = no L1 */
+    size_t l1_bytes;
+    int l1_ttl_ms;
 
     /* sessions */
     int session_ttl_s; /* idle lifetime; slides on use */
@@ -80,6 +84,12 @@ void shoal_config_free(shoal_config *config);
  * strings point into config. */
 store_config shoal_config_store(const shoal_config *config);
 cache_config shoal_config_cache(const shoal_config *config);
+/* The instance for cache-aside and invalidation: cache_url, or the
+ * sessions' instance when it is empty. */
+cache_config shoal_config_cache_tier(const shoal_config *config);
+/* True when the cache lives in another instance than sessions (another
+ * host, port or database): workers then hold two Redis connections. */
+bool shoal_config_cache_separate(const shoal_config *config);
 
 /* The --help text: every flag, its variable, its default and what it does. */
 void shoal_config_usage(FILE *out, const char *program);

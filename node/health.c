@@ -18,8 +18,10 @@ struct shoal_tier_monitor {
     int interval_ms;
     store *store; /* used by the monitor thread only */
     cache *cache;
+    cache *cache_tier; /* NULL unless the cache has its own instance */
     atomic_bool postgres_up;
     atomic_bool redis_up;
+    atomic_bool cache_up;
 };
 
 static void probe(shoal_tier_monitor *monitor)
@@ -32,6 +34,12 @@ static void probe(shoal_tier_monitor *monitor)
                   postgres_up ? "up" : "down");
     if (atomic_exchange(&monitor->redis_up, redis_up) != redis_up)
         shoal_log(redis_up ? SHOAL_LOG_INFO : SHOAL_LOG_WARNING, "tier", "Redis is %s", redis_up ? "up" : "down");
+    if (monitor->cache_tier == NULL)
+        return;
+    bool cache_up = cache_ping(monitor->cache_tier) == CACHE_OK;
+    if (atomic_exchange(&monitor->cache_up, cache_up) != cache_up)
+        shoal_log(cache_up ? SHOAL_LOG_INFO : SHOAL_LOG_WARNING, "tier", "the cache's Redis is %s",
+                  cache_up ? "up" : "down");
 }
 
 static void *run(void *argument)
@@ -69,16 +77,23 @@ shoal_tier_monitor *shoal_tier_monitor_start(const shoal_config *config, int int
     char error[256] = "";
     monitor->store = store_open(&database);
     monitor->cache = cache_open(&redis, error, sizeof error);
-    if (monitor->store == NULL || monitor->cache == NULL) {
+    if (shoal_config_cache_separate(config) && monitor->cache != NULL) {
+        cache_config tier = shoal_config_cache_tier(config);
+        monitor->cache_tier = cache_open(&tier, error, sizeof error);
+    }
+    if (monitor->store == NULL || monitor->cache == NULL ||
+        (shoal_config_cache_separate(config) && monitor->cache_tier == NULL)) {
         if (error[0] != '\0')
             shoal_log(SHOAL_LOG_ERROR, "tier", "cannot watch Redis: %s", error);
         store_close(monitor->store);
         cache_close(monitor->cache);
+        cache_close(monitor->cache_tier);
         free(monitor);
         return NULL;
     }
     atomic_init(&monitor->postgres_up, true);
     atomic_init(&monitor->redis_up, true);
+    atomic_init(&monitor->cache_up, true);
     probe(monitor);
 
     pthread_condattr_t attributes;
@@ -92,6 +107,7 @@ shoal_tier_monitor *shoal_tier_monitor_start(const shoal_config *config, int int
         pthread_mutex_destroy(&monitor->lock);
         store_close(monitor->store);
         cache_close(monitor->cache);
+        cache_close(monitor->cache_tier);
         free(monitor);
         return NULL;
     }
@@ -111,6 +127,7 @@ void shoal_tier_monitor_stop(shoal_tier_monitor *monitor)
     pthread_mutex_destroy(&monitor->lock);
     store_close(monitor->store);
     cache_close(monitor->cache);
+    cache_close(monitor->cache_tier);
     free(monitor);
 }
 
@@ -122,6 +139,16 @@ bool shoal_tier_monitor_postgres_up(const shoal_tier_monitor *monitor)
 bool shoal_tier_monitor_redis_up(const shoal_tier_monitor *monitor)
 {
     return atomic_load(&monitor->redis_up);
+}
+
+bool shoal_tier_monitor_cache_separate(const shoal_tier_monitor *monitor)
+{
+    return monitor->cache_tier != NULL;
+}
+
+bool shoal_tier_monitor_cache_up(const shoal_tier_monitor *monitor)
+{
+    return monitor->cache_tier != NULL ? atomic_load(&monitor->cache_up) : atomic_load(&monitor->redis_up);
 }
 
 /* ---- the routes ------------------------------------------------------------ */
@@ -166,6 +193,12 @@ static int readyz(shoal_ctx *ctx)
     shoal_json_write_string(out, shoal_tier_monitor_postgres_up(monitor) ? "up" : "down");
     shoal_json_write_key(out, "redis");
     shoal_json_write_string(out, shoal_tier_monitor_redis_up(monitor) ? "up" : "down");
+    /* Only when there are two instances, so that one-instance bodies keep
+     * their shape. */
+    if (shoal_tier_monitor_cache_separate(monitor)) {
+        shoal_json_write_key(out, "cache");
+        shoal_json_write_string(out, shoal_tier_monitor_cache_up(monitor) ? "up" : "down");
+    }
     shoal_json_close_object(out);
     /* Health checks run every second on every node: keep them out of caches. */
     shoal_set_header(ctx, "Cache-Control", "no-store");

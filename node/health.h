@@ -7,7 +7,7 @@
  * this node sees them.
  *
  * That view comes from a tier monitor: a thread with its own PostgreSQL and
- * Redis connections that probes both once a second. /readyz only reads the
+ * Redis connections that probes them once a second. /readyz only reads the
  * last result, so it answers at once even when a tier hangs (a health check
  * that waited for a hung Redis would time out in HAProxy and take the node
  * out, which is exactly what readiness must not do). */
@@ -29,6 +29,10 @@ shoal_tier_monitor *shoal_tier_monitor_start(const shoal_config *config, int int
 void shoal_tier_monitor_stop(shoal_tier_monitor *monitor);
 bool shoal_tier_monitor_postgres_up(const shoal_tier_monitor *monitor);
 bool shoal_tier_monitor_redis_up(const shoal_tier_monitor *monitor);
+/* With a separate cache instance (SHOAL_CACHE_URL) it is probed too, and
+ * /readyz reports it as "cache"; without one, cache_up is redis_up. */
+bool shoal_tier_monitor_cache_separate(const shoal_tier_monitor *monitor);
+bool shoal_tier_monitor_cache_up(const shoal_tier_monitor *monitor);
 
 /* The extension that routes /healthz and /readyz, reading monitor, which
  * must outlive the app. */

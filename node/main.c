@@ -16,6 +16,7 @@
 #include "ext/session.h"
 #include "health.h"
 #include "http.h"
+#include "l1.h"
 #include "log.h"
 #include "store.h"
 
@@ -183,6 +184,14 @@ int main(int argc, char **argv)
         shoal_config_free(&config);
         return 1;
     }
+    /* Before serving: the L1 serves nothing until the subscriber is in. */
+    if (shoal_app_start_invalidation(app, error, sizeof error) != 0) {
+        shoal_log(SHOAL_LOG_ERROR, "start", "invalidation subscriber: %s", error);
+        shoal_app_free(app);
+        shoal_tier_monitor_stop(monitor);
+        shoal_config_free(&config);
+        return 1;
+    }
     shoal_http *http = shoal_http_start(app, error, sizeof error);
     if (http == NULL) {
         shoal_log(SHOAL_LOG_ERROR, "start", "%s", error);
@@ -192,8 +201,10 @@ int main(int argc, char **argv)
         return 1;
     }
     shoal_app_set_readiness(app, SHOAL_READY);
-    shoal_log(SHOAL_LOG_INFO, "start", "serving on %s:%d with %d worker threads", config.bind_address,
-              shoal_http_port(http), config.threads);
+    shoal_log(SHOAL_LOG_INFO, "start", "serving on %s:%d with %d worker threads; cache in %s, L1 %s",
+              config.bind_address, shoal_http_port(http), config.threads,
+              shoal_config_cache_separate(&config) ? "its own Redis" : "the sessions' Redis",
+              cache_l1_enabled(shoal_app_l1(app)) ? "on" : "off");
 
     int received = wait_for_stop(&stop_signals);
     drain(http, app, &config, &stop_signals, received);

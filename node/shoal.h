@@ -38,6 +38,7 @@ typedef struct shoal_blueprint shoal_blueprint;
 typedef struct shoal_ctx shoal_ctx;
 typedef struct store store;
 typedef struct cache cache;
+typedef struct cache_l1 cache_l1;
 
 /* ---- handlers and hooks ------------------------------------------------ */
 
@@ -163,9 +164,57 @@ void *shoal_request_get(const shoal_ctx *ctx, shoal_request_slot slot);
 void shoal_request_set(shoal_ctx *ctx, shoal_request_slot slot, void *value);
 void *shoal_worker_get(shoal_ctx *ctx, shoal_worker_slot slot);
 
-/* This worker thread's PostgreSQL and Redis connections. */
+/* This worker thread's PostgreSQL and Redis connections. shoal_cache is
+ * the sessions' instance (REDIS_URL: sessions, rate limits, idempotency
+ * keys); shoal_cache_tier the cache's (SHOAL_CACHE_URL), the same object
+ * when both URLs name one instance. */
 store *shoal_store(shoal_ctx *ctx);
 cache *shoal_cache(shoal_ctx *ctx);
+cache *shoal_cache_tier(shoal_ctx *ctx);
+
+/* The node's in-process cache (cache/l1.h), shared by every worker; it is
+ * switched off (but not NULL) with --l1-entries 0. */
+cache_l1 *shoal_app_l1(shoal_app *app);
+/* Starts the thread that keeps the L1 coherent with the other nodes
+ * (cache/invalidation.h): it subscribes to the cache instance's
+ * invalidation channel, by itself and again after every loss. Until it is
+ * subscribed the L1 serves and stores nothing, so an app that never calls
+ * this simply runs without an L1. The app stops the thread when it is
+ * freed. 0 (also when the L1 is off), or -1 with the reason in error. */
+int shoal_app_start_invalidation(shoal_app *app, char *error, size_t error_size);
+/* Whether the subscriber is subscribed now (the L1 serves only then). */
+bool shoal_app_l1_subscribed(const shoal_app *app);
+
+/* ---- cache-aside (cache/aside.h), with the request's memory -------------- */
+
+/* Produces key's value from PostgreSQL (or wherever) into memory from the
+ * request's arena; returns 0, or a positive code of the caller's (say
+ * STORE_NOT_FOUND) that shoal_cached passes back, caching nothing. */
+typedef int (*shoal_fill_fn)(shoal_ctx *ctx, const char *key, void *data, void **value, size_t *length);
+
+/* Get-or-fill through the node's L1, then the cache instance, then fill.
+ * The value (opaque bytes) lives in the request's arena. Fresh for ttl_ms
+ * (+/- 10 %), then served stale for ttl_ms / 5 more while one filler
+ * refreshes it. With Redis down, fill is called directly. Returns 0, the
+ * fill's code, or -1 when memory ran out. */
+int shoal_cached(shoal_ctx *ctx, const char *family, const char *key, int ttl_ms, shoal_fill_fn fill,
+                 void *data, const void **value, size_t *length);
+
+typedef struct shoal_cached_value {
+    const void *bytes;
+    size_t length;
+} shoal_cached_value;
+/* The same for count keys of one family in one round trip (values[i] for
+ * keys[i]). */
+int shoal_cached_many(shoal_ctx *ctx, const char *family, const char *const *keys, size_t count,
+                      int ttl_ms, shoal_fill_fn fill, void *data, shoal_cached_value *values);
+
+/* After a write to PostgreSQL: every cached value of family is stale, on
+ * every node (this one at once, the others when the message arrives).
+ * Returns a cache_status; on failure values live until their TTL. */
+int shoal_cache_invalidate(shoal_ctx *ctx, const char *family);
+/* One key only; see cache_aside_invalidate_key for its race. */
+int shoal_cache_invalidate_key(shoal_ctx *ctx, const char *family, const char *key);
 
 /* The app's registry of prepared statements: extensions add theirs from
  * init (store_registry_add); it freezes with the app, and every worker's

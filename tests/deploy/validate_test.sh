@@ -75,7 +75,13 @@ check("@postgres:" in env.get("DATABASE_URL", "") and "//redis:" in env.get("RED
 pg = " ".join(map(str, s.get("postgres", {}).get("command", [])))
 check("shared_preload_libraries=pg_stat_statements" in pg and "max_connections=" in pg,
       "postgres preloads pg_stat_statements and sets max_connections")
-check("--appendonly yes" in " ".join(map(str, s.get("redis", {}).get("command", []))), "redis appends only")
+redis_cmd = " ".join(map(str, s.get("redis", {}).get("command", [])))
+check("--appendonly yes" in redis_cmd, "redis appends only")
+check("--maxmemory-policy noeviction" in redis_cmd, "redis never evicts (sessions live there)")
+cache_cmd = " ".join(map(str, s.get("cache", {}).get("command", [])))
+check("--maxmemory-policy allkeys-lru" in cache_cmd and "--appendonly no" in cache_cmd and "--maxmemory " in cache_cmd,
+      "cache evicts with allkeys-lru under a maxmemory and does not persist")
+check("//cache:" in env.get("SHOAL_CACHE_URL", ""), "node reaches the cache by service name")
 lb = s.get("lb", {})
 check(str(lb.get("image", "")).startswith("haproxy:2.6"), "lb runs haproxy:2.6")
 # Long syntax (dict) or short ("[host_ip:]published:target[/proto]").

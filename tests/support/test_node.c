@@ -36,6 +36,9 @@ void test_node_start(test_node *node, const char *const *flags, const shoal_exte
     assert_non_null(node->app);
     for (size_t i = 0; extensions != NULL && extensions[i] != NULL; i++)
         assert_int_equal(shoal_app_extend(node->app, extensions[i]), 0);
+    /* As main.c does: the L1 serves nothing until its subscriber listens. */
+    if (shoal_app_start_invalidation(node->app, error, sizeof error) != 0)
+        fail_msg("invalidation subscriber: %s", error);
     node->http = shoal_http_start(node->app, error, sizeof error);
     if (node->http == NULL)
         fail_msg("start: %s", error);

@@ -1,6 +1,8 @@
-/* tests/support/test_node.h: a node served in-process over real HTTP, with
- * the fixture's PostgreSQL and Redis, for integration tests of hooks and
- * extensions. Include after cmocka.h: failures are cmocka assertions. */
+/* tests/support/test_node.h: a whole node served in-process over real HTTP,
+ * with the fixture's PostgreSQL and Redis and the invalidation subscriber
+ * for its L1, for integration tests of hooks, extensions and routes. Two of
+ * them are two nodes: each has its own app, L1, subscriber and connections.
+ * Include after cmocka.h: failures are cmocka assertions. */
 #ifndef TEST_NODE_H
 #define TEST_NODE_H
 

@@ -364,6 +364,33 @@ static void test_redis_url_must_use_the_redis_scheme(void **state)
     assert_fails_naming(NULL, ARGS("--redis-url", ""), "--redis-url");
 }
 
+static void test_the_cache_may_have_its_own_instance(void **state)
+{
+    (void)state;
+    shoal_config c;
+    assert_loads(&c, NULL, NULL);
+    assert_string_equal(c.cache_url, "");
+    assert_false(shoal_config_cache_separate(&c));
+    assert_string_equal(shoal_config_cache_tier(&c).url, c.redis_url);
+    assert_int_equal(c.l1_entries, 10000);
+    shoal_config_free(&c);
+
+    /* The same instance spelt differently is still one instance. */
+    assert_loads(&c, ENV("REDIS_URL", "redis://127.0.0.1:6380/0"), ARGS("--cache-url", "redis://127.0.0.1:6380"));
+    assert_false(shoal_config_cache_separate(&c));
+    shoal_config_free(&c);
+
+    assert_loads(&c, ENV("SHOAL_CACHE_URL", "redis://127.0.0.1:6381/0", "SHOAL_L1_ENTRIES", "0"), NULL);
+    assert_true(shoal_config_cache_separate(&c));
+    assert_string_equal(shoal_config_cache_tier(&c).url, "redis://127.0.0.1:6381/0");
+    assert_int_equal(c.l1_entries, 0);
+    shoal_config_free(&c);
+
+    assert_fails_naming(ENV("SHOAL_CACHE_URL", "http://127.0.0.1:6381"), NULL, "--cache-url");
+    assert_fails_naming(NULL, ARGS("--l1-entries", "-1"), "--l1-entries");
+    assert_fails_naming(NULL, ARGS("--l1-ttl-ms", "0"), "--l1-ttl-ms");
+}
+
 static void test_bind_address_must_not_be_empty(void **state)
 {
     (void)state;
@@ -410,6 +437,10 @@ static void test_usage_lists_every_flag_and_variable(void **state)
         {"--database-statement-timeout-ms", "SHOAL_DATABASE_STATEMENT_TIMEOUT_MS"},
         {"--redis-url", "REDIS_URL"},
         {"--redis-timeout-ms", "SHOAL_REDIS_TIMEOUT_MS"},
+        {"--cache-url", "SHOAL_CACHE_URL"},
+        {"--l1-entries", "SHOAL_L1_ENTRIES"},
+        {"--l1-bytes", "SHOAL_L1_BYTES"},
+        {"--l1-ttl-ms", "SHOAL_L1_TTL_MS"},
         {"--session-ttl", "SHOAL_SESSION_TTL"},
         {"--trusted-proxies", "SHOAL_TRUSTED_PROXIES"},
         {"--rate-limits", "SHOAL_RATE_LIMITS"},
@@ -455,7 +486,7 @@ static void test_every_flag_in_usage_is_accepted(void **state)
     }
     /* A floor rather than the exact count, so that adding a flag does not
      * touch this test; it still fails if the usage text stops being scanned. */
-    assert_true(flags >= 26);
+    assert_true(flags >= 30);
     free(text);
 }
 
@@ -480,6 +511,7 @@ int main(void)
         cmocka_unit_test(test_addresses_and_urls_are_checked_at_start),
         cmocka_unit_test(test_statement_timeout_stays_below_the_answer_timeout),
         cmocka_unit_test(test_redis_url_must_use_the_redis_scheme),
+        cmocka_unit_test(test_the_cache_may_have_its_own_instance),
         cmocka_unit_test(test_bind_address_must_not_be_empty),
         cmocka_unit_test(test_usage_lists_every_flag_and_variable),
         cmocka_unit_test(test_every_flag_in_usage_is_accepted),

@@ -1,0 +1,602 @@
+/* cache/aside.c: get-or-fill with versions, jitter and one filler per key. */
+#include "aside.h"
+#include "cache_internal.h"
+#include "invalidation.h"
+
+#include <errno.h>
+#include <hiredis/hiredis.h>
+#include <inttypes.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+#define DEFAULT_LOCK_MS 2000
+#define DEFAULT_WAIT_MS 100
+/* Key names: a prefix with the family, a 20-digit version, ':', the key. */
+#define PREFIX_SIZE (16 + CACHE_L1_MAX_FAMILY_LENGTH)
+#define MAX_REDIS_KEY (PREFIX_SIZE + 20 + 1 + CACHE_INVALIDATION_MAX_KEY + 1)
+
+/* Seeds a family's missing version from the server's clock (microseconds),
+ * so that a version evicted or lost in a restart never comes back smaller.
+ * TIME and string building stay in Lua: Lua 5.1 numbers print 16-digit
+ * integers in exponent form, so versions are handled as strings here. */
+#define SEED_VERSION                                                                               \
+    "local v = redis.call('GET', KEYS[1]) "                                                        \
+    "if not v then "                                                                               \
+    "  local t = redis.call('TIME') "                                                              \
+    "  v = t[1] .. string.format('%06d', tonumber(t[2])) "                                        \
+    "  redis.call('SET', KEYS[1], v) "                                                             \
+    "end "
+
+/* KEYS[1] version key; ARGV: data prefix, ":key", lock prefix, stale_ms,
+ * lock token, lock_ms. Returns {version, value or nil, fresh, locked}. */
+static const char get_script[] =
+    SEED_VERSION
+    "local k = ARGV[1] .. v .. ARGV[2] "
+    "local value = redis.call('GET', k) "
+    "local fresh = 0 "
+    "if value then "
+    "  local ttl = redis.call('PTTL', k) "
+    "  if ttl == -1 or ttl > tonumber(ARGV[4]) then fresh = 1 end "
+    "end "
+    "local locked = 0 "
+    "if fresh == 0 and redis.call('SET', ARGV[3] .. v .. ARGV[2], ARGV[5], 'NX', 'PX', ARGV[6]) then "
+    "  locked = 1 "
+    "end "
+    "return {v, value, fresh, locked}";
+
+/* KEYS[1] version key; ARGV: data prefix, stale_ms, then ":key" per key.
+ * Returns {version, value1, fresh1, value2, fresh2, ...}. */
+static const char get_many_script[] =
+    SEED_VERSION
+    "local out = {v} "
+    "local stale = tonumber(ARGV[2]) "
+    "for i = 3, #ARGV do "
+    "  local k = ARGV[1] .. v .. ARGV[i] "
+    "  local value = redis.call('GET', k) "
+    "  local fresh = 0 "
+    "  if value then "
+    "    local ttl = redis.call('PTTL', k) "
+    "    if ttl == -1 or ttl > stale then fresh = 1 end "
+    "  end "
+    "  out[#out + 1] = value "
+    "  out[#out + 1] = fresh "
+    "end "
+    "return out";
+
+/* KEYS[1] version key; ARGV: family, channel. The message format is
+ * cache_invalidation_encode_family's. Returns the new version as text. */
+static const char invalidate_family_script[] =
+    SEED_VERSION
+    "redis.call('INCR', KEYS[1]) "
+    "v = redis.call('GET', KEYS[1]) "
+    "redis.call('PUBLISH', ARGV[2], 'F ' .. v .. ' ' .. ARGV[1]) "
+    "return v";
+
+/* KEYS[1] version key; ARGV: data prefix, ":key", channel, message. */
+static const char invalidate_key_script[] =
+    "local v = redis.call('GET', KEYS[1]) "
+    "if v then redis.call('DEL', ARGV[1] .. v .. ARGV[2]) end "
+    "redis.call('PUBLISH', ARGV[3], ARGV[4]) "
+    "return 1";
+
+/* KEYS[1] lock; ARGV[1] our token: only the holder releases it. */
+static const char unlock_script[] =
+    "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0";
+
+/* ---- randomness and jitter ------------------------------------------------------ */
+
+static _Thread_local uint64_t rng_state;
+
+static uint64_t next_random(void)
+{
+    if (rng_state == 0) {
+        uint64_t seed = 0;
+        if (getrandom(&seed, sizeof seed, GRND_NONBLOCK) != (ssize_t)sizeof seed) {
+            struct timespec now;
+            clock_gettime(CLOCK_REALTIME, &now);
+            seed = (uint64_t)now.tv_nsec ^ ((uint64_t)now.tv_sec << 20) ^ (uint64_t)(uintptr_t)&rng_state;
+        }
+        rng_state = seed != 0 ? seed : 0x9e3779b97f4a7c15ULL;
+    }
+    /* xorshift64*: jitter and lock tokens need spread, not secrecy. */
+    rng_state ^= rng_state >> 12;
+    rng_state ^= rng_state << 25;
+    rng_state ^= rng_state >> 27;
+    return rng_state * 2685821657736338717ULL;
+}
+
+int64_t cache_aside_jitter_ms(int64_t ttl_ms, uint64_t random)
+{
+    if (ttl_ms <= 0)
+        return 1;
+    int64_t span = ttl_ms / 10;
+    int64_t result = ttl_ms - span + (int64_t)(random % (uint64_t)(2 * span + 1));
+    return result > 0 ? result : 1;
+}
+
+/* ---- helpers ------------------------------------------------------------------------ */
+
+static bool valid_family(const char *family)
+{
+    size_t length = family != NULL ? strlen(family) : 0;
+    if (length == 0 || length > CACHE_L1_MAX_FAMILY_LENGTH)
+        return false;
+    for (size_t i = 0; i < length; i++) {
+        char c = family[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+              c == '.'))
+            return false;
+    }
+    return true;
+}
+
+static bool cacheable(const char *family, const char *key)
+{
+    return valid_family(family) && key != NULL && strlen(key) <= CACHE_INVALIDATION_MAX_KEY;
+}
+
+static uint64_t parse_version(const redisReply *reply)
+{
+    if (reply == NULL || reply->type != REDIS_REPLY_STRING)
+        return 0;
+    char text[32];
+    if (reply->len == 0 || reply->len >= sizeof text)
+        return 0;
+    memcpy(text, reply->str, reply->len);
+    text[reply->len] = '\0';
+    char *end = NULL;
+    errno = 0;
+    unsigned long long v = strtoull(text, &end, 10);
+    return errno == 0 && *end == '\0' ? (uint64_t)v : 0;
+}
+
+static void sleep_ms(int milliseconds)
+{
+    struct timespec pause = {milliseconds / 1000, (long)(milliseconds % 1000) * 1000000L};
+    while (nanosleep(&pause, &pause) != 0 && errno == EINTR) {
+    }
+}
+
+static uint64_t monotonic_ms(void)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (uint64_t)now.tv_sec * 1000u + (uint64_t)now.tv_nsec / 1000000u;
+}
+
+static int copy_out(const cache_aside_allocator *allocator, const char *bytes, size_t length,
+                    cache_aside_source source, cache_aside_value *out)
+{
+    void *copy = allocator->alloc(allocator->data, length > 0 ? length : 1);
+    if (copy == NULL)
+        return CACHE_ASIDE_NO_MEMORY;
+    if (length > 0)
+        memcpy(copy, bytes, length);
+    out->bytes = copy;
+    out->length = length;
+    out->source = source;
+    return 0;
+}
+
+static int fill_into(cache_aside_fill_fn fill, void *fill_data, const char *key,
+                     const cache_aside_allocator *allocator, cache_aside_source source, cache_aside_value *out)
+{
+    void *bytes = NULL;
+    size_t length = 0;
+    int rc = fill(fill_data, key, allocator, &bytes, &length);
+    if (rc != 0)
+        return rc;
+    out->bytes = bytes;
+    out->length = length;
+    out->source = source;
+    return 0;
+}
+
+typedef struct key_names {
+    char version[64];
+    char data_prefix[PREFIX_SIZE]; /* shoal:c:<family>: */
+    char lock_prefix[PREFIX_SIZE]; /* shoal:cl:<family>: */
+} key_names;
+
+static void name_keys(key_names *names, const char *family)
+{
+    snprintf(names->version, sizeof names->version, "shoal:cv:%s", family);
+    snprintf(names->data_prefix, sizeof names->data_prefix, "shoal:c:%s:", family);
+    snprintf(names->lock_prefix, sizeof names->lock_prefix, "shoal:cl:%s:", family);
+}
+
+/* "shoal:c:<family>:<version>:<key>" */
+static void data_key(char *out, size_t size, const key_names *names, uint64_t version, const char *key)
+{
+    snprintf(out, size, "%s%" PRIu64 ":%s", names->data_prefix, version, key);
+}
+
+static void normalise(const cache_aside_options *options, cache_aside_options *out)
+{
+    *out = *options;
+    if (out->ttl_ms <= 0)
+        out->ttl_ms = 1000;
+    if (out->stale_ms < 0)
+        out->stale_ms = 0;
+    if (out->lock_ms <= 0)
+        out->lock_ms = DEFAULT_LOCK_MS;
+    if (out->wait_ms <= 0)
+        out->wait_ms = DEFAULT_WAIT_MS;
+}
+
+/* SET the value with its jittered TTL (plus the stale window), and release
+ * our lock when we hold one, in one round trip. Failures only cost a later
+ * refill, so they are not reported. */
+static void write_back(cache *c, const char *key_name, const void *bytes, size_t length,
+                       const cache_aside_options *options, const char *lock_name, const char *token)
+{
+    char px[32];
+    snprintf(px, sizeof px, "%" PRId64,
+             cache_aside_jitter_ms(options->ttl_ms, next_random()) + (int64_t)options->stale_ms);
+    const char *set_argv[] = {"SET", key_name, bytes, "PX", px};
+    size_t set_lengths[] = {3, strlen(key_name), length, 2, strlen(px)};
+    const char *unlock_argv[] = {"EVAL", unlock_script, "1", lock_name, token};
+    size_t unlock_lengths[] = {4, sizeof unlock_script - 1, 1, lock_name != NULL ? strlen(lock_name) : 0,
+                               token != NULL ? strlen(token) : 0};
+    int argcs[] = {5, 5};
+    const char **argvs[] = {set_argv, unlock_argv};
+    const size_t *lengths[] = {set_lengths, unlock_lengths};
+    redisReply *replies[2] = {NULL, NULL};
+    cache_pipeline(c, lock_name != NULL ? 2 : 1, argcs, (const char **const *)argvs, lengths, replies);
+    freeReplyObject(replies[0]);
+    freeReplyObject(replies[1]);
+}
+
+static void unlock(cache *c, const char *lock_name, const char *token)
+{
+    const char *argv[] = {"EVAL", unlock_script, "1", lock_name, token};
+    size_t lengths[] = {4, sizeof unlock_script - 1, 1, strlen(lock_name), strlen(token)};
+    redisReply *reply = NULL;
+    cache_command_argv(c, 5, argv, lengths, &reply);
+    freeReplyObject(reply);
+}
+
+/* ---- get ------------------------------------------------------------------------------- */
+
+int cache_aside_get(cache *c, cache_l1 *l1, const char *family, const char *key,
+                    const cache_aside_options *given, cache_aside_fill_fn fill, void *fill_data,
+                    const cache_aside_allocator *allocator, cache_aside_value *out)
+{
+    memset(out, 0, sizeof *out);
+    if (!cacheable(family, key))
+        return fill_into(fill, fill_data, key, allocator, CACHE_ASIDE_BYPASSED, out);
+    cache_aside_options options;
+    normalise(given, &options);
+
+    /* Taken before Redis is read: a key dropped meanwhile must not be
+     * stored with what we read before the drop. */
+    uint64_t sequence = cache_l1_sequence(l1);
+    void *bytes = NULL;
+    size_t length = 0;
+    if (cache_l1_get(l1, family, key, (cache_l1_alloc_fn)allocator->alloc, allocator->data, &bytes, &length)) {
+        *out = (cache_aside_value){bytes, length, CACHE_ASIDE_L1};
+        return 0;
+    }
+
+    key_names names;
+    name_keys(&names, family);
+    char suffix[CACHE_INVALIDATION_MAX_KEY + 2];
+    snprintf(suffix, sizeof suffix, ":%s", key);
+    char stale[16], lock_ms[16], token[40];
+    snprintf(stale, sizeof stale, "%d", options.stale_ms);
+    snprintf(lock_ms, sizeof lock_ms, "%d", options.lock_ms);
+    snprintf(token, sizeof token, "%016" PRIx64 "%016" PRIx64, next_random(), next_random());
+    const char *argv[] = {"EVAL", get_script, "1", names.version, names.data_prefix, suffix,
+                          names.lock_prefix, stale, token, lock_ms};
+    size_t lengths[10];
+    lengths[0] = 4;
+    lengths[1] = sizeof get_script - 1;
+    for (int i = 2; i < 10; i++)
+        lengths[i] = strlen(argv[i]);
+    redisReply *reply = NULL;
+    cache_status status = cache_command_argv(c, 10, argv, lengths, &reply);
+    if (status != CACHE_OK || reply->type != REDIS_REPLY_ARRAY || reply->elements != 4) {
+        freeReplyObject(reply);
+        return fill_into(fill, fill_data, key, allocator, CACHE_ASIDE_BYPASSED, out);
+    }
+    uint64_t version = parse_version(reply->element[0]);
+    redisReply *value = reply->element[1];
+    bool has_value = value->type == REDIS_REPLY_STRING;
+    bool fresh = reply->element[2]->type == REDIS_REPLY_INTEGER && reply->element[2]->integer == 1;
+    bool locked = reply->element[3]->type == REDIS_REPLY_INTEGER && reply->element[3]->integer == 1;
+    if (version == 0) {
+        freeReplyObject(reply);
+        return fill_into(fill, fill_data, key, allocator, CACHE_ASIDE_BYPASSED, out);
+    }
+    cache_l1_learn_version(l1, family, version);
+
+    char key_name[MAX_REDIS_KEY], lock_name[MAX_REDIS_KEY];
+    data_key(key_name, sizeof key_name, &names, version, key);
+    snprintf(lock_name, sizeof lock_name, "%s%" PRIu64 ":%s", names.lock_prefix, version, key);
+
+    int rc;
+    if (has_value && fresh) {
+        rc = copy_out(allocator, value->str, value->len, CACHE_ASIDE_REDIS, out);
+        if (rc == 0)
+            cache_l1_put(l1, family, version, key, out->bytes, out->length, sequence);
+        freeReplyObject(reply);
+        return rc;
+    }
+    if (locked) {
+        freeReplyObject(reply);
+        rc = fill_into(fill, fill_data, key, allocator, CACHE_ASIDE_FILLED, out);
+        if (rc != 0) {
+            unlock(c, lock_name, token);
+            return rc;
+        }
+        write_back(c, key_name, out->bytes, out->length, &options, lock_name, token);
+        cache_l1_put(l1, family, version, key, out->bytes, out->length, sequence);
+        return 0;
+    }
+    if (has_value) {
+        rc = copy_out(allocator, value->str, value->len, CACHE_ASIDE_STALE, out);
+        freeReplyObject(reply);
+        return rc;
+    }
+    freeReplyObject(reply);
+
+    /* Somebody else fills and there is nothing to serve meanwhile: wait for
+     * the value, a little longer each time, up to wait_ms. */
+    uint64_t deadline = monotonic_ms() + (uint64_t)options.wait_ms;
+    int pause = 1;
+    const char *get_argv[] = {"GET", key_name};
+    size_t get_lengths[] = {3, strlen(key_name)};
+    while (monotonic_ms() < deadline) {
+        sleep_ms(pause);
+        if (pause < 8)
+            pause *= 2;
+        redisReply *answer = NULL;
+        if (cache_command_argv(c, 2, get_argv, get_lengths, &answer) != CACHE_OK) {
+            freeReplyObject(answer);
+            break;
+        }
+        if (answer->type == REDIS_REPLY_STRING) {
+            rc = copy_out(allocator, answer->str, answer->len, CACHE_ASIDE_REDIS, out);
+            freeReplyObject(answer);
+            if (rc == 0)
+                cache_l1_put(l1, family, version, key, out->bytes, out->length, sequence);
+            return rc;
+        }
+        freeReplyObject(answer);
+    }
+    rc = fill_into(fill, fill_data, key, allocator, CACHE_ASIDE_FILLED, out);
+    if (rc == 0)
+        write_back(c, key_name, out->bytes, out->length, &options, NULL, NULL);
+    return rc;
+}
+
+/* ---- get many -------------------------------------------------------------------------- */
+
+static int fill_each_directly(const char *const *keys, size_t count, const bool *done,
+                              cache_aside_fill_fn fill, void *fill_data, const cache_aside_allocator *allocator,
+                              cache_aside_value *out)
+{
+    for (size_t i = 0; i < count; i++) {
+        if (done != NULL && done[i])
+            continue;
+        int rc = fill_into(fill, fill_data, keys[i], allocator, CACHE_ASIDE_BYPASSED, &out[i]);
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
+}
+
+int cache_aside_get_many(cache *c, cache_l1 *l1, const char *family, const char *const *keys,
+                         size_t count, const cache_aside_options *given, cache_aside_fill_fn fill,
+                         void *fill_data, const cache_aside_allocator *allocator, cache_aside_value *out)
+{
+    memset(out, 0, count * sizeof *out);
+    if (count == 0)
+        return 0;
+    bool all_cacheable = valid_family(family);
+    for (size_t i = 0; i < count && all_cacheable; i++)
+        all_cacheable = keys[i] != NULL && strlen(keys[i]) <= CACHE_INVALIDATION_MAX_KEY;
+    if (!all_cacheable)
+        return fill_each_directly(keys, count, NULL, fill, fill_data, allocator, out);
+    cache_aside_options options;
+    normalise(given, &options);
+
+    /* Bookkeeping on the heap: count is the caller's (up to 500 in
+     * TechEmpower), too many for the stack. */
+    bool *done = calloc(count, sizeof *done);
+    size_t *missing = malloc(count * sizeof *missing);
+    char **suffixes = calloc(count, sizeof *suffixes);
+    const char **argv = malloc((count + 6) * sizeof *argv);
+    size_t *lengths = malloc((count + 6) * sizeof *lengths);
+    int rc = 0;
+    redisReply *reply = NULL;
+    if (done == NULL || missing == NULL || suffixes == NULL || argv == NULL || lengths == NULL) {
+        rc = CACHE_ASIDE_NO_MEMORY;
+        goto out;
+    }
+
+    uint64_t sequence = cache_l1_sequence(l1);
+    size_t misses = 0;
+    for (size_t i = 0; i < count; i++) {
+        void *bytes = NULL;
+        size_t length = 0;
+        if (cache_l1_get(l1, family, keys[i], (cache_l1_alloc_fn)allocator->alloc, allocator->data, &bytes,
+                         &length)) {
+            out[i] = (cache_aside_value){bytes, length, CACHE_ASIDE_L1};
+            done[i] = true;
+        } else {
+            missing[misses++] = i;
+        }
+    }
+    if (misses == 0)
+        goto out;
+
+    key_names names;
+    name_keys(&names, family);
+    char stale[16];
+    snprintf(stale, sizeof stale, "%d", options.stale_ms);
+    argv[0] = "EVAL";
+    argv[1] = get_many_script;
+    argv[2] = "1";
+    argv[3] = names.version;
+    argv[4] = names.data_prefix;
+    argv[5] = stale;
+    for (size_t m = 0; m < misses; m++) {
+        size_t length = strlen(keys[missing[m]]) + 2;
+        suffixes[m] = malloc(length);
+        if (suffixes[m] == NULL) {
+            rc = CACHE_ASIDE_NO_MEMORY;
+            goto out;
+        }
+        snprintf(suffixes[m], length, ":%s", keys[missing[m]]);
+        argv[6 + m] = suffixes[m];
+    }
+    int argc = (int)(6 + misses);
+    lengths[0] = 4;
+    lengths[1] = sizeof get_many_script - 1;
+    for (int i = 2; i < argc; i++)
+        lengths[i] = strlen(argv[i]);
+    cache_status status = cache_command_argv(c, argc, argv, lengths, &reply);
+    if (status != CACHE_OK || reply->type != REDIS_REPLY_ARRAY || reply->elements != 1 + 2 * misses ||
+        parse_version(reply->element[0]) == 0) {
+        rc = fill_each_directly(keys, count, done, fill, fill_data, allocator, out);
+        goto out;
+    }
+    uint64_t version = parse_version(reply->element[0]);
+    cache_l1_learn_version(l1, family, version);
+
+    size_t filled = 0;
+    for (size_t m = 0; m < misses; m++) {
+        size_t i = missing[m];
+        redisReply *value = reply->element[1 + 2 * m];
+        redisReply *fresh = reply->element[2 + 2 * m];
+        if (value->type == REDIS_REPLY_STRING && fresh->type == REDIS_REPLY_INTEGER && fresh->integer == 1) {
+            rc = copy_out(allocator, value->str, value->len, CACHE_ASIDE_REDIS, &out[i]);
+            if (rc != 0)
+                goto out;
+            cache_l1_put(l1, family, version, keys[i], out[i].bytes, out[i].length, sequence);
+            continue;
+        }
+        rc = fill_into(fill, fill_data, keys[i], allocator, CACHE_ASIDE_FILLED, &out[i]);
+        if (rc != 0)
+            goto out;
+        missing[filled++] = i; /* reuses the array: m >= filled always */
+    }
+    if (filled == 0)
+        goto out;
+
+    /* One pipeline of SETs for everything we filled. */
+    char (*names_buffer)[MAX_REDIS_KEY] = malloc(filled * sizeof *names_buffer);
+    char (*px)[24] = malloc(filled * sizeof *px);
+    const char ***set_argvs = malloc(filled * sizeof *set_argvs);
+    const char **set_storage = malloc(filled * 5 * sizeof *set_storage);
+    size_t **set_lengths = malloc(filled * sizeof *set_lengths);
+    size_t *length_storage = malloc(filled * 5 * sizeof *length_storage);
+    int *argcs = malloc(filled * sizeof *argcs);
+    redisReply **replies = calloc(filled, sizeof *replies);
+    if (names_buffer != NULL && px != NULL && set_argvs != NULL && set_storage != NULL && set_lengths != NULL &&
+        length_storage != NULL && argcs != NULL && replies != NULL) {
+        for (size_t f = 0; f < filled; f++) {
+            size_t i = missing[f];
+            data_key(names_buffer[f], sizeof names_buffer[f], &names, version, keys[i]);
+            snprintf(px[f], sizeof px[f], "%" PRId64,
+                     cache_aside_jitter_ms(options.ttl_ms, next_random()) + (int64_t)options.stale_ms);
+            const char **a = &set_storage[f * 5];
+            size_t *l = &length_storage[f * 5];
+            a[0] = "SET", l[0] = 3;
+            a[1] = names_buffer[f], l[1] = strlen(names_buffer[f]);
+            a[2] = out[i].bytes, l[2] = out[i].length;
+            a[3] = "PX", l[3] = 2;
+            a[4] = px[f], l[4] = strlen(px[f]);
+            set_argvs[f] = a;
+            set_lengths[f] = l;
+            argcs[f] = 5;
+        }
+        cache_pipeline(c, (int)filled, argcs, (const char **const *)set_argvs, (const size_t *const *)set_lengths,
+                       replies);
+        for (size_t f = 0; f < filled; f++)
+            freeReplyObject(replies[f]);
+        for (size_t f = 0; f < filled; f++) {
+            size_t i = missing[f];
+            cache_l1_put(l1, family, version, keys[i], out[i].bytes, out[i].length, sequence);
+        }
+    }
+    free(names_buffer);
+    free(px);
+    free(set_argvs);
+    free(set_storage);
+    free(set_lengths);
+    free(length_storage);
+    free(argcs);
+    free(replies);
+
+out:
+    freeReplyObject(reply);
+    if (suffixes != NULL)
+        for (size_t m = 0; m < count; m++)
+            free(suffixes[m]);
+    free(suffixes);
+    free(done);
+    free(missing);
+    free(argv);
+    free(lengths);
+    return rc;
+}
+
+/* ---- invalidation ---------------------------------------------------------------------- */
+
+cache_status cache_aside_invalidate_family(cache *c, cache_l1 *l1, const char *family, uint64_t *version)
+{
+    if (version != NULL)
+        *version = 0;
+    if (!valid_family(family))
+        return CACHE_ERROR;
+    key_names names;
+    name_keys(&names, family);
+    const char *argv[] = {"EVAL", invalidate_family_script, "1", names.version, family,
+                          CACHE_INVALIDATION_CHANNEL};
+    size_t lengths[6] = {4, sizeof invalidate_family_script - 1, 1};
+    for (int i = 3; i < 6; i++)
+        lengths[i] = strlen(argv[i]);
+    redisReply *reply = NULL;
+    cache_status status = cache_command_argv(c, 6, argv, lengths, &reply);
+    uint64_t new_version = status == CACHE_OK ? parse_version(reply) : 0;
+    freeReplyObject(reply);
+    if (status != CACHE_OK)
+        return status;
+    if (new_version == 0)
+        return CACHE_ERROR;
+    /* This node reads its own write at once, without waiting for the
+     * message to come back. */
+    cache_l1_learn_version(l1, family, new_version);
+    if (version != NULL)
+        *version = new_version;
+    return CACHE_OK;
+}
+
+cache_status cache_aside_invalidate_key(cache *c, cache_l1 *l1, const char *family, const char *key)
+{
+    char message[CACHE_L1_MAX_FAMILY_LENGTH + CACHE_INVALIDATION_MAX_KEY + 8];
+    int message_length = cache_invalidation_encode_key(message, sizeof message, family, key);
+    if (message_length < 0)
+        return CACHE_ERROR;
+    cache_l1_drop(l1, family, key);
+    key_names names;
+    name_keys(&names, family);
+    char suffix[CACHE_INVALIDATION_MAX_KEY + 2];
+    snprintf(suffix, sizeof suffix, ":%s", key);
+    const char *argv[] = {"EVAL", invalidate_key_script, "1", names.version, names.data_prefix, suffix,
+                          CACHE_INVALIDATION_CHANNEL, message};
+    size_t lengths[8] = {4, sizeof invalidate_key_script - 1, 1};
+    for (int i = 3; i < 7; i++)
+        lengths[i] = strlen(argv[i]);
+    lengths[7] = (size_t)message_length;
+    redisReply *reply = NULL;
+    cache_status status = cache_command_argv(c, 8, argv, lengths, &reply);
+    freeReplyObject(reply);
+    return status;
+}

@@ -1,0 +1,79 @@
+/* node/cached.c: cache-aside for handlers, with the request's arena as
+ * the memory and the node's L1 in front. */
+#include "aside.h"
+#include "log.h"
+#include "shoal.h"
+
+typedef struct fill_call {
+    shoal_ctx *ctx;
+    shoal_fill_fn fill;
+    void *data;
+} fill_call;
+
+static void *arena_alloc(void *arena, size_t size)
+{
+    return shoal_arena_alloc(arena, size);
+}
+
+/* cache/ knows nothing of requests: the handler's fill gets its ctx back
+ * through this. */
+static int call_fill(void *data, const char *key, const cache_aside_allocator *allocator, void **value,
+                     size_t *length)
+{
+    (void)allocator; /* the arena, which the handler's fill reaches through ctx */
+    fill_call *call = data;
+    return call->fill(call->ctx, key, call->data, value, length);
+}
+
+static cache_aside_options options_for(int ttl_ms)
+{
+    return (cache_aside_options){.ttl_ms = ttl_ms, .stale_ms = ttl_ms / 5};
+}
+
+int shoal_cached(shoal_ctx *ctx, const char *family, const char *key, int ttl_ms, shoal_fill_fn fill,
+                 void *data, const void **value, size_t *length)
+{
+    fill_call call = {ctx, fill, data};
+    cache_aside_allocator allocator = {arena_alloc, shoal_ctx_arena(ctx)};
+    cache_aside_options options = options_for(ttl_ms);
+    cache_aside_value out;
+    int rc = cache_aside_get(shoal_cache_tier(ctx), shoal_app_l1(shoal_ctx_app(ctx)), family, key, &options,
+                             call_fill, &call, &allocator, &out);
+    *value = rc == 0 ? out.bytes : NULL;
+    *length = rc == 0 ? out.length : 0;
+    return rc;
+}
+
+int shoal_cached_many(shoal_ctx *ctx, const char *family, const char *const *keys, size_t count, int ttl_ms,
+                      shoal_fill_fn fill, void *data, shoal_cached_value *values)
+{
+    fill_call call = {ctx, fill, data};
+    cache_aside_allocator allocator = {arena_alloc, shoal_ctx_arena(ctx)};
+    cache_aside_options options = options_for(ttl_ms);
+    cache_aside_value *out = shoal_arena_calloc(shoal_ctx_arena(ctx), count > 0 ? count : 1, sizeof *out);
+    if (out == NULL)
+        return -1;
+    int rc = cache_aside_get_many(shoal_cache_tier(ctx), shoal_app_l1(shoal_ctx_app(ctx)), family, keys, count,
+                                  &options, call_fill, &call, &allocator, out);
+    for (size_t i = 0; i < count; i++)
+        values[i] = rc == 0 ? (shoal_cached_value){out[i].bytes, out[i].length} : (shoal_cached_value){NULL, 0};
+    return rc;
+}
+
+int shoal_cache_invalidate(shoal_ctx *ctx, const char *family)
+{
+    cache_status status =
+        cache_aside_invalidate_family(shoal_cache_tier(ctx), shoal_app_l1(shoal_ctx_app(ctx)), family, NULL);
+    if (status != CACHE_OK)
+        shoal_log(SHOAL_LOG_WARNING, "cache", "cannot invalidate %s: cached values live until their TTL", family);
+    return (int)status;
+}
+
+int shoal_cache_invalidate_key(shoal_ctx *ctx, const char *family, const char *key)
+{
+    cache_status status =
+        cache_aside_invalidate_key(shoal_cache_tier(ctx), shoal_app_l1(shoal_ctx_app(ctx)), family, key);
+    if (status != CACHE_OK)
+        shoal_log(SHOAL_LOG_WARNING, "cache", "cannot invalidate %s %s: its value lives until its TTL", family, key);
+    return (int)status;
+}

@@ -1,0 +1,440 @@
+/* tests/integration/cache/aside_test.c: cache-aside against the fixture's
+ * real Redis: fill once then hit, invalidation, stampedes, stale copies,
+ * batches, and a Redis that hangs. */
+#include <hiredis/hiredis.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "aside.h"
+#include "cache.h"
+#include "test_env.h"
+
+/* ---- helpers ------------------------------------------------------------------------- */
+
+/* Every allocation of a test, freed at its end (what the request arena
+ * does in the node). */
+typedef struct pool {
+    void *items[4096];
+    size_t count;
+    pthread_mutex_t lock;
+} pool;
+
+static void *pool_alloc(void *data, size_t size)
+{
+    pool *p = data;
+    void *memory = malloc(size);
+    pthread_mutex_lock(&p->lock);
+    assert_true(p->count < sizeof p->items / sizeof p->items[0]);
+    p->items[p->count++] = memory;
+    pthread_mutex_unlock(&p->lock);
+    return memory;
+}
+
+static void pool_release(pool *p)
+{
+    for (size_t i = 0; i < p->count; i++)
+        free(p->items[i]);
+    p->count = 0;
+}
+
+static pool test_pool = {.lock = PTHREAD_MUTEX_INITIALIZER};
+static const cache_aside_allocator allocator = {pool_alloc, &test_pool};
+
+/* The "database": the current value of every key is "<prefix>:<key>"; the
+ * fill counts its calls and may be slow. */
+typedef struct source {
+    atomic_int calls;
+    int delay_ms;
+    char prefix[32];
+    int fail_with; /* non-zero: the fill fails with this code */
+} source;
+
+static int fill_from(void *data, const char *key, const cache_aside_allocator *alloc, void **value, size_t *length)
+{
+    source *s = data;
+    atomic_fetch_add(&s->calls, 1);
+    if (s->delay_ms > 0)
+        usleep((useconds_t)s->delay_ms * 1000);
+    if (s->fail_with != 0)
+        return s->fail_with;
+    char text[256];
+    int n = snprintf(text, sizeof text, "%s:%s", s->prefix, key);
+    *value = alloc->alloc(alloc->data, (size_t)n);
+    memcpy(*value, text, (size_t)n);
+    *length = (size_t)n;
+    return 0;
+}
+
+static cache *open_cache(int timeout_ms)
+{
+    char error[256];
+    cache_config config = {.url = TEST_REDIS_URL(), .timeout_ms = timeout_ms};
+    cache *c = cache_open(&config, error, sizeof error);
+    assert_non_null(c);
+    return c;
+}
+
+/* A family no other test (or earlier run) has used. */
+static void fresh_family(char *out, size_t size)
+{
+    static int counter;
+    snprintf(out, size, "t%d_%d_%ld", (int)getpid(), ++counter, (long)time(NULL));
+}
+
+static void assert_value(const cache_aside_value *value, const char *expected)
+{
+    assert_int_equal(value->length, strlen(expected));
+    assert_memory_equal(value->bytes, expected, value->length);
+}
+
+static redisContext *observer(void)
+{
+    cache_endpoint endpoint;
+    char error[128];
+    assert_int_equal(cache_url_parse(TEST_REDIS_URL(), &endpoint, error, sizeof error), 0);
+    redisContext *context = redisConnect(endpoint.host, endpoint.port);
+    assert_non_null(context);
+    assert_int_equal(context->err, 0);
+    return context;
+}
+
+static const cache_aside_options options = {.ttl_ms = 60000, .stale_ms = 10000};
+
+static int teardown_pool(void **state)
+{
+    (void)state;
+    pool_release(&test_pool);
+    return 0;
+}
+
+/* ---- tests ----------------------------------------------------------------------------- */
+
+static void fills_once_then_hits(void **state)
+{
+    (void)state;
+    char family[64];
+    fresh_family(family, sizeof family);
+    cache *c = open_cache(1000);
+    source db = {.prefix = "one"};
+    cache_aside_value value;
+    assert_int_equal(cache_aside_get(c, NULL, family, "k", &options, fill_from, &db, &allocator, &value), 0);
+    assert_int_equal(value.source, CACHE_ASIDE_FILLED);
+    assert_value(&value, "one:k");
+    for (int i = 0; i < 5; i++) {
+        assert_int_equal(cache_aside_get(c, NULL, family, "k", &options, fill_from, &db, &allocator, &value), 0);
+        assert_int_equal(value.source, CACHE_ASIDE_REDIS);
+        assert_value(&value, "one:k");
+    }
+    assert_int_equal(atomic_load(&db.calls), 1);
+
+    /* With an L1 in front, the second read does not reach Redis. */
+    cache_l1_config l1_config = {.max_entries = 100, .ttl_ms = 60000};
+    cache_l1 *l1 = cache_l1_new(&l1_config);
+    assert_int_equal(cache_aside_get(c, l1, family, "k", &options, fill_from, &db, &allocator, &value), 0);
+    assert_int_equal(value.source, CACHE_ASIDE_REDIS);
+    assert_int_equal(cache_aside_get(c, l1, family, "k", &options, fill_from, &db, &allocator, &value), 0);
+    assert_int_equal(value.source, CACHE_ASIDE_L1);
+    assert_value(&value, "one:k");
+    assert_int_equal(atomic_load(&db.calls), 1);
+
+    /* A failing fill is passed back and caches nothing. */
+    source missing = {.prefix = "none", .fail_with = 404};
+    assert_int_equal(cache_aside_get(c, l1, family, "gone", &options, fill_from, &missing, &allocator, &value), 404);
+    assert_int_equal(cache_aside_get(c, l1, family, "gone", &options, fill_from, &missing, &allocator, &value), 404);
+    assert_int_equal(atomic_load(&missing.calls), 2);
+    cache_l1_free(l1);
+    cache_close(c);
+}
+
+static void invalidating_the_family_refills(void **state)
+{
+    (void)state;
+    char family[64];
+    fresh_family(family, sizeof family);
+    cache *c = open_cache(1000);
+    cache_l1_config l1_config = {.max_entries = 100, .ttl_ms = 60000};
+    cache_l1 *l1 = cache_l1_new(&l1_config);
+    source db = {.prefix = "v1"};
+    cache_aside_value value;
+    const char *keys[] = {"a", "b"};
+    for (size_t i = 0; i < 2; i++)
+        assert_int_equal(cache_aside_get(c, l1, family, keys[i], &options, fill_from, &db, &allocator, &value), 0);
+    assert_int_equal(atomic_load(&db.calls), 2);
+
+    strcpy(db.prefix, "v2"); /* the write */
+    uint64_t before = cache_l1_family_version(l1, family), after = 0;
+    assert_int_equal(cache_aside_invalidate_family(c, l1, family, &after), CACHE_OK);
+    assert_true(after == before + 1);
+    assert_true(cache_l1_family_version(l1, family) == after); /* this node at once */
+    for (size_t i = 0; i < 2; i++) {
+        assert_int_equal(cache_aside_get(c, l1, family, keys[i], &options, fill_from, &db, &allocator, &value), 0);
+        assert_int_equal(value.source, CACHE_ASIDE_FILLED);
+        char expected[16];
+        snprintf(expected, sizeof expected, "v2:%s", keys[i]);
+        assert_value(&value, expected);
+    }
+    assert_int_equal(atomic_load(&db.calls), 4);
+
+    /* One key alone. */
+    strcpy(db.prefix, "v3");
+    assert_int_equal(cache_aside_invalidate_key(c, l1, family, "a"), CACHE_OK);
+    assert_int_equal(cache_aside_get(c, l1, family, "a", &options, fill_from, &db, &allocator, &value), 0);
+    assert_value(&value, "v3:a");
+    assert_int_equal(cache_aside_get(c, l1, family, "b", &options, fill_from, &db, &allocator, &value), 0);
+    assert_value(&value, "v2:b");
+    assert_int_equal(value.source, CACHE_ASIDE_L1);
+
+    /* The layout docs/state.md describes: the version key and the value
+     * under it, with a TTL of about ttl + stale. */
+    redisContext *admin = observer();
+    redisReply *reply = redisCommand(admin, "GET shoal:cv:%s", family);
+    assert_non_null(reply);
+    assert_int_equal(reply->type, REDIS_REPLY_STRING);
+    assert_true(strtoull(reply->str, NULL, 10) == after);
+    freeReplyObject(reply);
+    reply = redisCommand(admin, "PTTL shoal:c:%s:%llu:b", family, (unsigned long long)after);
+    assert_non_null(reply);
+    assert_int_equal(reply->type, REDIS_REPLY_INTEGER);
+    assert_true(reply->integer > 60000 && reply->integer <= 66000 + 10000);
+    freeReplyObject(reply);
+    redisFree(admin);
+    cache_l1_free(l1);
+    cache_close(c);
+}
+
+typedef struct racer {
+    const char *family;
+    source *db;
+    cache_aside_value value;
+    int rc;
+    pthread_barrier_t *start;
+} racer;
+
+static void *race(void *argument)
+{
+    racer *r = argument;
+    cache *c = open_cache(2000);
+    assert_int_equal(cache_ping(c), CACHE_OK); /* connected before the start line */
+    pthread_barrier_wait(r->start);
+    cache_aside_options slow = {.ttl_ms = 60000, .stale_ms = 0, .wait_ms = 2000};
+    r->rc = cache_aside_get(c, NULL, r->family, "hot", &slow, fill_from, r->db, &allocator, &r->value);
+    cache_close(c);
+    return NULL;
+}
+
+static void a_stampede_fills_once(void **state)
+{
+    (void)state;
+    char family[64];
+    fresh_family(family, sizeof family);
+    source db = {.prefix = "hot", .delay_ms = 50};
+    enum { RACERS = 16 };
+    pthread_t threads[RACERS];
+    racer racers[RACERS];
+    pthread_barrier_t start;
+    pthread_barrier_init(&start, NULL, RACERS);
+    for (int i = 0; i < RACERS; i++) {
+        racers[i] = (racer){.family = family, .db = &db, .start = &start};
+        assert_int_equal(pthread_create(&threads[i], NULL, race, &racers[i]), 0);
+    }
+    int filled = 0;
+    for (int i = 0; i < RACERS; i++) {
+        pthread_join(threads[i], NULL);
+        assert_int_equal(racers[i].rc, 0);
+        assert_value(&racers[i].value, "hot:hot");
+        filled += racers[i].value.source == CACHE_ASIDE_FILLED;
+    }
+    pthread_barrier_destroy(&start);
+    printf("stampede: %d threads on a cold key, the fill ran %d time(s)\n", RACERS, atomic_load(&db.calls));
+    assert_int_equal(atomic_load(&db.calls), 1);
+    assert_int_equal(filled, 1);
+}
+
+static void a_stale_copy_is_served_while_another_fills(void **state)
+{
+    (void)state;
+    char family[64];
+    fresh_family(family, sizeof family);
+    cache *c = open_cache(1000);
+    source db = {.prefix = "old"};
+    cache_aside_options short_lived = {.ttl_ms = 100, .stale_ms = 30000};
+    cache_aside_value value;
+    assert_int_equal(cache_aside_get(c, NULL, family, "k", &short_lived, fill_from, &db, &allocator, &value), 0);
+    usleep(150 * 1000); /* past ttl + 10 %: stale now */
+
+    /* Another node holds the fill lock. */
+    redisContext *admin = observer();
+    redisReply *reply = redisCommand(admin, "GET shoal:cv:%s", family);
+    assert_non_null(reply);
+    assert_int_equal(reply->type, REDIS_REPLY_STRING);
+    char lock[256];
+    snprintf(lock, sizeof lock, "shoal:cl:%s:%s:k", family, reply->str);
+    freeReplyObject(reply);
+    reply = redisCommand(admin, "SET %s other PX 5000", lock);
+    assert_non_null(reply);
+    freeReplyObject(reply);
+
+    strcpy(db.prefix, "new");
+    assert_int_equal(cache_aside_get(c, NULL, family, "k", &short_lived, fill_from, &db, &allocator, &value), 0);
+    assert_int_equal(value.source, CACHE_ASIDE_STALE);
+    assert_value(&value, "old:k");
+    assert_int_equal(atomic_load(&db.calls), 1);
+
+    /* The lock gone, the next read refreshes it. */
+    reply = redisCommand(admin, "DEL %s", lock);
+    assert_non_null(reply);
+    freeReplyObject(reply);
+    assert_int_equal(cache_aside_get(c, NULL, family, "k", &short_lived, fill_from, &db, &allocator, &value), 0);
+    assert_int_equal(value.source, CACHE_ASIDE_FILLED);
+    assert_value(&value, "new:k");
+    /* and releases its lock */
+    reply = redisCommand(admin, "EXISTS %s", lock);
+    assert_non_null(reply);
+    assert_int_equal(reply->integer, 0);
+    freeReplyObject(reply);
+    redisFree(admin);
+    cache_close(c);
+}
+
+static void a_batch_takes_one_round_trip_and_fills_what_is_missing(void **state)
+{
+    (void)state;
+    char family[64];
+    fresh_family(family, sizeof family);
+    cache *c = open_cache(1000);
+    source db = {.prefix = "w"};
+    enum { N = 20 };
+    char names[N][16];
+    const char *keys[N];
+    for (int i = 0; i < N; i++) {
+        snprintf(names[i], sizeof names[i], "%d", i + 1);
+        keys[i] = names[i];
+    }
+    cache_aside_value values[N];
+    /* Half of them cached first, one by one. */
+    for (int i = 0; i < N; i += 2)
+        assert_int_equal(cache_aside_get(c, NULL, family, keys[i], &options, fill_from, &db, &allocator, &values[i]), 0);
+    assert_int_equal(atomic_load(&db.calls), N / 2);
+
+    assert_int_equal(cache_aside_get_many(c, NULL, family, keys, N, &options, fill_from, &db, &allocator, values), 0);
+    for (int i = 0; i < N; i++) {
+        char expected[32];
+        snprintf(expected, sizeof expected, "w:%s", keys[i]);
+        assert_value(&values[i], expected);
+        assert_int_equal(values[i].source, i % 2 == 0 ? CACHE_ASIDE_REDIS : CACHE_ASIDE_FILLED);
+    }
+    assert_int_equal(atomic_load(&db.calls), N);
+
+    cache_l1_config l1_config = {.max_entries = 100, .ttl_ms = 60000};
+    cache_l1 *l1 = cache_l1_new(&l1_config);
+    assert_int_equal(cache_aside_get_many(c, l1, family, keys, N, &options, fill_from, &db, &allocator, values), 0);
+    for (int i = 0; i < N; i++)
+        assert_int_equal(values[i].source, CACHE_ASIDE_REDIS);
+    assert_int_equal(cache_aside_get_many(c, l1, family, keys, N, &options, fill_from, &db, &allocator, values), 0);
+    for (int i = 0; i < N; i++) {
+        if (values[i].source != CACHE_ASIDE_L1)
+            printf("key %s came from %d\n", keys[i], values[i].source);
+        assert_int_equal(values[i].source, CACHE_ASIDE_L1);
+    }
+    assert_int_equal(atomic_load(&db.calls), N);
+    cache_l1_free(l1);
+    cache_close(c);
+}
+
+static pid_t fixture_redis_pid(void)
+{
+    FILE *file = fopen(test_env_require("SHOAL_TEST_REDIS_PID_FILE"), "r");
+    assert_non_null(file);
+    int pid = 0;
+    assert_int_equal(fscanf(file, "%d", &pid), 1);
+    fclose(file);
+    assert_true(pid > 1);
+    return (pid_t)pid;
+}
+
+/* Whatever happened in the test, the fixture's Redis runs again afterwards. */
+static int resume_redis(void **state)
+{
+    kill(fixture_redis_pid(), SIGCONT);
+    return teardown_pool(state);
+}
+
+static void a_hung_redis_is_bypassed_and_caching_resumes(void **state)
+{
+    (void)state;
+    char family[64];
+    fresh_family(family, sizeof family);
+    cache *c = open_cache(200);
+    source db = {.prefix = "pg"};
+    cache_aside_value value;
+    assert_int_equal(cache_aside_get(c, NULL, family, "k", &options, fill_from, &db, &allocator, &value), 0);
+    assert_int_equal(atomic_load(&db.calls), 1);
+
+    pid_t redis = fixture_redis_pid();
+    assert_int_equal(kill(redis, SIGSTOP), 0);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(cache_aside_get(c, NULL, family, "k", &options, fill_from, &db, &allocator, &value), 0);
+        assert_int_equal(value.source, CACHE_ASIDE_BYPASSED);
+        assert_value(&value, "pg:k");
+    }
+    assert_int_equal(atomic_load(&db.calls), 4);
+    uint64_t version = 0;
+    assert_int_equal(cache_aside_invalidate_family(c, NULL, family, &version), CACHE_UNAVAILABLE);
+    assert_int_equal(kill(redis, SIGCONT), 0);
+
+    bool cached = false;
+    for (int i = 0; i < 50 && !cached; i++) {
+        assert_int_equal(cache_aside_get(c, NULL, family, "k", &options, fill_from, &db, &allocator, &value), 0);
+        assert_value(&value, "pg:k");
+        cached = value.source == CACHE_ASIDE_REDIS;
+        usleep(50 * 1000);
+    }
+    assert_true(cached);
+    cache_close(c);
+}
+
+static void an_unreachable_redis_is_bypassed(void **state)
+{
+    (void)state;
+    char error[256];
+    cache_config config = {.url = "redis://127.0.0.1:1/0", .timeout_ms = 200};
+    cache *c = cache_open(&config, error, sizeof error);
+    assert_non_null(c);
+    source db = {.prefix = "pg"};
+    cache_aside_value value;
+    assert_int_equal(cache_aside_get(c, NULL, "article", "k", &options, fill_from, &db, &allocator, &value), 0);
+    assert_int_equal(value.source, CACHE_ASIDE_BYPASSED);
+    const char *keys[] = {"1", "2", "3"};
+    cache_aside_value values[3];
+    assert_int_equal(cache_aside_get_many(c, NULL, "world", keys, 3, &options, fill_from, &db, &allocator, values), 0);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(values[i].source, CACHE_ASIDE_BYPASSED);
+    assert_int_equal(atomic_load(&db.calls), 4);
+    cache_close(c);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_teardown(fills_once_then_hits, teardown_pool),
+        cmocka_unit_test_teardown(invalidating_the_family_refills, teardown_pool),
+        cmocka_unit_test_teardown(a_stampede_fills_once, teardown_pool),
+        cmocka_unit_test_teardown(a_stale_copy_is_served_while_another_fills, teardown_pool),
+        cmocka_unit_test_teardown(a_batch_takes_one_round_trip_and_fills_what_is_missing, teardown_pool),
+        cmocka_unit_test_teardown(a_hung_redis_is_bypassed_and_caching_resumes, resume_redis),
+        cmocka_unit_test_teardown(an_unreachable_redis_is_bypassed, teardown_pool),
+    };
+    return cmocka_run_group_tests_name("integration.cache.aside", tests, NULL, NULL);
+}
