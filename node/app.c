@@ -1,5 +1,6 @@
 /* node/app.c: registration (setup) and the request pipeline. */
 #include <pthread.h>
+#include <stdalign.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -79,14 +80,20 @@ typedef struct extension_entry {
     struct extension_entry *next;
 } extension_entry;
 
+/* Workers sit on cache lines of their own: each is written on every
+ * request by its own thread, and a line shared with a worker on another
+ * core would travel between the cores on every request. */
+#define CACHE_LINE_BYTES 64
+
 struct shoal_worker {
     shoal_app *app;
     store *store;
     cache *cache;
     cache *cache_tier; /* == cache unless the cache has its own instance */
     void **slots;
-    unsigned long request_counter;
     shoal_worker *next;
+    alignas(CACHE_LINE_BYTES) atomic_int in_flight; /* written by the worker's thread, read when draining */
+    unsigned long request_counter;
 };
 
 struct shoal_app {
@@ -104,7 +111,6 @@ struct shoal_app {
     bool frozen;
     bool setup_failed;
     atomic_int readiness;
-    atomic_int in_flight;
 
     pthread_mutex_t workers_lock; /* only taken when a thread creates its worker */
     shoal_worker *workers;
@@ -150,7 +156,6 @@ shoal_app *shoal_app_new(const shoal_config *config)
     app->generation = atomic_fetch_add(&next_generation, 1);
     app->root.app = app;
     atomic_init(&app->readiness, SHOAL_STARTING);
-    atomic_init(&app->in_flight, 0);
     pthread_mutex_init(&app->workers_lock, NULL);
     app->store_config = shoal_config_store(config);
     app->cache_config = shoal_config_cache(config);
@@ -517,19 +522,25 @@ void shoal_app_set_readiness(shoal_app *app, shoal_readiness readiness)
     atomic_store(&app->readiness, (int)readiness);
 }
 
-int shoal_app_in_flight(const shoal_app *app)
+int shoal_app_in_flight(shoal_app *app)
 {
-    return atomic_load(&app->in_flight);
+    int total = 0;
+    pthread_mutex_lock(&app->workers_lock);
+    for (shoal_worker *worker = app->workers; worker != NULL; worker = worker->next)
+        total += atomic_load_explicit(&worker->in_flight, memory_order_relaxed);
+    pthread_mutex_unlock(&app->workers_lock);
+    return total;
 }
 
-void shoal_app_request_started(shoal_app *app)
+/* Relaxed: the count orders nothing else, and draining polls it. */
+void shoal_worker_request_started(shoal_worker *worker)
 {
-    atomic_fetch_add(&app->in_flight, 1);
+    atomic_fetch_add_explicit(&worker->in_flight, 1, memory_order_relaxed);
 }
 
-void shoal_app_request_finished(shoal_app *app)
+void shoal_worker_request_finished(shoal_worker *worker)
 {
-    atomic_fetch_sub(&app->in_flight, 1);
+    atomic_fetch_sub_explicit(&worker->in_flight, 1, memory_order_relaxed);
 }
 
 /* ---- workers ------------------------------------------------------------ */
@@ -541,9 +552,11 @@ shoal_worker *shoal_app_thread_worker(shoal_app *app)
     if (thread_worker != NULL && thread_worker_generation == app->generation)
         return thread_worker;
 
-    shoal_worker *worker = calloc(1, sizeof *worker);
+    shoal_worker *worker = aligned_alloc(alignof(shoal_worker), sizeof *worker);
     if (worker == NULL)
         return NULL;
+    memset(worker, 0, sizeof *worker);
+    atomic_init(&worker->in_flight, 0);
     worker->app = app;
     worker->slots = calloc((size_t)app->worker_slot_count + 1, sizeof *worker->slots);
     worker->store = store_open(&app->store_config);
@@ -840,6 +853,24 @@ int shoal_json(shoal_ctx *ctx, int status, json_t *value)
     return shoal_text(ctx, status, "application/json", text, length);
 }
 
+shoal_json_writer *shoal_json_begin(shoal_ctx *ctx)
+{
+    return shoal_json_writer_new(&ctx->arena);
+}
+
+int shoal_json_send(shoal_ctx *ctx, int status, shoal_json_writer *writer)
+{
+    size_t length = 0;
+    const char *text = shoal_json_writer_text(writer, &length);
+    if (text == NULL) {
+        shoal_log(SHOAL_LOG_ERROR, "json", "%s %s: the JSON writer failed (memory, invalid UTF-8, or "
+                  "keys, values and brackets out of order)", ctx->method_name, ctx->path);
+        answer_internal_error(ctx);
+        return -1;
+    }
+    return shoal_text(ctx, status, "application/json", text, length);
+}
+
 static const error_handler *find_error_handler(const shoal_blueprint *bp, int status)
 {
     for (size_t i = 0; bp != NULL && i < bp->error_handlers.count; i++)
@@ -871,8 +902,19 @@ int shoal_error(shoal_ctx *ctx, int status, const char *code, const char *field,
                 return 0;
         }
     }
-    json_t *envelope = json_pack("{s:{s:[s]},s:s}", "errors", info.field, info.message, "code", info.code);
-    return shoal_json(ctx, status, envelope);
+    shoal_json_writer *out = shoal_json_begin(ctx);
+    shoal_json_open_object(out);
+    shoal_json_write_key(out, "errors");
+    shoal_json_open_object(out);
+    shoal_json_write_key(out, info.field);
+    shoal_json_open_array(out);
+    shoal_json_write_string(out, info.message);
+    shoal_json_close_array(out);
+    shoal_json_close_object(out);
+    shoal_json_write_key(out, "code");
+    shoal_json_write_string(out, info.code);
+    shoal_json_close_object(out);
+    return shoal_json_send(ctx, status, out);
 }
 
 static shoal_header_entry *find_header(const shoal_ctx *ctx, const char *name)

@@ -100,6 +100,39 @@ void *shoal_arena_calloc(shoal_arena *arena, size_t count, size_t size)
     return memory;
 }
 
+void *shoal_arena_resize(shoal_arena *arena, void *memory, size_t old_size, size_t new_size)
+{
+    if (memory == NULL)
+        return shoal_arena_alloc(arena, new_size);
+    if (new_size > SIZE_MAX - 2 * ALIGNMENT)
+        return NULL;
+    size_t old_aligned = align_up(old_size == 0 ? 1 : old_size);
+    if (new_size <= old_aligned)
+        return memory;
+    size_t more = align_up(new_size) - old_aligned;
+    char *end = (char *)memory + old_aligned;
+
+    /* The newest allocation of a block ends where the block's free space
+     * starts: it can take more of that space without moving. */
+    if (arena->inline_start != NULL && end == arena->inline_start + arena->inline_used) {
+        if (arena->inline_size - arena->inline_used >= more) {
+            arena->inline_used += more;
+            return memory;
+        }
+    } else {
+        shoal_arena_block *head = arena->blocks;
+        if (head != NULL && end == (char *)head->data + head->used && head->size - head->used >= more) {
+            head->used += more;
+            return memory;
+        }
+    }
+    void *moved = shoal_arena_alloc(arena, new_size);
+    if (moved == NULL)
+        return NULL;
+    memcpy(moved, memory, old_size);
+    return moved;
+}
+
 char *shoal_arena_strndup(shoal_arena *arena, const char *text, size_t length)
 {
     if (length == SIZE_MAX)

@@ -35,6 +35,13 @@ void shoal_arena_init(shoal_arena *arena, void *initial, size_t initial_size);
  * overflows. Zero-byte requests return a valid unique pointer. */
 void *shoal_arena_alloc(shoal_arena *arena, size_t size);
 void *shoal_arena_calloc(shoal_arena *arena, size_t count, size_t size);
+/* Makes memory (from this arena, old_size bytes, or NULL) new_size bytes
+ * long, keeping its first old_size bytes. The newest allocation of its
+ * block grows in place while the block has room, so a buffer that is
+ * appended to while nothing else is allocated costs no copies; otherwise
+ * the bytes move to a new allocation and the old one stays until release.
+ * NULL when memory runs out (memory is then unchanged). */
+void *shoal_arena_resize(shoal_arena *arena, void *memory, size_t old_size, size_t new_size);
 char *shoal_arena_strdup(shoal_arena *arena, const char *text);
 char *shoal_arena_strndup(shoal_arena *arena, const char *text, size_t length);
 char *shoal_arena_printf(shoal_arena *arena, const char *format, ...)

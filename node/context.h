@@ -81,9 +81,10 @@ void shoal_ctx_finish(shoal_ctx *ctx, uint64_t duration_ns);
  * NULL when memory runs out. */
 shoal_worker *shoal_app_thread_worker(shoal_app *app);
 
-/* Requests started and not yet finished, for draining. */
-int shoal_app_in_flight(const shoal_app *app);
-void shoal_app_request_started(shoal_app *app);
-void shoal_app_request_finished(shoal_app *app);
+/* Requests started and not yet finished, for draining: each worker counts
+ * its own, so that requests on different cores share no counter. */
+int shoal_app_in_flight(shoal_app *app);
+void shoal_worker_request_started(shoal_worker *worker);
+void shoal_worker_request_finished(shoal_worker *worker);
 
 #endif

@@ -155,8 +155,14 @@ bool shoal_tier_monitor_cache_up(const shoal_tier_monitor *monitor)
 
 static int healthz(shoal_ctx *ctx)
 {
-    return shoal_json(ctx, 200, json_pack("{s:s,s:s}", "status", "alive", "node",
-                                          shoal_app_config(shoal_ctx_app(ctx))->node_name));
+    shoal_json_writer *out = shoal_json_begin(ctx);
+    shoal_json_open_object(out);
+    shoal_json_write_key(out, "status");
+    shoal_json_write_string(out, "alive");
+    shoal_json_write_key(out, "node");
+    shoal_json_write_string(out, shoal_app_config(shoal_ctx_app(ctx))->node_name);
+    shoal_json_close_object(out);
+    return shoal_json_send(ctx, 200, out);
 }
 
 static const char *readiness_name(shoal_readiness readiness)
@@ -177,17 +183,26 @@ static int readyz(shoal_ctx *ctx)
     const shoal_tier_monitor *monitor = shoal_route_data(ctx);
     shoal_app *app = shoal_ctx_app(ctx);
     shoal_readiness readiness = shoal_app_readiness(app);
-    json_t *body = json_pack("{s:s,s:s,s:s,s:s}", "status", readiness_name(readiness), "node",
-                             shoal_app_config(app)->node_name, "postgres",
-                             shoal_tier_monitor_postgres_up(monitor) ? "up" : "down", "redis",
-                             shoal_tier_monitor_redis_up(monitor) ? "up" : "down");
+    shoal_json_writer *out = shoal_json_begin(ctx);
+    shoal_json_open_object(out);
+    shoal_json_write_key(out, "status");
+    shoal_json_write_string(out, readiness_name(readiness));
+    shoal_json_write_key(out, "node");
+    shoal_json_write_string(out, shoal_app_config(app)->node_name);
+    shoal_json_write_key(out, "postgres");
+    shoal_json_write_string(out, shoal_tier_monitor_postgres_up(monitor) ? "up" : "down");
+    shoal_json_write_key(out, "redis");
+    shoal_json_write_string(out, shoal_tier_monitor_redis_up(monitor) ? "up" : "down");
     /* Only when there are two instances, so that one-instance bodies keep
      * their shape. */
-    if (body != NULL && shoal_tier_monitor_cache_separate(monitor))
-        json_object_set_new(body, "cache", json_string(shoal_tier_monitor_cache_up(monitor) ? "up" : "down"));
+    if (shoal_tier_monitor_cache_separate(monitor)) {
+        shoal_json_write_key(out, "cache");
+        shoal_json_write_string(out, shoal_tier_monitor_cache_up(monitor) ? "up" : "down");
+    }
+    shoal_json_close_object(out);
     /* Health checks run every second on every node: keep them out of caches. */
     shoal_set_header(ctx, "Cache-Control", "no-store");
-    return shoal_json(ctx, readiness == SHOAL_READY ? 200 : 503, body);
+    return shoal_json_send(ctx, readiness == SHOAL_READY ? 200 : 503, out);
 }
 
 static int init(shoal_app *app, void *monitor)

@@ -18,9 +18,13 @@
 #include "context.h"
 #include "log.h"
 
-/* Most requests fit their whole arena in this block, inside the one malloc
- * that holds the request. */
+/* Most requests fit their whole arena in this block, inside the request,
+ * which a connection allocates once and reuses for each of its requests. */
 #define REQUEST_ARENA_BYTES 8192
+
+/* What libmicrohttpd's connection pool holds beyond the request head (see
+ * shoal_http_start). */
+#define CONNECTION_ROOM_BYTES 4096
 
 /* The most memory a body gets before its bytes arrive. */
 #define INITIAL_BODY_BYTES (64u * 1024)
@@ -202,23 +206,13 @@ static bool append_body(request *r, const char *data, size_t size)
     return true;
 }
 
-static enum MHD_Result count_header_bytes(void *context, enum MHD_ValueKind kind, const char *name,
-                                          const char *value)
+/* The request line and headers as the client sent them, query included,
+ * up to the blank line that ends them. */
+static size_t header_bytes(struct MHD_Connection *connection)
 {
-    (void)kind;
-    /* "Name: value\r\n" */
-    *(size_t *)context += strlen(name) + (value != NULL ? strlen(value) : 0) + 4;
-    return MHD_YES;
-}
-
-/* The request line and headers as sent, near enough: libmicrohttpd hands
- * over the path without its query, so the query's arguments are counted
- * one by one ("name=value&"). */
-static size_t header_bytes(struct MHD_Connection *connection, const char *url, const char *method)
-{
-    size_t total = strlen(method) + strlen(url) + sizeof " HTTP/1.1\r\n";
-    MHD_get_connection_values(connection, MHD_HEADER_KIND | MHD_GET_ARGUMENT_KIND, count_header_bytes, &total);
-    return total;
+    const union MHD_ConnectionInfo *info =
+        MHD_get_connection_info(connection, MHD_CONNECTION_INFO_REQUEST_HEADER_SIZE);
+    return info != NULL ? info->header_size : 0;
 }
 
 static enum MHD_Result begin_request(shoal_http *http, struct MHD_Connection *connection,
@@ -227,10 +221,12 @@ static enum MHD_Result begin_request(shoal_http *http, struct MHD_Connection *co
     shoal_worker *worker = shoal_app_thread_worker(http->app);
     if (worker == NULL)
         return MHD_NO;
-    request *r = malloc(sizeof *r);
+    const union MHD_ConnectionInfo *info = MHD_get_connection_info(connection, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    request *r = info != NULL ? info->socket_context : NULL;
     if (r == NULL)
         return MHD_NO;
-    r->started_ns = monotonic_ns();
+    /* The duration is for the access log only: no clock read when it is off. */
+    r->started_ns = http->config->access_log_sample > 0 ? monotonic_ns() : 0;
     r->body = NULL;
     r->body_length = 0;
     r->body_capacity = 0;
@@ -239,10 +235,10 @@ static enum MHD_Result begin_request(shoal_http *http, struct MHD_Connection *co
     r->dispatched = false;
     shoal_ctx_init(&r->ctx, http->app, worker, &mhd_transport, connection, method, url,
                    r->arena_block, sizeof r->arena_block);
-    shoal_app_request_started(http->app);
+    shoal_worker_request_started(worker);
     *request_state = r;
 
-    if (header_bytes(connection, url, method) > http->config->max_header_bytes) {
+    if (header_bytes(connection) > http->config->max_header_bytes) {
         char *message = shoal_arena_printf(&r->ctx.arena, "the request line and headers exceed %zu bytes",
                                            http->config->max_header_bytes);
         shoal_ctx_reject(&r->ctx, 431, "request.headers_too_large",
@@ -321,18 +317,36 @@ static enum MHD_Result handle_access(void *context, struct MHD_Connection *conne
 static void request_completed(void *context, struct MHD_Connection *connection, void **request_state,
                               enum MHD_RequestTerminationCode termination)
 {
+    (void)context;
     (void)connection;
     (void)termination;
-    shoal_http *http = context;
     request *r = *request_state;
     if (r == NULL)
         return;
     if (!r->dispatched)
         r->ctx.status = 499; /* the client went away before it was answered */
-    shoal_ctx_finish(&r->ctx, monotonic_ns() - r->started_ns);
-    shoal_app_request_finished(http->app);
-    free(r);
-    *request_state = NULL;
+    shoal_worker *worker = r->ctx.worker;
+    shoal_ctx_finish(&r->ctx, r->started_ns != 0 ? monotonic_ns() - r->started_ns : 0);
+    shoal_worker_request_finished(worker);
+    *request_state = NULL; /* the connection keeps r for its next request */
+}
+
+/* Each connection gets its request (with the arena's first block) when it
+ * opens and gives it back when it closes, so requests on a keep-alive
+ * connection allocate nothing of their own. */
+static void connection_changed(void *context, struct MHD_Connection *connection, void **connection_state,
+                               enum MHD_ConnectionNotificationCode change)
+{
+    (void)context;
+    (void)connection;
+    if (change == MHD_CONNECTION_NOTIFY_STARTED) {
+        /* NULL when memory ran out: begin_request then refuses the
+         * connection's requests. */
+        *connection_state = malloc(sizeof(request));
+    } else if (change == MHD_CONNECTION_NOTIFY_CLOSED) {
+        free(*connection_state);
+        *connection_state = NULL;
+    }
 }
 
 static int hex_digit(char c)
@@ -431,11 +445,16 @@ shoal_http *shoal_http_start(shoal_app *app, char *error, size_t error_size)
     http->app = app;
     http->config = config;
 
-    /* libmicrohttpd keeps the request line, the headers and its buffers in
-     * one pool per connection. The header limit is enforced exactly (with
-     * the JSON envelope) in begin_request; the pool, twice as large so the
-     * write side has room, is the backstop for what never parses. */
-    size_t connection_memory = config->max_header_bytes * 2;
+    /* libmicrohttpd keeps the request line, the headers, a record per
+     * header and the response's own header block in one pool per
+     * connection, and clears all of it after every request (0.9.75 writes
+     * zeros over the whole pool, then again over the unused half of the
+     * read buffer): its size is paid per request. The header limit is
+     * enforced exactly, with the JSON envelope, in begin_request; the pool
+     * holds a request at the limit plus room for the records and the
+     * answer's headers, and a request too large for even that gets
+     * libmicrohttpd's own 431 and a closed connection. */
+    size_t connection_memory = config->max_header_bytes + CONNECTION_ROOM_BYTES;
     http->daemon = MHD_start_daemon(
         flags, (uint16_t)config->port, NULL, NULL, &handle_access, http,
         MHD_OPTION_EXTERNAL_LOGGER, &log_from_library, http, /* first, or early messages escape */
@@ -445,6 +464,7 @@ shoal_http *shoal_http_start(shoal_app *app, char *error, size_t error_size)
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, connection_memory,
         MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)config->listen_backlog,
         MHD_OPTION_NOTIFY_COMPLETED, &request_completed, http,
+        MHD_OPTION_NOTIFY_CONNECTION, &connection_changed, http,
         MHD_OPTION_UNESCAPE_CALLBACK, &unescape_without_nul, http,
         /* Last: one thread means the daemon's own epoll thread, and naming a
          * pool of one draws a warning, so the list ends early instead. */

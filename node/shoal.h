@@ -30,6 +30,7 @@
 
 #include "arena.h"
 #include "config.h"
+#include "json.h"
 #include "router.h"
 
 typedef struct shoal_app shoal_app;
@@ -237,6 +238,21 @@ struct store_result *shoal_keep_result(shoal_ctx *ctx, struct store_result *resu
 /* All return 0, or -1 when memory ran out (the request then gets 500).
  * Answering twice replaces the first answer. */
 int shoal_json(shoal_ctx *ctx, int status, json_t *value); /* steals value */
+/* A JSON answer written straight into the request's arena, without jansson
+ * values or their heap allocations (the writer's calls are in json.h):
+ *
+ *     shoal_json_writer *out = shoal_json_begin(ctx);
+ *     shoal_json_open_object(out);
+ *     shoal_json_write_key(out, "message");
+ *     shoal_json_write_string(out, "Hello, World!");
+ *     shoal_json_close_object(out);
+ *     return shoal_json_send(ctx, 200, out);
+ *
+ * shoal_json_begin returns NULL when memory ran out, and every writer call
+ * accepts NULL; shoal_json_send answers 500 (and returns -1) when the
+ * writer failed or the text is incomplete. */
+shoal_json_writer *shoal_json_begin(shoal_ctx *ctx);
+int shoal_json_send(shoal_ctx *ctx, int status, shoal_json_writer *writer);
 /* body must outlive the request: static text or arena memory. */
 int shoal_text(shoal_ctx *ctx, int status, const char *content_type, const char *body,
                size_t length);

@@ -319,6 +319,32 @@ static void oversized_headers_get_431_with_the_envelope(void **state)
     stop_server(&server);
 }
 
+/* The connection's memory holds a head at the limit plus some room (the
+ * answer's headers); a head far beyond that cannot even be parsed, and
+ * libmicrohttpd answers 431 itself (without the envelope) and closes. It
+ * must still be an answer, not a dropped connection. */
+static void headers_far_past_the_limit_still_get_431(void **state)
+{
+    (void)state;
+    test_server server;
+    start_default(&server, FLAGS("--max-header-bytes", "2k"));
+    static char request[16 * 1024];
+    static char filler[12 * 1024];
+    memset(filler, 'a', sizeof filler - 1);
+    filler[sizeof filler - 1] = '\0';
+    snprintf(request, sizeof request, "GET /healthz HTTP/1.1\r\nHost: t\r\nX-Filler: %s\r\n\r\n", filler);
+    test_response response;
+    assert_true(test_http_request(server.port, request, &response));
+    assert_int_equal(response.status, 431);
+    test_http_response_free(&response);
+
+    /* The node goes on answering. */
+    assert_true(test_http_request(server.port, "GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n", &response));
+    assert_int_equal(response.status, 200);
+    test_http_response_free(&response);
+    stop_server(&server);
+}
+
 static void long_queries_count_against_the_header_limit(void **state)
 {
     (void)state;
@@ -678,6 +704,7 @@ int main(void)
         cmocka_unit_test(unknown_paths_and_methods_get_404_405_and_options),
         cmocka_unit_test(oversized_bodies_get_413_with_the_envelope),
         cmocka_unit_test(oversized_headers_get_431_with_the_envelope),
+        cmocka_unit_test(headers_far_past_the_limit_still_get_431),
         cmocka_unit_test(long_queries_count_against_the_header_limit),
         cmocka_unit_test(an_encoded_nul_never_cuts_the_path_short),
         cmocka_unit_test(malformed_json_is_400_and_wrong_shape_is_422),

@@ -957,10 +957,14 @@ static void test_in_flight_and_readiness_are_tracked(void **state)
     assert_int_equal(shoal_app_readiness(f->app), SHOAL_DRAINING);
 
     assert_int_equal(shoal_app_in_flight(f->app), 0);
-    shoal_app_request_started(f->app);
-    shoal_app_request_started(f->app);
-    shoal_app_request_finished(f->app);
+    shoal_worker *worker = shoal_app_thread_worker(f->app);
+    assert_non_null(worker);
+    shoal_worker_request_started(worker);
+    shoal_worker_request_started(worker);
+    shoal_worker_request_finished(worker);
     assert_int_equal(shoal_app_in_flight(f->app), 1);
+    shoal_worker_request_finished(worker);
+    assert_int_equal(shoal_app_in_flight(f->app), 0);
     assert_ptr_equal(shoal_app_config(f->app), &f->config);
 }
 
@@ -1035,6 +1039,58 @@ static void test_json_answer_of_null_value_is_500(void **state)
 
     fake_request *r = dispatch(f, "GET", "/null");
     assert_error_envelope(r, 500, "internal", "body");
+    fake_request_finish(r);
+}
+
+static int answer_with_writer(shoal_ctx *ctx)
+{
+    shoal_json_writer *out = shoal_json_begin(ctx);
+    shoal_json_open_object(out);
+    shoal_json_write_key(out, "path");
+    shoal_json_write_string(out, shoal_path(ctx));
+    shoal_json_write_key(out, "n");
+    shoal_json_write_integer(out, 3);
+    shoal_json_close_object(out);
+    return shoal_json_send(ctx, 201, out);
+}
+
+static int answer_with_unfinished_writer(shoal_ctx *ctx)
+{
+    shoal_json_writer *out = shoal_json_begin(ctx);
+    shoal_json_open_object(out);
+    shoal_json_write_key(out, "left");
+    shoal_json_write_string(out, "open");
+    return shoal_json_send(ctx, 200, out) == -1 ? 0 : -1;
+}
+
+static void test_json_writer_answers_and_an_unfinished_one_is_500(void **state)
+{
+    fixture *f = *state;
+    assert_int_equal(shoal_route(shoal_app_root(f->app), "GET", "/written", answer_with_writer), 0);
+    assert_int_equal(shoal_route(shoal_app_root(f->app), "GET", "/unfinished", answer_with_unfinished_writer), 0);
+    serve(f->app);
+
+    fake_request *r = dispatch(f, "GET", "/written");
+    assert_int_equal(r->ctx.status, 201);
+    assert_string_equal(r->ctx.content_type, "application/json");
+    assert_string_equal(fake_response_body(r), "{\"path\":\"/written\",\"n\":3}");
+    fake_request_finish(r);
+
+    r = dispatch(f, "GET", "/unfinished");
+    assert_error_envelope(r, 500, "internal", "body");
+    fake_request_finish(r);
+}
+
+static void test_error_envelope_escapes_its_texts(void **state)
+{
+    fixture *f = *state;
+    serve(f->app);
+    fake_request *r = dispatch(f, "GET", "/missing");
+    assert_string_equal(fake_response_body(r),
+                        "{\"errors\":{\"body\":[\"no such path\"]},\"code\":\"route.not_found\"}");
+    shoal_error(&r->ctx, 422, "request.invalid_field", "na\"me", "a \\ b\n");
+    assert_string_equal(fake_response_body(r),
+                        "{\"errors\":{\"na\\\"me\":[\"a \\\\ b\\n\"]},\"code\":\"request.invalid_field\"}");
     fake_request_finish(r);
 }
 
@@ -1301,6 +1357,8 @@ int main(void)
         TEST(test_answering_twice_keeps_the_last_answer),
         TEST(test_set_header_replaces_and_add_header_appends),
         TEST(test_json_answer_of_null_value_is_500),
+        TEST(test_json_writer_answers_and_an_unfinished_one_is_500),
+        TEST(test_error_envelope_escapes_its_texts),
         TEST(test_rejection_is_answered_in_place_of_the_handler_with_hooks),
         TEST(test_after_hooks_read_the_status_content_type_and_body),
         TEST(test_rejection_goes_through_the_error_handler),

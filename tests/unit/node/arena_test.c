@@ -277,6 +277,53 @@ static void test_arena_is_reusable_after_release(void **state)
     assert_int_equal(arena.bytes_allocated, 0);
 }
 
+static void test_resize_grows_the_newest_allocation_in_place(void **state)
+{
+    (void)state;
+    alignas(max_align_t) unsigned char block[1024];
+    shoal_arena arena;
+    shoal_arena_init(&arena, block, sizeof block);
+    char *text = shoal_arena_alloc(&arena, 10);
+    memcpy(text, "0123456789", 10);
+    char *grown = shoal_arena_resize(&arena, text, 10, 500);
+    assert_ptr_equal(grown, text);
+    assert_memory_equal(grown, "0123456789", 10);
+    /* The space it took is no longer handed out. */
+    char *next = shoal_arena_alloc(&arena, 16);
+    assert_true(next >= grown + 500);
+    /* Not the newest any more: it moves, with its bytes. */
+    char *moved = shoal_arena_resize(&arena, grown, 500, 600);
+    assert_ptr_not_equal(moved, grown);
+    assert_memory_equal(moved, "0123456789", 10);
+    /* Shrinking, or growing within the alignment, keeps the address. */
+    assert_ptr_equal(shoal_arena_resize(&arena, moved, 600, 100), moved);
+    shoal_arena_release(&arena);
+}
+
+static void test_resize_moves_out_of_a_full_block_and_grows_in_heap_blocks(void **state)
+{
+    (void)state;
+    alignas(max_align_t) unsigned char block[256];
+    shoal_arena arena;
+    shoal_arena_init(&arena, block, sizeof block);
+    char *text = shoal_arena_alloc(&arena, 200);
+    memset(text, 'a', 200);
+    /* The inline block cannot hold 1000 bytes: the text moves to the heap. */
+    char *moved = shoal_arena_resize(&arena, text, 200, 1000);
+    assert_non_null(moved);
+    assert_false(inside(moved, block, sizeof block));
+    for (int i = 0; i < 200; i++)
+        assert_int_equal(moved[i], 'a');
+    /* There it is the newest allocation of the head block, and grows in place. */
+    size_t held = arena.bytes_allocated;
+    assert_ptr_equal(shoal_arena_resize(&arena, moved, 1000, 3000), moved);
+    assert_int_equal(arena.bytes_allocated, held);
+    /* NULL memory is a plain allocation. */
+    assert_non_null(shoal_arena_resize(&arena, NULL, 0, 32));
+    assert_null(shoal_arena_resize(&arena, moved, 3000, SIZE_MAX));
+    shoal_arena_release(&arena);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -294,6 +341,8 @@ int main(void)
         cmocka_unit_test(test_cleanups_run_newest_first_at_release),
         cmocka_unit_test(test_cleanup_may_free_heap_memory_it_owns),
         cmocka_unit_test(test_arena_is_reusable_after_release),
+        cmocka_unit_test(test_resize_grows_the_newest_allocation_in_place),
+        cmocka_unit_test(test_resize_moves_out_of_a_full_block_and_grows_in_heap_blocks),
     };
     return cmocka_run_group_tests_name("node/arena", tests, NULL, NULL);
 }

@@ -204,6 +204,250 @@ static void test_dump_grows_past_its_first_guess(void **state)
     shoal_arena_release(&arena);
 }
 
+/* shoal_json_dump must write what jansson writes, byte for byte. */
+static void assert_dump_matches_jansson(shoal_arena *arena, json_t *value)
+{
+    char *expected = json_dumps(value, JSON_COMPACT | JSON_ENCODE_ANY);
+    assert_non_null(expected);
+    size_t length = 0;
+    char *text = shoal_json_dump(arena, value, &length);
+    if (text == NULL || strcmp(text, expected) != 0)
+        fail_msg("jansson wrote '%s', shoal_json_dump '%s'", expected, text != NULL ? text : "(NULL)");
+    assert_int_equal(length, strlen(expected));
+    free(expected);
+}
+
+static void test_dump_matches_jansson_byte_for_byte(void **state)
+{
+    (void)state;
+    static const char *const texts[] = {
+        "{}", "[]", "[[],{},[{}]]", "0", "-1", "9223372036854775807", "-9223372036854775808",
+        "0.0", "1.0", "-0.0", "0.1", "1.5e300", "-2.5e-7", "1e20", "1e-5", "123456789012345678.0",
+        "5e-324", "1.7976931348623157e308", "3.141592653589793", "100000000000000000000000.0",
+        "true", "false", "null", "\"\"",
+        "\"plain ascii text with spaces\"",
+        "\"\\u0001\\u001f\\b\\f\\n\\r\\t\\\"\\\\/ and \\u007f\"",
+        "\"caf\\u00e9 \\u20ac \\ud83d\\ude00 \\u2028\\u2029 \\uffff\"",
+        "{\"key \\\"quoted\\\"\":1,\"\\n\":[true,false,null],\"nested\":{\"a\":{\"b\":[1,2.5,\"x\"]}}}",
+        "[1,-2,3.25,\"four\",{\"five\":5},[6]]",
+    };
+    shoal_arena arena;
+    shoal_arena_init(&arena, NULL, 0);
+    for (size_t i = 0; i < sizeof texts / sizeof texts[0]; i++) {
+        json_error_t error;
+        json_t *value = json_loads(texts[i], JSON_DECODE_ANY, &error);
+        if (value == NULL)
+            fail_msg("test input '%s' does not parse: %s", texts[i], error.text);
+        assert_dump_matches_jansson(&arena, value);
+        json_decref(value);
+    }
+
+    /* A NUL inside a string or a key, which only jansson's length-aware
+     * calls make. */
+    json_t *with_nul = json_object();
+    json_object_setn_new(with_nul, "a\0b", 3, json_stringn("x\0y", 3));
+    assert_dump_matches_jansson(&arena, with_nul);
+    json_decref(with_nul);
+
+    /* Many reals and integers from a fixed pseudo-random sequence: every
+     * bit pattern that is a finite double, and integers of every size. */
+    uint64_t seed = 0x9e3779b97f4a7c15u;
+    json_t *numbers = json_array();
+    for (int i = 0; i < 20000; i++) {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        double real;
+        memcpy(&real, &seed, sizeof real);
+        if (real == real && real - real == 0) /* finite */
+            json_array_append_new(numbers, json_real(real));
+        json_array_append_new(numbers, json_integer((json_int_t)seed >> (seed % 64)));
+    }
+    assert_dump_matches_jansson(&arena, numbers);
+    json_decref(numbers);
+    shoal_arena_release(&arena);
+}
+
+static void test_dump_fails_like_jansson_on_invalid_utf8(void **state)
+{
+    (void)state;
+    shoal_arena arena;
+    shoal_arena_init(&arena, NULL, 0);
+    static const char *const invalid[] = {
+        "\xff", "a\x80", "\xc0\xaf", "\xe0\x80\xaf", "\xed\xa0\x80", "\xf4\x90\x80\x80", "\xc3",
+    };
+    for (size_t i = 0; i < sizeof invalid / sizeof invalid[0]; i++) {
+        json_t *value = json_pack("[s#]", "ok", 2);
+        json_array_append_new(value, json_stringn_nocheck(invalid[i], strlen(invalid[i])));
+        char *from_jansson = json_dumps(value, JSON_COMPACT);
+        assert_null(from_jansson);
+        assert_null(shoal_json_dump(&arena, value, NULL));
+        json_decref(value);
+    }
+    shoal_arena_release(&arena);
+}
+
+static void test_dump_fails_on_a_value_that_contains_itself(void **state)
+{
+    (void)state;
+    shoal_arena arena;
+    shoal_arena_init(&arena, NULL, 0);
+    json_t *array = json_array();
+    json_t *object = json_object();
+    json_object_set(object, "array", array);
+    json_array_append(array, object);
+    assert_null(shoal_json_dump(&arena, array, NULL));
+    json_array_clear(array); /* breaks the cycle, so both can be freed */
+    json_decref(object);
+    json_decref(array);
+    shoal_arena_release(&arena);
+}
+
+static void test_writer_writes_compact_json(void **state)
+{
+    (void)state;
+    alignas(max_align_t) unsigned char block[4096];
+    shoal_arena arena;
+    shoal_arena_init(&arena, block, sizeof block);
+    shoal_json_writer *out = shoal_json_writer_new(&arena);
+    shoal_json_open_object(out);
+    shoal_json_write_key(out, "message");
+    shoal_json_write_string(out, "Hello, World!");
+    shoal_json_write_key(out, "list");
+    shoal_json_open_array(out);
+    shoal_json_write_integer(out, -42);
+    shoal_json_write_real(out, 0.5);
+    shoal_json_write_bool(out, true);
+    shoal_json_write_bool(out, false);
+    shoal_json_write_null(out);
+    shoal_json_write_string(out, NULL);
+    shoal_json_write_string_n(out, "ab\"cd", 3);
+    shoal_json_open_object(out);
+    shoal_json_close_object(out);
+    shoal_json_open_array(out);
+    shoal_json_close_array(out);
+    shoal_json_write_raw(out, "{\"cached\":1}", 12);
+    json_t *value = json_pack("{s:[i,s]}", "from", 1, "jansson");
+    shoal_json_write_value(out, value);
+    json_decref(value);
+    shoal_json_close_array(out);
+    shoal_json_write_key(out, "tab\there");
+    shoal_json_write_integer(out, 0);
+    shoal_json_close_object(out);
+    size_t length = 0;
+    const char *text = shoal_json_writer_text(out, &length);
+    assert_non_null(text);
+    assert_string_equal(text, "{\"message\":\"Hello, World!\",\"list\":[-42,0.5,true,false,null,null,\"ab\\\"\","
+                              "{},[],{\"cached\":1},{\"from\":[1,\"jansson\"]}],\"tab\\there\":0}");
+    assert_int_equal(length, strlen(text));
+    /* All of it came from the arena's own block. */
+    assert_null(arena.blocks);
+
+    shoal_json_writer *scalar = shoal_json_writer_new(&arena);
+    shoal_json_write_integer(scalar, INT64_MIN);
+    assert_string_equal(shoal_json_writer_text(scalar, NULL), "-9223372036854775808");
+    shoal_arena_release(&arena);
+}
+
+static void test_writer_fails_on_misuse_and_stays_failed(void **state)
+{
+    (void)state;
+    shoal_arena arena;
+    shoal_arena_init(&arena, NULL, 0);
+    shoal_json_writer *out;
+
+    out = shoal_json_writer_new(&arena); /* a key in an array */
+    shoal_json_open_array(out);
+    shoal_json_write_key(out, "k");
+    shoal_json_close_array(out);
+    assert_null(shoal_json_writer_text(out, NULL));
+
+    out = shoal_json_writer_new(&arena); /* a value without its key */
+    shoal_json_open_object(out);
+    shoal_json_write_integer(out, 1);
+    shoal_json_close_object(out);
+    assert_null(shoal_json_writer_text(out, NULL));
+
+    out = shoal_json_writer_new(&arena); /* a key without its value */
+    shoal_json_open_object(out);
+    shoal_json_write_key(out, "k");
+    shoal_json_close_object(out);
+    assert_null(shoal_json_writer_text(out, NULL));
+
+    out = shoal_json_writer_new(&arena); /* the wrong closing bracket */
+    shoal_json_open_object(out);
+    shoal_json_close_array(out);
+    assert_null(shoal_json_writer_text(out, NULL));
+
+    out = shoal_json_writer_new(&arena); /* still open */
+    shoal_json_open_array(out);
+    assert_null(shoal_json_writer_text(out, NULL));
+
+    out = shoal_json_writer_new(&arena); /* nothing written */
+    assert_null(shoal_json_writer_text(out, NULL));
+
+    out = shoal_json_writer_new(&arena); /* two values at the top */
+    shoal_json_write_integer(out, 1);
+    shoal_json_write_integer(out, 2);
+    assert_null(shoal_json_writer_text(out, NULL));
+
+    out = shoal_json_writer_new(&arena); /* numbers JSON does not have */
+    shoal_json_write_real(out, 0.0 / 0.0);
+    assert_null(shoal_json_writer_text(out, NULL));
+
+    out = shoal_json_writer_new(&arena); /* invalid UTF-8, then valid calls */
+    shoal_json_open_array(out);
+    shoal_json_write_string(out, "\xc3\x28");
+    shoal_json_write_string(out, "fine");
+    shoal_json_close_array(out);
+    assert_null(shoal_json_writer_text(out, NULL));
+
+    out = shoal_json_writer_new(&arena); /* deeper than the limit */
+    for (int i = 0; i <= SHOAL_JSON_WRITER_MAX_DEPTH; i++)
+        shoal_json_open_array(out);
+    for (int i = 0; i <= SHOAL_JSON_WRITER_MAX_DEPTH; i++)
+        shoal_json_close_array(out);
+    assert_null(shoal_json_writer_text(out, NULL));
+
+    out = shoal_json_writer_new(&arena); /* exactly at the limit is fine */
+    for (int i = 0; i < SHOAL_JSON_WRITER_MAX_DEPTH; i++)
+        shoal_json_open_array(out);
+    for (int i = 0; i < SHOAL_JSON_WRITER_MAX_DEPTH; i++)
+        shoal_json_close_array(out);
+    assert_non_null(shoal_json_writer_text(out, NULL));
+
+    /* A NULL writer (out of memory) takes every call and yields no text. */
+    shoal_json_open_object(NULL);
+    shoal_json_write_key(NULL, "k");
+    shoal_json_write_string(NULL, "v");
+    shoal_json_write_value(NULL, NULL);
+    shoal_json_close_object(NULL);
+    assert_null(shoal_json_writer_text(NULL, NULL));
+    shoal_arena_release(&arena);
+}
+
+static void test_writer_grows_in_place_while_nothing_else_is_allocated(void **state)
+{
+    (void)state;
+    alignas(max_align_t) unsigned char block[8192];
+    shoal_arena arena;
+    shoal_arena_init(&arena, block, sizeof block);
+    shoal_json_writer *out = shoal_json_writer_new(&arena);
+    shoal_json_open_array(out);
+    for (int i = 0; i < 1000; i++)
+        shoal_json_write_integer(out, i);
+    shoal_json_close_array(out);
+    size_t length = 0;
+    const char *text = shoal_json_writer_text(out, &length);
+    assert_non_null(text);
+    assert_int_equal(length, 3891); /* 10 + 90 * 2 + 900 * 3 digits, 999 commas, 2 brackets */
+    /* Grown from 256 bytes to past 3,891 without leaving old copies behind:
+     * what the arena handed out is the writer and one buffer. */
+    assert_true(arena.inline_used < 4096 + 512);
+    assert_null(arena.blocks);
+    shoal_arena_release(&arena);
+}
+
 static size_t escape(const char *text, char *out, size_t size)
 {
     size_t written = shoal_json_escape(text, out, size);
@@ -315,6 +559,12 @@ int main(void)
         cmocka_unit_test(test_parse_depth_limit_is_inclusive),
         cmocka_unit_test(test_dump_is_compact_and_arena_owned),
         cmocka_unit_test(test_dump_grows_past_its_first_guess),
+        cmocka_unit_test(test_dump_matches_jansson_byte_for_byte),
+        cmocka_unit_test(test_dump_fails_like_jansson_on_invalid_utf8),
+        cmocka_unit_test(test_dump_fails_on_a_value_that_contains_itself),
+        cmocka_unit_test(test_writer_writes_compact_json),
+        cmocka_unit_test(test_writer_fails_on_misuse_and_stays_failed),
+        cmocka_unit_test(test_writer_grows_in_place_while_nothing_else_is_allocated),
         cmocka_unit_test(test_escape_quotes_backslashes_and_control_characters),
         cmocka_unit_test(test_escape_keeps_utf8_and_replaces_invalid_bytes),
         cmocka_unit_test(test_escape_output_is_valid_json_for_malformed_utf8),
