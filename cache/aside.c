@@ -120,23 +120,9 @@ int64_t cache_aside_jitter_ms(int64_t ttl_ms, uint64_t random)
 
 /* ---- helpers ------------------------------------------------------------------------ */
 
-static bool valid_family(const char *family)
-{
-    size_t length = family != NULL ? strlen(family) : 0;
-    if (length == 0 || length > CACHE_L1_MAX_FAMILY_LENGTH)
-        return false;
-    for (size_t i = 0; i < length; i++) {
-        char c = family[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
-              c == '.'))
-            return false;
-    }
-    return true;
-}
-
 static bool cacheable(const char *family, const char *key)
 {
-    return valid_family(family) && key != NULL && strlen(key) <= CACHE_INVALIDATION_MAX_KEY;
+    return cache_l1_family_valid(family) && key != NULL && strlen(key) <= CACHE_INVALIDATION_MAX_KEY;
 }
 
 static uint64_t parse_version(const redisReply *reply)
@@ -397,7 +383,7 @@ int cache_aside_get_many(cache *c, cache_l1 *l1, const char *family, const char 
     memset(out, 0, count * sizeof *out);
     if (count == 0)
         return 0;
-    bool all_cacheable = valid_family(family);
+    bool all_cacheable = cache_l1_family_valid(family);
     for (size_t i = 0; i < count && all_cacheable; i++)
         all_cacheable = keys[i] != NULL && strlen(keys[i]) <= CACHE_INVALIDATION_MAX_KEY;
     if (!all_cacheable)
@@ -553,7 +539,7 @@ cache_status cache_aside_invalidate_family(cache *c, cache_l1 *l1, const char *f
 {
     if (version != NULL)
         *version = 0;
-    if (!valid_family(family))
+    if (!cache_l1_family_valid(family))
         return CACHE_ERROR;
     key_names names;
     name_keys(&names, family);

@@ -17,23 +17,9 @@
 
 /* ---- messages ------------------------------------------------------------------ */
 
-static bool valid_family(const char *family)
-{
-    size_t length = family != NULL ? strlen(family) : 0;
-    if (length == 0 || length > CACHE_L1_MAX_FAMILY_LENGTH)
-        return false;
-    for (size_t i = 0; i < length; i++) {
-        char c = family[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
-              c == '.'))
-            return false;
-    }
-    return true;
-}
-
 int cache_invalidation_encode_family(char *out, size_t size, const char *family, uint64_t version)
 {
-    if (!valid_family(family) || version == 0)
+    if (!cache_l1_family_valid(family) || version == 0)
         return -1;
     int n = snprintf(out, size, "F %" PRIu64 " %s", version, family);
     return n > 0 && (size_t)n < size ? n : -1;
@@ -41,7 +27,7 @@ int cache_invalidation_encode_family(char *out, size_t size, const char *family,
 
 int cache_invalidation_encode_key(char *out, size_t size, const char *family, const char *key)
 {
-    if (!valid_family(family) || key == NULL || strlen(key) > CACHE_INVALIDATION_MAX_KEY)
+    if (!cache_l1_family_valid(family) || key == NULL || strlen(key) > CACHE_INVALIDATION_MAX_KEY)
         return -1;
     int n = snprintf(out, size, "K %s %s", family, key);
     return n > 0 && (size_t)n < size ? n : -1;
@@ -69,7 +55,7 @@ int cache_invalidation_decode(const char *message, size_t length, cache_invalida
         size_t family_length = (size_t)(end - cursor) - 1;
         memcpy(out->family, cursor + 1, family_length);
         out->family[family_length] = '\0';
-        if (!valid_family(out->family))
+        if (!cache_l1_family_valid(out->family))
             return -1;
         out->kind = CACHE_INVALIDATION_FAMILY;
         out->version = version;
@@ -84,7 +70,7 @@ int cache_invalidation_decode(const char *message, size_t length, cache_invalida
         out->family[space - cursor] = '\0';
         memcpy(out->key, space + 1, (size_t)(end - space - 1));
         out->key[end - space - 1] = '\0';
-        if (!valid_family(out->family))
+        if (!cache_l1_family_valid(out->family))
             return -1;
         out->kind = CACHE_INVALIDATION_KEY;
         return 0;

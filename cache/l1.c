@@ -172,8 +172,9 @@ bool cache_l1_enabled(const cache_l1 *l1)
 
 /* ---- families ---------------------------------------------------------------- */
 
-static bool valid_family(const char *name, size_t length)
+bool cache_l1_family_valid(const char *name)
 {
+    size_t length = name != NULL ? strlen(name) : 0;
     if (length == 0 || length > CACHE_L1_MAX_FAMILY_LENGTH)
         return false;
     for (size_t i = 0; i < length; i++) {
@@ -192,7 +193,7 @@ static family *find_family(cache_l1 *l1, const char *name, bool create)
     for (size_t i = 0; i < count; i++)
         if (strcmp(l1->families[i].name, name) == 0)
             return &l1->families[i];
-    if (!create || !valid_family(name, length))
+    if (!create || !cache_l1_family_valid(name))
         return NULL;
     pthread_mutex_lock(&l1->family_lock);
     family *found = NULL;

@@ -48,6 +48,11 @@ typedef struct cache_l1_config {
 #define CACHE_L1_MAX_FAMILIES 64
 #define CACHE_L1_MAX_FAMILY_LENGTH 48
 
+/* Whether name (NULL allowed) is a family name; cache-aside and the
+ * invalidation messages check with this too, so that a name one accepts is
+ * one the others accept. */
+bool cache_l1_family_valid(const char *name);
+
 /* NULL when memory runs out. With max_entries 0 the result is a valid,
  * switched-off L1. */
 cache_l1 *cache_l1_new(const cache_l1_config *config);

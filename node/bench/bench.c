@@ -71,10 +71,10 @@ static int get_plaintext(shoal_ctx *ctx)
 }
 
 /* The worker's connection and generator, or NULL after answering 500. */
-static bench_random *worker_random(shoal_ctx *ctx, const bench_state *bench, store **s)
+static shoal_random *worker_random(shoal_ctx *ctx, const bench_state *bench, store **s)
 {
     *s = shoal_store(ctx);
-    bench_random *random = shoal_worker_get(ctx, bench->random_slot);
+    shoal_random *random = shoal_worker_get(ctx, bench->random_slot);
     if (*s == NULL || random == NULL) {
         answer_internal_error(ctx);
         return NULL;
@@ -86,11 +86,11 @@ static int get_db(shoal_ctx *ctx)
 {
     const bench_state *bench = shoal_route_data(ctx);
     store *s = NULL;
-    bench_random *random = worker_random(ctx, bench, &s);
+    shoal_random *random = worker_random(ctx, bench, &s);
     if (random == NULL)
         return 0;
     store_world world;
-    store_status status = store_world_read(s, &bench->world, bench_random_between(random, 1, WORLD_ROWS), &world);
+    store_status status = store_world_read(s, &bench->world, shoal_random_between(random, 1, WORLD_ROWS), &world);
     if (status != STORE_OK)
         return answer_store_failure(ctx, s, status);
     size_t length = 0;
@@ -99,12 +99,12 @@ static int get_db(shoal_ctx *ctx)
 }
 
 /* Reads `queries` random rows into worlds; 0, or -1 after answering. */
-static int read_random_worlds(shoal_ctx *ctx, const bench_state *bench, store *s, bench_random *random,
+static int read_random_worlds(shoal_ctx *ctx, const bench_state *bench, store *s, shoal_random *random,
                               store_world *worlds, size_t count)
 {
     int ids[BENCH_QUERY_COUNT_MAX];
     for (size_t i = 0; i < count; i++)
-        ids[i] = bench_random_between(random, 1, WORLD_ROWS);
+        ids[i] = shoal_random_between(random, 1, WORLD_ROWS);
     store_status status = store_world_read_many(s, &bench->world, ids, count, worlds);
     if (status != STORE_OK) {
         answer_store_failure(ctx, s, status);
@@ -125,7 +125,7 @@ static int get_queries(shoal_ctx *ctx)
     const bench_state *bench = shoal_route_data(ctx);
     size_t count = (size_t)bench_query_count(shoal_query(ctx, "queries"));
     store *s = NULL;
-    bench_random *random = worker_random(ctx, bench, &s);
+    shoal_random *random = worker_random(ctx, bench, &s);
     if (random == NULL)
         return 0;
     store_world worlds[BENCH_QUERY_COUNT_MAX];
@@ -139,7 +139,7 @@ static int get_updates(shoal_ctx *ctx)
     const bench_state *bench = shoal_route_data(ctx);
     size_t count = (size_t)bench_query_count(shoal_query(ctx, "queries"));
     store *s = NULL;
-    bench_random *random = worker_random(ctx, bench, &s);
+    shoal_random *random = worker_random(ctx, bench, &s);
     if (random == NULL)
         return 0;
     store_world worlds[BENCH_QUERY_COUNT_MAX];
@@ -150,7 +150,7 @@ static int get_updates(shoal_ctx *ctx)
     for (size_t i = 0; i < count; i++) {
         int old = worlds[i].random_number;
         do
-            worlds[i].random_number = bench_random_between(random, 1, WORLD_ROWS);
+            worlds[i].random_number = shoal_random_between(random, 1, WORLD_ROWS);
         while (worlds[i].random_number == old);
     }
     /* Sorts worlds by id: the answer lists them in the order written. */
@@ -241,14 +241,14 @@ static int get_cached_queries(shoal_ctx *ctx)
 {
     const bench_state *bench = shoal_route_data(ctx);
     size_t count = (size_t)bench_query_count(shoal_query(ctx, "count"));
-    bench_random *random = shoal_worker_get(ctx, bench->random_slot);
+    shoal_random *random = shoal_worker_get(ctx, bench->random_slot);
     char *texts = shoal_arena_alloc(shoal_ctx_arena(ctx), count * WORLD_ID_TEXT_SIZE);
     if (random == NULL || texts == NULL)
         return answer_internal_error(ctx);
     const char *keys[BENCH_QUERY_COUNT_MAX];
     store_world worlds[BENCH_QUERY_COUNT_MAX];
     for (size_t i = 0; i < count; i++) {
-        worlds[i].id = bench_random_between(random, 1, WORLD_ROWS);
+        worlds[i].id = shoal_random_between(random, 1, WORLD_ROWS);
         char *key = &texts[i * WORLD_ID_TEXT_SIZE];
         format_world_id(worlds[i].id, key);
         keys[i] = key;
@@ -309,7 +309,7 @@ static int register_all(shoal_app *app, bench_state *bench)
     if (statements == NULL || store_world_register(statements, &bench->world) != 0 ||
         store_fortune_register(statements, &bench->fortune) != 0)
         return -1;
-    bench->random_slot = shoal_app_worker_slot(app, bench_random_create, free_random, NULL);
+    bench->random_slot = shoal_app_worker_slot(app, shoal_random_create, free_random, NULL);
     if (bench->random_slot < 0)
         return -1;
     shoal_blueprint *routes = shoal_blueprint_new(app, "techempower", "");

@@ -9,6 +9,8 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/types.h>
+#include <unistd.h>
 
 static inline const char *test_env_require(const char *name)
 {
@@ -25,5 +27,34 @@ static inline const char *test_env_require(const char *name)
 /* A superuser connection, for creating scratch databases and killing backends. */
 #define TEST_ADMIN_DATABASE_URL() test_env_require("SHOAL_TEST_ADMIN_DATABASE_URL")
 #define TEST_REDIS_URL() test_env_require("SHOAL_TEST_REDIS_URL")
+
+/* The fixture's Redis, for tests that hang it (SIGSTOP) or watch it
+ * restart: its PID from the file the harness keeps, 0 while there is none
+ * (between a stop and a start). */
+static inline pid_t test_env_read_redis_pid(void)
+{
+    FILE *file = fopen(test_env_require("SHOAL_TEST_REDIS_PID_FILE"), "r");
+    if (file == NULL)
+        return 0;
+    int pid = 0;
+    if (fscanf(file, "%d", &pid) != 1)
+        pid = 0;
+    fclose(file);
+    return pid > 1 ? (pid_t)pid : 0;
+}
+
+/* The same, waiting up to 5 s for Redis to write it; a missing PID fails
+ * the test. */
+static inline pid_t test_env_redis_pid(void)
+{
+    pid_t pid = 0;
+    for (int i = 0; i < 100 && (pid = test_env_read_redis_pid()) == 0; i++)
+        usleep(50 * 1000);
+    if (pid == 0) {
+        fprintf(stderr, "no Redis PID in %s\n", test_env_require("SHOAL_TEST_REDIS_PID_FILE"));
+        exit(1);
+    }
+    return pid;
+}
 
 #endif

@@ -353,21 +353,10 @@ static void a_batch_takes_one_round_trip_and_fills_what_is_missing(void **state)
     cache_close(c);
 }
 
-static pid_t fixture_redis_pid(void)
-{
-    FILE *file = fopen(test_env_require("SHOAL_TEST_REDIS_PID_FILE"), "r");
-    assert_non_null(file);
-    int pid = 0;
-    assert_int_equal(fscanf(file, "%d", &pid), 1);
-    fclose(file);
-    assert_true(pid > 1);
-    return (pid_t)pid;
-}
-
 /* Whatever happened in the test, the fixture's Redis runs again afterwards. */
 static int resume_redis(void **state)
 {
-    kill(fixture_redis_pid(), SIGCONT);
+    kill(test_env_redis_pid(), SIGCONT);
     return teardown_pool(state);
 }
 
@@ -382,7 +371,7 @@ static void a_hung_redis_is_bypassed_and_caching_resumes(void **state)
     assert_int_equal(cache_aside_get(c, NULL, family, "k", &options, fill_from, &db, &allocator, &value), 0);
     assert_int_equal(atomic_load(&db.calls), 1);
 
-    pid_t redis = fixture_redis_pid();
+    pid_t redis = test_env_redis_pid();
     assert_int_equal(kill(redis, SIGSTOP), 0);
     for (int i = 0; i < 3; i++) {
         assert_int_equal(cache_aside_get(c, NULL, family, "k", &options, fill_from, &db, &allocator, &value), 0);

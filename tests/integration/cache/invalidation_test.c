@@ -323,31 +323,10 @@ static void a_missed_message_is_served_stale_no_longer_than_the_l1_ttl(void **st
 
 /* 0 while there is no pid file (a restarted Redis writes it shortly
  * after it answers). */
-static pid_t read_redis_pid(void)
-{
-    FILE *file = fopen(test_env_require("SHOAL_TEST_REDIS_PID_FILE"), "r");
-    if (file == NULL)
-        return 0;
-    int pid = 0;
-    if (fscanf(file, "%d", &pid) != 1)
-        pid = 0;
-    fclose(file);
-    return pid > 1 ? (pid_t)pid : 0;
-}
-
-static pid_t fixture_redis_pid(void)
-{
-    pid_t pid = 0;
-    for (int i = 0; i < 100 && (pid = read_redis_pid()) == 0; i++)
-        usleep(50 * 1000);
-    assert_true(pid > 1);
-    return pid;
-}
-
 static int resume_redis(void **state)
 {
     (void)state;
-    pid_t pid = read_redis_pid();
+    pid_t pid = test_env_read_redis_pid();
     if (pid > 1)
         kill(pid, SIGCONT);
     return 0;
@@ -363,11 +342,11 @@ static void harness(const char *variable)
  * folder. */
 static void restart_redis(void)
 {
-    pid_t pid = fixture_redis_pid();
+    pid_t pid = test_env_redis_pid();
     harness("SHOAL_TEST_REDIS_STOP");
     assert_int_not_equal(kill(pid, 0), 0);
     harness("SHOAL_TEST_REDIS_START");
-    pid_t now = fixture_redis_pid();
+    pid_t now = test_env_redis_pid();
     assert_true(now != pid);
 }
 
@@ -393,7 +372,7 @@ static void the_subscriber_survives_a_redis_restart_and_a_hang(void **state)
 
     /* A hung Redis sends no EOF: the unanswered PING finds it. While the
      * subscriber is not subscribed the L1 serves nothing. */
-    pid_t redis = fixture_redis_pid();
+    pid_t redis = test_env_redis_pid();
     assert_int_equal(kill(redis, SIGSTOP), 0);
     uint64_t deadline = now_ns() + 5000000000u;
     while (cache_invalidation_subscribed(b.subscriber))

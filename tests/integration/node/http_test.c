@@ -548,22 +548,11 @@ static void readyz_stays_ready_when_the_tiers_are_down(void **state)
     stop_server(&server);
 }
 
-static pid_t fixture_redis_pid(void)
-{
-    FILE *file = fopen(test_env_require("SHOAL_TEST_REDIS_PID_FILE"), "r");
-    assert_non_null(file);
-    int pid = 0;
-    assert_int_equal(fscanf(file, "%d", &pid), 1);
-    fclose(file);
-    assert_true(pid > 1);
-    return (pid_t)pid;
-}
-
 /* Whatever happened in the test, the fixture's Redis runs again afterwards. */
 static int resume_redis(void **state)
 {
     (void)state;
-    kill(fixture_redis_pid(), SIGCONT);
+    kill(test_env_redis_pid(), SIGCONT);
     return 0;
 }
 
@@ -594,7 +583,7 @@ static void readyz_answers_at_once_while_redis_hangs(void **state)
 
     /* A stopped process keeps its socket open and answers nothing: the way
      * a hung server looks to a client. */
-    pid_t redis = fixture_redis_pid();
+    pid_t redis = test_env_redis_pid();
     assert_int_equal(kill(redis, SIGSTOP), 0);
     bool reported_down = false;
     for (int i = 0; i < 30 && !reported_down; i++) {

@@ -385,21 +385,10 @@ static void a_record_lives_for_the_configured_ttl(void **state)
     test_node_stop(&node);
 }
 
-static pid_t fixture_redis_pid(void)
-{
-    FILE *file = fopen(test_env_require("SHOAL_TEST_REDIS_PID_FILE"), "r");
-    assert_non_null(file);
-    int pid = 0;
-    assert_int_equal(fscanf(file, "%d", &pid), 1);
-    fclose(file);
-    assert_true(pid > 1);
-    return (pid_t)pid;
-}
-
 static int resume_redis(void **state)
 {
     (void)state;
-    kill(fixture_redis_pid(), SIGCONT);
+    kill(test_env_redis_pid(), SIGCONT);
     return 0;
 }
 
@@ -411,7 +400,7 @@ static void with_redis_hung_a_keyed_request_is_503_and_does_not_run(void **state
     char key[64];
     fresh_key(key, sizeof key);
     int before = atomic_load(&runs);
-    pid_t redis = fixture_redis_pid();
+    pid_t redis = test_env_redis_pid();
     assert_int_equal(kill(redis, SIGSTOP), 0);
     test_response response = post(&node, "/test/things", key, NULL, "{}");
     test_expect_error(&response, 503, "cache.unavailable");

@@ -223,21 +223,10 @@ static void the_bucket_refills_at_the_configured_rate(void **state)
     test_node_stop(&node);
 }
 
-static pid_t fixture_redis_pid(void)
-{
-    FILE *file = fopen(test_env_require("SHOAL_TEST_REDIS_PID_FILE"), "r");
-    assert_non_null(file);
-    int pid = 0;
-    assert_int_equal(fscanf(file, "%d", &pid), 1);
-    fclose(file);
-    assert_true(pid > 1);
-    return (pid_t)pid;
-}
-
 static int resume_redis(void **state)
 {
     (void)state;
-    kill(fixture_redis_pid(), SIGCONT);
+    kill(test_env_redis_pid(), SIGCONT);
     return 0;
 }
 
@@ -254,7 +243,7 @@ static void with_redis_hung_a_rule_fails_closed_unless_it_says_fail_open(void **
     test_node_start(&node, flags, extensions);
     assert_int_equal(status_of(&node, "POST", closed, NULL), 200);
 
-    pid_t redis = fixture_redis_pid();
+    pid_t redis = test_env_redis_pid();
     assert_int_equal(kill(redis, SIGSTOP), 0);
     test_response response = send_as(&node, "POST", closed, NULL);
     test_expect_error(&response, 503, "cache.unavailable");

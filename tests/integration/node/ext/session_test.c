@@ -240,21 +240,10 @@ static void logout_ends_one_session_and_revoking_a_user_all_of_them(void **state
     stop_server(&server);
 }
 
-static pid_t fixture_redis_pid(void)
-{
-    FILE *file = fopen(test_env_require("SHOAL_TEST_REDIS_PID_FILE"), "r");
-    assert_non_null(file);
-    int pid = 0;
-    assert_int_equal(fscanf(file, "%d", &pid), 1);
-    fclose(file);
-    assert_true(pid > 1);
-    return (pid_t)pid;
-}
-
 static int resume_redis(void **state)
 {
     (void)state;
-    kill(fixture_redis_pid(), SIGCONT);
+    kill(test_env_redis_pid(), SIGCONT);
     return 0;
 }
 
@@ -267,7 +256,7 @@ static void a_hung_redis_is_503_for_sessions_only_and_the_token_works_after(void
     log_in(&server, user_base + 4, authorization, sizeof authorization);
     assert_int_equal(me_as(&server, authorization), user_base + 4);
 
-    pid_t redis = fixture_redis_pid();
+    pid_t redis = test_env_redis_pid();
     assert_int_equal(kill(redis, SIGSTOP), 0);
     test_response response = call(&server, "GET", "/test/me", authorization);
     expect_error(&response, 503, "cache.unavailable");

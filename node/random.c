@@ -1,4 +1,4 @@
-/* node/bench/random.c */
+/* node/random.c */
 #include "random.h"
 
 #include <stdlib.h>
@@ -20,24 +20,24 @@ static uint64_t splitmix(uint64_t *seed)
     return z ^ (z >> 31);
 }
 
-void bench_random_seed_with(bench_random *generator, uint64_t seed)
+void shoal_random_seed_with(shoal_random *generator, uint64_t seed)
 {
     for (int i = 0; i < 4; i++)
         generator->state[i] = splitmix(&seed);
 }
 
-void bench_random_seed(bench_random *generator)
+void shoal_random_seed(shoal_random *generator)
 {
     if (getrandom(generator->state, sizeof generator->state, 0) == (ssize_t)sizeof generator->state &&
         (generator->state[0] | generator->state[1] | generator->state[2] | generator->state[3]) != 0)
         return;
     struct timespec now;
     clock_gettime(CLOCK_MONOTONIC, &now);
-    bench_random_seed_with(generator, (uint64_t)(uintptr_t)generator ^ (uint64_t)now.tv_nsec ^
+    shoal_random_seed_with(generator, (uint64_t)(uintptr_t)generator ^ (uint64_t)now.tv_nsec ^
                                           ((uint64_t)now.tv_sec << 32));
 }
 
-uint64_t bench_random_next(bench_random *generator)
+uint64_t shoal_random_next(shoal_random *generator)
 {
     uint64_t *s = generator->state;
     uint64_t result = rotate_left(s[1] * 5, 7) * 9;
@@ -51,20 +51,20 @@ uint64_t bench_random_next(bench_random *generator)
     return result;
 }
 
-int bench_random_between(bench_random *generator, int low, int high)
+int shoal_random_between(shoal_random *generator, int low, int high)
 {
     uint64_t range = (uint64_t)((int64_t)high - (int64_t)low) + 1;
     /* Lemire's multiply-shift maps 32 random bits onto the range without a
      * division; the bias is below range / 2^32, invisible at 10000. */
-    uint64_t bits = bench_random_next(generator) >> 32;
+    uint64_t bits = shoal_random_next(generator) >> 32;
     return (int)((int64_t)low + (int64_t)((bits * range) >> 32));
 }
 
-void *bench_random_create(void *data)
+void *shoal_random_create(void *data)
 {
     (void)data;
-    bench_random *generator = malloc(sizeof *generator);
+    shoal_random *generator = malloc(sizeof *generator);
     if (generator != NULL)
-        bench_random_seed(generator);
+        shoal_random_seed(generator);
     return generator;
 }

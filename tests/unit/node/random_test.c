@@ -1,4 +1,4 @@
-/* tests/unit/node/bench/random_test.c: node/bench/random.c */
+/* tests/unit/node/random_test.c: node/random.c */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -9,16 +9,16 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "bench/random.h"
+#include "random.h"
 
 static void test_draws_stay_within_the_bounds_and_reach_both(void **state)
 {
     (void)state;
-    bench_random generator;
-    bench_random_seed_with(&generator, 42);
+    shoal_random generator;
+    shoal_random_seed_with(&generator, 42);
     bool low_seen = false, high_seen = false;
     for (int i = 0; i < 200000; i++) {
-        int value = bench_random_between(&generator, 1, 10000);
+        int value = shoal_random_between(&generator, 1, 10000);
         assert_in_range(value, 1, 10000);
         low_seen |= value == 1;
         high_seen |= value == 10000;
@@ -26,18 +26,18 @@ static void test_draws_stay_within_the_bounds_and_reach_both(void **state)
     assert_true(low_seen);
     assert_true(high_seen);
     for (int i = 0; i < 1000; i++)
-        assert_int_equal(bench_random_between(&generator, 7, 7), 7);
+        assert_int_equal(shoal_random_between(&generator, 7, 7), 7);
 }
 
 static void test_draws_spread_evenly(void **state)
 {
     (void)state;
-    bench_random generator;
-    bench_random_seed_with(&generator, 7);
+    shoal_random generator;
+    shoal_random_seed_with(&generator, 7);
     int buckets[10] = {0};
     const int draws = 100000;
     for (int i = 0; i < draws; i++)
-        buckets[(bench_random_between(&generator, 1, 10000) - 1) / 1000]++;
+        buckets[(shoal_random_between(&generator, 1, 10000) - 1) / 1000]++;
     /* 10000 expected per bucket; 5 % off is about 16 standard deviations. */
     for (int i = 0; i < 10; i++)
         assert_in_range(buckets[i], 9500, 10500);
@@ -46,15 +46,15 @@ static void test_draws_spread_evenly(void **state)
 static void test_seeds_give_distinct_streams(void **state)
 {
     (void)state;
-    bench_random a, b, c, d;
-    bench_random_seed_with(&a, 1);
-    bench_random_seed_with(&b, 1);
-    bench_random_seed_with(&c, 2);
-    assert_int_equal(bench_random_next(&a), bench_random_next(&b));
-    assert_int_not_equal(bench_random_next(&a), bench_random_next(&c));
-    bench_random_seed(&d);
+    shoal_random a, b, c, d;
+    shoal_random_seed_with(&a, 1);
+    shoal_random_seed_with(&b, 1);
+    shoal_random_seed_with(&c, 2);
+    assert_int_equal(shoal_random_next(&a), shoal_random_next(&b));
+    assert_int_not_equal(shoal_random_next(&a), shoal_random_next(&c));
+    shoal_random_seed(&d);
     assert_true((d.state[0] | d.state[1] | d.state[2] | d.state[3]) != 0);
-    void *created = bench_random_create(NULL);
+    void *created = shoal_random_create(NULL);
     assert_non_null(created);
     free(created);
 }
@@ -66,5 +66,5 @@ int main(void)
         cmocka_unit_test(test_draws_spread_evenly),
         cmocka_unit_test(test_seeds_give_distinct_streams),
     };
-    return cmocka_run_group_tests_name("node/bench/random", tests, NULL, NULL);
+    return cmocka_run_group_tests_name("node/random", tests, NULL, NULL);
 }
