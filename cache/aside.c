@@ -1,6 +1,7 @@
 /* cache/aside.c: get-or-fill with versions, jitter and one filler per key. */
 #include "aside.h"
 #include "cache_internal.h"
+#include "cache_script.h"
 #include "invalidation.h"
 
 #include <errno.h>
@@ -33,7 +34,7 @@
 
 /* KEYS[1] version key; ARGV: data prefix, ":key", lock prefix, stale_ms,
  * lock token, lock_ms. Returns {version, value or nil, fresh, locked}. */
-static const char get_script[] =
+static cache_script get_script = CACHE_SCRIPT(
     SEED_VERSION
     "local k = ARGV[1] .. v .. ARGV[2] "
     "local value = redis.call('GET', k) "
@@ -46,11 +47,11 @@ static const char get_script[] =
     "if fresh == 0 and redis.call('SET', ARGV[3] .. v .. ARGV[2], ARGV[5], 'NX', 'PX', ARGV[6]) then "
     "  locked = 1 "
     "end "
-    "return {v, value, fresh, locked}";
+    "return {v, value, fresh, locked}");
 
 /* KEYS[1] version key; ARGV: data prefix, stale_ms, then ":key" per key.
  * Returns {version, value1, fresh1, value2, fresh2, ...}. */
-static const char get_many_script[] =
+static cache_script get_many_script = CACHE_SCRIPT(
     SEED_VERSION
     "local out = {v} "
     "local stale = tonumber(ARGV[2]) "
@@ -65,27 +66,27 @@ static const char get_many_script[] =
     "  out[#out + 1] = value "
     "  out[#out + 1] = fresh "
     "end "
-    "return out";
+    "return out");
 
 /* KEYS[1] version key; ARGV: family, channel. The message format is
  * cache_invalidation_encode_family's. Returns the new version as text. */
-static const char invalidate_family_script[] =
+static cache_script invalidate_family_script = CACHE_SCRIPT(
     SEED_VERSION
     "redis.call('INCR', KEYS[1]) "
     "v = redis.call('GET', KEYS[1]) "
     "redis.call('PUBLISH', ARGV[2], 'F ' .. v .. ' ' .. ARGV[1]) "
-    "return v";
+    "return v");
 
 /* KEYS[1] version key; ARGV: data prefix, ":key", channel, message. */
-static const char invalidate_key_script[] =
+static cache_script invalidate_key_script = CACHE_SCRIPT(
     "local v = redis.call('GET', KEYS[1]) "
     "if v then redis.call('DEL', ARGV[1] .. v .. ARGV[2]) end "
     "redis.call('PUBLISH', ARGV[3], ARGV[4]) "
-    "return 1";
+    "return 1");
 
 /* KEYS[1] lock; ARGV[1] our token: only the holder releases it. */
-static const char unlock_script[] =
-    "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0";
+static cache_script unlock_script = CACHE_SCRIPT(
+    "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0");
 
 /* ---- randomness and jitter ------------------------------------------------------ */
 
@@ -225,8 +226,10 @@ static void write_back(cache *c, const char *key_name, const void *bytes, size_t
              cache_aside_jitter_ms(options->ttl_ms, next_random()) + (int64_t)options->stale_ms);
     const char *set_argv[] = {"SET", key_name, bytes, "PX", px};
     size_t set_lengths[] = {3, strlen(key_name), length, 2, strlen(px)};
-    const char *unlock_argv[] = {"EVAL", unlock_script, "1", lock_name, token};
-    size_t unlock_lengths[] = {4, sizeof unlock_script - 1, 1, lock_name != NULL ? strlen(lock_name) : 0,
+    /* EVAL inside the pipeline: EVALSHA's NOSCRIPT could not be answered
+     * there, and this runs once per fill, not per read. */
+    const char *unlock_argv[] = {"EVAL", unlock_script.source, "1", lock_name, token};
+    size_t unlock_lengths[] = {4, strlen(unlock_script.source), 1, lock_name != NULL ? strlen(lock_name) : 0,
                                token != NULL ? strlen(token) : 0};
     int argcs[] = {5, 5};
     const char **argvs[] = {set_argv, unlock_argv};
@@ -239,10 +242,10 @@ static void write_back(cache *c, const char *key_name, const void *bytes, size_t
 
 static void unlock(cache *c, const char *lock_name, const char *token)
 {
-    const char *argv[] = {"EVAL", unlock_script, "1", lock_name, token};
-    size_t lengths[] = {4, sizeof unlock_script - 1, 1, strlen(lock_name), strlen(token)};
+    const char *argv[] = {lock_name, token};
+    size_t lengths[] = {strlen(lock_name), strlen(token)};
     redisReply *reply = NULL;
-    cache_command_argv(c, 5, argv, lengths, &reply);
+    cache_script_run(c, &unlock_script, 1, 2, argv, lengths, &reply);
     freeReplyObject(reply);
 }
 
@@ -276,15 +279,12 @@ int cache_aside_get(cache *c, cache_l1 *l1, const char *family, const char *key,
     snprintf(stale, sizeof stale, "%d", options.stale_ms);
     snprintf(lock_ms, sizeof lock_ms, "%d", options.lock_ms);
     snprintf(token, sizeof token, "%016" PRIx64 "%016" PRIx64, next_random(), next_random());
-    const char *argv[] = {"EVAL", get_script, "1", names.version, names.data_prefix, suffix,
-                          names.lock_prefix, stale, token, lock_ms};
-    size_t lengths[10];
-    lengths[0] = 4;
-    lengths[1] = sizeof get_script - 1;
-    for (int i = 2; i < 10; i++)
+    const char *argv[] = {names.version, names.data_prefix, suffix, names.lock_prefix, stale, token, lock_ms};
+    size_t lengths[7];
+    for (int i = 0; i < 7; i++)
         lengths[i] = strlen(argv[i]);
     redisReply *reply = NULL;
-    cache_status status = cache_command_argv(c, 10, argv, lengths, &reply);
+    cache_status status = cache_script_run(c, &get_script, 1, 7, argv, lengths, &reply);
     if (status != CACHE_OK || reply->type != REDIS_REPLY_ARRAY || reply->elements != 4) {
         freeReplyObject(reply);
         return fill_into(fill, fill_data, key, allocator, CACHE_ASIDE_BYPASSED, out);
@@ -396,8 +396,8 @@ int cache_aside_get_many(cache *c, cache_l1 *l1, const char *family, const char 
     bool *done = calloc(count, sizeof *done);
     size_t *missing = malloc(count * sizeof *missing);
     char **suffixes = calloc(count, sizeof *suffixes);
-    const char **argv = malloc((count + 6) * sizeof *argv);
-    size_t *lengths = malloc((count + 6) * sizeof *lengths);
+    const char **argv = malloc((count + 3) * sizeof *argv);
+    size_t *lengths = malloc((count + 3) * sizeof *lengths);
     int rc = 0;
     redisReply *reply = NULL;
     if (done == NULL || missing == NULL || suffixes == NULL || argv == NULL || lengths == NULL) {
@@ -425,12 +425,9 @@ int cache_aside_get_many(cache *c, cache_l1 *l1, const char *family, const char 
     name_keys(&names, family);
     char stale[16];
     snprintf(stale, sizeof stale, "%d", options.stale_ms);
-    argv[0] = "EVAL";
-    argv[1] = get_many_script;
-    argv[2] = "1";
-    argv[3] = names.version;
-    argv[4] = names.data_prefix;
-    argv[5] = stale;
+    argv[0] = names.version;
+    argv[1] = names.data_prefix;
+    argv[2] = stale;
     for (size_t m = 0; m < misses; m++) {
         size_t length = strlen(keys[missing[m]]) + 2;
         suffixes[m] = malloc(length);
@@ -439,14 +436,14 @@ int cache_aside_get_many(cache *c, cache_l1 *l1, const char *family, const char 
             goto out;
         }
         snprintf(suffixes[m], length, ":%s", keys[missing[m]]);
-        argv[6 + m] = suffixes[m];
+        argv[3 + m] = suffixes[m];
     }
-    int argc = (int)(6 + misses);
-    lengths[0] = 4;
-    lengths[1] = sizeof get_many_script - 1;
-    for (int i = 2; i < argc; i++)
+    /* Over CACHE_SCRIPT_MAX_ARGUMENTS the script is refused and every key is
+     * filled directly: right, only uncached (no caller asks for that many). */
+    int argc = (int)(3 + misses);
+    for (int i = 0; i < argc; i++)
         lengths[i] = strlen(argv[i]);
-    cache_status status = cache_command_argv(c, argc, argv, lengths, &reply);
+    cache_status status = cache_script_run(c, &get_many_script, 1, argc, argv, lengths, &reply);
     if (status != CACHE_OK || reply->type != REDIS_REPLY_ARRAY || reply->elements != 1 + 2 * misses ||
         parse_version(reply->element[0]) == 0) {
         rc = fill_each_directly(keys, count, done, fill, fill_data, allocator, out);
@@ -543,13 +540,12 @@ cache_status cache_aside_invalidate_family(cache *c, cache_l1 *l1, const char *f
         return CACHE_ERROR;
     key_names names;
     name_keys(&names, family);
-    const char *argv[] = {"EVAL", invalidate_family_script, "1", names.version, family,
-                          CACHE_INVALIDATION_CHANNEL};
-    size_t lengths[6] = {4, sizeof invalidate_family_script - 1, 1};
-    for (int i = 3; i < 6; i++)
+    const char *argv[] = {names.version, family, CACHE_INVALIDATION_CHANNEL};
+    size_t lengths[3];
+    for (int i = 0; i < 3; i++)
         lengths[i] = strlen(argv[i]);
     redisReply *reply = NULL;
-    cache_status status = cache_command_argv(c, 6, argv, lengths, &reply);
+    cache_status status = cache_script_run(c, &invalidate_family_script, 1, 3, argv, lengths, &reply);
     uint64_t new_version = status == CACHE_OK ? parse_version(reply) : 0;
     freeReplyObject(reply);
     if (status != CACHE_OK)
@@ -575,14 +571,13 @@ cache_status cache_aside_invalidate_key(cache *c, cache_l1 *l1, const char *fami
     name_keys(&names, family);
     char suffix[CACHE_INVALIDATION_MAX_KEY + 2];
     snprintf(suffix, sizeof suffix, ":%s", key);
-    const char *argv[] = {"EVAL", invalidate_key_script, "1", names.version, names.data_prefix, suffix,
-                          CACHE_INVALIDATION_CHANNEL, message};
-    size_t lengths[8] = {4, sizeof invalidate_key_script - 1, 1};
-    for (int i = 3; i < 7; i++)
+    const char *argv[] = {names.version, names.data_prefix, suffix, CACHE_INVALIDATION_CHANNEL, message};
+    size_t lengths[5];
+    for (int i = 0; i < 4; i++)
         lengths[i] = strlen(argv[i]);
-    lengths[7] = (size_t)message_length;
+    lengths[4] = (size_t)message_length;
     redisReply *reply = NULL;
-    cache_status status = cache_command_argv(c, 8, argv, lengths, &reply);
+    cache_status status = cache_script_run(c, &invalidate_key_script, 1, 5, argv, lengths, &reply);
     freeReplyObject(reply);
     return status;
 }

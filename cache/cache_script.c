@@ -4,16 +4,16 @@
 #include <stdio.h>
 #include <string.h>
 
-#define MAX_SCRIPT_ARGUMENTS 16
+#include <stdlib.h>
 
+/* Lock-free once known: the SHA-1 is written once and published with a
+ * release store, so a reader that sees known also sees it. */
 static bool copy_sha(cache_script *script, char *out)
 {
-    pthread_mutex_lock(&script->lock);
-    bool known = script->known;
-    if (known)
-        memcpy(out, script->sha, sizeof script->sha);
-    pthread_mutex_unlock(&script->lock);
-    return known;
+    if (!atomic_load_explicit(&script->known, memory_order_acquire))
+        return false;
+    memcpy(out, script->sha, sizeof script->sha);
+    return true;
 }
 
 static cache_status load(cache *c, cache_script *script, char *sha)
@@ -30,9 +30,13 @@ static cache_status load(cache *c, cache_script *script, char *sha)
     if (valid) {
         memcpy(sha, reply->str, 40);
         sha[40] = '\0';
+        /* Two threads may both load it; only the first writes, so that no
+         * reader ever sees the bytes change under it. */
         pthread_mutex_lock(&script->lock);
-        memcpy(script->sha, sha, sizeof script->sha);
-        script->known = true;
+        if (!atomic_load_explicit(&script->known, memory_order_relaxed)) {
+            memcpy(script->sha, sha, sizeof script->sha);
+            atomic_store_explicit(&script->known, true, memory_order_release);
+        }
         pthread_mutex_unlock(&script->lock);
     }
     freeReplyObject(reply);
@@ -42,8 +46,21 @@ static cache_status load(cache *c, cache_script *script, char *sha)
 static cache_status evaluate(cache *c, const char *command, const char *body, int key_count, int argc,
                              const char **argv, const size_t *lengths, redisReply **reply)
 {
-    const char *all[MAX_SCRIPT_ARGUMENTS + 3];
-    size_t all_lengths[MAX_SCRIPT_ARGUMENTS + 3];
+    /* Small calls (every script but a batch) stay on the stack. */
+    enum { ON_STACK = 32 };
+    const char *stack_all[ON_STACK];
+    size_t stack_lengths[ON_STACK];
+    const char **all = stack_all;
+    size_t *all_lengths = stack_lengths;
+    if (argc + 3 > ON_STACK) {
+        all = malloc((size_t)(argc + 3) * sizeof *all);
+        all_lengths = malloc((size_t)(argc + 3) * sizeof *all_lengths);
+        if (all == NULL || all_lengths == NULL) {
+            free(all);
+            free(all_lengths);
+            return CACHE_ERROR;
+        }
+    }
     char keys[16];
     snprintf(keys, sizeof keys, "%d", key_count);
     all[0] = command;
@@ -56,14 +73,19 @@ static cache_status evaluate(cache *c, const char *command, const char *body, in
         all[i + 3] = argv[i];
         all_lengths[i + 3] = lengths[i];
     }
-    return cache_command_argv(c, argc + 3, all, all_lengths, reply);
+    cache_status status = cache_command_argv(c, argc + 3, all, all_lengths, reply);
+    if (all != stack_all) {
+        free(all);
+        free(all_lengths);
+    }
+    return status;
 }
 
 cache_status cache_script_run(cache *c, cache_script *script, int key_count, int argc, const char **argv,
                               const size_t *lengths, redisReply **reply)
 {
     *reply = NULL;
-    if (argc < 0 || argc > MAX_SCRIPT_ARGUMENTS || key_count > argc)
+    if (argc < 0 || argc > CACHE_SCRIPT_MAX_ARGUMENTS || key_count > argc)
         return CACHE_ERROR;
     char sha[41];
     if (!copy_sha(script, sha)) {

@@ -9,22 +9,24 @@
 #define CACHE_SCRIPT_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 
 #include "cache_internal.h"
 
 typedef struct cache_script {
     const char *source;
-    pthread_mutex_t lock; /* guards sha and known */
-    char sha[41];
-    bool known;
+    pthread_mutex_t lock; /* serialises the one write of sha */
+    char sha[41];         /* written once, before known is set */
+    atomic_bool known;    /* read without the lock on every run */
 } cache_script;
 
 #define CACHE_SCRIPT(text) {.source = (text), .lock = PTHREAD_MUTEX_INITIALIZER}
 
 /* Runs script with key_count keys followed by the other arguments
- * (binary-safe; argc <= 16 in all); the reply is as for
- * cache_command_argv. */
+ * (binary-safe; argc <= CACHE_SCRIPT_MAX_ARGUMENTS in all, enough for a
+ * TechEmpower batch of 500 keys); the reply is as for cache_command_argv. */
+#define CACHE_SCRIPT_MAX_ARGUMENTS 512
 cache_status cache_script_run(cache *c, cache_script *script, int key_count, int argc, const char **argv,
                               const size_t *lengths, redisReply **reply);
 

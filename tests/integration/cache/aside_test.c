@@ -353,6 +353,50 @@ static void a_batch_takes_one_round_trip_and_fills_what_is_missing(void **state)
     cache_close(c);
 }
 
+/* Scripts go by SHA-1; after SCRIPT FLUSH (as after a Redis restart)
+ * Redis answers NOSCRIPT, and the source is sent again, transparently. A
+ * TechEmpower-sized batch (500 keys) still fits one script call. */
+static void flushed_scripts_are_sent_again_and_big_batches_fit(void **state)
+{
+    (void)state;
+    char family[64];
+    fresh_family(family, sizeof family);
+    cache *c = open_cache(1000);
+    source db = {.prefix = "s"};
+    cache_aside_value value;
+    assert_int_equal(cache_aside_get(c, NULL, family, "k", &options, fill_from, &db, &allocator, &value), 0);
+    assert_int_equal(value.source, CACHE_ASIDE_FILLED);
+
+    redisContext *redis = observer();
+    redisReply *reply = redisCommand(redis, "SCRIPT FLUSH");
+    assert_non_null(reply);
+    assert_int_equal(reply->type, REDIS_REPLY_STATUS);
+    freeReplyObject(reply);
+    redisFree(redis);
+
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(cache_aside_get(c, NULL, family, "k", &options, fill_from, &db, &allocator, &value), 0);
+        assert_int_equal(value.source, CACHE_ASIDE_REDIS);
+        assert_value(&value, "s:k");
+    }
+    assert_int_equal(atomic_load(&db.calls), 1);
+
+    enum { N = 500 };
+    static char names[N][16];
+    const char *keys[N];
+    for (int i = 0; i < N; i++) {
+        snprintf(names[i], sizeof names[i], "b%d", i);
+        keys[i] = names[i];
+    }
+    static cache_aside_value values[N];
+    assert_int_equal(cache_aside_get_many(c, NULL, family, keys, N, &options, fill_from, &db, &allocator, values), 0);
+    assert_int_equal(cache_aside_get_many(c, NULL, family, keys, N, &options, fill_from, &db, &allocator, values), 0);
+    for (int i = 0; i < N; i++)
+        assert_int_equal(values[i].source, CACHE_ASIDE_REDIS);
+    assert_int_equal(atomic_load(&db.calls), 1 + N);
+    cache_close(c);
+}
+
 /* Whatever happened in the test, the fixture's Redis runs again afterwards. */
 static int resume_redis(void **state)
 {
@@ -422,6 +466,7 @@ int main(void)
         cmocka_unit_test_teardown(a_stampede_fills_once, teardown_pool),
         cmocka_unit_test_teardown(a_stale_copy_is_served_while_another_fills, teardown_pool),
         cmocka_unit_test_teardown(a_batch_takes_one_round_trip_and_fills_what_is_missing, teardown_pool),
+        cmocka_unit_test_teardown(flushed_scripts_are_sent_again_and_big_batches_fit, teardown_pool),
         cmocka_unit_test_teardown(a_hung_redis_is_bypassed_and_caching_resumes, resume_redis),
         cmocka_unit_test_teardown(an_unreachable_redis_is_bypassed, teardown_pool),
     };
