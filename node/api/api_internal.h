@@ -4,6 +4,7 @@
 
 #include "ext/rate_limit.h"
 #include "password.h"
+#include "profile.h"
 #include "shoal.h"
 #include "user.h"
 
@@ -11,6 +12,7 @@
  * so every worker shares it. Handlers reach it as their route's data. */
 typedef struct api_state {
     store_user_statements users;
+    store_profile_statements profiles;
     shoal_password *passwords;
     shoal_rate_limit_rule failures_per_address;
     shoal_rate_limit_rule failures_per_account;
@@ -18,6 +20,8 @@ typedef struct api_state {
 
 /* Registers the user routes on bp; 0 or -1. */
 int api_users_register(shoal_blueprint *bp, api_state *state);
+/* Registers the profile routes on bp; 0 or -1. */
+int api_profiles_register(shoal_blueprint *bp, api_state *state);
 
 /* A 422 naming field with message and code. Returns 0 (answered). */
 int api_invalid(shoal_ctx *ctx, const char *field, const char *code, const char *message);
