@@ -101,6 +101,21 @@ static const setting settings[] = {
      "'METHODS PATTERN=COUNT/[N]UNIT [burst B] [fail-open]' (units s, min, h, day); empty: none"},
     {"idempotency-ttl", "SHOAL_IDEMPOTENCY_TTL", SETTING_INT, FIELD(idempotency_ttl_s), "86400", 1, 2592000,
      "seconds a POST or PATCH sent with an Idempotency-Key is answered from its first run"},
+    {"password-ops-limit", "SHOAL_PASSWORD_OPS_LIMIT", SETTING_INT, FIELD(password_ops_limit), "2", 1, 64,
+     "argon2id passes per password hash (libsodium's interactive level is 2)"},
+    {"password-mem-limit", "SHOAL_PASSWORD_MEM_LIMIT", SETTING_SIZE, FIELD(password_mem_limit), "64m", 8192,
+     4294967296LL, "memory per argon2id password hash (k, m and g suffixes; interactive: 64m)"},
+    {"password-concurrency", "SHOAL_PASSWORD_CONCURRENCY", SETTING_INT, FIELD(password_concurrency), "4", 1, 1024,
+     "password hashes computed at once per node; memory for them is at most this times --password-mem-limit"},
+    {"password-queue-timeout-ms", "SHOAL_PASSWORD_QUEUE_TIMEOUT_MS", SETTING_INT, FIELD(password_queue_timeout_ms),
+     "1000", 0, 60000, "milliseconds a login or registration waits for a hashing turn, then 503 with Retry-After"},
+    {"api", "SHOAL_API", SETTING_BOOL, FIELD(api), "true", 0, 0, "serve the RealWorld API under /api"},
+    {"login-failures-per-address", "SHOAL_LOGIN_FAILURES_PER_ADDRESS", SETTING_STRING,
+     FIELD(login_failures_per_address), "20/15min burst 20", 0, 0,
+     "failed logins allowed per client address, 'COUNT/[N]UNIT [burst B]'; more get 429"},
+    {"login-failures-per-account", "SHOAL_LOGIN_FAILURES_PER_ACCOUNT", SETTING_STRING,
+     FIELD(login_failures_per_account), "5/15min burst 5", 0, 0,
+     "failed logins allowed per account from one client address; more get 429 (other addresses are not locked out)"},
 };
 
 #define SETTING_COUNT (sizeof settings / sizeof settings[0])
@@ -295,6 +310,15 @@ static int validate(shoal_config *config, char *error, size_t error_size)
         return -1;
     }
     shoal_rate_limits_free(limits);
+    shoal_rate_limit_rule rule;
+    if (shoal_rate_limit_parse_rule(config->login_failures_per_address, &rule, reason, sizeof reason) != 0) {
+        snprintf(error, error_size, "--login-failures-per-address (SHOAL_LOGIN_FAILURES_PER_ADDRESS): %s", reason);
+        return -1;
+    }
+    if (shoal_rate_limit_parse_rule(config->login_failures_per_account, &rule, reason, sizeof reason) != 0) {
+        snprintf(error, error_size, "--login-failures-per-account (SHOAL_LOGIN_FAILURES_PER_ACCOUNT): %s", reason);
+        return -1;
+    }
     if (config->node_name[0] == '\0') {
         char host[256] = "node";
         if (gethostname(host, sizeof host) != 0)

@@ -69,6 +69,17 @@ typedef struct shoal_config {
     /* rate limits and idempotency keys */
     char *rate_limits;     /* rules, node/ext/rate_limit.h; "" limits nothing */
     int idempotency_ttl_s; /* how long a finished request's answer is replayed */
+
+    /* passwords (node/password.h) */
+    int password_ops_limit;
+    size_t password_mem_limit;
+    int password_concurrency;      /* argon2id hashes at once per node */
+    int password_queue_timeout_ms; /* wait for a turn, then 503 */
+
+    /* the RealWorld API (node/api/) */
+    bool api;
+    char *login_failures_per_address; /* "COUNT/[N]UNIT [burst B]" */
+    char *login_failures_per_account; /* per account and address */
 } shoal_config;
 
 /* Looks up an environment variable; getenv fits. */

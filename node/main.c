@@ -7,6 +7,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "api/api.h"
 #include "bench/bench.h"
 #include "config.h"
 #include "context.h"
@@ -90,7 +91,7 @@ static int setup(shoal_app *app, shoal_tier_monitor *monitor)
         shoal_app_extend(app, &shoal_cors_extension) != 0 || shoal_app_extend(app, &shoal_rate_limit_extension) != 0 ||
         shoal_app_extend(app, &shoal_session_extension) != 0 ||
         shoal_app_extend(app, &shoal_idempotency_extension) != 0 || shoal_app_extend(app, &health) != 0 ||
-        shoal_app_extend(app, &shoal_bench_extension) != 0)
+        shoal_app_extend(app, &shoal_bench_extension) != 0 || shoal_app_extend(app, &shoal_api_extension) != 0)
         return -1;
     return 0;
 }

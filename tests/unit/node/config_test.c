@@ -190,6 +190,31 @@ static void test_rate_limits_are_checked_at_start(void **state)
     assert_fails_naming(ENV("SHOAL_RATE_LIMITS", "POST /a=1/s,,POST /b=1/s"), NULL, "rule 2 is empty");
 }
 
+static void test_password_cost_and_login_limits(void **state)
+{
+    (void)state;
+    shoal_config c;
+    assert_loads(&c, NULL, NULL);
+    /* libsodium's interactive level, and a bounded queue. */
+    assert_int_equal(c.password_ops_limit, 2);
+    assert_int_equal(c.password_mem_limit, 64 * 1024 * 1024);
+    assert_int_equal(c.password_concurrency, 4);
+    assert_int_equal(c.password_queue_timeout_ms, 1000);
+    assert_true(c.api);
+    assert_string_equal(c.login_failures_per_address, "20/15min burst 20");
+    assert_string_equal(c.login_failures_per_account, "5/15min burst 5");
+    shoal_config_free(&c);
+    assert_loads(&c, ENV("SHOAL_PASSWORD_MEM_LIMIT", "256m"), ARGS("--password-ops-limit", "3"));
+    assert_int_equal(c.password_mem_limit, 256 * 1024 * 1024);
+    assert_int_equal(c.password_ops_limit, 3);
+    shoal_config_free(&c);
+    assert_fails_naming(NULL, ARGS("--password-ops-limit", "0"), "--password-ops-limit");
+    assert_fails_naming(NULL, ARGS("--password-mem-limit", "1k"), "--password-mem-limit");
+    assert_fails_naming(NULL, ARGS("--password-concurrency", "0"), "--password-concurrency");
+    assert_fails_naming(NULL, ARGS("--login-failures-per-address", "5/fortnight"), "--login-failures-per-address");
+    assert_fails_naming(ENV("SHOAL_LOGIN_FAILURES_PER_ACCOUNT", "many"), NULL, "--login-failures-per-account");
+}
+
 static void test_idempotency_ttl_is_a_second_to_thirty_days(void **state)
 {
     (void)state;
@@ -454,6 +479,13 @@ static void test_usage_lists_every_flag_and_variable(void **state)
         {"--trusted-proxies", "SHOAL_TRUSTED_PROXIES"},
         {"--rate-limits", "SHOAL_RATE_LIMITS"},
         {"--idempotency-ttl", "SHOAL_IDEMPOTENCY_TTL"},
+        {"--password-ops-limit", "SHOAL_PASSWORD_OPS_LIMIT"},
+        {"--password-mem-limit", "SHOAL_PASSWORD_MEM_LIMIT"},
+        {"--password-concurrency", "SHOAL_PASSWORD_CONCURRENCY"},
+        {"--password-queue-timeout-ms", "SHOAL_PASSWORD_QUEUE_TIMEOUT_MS"},
+        {"--api", "SHOAL_API"},
+        {"--login-failures-per-address", "SHOAL_LOGIN_FAILURES_PER_ADDRESS"},
+        {"--login-failures-per-account", "SHOAL_LOGIN_FAILURES_PER_ACCOUNT"},
     };
     char *text = usage_text();
     assert_non_null(strstr(text, "Usage: shoal-test"));
@@ -495,7 +527,7 @@ static void test_every_flag_in_usage_is_accepted(void **state)
     }
     /* A floor rather than the exact count, so that adding a flag does not
      * touch this test; it still fails if the usage text stops being scanned. */
-    assert_true(flags >= 31);
+    assert_true(flags >= 38);
     free(text);
 }
 
@@ -511,6 +543,7 @@ int main(void)
         cmocka_unit_test(test_session_ttl_is_a_minute_to_a_year),
         cmocka_unit_test(test_rate_limits_are_checked_at_start),
         cmocka_unit_test(test_idempotency_ttl_is_a_second_to_thirty_days),
+        cmocka_unit_test(test_password_cost_and_login_limits),
         cmocka_unit_test(test_booleans),
         cmocka_unit_test(test_numbers_out_of_range_or_not_numbers_are_rejected),
         cmocka_unit_test(test_unknown_flag_and_missing_value_are_rejected),

@@ -1,0 +1,106 @@
+/* node/api/api.c: the extension, and answers every handler shares. */
+#include "api.h"
+
+#include <stdlib.h>
+
+#include "api_internal.h"
+#include "log.h"
+
+#define PUBLISHED_NAME "realworld"
+
+int api_invalid(shoal_ctx *ctx, const char *field, const char *code, const char *message)
+{
+    shoal_error(ctx, 422, code, field, message);
+    return 0;
+}
+
+int api_store_failure(shoal_ctx *ctx, store_status status, const char *code, const char *field)
+{
+    store *s = shoal_store(ctx);
+    if (status == STORE_NOT_FOUND)
+        return shoal_error(ctx, 404, code, field, "not found");
+    if (s != NULL && store_last_error(s)->status == status)
+        return shoal_error_from_store(ctx, s);
+    shoal_log(SHOAL_LOG_ERROR, "api", "%s: store status %d", shoal_path(ctx), (int)status);
+    return shoal_error(ctx, 500, "internal", "body", "internal error");
+}
+
+int api_password_failure(shoal_ctx *ctx, shoal_password_status status)
+{
+    if (status == SHOAL_PASSWORD_BUSY) {
+        shoal_set_header(ctx, "Retry-After", "1");
+        return shoal_error(ctx, 503, "password.busy", "body", "too many logins at once; try again");
+    }
+    shoal_log(SHOAL_LOG_ERROR, "api", "%s: password hashing failed", shoal_path(ctx));
+    return shoal_error(ctx, 500, "internal", "body", "internal error");
+}
+
+static void free_state(api_state *state)
+{
+    if (state == NULL)
+        return;
+    shoal_password_free(state->passwords);
+    free(state);
+}
+
+static int register_all(shoal_app *app, api_state *state)
+{
+    const shoal_config *config = shoal_app_config(app);
+    char reason[256];
+    if (shoal_rate_limit_parse_rule(config->login_failures_per_address, &state->failures_per_address, reason,
+                                    sizeof reason) != 0 ||
+        shoal_rate_limit_parse_rule(config->login_failures_per_account, &state->failures_per_account, reason,
+                                    sizeof reason) != 0) {
+        shoal_log(SHOAL_LOG_ERROR, "api", "login failure limits: %s", reason);
+        return -1;
+    }
+    shoal_password_config passwords = {
+        .ops_limit = (unsigned long long)config->password_ops_limit,
+        .mem_limit = config->password_mem_limit,
+        .concurrency = config->password_concurrency,
+        .queue_timeout_ms = config->password_queue_timeout_ms,
+    };
+    state->passwords = shoal_password_new(&passwords);
+    if (state->passwords == NULL) {
+        shoal_log(SHOAL_LOG_ERROR, "api", "the password cost is outside what libsodium accepts");
+        return -1;
+    }
+    struct store_registry *statements = shoal_app_statements(app);
+    if (statements == NULL || store_user_register(statements, &state->users) != 0 ||
+        store_profile_register(statements, &state->profiles) != 0)
+        return -1;
+    shoal_blueprint *api = shoal_blueprint_new(app, "realworld", "/api");
+    if (api == NULL || api_users_register(api, state) != 0 || api_profiles_register(api, state) != 0)
+        return -1;
+    return 0;
+}
+
+static int init(shoal_app *app, void *data)
+{
+    (void)data;
+    if (!shoal_app_config(app)->api)
+        return 0;
+    api_state *state = calloc(1, sizeof *state);
+    if (state == NULL)
+        return -1;
+    /* Published last: shutdown frees only what was published, and a failed
+     * init makes the start fail, so routes that kept the pointer never
+     * serve. */
+    if (register_all(app, state) != 0 || shoal_app_publish(app, PUBLISHED_NAME, state) != 0) {
+        free_state(state);
+        return -1;
+    }
+    return 0;
+}
+
+static void shutdown_api(shoal_app *app, void *data)
+{
+    (void)data;
+    free_state(shoal_app_published(app, PUBLISHED_NAME));
+}
+
+const shoal_extension shoal_api_extension = {
+    .name = "realworld",
+    .init = init,
+    .shutdown = shutdown_api,
+};

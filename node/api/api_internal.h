@@ -1,0 +1,34 @@
+/* node/api/api_internal.h: what the API's files share. */
+#ifndef API_INTERNAL_H
+#define API_INTERNAL_H
+
+#include "ext/rate_limit.h"
+#include "password.h"
+#include "profile.h"
+#include "shoal.h"
+#include "user.h"
+
+/* Built at setup, read-only while serving (the hasher has its own lock),
+ * so every worker shares it. Handlers reach it as their route's data. */
+typedef struct api_state {
+    store_user_statements users;
+    store_profile_statements profiles;
+    shoal_password *passwords;
+    shoal_rate_limit_rule failures_per_address;
+    shoal_rate_limit_rule failures_per_account;
+} api_state;
+
+/* Registers the user routes on bp; 0 or -1. */
+int api_users_register(shoal_blueprint *bp, api_state *state);
+/* Registers the profile routes on bp; 0 or -1. */
+int api_profiles_register(shoal_blueprint *bp, api_state *state);
+
+/* A 422 naming field with message and code. Returns 0 (answered). */
+int api_invalid(shoal_ctx *ctx, const char *field, const char *code, const char *message);
+/* A store failure in the one place that maps them; STORE_NOT_FOUND as 404
+ * with code and field given. */
+int api_store_failure(shoal_ctx *ctx, store_status status, const char *code, const char *field);
+/* 503 password.busy with Retry-After: 1, or 500 for an error. */
+int api_password_failure(shoal_ctx *ctx, shoal_password_status status);
+
+#endif

@@ -1,0 +1,29 @@
+/* node/api/validate.h: the RealWorld API's rules for user input, without a
+ * request, so that they are tested alone. Each check returns NULL when the
+ * value passes, or the message the 422 envelope carries for its field
+ * ("can't be blank", "is invalid", "is too long (maximum is 254
+ * characters)"); *code gets the stable code (api.blank, api.invalid,
+ * api.too_long). */
+#ifndef API_VALIDATE_H
+#define API_VALIDATE_H
+
+#include <stddef.h>
+
+#define API_EMAIL_MAX 254
+#define API_USERNAME_MAX 64
+/* Passwords are hashed whole; the bound keeps a huge body from being
+ * hashed, and from being stored in anyone's memory for long. */
+#define API_PASSWORD_MAX 256
+#define API_BIO_MAX 4096
+#define API_IMAGE_MAX 2048
+
+/* Blank means empty or only white space. Lengths count characters (UTF-8
+ * code points), as PostgreSQL's length() does. */
+const char *api_check_email(const char *value, const char **code);
+/* Letters, digits, '_', '-' and '.': a username is a path segment. */
+const char *api_check_username(const char *value, const char **code);
+const char *api_check_password(const char *value, size_t length, const char **code);
+/* Optional text (bio, image): NULL passes; only the length is checked. */
+const char *api_check_optional(const char *value, size_t maximum, const char **code);
+
+#endif

@@ -1,0 +1,102 @@
+/* node/password.c */
+#include "password.h"
+
+#include <errno.h>
+#include <semaphore.h>
+#include <sodium.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+_Static_assert(SHOAL_PASSWORD_HASH_SIZE == crypto_pwhash_STRBYTES, "the hash buffer is libsodium's size");
+
+struct shoal_password {
+    unsigned long long ops_limit;
+    size_t mem_limit;
+    int queue_timeout_ms;
+    /* The turns: a counting semaphore, so that waiting has a deadline
+     * (sem_clockwait on the monotonic clock, which a clock change cannot
+     * stretch). */
+    sem_t turns;
+};
+
+shoal_password *shoal_password_new(const shoal_password_config *config)
+{
+    if (sodium_init() < 0 || config->concurrency < 1 || config->queue_timeout_ms < 0 ||
+        config->ops_limit < crypto_pwhash_OPSLIMIT_MIN || config->ops_limit > crypto_pwhash_OPSLIMIT_MAX ||
+        config->mem_limit < crypto_pwhash_MEMLIMIT_MIN || config->mem_limit > crypto_pwhash_MEMLIMIT_MAX)
+        return NULL;
+    shoal_password *passwords = calloc(1, sizeof *passwords);
+    if (passwords == NULL)
+        return NULL;
+    passwords->ops_limit = config->ops_limit;
+    passwords->mem_limit = config->mem_limit;
+    passwords->queue_timeout_ms = config->queue_timeout_ms;
+    if (sem_init(&passwords->turns, 0, (unsigned)config->concurrency) != 0) {
+        free(passwords);
+        return NULL;
+    }
+    return passwords;
+}
+
+void shoal_password_free(shoal_password *passwords)
+{
+    if (passwords == NULL)
+        return;
+    sem_destroy(&passwords->turns);
+    free(passwords);
+}
+
+static bool take_turn(shoal_password *passwords)
+{
+    if (sem_trywait(&passwords->turns) == 0)
+        return true;
+    struct timespec deadline;
+    clock_gettime(CLOCK_MONOTONIC, &deadline);
+    deadline.tv_sec += passwords->queue_timeout_ms / 1000;
+    deadline.tv_nsec += (long)(passwords->queue_timeout_ms % 1000) * 1000000L;
+    if (deadline.tv_nsec >= 1000000000L) {
+        deadline.tv_sec++;
+        deadline.tv_nsec -= 1000000000L;
+    }
+    for (;;) {
+        if (sem_clockwait(&passwords->turns, CLOCK_MONOTONIC, &deadline) == 0)
+            return true;
+        if (errno != EINTR)
+            return false;
+    }
+}
+
+static void give_turn(shoal_password *passwords)
+{
+    sem_post(&passwords->turns);
+}
+
+shoal_password_status shoal_password_hash(shoal_password *passwords, const char *password, size_t length,
+                                          char out[SHOAL_PASSWORD_HASH_SIZE])
+{
+    if (!take_turn(passwords))
+        return SHOAL_PASSWORD_BUSY;
+    int rc = crypto_pwhash_str(out, password, length, passwords->ops_limit, passwords->mem_limit);
+    give_turn(passwords);
+    return rc == 0 ? SHOAL_PASSWORD_OK : SHOAL_PASSWORD_ERROR;
+}
+
+shoal_password_status shoal_password_verify(shoal_password *passwords, const char *hash, const char *password,
+                                            size_t length)
+{
+    /* A hash that does not even look like one costs nothing to refuse. */
+    if (hash == NULL || strnlen(hash, SHOAL_PASSWORD_HASH_SIZE) >= SHOAL_PASSWORD_HASH_SIZE ||
+        strncmp(hash, crypto_pwhash_STRPREFIX, strlen(crypto_pwhash_STRPREFIX)) != 0)
+        return SHOAL_PASSWORD_MISMATCH;
+    if (!take_turn(passwords))
+        return SHOAL_PASSWORD_BUSY;
+    int rc = crypto_pwhash_str_verify(hash, password, length);
+    give_turn(passwords);
+    return rc == 0 ? SHOAL_PASSWORD_OK : SHOAL_PASSWORD_MISMATCH;
+}
+
+bool shoal_password_needs_rehash(const shoal_password *passwords, const char *hash)
+{
+    return crypto_pwhash_str_needs_rehash(hash, passwords->ops_limit, passwords->mem_limit) != 0;
+}
