@@ -10,6 +10,7 @@ into the output folder. Standard library only.
 import argparse
 import datetime
 import hashlib
+import json
 import os
 import re
 import secrets
@@ -416,7 +417,13 @@ class Harness:
             return "n/a"
         if workload in ("conduit", "session") and "token" not in t:
             seed = self.seed(t)
-            if seed is None:
+            if seed is None and workload == "session":
+                # The full data set needs the article routes; a session read
+                # needs only an account, so log one in directly.
+                token = self.login_one(t)
+                if token is not None:
+                    t["token"] = token
+            if seed is None and "token" not in t:
                 return t["seed_reason"]
         if workload == "conduit":
             return None
@@ -426,6 +433,23 @@ class Harness:
         status, body = http_get(t["url"] + WORKLOADS[workload], headers)
         if status != 200:
             return "%s answered %s" % (WORKLOADS[workload], status if status else body.decode()[:60])
+        return None
+
+    def login_one(self, t):
+        """A session token from registering (or logging in) one load user
+        through the target's /api/users, or None."""
+        user = {"username": "loadsession", "email": "loadsession@load.invalid",
+                "password": "load-session-password"}
+        for path in ("/api/users", "/api/users/login"):
+            body = json.dumps({"user": user if path == "/api/users" else
+                               {"email": user["email"], "password": user["password"]}}).encode()
+            req = urllib.request.Request(t["url"] + path, data=body, method="POST",
+                                         headers={"Content-Type": "application/json"})
+            try:
+                with urllib.request.urlopen(req, timeout=10) as r:
+                    return json.loads(r.read())["user"]["token"]
+            except (urllib.error.URLError, OSError, ValueError, KeyError):
+                continue
         return None
 
     def seed(self, t):
@@ -447,7 +471,7 @@ class Harness:
             if r.returncode == 3:
                 msg = "no Conduit API yet (%s)" % msg.split(": ", 1)[-1].split(": no Conduit")[0]
             t["seed_reason"] = msg
-            log("%s: skipping conduit and session: %s" % (t["name"], msg))
+            log("%s: no seeded data set, so no conduit mix (the session read logs one user in instead): %s" % (t["name"], msg))
         return t["seed"]
 
     def measure(self, t, workload, run, warmup=False):
