@@ -277,6 +277,8 @@ static int update_current_user(shoal_ctx *ctx)
     if (status != STORE_OK)
         return api_store_failure(ctx, status, "user.not_found", "user");
     shoal_keep_result(ctx, result);
+    if (change.username != NULL || change.set_bio || change.set_image)
+        api_author_changed(ctx);
     if (password != NULL) {
         /* Whoever knew the old password may hold a session: every session
          * of the user ends, and this caller continues with a new one, whose
