@@ -21,10 +21,11 @@ void api_article_slug(const char *title, char *out)
         /* Room for the separator and the character, else stop at the last
          * whole word. */
         if (length + (separator ? 2 : 1) > API_SLUG_BASE_MAX) {
+            /* Mid-word: back to the last word's end, when there is one. */
             size_t cut = length;
             while (!separator && cut > 0 && out[cut - 1] != '-')
                 cut--;
-            if (cut > 1)
+            if (!separator && cut > 1)
                 length = cut - 1; /* without the '-' */
             break;
         }
