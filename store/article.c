@@ -22,64 +22,74 @@
 #define VIEW_COLUMN_COUNT 15
 #define VIEW(viewer) "SELECT " VIEW_COLUMNS("a.body", viewer) " FROM articles a JOIN users u ON u.id = a.author_id "
 
-/* The list filters, in the order of their parameters after the viewer,
- * the limit and the offset. */
+/* The list filters, in the order of their parameters: after the viewer,
+ * the limit and the offset in a page ($4 on), alone in a count ($1 on). */
 static const char *const list_filters[3] = {
     "a.id IN (SELECT at.article_id FROM article_tags at JOIN tags t ON t.id = at.tag_id WHERE t.name = $%d)",
     "a.author_id IN (SELECT id FROM users WHERE username = $%d)",
     "a.id IN (SELECT f.article_id FROM favorites f JOIN users fu ON fu.id = f.user_id WHERE fu.username = $%d)",
 };
+#define FEED_FILTER "a.author_id IN (SELECT followee_id FROM follows WHERE follower_id = $1::bigint)"
 
-/* A page and the total in one statement. The page is cut from the index
- * on (created_at, id) before anything is joined to it; the one-row LEFT
- * JOIN keeps a row (with a NULL id) for an empty page, which still carries
- * the total. */
-static char *list_sql(const char *filter)
+/* A page: cut from the index on (created_at, id) before anything is
+ * joined to it, each of its rows then completed by primary key in a
+ * LATERAL subquery that OFFSET 0 keeps from being flattened: a generic
+ * plan, which cannot know how small LIMIT $2 is, would otherwise join the
+ * whole table (measured on 100,000 articles: 136 ms instead of 8). */
+static store_statement add_page(store_registry *registry, const char *name, const char *filter, int params)
 {
     const char *format =
         "WITH page AS (SELECT a.id, a.created_at FROM articles a WHERE %s "
         "ORDER BY a.created_at DESC, a.id DESC LIMIT $2::bigint OFFSET $3::bigint) "
-        "SELECT (SELECT count(*) FROM articles a WHERE %s), " VIEW_COLUMNS("NULL::text", "$1")
-        " FROM (SELECT 1) one LEFT JOIN (page p JOIN articles a ON a.id = p.id JOIN users u ON u.id = a.author_id) "
-        "ON true ORDER BY p.created_at DESC, p.id DESC";
-    size_t size = strlen(format) + 2 * strlen(filter) + 1;
-    char *sql = malloc(size);
-    if (sql != NULL)
-        snprintf(sql, size, format, filter, filter);
-    return sql;
+        "SELECT v.* FROM page p CROSS JOIN LATERAL (SELECT " VIEW_COLUMNS("NULL::text", "$1")
+        " FROM articles a JOIN users u ON u.id = a.author_id WHERE a.id = p.id OFFSET 0) v "
+        "ORDER BY p.created_at DESC, p.id DESC";
+    char sql[4096];
+    if ((size_t)snprintf(sql, sizeof sql, format, filter) >= sizeof sql)
+        return -1;
+    return store_registry_add(registry, name, sql, params);
 }
 
-static store_statement add_list(store_registry *registry, const char *name, const char *filter, int params)
+static store_statement add_count(store_registry *registry, const char *name, const char *filter, int params)
 {
-    char *sql = list_sql(filter);
-    if (sql == NULL)
+    char sql[1024];
+    if ((size_t)snprintf(sql, sizeof sql, "SELECT count(*) FROM articles a WHERE %s", filter) >= sizeof sql)
         return -1;
-    store_statement statement = store_registry_add(registry, name, sql, params);
-    free(sql);
-    return statement;
+    return store_registry_add(registry, name, sql, params);
+}
+
+/* The filters of variant (bit i: list_filters[i]) with parameters from
+ * first on, ANDed. */
+static void variant_filter(int variant, int first, char *filter, size_t size)
+{
+    snprintf(filter, size, "true");
+    for (int i = 0; i < 3; i++) {
+        if (!(variant & (1 << i)))
+            continue;
+        size_t used = strlen(filter);
+        snprintf(filter + used, size - used, " AND ");
+        used = strlen(filter);
+        snprintf(filter + used, size - used, list_filters[i], first++);
+    }
 }
 
 static int register_lists(store_registry *registry, store_article_statements *statements)
 {
     for (int variant = 0; variant < STORE_ARTICLE_LIST_VARIANTS; variant++) {
-        char filter[1024] = "true", name[32];
-        int params = 3;
-        for (int i = 0; i < 3; i++) {
-            if (!(variant & (1 << i)))
-                continue;
-            size_t used = strlen(filter);
-            snprintf(filter + used, sizeof filter - used, " AND ");
-            used = strlen(filter);
-            snprintf(filter + used, sizeof filter - used, list_filters[i], ++params);
-        }
+        int filters = __builtin_popcount((unsigned)variant);
+        char filter[1024], name[32];
+        variant_filter(variant, 4, filter, sizeof filter);
         snprintf(name, sizeof name, "article_list_%d", variant);
-        statements->list[variant] = add_list(registry, name, filter, params);
-        if (statements->list[variant] < 0)
+        statements->list[variant] = add_page(registry, name, filter, 3 + filters);
+        variant_filter(variant, 1, filter, sizeof filter);
+        snprintf(name, sizeof name, "article_count_%d", variant);
+        statements->count[variant] = add_count(registry, name, filter, filters);
+        if (statements->list[variant] < 0 || statements->count[variant] < 0)
             return -1;
     }
-    statements->feed = add_list(registry, "article_feed",
-                                "a.author_id IN (SELECT followee_id FROM follows WHERE follower_id = $1::bigint)", 3);
-    return statements->feed < 0 ? -1 : 0;
+    statements->feed = add_page(registry, "article_feed", FEED_FILTER, 3);
+    statements->feed_count = add_count(registry, "article_feed_count", FEED_FILTER, 1);
+    return statements->feed < 0 || statements->feed_count < 0 ? -1 : 0;
 }
 
 int store_article_register(store_registry *registry, store_article_statements *statements)
@@ -377,43 +387,89 @@ store_status store_article_favorite(store *s, const store_article_statements *st
     return one_article(items[1].result, out, result);
 }
 
+/* The statements and parameters of query: the page's (viewer, limit,
+ * offset, filters) and the count's (the filters, or the viewer for the
+ * feed). texts holds the numbers as text (3 x 24 bytes). */
+typedef struct list_call {
+    store_statement page, count;
+    const char *page_params[6];
+    const char *count_params[3];
+} list_call;
+
+static void prepare_list(const store_article_statements *statements, const store_article_query *query,
+                         char texts[3][24], list_call *call)
+{
+    snprintf(texts[0], 24, "%" PRId64, query->viewer);
+    snprintf(texts[1], 24, "%" PRId64, query->limit);
+    snprintf(texts[2], 24, "%" PRId64, query->offset);
+    *call = (list_call){.page_params = {texts[0], texts[1], texts[2]}};
+    if (query->feed) {
+        call->page = statements->feed;
+        call->count = statements->feed_count;
+        call->count_params[0] = texts[0];
+        return;
+    }
+    const char *filters[3] = {query->tag, query->author, query->favorited};
+    int variant = 0, used = 0;
+    for (int i = 0; i < 3; i++) {
+        if (filters[i] == NULL)
+            continue;
+        variant |= 1 << i;
+        call->page_params[3 + used] = filters[i];
+        call->count_params[used++] = filters[i];
+    }
+    call->page = statements->list[variant];
+    call->count = statements->count[variant];
+}
+
+static store_status read_count(store_result *found, int64_t *total)
+{
+    store_status status = store_result_rows(found) == 1 && parse_integer(store_result_value(found, 0, 0), total)
+                              ? STORE_OK
+                              : STORE_ERROR;
+    store_result_free(found);
+    return status;
+}
+
+store_status store_article_count(store *s, const store_article_statements *statements,
+                                 const store_article_query *query, int64_t *total)
+{
+    char texts[3][24];
+    list_call call;
+    prepare_list(statements, query, texts, &call);
+    store_result *found = NULL;
+    store_status status = store_run(s, call.count, call.count_params, &found);
+    if (status != STORE_OK)
+        return status;
+    return read_count(found, total);
+}
+
 store_status store_article_list(store *s, const store_article_statements *statements,
                                 const store_article_query *query, store_article *out, int *count,
                                 int64_t *total, store_result **result)
 {
     *result = NULL;
     *count = 0;
-    *total = 0;
-    char viewer[24], limit[24], offset[24];
-    snprintf(viewer, sizeof viewer, "%" PRId64, query->viewer);
-    snprintf(limit, sizeof limit, "%" PRId64, query->limit);
-    snprintf(offset, sizeof offset, "%" PRId64, query->offset);
-    const char *params[6] = {viewer, limit, offset};
-    int variant = 0, used = 3;
-    store_statement statement = statements->feed;
-    if (!query->feed) {
-        const char *filters[3] = {query->tag, query->author, query->favorited};
-        for (int i = 0; i < 3; i++) {
-            if (filters[i] == NULL)
-                continue;
-            variant |= 1 << i;
-            params[used++] = filters[i];
-        }
-        statement = statements->list[variant];
-    }
-    store_result *found = NULL;
-    store_status status = store_run(s, statement, params, &found);
-    if (status != STORE_OK)
-        return status;
-    int rows = store_result_rows(found);
-    if (rows < 1 || !parse_integer(store_result_value(found, 0, 0), total)) {
+    char texts[3][24];
+    list_call call;
+    prepare_list(statements, query, texts, &call);
+    store_batch_item items[2] = {
+        {.statement = call.page, .params = call.page_params},
+        {.statement = call.count, .params = call.count_params},
+    };
+    store_status status = store_batch(s, items, total != NULL ? 2 : 1);
+    if (status == STORE_OK && total != NULL)
+        status = read_count(items[1].result, total);
+    else
+        store_result_free(items[1].result);
+    store_result *found = items[0].result;
+    if (status != STORE_OK) {
         store_result_free(found);
-        return STORE_ERROR;
+        return status;
     }
+    int rows = store_result_rows(found);
     for (int row = 0; row < rows && row < query->limit; row++) {
-        if (store_result_is_null(found, row, 1))
-            break; /* the empty page's one row */
-        status = parse_article(found, row, 1, &out[*count]);
+        status = parse_article(found, row, 0, &out[*count]);
         if (status != STORE_OK) {
             store_result_free(found);
             *count = 0;

@@ -5,7 +5,8 @@
  * caller releases (node/ ties it to the request with shoal_keep_result).
  *
  * Every read of articles is one statement: a page of a list carries the
- * total, the authors, the tags (aggregated) and the viewer's flags. */
+ * authors, the tags (aggregated) and the viewer's flags; its total is one
+ * more statement in the same round trip, or counted alone for a cache. */
 #ifndef STORE_ARTICLE_H
 #define STORE_ARTICLE_H
 
@@ -48,7 +49,9 @@ typedef struct store_article_statements {
     store_statement favorite;
     store_statement unfavorite;
     store_statement list[STORE_ARTICLE_LIST_VARIANTS];
+    store_statement count[STORE_ARTICLE_LIST_VARIANTS];
     store_statement feed;
+    store_statement feed_count;
 } store_article_statements;
 
 /* Adds the statements, and names the field the slug's unique constraint
@@ -116,10 +119,15 @@ typedef struct store_article_query {
     int64_t offset;
 } store_article_query;
 
-/* Fills out[0..*count) (out holds query->limit articles, body NULL) and
- * *total, the number of all matches. */
+/* Fills out[0..*count) (out holds query->limit articles, body NULL) and,
+ * unless total is NULL, *total, the number of all matches, counted in the
+ * same round trip. */
 store_status store_article_list(store *s, const store_article_statements *statements,
                                 const store_article_query *query, store_article *out, int *count,
                                 int64_t *total, store_result **result);
+/* The number of all matches alone (limit, offset and, except for the
+ * feed, the viewer do not matter). */
+store_status store_article_count(store *s, const store_article_statements *statements,
+                                 const store_article_query *query, int64_t *total);
 
 #endif

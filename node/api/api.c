@@ -42,6 +42,7 @@ void api_author_changed(shoal_ctx *ctx)
      * values then live until their TTL. */
     shoal_cache_invalidate(ctx, API_CACHE_PROFILE);
     shoal_cache_invalidate(ctx, API_CACHE_ARTICLE);
+    shoal_cache_invalidate(ctx, API_CACHE_COUNT);
 }
 
 static void free_state(api_state *state)

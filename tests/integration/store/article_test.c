@@ -275,6 +275,20 @@ static void lists_filters_and_paging(void **state)
     expect_slugs(&got, 3, NULL, 0);
     list(&(store_article_query){.tag = "red", .limit = 0}, &got);
     expect_slugs(&got, 3, NULL, 0);
+    /* The count alone, for the cache; a page without it. */
+    int64_t total = -1;
+    assert_int_equal(store_article_count(shared, &articles, &(store_article_query){.tag = "red", .author = "ann"},
+                                         &total),
+                     STORE_OK);
+    assert_int_equal(total, 2);
+    assert_int_equal(store_article_count(shared, &articles, &(store_article_query){.limit = 1}, &total), STORE_OK);
+    assert_true(total >= 5);
+    assert_int_equal(store_article_list(shared, &articles, &(store_article_query){.author = "bob", .limit = 5},
+                                        got.items, &got.count, NULL, &got.result),
+                     STORE_OK);
+    assert_int_equal(got.count, 1);
+    assert_string_equal(got.items[0].slug, "l2");
+    store_result_free(got.result);
 
     /* The viewer's flags in a list, and the count of favourites. */
     list(&(store_article_query){.tag = "red", .viewer = bob, .limit = 3}, &got);
@@ -296,6 +310,10 @@ static void lists_filters_and_paging(void **state)
     expect_slugs(&got, 4, (const char *[]){"l5", "l3", "l2", "l1"}, 4);
     list(&(store_article_query){.feed = true, .viewer = ann, .limit = 10}, &got);
     expect_slugs(&got, 0, NULL, 0);
+    assert_int_equal(store_article_count(shared, &articles, &(store_article_query){.feed = true, .viewer = cid},
+                                         &total),
+                     STORE_OK);
+    assert_int_equal(total, 4);
 
     /* The viewer's flags alone, for a cached article. */
     bool favorited = false, following = false;

@@ -369,6 +369,19 @@ static long long list_slugs(const test_node *node, const char *path, const char 
     return result;
 }
 
+/* Polls path's articlesCount on node for up to 2 s. */
+static bool eventually_count(const test_node *node, const char *path, long long wanted)
+{
+    char got[8][256];
+    size_t count = 0;
+    for (int i = 0; i < 100; i++) {
+        if (list_slugs(node, path, NULL, got, &count) == wanted)
+            return true;
+        usleep(20 * 1000);
+    }
+    return false;
+}
+
 static void lists_and_feed(void **state)
 {
     (void)state;
@@ -417,6 +430,25 @@ static void lists_and_feed(void **state)
     snprintf(path, sizeof path, "/api/articles?tag=%s", red);
     assert_int_equal(list_slugs(&second, path, NULL, got, &count), 3);
     assert_int_equal(count, 2);
+
+    /* The counts are cached: a new article, and a deleted one, show in
+     * them at once on the writer's node and within moments on the other,
+     * which holds the old count in its L1. */
+    snprintf(tags_json, sizeof tags_json, "[\"%s\"]", red);
+    char *extra = create_article(&bob, "One more red", tags_json);
+    snprintf(path, sizeof path, "/api/articles?tag=%s", red);
+    assert_int_equal(list_slugs(&server, path, NULL, got, &count), 4);
+    assert_true(eventually_count(&second, path, 4));
+    snprintf(path, sizeof path, "/api/articles?tag=%s&author=%s", red, bob.name);
+    assert_int_equal(list_slugs(&second, path, NULL, got, &count), 2);
+    snprintf(path, sizeof path, "/api/articles/%s", extra);
+    assert_int_equal(status_on(&server, "DELETE", path, bob.token, NULL), 204);
+    snprintf(path, sizeof path, "/api/articles?tag=%s", red);
+    assert_int_equal(list_slugs(&server, path, NULL, got, &count), 3);
+    assert_true(eventually_count(&second, path, 3));
+    snprintf(path, sizeof path, "/api/articles?tag=%s&author=%s", red, bob.name);
+    assert_true(eventually_count(&second, path, 1));
+    free(extra);
 
     /* favorited=: bob favourites a0 and a2. */
     for (int i = 0; i < 4; i += 2) {
