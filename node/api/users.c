@@ -360,6 +360,8 @@ static int update_current_user(shoal_ctx *ctx)
     /* Should Redis miss this, the old row lives at most USER_TTL_MS in the
      * other nodes' caches; PostgreSQL has the change either way. */
     shoal_cache_invalidate(ctx, USER_FAMILY);
+    if (change.username != NULL || change.set_bio || change.set_image)
+        api_author_changed(ctx);
     if (password != NULL) {
         /* Whoever knew the old password may hold a session: every session
          * of the user ends, and this caller continues with a new one, whose
