@@ -180,6 +180,9 @@ def expect_error(response, status, description, field=None, code=None):
         good = good and field in errors
     if code is not None:
         good = good and body.get("code") == code
+    if status == 404:
+        # The handler's own 404, not the router's "no such path".
+        good = good and body.get("code") != "route.not_found"
     what = f"{status}" + (f" on {field}" if field else "") + (f" ({code})" if code else "")
     return check(good, f"{description}: {what}", f"got {response}")
 
