@@ -544,6 +544,20 @@ def section_profiles(alice, bob, carol):
         r = request("GET", f"/api/profiles/{bob.username}", base=base)
         check(r.status == 200 and r.json()["profile"]["following"] is False,
               f"an anonymous viewer sees following false on node {number}", f"got {r}")
+    # The other order: the follower is the first to read after bob's
+    # profile changed (which drops it from every cache), so that any cached
+    # copy is filled by the follower's read; the others still see false.
+    response = request("PUT", "/api/user", {"user": {"bio": f"bio {RUN}"}}, token=bob.token, base=NODES[1])
+    expect(response, 200, "the followed user changes his bio")
+    check_visible_everywhere("the new bio, read first by the follower (following true)",
+                             f"/api/profiles/{bob.username}",
+                             lambda r: r.status == 200 and r.json()["profile"]["bio"] == f"bio {RUN}"
+                             and r.json()["profile"]["following"] is True, token=alice.token)
+    for number, base in enumerate(NODES, 1):
+        for viewer, token in (("another viewer", carol.token), ("an anonymous viewer", None)):
+            r = request("GET", f"/api/profiles/{bob.username}", token=token, base=base)
+            check(r.status == 200 and r.json()["profile"]["following"] is False,
+                  f"after the follower's read, {viewer} sees following false on node {number}", f"got {r}")
     expect_error(request("POST", f"/api/profiles/{bob.username}/follow"), 401, "follow without a token")
     expect_error(request("POST", f"/api/profiles/nobody_{RUN}/follow", token=alice.token), 404,
                  "follow an unknown profile")
@@ -884,12 +898,11 @@ def section_favourites(alice, bob, carol):
     expect(response, 200, "POST /api/articles/:slug/favorite on node 1")
     check(article_of(response).get("favorited") is True and article_of(response).get("favoritesCount") == 1,
           "favorited true, favoritesCount 1", f"got {response}")
-    check_visible_everywhere("favoritesCount 1", f"/api/articles/{slug}",
-                             lambda r: r.status == 200 and article_of(r).get("favoritesCount") == 1)
-    for number, base in enumerate(NODES, 1):
-        response = request("GET", f"/api/articles/{slug}", token=bob.token, base=base)
-        check(article_of(response).get("favorited") is True, f"the fan sees favorited true on node {number}",
-              f"got {response}")
+    # The fan is the first to read after the favourite (which drops the
+    # article from the caches), so any cached copy is filled by his read.
+    check_visible_everywhere("favoritesCount 1, read first by the fan (favorited true)", f"/api/articles/{slug}",
+                             lambda r: r.status == 200 and article_of(r).get("favoritesCount") == 1
+                             and article_of(r).get("favorited") is True, token=bob.token)
     for number, base in enumerate(NODES, 1):
         for viewer, token in (("another viewer", carol.token), ("the author", alice.token),
                               ("an anonymous viewer", None)):
@@ -899,6 +912,17 @@ def section_favourites(alice, bob, carol):
                   f"{viewer} sees favorited false (count 1) on node {number}", f"got {response}")
         response = request("GET", f"/api/articles/{slug}", token=bob.token, base=base)
         check(article_of(response).get("favorited") is True, f"and the fan still sees true on node {number}")
+    # The other order: after the author's edit, anonymous readers fill
+    # the caches first, and the fan must still see his own flag.
+    expect(request("PUT", f"/api/articles/{slug}", {"article": {"body": f"edited {RUN}"}}, token=alice.token,
+                   base=NODES[1]), 200, "the author edits the favourited article")
+    check_visible_everywhere("the edit, read first anonymously (favorited false)", f"/api/articles/{slug}",
+                             lambda r: r.status == 200 and article_of(r).get("body") == f"edited {RUN}"
+                             and article_of(r).get("favorited") is False)
+    for number, base in enumerate(NODES, 1):
+        response = request("GET", f"/api/articles/{slug}", token=bob.token, base=base)
+        check(article_of(response).get("favorited") is True and article_of(response).get("favoritesCount") == 1,
+              f"after anonymous reads, the fan sees favorited true on node {number}", f"got {response}")
     expect(request("POST", f"/api/articles/{slug}/favorite", token=bob.token), 200, "favouriting again")
     response = request("GET", f"/api/articles/{slug}")
     check(article_of(response).get("favoritesCount") == 1, "favouriting again counts once", f"got {response}")
