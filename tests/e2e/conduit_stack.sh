@@ -72,6 +72,18 @@ sanitizer_reports() {
 
 case $command in
   up)
+    # A run that was killed (a ctest timeout) never ran its `down`: stop
+    # what it left, by the PIDs in its state folder, before taking the ports.
+    left=$(cat "$path_file" 2>/dev/null || true)
+    case $left in
+      */shoal-conduit.*)
+        if [ -d "$left" ]; then
+          echo "conduit_stack: stopping the stack a previous run left in $left"
+          SHOAL_STATE=$left "$LOCAL" down || true
+          rm -rf "$left"
+        fi
+        ;;
+    esac
     for port in "$SHOAL_LB_PORT" "$SHOAL_STATS_PORT" "$SHOAL_NODE_BASE_PORT" $((SHOAL_NODE_BASE_PORT + 1)) \
       "$SHOAL_PG_PORT" "$SHOAL_REDIS_PORT"; do
       if listening "$port"; then die "port $port is already in use; set the SHOAL_E2E_*_PORT variables"; fi
