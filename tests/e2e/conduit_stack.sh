@@ -104,6 +104,11 @@ case $command in
     echo "conduit_stack: up, state $SHOAL_STATE, http://127.0.0.1:$SHOAL_LB_PORT/api"
     ;;
   down)
+    # `up` failed before it started anything: nothing to stop.
+    if [ ! -s "$path_file" ]; then
+      echo "conduit_stack: no stack recorded in $path_file, nothing to stop"
+      exit 0
+    fi
     state_from_file
     rc=0
     "$LOCAL" down || { echo "conduit_stack: deploy/local down failed" >&2; rc=1; }
