@@ -111,6 +111,8 @@ static const setting settings[] = {
     {"password-queue-timeout-ms", "SHOAL_PASSWORD_QUEUE_TIMEOUT_MS", SETTING_INT, FIELD(password_queue_timeout_ms),
      "1000", 0, 60000, "milliseconds a login or registration waits for a hashing turn, then 503 with Retry-After"},
     {"api", "SHOAL_API", SETTING_BOOL, FIELD(api), "true", 0, 0, "serve the RealWorld API under /api"},
+    {"api-max-limit", "SHOAL_API_MAX_LIMIT", SETTING_INT, FIELD(api_max_limit), "100", 1, 1000,
+     "most articles one page of GET /api/articles or /api/articles/feed returns; a larger ?limit= is cut to it"},
     {"login-failures-per-address", "SHOAL_LOGIN_FAILURES_PER_ADDRESS", SETTING_STRING,
      FIELD(login_failures_per_address), "20/15min burst 20", 0, 0,
      "failed logins allowed per client address, 'COUNT/[N]UNIT [burst B]'; more get 429"},

@@ -79,6 +79,7 @@ typedef struct shoal_config {
 
     /* the RealWorld API (node/api/) */
     bool api;
+    int api_max_limit; /* most articles one list page returns */
     char *login_failures_per_address; /* "COUNT/[N]UNIT [burst B]" */
     char *login_failures_per_account; /* per account and address */
 

@@ -28,7 +28,13 @@ int store_profile_register(store_registry *registry, store_profile_statements *s
         "removed AS (DELETE FROM follows WHERE follower_id = $1::bigint AND followee_id IN (SELECT id FROM target)) "
         "SELECT id, username, bio, image, false FROM target",
         2);
-    return statements->by_username >= 0 && statements->follow >= 0 && statements->unfollow >= 0 ? 0 : -1;
+    statements->following = store_registry_add(
+        registry, "profile_following",
+        "SELECT EXISTS (SELECT 1 FROM follows WHERE follower_id = $1::bigint AND followee_id = $2::bigint)", 2);
+    return statements->by_username >= 0 && statements->follow >= 0 && statements->unfollow >= 0 &&
+                   statements->following >= 0
+               ? 0
+               : -1;
 }
 
 static store_status run_for_profile(store *s, store_statement statement, int64_t user, const char *username,
@@ -104,4 +110,24 @@ store_status store_profile_unfollow(store *s, const store_profile_statements *st
                                     const char *username, store_profile *out, store_result **result)
 {
     return run_for_profile(s, statements->unfollow, follower, username, out, result);
+}
+
+store_status store_profile_following(store *s, const store_profile_statements *statements, int64_t viewer,
+                                     int64_t followee, bool *following)
+{
+    char texts[2][24];
+    snprintf(texts[0], sizeof texts[0], "%" PRId64, viewer);
+    snprintf(texts[1], sizeof texts[1], "%" PRId64, followee);
+    const char *params[2] = {texts[0], texts[1]};
+    store_result *found = NULL;
+    store_status status = store_run(s, statements->following, params, &found);
+    if (status != STORE_OK)
+        return status;
+    const char *value = store_result_rows(found) == 1 ? store_result_value(found, 0, 0) : NULL;
+    if (value == NULL)
+        status = STORE_ERROR;
+    else
+        *following = strcmp(value, "t") == 0;
+    store_result_free(found);
+    return status;
 }

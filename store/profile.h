@@ -21,6 +21,7 @@ typedef struct store_profile_statements {
     store_statement by_username;
     store_statement follow;
     store_statement unfollow;
+    store_statement following;
 } store_profile_statements;
 
 int store_profile_register(store_registry *registry, store_profile_statements *statements);
@@ -29,6 +30,10 @@ int store_profile_register(store_registry *registry, store_profile_statements *s
  * false). STORE_NOT_FOUND when there is no such user. */
 store_status store_profile_get(store *s, const store_profile_statements *statements, int64_t viewer,
                                const char *username, store_profile *out, store_result **result);
+/* Whether viewer follows user id followee, for a profile read from the
+ * cache: one statement on the primary key. */
+store_status store_profile_following(store *s, const store_profile_statements *statements, int64_t viewer,
+                                     int64_t followee, bool *following);
 /* follower follows username (again is no change) and gets the profile.
  * Following oneself changes nothing: the profile comes back with
  * following false and out->id == follower. STORE_NOT_FOUND: no such user. */

@@ -35,6 +35,16 @@ int api_password_failure(shoal_ctx *ctx, shoal_password_status status)
     return shoal_error(ctx, 500, "internal", "body", "internal error");
 }
 
+void api_author_changed(shoal_ctx *ctx)
+{
+    /* One INCR each: cheaper than finding every article of the author, and
+     * a changed profile is rare. Failures are logged by the helper; the
+     * values then live until their TTL. */
+    shoal_cache_invalidate(ctx, API_CACHE_PROFILE);
+    shoal_cache_invalidate(ctx, API_CACHE_ARTICLE);
+    shoal_cache_invalidate(ctx, API_CACHE_COUNT);
+}
+
 static void free_state(api_state *state)
 {
     if (state == NULL)
@@ -67,10 +77,12 @@ static int register_all(shoal_app *app, api_state *state)
     }
     struct store_registry *statements = shoal_app_statements(app);
     if (statements == NULL || store_user_register(statements, &state->users) != 0 ||
-        store_profile_register(statements, &state->profiles) != 0)
+        store_profile_register(statements, &state->profiles) != 0 ||
+        store_article_register(statements, &state->articles) != 0 || store_tag_register(statements, &state->tags) != 0)
         return -1;
     shoal_blueprint *api = shoal_blueprint_new(app, "realworld", "/api");
-    if (api == NULL || api_users_register(api, state) != 0 || api_profiles_register(api, state) != 0)
+    if (api == NULL || api_users_register(api, state) != 0 || api_profiles_register(api, state) != 0 ||
+        api_articles_register(api, state) != 0)
         return -1;
     return 0;
 }

@@ -7,9 +7,14 @@
  *   GET  /api/user             the caller (200; 401)
  *   PUT  /api/user             change the caller; a new password ends every
  *                              other session of the user
+ *   GET  /api/profiles/:username, POST and DELETE .../follow
+ *   GET  /api/articles, /api/articles/feed, /api/articles/:slug, /api/tags
+ *   POST /api/articles, PUT and DELETE /api/articles/:slug,
+ *   POST and DELETE /api/articles/:slug/favorite
  *
- * Registers its statements (store/user.h), a password hasher bounded by
- * --password-concurrency, and its routes; nothing when --api is false.
+ * Registers its statements (store/user.h, profile.h, article.h, tag.h), a
+ * password hasher bounded by --password-concurrency, and its routes;
+ * nothing when --api is false.
  * Needs the session extension loaded before it. */
 #ifndef SHOAL_API_H
 #define SHOAL_API_H

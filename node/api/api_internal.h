@@ -2,17 +2,36 @@
 #ifndef API_INTERNAL_H
 #define API_INTERNAL_H
 
+#include "article.h"
 #include "ext/rate_limit.h"
 #include "password.h"
 #include "profile.h"
 #include "shoal.h"
+#include "tag.h"
 #include "user.h"
+
+/* Cache families (docs/api.md#caching). Values hold only what every
+ * viewer sees; `favorited` and `following` are read per request. */
+#define API_CACHE_ARTICLE "article" /* key: the slug */
+#define API_CACHE_PROFILE "profile" /* key: the username as asked for */
+#define API_CACHE_TAGS "tags"       /* one key, API_CACHE_TAGS_KEY */
+#define API_CACHE_TAGS_KEY "in-use"
+#define API_CACHE_COUNT "article_count" /* key: the tag and author filters */
+/* Each write that changes a value invalidates it; the TTL bounds what a
+ * lost invalidation (Redis down at that moment) or a fill that raced a
+ * key's invalidation can leave behind. */
+#define API_ARTICLE_TTL_MS 30000
+#define API_PROFILE_TTL_MS 60000
+#define API_TAGS_TTL_MS 60000
+#define API_COUNT_TTL_MS 60000
 
 /* Built at setup, read-only while serving (the hasher has its own lock),
  * so every worker shares it. Handlers reach it as their route's data. */
 typedef struct api_state {
     store_user_statements users;
     store_profile_statements profiles;
+    store_article_statements articles;
+    store_tag_statements tags;
     shoal_password *passwords;
     shoal_rate_limit_rule failures_per_address;
     shoal_rate_limit_rule failures_per_account;
@@ -22,6 +41,14 @@ typedef struct api_state {
 int api_users_register(shoal_blueprint *bp, api_state *state);
 /* Registers the profile routes on bp; 0 or -1. */
 int api_profiles_register(shoal_blueprint *bp, api_state *state);
+
+/* Registers the article, favourite, feed and tag routes on bp; 0 or -1. */
+int api_articles_register(shoal_blueprint *bp, api_state *state);
+
+/* After a user's username, bio or image changed: his cached profile,
+ * every cached article (they embed their author) and the counts by author
+ * (they name him) are stale. */
+void api_author_changed(shoal_ctx *ctx);
 
 /* A 422 naming field with message and code. Returns 0 (answered). */
 int api_invalid(shoal_ctx *ctx, const char *field, const char *code, const char *message);

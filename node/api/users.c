@@ -1,5 +1,8 @@
 /* node/api/users.c: registration, login, logout and the current user. */
 #include <ctype.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "api_internal.h"
@@ -203,6 +206,85 @@ static int user_gone(shoal_ctx *ctx)
     return shoal_error(ctx, 401, "auth.invalid", "token", "is invalid");
 }
 
+/* The user as GET /api/user shows it, cached: every authenticated client
+ * asks for it on each page, and the row changes only through PUT
+ * /api/user, which invalidates the family. A whole family (one INCR)
+ * rather than the key, because a fill that read the old row before the
+ * write could put it back under the key (cache/aside.h), and the user
+ * would then see his own change undone. */
+#define USER_FAMILY "user"
+#define USER_TTL_MS 60000
+
+/* The cached bytes: email, username, bio, image, each as a presence byte
+ * ('1' or '0') and a NUL-terminated string. */
+static size_t packed_size(const char *field)
+{
+    return 1 + (field != NULL ? strlen(field) : 0) + 1;
+}
+
+static char *pack_field(char *out, const char *field)
+{
+    *out++ = field != NULL ? '1' : '0';
+    size_t length = field != NULL ? strlen(field) : 0;
+    memcpy(out, field != NULL ? field : "", length);
+    out[length] = '\0';
+    return out + length + 1;
+}
+
+static bool unpack_field(const char **cursor, const char *end, const char **field)
+{
+    const char *at = *cursor;
+    if (end - at < 2 || (at[0] != '0' && at[0] != '1'))
+        return false;
+    const char *nul = memchr(at + 1, '\0', (size_t)(end - at - 1));
+    if (nul == NULL)
+        return false;
+    *field = at[0] == '1' ? at + 1 : NULL;
+    *cursor = nul + 1;
+    return true;
+}
+
+static int fill_user(shoal_ctx *ctx, const char *key, void *data, void **value, size_t *length)
+{
+    const api_state *api = data;
+    store_user found;
+    store_result *result = NULL;
+    store_status status = store_user_by_id(shoal_store(ctx), &api->users, strtoll(key, NULL, 10), &found, &result);
+    if (status != STORE_OK)
+        return (int)status;
+    shoal_keep_result(ctx, result);
+    size_t size = packed_size(found.email) + packed_size(found.username) + packed_size(found.bio) +
+                  packed_size(found.image);
+    char *packed = shoal_arena_alloc(shoal_ctx_arena(ctx), size);
+    if (packed == NULL)
+        return (int)STORE_ERROR;
+    char *end = pack_field(pack_field(pack_field(pack_field(packed, found.email), found.username), found.bio),
+                           found.image);
+    *value = packed;
+    *length = (size_t)(end - packed);
+    return 0;
+}
+
+/* STORE_OK, STORE_NOT_FOUND, or the store's failure (and STORE_ERROR for
+ * memory or a value that does not unpack). */
+static store_status cached_user(shoal_ctx *ctx, const api_state *api, int64_t id, store_user *out)
+{
+    char key[24];
+    snprintf(key, sizeof key, "%" PRId64, id);
+    const void *value = NULL;
+    size_t length = 0;
+    int rc = shoal_cached(ctx, USER_FAMILY, key, USER_TTL_MS, fill_user, (void *)api, &value, &length);
+    if (rc != 0)
+        return rc > 0 ? (store_status)rc : STORE_ERROR;
+    const char *cursor = value, *end = cursor + length;
+    *out = (store_user){.id = id};
+    if (!unpack_field(&cursor, end, &out->email) || !unpack_field(&cursor, end, &out->username) ||
+        !unpack_field(&cursor, end, &out->bio) || !unpack_field(&cursor, end, &out->image) ||
+        out->email == NULL || out->username == NULL)
+        return STORE_ERROR;
+    return STORE_OK;
+}
+
 static int get_current_user(shoal_ctx *ctx)
 {
     const api_state *api = shoal_route_data(ctx);
@@ -211,13 +293,11 @@ static int get_current_user(shoal_ctx *ctx)
     if (!caller(ctx, &session, &token))
         return 0;
     store_user found;
-    store_result *result = NULL;
-    store_status status = store_user_by_id(shoal_store(ctx), &api->users, session->user_id, &found, &result);
+    store_status status = cached_user(ctx, api, session->user_id, &found);
     if (status == STORE_NOT_FOUND)
         return user_gone(ctx);
     if (status != STORE_OK)
         return api_store_failure(ctx, status, "user.not_found", "user");
-    shoal_keep_result(ctx, result);
     return answer_user(ctx, 200, &found, token);
 }
 
@@ -277,6 +357,11 @@ static int update_current_user(shoal_ctx *ctx)
     if (status != STORE_OK)
         return api_store_failure(ctx, status, "user.not_found", "user");
     shoal_keep_result(ctx, result);
+    /* Should Redis miss this, the old row lives at most USER_TTL_MS in the
+     * other nodes' caches; PostgreSQL has the change either way. */
+    shoal_cache_invalidate(ctx, USER_FAMILY);
+    if (change.username != NULL || change.set_bio || change.set_image)
+        api_author_changed(ctx);
     if (password != NULL) {
         /* Whoever knew the old password may hold a session: every session
          * of the user ends, and this caller continues with a new one, whose

@@ -34,6 +34,12 @@ static const char *too_long(size_t maximum, const char **code)
         return "is too long (maximum is 256 characters)";
     case API_BIO_MAX:
         return "is too long (maximum is 4096 characters)";
+    case API_TITLE_MAX:
+        return "is too long (maximum is 255 characters)";
+    case API_DESCRIPTION_MAX:
+        return "is too long (maximum is 1024 characters)";
+    case API_ARTICLE_BODY_MAX:
+        return "is too long (maximum is 1048576 characters)";
     default:
         return "is too long (maximum is 2048 characters)";
     }
@@ -106,4 +112,9 @@ const char *api_check_optional(const char *value, size_t maximum, const char **c
     if (value != NULL && characters(value) > maximum)
         return too_long(maximum, code);
     return NULL;
+}
+
+const char *api_check_text(const char *value, size_t maximum, const char **code)
+{
+    return not_blank(value, maximum, code);
 }

@@ -16,6 +16,11 @@
 #define API_PASSWORD_MAX 256
 #define API_BIO_MAX 4096
 #define API_IMAGE_MAX 2048
+/* Articles, as migration 0003 bounds them. */
+#define API_TITLE_MAX 255
+#define API_DESCRIPTION_MAX 1024
+#define API_ARTICLE_BODY_MAX 1048576
+#define API_TAG_MAX 64
 
 /* Blank means empty or only white space. Lengths count characters (UTF-8
  * code points), as PostgreSQL's length() does. */
@@ -25,5 +30,8 @@ const char *api_check_username(const char *value, const char **code);
 const char *api_check_password(const char *value, size_t length, const char **code);
 /* Optional text (bio, image): NULL passes; only the length is checked. */
 const char *api_check_optional(const char *value, size_t maximum, const char **code);
+/* Required text (an article's title, description, body, a tag): not blank,
+ * at most maximum characters. */
+const char *api_check_text(const char *value, size_t maximum, const char **code);
 
 #endif

@@ -4,6 +4,8 @@
  * sessions, logout, and login failures limited per address and per
  * account-and-address. Every run uses accounts and client addresses of its
  * own, since the servers outlive a run. */
+#include <libpq-fe.h>
+
 #include "api_test_support.h"
 
 /* ---- tests -------------------------------------------------------------------- */
@@ -189,6 +191,53 @@ static void update_changes_what_is_given(void **state)
     free(token);
 }
 
+/* Runs one statement behind the node's back. */
+static void execute(const char *statement)
+{
+    PGconn *connection = PQconnectdb(TEST_DATABASE_URL());
+    assert_int_equal(PQstatus(connection), CONNECTION_OK);
+    PGresult *result = PQexec(connection, statement);
+    if (PQresultStatus(result) != PGRES_COMMAND_OK)
+        fail_msg("%s: %s", statement, PQerrorMessage(connection));
+    PQclear(result);
+    PQfinish(connection);
+}
+
+static const char *bio_of(json_t *answer)
+{
+    return json_string_value(json_object_get(json_object_get(answer, "user"), "bio"));
+}
+
+/* GET /api/user comes from the cache: a change made behind the node's back
+ * stays unseen, while a change through PUT /api/user shows at once. */
+static void the_current_user_is_cached_and_a_change_shows_at_once(void **state)
+{
+    (void)state;
+    char email[128], username[96], statement[256];
+    names("cached", email, sizeof email, username, sizeof username);
+    char *token = register_user(email, username, "pw");
+    test_response response = call("GET", "/api/user", token, NULL, NULL);
+    assert_int_equal(response.status, 200);
+    test_http_response_free(&response);
+    snprintf(statement, sizeof statement, "UPDATE users SET bio = 'behind the back' WHERE username = '%s'",
+             username);
+    execute(statement);
+    response = call("GET", "/api/user", token, NULL, NULL);
+    json_t *answer = parse(&response);
+    assert_null(bio_of(answer));
+    json_decref(answer);
+    test_http_response_free(&response);
+    response = call("PUT", "/api/user", token, NULL, "{\"user\":{\"bio\":\"through the API\"}}");
+    assert_int_equal(response.status, 200);
+    test_http_response_free(&response);
+    response = call("GET", "/api/user", token, NULL, NULL);
+    answer = parse(&response);
+    assert_string_equal(bio_of(answer), "through the API");
+    json_decref(answer);
+    test_http_response_free(&response);
+    free(token);
+}
+
 static void a_new_password_ends_every_other_session(void **state)
 {
     (void)state;
@@ -284,6 +333,7 @@ int main(void)
         cmocka_unit_test(login_with_the_right_password_only),
         cmocka_unit_test(protected_calls_need_a_valid_token),
         cmocka_unit_test(update_changes_what_is_given),
+        cmocka_unit_test(the_current_user_is_cached_and_a_change_shows_at_once),
         cmocka_unit_test(a_new_password_ends_every_other_session),
         cmocka_unit_test(logout_ends_this_session_only),
         cmocka_unit_test(failures_lock_an_account_for_one_address_only),

@@ -84,12 +84,36 @@ static void passwords_and_optional_text(void **state)
            "api.too_long");
 }
 
+static void article_text(void **state)
+{
+    (void)state;
+    const char *code = NULL;
+    expect(api_check_text("How to train your dragon", API_TITLE_MAX, &code), &code, NULL, NULL);
+    expect(api_check_text(NULL, API_TITLE_MAX, &code), &code, "can't be blank", "api.blank");
+    expect(api_check_text(" \n\t", API_DESCRIPTION_MAX, &code), &code, "can't be blank", "api.blank");
+    static char text[API_DESCRIPTION_MAX + 2];
+    memset(text, 't', API_TITLE_MAX);
+    text[API_TITLE_MAX] = '\0';
+    expect(api_check_text(text, API_TITLE_MAX, &code), &code, NULL, NULL);
+    text[API_TITLE_MAX] = 't';
+    text[API_TITLE_MAX + 1] = '\0';
+    expect(api_check_text(text, API_TITLE_MAX, &code), &code, "is too long (maximum is 255 characters)",
+           "api.too_long");
+    memset(text, 'd', API_DESCRIPTION_MAX + 1);
+    text[API_DESCRIPTION_MAX + 1] = '\0';
+    expect(api_check_text(text, API_DESCRIPTION_MAX, &code), &code, "is too long (maximum is 1024 characters)",
+           "api.too_long");
+    expect(api_check_text(text + API_DESCRIPTION_MAX - API_TAG_MAX, API_TAG_MAX, &code), &code,
+           "is too long (maximum is 64 characters)", "api.too_long");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(emails),
         cmocka_unit_test(usernames),
         cmocka_unit_test(passwords_and_optional_text),
+        cmocka_unit_test(article_text),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
