@@ -360,6 +360,32 @@ static void a_seeded_user_logs_in_over_http(void **state)
     assert_int_equal(response.status, 200);
     assert_non_null(strstr(response.body, "\"username\":\"user00001\""));
     test_http_response_free(&response);
+    /* The seeded articles as the API lists them: all counted, tag lists
+     * sorted without repeats, counts as in the favourite rows. */
+    response = test_node_call(&node, "GET", "/api/articles?limit=100", headers, NULL);
+    if (response.status != 200)
+        fail_msg("articles: %d %s", response.status, response.body);
+    body = json_loads(response.body, 0, &error);
+    assert_non_null(body);
+    assert_int_equal(json_integer_value(json_object_get(body, "articlesCount")), 200);
+    json_t *articles = json_object_get(body, "articles");
+    assert_int_equal(json_array_size(articles), 100);
+    long long favourites = 0;
+    size_t index;
+    json_t *article;
+    json_array_foreach(articles, index, article) {
+        json_t *tag_list = json_object_get(article, "tagList");
+        assert_true(json_array_size(tag_list) <= 5);
+        for (size_t k = 1; k < json_array_size(tag_list); k++)
+            assert_true(strcmp(json_string_value(json_array_get(tag_list, k - 1)),
+                               json_string_value(json_array_get(tag_list, k))) < 0);
+        favourites += json_integer_value(json_object_get(article, "favoritesCount"));
+    }
+    json_decref(body);
+    test_http_response_free(&response);
+    assert_int_equal(favourites, number_of(conninfo_a, "SELECT count(*) FROM favorites WHERE article_id IN"
+                                                       " (SELECT id FROM articles ORDER BY created_at DESC, id DESC"
+                                                       "  LIMIT 100)"));
     /* Only that password. */
     response = test_node_call(&node, "POST", "/api/users/login", NULL,
                               "{\"user\":{\"email\":\"user00008@example.com\",\"password\":\"Password\"}}");
