@@ -65,7 +65,7 @@ int shoal_seed_run(const shoal_config *config, FILE *out, FILE *errors, store_se
         fprintf(out, "seed: removed %lld users and everything of theirs first\n", report->removed_users);
     fprintf(out,
             "seed: created %lld users, %lld tags, %lld articles, %lld article tags, %lld follows, %lld favourites "
-            "and %lld comments in %.1f s (ANALYZE %.1f s more)\n",
+            "and %lld comments in %.1f s (VACUUM and ANALYZE %.1f s more)\n",
             report->users, report->tags, report->articles, report->article_tags, report->follows, report->favorites,
             report->comments, report->seconds, report->analyze_seconds);
     int width = snprintf(NULL, 0, "%d", config->seed_users);
