@@ -2,6 +2,7 @@
 #include "config.h"
 #include "ext/rate_limit.h"
 #include "proxy.h"
+#include "seed.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -372,11 +373,64 @@ bool shoal_config_cache_separate(const shoal_config *config)
            strcmp(sessions.password, cache.password) != 0;
 }
 
+/* The seed command's own flags (node/seed_command.h); --reset takes no value. */
+#define SEED_DEFAULT_USERS 1000
+#define SEED_DEFAULT_ARTICLES 10000
+static const struct seed_flag {
+    const char *flag;
+    size_t offset;
+    long long maximum;
+} seed_flags[] = {
+    {"users", FIELD(seed_users), STORE_SEED_MAX_USERS},
+    {"articles", FIELD(seed_articles), STORE_SEED_MAX_ARTICLES},
+    {"seed", FIELD(seed_number), INT_MAX},
+};
+
+/* 1 when argv[*index] was a seed flag (and its value) and is applied, 0
+ * when it is none, -1 with a message. */
+static int apply_seed_flag(shoal_config *config, int argc, char **argv, int *index, char *error, size_t error_size)
+{
+    const char *argument = argv[*index];
+    if (strcmp(argument, "--reset") == 0) {
+        config->seed_reset = true;
+        return 1;
+    }
+    for (size_t i = 0; i < sizeof seed_flags / sizeof seed_flags[0]; i++) {
+        size_t length = strlen(seed_flags[i].flag);
+        if (strncmp(argument, "--", 2) != 0 || strncmp(argument + 2, seed_flags[i].flag, length) != 0)
+            continue;
+        const char *rest = argument + 2 + length;
+        const char *value = NULL;
+        if (*rest == '=')
+            value = rest + 1;
+        else if (*rest != '\0')
+            continue;
+        else if (*index + 1 < argc)
+            value = argv[++*index];
+        else {
+            snprintf(error, error_size, "option '--%s' needs a value", seed_flags[i].flag);
+            return -1;
+        }
+        long long number = 0;
+        long long minimum = seed_flags[i].offset == FIELD(seed_users) ? 1 : 0;
+        if (parse_integer(value, minimum, seed_flags[i].maximum, false, &number) != 0) {
+            snprintf(error, error_size, "--%s: '%s' is not a whole number between %lld and %lld", seed_flags[i].flag,
+                     value, minimum, seed_flags[i].maximum);
+            return -1;
+        }
+        *(int *)(void *)((char *)config + seed_flags[i].offset) = (int)number;
+        return 1;
+    }
+    return 0;
+}
+
 int shoal_config_load(shoal_config *config, int argc, char **argv, shoal_config_env_fn env,
                       char *error, size_t error_size)
 {
     memset(config, 0, sizeof *config);
     config->command = SHOAL_COMMAND_SERVE;
+    config->seed_users = SEED_DEFAULT_USERS;
+    config->seed_articles = SEED_DEFAULT_ARTICLES;
     for (size_t i = 0; i < SETTING_COUNT; i++)
         if (apply(config, &settings[i], settings[i].default_value, "default", error, error_size) != 0)
             goto fail;
@@ -403,8 +457,10 @@ int shoal_config_load(shoal_config *config, int argc, char **argv, shoal_config_
             config->command = SHOAL_COMMAND_SERVE;
         } else if (strcmp(argv[index], "migrate") == 0) {
             config->command = SHOAL_COMMAND_MIGRATE;
+        } else if (strcmp(argv[index], "seed") == 0) {
+            config->command = SHOAL_COMMAND_SEED;
         } else {
-            snprintf(error, error_size, "unknown command '%s' (commands: serve, migrate)", argv[index]);
+            snprintf(error, error_size, "unknown command '%s' (commands: serve, migrate, seed)", argv[index]);
             goto fail;
         }
         index++;
@@ -422,6 +478,13 @@ int shoal_config_load(shoal_config *config, int argc, char **argv, shoal_config_
         if (strncmp(argument, "--", 2) != 0) {
             snprintf(error, error_size, "unexpected argument '%s'", argument);
             goto fail;
+        }
+        if (config->command == SHOAL_COMMAND_SEED) {
+            int applied = apply_seed_flag(config, argc, argv, &index, error, error_size);
+            if (applied < 0)
+                goto fail;
+            if (applied > 0)
+                continue;
         }
         const char *name = argument + 2;
         const char *equals = strchr(name, '=');
@@ -468,14 +531,21 @@ void shoal_config_free(shoal_config *config)
 void shoal_config_usage(FILE *out, const char *program)
 {
     fprintf(out,
-            "Usage: %s [serve|migrate] [--option value]...\n"
+            "Usage: %s [serve|migrate|seed] [--option value]...\n"
             "\n"
             "  serve    (default) apply migrations unless --migrate=false, then serve HTTP\n"
             "  migrate  apply database migrations and exit\n"
+            "  seed     apply migrations unless --migrate=false, fill the database with a\n"
+            "           reproducible Conduit data set for load tests, and exit; its flags:\n"
+            "    --users N     users user00001.. (userNNNNN@example.com, password 'password'; default %d)\n"
+            "    --articles M  articles, with tags, favourites and comments (default %d)\n"
+            "    --seed S      another seed, another data set of the same shape (default 0)\n"
+            "    --reset       empty the Conduit tables first; without it a database\n"
+            "                  that holds users is refused (exit status 3)\n"
             "\n"
             "Every option can also be set by its environment variable; flags win.\n"
             "Sizes accept k, m and g suffixes. Bad settings exit with status 2.\n\n",
-            program);
+            program, SEED_DEFAULT_USERS, SEED_DEFAULT_ARTICLES);
     for (size_t i = 0; i < SETTING_COUNT; i++) {
         const setting *s = &settings[i];
         fprintf(out, "  --%-26s %s\n      %s (default: %s)\n", s->flag, s->variable, s->help,

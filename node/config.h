@@ -18,6 +18,7 @@
 typedef enum shoal_command {
     SHOAL_COMMAND_SERVE,   /* default: migrate (unless disabled) and serve */
     SHOAL_COMMAND_MIGRATE, /* `shoal-node migrate`: apply migrations, exit */
+    SHOAL_COMMAND_SEED,    /* `shoal-node seed`: migrate (unless disabled), fill a data set, exit */
     SHOAL_COMMAND_HELP,    /* --help */
     SHOAL_COMMAND_VERSION, /* --version */
 } shoal_command;
@@ -81,13 +82,20 @@ typedef struct shoal_config {
     int api_max_limit; /* most articles one list page returns */
     char *login_failures_per_address; /* "COUNT/[N]UNIT [burst B]" */
     char *login_failures_per_account; /* per account and address */
+
+    /* `seed` only (node/seed_command.h): its own flags, not settings of a node, so
+     * they have no environment variables and other commands refuse them. */
+    int seed_users;
+    int seed_articles;
+    int seed_number; /* --seed */
+    bool seed_reset;
 } shoal_config;
 
 /* Looks up an environment variable; getenv fits. */
 typedef const char *(*shoal_config_env_fn)(const char *name);
 
 /* Fills config from env then argv (argv[0] is the program name; an optional
- * first word `serve` or `migrate` selects the command). Returns 0, or -1 with
+ * first word `serve`, `migrate` or `seed` selects the command). Returns 0, or -1 with
  * a message naming the setting and the problem in error. Strings in config
  * are heap copies: release them with shoal_config_free. */
 int shoal_config_load(shoal_config *config, int argc, char **argv, shoal_config_env_fn env,

@@ -20,6 +20,7 @@
 #include "http.h"
 #include "l1.h"
 #include "log.h"
+#include "seed_command.h"
 #include "store.h"
 
 static uint64_t monotonic_ms(void)
@@ -153,6 +154,14 @@ int main(int argc, char **argv)
     case SHOAL_COMMAND_MIGRATE: {
         shoal_log_set_node(config.node_name);
         int rc = migrate(&config, NULL) == MIGRATED ? 0 : 1;
+        shoal_config_free(&config);
+        return rc;
+    }
+    case SHOAL_COMMAND_SEED: {
+        shoal_log_set_node(config.node_name);
+        int rc = SHOAL_SEED_FAILED;
+        if (!config.migrate || migrate(&config, NULL) == MIGRATED)
+            rc = shoal_seed_run(&config, stdout, stderr, NULL);
         shoal_config_free(&config);
         return rc;
     }

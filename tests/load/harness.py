@@ -453,18 +453,20 @@ class Harness:
         return None
 
     def seed(self, t):
-        """Seed the Conduit data set through the target's API, once."""
+        """The seed file of the Conduit mix for target T, prepared once:
+        sessions of users seeded by `shoal-node seed` (or, on a target
+        without that data set, a small one made through the API)."""
         if "seed" in t:
             return t["seed"]
         path = os.path.join(self.out, "seed-%s.txt" % t["name"])
         r = subprocess.run(["/usr/bin/python3", os.path.join(HERE, "seed_conduit.py"), t["url"],
-                            path, "--users", str(self.args.seed_users)],
+                            path, "--sessions", str(self.args.sessions)],
                            capture_output=True, text=True)
         if r.returncode == 0:
             t["seed"] = path
             with open(path) as f:
                 t["token"] = next(line.split()[4] for line in f if line.startswith("user "))
-            log(r.stdout.strip())
+            log("%s: %s" % (t["name"], r.stdout.strip()))
         else:
             t["seed"] = None
             msg = r.stderr.strip().splitlines()[-1] if r.stderr.strip() else "seeding failed"
@@ -473,6 +475,24 @@ class Harness:
             t["seed_reason"] = msg
             log("%s: no seeded data set, so no conduit mix (the session read logs one user in instead): %s" % (t["name"], msg))
         return t["seed"]
+
+    def seed_stack(self, stack):
+        """Fills the stack's database with `shoal-node seed` (deploy/local
+        seed), before any workload: an empty database only, unless --reseed."""
+        a = self.args
+        cmd = [LOCAL, "seed", "--users", str(a.seed_users), "--articles", str(a.seed_articles)]
+        log("seeding the stack's database: %d users, %d articles (deploy/local seed)"
+            % (a.seed_users, a.seed_articles))
+        r = subprocess.run(cmd + (["--reset"] if a.reseed else []), env=stack.launcher_env(),
+                           capture_output=True, text=True)
+        for line in r.stdout.splitlines():
+            if line.startswith("seed: created") or line.startswith("seed: removed"):
+                log(line)
+        if r.returncode == 3:
+            log("the stack's database already has users: the mix uses what is there "
+                "(--reseed replaces it)")
+        elif r.returncode != 0:
+            log("deploy/local seed failed (exit %d): %s" % (r.returncode, r.stderr.strip()[-300:]))
 
     def measure(self, t, workload, run, warmup=False):
         a = self.args
@@ -769,7 +789,14 @@ def parse_args(argv):
                     help="side-by-side peers: flask, nginx, pgbench, redis, or none")
     ap.add_argument("--flask-workers", type=int, default=4)
     ap.add_argument("--pgbench-scale", type=int, default=10)
-    ap.add_argument("--seed-users", type=int, default=20)
+    ap.add_argument("--seed-users", type=int, default=10000,
+                    help="conduit: users `shoal-node seed` makes in the stack's database")
+    ap.add_argument("--seed-articles", type=int, default=100000,
+                    help="conduit: articles `shoal-node seed` makes in the stack's database")
+    ap.add_argument("--reseed", action="store_true",
+                    help="conduit: seed a stack whose database has users anyway (--reset: deletes them)")
+    ap.add_argument("--sessions", type=int, default=100,
+                    help="conduit: seeded users the mix logs in and sends requests as")
     ap.add_argument("--out", help="output folder (default load-results/DATE-TIME)")
     ap.add_argument("--port-base", type=int, default=int(os.environ.get("SHOAL_LOAD_PORT_BASE", 28080)),
                     help="HAProxy BASE, stats BASE+1, nginx BASE+2, Flask BASE+3, nodes BASE+10...")
@@ -839,6 +866,8 @@ def main(argv):
                 peers.start_flask()
         if stack:
             h.prepare_pgbench(stack)
+        if stack and "conduit" in a.workloads:
+            h.seed_stack(stack)
         targets = h.targets(stack, peers)
         plan = []
         for w in a.workloads:

@@ -1,24 +1,45 @@
 #!/usr/bin/python3
 """tests/load/seed_conduit.py: the data set for the Conduit mix (lua/conduit.lua).
 
-    seed_conduit.py URL SEED_FILE [--users N] [--articles M]
+    seed_conduit.py URL SEED_FILE [--sessions K] [--mode auto|seeded|api]
 
-Through the API itself (RealWorld spec 1.1.0, /work/shared/realworld/openapi.yml):
-registers N users (or logs them in when they exist from an earlier run), has
-each follow the next, makes sure each has M articles with tags, and writes the
-seed file conduit.lua reads (users with their tokens, article slugs, tags).
-Running it twice against the same deployment adds nothing.
+Writes the seed file conduit.lua reads (users with session tokens, article
+slugs, tags), through the API itself (RealWorld spec 1.1.0,
+/work/shared/realworld/openapi.yml):
 
-Exit status 3, with a message, when URL has no Conduit API (/api/tags is not
-200), so the harness can skip the workload cleanly.
+- seeded: the target holds the data set of `shoal-node seed` (users
+  user00001@example.com .. with the password 'password'). Finds how many
+  users there are (GET /api/profiles/userNNNNN), logs K of them in, spread
+  over the range, and samples article slugs from pages spread over the whole
+  list (GET /api/articles?limit=100&offset=...).
+- api: registers min(K, 20) users of its own (or logs them in when they exist
+  from an earlier run), has each follow the next, and makes sure each has 3
+  articles with tags. Running it twice against the same deployment adds
+  nothing. For RealWorld backends that were not seeded.
+- auto (default): seeded when user00001 logs in with 'password', else api.
+
+Exit status 3, with a message, when URL has no Conduit API (/api/tags, or
+the article list, does not answer 200), so the harness can skip the
+workload cleanly; 1 on other failures.
 """
 import argparse
+import concurrent.futures
 import json
 import sys
 import urllib.error
+import urllib.parse
 import urllib.request
 
 TAGS = ["load", "scaling", "redis", "postgres", "haproxy", "flask", "c"]
+SEEDED_PASSWORD = "password"  # node/seed_command.h SHOAL_SEED_PASSWORD
+API_USERS = 20
+API_ARTICLES = 3
+SLUG_PAGES = 20
+PAGE = 100
+
+
+class NoApi(Exception):
+    pass
 
 
 def call(base, method, path, body=None, token=None):
@@ -30,7 +51,7 @@ def call(base, method, path, body=None, token=None):
     if token:
         req.add_header("Authorization", "Token " + token)
     try:
-        with urllib.request.urlopen(req, timeout=10) as r:
+        with urllib.request.urlopen(req, timeout=30) as r:
             raw = r.read()
             return r.status, (json.loads(raw) if raw else None)
     except urllib.error.HTTPError as e:
@@ -41,12 +62,137 @@ def call(base, method, path, body=None, token=None):
             return e.code, None
 
 
+def login(base, email, password):
+    status, body = call(base, "POST", "/users/login", {"user": {"email": email, "password": password}})
+    if status == 200 and body and "user" in body:
+        return body["user"]["token"]
+    return None
+
+
+def seeded_name(k, width):
+    return "user%0*d" % (width, k)
+
+
+def find_width(base):
+    """The digits of the seeded names, or None when user00001 does not log in."""
+    for width in range(5, 9):
+        token = login(base, seeded_name(1, width) + "@example.com", SEEDED_PASSWORD)
+        if token:
+            return width, token
+    return None, None
+
+
+def profile_exists(base, k, width):
+    status, _ = call(base, "GET", "/profiles/" + seeded_name(k, width))
+    if status not in (200, 404):
+        raise RuntimeError("GET /api/profiles/%s answered %d" % (seeded_name(k, width), status))
+    return status == 200
+
+
+def count_users(base, width):
+    """The highest k whose user exists, by doubling then bisecting."""
+    limit = 10 ** width - 1
+    low, high = 1, 2
+    while high <= limit and profile_exists(base, high, width):
+        low, high = high, high * 2
+    high = min(high, limit + 1)
+    while high - low > 1:
+        middle = (low + high) // 2
+        if profile_exists(base, middle, width):
+            low = middle
+        else:
+            high = middle
+    return low
+
+
+def sample_slugs(base):
+    status, body = call(base, "GET", "/articles?limit=1")
+    if status != 200 or not body or "articlesCount" not in body:
+        raise NoApi("GET /api/articles answered %d" % status)
+    count = body["articlesCount"]
+    pages = max(1, min(SLUG_PAGES, (count + PAGE - 1) // PAGE))
+    slugs = []
+    for i in range(pages):
+        offset = i * max(0, count - PAGE) // max(1, pages - 1) if pages > 1 else 0
+        status, body = call(base, "GET", "/articles?limit=%d&offset=%d" % (PAGE, offset))
+        if status != 200:
+            raise RuntimeError("GET /api/articles?offset=%d answered %d" % (offset, status))
+        slugs.extend(a["slug"] for a in body.get("articles", []))
+    return list(dict.fromkeys(slugs)), count
+
+
+def prepare_seeded(base, sessions, first_token, width):
+    total = count_users(base, width)
+    wanted = sorted(set(1 + i * total // min(sessions, total) for i in range(min(sessions, total))))
+
+    def one(k):
+        name = seeded_name(k, width)
+        email = name + "@example.com"
+        token = first_token if k == 1 else login(base, email, SEEDED_PASSWORD)
+        if not token:
+            raise RuntimeError("%s did not log in with the seeded password" % email)
+        return (name, email, SEEDED_PASSWORD, token)
+
+    # As many at once as a node hashes passwords at once by default.
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        users = list(pool.map(one, wanted))
+    slugs, count = sample_slugs(base)
+    if not slugs:
+        raise RuntimeError("the seeded deployment has no articles")
+    status, body = call(base, "GET", "/tags")
+    tags = body.get("tags", []) if status == 200 and body else []
+    note = "seed: %d seeded users (%d with sessions), %d of %d articles sampled, %d tags" % (
+        total, len(users), len(slugs), count, len(tags))
+    return users, slugs, tags, (total, width), note
+
+
+def prepare_api(base, sessions):
+    users = []
+    for i in range(min(sessions, API_USERS)):
+        name = "loadseed%03d" % i
+        email = name + "@load.invalid"
+        password = "load-seed-password-%03d" % i
+        status, body = call(base, "POST", "/users",
+                            {"user": {"username": name, "email": email, "password": password}})
+        if status not in (200, 201):
+            status, body = call(base, "POST", "/users/login",
+                                {"user": {"email": email, "password": password}})
+        if status not in (200, 201) or not body or "user" not in body:
+            raise RuntimeError("could not register or log in %s (%d): %s" % (name, status, body))
+        users.append((name, email, password, body["user"]["token"]))
+
+    # Each follows the next, so that every feed has articles.
+    for k, (name, _, _, token) in enumerate(users):
+        other = users[(k + 1) % len(users)][0]
+        if other != name:
+            call(base, "POST", "/profiles/%s/follow" % other, token=token)
+
+    slugs = []
+    for k, (name, _, _, token) in enumerate(users):
+        status, body = call(base, "GET", "/articles?author=%s&limit=100" % name)
+        if status != 200:
+            raise NoApi("GET /api/articles answered %d" % status)
+        have = [art["slug"] for art in (body or {}).get("articles", [])]
+        for j in range(len(have), API_ARTICLES):
+            art = {"title": "Load test article %d by %s" % (j, name),
+                   "description": "Seeded for the Conduit load mix",
+                   "body": "Some text to read. " * 40,
+                   "tagList": [TAGS[0], TAGS[(k + j) % (len(TAGS) - 1) + 1]]}
+            status, body = call(base, "POST", "/articles", {"article": art}, token=token)
+            if status not in (200, 201) or not body or "article" not in body:
+                raise RuntimeError("creating an article for %s failed (%d): %s" % (name, status, body))
+            have.append(body["article"]["slug"])
+        slugs.extend(have)
+    note = "seed: %d users, %d articles made through the API" % (len(users), len(slugs))
+    return users, slugs, TAGS, None, note
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("url")
     ap.add_argument("seed_file")
-    ap.add_argument("--users", type=int, default=20)
-    ap.add_argument("--articles", type=int, default=3)
+    ap.add_argument("--sessions", type=int, default=100, help="users to log in (api mode: at most %d)" % API_USERS)
+    ap.add_argument("--mode", choices=("auto", "seeded", "api"), default="auto")
     a = ap.parse_args()
     base = a.url.rstrip("/") + "/api"
 
@@ -59,53 +205,32 @@ def main():
         print("seed: /api/tags answered %d: no Conduit API at %s" % (status, a.url), file=sys.stderr)
         return 3
 
-    users = []
-    for i in range(a.users):
-        name = "loadseed%03d" % i
-        email = name + "@load.invalid"
-        password = "load-seed-password-%03d" % i
-        status, body = call(base, "POST", "/users",
-                            {"user": {"username": name, "email": email, "password": password}})
-        if status not in (200, 201):
-            status, body = call(base, "POST", "/users/login",
-                                {"user": {"email": email, "password": password}})
-        if status not in (200, 201) or not body or "user" not in body:
-            print("seed: could not register or log in %s (%d): %s" % (name, status, body),
-                  file=sys.stderr)
-            return 1
-        users.append((name, email, password, body["user"]["token"]))
-
-    # Each follows the next, so that every feed has articles.
-    for k, (name, _, _, token) in enumerate(users):
-        other = users[(k + 1) % len(users)][0]
-        if other != name:
-            call(base, "POST", "/profiles/%s/follow" % other, token=token)
-
-    slugs = []
-    for k, (name, _, _, token) in enumerate(users):
-        status, body = call(base, "GET", "/articles?author=%s&limit=100" % name)
-        have = [art["slug"] for art in (body or {}).get("articles", [])] if status == 200 else []
-        for j in range(len(have), a.articles):
-            art = {"title": "Load test article %d by %s" % (j, name),
-                   "description": "Seeded for the Conduit load mix",
-                   "body": "Some text to read. " * 40,
-                   "tagList": [TAGS[0], TAGS[(k + j) % (len(TAGS) - 1) + 1]]}
-            status, body = call(base, "POST", "/articles", {"article": art}, token=token)
-            if status not in (200, 201) or not body or "article" not in body:
-                print("seed: creating an article for %s failed (%d): %s" % (name, status, body),
-                      file=sys.stderr)
-                return 1
-            have.append(body["article"]["slug"])
-        slugs.extend(have)
+    try:
+        width, token = (None, None) if a.mode == "api" else find_width(base)
+        if a.mode == "seeded" and width is None:
+            raise RuntimeError("user00001@example.com does not log in with '%s': not seeded by shoal-node seed"
+                               % SEEDED_PASSWORD)
+        if width is not None:
+            users, slugs, tags, seeded, note = prepare_seeded(base, a.sessions, token, width)
+        else:
+            users, slugs, tags, seeded, note = prepare_api(base, a.sessions)
+    except NoApi as e:
+        print("seed: %s: no Conduit API at %s" % (e, a.url), file=sys.stderr)
+        return 3
+    except (RuntimeError, urllib.error.URLError, OSError) as e:
+        print("seed: %s" % e, file=sys.stderr)
+        return 1
 
     with open(a.seed_file, "w") as f:
+        if seeded:
+            f.write("users_total %d %d\n" % seeded)
         for u in users:
             f.write("user %s %s %s %s\n" % u)
         for s in slugs:
             f.write("article %s\n" % s)
-        for t in TAGS:
-            f.write("tag %s\n" % t)
-    print("seed: %d users, %d articles in %s" % (len(users), len(slugs), a.seed_file))
+        for t in tags:
+            f.write("tag %s\n" % urllib.parse.quote(t, safe=""))
+    print("%s, in %s" % (note, a.seed_file))
     return 0
 
 

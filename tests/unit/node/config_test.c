@@ -312,6 +312,47 @@ static void test_commands(void **state)
     assert_fails_naming(NULL, ARGS("migrate", "serve"), "serve");
 }
 
+static void test_the_seed_command_and_its_flags(void **state)
+{
+    (void)state;
+    shoal_config c;
+    assert_loads(&c, NULL, ARGS("seed"));
+    assert_int_equal(c.command, SHOAL_COMMAND_SEED);
+    assert_int_equal(c.seed_users, 1000);
+    assert_int_equal(c.seed_articles, 10000);
+    assert_int_equal(c.seed_number, 0);
+    assert_false(c.seed_reset);
+    assert_true(c.migrate);
+    shoal_config_free(&c);
+
+    /* Separate or attached values; --reset alone; node settings beside them. */
+    assert_loads(&c, NULL,
+                 ARGS("seed", "--users", "50", "--articles=200", "--reset", "--seed", "7", "--migrate", "false",
+                      "--database-url", "postgresql://x/y"));
+    assert_int_equal(c.seed_users, 50);
+    assert_int_equal(c.seed_articles, 200);
+    assert_int_equal(c.seed_number, 7);
+    assert_true(c.seed_reset);
+    assert_false(c.migrate);
+    assert_string_equal(c.database_url, "postgresql://x/y");
+    shoal_config_free(&c);
+    assert_loads(&c, NULL, ARGS("seed", "--articles", "0"));
+    assert_int_equal(c.seed_articles, 0);
+    shoal_config_free(&c);
+
+    assert_fails_naming(NULL, ARGS("seed", "--users", "0"), "--users");
+    assert_fails_naming(NULL, ARGS("seed", "--users", "10000001"), "--users");
+    assert_fails_naming(NULL, ARGS("seed", "--articles", "-1"), "--articles");
+    assert_fails_naming(NULL, ARGS("seed", "--articles", "many"), "--articles");
+    assert_fails_naming(NULL, ARGS("seed", "--seed", "-3"), "--seed");
+    assert_fails_naming(NULL, ARGS("seed", "--users"), "--users");
+    assert_fails_naming(NULL, ARGS("seed", "--userss", "5"), "--userss");
+    /* Flags of the seed command only. */
+    assert_fails_naming(NULL, ARGS("--users", "5"), "--users");
+    assert_fails_naming(NULL, ARGS("serve", "--reset"), "--reset");
+    assert_fails_naming(NULL, ARGS("migrate", "--articles", "5"), "--articles");
+}
+
 static void test_help_and_version_stop_parsing(void **state)
 {
     (void)state;
@@ -490,6 +531,9 @@ static void test_usage_lists_every_flag_and_variable(void **state)
     char *text = usage_text();
     assert_non_null(strstr(text, "Usage: shoal-test"));
     assert_non_null(strstr(text, "migrate"));
+    assert_non_null(strstr(text, "seed"));
+    for (size_t i = 0; i < 4; i++)
+        assert_non_null(strstr(text, (const char *const[]){"--users", "--articles", "--seed", "--reset"}[i]));
     assert_non_null(strstr(text, "--help"));
     assert_non_null(strstr(text, "--version"));
     for (size_t i = 0; i < sizeof expected / sizeof expected[0]; i++) {
@@ -548,6 +592,7 @@ int main(void)
         cmocka_unit_test(test_numbers_out_of_range_or_not_numbers_are_rejected),
         cmocka_unit_test(test_unknown_flag_and_missing_value_are_rejected),
         cmocka_unit_test(test_commands),
+        cmocka_unit_test(test_the_seed_command_and_its_flags),
         cmocka_unit_test(test_help_and_version_stop_parsing),
         cmocka_unit_test(test_libpq_variables_replace_the_default_database_url),
         cmocka_unit_test(test_addresses_and_urls_are_checked_at_start),
