@@ -698,7 +698,9 @@ def section_articles(alice, bob, carol):
 def section_lists(carol):
     author1, author2, reader = register("lister1"), register("lister2"), register("reader")
     tag_x, tag_y = f"x{RUN}", f"y{RUN}"
-    plan = [("a1", author1, [tag_x, tag_y]), ("a2", author1, [tag_x]), ("b1", author2, [tag_y, tag_x]),
+    # Created in this order, the authors interleaved, so that a feed page
+    # must merge both authors' articles.
+    plan = [("a1", author1, [tag_x, tag_y]), ("b1", author2, [tag_y, tag_x]), ("a2", author1, [tag_x]),
             ("b2", author2, [tag_y])]
     slugs = {}
     for name, author, tags in plan:
@@ -717,7 +719,7 @@ def section_lists(carol):
         return response, names, body.get("articlesCount")
 
     cases = [
-        ({"tag": tag_x}, ["b1", "a2", "a1"]),
+        ({"tag": tag_x}, ["a2", "b1", "a1"]),
         ({"tag": tag_y}, ["b2", "b1", "a1"]),
         ({"author": author1.username}, ["a2", "a1"]),
         ({"favorited": carol.username, "tag": tag_x}, ["b1", "a1"]),
@@ -762,17 +764,24 @@ def section_lists(carol):
         request("POST", f"/api/profiles/{author.username}/follow", token=reader.token)
     response = request("GET", "/api/articles/feed", token=reader.token)
     feed = [a.get("slug") for a in response.json().get("articles", [])]
-    check(response.status == 200 and feed == [slugs[n] for n in ("b2", "b1", "a2", "a1")]
+    check(response.status == 200 and feed == [slugs[n] for n in ("b2", "a2", "b1", "a1")]
           and response.json().get("articlesCount") == 4,
           "GET /api/articles/feed: the followed authors' articles, newest first, articlesCount 4",
-          f"got {feed} (want {[slugs[n] for n in ('b2', 'b1', 'a2', 'a1')]}): {response}")
+          f"got {feed} (want {[slugs[n] for n in ('b2', 'a2', 'b1', 'a1')]}): {response}")
     for article in response.json().get("articles", [])[:1]:
         check_article_shape(article, "the feed", listed=True)
         check(article.get("author", {}).get("following") is True, "the feed's authors are followed (following true)")
     response = request("GET", query("/api/articles/feed", limit=2, offset=1), token=reader.token)
     feed = [a.get("slug") for a in response.json().get("articles", [])]
-    check(feed == [slugs["b1"], slugs["a2"]] and response.json().get("articlesCount") == 4,
-          "the feed pages with limit and offset, articlesCount stays 4", f"got {feed}: {response}")
+    check(feed == [slugs["a2"], slugs["b1"]] and response.json().get("articlesCount") == 4,
+          "the feed pages with limit and offset across both authors, articlesCount stays 4", f"got {feed}: {response}")
+    response = request("GET", query("/api/articles/feed", limit=5, offset=3), token=reader.token)
+    feed = [a.get("slug") for a in response.json().get("articles", [])]
+    check(feed == [slugs["a1"]] and response.json().get("articlesCount") == 4,
+          "the feed's last page (offset=3, limit=5) holds the oldest only", f"got {feed}: {response}")
+    response = request("GET", query("/api/articles/feed", limit=1000), token=reader.token)
+    check(response.status == 200 and len(response.json().get("articles", [])) == 4,
+          "the feed with limit=1000 (cut to the maximum) holds all 4", f"got {response}")
     request("DELETE", f"/api/profiles/{author2.username}/follow", token=reader.token)
     response = request("GET", "/api/articles/feed", token=reader.token)
     feed = [a.get("slug") for a in response.json().get("articles", [])]
