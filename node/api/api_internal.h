@@ -2,6 +2,7 @@
 #ifndef API_INTERNAL_H
 #define API_INTERNAL_H
 
+#include "comment.h"
 #include "ext/rate_limit.h"
 #include "password.h"
 #include "profile.h"
@@ -13,6 +14,7 @@
 typedef struct api_state {
     store_user_statements users;
     store_profile_statements profiles;
+    store_comment_statements comments;
     shoal_password *passwords;
     shoal_rate_limit_rule failures_per_address;
     shoal_rate_limit_rule failures_per_account;
@@ -22,6 +24,8 @@ typedef struct api_state {
 int api_users_register(shoal_blueprint *bp, api_state *state);
 /* Registers the profile routes on bp; 0 or -1. */
 int api_profiles_register(shoal_blueprint *bp, api_state *state);
+/* Registers the comment routes on bp; 0 or -1. */
+int api_comments_register(shoal_blueprint *bp, api_state *state);
 
 /* A 422 naming field with message and code. Returns 0 (answered). */
 int api_invalid(shoal_ctx *ctx, const char *field, const char *code, const char *message);

@@ -34,6 +34,8 @@ static const char *too_long(size_t maximum, const char **code)
         return "is too long (maximum is 256 characters)";
     case API_BIO_MAX:
         return "is too long (maximum is 4096 characters)";
+    case API_COMMENT_BODY_MAX:
+        return "is too long (maximum is 65536 characters)";
     default:
         return "is too long (maximum is 2048 characters)";
     }
@@ -106,4 +108,9 @@ const char *api_check_optional(const char *value, size_t maximum, const char **c
     if (value != NULL && characters(value) > maximum)
         return too_long(maximum, code);
     return NULL;
+}
+
+const char *api_check_required(const char *value, size_t maximum, const char **code)
+{
+    return not_blank(value, maximum, code);
 }

@@ -16,6 +16,7 @@
 #define API_PASSWORD_MAX 256
 #define API_BIO_MAX 4096
 #define API_IMAGE_MAX 2048
+#define API_COMMENT_BODY_MAX 65536
 
 /* Blank means empty or only white space. Lengths count characters (UTF-8
  * code points), as PostgreSQL's length() does. */
@@ -25,5 +26,7 @@ const char *api_check_username(const char *value, const char **code);
 const char *api_check_password(const char *value, size_t length, const char **code);
 /* Optional text (bio, image): NULL passes; only the length is checked. */
 const char *api_check_optional(const char *value, size_t maximum, const char **code);
+/* Required text (a comment's body): NULL and blank fail, then the length. */
+const char *api_check_required(const char *value, size_t maximum, const char **code);
 
 #endif
