@@ -50,8 +50,9 @@ static const setting settings[] = {
      1073741824, "request body, in bytes; larger bodies get 413"},
     {"max-json-depth", "SHOAL_MAX_JSON_DEPTH", SETTING_INT, FIELD(max_json_depth), "32", 1, 1000,
      "nesting depth of JSON request bodies; deeper bodies get 400"},
-    {"cors-origins", "SHOAL_CORS_ORIGINS", SETTING_STRING, FIELD(cors_origins), "", 0, 0,
-     "allowed CORS origins: empty (off), * or a comma-separated list"},
+    {"cors-origins", "SHOAL_CORS_ORIGINS", SETTING_STRING, FIELD(cors_origins), "*", 0, 0,
+     "origins whose pages may call the node: * (any; no credentials are ever allowed), a comma-separated "
+     "list, or empty (CORS off)"},
     {"trusted-proxies", "SHOAL_TRUSTED_PROXIES", SETTING_STRING, FIELD(trusted_proxies),
      "127.0.0.0/8,::1", 0, 0,
      "comma-separated addresses and CIDRs of proxies whose X-Forwarded-For names the client "

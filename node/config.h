@@ -36,7 +36,7 @@ typedef struct shoal_config {
     size_t max_header_bytes;
     size_t max_body_bytes;
     int max_json_depth;
-    char *cors_origins; /* "" disables CORS, "*" or a comma-separated list */
+    char *cors_origins; /* "*" (the default), a comma-separated list, or "" (off) */
     char *trusted_proxies; /* addresses and CIDRs whose X-Forwarded-For is believed */
 
     /* lifecycle */

@@ -1,13 +1,13 @@
 /* store/article.c */
 #include "article.h"
+#include "timestamp.h"
 
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* Milliseconds in UTC, whatever the session's time zone. */
-#define ISO(column) "to_char(" column " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
+#define ISO(column) STORE_SQL_ISO8601(column)
 /* Byte order ("C"), the same on every server whatever its locale. */
 #define TAGS_OF(article)                                                                                        \
     "coalesce((SELECT json_agg(t.name ORDER BY t.name COLLATE \"C\") FROM article_tags at JOIN tags t "       \

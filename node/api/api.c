@@ -78,11 +78,12 @@ static int register_all(shoal_app *app, api_state *state)
     struct store_registry *statements = shoal_app_statements(app);
     if (statements == NULL || store_user_register(statements, &state->users) != 0 ||
         store_profile_register(statements, &state->profiles) != 0 ||
-        store_article_register(statements, &state->articles) != 0 || store_tag_register(statements, &state->tags) != 0)
+        store_article_register(statements, &state->articles) != 0 || store_tag_register(statements, &state->tags) != 0 ||
+        store_comment_register(statements, &state->comments) != 0)
         return -1;
     shoal_blueprint *api = shoal_blueprint_new(app, "realworld", "/api");
     if (api == NULL || api_users_register(api, state) != 0 || api_profiles_register(api, state) != 0 ||
-        api_articles_register(api, state) != 0)
+        api_articles_register(api, state) != 0 || api_comments_register(api, state) != 0)
         return -1;
     return 0;
 }

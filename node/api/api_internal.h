@@ -3,6 +3,7 @@
 #define API_INTERNAL_H
 
 #include "article.h"
+#include "comment.h"
 #include "ext/rate_limit.h"
 #include "password.h"
 #include "profile.h"
@@ -32,6 +33,7 @@ typedef struct api_state {
     store_profile_statements profiles;
     store_article_statements articles;
     store_tag_statements tags;
+    store_comment_statements comments;
     shoal_password *passwords;
     shoal_rate_limit_rule failures_per_address;
     shoal_rate_limit_rule failures_per_account;
@@ -41,6 +43,8 @@ typedef struct api_state {
 int api_users_register(shoal_blueprint *bp, api_state *state);
 /* Registers the profile routes on bp; 0 or -1. */
 int api_profiles_register(shoal_blueprint *bp, api_state *state);
+/* Registers the comment routes on bp; 0 or -1. */
+int api_comments_register(shoal_blueprint *bp, api_state *state);
 
 /* Registers the article, favourite, feed and tag routes on bp; 0 or -1. */
 int api_articles_register(shoal_blueprint *bp, api_state *state);

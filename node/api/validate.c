@@ -40,6 +40,8 @@ static const char *too_long(size_t maximum, const char **code)
         return "is too long (maximum is 1024 characters)";
     case API_ARTICLE_BODY_MAX:
         return "is too long (maximum is 1048576 characters)";
+    case API_COMMENT_BODY_MAX:
+        return "is too long (maximum is 65536 characters)";
     default:
         return "is too long (maximum is 2048 characters)";
     }

@@ -21,6 +21,7 @@
 #define API_DESCRIPTION_MAX 1024
 #define API_ARTICLE_BODY_MAX 1048576
 #define API_TAG_MAX 64
+#define API_COMMENT_BODY_MAX 65536
 
 /* Blank means empty or only white space. Lengths count characters (UTF-8
  * code points), as PostgreSQL's length() does. */

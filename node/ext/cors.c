@@ -3,9 +3,20 @@
 
 #include <string.h>
 
-/* Preflight answers may be cached by browsers for this many seconds. */
-#define PREFLIGHT_MAX_AGE "600"
+/* How long a browser may reuse a preflight's answer: Chromium caps it at
+ * two hours, Firefox at a day. Every slug is a URL of its own, so a long
+ * one saves many round trips; a removed origin is still refused at once,
+ * since the real answer then lacks Access-Control-Allow-Origin. */
+#define PREFLIGHT_MAX_AGE "7200"
+/* Every method the router knows: the preflight approves the origin, and
+ * the real request gets the real answer (404, 405 with the envelope, which
+ * the page can read) instead of an opaque CORS failure. */
+#define ALLOWED_METHODS "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"
+/* What the node reads besides the safelisted headers. */
 #define ALLOWED_HEADERS "Authorization, Content-Type, X-Request-ID, Idempotency-Key"
+/* Answer headers a page may read besides the safelisted ones. */
+#define EXPOSED_HEADERS \
+    "X-Request-ID, Retry-After, RateLimit-Limit, RateLimit-Remaining, RateLimit-Reset, Idempotent-Replayed"
 
 bool shoal_cors_origin_allowed(const char *origins, const char *origin)
 {
@@ -29,17 +40,17 @@ bool shoal_cors_origin_allowed(const char *origins, const char *origin)
     return false;
 }
 
-/* The hooks' data is the configured list of origins. */
+/* The hooks' data is the configured list of origins. A preflight is an
+ * OPTIONS with Access-Control-Request-Method; it is answered on any path,
+ * known or not, for an allowed origin. Any other OPTIONS, and a preflight
+ * from another origin, is the router's (204 with Allow, or 404). */
 static shoal_flow answer_preflight(shoal_ctx *ctx, void *origins)
 {
-    if (shoal_method(ctx) != SHOAL_METHOD_OPTIONS)
+    if (shoal_method(ctx) != SHOAL_METHOD_OPTIONS || shoal_rejected(ctx) ||
+        shoal_header(ctx, "Access-Control-Request-Method") == NULL ||
+        !shoal_cors_origin_allowed(origins, shoal_header(ctx, "Origin")))
         return SHOAL_NEXT;
-    const char *origin = shoal_header(ctx, "Origin");
-    const char *requested = shoal_header(ctx, "Access-Control-Request-Method");
-    const char *allow = shoal_allowed_methods(ctx);
-    if (requested == NULL || allow == NULL || !shoal_cors_origin_allowed(origins, origin))
-        return SHOAL_NEXT;
-    if (shoal_set_header(ctx, "Access-Control-Allow-Methods", allow) != 0 ||
+    if (shoal_set_header(ctx, "Access-Control-Allow-Methods", ALLOWED_METHODS) != 0 ||
         shoal_set_header(ctx, "Access-Control-Allow-Headers", ALLOWED_HEADERS) != 0 ||
         shoal_set_header(ctx, "Access-Control-Max-Age", PREFLIGHT_MAX_AGE) != 0)
         return SHOAL_NEXT;
@@ -47,16 +58,31 @@ static shoal_flow answer_preflight(shoal_ctx *ctx, void *origins)
     return SHOAL_STOP;
 }
 
-static void allow_origin(shoal_ctx *ctx, void *origins)
+/* Every answer, the preflight's included, to a request with an Origin.
+ * Credentials are never allowed (tokens travel in Authorization, which a
+ * page of another origin does not have, and there are no cookies), so "*"
+ * is a valid answer and the same for every origin. */
+static void allow_any_origin(shoal_ctx *ctx, void *data)
 {
+    (void)data;
+    const char *origin = shoal_header(ctx, "Origin");
+    if (origin == NULL || *origin == '\0')
+        return;
+    shoal_set_header(ctx, "Access-Control-Allow-Origin", "*");
+    shoal_set_header(ctx, "Access-Control-Expose-Headers", EXPOSED_HEADERS);
+}
+
+/* With a list the answer depends on the Origin, so every answer says so
+ * (Vary), also one without CORS headers: a shared cache must not hand an
+ * answer made for one origin, or for none, to another. */
+static void allow_listed_origin(shoal_ctx *ctx, void *origins)
+{
+    shoal_add_header(ctx, "Vary", "Origin");
     const char *origin = shoal_header(ctx, "Origin");
     if (!shoal_cors_origin_allowed(origins, origin))
         return;
-    /* Echoing the origin (rather than "*") with Vary keeps shared caches
-     * from serving one origin's answer to another. */
     shoal_set_header(ctx, "Access-Control-Allow-Origin", origin);
-    shoal_add_header(ctx, "Vary", "Origin");
-    shoal_set_header(ctx, "Access-Control-Expose-Headers", "X-Request-ID, Retry-After");
+    shoal_set_header(ctx, "Access-Control-Expose-Headers", EXPOSED_HEADERS);
 }
 
 static int init(shoal_app *app, void *data)
@@ -65,8 +91,10 @@ static int init(shoal_app *app, void *data)
     char *origins = shoal_app_config(app)->cors_origins;
     if (origins == NULL || *origins == '\0')
         return 0; /* off */
+    /* Only an entry that is "*" itself allows the origin "*". */
+    shoal_after_fn allow = shoal_cors_origin_allowed(origins, "*") ? allow_any_origin : allow_listed_origin;
     shoal_blueprint *root = shoal_app_root(app);
-    if (shoal_before(root, answer_preflight, origins) != 0 || shoal_after(root, allow_origin, origins) != 0)
+    if (shoal_before(root, answer_preflight, origins) != 0 || shoal_after(root, allow, origins) != 0)
         return -1;
     return 0;
 }

@@ -4,13 +4,18 @@
 
 #include "../shoal.h"
 
-/* Reads --cors-origins ("*" or a comma-separated list of origins). For an
- * allowed Origin, a preflight (OPTIONS with Access-Control-Request-Method)
- * on a known path is answered 204 with the Allow-* headers and stops the
- * chain; every other answer gets Access-Control-Allow-Origin and Vary. */
+/* Reads --cors-origins ("*", the default, or a comma-separated list of
+ * origins; empty: off). For an allowed Origin, a preflight (OPTIONS with
+ * Access-Control-Request-Method) on any path is answered 204 with the
+ * Allow-Methods, Allow-Headers and Max-Age headers and stops the chain;
+ * every answer to an allowed Origin gets Access-Control-Allow-Origin ("*"
+ * when the list is "*", else the origin) and Expose-Headers. With a list,
+ * every answer carries Vary: Origin. A request from another origin gets no
+ * CORS header and is otherwise served as usual: the browser withholds the
+ * answer from the page. Credentials are never allowed. */
 extern const shoal_extension shoal_cors_extension;
 
-/* True when origin is in the list (exact match, or the list is "*"). */
+/* True when origin is in the list (exact match, or the list holds "*"). */
 bool shoal_cors_origin_allowed(const char *origins, const char *origin);
 
 #endif

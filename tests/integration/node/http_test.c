@@ -664,6 +664,40 @@ static void cors_answers_preflight_for_allowed_origins_only(void **state)
     assert_true(test_http_header(&response, "Access-Control-Allow-Origin", value, sizeof value));
     assert_string_equal(value, "https://app.example");
     assert_true(test_http_header(&response, "Access-Control-Allow-Methods", value, sizeof value));
+    assert_string_equal(value, "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS");
+    assert_true(test_http_header(&response, "Access-Control-Allow-Headers", value, sizeof value));
+    assert_non_null(strstr(value, "Authorization"));
+    assert_true(test_http_header(&response, "Access-Control-Max-Age", value, sizeof value));
+    test_http_response_free(&response);
+
+    /* On any path: the real request then gets the real 404, readable. */
+    assert_true(test_http_request(server.port,
+                                  "OPTIONS /no/such/path HTTP/1.1\r\nHost: t\r\nOrigin: https://app.example\r\n"
+                                  "Access-Control-Request-Method: DELETE\r\n"
+                                  "Access-Control-Request-Headers: authorization,content-type\r\n\r\n",
+                                  &response));
+    assert_int_equal(response.status, 204);
+    assert_true(test_http_header(&response, "Access-Control-Allow-Origin", value, sizeof value));
+    assert_string_equal(value, "https://app.example");
+    test_http_response_free(&response);
+    assert_true(test_http_request(server.port,
+                                  "DELETE /no/such/path HTTP/1.1\r\nHost: t\r\nOrigin: https://app.example\r\n\r\n",
+                                  &response));
+    assert_int_equal(response.status, 404);
+    assert_true(test_http_header(&response, "Access-Control-Allow-Origin", value, sizeof value));
+    assert_true(test_http_header(&response, "Access-Control-Expose-Headers", value, sizeof value));
+    assert_non_null(strstr(value, "X-Request-ID"));
+    test_http_response_free(&response);
+
+    /* A foreign origin's preflight is no preflight: the router's OPTIONS. */
+    assert_true(test_http_request(server.port,
+                                  "OPTIONS /test/echo HTTP/1.1\r\nHost: t\r\nOrigin: https://evil.example\r\n"
+                                  "Access-Control-Request-Method: POST\r\n\r\n",
+                                  &response));
+    assert_int_equal(response.status, 204);
+    assert_false(test_http_header(&response, "Access-Control-Allow-Origin", value, sizeof value));
+    assert_false(test_http_header(&response, "Access-Control-Allow-Methods", value, sizeof value));
+    assert_true(test_http_header(&response, "Allow", value, sizeof value));
     assert_string_equal(value, "POST, OPTIONS");
     test_http_response_free(&response);
 
@@ -681,6 +715,44 @@ static void cors_answers_preflight_for_allowed_origins_only(void **state)
     assert_string_equal(value, "https://admin.example");
     assert_true(test_http_header(&response, "Vary", value, sizeof value));
     assert_string_equal(value, "Origin");
+    test_http_response_free(&response);
+    stop_server(&server);
+}
+
+static void cors_allows_any_origin_by_default(void **state)
+{
+    (void)state;
+    test_server server;
+    start_default(&server, NULL);
+    test_response response;
+    char value[128];
+    assert_true(test_http_request(server.port,
+                                  "OPTIONS /test/items/7 HTTP/1.1\r\nHost: t\r\nOrigin: http://localhost:4200\r\n"
+                                  "Access-Control-Request-Method: GET\r\n\r\n",
+                                  &response));
+    assert_int_equal(response.status, 204);
+    assert_true(test_http_header(&response, "Access-Control-Allow-Origin", value, sizeof value));
+    assert_string_equal(value, "*");
+    test_http_response_free(&response);
+
+    assert_true(test_http_request(server.port,
+                                  "GET /healthz HTTP/1.1\r\nHost: t\r\nOrigin: https://anyone.example\r\n\r\n",
+                                  &response));
+    assert_int_equal(response.status, 200);
+    assert_true(test_http_header(&response, "Access-Control-Allow-Origin", value, sizeof value));
+    assert_string_equal(value, "*");
+    assert_false(test_http_header(&response, "Vary", value, sizeof value));
+    assert_false(test_http_header(&response, "Access-Control-Allow-Credentials", value, sizeof value));
+    test_http_response_free(&response);
+    stop_server(&server);
+
+    /* Empty: off. */
+    start_default(&server, FLAGS("--cors-origins", ""));
+    assert_true(test_http_request(server.port,
+                                  "GET /healthz HTTP/1.1\r\nHost: t\r\nOrigin: https://anyone.example\r\n\r\n",
+                                  &response));
+    assert_int_equal(response.status, 200);
+    assert_false(test_http_header(&response, "Access-Control-Allow-Origin", value, sizeof value));
     test_http_response_free(&response);
     stop_server(&server);
 }
@@ -706,6 +778,7 @@ int main(void)
         cmocka_unit_test(draining_turns_readyz_503_and_closes_connections),
         cmocka_unit_test(stopping_to_accept_lets_in_flight_requests_finish),
         cmocka_unit_test(cors_answers_preflight_for_allowed_origins_only),
+        cmocka_unit_test(cors_allows_any_origin_by_default),
     };
     return cmocka_run_group_tests_name("integration.node.http", tests, NULL, NULL);
 }

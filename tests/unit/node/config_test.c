@@ -74,7 +74,7 @@ static void test_defaults(void **state)
     assert_int_equal(c.max_header_bytes, 16 * 1024);
     assert_int_equal(c.max_body_bytes, 1024 * 1024);
     assert_int_equal(c.max_json_depth, 32);
-    assert_string_equal(c.cors_origins, "");
+    assert_string_equal(c.cors_origins, "*");
     assert_int_equal(c.drain_delay_ms, 5000);
     assert_int_equal(c.grace_period_ms, 10000);
     assert_int_equal(c.startup_timeout_s, 30);
@@ -138,8 +138,9 @@ static void test_a_later_flag_wins(void **state)
 {
     (void)state;
     shoal_config c;
-    assert_loads(&c, NULL, ARGS("--cors-origins", "https://a.example", "--cors-origins", "*"));
-    assert_string_equal(c.cors_origins, "*");
+    /* Neither value is the default, so the default cannot pass for either. */
+    assert_loads(&c, NULL, ARGS("--cors-origins", "https://a.example", "--cors-origins", "https://b.example"));
+    assert_string_equal(c.cors_origins, "https://b.example");
     shoal_config_free(&c);
 }
 

@@ -107,6 +107,25 @@ static void article_text(void **state)
            "is too long (maximum is 64 characters)", "api.too_long");
 }
 
+static void required_text(void **state)
+{
+    (void)state;
+    const char *code = NULL;
+    expect(api_check_text("first!", API_COMMENT_BODY_MAX, &code), &code, NULL, NULL);
+    expect(api_check_text(NULL, API_COMMENT_BODY_MAX, &code), &code, "can't be blank", "api.blank");
+    expect(api_check_text("", API_COMMENT_BODY_MAX, &code), &code, "can't be blank", "api.blank");
+    expect(api_check_text(" \t\r\n", API_COMMENT_BODY_MAX, &code), &code, "can't be blank", "api.blank");
+    /* The bound counts characters: 65536 four-byte ones fit, one more does not. */
+    static char body[4 * API_COMMENT_BODY_MAX + 2];
+    for (size_t i = 0; i < API_COMMENT_BODY_MAX; i++)
+        memcpy(body + 4 * i, "\xf0\x9f\x90\x9f", 4);
+    body[4 * API_COMMENT_BODY_MAX] = '\0';
+    expect(api_check_text(body, API_COMMENT_BODY_MAX, &code), &code, NULL, NULL);
+    memcpy(body + 4 * API_COMMENT_BODY_MAX, "x", 2);
+    expect(api_check_text(body, API_COMMENT_BODY_MAX, &code), &code,
+           "is too long (maximum is 65536 characters)", "api.too_long");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -114,6 +133,7 @@ int main(void)
         cmocka_unit_test(usernames),
         cmocka_unit_test(passwords_and_optional_text),
         cmocka_unit_test(article_text),
+        cmocka_unit_test(required_text),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
