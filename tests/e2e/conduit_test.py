@@ -690,6 +690,17 @@ def section_articles(alice, bob, carol):
     check_visible_everywhere("the deleted article answers 404", f"/api/articles/{bare_slug}",
                              lambda r: r.status == 404)
     expect_error(request("DELETE", f"/api/articles/{bare_slug}", token=bob.token), 404, "DELETE it again")
+
+    # A new title whose slug another article holds gets a slug of its own.
+    taken = article_of(create_article(bob, f"Taken Title {RUN}", body="bob's")).get("slug")
+    response = request("PUT", f"/api/articles/{twin.get('slug')}", {"article": {"title": f"Taken Title {RUN}"}},
+                       token=alice.token)
+    moved = article_of(response).get("slug", "")
+    check(response.status == 200 and moved != taken and moved.startswith(f"taken-title-{RUN}"),
+          "a title change to a title whose slug is taken gets another slug", f"{taken} and {response}")
+    response = request("GET", f"/api/articles/{taken}")
+    check(article_of(response).get("body") == "bob's" and article_of(response).get("author", {}).get("username")
+          == bob.username, "and the article that held the slug is untouched", f"got {response}")
     return new_slug
 
 
@@ -821,6 +832,17 @@ def section_lists(carol):
     response, _, count = listed({"author": pager.username, "offset": total})
     check(response.status == 200 and response.json().get("articles") == [] and count == total,
           "an offset past the end gives [] and the total", f"got {response}")
+    # The feed over an author with more than a page, merged with another.
+    request("POST", f"/api/profiles/{pager.username}/follow", token=reader.token)
+    response = request("GET", "/api/articles/feed", token=reader.token)
+    feed = [a.get("slug") for a in response.json().get("articles", [])]
+    check(feed == newest_first[:LIMIT_DEFAULT] and response.json().get("articlesCount") == total + 2,
+          f"a feed over {total + 2} articles: the newest {LIMIT_DEFAULT}, articlesCount {total + 2}",
+          f"got {len(feed)} articles, articlesCount {response.json().get('articlesCount')}")
+    response = request("GET", query("/api/articles/feed", limit=10, offset=total - 5), token=reader.token)
+    feed = [a.get("slug") for a in response.json().get("articles", [])]
+    check(feed == newest_first[-5:] + [slugs["a2"], slugs["a1"]],
+          f"the feed at offset={total - 5}: the pager's 5 oldest, then the other author's 2", f"got {feed}")
 
 
 # ------------------------------------------------------------------ comments
@@ -887,6 +909,8 @@ def section_comments(alice, bob, carol, slug):
                  "DELETE the comment again")
     response = request("GET", f"/api/articles/{other}/comments")
     check(comment_ids(response) == [other_comment], "the other article's comment is still there", f"got {response}")
+    expect(request("DELETE", f"/api/articles/{other}", token=carol.token), 204, "DELETE an article with a comment")
+    check_visible_everywhere("its comments answer 404", f"/api/articles/{other}/comments", lambda r: r.status == 404)
 
 
 # ------------------------------------------------------------------ favourites
