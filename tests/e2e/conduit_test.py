@@ -600,6 +600,20 @@ def section_articles(alice, bob, carol):
     twin = article_of(create_article(alice, title, "again", "again"))
     check(twin.get("slug") and twin.get("slug") != slug, "the same title again gets another slug",
           f"{twin.get('slug')} vs {slug}")
+    # The same title at once on both nodes: every article gets a slug of its own.
+    racers = 20
+    barrier = threading.Barrier(racers, timeout=60)
+
+    def race(index):
+        barrier.wait()
+        return create_article(bob, f"Same Title {RUN}", base=NODES[index % len(NODES)])
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=racers) as pool:
+        answers = list(pool.map(race, range(racers)))
+    raced = [article_of(r).get("slug") for r in answers]
+    check(all(r.status == 201 for r in answers) and len(set(raced)) == racers,
+          f"{racers} articles of one title created at once over both nodes: all 201, {racers} distinct slugs",
+          f"statuses {sorted(r.status for r in answers)}, {len(set(raced))} distinct slugs")
     response = create_article(bob, f"No tags {RUN}")
     expect(response, 201, "POST /api/articles without tagList")
     check(article_of(response).get("tagList") == [], "without tagList, tagList is []", f"got {response}")
