@@ -1,0 +1,138 @@
+#!/usr/bin/env bash
+# tests/e2e/conduit_stack.sh: the local stack (deploy/local) with two nodes
+# behind HAProxy, on private ports, set up for the RealWorld suites
+# (conduit_test.py and realworld_newman.sh).
+#
+#   conduit_stack.sh up PATH_FILE     start it in a fresh state folder, whose
+#                                     path goes into PATH_FILE
+#   conduit_stack.sh down PATH_FILE   stop it by PID (deploy/local down), fail
+#                                     when a node's log holds a sanitizer report,
+#                                     remove the state folder
+#   conduit_stack.sh env PATH_FILE    print the suites' variables (URLs, state)
+#
+# ctest runs `up` and `down` as the setup and cleanup of the conduit_stack
+# fixture, so that both suites share one stack and one database.
+#
+# The nodes get settings that make the suites quick and their checks exact
+# (exported here unless the caller set them; deploy/local hands SHOAL_*
+# variables to the nodes):
+#   login failures: 6 per address, 3 per account and address (per 15 min)
+#   registrations: 10 per address per hour (the suite registers from many
+#     loopback addresses; newman, from 127.0.0.1, registers 2 users a run)
+#   logins: 100 per address per minute
+#   CORS: http://e2e.example.org only
+#   argon2id at its cheapest (1 pass, 1 MiB): the suite registers over a
+#     hundred users, and the cost is not what it tests
+#   a drain delay of 200 ms, so that `down` is quick
+#
+# SHOAL_BIN: the node binary (ctest passes it); without it deploy/local builds.
+# Ports: SHOAL_E2E_LB_PORT (18180), SHOAL_E2E_STATS_PORT (18184),
+# SHOAL_E2E_NODE_BASE_PORT (18181, 18182), SHOAL_E2E_PG_PORT (15533),
+# SHOAL_E2E_REDIS_PORT (16480). SHOAL_E2E_KEEP=1 keeps the state folder.
+set -euo pipefail
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+LOCAL=$REPO/deploy/local
+
+die() { echo "conduit_stack: $*" >&2; exit 1; }
+
+[ $# -eq 2 ] || die "usage: conduit_stack.sh up|down|env PATH_FILE"
+command=$1
+path_file=$2
+
+unset SHOAL_NODES DATABASE_URL REDIS_URL SHOAL_CACHE_URL SHOAL_SPLIT_CACHE
+export SHOAL_LB_PORT=${SHOAL_E2E_LB_PORT:-18180}
+export SHOAL_STATS_PORT=${SHOAL_E2E_STATS_PORT:-18184}
+export SHOAL_NODE_BASE_PORT=${SHOAL_E2E_NODE_BASE_PORT:-18181}
+export SHOAL_PG_PORT=${SHOAL_E2E_PG_PORT:-15533}
+export SHOAL_REDIS_PORT=${SHOAL_E2E_REDIS_PORT:-16480}
+export SHOAL_THREADS=${SHOAL_THREADS:-4}
+export SHOAL_LOGIN_FAILURES_PER_ADDRESS=${SHOAL_LOGIN_FAILURES_PER_ADDRESS-6/15min burst 6}
+export SHOAL_LOGIN_FAILURES_PER_ACCOUNT=${SHOAL_LOGIN_FAILURES_PER_ACCOUNT-3/15min burst 3}
+export SHOAL_RATE_LIMITS=${SHOAL_RATE_LIMITS-POST /api/users=10/h burst 10,POST /api/users/login=100/min burst 100}
+export SHOAL_CORS_ORIGINS=${SHOAL_CORS_ORIGINS-http://e2e.example.org}
+export SHOAL_PASSWORD_OPS_LIMIT=${SHOAL_PASSWORD_OPS_LIMIT:-1}
+export SHOAL_PASSWORD_MEM_LIMIT=${SHOAL_PASSWORD_MEM_LIMIT:-1m}
+export SHOAL_PASSWORD_QUEUE_TIMEOUT_MS=${SHOAL_PASSWORD_QUEUE_TIMEOUT_MS:-10000}
+export SHOAL_DRAIN_DELAY_MS=${SHOAL_DRAIN_DELAY_MS:-200}
+
+listening() { timeout 1 bash -c ": </dev/tcp/127.0.0.1/$1" 2>/dev/null; }
+
+state_from_file() {
+  [ -s "$path_file" ] || die "no stack recorded in $path_file"
+  SHOAL_STATE=$(cat "$path_file")
+  export SHOAL_STATE
+}
+
+# Sanitizer reports in the nodes' logs: ASan and LeakSanitizer print
+# "ERROR: ...Sanitizer", UBSan "runtime error:".
+sanitizer_reports() {
+  grep -l -E 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$SHOAL_STATE"/logs/node*.log 2>/dev/null || true
+}
+
+case $command in
+  up)
+    # A run that was killed (a ctest timeout) never ran its `down`: stop
+    # what it left, by the PIDs in its state folder, before taking the ports.
+    left=$(cat "$path_file" 2>/dev/null || true)
+    case $left in
+      */shoal-conduit.*)
+        if [ -d "$left" ]; then
+          echo "conduit_stack: stopping the stack a previous run left in $left"
+          SHOAL_STATE=$left "$LOCAL" down || true
+          rm -rf "$left"
+        fi
+        ;;
+    esac
+    for port in "$SHOAL_LB_PORT" "$SHOAL_STATS_PORT" "$SHOAL_NODE_BASE_PORT" $((SHOAL_NODE_BASE_PORT + 1)) \
+      "$SHOAL_PG_PORT" "$SHOAL_REDIS_PORT"; do
+      if listening "$port"; then die "port $port is already in use; set the SHOAL_E2E_*_PORT variables"; fi
+    done
+    SHOAL_STATE=$(mktemp -d "${TMPDIR:-/tmp}/shoal-conduit.XXXXXX")
+    export SHOAL_STATE
+    mkdir -p "$(dirname "$path_file")"
+    echo "$SHOAL_STATE" >"$path_file"
+    if ! "$LOCAL" up --nodes 2; then
+      for f in "$SHOAL_STATE"/logs/*.log; do
+        [ -f "$f" ] || continue
+        echo "## $f"
+        tail -n 15 "$f" | cut -c1-300
+      done
+      "$LOCAL" down >/dev/null 2>&1 || true
+      die "deploy/local up --nodes 2 failed (state $SHOAL_STATE)"
+    fi
+    echo "conduit_stack: up, state $SHOAL_STATE, http://127.0.0.1:$SHOAL_LB_PORT/api"
+    ;;
+  down)
+    # `up` failed before it started anything: nothing to stop.
+    if [ ! -s "$path_file" ]; then
+      echo "conduit_stack: no stack recorded in $path_file, nothing to stop"
+      exit 0
+    fi
+    state_from_file
+    rc=0
+    "$LOCAL" down || { echo "conduit_stack: deploy/local down failed" >&2; rc=1; }
+    reports=$(sanitizer_reports)
+    if [ -n "$reports" ]; then
+      for f in $reports; do
+        echo "## sanitizer report in $f"
+        grep -n -A 30 -E 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$f" | head -n 80
+      done
+      rc=1
+    fi
+    if [ "$rc" -ne 0 ] && [ "${SHOAL_E2E_KEEP:-0}" = 1 ]; then
+      echo "conduit_stack: state kept in $SHOAL_STATE"
+    else
+      rm -rf "$SHOAL_STATE"
+      rm -f "$path_file"
+    fi
+    exit "$rc"
+    ;;
+  env)
+    state_from_file
+    echo "SHOAL_STATE=$SHOAL_STATE"
+    echo "SHOAL_E2E_LB_URL=http://127.0.0.1:$SHOAL_LB_PORT"
+    echo "SHOAL_E2E_NODE_URLS=http://127.0.0.1:$SHOAL_NODE_BASE_PORT,http://127.0.0.1:$((SHOAL_NODE_BASE_PORT + 1))"
+    ;;
+  *) die "unknown command '$command' (up, down, env)" ;;
+esac
