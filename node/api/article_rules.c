@@ -1,6 +1,10 @@
 /* node/api/article_rules.c */
 #include "article_rules.h"
 
+#include <errno.h>
+#include <iconv.h>
+#include <locale.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <string.h>
 
@@ -9,8 +13,58 @@ static bool ascii_alphanumeric(char c)
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
 }
 
+
+/* Accented Latin letters become their plain forms ("Crème brûlée" ->
+ * "Creme brulee", "Straße" -> "Strasse") through glibc's iconv
+ * //TRANSLIT, which reads its tables from a UTF-8 LC_CTYPE. The locale is
+ * set for this thread only, for the call (uselocale): setlocale would
+ * change it under every other worker of the node. */
+static pthread_once_t transliteration_once = PTHREAD_ONCE_INIT;
+static locale_t transliteration_locale = (locale_t)0; /* lives as long as the process */
+
+static void load_transliteration_locale(void)
+{
+    transliteration_locale = newlocale(LC_CTYPE_MASK, "C.UTF-8", (locale_t)0);
+}
+
+/* title in ASCII, in buffer; title itself when that cannot be done (no
+ * C.UTF-8 locale, or no converter), whose non-ASCII letters then become
+ * separators. What does not fit in buffer is left out: a slug's base is far
+ * shorter. */
+static const char *transliterated(const char *title, char *buffer, size_t size)
+{
+    pthread_once(&transliteration_once, load_transliteration_locale);
+    if (transliteration_locale == (locale_t)0)
+        return title;
+    locale_t previous = uselocale(transliteration_locale);
+    iconv_t converter = iconv_open("ASCII//TRANSLIT", "UTF-8");
+    if (converter == (iconv_t)-1) {
+        uselocale(previous);
+        return title;
+    }
+    char *in = (char *)title, *out = buffer;
+    size_t in_left = strlen(title), out_left = size - 1;
+    while (in_left > 0 && iconv(converter, &in, &in_left, &out, &out_left) == (size_t)-1) {
+        /* A byte that is not UTF-8 (JSON bodies are, but the function
+         * takes any text) is a separator; a full buffer or a sequence cut
+         * at the end stops. */
+        if (errno != EILSEQ || out_left == 0)
+            break;
+        in++;
+        in_left--;
+        *out++ = ' ';
+        out_left--;
+    }
+    *out = '\0';
+    iconv_close(converter);
+    uselocale(previous);
+    return buffer;
+}
 void api_article_slug(const char *title, char *out)
 {
+    char ascii[4 * API_SLUG_BASE_MAX + 64];
+    if (title != NULL)
+        title = transliterated(title, ascii, sizeof ascii);
     size_t length = 0;
     bool separator = false;
     for (const char *c = title; c != NULL && *c != '\0'; c++) {

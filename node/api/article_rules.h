@@ -16,7 +16,9 @@
 /* A title without one ASCII letter or digit ("日本語", "???") gets this. */
 #define API_SLUG_FALLBACK "article"
 
-/* The slug of title: its ASCII letters (lower-cased) and digits, every run
+/* The slug of title: its letters with their accents taken off ("Crème" ->
+ * "creme", through glibc's transliteration), lower-cased, and its digits;
+ * every run
  * of anything else one '-', none at either end, cut at a '-' to fit
  * API_SLUG_BASE_MAX ("How to Train Your Dragon!" -> "how-to-train-your-dragon").
  * out must hold API_SLUG_SIZE bytes; the result is never empty. */

@@ -26,8 +26,13 @@ static void slugs(void **state)
     expect_slug("C11: the --good-- parts (2nd ed.)", "c11-the-good-parts-2nd-ed");
     expect_slug("a", "a");
     expect_slug("42", "42");
-    /* Non-ASCII letters are separators: what is left is still a slug. */
-    expect_slug("Crème brûlée", "cr-me-br-l-e");
+    /* Accented letters lose their accents; what has no ASCII form is a
+     * separator. */
+    expect_slug("Crème brûlée", "creme-brulee");
+    expect_slug("Ünïcödé Ärtíclé", "unicode-article");
+    expect_slug("Straße, œuvre, Łódź", "strasse-oeuvre-lodz");
+    expect_slug("日本語 and English", "and-english");
+    expect_slug("bad \xff byte", "bad-byte");
     /* Nothing ASCII at all, or nothing at all: the fallback, never "". */
     expect_slug("日本語のタイトル", API_SLUG_FALLBACK);
     expect_slug("?!? ... !!!", API_SLUG_FALLBACK);
