@@ -182,18 +182,6 @@ int store_article_register(store_registry *registry, store_article_statements *s
     return store_registry_constraint(registry, "articles_slug_key", "slug");
 }
 
-static bool parse_integer(const char *text, int64_t *out)
-{
-    if (text == NULL)
-        return false;
-    char *end = NULL;
-    long long value = strtoll(text, &end, 10);
-    if (end == text || *end != '\0')
-        return false;
-    *out = (int64_t)value;
-    return true;
-}
-
 static bool parse_flag(const char *text, bool *out)
 {
     if (text == NULL)
@@ -220,9 +208,9 @@ static store_status parse_article(const store_result *result, int row, int first
         .author_bio = value(result, row, first + 11),
         .author_image = value(result, row, first + 12),
     };
-    if (!parse_integer(value(result, row, first), &out->id) ||
-        !parse_integer(value(result, row, first + 8), &out->favorites_count) ||
-        !parse_integer(value(result, row, first + 9), &out->author_id) ||
+    if (!store_result_int64(result, row, first, &out->id) ||
+        !store_result_int64(result, row, first + 8, &out->favorites_count) ||
+        !store_result_int64(result, row, first + 9, &out->author_id) ||
         !parse_flag(value(result, row, first + 13), &out->favorited) ||
         !parse_flag(value(result, row, first + 14), &out->following) || out->slug == NULL || out->title == NULL ||
         out->description == NULL || out->tag_list == NULL || out->created_at == NULL || out->updated_at == NULL ||
@@ -322,8 +310,8 @@ store_status store_article_owner(store *s, const store_article_statements *state
         return STORE_NOT_FOUND;
     }
     *title = store_result_value(found, 0, 2);
-    if (store_result_columns(found) != 3 || !parse_integer(store_result_value(found, 0, 0), id) ||
-        !parse_integer(store_result_value(found, 0, 1), author) || *title == NULL) {
+    if (store_result_columns(found) != 3 || !store_result_int64(found, 0, 0, id) ||
+        !store_result_int64(found, 0, 1, author) || *title == NULL) {
         store_result_free(found);
         return STORE_ERROR;
     }
@@ -353,7 +341,7 @@ store_status store_article_update(store *s, const store_article_statements *stat
     store_result_free(items[0].result);
     int64_t updated = 0;
     if (status == STORE_OK && (store_result_rows(items[1].result) != 1 ||
-                               !parse_integer(store_result_value(items[1].result, 0, 0), &updated)))
+                               !store_result_int64(items[1].result, 0, 0, &updated)))
         status = STORE_ERROR;
     store_result_free(items[1].result);
     if (status == STORE_OK && updated == 0)
@@ -379,7 +367,7 @@ store_status store_article_delete(store *s, const store_article_statements *stat
     int64_t removed = 0;
     if (store_result_rows(found) < 1)
         status = STORE_NOT_FOUND;
-    else if (!parse_integer(store_result_value(found, 0, 0), &removed))
+    else if (!store_result_int64(found, 0, 0, &removed))
         status = STORE_ERROR;
     store_result_free(found);
     *deleted = removed > 0;
@@ -446,7 +434,7 @@ static void prepare_list(const store_article_statements *statements, const store
 
 static store_status read_count(store_result *found, int64_t *total)
 {
-    store_status status = store_result_rows(found) == 1 && parse_integer(store_result_value(found, 0, 0), total)
+    store_status status = store_result_rows(found) == 1 && store_result_int64(found, 0, 0, total)
                               ? STORE_OK
                               : STORE_ERROR;
     store_result_free(found);

@@ -49,25 +49,13 @@ int store_comment_register(store_registry *registry, store_comment_statements *s
     return statements->create >= 0 && statements->list >= 0 && statements->remove >= 0 ? 0 : -1;
 }
 
-static bool parse_id(const char *text, int64_t *out)
-{
-    if (text == NULL)
-        return false;
-    char *end = NULL;
-    long long value = strtoll(text, &end, 10);
-    if (end == text || *end != '\0')
-        return false;
-    *out = (int64_t)value;
-    return true;
-}
-
 store_status store_comment_at(const store_result *result, int index, store_comment *out)
 {
     if (index < 0 || index >= store_result_rows(result) || store_result_columns(result) != COLUMN_COUNT)
         return STORE_ERROR;
     const char *following = store_result_value(result, index, 8);
-    if (!parse_id(store_result_value(result, index, 0), &out->id) ||
-        !parse_id(store_result_value(result, index, 4), &out->author.id) || following == NULL)
+    if (!store_result_int64(result, index, 0, &out->id) ||
+        !store_result_int64(result, index, 4, &out->author.id) || following == NULL)
         return STORE_ERROR;
     out->created_at = store_result_value(result, index, 1);
     out->updated_at = store_result_value(result, index, 2);
@@ -148,7 +136,7 @@ store_status store_comment_delete(store *s, const store_comment_statements *stat
     const char *removed = store_result_value(found, 0, 2);
     int64_t author_id = 0;
     if (store_result_rows(found) != 1 || store_result_columns(found) != 3 || article == NULL || removed == NULL ||
-        (author != NULL && !parse_id(author, &author_id))) {
+        (author != NULL && !store_result_int64(found, 0, 1, &author_id))) {
         store_result_free(found);
         return STORE_ERROR;
     }

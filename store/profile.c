@@ -37,15 +37,12 @@ int store_profile_register(store_registry *registry, store_profile_statements *s
                : -1;
 }
 
-static store_status run_for_profile(store *s, store_statement statement, int64_t user, const char *username,
+/* Runs statement with params and reads the one profile it answers with:
+ * id, username, bio, image, following. */
+static store_status run_for_profile(store *s, store_statement statement, const char *const *params,
                                     store_profile *out, store_result **result)
 {
     *result = NULL;
-    char text[24];
-    snprintf(text, sizeof text, "%" PRId64, user);
-    /* The first parameter of by_username is the username; of the writes,
-     * the user. */
-    const char *params[2] = {text, username};
     store_result *found = NULL;
     store_status status = store_run(s, statement, params, &found);
     if (status != STORE_OK)
@@ -54,62 +51,48 @@ static store_status run_for_profile(store *s, store_statement statement, int64_t
         store_result_free(found);
         return STORE_NOT_FOUND;
     }
-    const char *id = store_result_value(found, 0, 0);
     const char *following = store_result_value(found, 0, 4);
-    char *end = NULL;
-    if (store_result_columns(found) != 5 || id == NULL || following == NULL) {
+    if (store_result_columns(found) != 5 || !store_result_int64(found, 0, 0, &out->id) || following == NULL) {
         store_result_free(found);
         return STORE_ERROR;
     }
-    out->id = (int64_t)strtoll(id, &end, 10);
     out->username = store_result_value(found, 0, 1);
     out->bio = store_result_value(found, 0, 2);
     out->image = store_result_value(found, 0, 3);
     out->following = strcmp(following, "t") == 0;
     *result = found;
     return STORE_OK;
+}
+
+/* The writes take the user first, then the username. */
+static store_status change_follow(store *s, store_statement statement, int64_t follower, const char *username,
+                                  store_profile *out, store_result **result)
+{
+    char text[24];
+    snprintf(text, sizeof text, "%" PRId64, follower);
+    const char *params[2] = {text, username};
+    return run_for_profile(s, statement, params, out, result);
 }
 
 store_status store_profile_get(store *s, const store_profile_statements *statements, int64_t viewer,
                                const char *username, store_profile *out, store_result **result)
 {
-    *result = NULL;
     char text[24];
     snprintf(text, sizeof text, "%" PRId64, viewer);
     const char *params[2] = {username, text};
-    store_result *found = NULL;
-    store_status status = store_run(s, statements->by_username, params, &found);
-    if (status != STORE_OK)
-        return status;
-    if (store_result_rows(found) < 1) {
-        store_result_free(found);
-        return STORE_NOT_FOUND;
-    }
-    const char *id = store_result_value(found, 0, 0);
-    const char *following = store_result_value(found, 0, 4);
-    if (store_result_columns(found) != 5 || id == NULL || following == NULL) {
-        store_result_free(found);
-        return STORE_ERROR;
-    }
-    out->id = (int64_t)strtoll(id, NULL, 10);
-    out->username = store_result_value(found, 0, 1);
-    out->bio = store_result_value(found, 0, 2);
-    out->image = store_result_value(found, 0, 3);
-    out->following = strcmp(following, "t") == 0;
-    *result = found;
-    return STORE_OK;
+    return run_for_profile(s, statements->by_username, params, out, result);
 }
 
 store_status store_profile_follow(store *s, const store_profile_statements *statements, int64_t follower,
                                   const char *username, store_profile *out, store_result **result)
 {
-    return run_for_profile(s, statements->follow, follower, username, out, result);
+    return change_follow(s, statements->follow, follower, username, out, result);
 }
 
 store_status store_profile_unfollow(store *s, const store_profile_statements *statements, int64_t follower,
                                     const char *username, store_profile *out, store_result **result)
 {
-    return run_for_profile(s, statements->unfollow, follower, username, out, result);
+    return change_follow(s, statements->unfollow, follower, username, out, result);
 }
 
 store_status store_profile_following(store *s, const store_profile_statements *statements, int64_t viewer,

@@ -1,5 +1,6 @@
 /* store/run.c: running registered statements, alone, in batches (libpq
  * pipeline mode) and in transactions. */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -38,6 +39,20 @@ int store_result_length(const store_result *result, int row, int column)
 bool store_result_is_null(const store_result *result, int row, int column)
 {
     return PQgetisnull(native(result), row, column) != 0;
+}
+
+bool store_result_int64(const store_result *result, int row, int column, int64_t *out)
+{
+    if (PQgetisnull(native(result), row, column))
+        return false;
+    const char *text = PQgetvalue(native(result), row, column);
+    char *end = NULL;
+    errno = 0;
+    long long value = strtoll(text, &end, 10);
+    if (end == text || *end != '\0' || errno == ERANGE)
+        return false;
+    *out = (int64_t)value;
+    return true;
 }
 
 long long store_result_affected(const store_result *result)

@@ -9,6 +9,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 typedef struct store store;
 
@@ -128,6 +129,9 @@ int store_result_columns(const store_result *result);
 const char *store_result_value(const store_result *result, int row, int column);
 int store_result_length(const store_result *result, int row, int column);
 bool store_result_is_null(const store_result *result, int row, int column);
+/* A bigint column's value: true with *out, false for NULL or text that is
+ * not a whole decimal number. */
+bool store_result_int64(const store_result *result, int row, int column, int64_t *out);
 /* Rows changed by INSERT/UPDATE/DELETE. */
 long long store_result_affected(const store_result *result);
 void store_result_free(store_result *result);

@@ -41,12 +41,7 @@ static store_status user_from_result(const store_result *result, store_user *out
         return STORE_NOT_FOUND;
     if (store_result_columns(result) != 6)
         return STORE_ERROR;
-    char *end = NULL;
-    const char *id = store_result_value(result, 0, 0);
-    if (id == NULL)
-        return STORE_ERROR;
-    out->id = (int64_t)strtoll(id, &end, 10);
-    if (end == id || *end != '\0')
+    if (!store_result_int64(result, 0, 0, &out->id))
         return STORE_ERROR;
     out->email = store_result_value(result, 0, 1);
     out->username = store_result_value(result, 0, 2);

@@ -8,6 +8,21 @@
 
 #define PUBLISHED_NAME "realworld"
 
+void api_write_author(shoal_json_writer *out, const char *username, const char *bio, const char *image,
+                      bool following)
+{
+    shoal_json_open_object(out);
+    shoal_json_write_key(out, "username");
+    shoal_json_write_string(out, username);
+    shoal_json_write_key(out, "bio");
+    shoal_json_write_string(out, bio);
+    shoal_json_write_key(out, "image");
+    shoal_json_write_string(out, image);
+    shoal_json_write_key(out, "following");
+    shoal_json_write_bool(out, following);
+    shoal_json_close_object(out);
+}
+
 int api_invalid(shoal_ctx *ctx, const char *field, const char *code, const char *message)
 {
     shoal_error(ctx, 422, code, field, message);

@@ -54,6 +54,11 @@ int api_articles_register(shoal_blueprint *bp, api_state *state);
  * (they name him) are stale. */
 void api_author_changed(shoal_ctx *ctx);
 
+/* {"username","bio","image","following"}: an article's or a comment's
+ * author as the caller sees him (bio and image null when NULL). */
+void api_write_author(shoal_json_writer *out, const char *username, const char *bio, const char *image,
+                      bool following);
+
 /* A 422 naming field with message and code. Returns 0 (answered). */
 int api_invalid(shoal_ctx *ctx, const char *field, const char *code, const char *message);
 /* A store failure in the one place that maps them; STORE_NOT_FOUND as 404

@@ -79,16 +79,8 @@ static void write_article(shoal_json_writer *out, const store_article *article, 
     shoal_json_write_key(out, "favoritesCount");
     shoal_json_write_integer(out, (long long)article->favorites_count);
     shoal_json_write_key(out, "author");
-    shoal_json_open_object(out);
-    shoal_json_write_key(out, "username");
-    shoal_json_write_string(out, article->author_username);
-    shoal_json_write_key(out, "bio");
-    shoal_json_write_string(out, article->author_bio);
-    shoal_json_write_key(out, "image");
-    shoal_json_write_string(out, article->author_image);
-    shoal_json_write_key(out, "following");
-    shoal_json_write_bool(out, article->following);
-    shoal_json_close_object(out);
+    api_write_author(out, article->author_username, article->author_bio, article->author_image,
+                     article->following);
     shoal_json_close_object(out);
 }
 

@@ -18,16 +18,8 @@ static void write_comment(shoal_json_writer *out, const store_comment *comment)
     shoal_json_write_key(out, "body");
     shoal_json_write_string(out, comment->body);
     shoal_json_write_key(out, "author");
-    shoal_json_open_object(out);
-    shoal_json_write_key(out, "username");
-    shoal_json_write_string(out, comment->author.username);
-    shoal_json_write_key(out, "bio");
-    shoal_json_write_string(out, comment->author.bio);
-    shoal_json_write_key(out, "image");
-    shoal_json_write_string(out, comment->author.image);
-    shoal_json_write_key(out, "following");
-    shoal_json_write_bool(out, comment->author.following);
-    shoal_json_close_object(out);
+    api_write_author(out, comment->author.username, comment->author.bio, comment->author.image,
+                     comment->author.following);
     shoal_json_close_object(out);
 }
 
