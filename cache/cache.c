@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <hiredis/hiredis.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,7 +19,12 @@ struct cache {
     int timeout_ms;
     uint64_t last_attempt_ms;
     bool ever_connected;
-    unsigned long reconnects;
+    /* Relaxed atomics: only this connection's thread writes them, and
+     * /metrics reads them from another. */
+    atomic_ulong reconnects;
+    atomic_ulong calls;
+    atomic_ulong errors;
+    atomic_ullong duration_ns;
 };
 
 static uint64_t monotonic_ms(void)
@@ -182,7 +188,7 @@ bool cache_connected(const cache *c)
 
 unsigned long cache_reconnect_count(const cache *c)
 {
-    return c->reconnects;
+    return atomic_load_explicit(&c->reconnects, memory_order_relaxed);
 }
 
 /* Runs a command on the current connection; a NULL reply means the
@@ -237,7 +243,7 @@ static bool ensure_connected(cache *c, bool forced)
         return false;
     }
     if (c->ever_connected)
-        c->reconnects++;
+        atomic_fetch_add_explicit(&c->reconnects, 1, memory_order_relaxed);
     c->ever_connected = true;
     return true;
 }
@@ -271,10 +277,52 @@ long long cache_client_id(cache *c)
     return id;
 }
 
+/* ---- counting, for /metrics ------------------------------------------------- */
+
+void cache_stats_read(const cache *c, cache_stats *out)
+{
+    out->calls = atomic_load_explicit(&c->calls, memory_order_relaxed);
+    out->errors = atomic_load_explicit(&c->errors, memory_order_relaxed);
+    out->reconnects = atomic_load_explicit(&c->reconnects, memory_order_relaxed);
+    out->duration_ns = atomic_load_explicit(&c->duration_ns, memory_order_relaxed);
+}
+
+static uint64_t monotonic_ns(void)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (uint64_t)now.tv_sec * 1000000000u + (uint64_t)now.tv_nsec;
+}
+
+/* Only the connection's own thread writes: a load and a store, no locked add. */
+static cache_status count_call(cache *c, uint64_t started_ns, cache_status status)
+{
+    atomic_store_explicit(&c->calls, atomic_load_explicit(&c->calls, memory_order_relaxed) + 1, memory_order_relaxed);
+    if (status == CACHE_UNAVAILABLE)
+        atomic_store_explicit(&c->errors, atomic_load_explicit(&c->errors, memory_order_relaxed) + 1,
+                              memory_order_relaxed);
+    atomic_store_explicit(&c->duration_ns,
+                          atomic_load_explicit(&c->duration_ns, memory_order_relaxed) + (monotonic_ns() - started_ns),
+                          memory_order_relaxed);
+    return status;
+}
+
 /* ---- commands, for cache's own modules ------------------------------------- */
+
+static cache_status run_command(cache *c, int argc, const char **argv, const size_t *lengths, redisReply **reply);
 
 cache_status cache_command_argv(cache *c, int argc, const char **argv, const size_t *lengths,
                                 redisReply **reply)
+{
+    if (c == NULL) {
+        *reply = NULL;
+        return CACHE_UNAVAILABLE; /* a request served without a worker */
+    }
+    uint64_t started_ns = monotonic_ns();
+    return count_call(c, started_ns, run_command(c, argc, argv, lengths, reply));
+}
+
+static cache_status run_command(cache *c, int argc, const char **argv, const size_t *lengths, redisReply **reply)
 {
     *reply = NULL;
     if (c == NULL)
@@ -299,8 +347,18 @@ cache_status cache_command_argv(cache *c, int argc, const char **argv, const siz
     return CACHE_UNAVAILABLE;
 }
 
+static cache_status run_pipeline(cache *c, int count, const int *argcs, const char **const *argvs,
+                                 const size_t *const *lengths, redisReply **replies);
+
 cache_status cache_pipeline(cache *c, int count, const int *argcs, const char **const *argvs,
                             const size_t *const *lengths, redisReply **replies)
+{
+    uint64_t started_ns = monotonic_ns();
+    return count_call(c, started_ns, run_pipeline(c, count, argcs, argvs, lengths, replies));
+}
+
+static cache_status run_pipeline(cache *c, int count, const int *argcs, const char **const *argvs,
+                                 const size_t *const *lengths, redisReply **replies)
 {
     for (int i = 0; i < count; i++)
         replies[i] = NULL;

@@ -8,6 +8,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 typedef struct cache cache;
 
@@ -43,6 +44,17 @@ void cache_close(cache *c);
 cache_status cache_ping(cache *c);
 bool cache_connected(const cache *c);
 unsigned long cache_reconnect_count(const cache *c);
+/* What this connection did since it opened, for /metrics. A call is one
+ * command or one pipeline; an error is a call that found Redis unreachable
+ * or broken (a Redis error reply is an answer, not counted). Written by the
+ * connection's thread, read by any thread without a lock. */
+typedef struct cache_stats {
+    unsigned long calls;
+    unsigned long errors;
+    unsigned long reconnects;
+    uint64_t duration_ns;
+} cache_stats;
+void cache_stats_read(const cache *c, cache_stats *out);
 /* Redis' id for this connection (CLIENT ID), 0 when not connected; tests
  * use it to kill the connection from outside. */
 long long cache_client_id(cache *c);

@@ -12,6 +12,7 @@
 #include "json.h"
 #include "l1.h"
 #include "log.h"
+#include "metrics.h"
 #include "proxy.h"
 #include "store.h"
 
@@ -61,6 +62,9 @@ struct shoal_route_entry {
     void *data;
     shoal_blueprint *blueprint;
     shoal_route_entry *next;
+    char *pattern; /* the full pattern and the methods, as /metrics labels them */
+    char *methods;
+    size_t metrics_index; /* 0 counts requests no route matched */
 };
 
 typedef struct worker_slot_spec {
@@ -94,6 +98,8 @@ struct shoal_worker {
     shoal_worker *next;
     alignas(CACHE_LINE_BYTES) atomic_int in_flight; /* written by the worker's thread, read when draining */
     unsigned long request_counter;
+    shoal_route_counters *route_counters; /* by metrics_index, on lines of their own */
+    size_t route_counter_count;
 };
 
 struct shoal_app {
@@ -103,6 +109,7 @@ struct shoal_app {
     shoal_blueprint root;
     shoal_blueprint *blueprints; /* others, newest first */
     shoal_route_entry *routes;
+    size_t route_count;
     extension_entry *extensions; /* newest first */
     published_entry *published;
     worker_slot_spec *worker_slots;
@@ -206,6 +213,7 @@ static void free_worker(shoal_app *app, shoal_worker *worker)
         if (app->worker_slots[i].destroy != NULL && worker->slots[i] != NULL)
             app->worker_slots[i].destroy(worker->slots[i]);
     free(worker->slots);
+    free(worker->route_counters);
     store_close(worker->store);
     if (worker->cache_tier != worker->cache)
         cache_close(worker->cache_tier);
@@ -241,6 +249,8 @@ void shoal_app_free(shoal_app *app)
     free_blueprint_contents(&app->root);
     for (shoal_route_entry *route = app->routes; route != NULL;) {
         shoal_route_entry *next = route->next;
+        free(route->pattern);
+        free(route->methods);
         free(route);
         route = next;
     }
@@ -364,16 +374,25 @@ int shoal_route_with(shoal_blueprint *bp, const char *method, const char *patter
         return setup_error(app, "a route", "out of memory");
     }
     snprintf(full, length, "%s%s", bp->prefix, pattern);
+    route->methods = strdup(method);
+    if (route->methods == NULL) {
+        free(full);
+        free(route);
+        return setup_error(app, "a route", "out of memory");
+    }
     route->handler = handler;
     route->data = data;
     route->blueprint = bp;
     char reason[256];
     int rc = shoal_router_add(app->router, methods, full, route, reason, sizeof reason);
-    free(full);
     if (rc != 0) {
+        free(full);
+        free(route->methods);
         free(route);
         return setup_error(app, "a route", reason);
     }
+    route->pattern = full;
+    route->metrics_index = ++app->route_count;
     route->next = app->routes;
     app->routes = route;
     return 0;
@@ -532,6 +551,46 @@ int shoal_app_in_flight(shoal_app *app)
     return total;
 }
 
+void shoal_app_route_totals(shoal_app *app, shoal_route_totals_fn fn, void *data)
+{
+    shoal_route_entry unmatched = {.pattern = "unmatched", .methods = "any", .metrics_index = 0};
+    for (shoal_route_entry *route = &unmatched; route != NULL;
+         route = route == &unmatched ? app->routes : route->next) {
+        shoal_route_totals totals = {0};
+        pthread_mutex_lock(&app->workers_lock);
+        for (shoal_worker *worker = app->workers; worker != NULL; worker = worker->next)
+            if (route->metrics_index < worker->route_counter_count)
+                shoal_route_counters_add_to(&worker->route_counters[route->metrics_index], &totals);
+        pthread_mutex_unlock(&app->workers_lock);
+        fn(route->pattern, route->methods, &totals, data);
+    }
+}
+
+void shoal_app_tier_totals(shoal_app *app, store_stats *postgres, cache_stats *redis)
+{
+    *postgres = (store_stats){0};
+    *redis = (cache_stats){0};
+    pthread_mutex_lock(&app->workers_lock);
+    for (shoal_worker *worker = app->workers; worker != NULL; worker = worker->next) {
+        store_stats one_store;
+        store_stats_read(worker->store, &one_store);
+        postgres->calls += one_store.calls;
+        postgres->errors += one_store.errors;
+        postgres->reconnects += one_store.reconnects;
+        postgres->duration_ns += one_store.duration_ns;
+        cache *caches[2] = {worker->cache, worker->cache_tier != worker->cache ? worker->cache_tier : NULL};
+        for (size_t i = 0; i < 2 && caches[i] != NULL; i++) {
+            cache_stats one_cache;
+            cache_stats_read(caches[i], &one_cache);
+            redis->calls += one_cache.calls;
+            redis->errors += one_cache.errors;
+            redis->reconnects += one_cache.reconnects;
+            redis->duration_ns += one_cache.duration_ns;
+        }
+    }
+    pthread_mutex_unlock(&app->workers_lock);
+}
+
 /* Relaxed: the count orders nothing else, and draining polls it. */
 void shoal_worker_request_started(shoal_worker *worker)
 {
@@ -559,6 +618,14 @@ shoal_worker *shoal_app_thread_worker(shoal_app *app)
     atomic_init(&worker->in_flight, 0);
     worker->app = app;
     worker->slots = calloc((size_t)app->worker_slot_count + 1, sizeof *worker->slots);
+    /* Every route known now has a slot (after freeze, every route there is). */
+    size_t counters_bytes = (app->route_count + 1) * sizeof *worker->route_counters;
+    counters_bytes = (counters_bytes + CACHE_LINE_BYTES - 1) / CACHE_LINE_BYTES * CACHE_LINE_BYTES;
+    worker->route_counters = aligned_alloc(CACHE_LINE_BYTES, counters_bytes);
+    if (worker->route_counters != NULL) {
+        memset(worker->route_counters, 0, counters_bytes);
+        worker->route_counter_count = app->route_count + 1;
+    }
     worker->store = store_open(&app->store_config);
     char reason[256] = "";
     worker->cache = cache_open(&app->cache_config, reason, sizeof reason);
@@ -566,7 +633,7 @@ shoal_worker *shoal_app_thread_worker(shoal_app *app)
     worker->cache_tier = app->cache_separate && worker->cache != NULL
                              ? cache_open(&app->cache_tier_config, reason, sizeof reason)
                              : worker->cache;
-    if (worker->slots == NULL || worker->store == NULL || worker->cache == NULL || worker->cache_tier == NULL) {
+    if (worker->slots == NULL || worker->route_counters == NULL || worker->store == NULL || worker->cache == NULL || worker->cache_tier == NULL) {
         if ((worker->cache == NULL || worker->cache_tier == NULL) && reason[0] != '\0')
             shoal_log(SHOAL_LOG_ERROR, "worker", "cannot set up Redis: %s", reason);
         store_close(worker->store);
@@ -574,6 +641,7 @@ shoal_worker *shoal_app_thread_worker(shoal_app *app)
             cache_close(worker->cache_tier);
         cache_close(worker->cache);
         free(worker->slots);
+        free(worker->route_counters);
         free(worker);
         return NULL;
     }
@@ -1180,6 +1248,11 @@ void shoal_ctx_finish(shoal_ctx *ctx, uint64_t duration_ns)
 {
     int sample = ctx->app->config->access_log_sample;
     shoal_worker *worker = ctx->worker;
+    if (worker != NULL) {
+        size_t index = ctx->route != NULL ? ctx->route->metrics_index : 0;
+        if (index < worker->route_counter_count)
+            shoal_route_counters_observe(&worker->route_counters[index], ctx->status, duration_ns);
+    }
     if (sample > 0 && worker != NULL && worker->request_counter++ % (unsigned long)sample == 0) {
         shoal_observation observation = {
             .method = ctx->method_name,

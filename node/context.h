@@ -5,7 +5,10 @@
 
 #include <stdint.h>
 
+#include "cache.h"
+#include "metrics.h"
 #include "shoal.h"
+#include "store.h"
 
 typedef struct shoal_worker shoal_worker;
 typedef struct shoal_route_entry shoal_route_entry;
@@ -84,6 +87,14 @@ shoal_worker *shoal_app_thread_worker(shoal_app *app);
 /* Requests started and not yet finished, for draining: each worker counts
  * its own, so that requests on different cores share no counter. */
 int shoal_app_in_flight(shoal_app *app);
+/* For /metrics: fn runs for every route, first once for the requests no
+ * route matched (pattern "unmatched", methods "any"), with the sums over
+ * every worker. Takes the workers lock, never held by a request. */
+typedef void (*shoal_route_totals_fn)(const char *pattern, const char *methods, const shoal_route_totals *totals,
+                                      void *data);
+void shoal_app_route_totals(shoal_app *app, shoal_route_totals_fn fn, void *data);
+/* Every worker's PostgreSQL and Redis counters, summed. */
+void shoal_app_tier_totals(shoal_app *app, store_stats *postgres, cache_stats *redis);
 void shoal_worker_request_started(shoal_worker *worker);
 void shoal_worker_request_finished(shoal_worker *worker);
 

@@ -225,8 +225,8 @@ static enum MHD_Result begin_request(shoal_http *http, struct MHD_Connection *co
     request *r = info != NULL ? info->socket_context : NULL;
     if (r == NULL)
         return MHD_NO;
-    /* The duration is for the access log only: no clock read when it is off. */
-    r->started_ns = http->config->access_log_sample > 0 ? monotonic_ns() : 0;
+    /* Read always: the latency histograms of /metrics need it. */
+    r->started_ns = monotonic_ns();
     r->body = NULL;
     r->body_length = 0;
     r->body_capacity = 0;
@@ -326,7 +326,7 @@ static void request_completed(void *context, struct MHD_Connection *connection, 
     if (!r->dispatched)
         r->ctx.status = 499; /* the client went away before it was answered */
     shoal_worker *worker = r->ctx.worker;
-    shoal_ctx_finish(&r->ctx, r->started_ns != 0 ? monotonic_ns() - r->started_ns : 0);
+    shoal_ctx_finish(&r->ctx, monotonic_ns() - r->started_ns);
     shoal_worker_request_finished(worker);
     *request_state = NULL; /* the connection keeps r for its next request */
 }

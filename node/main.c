@@ -20,6 +20,7 @@
 #include "http.h"
 #include "l1.h"
 #include "log.h"
+#include "metrics.h"
 #include "seed_command.h"
 #include "store.h"
 
@@ -92,6 +93,7 @@ static int setup(shoal_app *app, shoal_tier_monitor *monitor)
         shoal_app_extend(app, &shoal_cors_extension) != 0 || shoal_app_extend(app, &shoal_rate_limit_extension) != 0 ||
         shoal_app_extend(app, &shoal_session_extension) != 0 ||
         shoal_app_extend(app, &shoal_idempotency_extension) != 0 || shoal_app_extend(app, &health) != 0 ||
+        shoal_app_extend(app, &shoal_metrics_extension) != 0 ||
         shoal_app_extend(app, &shoal_bench_extension) != 0 || shoal_app_extend(app, &shoal_api_extension) != 0)
         return -1;
     return 0;

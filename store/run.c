@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "store_internal.h"
 
@@ -136,7 +137,33 @@ static store_status run_once(store *s, store_statement statement, const char *na
     return status;
 }
 
-store_status store_run(store *s, store_statement statement, const char *const *params, store_result **result)
+/* ---- counting, for /metrics ---------------------------------------------------- */
+
+static uint64_t monotonic_ns(void)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (uint64_t)now.tv_sec * 1000000000u + (uint64_t)now.tv_nsec;
+}
+
+/* Only the store's own thread writes: a load and a store, no locked add. */
+static void bump(atomic_ulong *counter, unsigned long by)
+{
+    atomic_store_explicit(counter, atomic_load_explicit(counter, memory_order_relaxed) + by, memory_order_relaxed);
+}
+
+static void count_call(store *s, uint64_t started_ns, store_status status)
+{
+    bump(&s->calls, 1);
+    if (status == STORE_UNAVAILABLE || status == STORE_ERROR || status == STORE_TIMEOUT || status == STORE_BUSY)
+        bump(&s->errors, 1);
+    uint64_t spent = monotonic_ns() - started_ns;
+    atomic_store_explicit(&s->duration_ns, atomic_load_explicit(&s->duration_ns, memory_order_relaxed) + spent,
+                          memory_order_relaxed);
+}
+
+static store_status run_statement(store *s, store_statement statement, const char *const *params,
+                                  store_result **result)
 {
     *result = NULL;
     const char *name = statement_name(s, statement);
@@ -164,6 +191,14 @@ store_status store_run(store *s, store_statement statement, const char *const *p
             continue;
         return status;
     }
+}
+
+store_status store_run(store *s, store_statement statement, const char *const *params, store_result **result)
+{
+    uint64_t started_ns = monotonic_ns();
+    store_status status = run_statement(s, statement, params, result);
+    count_call(s, started_ns, status);
+    return status;
 }
 
 /* ---- batches ------------------------------------------------------------------ */
@@ -316,7 +351,7 @@ static store_status batch_once(store *s, store_batch_item *items, size_t count, 
     return s->last_error.status;
 }
 
-store_status store_batch(store *s, store_batch_item *items, size_t count)
+static store_status run_batch(store *s, store_batch_item *items, size_t count)
 {
     if (count == 0) {
         store_succeed(s);
@@ -330,6 +365,14 @@ store_status store_batch(store *s, store_batch_item *items, size_t count)
             continue;
         return status;
     }
+}
+
+store_status store_batch(store *s, store_batch_item *items, size_t count)
+{
+    uint64_t started_ns = monotonic_ns();
+    store_status status = run_batch(s, items, count);
+    count_call(s, started_ns, status);
+    return status;
 }
 
 /* ---- transactions ------------------------------------------------------------ */

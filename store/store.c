@@ -88,7 +88,15 @@ bool store_connected(const store *s)
 
 unsigned long store_reconnect_count(const store *s)
 {
-    return s->reconnects;
+    return atomic_load_explicit(&s->reconnects, memory_order_relaxed);
+}
+
+void store_stats_read(const store *s, store_stats *out)
+{
+    out->calls = atomic_load_explicit(&s->calls, memory_order_relaxed);
+    out->errors = atomic_load_explicit(&s->errors, memory_order_relaxed);
+    out->reconnects = atomic_load_explicit(&s->reconnects, memory_order_relaxed);
+    out->duration_ns = atomic_load_explicit(&s->duration_ns, memory_order_relaxed);
 }
 
 int store_backend_pid(const store *s)
@@ -249,7 +257,7 @@ static bool ensure_connected(store *s, bool forced)
     if (!prepare_statements(s))
         return false;
     if (s->ever_connected)
-        s->reconnects++;
+        atomic_fetch_add_explicit(&s->reconnects, 1, memory_order_relaxed);
     s->ever_connected = true;
     return true;
 }

@@ -72,6 +72,18 @@ int store_conninfo_check(const char *conninfo, char *error, size_t error_size);
 bool store_connected(const store *s);
 /* How many times this connection was re-established after a loss. */
 unsigned long store_reconnect_count(const store *s);
+/* What this store did since it opened, for /metrics. A call is one
+ * store_run or store_batch (retries inside it included); an error is one
+ * that says the tier is in trouble (unavailable, refused, timed out, busy),
+ * not a constraint the caller expects to hit. Written by the thread that
+ * uses the store, read by any thread without a lock. */
+typedef struct store_stats {
+    unsigned long calls;
+    unsigned long errors;
+    unsigned long reconnects;
+    uint64_t duration_ns;
+} store_stats;
+void store_stats_read(const store *s, store_stats *out);
 /* The server's backend PID for this connection (0 when not connected);
  * tests use it to kill the connection from outside. */
 int store_backend_pid(const store *s);

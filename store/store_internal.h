@@ -5,6 +5,7 @@
 #define STORE_INTERNAL_H
 
 #include <libpq-fe.h>
+#include <stdatomic.h>
 #include <stdint.h>
 
 #include "store.h"
@@ -14,7 +15,12 @@ struct store {
     store_config config; /* its strings are this store's own copies */
     uint64_t last_attempt_ms;
     bool ever_connected;
-    unsigned long reconnects;
+    /* Relaxed atomics: only this store's thread writes them, and /metrics
+     * reads them from another. */
+    atomic_ulong reconnects;
+    atomic_ulong calls;
+    atomic_ulong errors;
+    atomic_ullong duration_ns;
     /* Inside store_transaction: no reconnects, no rollback of "leftover"
      * transactions, and a serialization failure or deadlock marks the
      * attempt for a retry. */

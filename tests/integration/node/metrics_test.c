@@ -1,0 +1,201 @@
+/* tests/integration/node/metrics_test.c: GET /metrics of a whole node over
+ * real HTTP, against the fixture's real PostgreSQL and Redis: after some
+ * requests the counters have moved by what was asked, routes are labelled by
+ * pattern, and the text passes `promtool check metrics` and a strict line
+ * check of the exposition format. */
+#include <regex.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "bench/bench.h"
+#include "http_client.h"
+#include "metrics.h"
+#include "store.h"
+#include "test_env.h"
+#include "test_node.h"
+
+static test_node server;
+
+static const char *no_environment(const char *name)
+{
+    (void)name;
+    return NULL;
+}
+
+static int start(void **state)
+{
+    (void)state;
+    /* The migrations first (they make the world table /db reads), as main
+     * applies them before serving. */
+    shoal_config config;
+    const char *argv[] = {"shoal-node", "--database-url", TEST_DATABASE_URL()};
+    char error[512];
+    if (shoal_config_load(&config, 3, (char **)argv, no_environment, error, sizeof error) != 0)
+        fail_msg("config: %s", error);
+    store_config store = shoal_config_store(&config);
+    store_migrate_report report;
+    store_status migrated =
+        store_migrate(&store, store_builtin_migrations, store_builtin_migration_count, &report, error, sizeof error);
+    shoal_config_free(&config);
+    if (migrated != STORE_OK)
+        fail_msg("migrate: %s", error);
+    const char *const flags[] = {"--redis-timeout-ms", "10000", NULL};
+    static const shoal_extension *const extensions[] = {&shoal_bench_extension, &shoal_metrics_extension, NULL};
+    test_node_start(&server, flags, extensions);
+    return 0;
+}
+
+static int stop(void **state)
+{
+    (void)state;
+    test_node_stop(&server);
+    return 0;
+}
+
+/* The text of a scrape; the caller frees the response. */
+static test_response scrape(void)
+{
+    test_response response = test_node_call(&server, "GET", "/metrics", NULL, NULL);
+    assert_int_equal(response.status, 200);
+    assert_string_equal(test_header(&response, "Content-Type"), "text/plain; version=0.0.4; charset=utf-8");
+    return response;
+}
+
+/* The value of the line that starts with series (name and labels, exactly),
+ * or -1 when there is none. */
+static double value_of(const char *text, const char *series)
+{
+    size_t length = strlen(series);
+    for (const char *line = text; line != NULL && *line != '\0';) {
+        if (strncmp(line, series, length) == 0 && line[length] == ' ')
+            return strtod(line + length + 1, NULL);
+        line = strchr(line, '\n');
+        if (line != NULL)
+            line++;
+    }
+    return -1;
+}
+
+static void call(const char *method, const char *path, int status)
+{
+    test_response response = test_node_call(&server, method, path, NULL, NULL);
+    assert_int_equal(response.status, status);
+    test_http_response_free(&response);
+}
+
+static void counters_move_by_route_pattern_and_status(void **state)
+{
+    (void)state;
+    test_response before = scrape();
+    double db_before = value_of(before.body, "shoal_http_requests_total{route=\"/db\",method=\"GET\",status=\"2xx\"}");
+    double missing_before =
+        value_of(before.body, "shoal_http_requests_total{route=\"unmatched\",method=\"any\",status=\"4xx\"}");
+    double postgres_before = value_of(before.body, "shoal_postgres_calls_total");
+    test_http_response_free(&before);
+
+    for (int i = 0; i < 5; i++)
+        call("GET", "/db", 200);
+    call("GET", "/no/such/path/1", 404);
+    call("GET", "/no/such/path/2", 404);
+    call("GET", "/cached-queries?count=3", 200);
+
+    test_response after = scrape();
+    const char *text = after.body;
+    double db_after = value_of(text, "shoal_http_requests_total{route=\"/db\",method=\"GET\",status=\"2xx\"}");
+    assert_true(db_after - (db_before < 0 ? 0 : db_before) == 5);
+    double missing_after = value_of(text, "shoal_http_requests_total{route=\"unmatched\",method=\"any\",status=\"4xx\"}");
+    assert_true(missing_after - (missing_before < 0 ? 0 : missing_before) == 2);
+    /* The raw paths never become labels. */
+    assert_null(strstr(text, "/no/such/path"));
+    /* Every /db ran at least one statement. */
+    assert_true(value_of(text, "shoal_postgres_calls_total") - postgres_before >= 5);
+    assert_true(value_of(text, "shoal_redis_calls_total") >= 1);
+    assert_true(value_of(text, "shoal_postgres_errors_total") == 0);
+    assert_true(value_of(text, "shoal_postgres_call_seconds_total") > 0);
+    /* The histogram counts what the counter counts, and +Inf holds them all. */
+    double count = value_of(text, "shoal_http_request_duration_seconds_count{route=\"/db\",method=\"GET\"}");
+    assert_true(count == db_after);
+    assert_true(value_of(text, "shoal_http_request_duration_seconds_bucket{route=\"/db\",method=\"GET\",le=\"+Inf\"}") ==
+                count);
+    assert_true(value_of(text, "shoal_http_request_duration_seconds_sum{route=\"/db\",method=\"GET\"}") > 0);
+    /* This scrape is in flight while it is written. */
+    assert_true(value_of(text, "shoal_http_requests_in_flight") >= 1);
+    double started = value_of(text, "shoal_process_start_time_seconds");
+    assert_true(started > 1.7e9 && started <= (double)time(NULL) + 1);
+    test_http_response_free(&after);
+}
+
+/* Every line is a comment (HELP or TYPE of a valid name, a known type) or a
+ * sample: a valid name, optional labels with quoted, escaped values, and a
+ * float, as the text format 0.0.4 has them. */
+static void every_line_is_valid_exposition(const char *text)
+{
+    regex_t comment;
+    regex_t sample;
+    assert_int_equal(regcomp(&comment,
+                             "^# (HELP [a-zA-Z_:][a-zA-Z0-9_:]* .*|TYPE [a-zA-Z_:][a-zA-Z0-9_:]* "
+                             "(counter|gauge|histogram|summary|untyped))$",
+                             REG_EXTENDED | REG_NOSUB),
+                     0);
+    assert_int_equal(regcomp(&sample,
+                             "^[a-zA-Z_:][a-zA-Z0-9_:]*"
+                             "(\\{[a-zA-Z_][a-zA-Z0-9_]*=\"([^\"\\\\\n]|\\\\[\\\\\"n])*\""
+                             "(,[a-zA-Z_][a-zA-Z0-9_]*=\"([^\"\\\\\n]|\\\\[\\\\\"n])*\")*\\})? "
+                             "([-+]?[0-9]+(\\.[0-9]+)?([eE][-+]?[0-9]+)?|[-+]Inf|NaN)$",
+                             REG_EXTENDED | REG_NOSUB),
+                     0);
+    char *copy = strdup(text);
+    assert_non_null(copy);
+    int lines = 0;
+    char *saved = NULL;
+    for (char *line = strtok_r(copy, "\n", &saved); line != NULL; line = strtok_r(NULL, "\n", &saved)) {
+        lines++;
+        if (regexec(line[0] == '#' ? &comment : &sample, line, 0, NULL, 0) != 0)
+            fail_msg("not in the exposition format: %s", line);
+    }
+    assert_true(lines > 20);
+    assert_int_equal(text[strlen(text) - 1], '\n');
+    free(copy);
+    regfree(&comment);
+    regfree(&sample);
+}
+
+static void the_text_passes_promtool(void **state)
+{
+    (void)state;
+    call("GET", "/json", 200);
+    test_response response = scrape();
+    every_line_is_valid_exposition(response.body);
+    char path[] = "/tmp/shoal-metrics-XXXXXX";
+    int descriptor = mkstemp(path);
+    assert_true(descriptor >= 0);
+    assert_int_equal(write(descriptor, response.body, response.body_length), (ssize_t)response.body_length);
+    close(descriptor);
+    test_http_response_free(&response);
+    /* deploy/local deps --tests installs promtool (Debian's prometheus). */
+    assert_int_equal(system("command -v promtool >/dev/null"), 0);
+    char command[128];
+    snprintf(command, sizeof command, "promtool check metrics < %s", path);
+    int status = system(command);
+    unlink(path);
+    assert_int_equal(status, 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(counters_move_by_route_pattern_and_status),
+        cmocka_unit_test(the_text_passes_promtool),
+    };
+    return cmocka_run_group_tests_name("integration/node/metrics", tests, start, stop);
+}
