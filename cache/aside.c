@@ -174,12 +174,13 @@ static int fill_into(cache_aside_fill_fn fill, void *fill_data, const char *key,
 {
     void *bytes = NULL;
     size_t length = 0;
+    /* Set first: a fill that finds nothing was still a miss from there. */
+    out->source = source;
     int rc = fill(fill_data, key, allocator, &bytes, &length);
     if (rc != 0)
         return rc;
     out->bytes = bytes;
     out->length = length;
-    out->source = source;
     return 0;
 }
 

@@ -81,7 +81,8 @@ typedef struct cache_aside_value {
 /* The helper's own failure: the allocator returned NULL. */
 #define CACHE_ASIDE_NO_MEMORY (-1)
 
-/* l1 may be NULL. Returns 0 with out filled, the fill's code, or
+/* l1 may be NULL. Returns 0 with out filled, the fill's code (out->source
+ * then says whether the fill ran filled or bypassed), or
  * CACHE_ASIDE_NO_MEMORY. family: letters, digits, '_' and '.'. */
 int cache_aside_get(cache *c, cache_l1 *l1, const char *family, const char *key,
                     const cache_aside_options *options, cache_aside_fill_fn fill, void *fill_data,

@@ -100,6 +100,7 @@ struct shoal_worker {
     unsigned long request_counter;
     shoal_route_counters *route_counters; /* by metrics_index, on lines of their own */
     size_t route_counter_count;
+    shoal_worker_counters counters; /* cache reads, session lookups */
 };
 
 struct shoal_app {
@@ -589,6 +590,20 @@ void shoal_app_tier_totals(shoal_app *app, store_stats *postgres, cache_stats *r
         }
     }
     pthread_mutex_unlock(&app->workers_lock);
+}
+
+void shoal_app_worker_totals(shoal_app *app, shoal_worker_totals *totals)
+{
+    *totals = (shoal_worker_totals){0};
+    pthread_mutex_lock(&app->workers_lock);
+    for (shoal_worker *worker = app->workers; worker != NULL; worker = worker->next)
+        shoal_worker_counters_add_to(&worker->counters, totals);
+    pthread_mutex_unlock(&app->workers_lock);
+}
+
+shoal_worker_counters *shoal_ctx_worker_counters(shoal_ctx *ctx)
+{
+    return ctx->worker != NULL ? &ctx->worker->counters : NULL;
 }
 
 /* Relaxed: the count orders nothing else, and draining polls it. */

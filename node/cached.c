@@ -2,6 +2,7 @@
  * the memory and the node's L1 in front. */
 #include "aside.h"
 #include "log.h"
+#include "metrics.h"
 #include "shoal.h"
 
 typedef struct fill_call {
@@ -36,9 +37,13 @@ int shoal_cached(shoal_ctx *ctx, const char *family, const char *key, int ttl_ms
     fill_call call = {ctx, fill, data};
     cache_aside_allocator allocator = {arena_alloc, shoal_ctx_arena(ctx)};
     cache_aside_options options = options_for(ttl_ms);
-    cache_aside_value out;
+    /* Out of range until a value (or a fill that found nothing) names it. */
+    cache_aside_value out = {.source = (cache_aside_source)SHOAL_METRICS_CACHE_SOURCES};
     int rc = cache_aside_get(shoal_cache_tier(ctx), shoal_app_l1(shoal_ctx_app(ctx)), family, key, &options,
                              call_fill, &call, &allocator, &out);
+    /* A fill that found nothing (rc > 0) was a miss all the same. */
+    if (rc >= 0)
+        shoal_worker_counters_cache_read(shoal_ctx_worker_counters(ctx), out.source, 1);
     *value = rc == 0 ? out.bytes : NULL;
     *length = rc == 0 ? out.length : 0;
     return rc;
@@ -55,6 +60,12 @@ int shoal_cached_many(shoal_ctx *ctx, const char *family, const char *const *key
         return -1;
     int rc = cache_aside_get_many(shoal_cache_tier(ctx), shoal_app_l1(shoal_ctx_app(ctx)), family, keys, count,
                                   &options, call_fill, &call, &allocator, out);
+    /* After a failed fill the later values have no source: nothing counts. */
+    if (rc == 0) {
+        shoal_worker_counters *counters = shoal_ctx_worker_counters(ctx);
+        for (size_t i = 0; i < count; i++)
+            shoal_worker_counters_cache_read(counters, out[i].source, 1);
+    }
     for (size_t i = 0; i < count; i++)
         values[i] = rc == 0 ? (shoal_cached_value){out[i].bytes, out[i].length} : (shoal_cached_value){NULL, 0};
     return rc;

@@ -48,6 +48,31 @@ void shoal_route_counters_add_to(const shoal_route_counters *counters, shoal_rou
     totals->duration_ns += atomic_load_explicit(&counters->duration_ns, memory_order_relaxed);
 }
 
+static void bump_by(atomic_ulong *counter, unsigned long count)
+{
+    atomic_store_explicit(counter, atomic_load_explicit(counter, memory_order_relaxed) + count, memory_order_relaxed);
+}
+
+void shoal_worker_counters_cache_read(shoal_worker_counters *counters, cache_aside_source source, unsigned long count)
+{
+    if (counters != NULL && (unsigned)source < SHOAL_METRICS_CACHE_SOURCES)
+        bump_by(&counters->cache_reads[source], count);
+}
+
+void shoal_worker_counters_session_lookup(shoal_worker_counters *counters, shoal_session_lookup result)
+{
+    if (counters != NULL && (unsigned)result < SHOAL_METRICS_SESSION_RESULTS)
+        bump(&counters->session_lookups[result]);
+}
+
+void shoal_worker_counters_add_to(const shoal_worker_counters *counters, shoal_worker_totals *totals)
+{
+    for (size_t i = 0; i < SHOAL_METRICS_CACHE_SOURCES; i++)
+        totals->cache_reads[i] += atomic_load_explicit(&counters->cache_reads[i], memory_order_relaxed);
+    for (size_t i = 0; i < SHOAL_METRICS_SESSION_RESULTS; i++)
+        totals->session_lookups[i] += atomic_load_explicit(&counters->session_lookups[i], memory_order_relaxed);
+}
+
 /* ---- the text format ------------------------------------------------------------ */
 
 static void append(shoal_metrics_text *text, const char *data, size_t length)
@@ -177,6 +202,37 @@ void shoal_metrics_histogram(shoal_metrics_text *text, const char *name, const s
     sample_with(text, name, "_count", labels, label_count, NULL, (double)cumulative);
 }
 
+static const char *const cache_sources[SHOAL_METRICS_CACHE_SOURCES] = {
+    [CACHE_ASIDE_L1] = "l1",         [CACHE_ASIDE_REDIS] = "redis",       [CACHE_ASIDE_STALE] = "stale",
+    [CACHE_ASIDE_FILLED] = "filled", [CACHE_ASIDE_BYPASSED] = "bypassed",
+};
+
+static const char *const session_results[SHOAL_METRICS_SESSION_RESULTS] = {
+    [SHOAL_SESSION_LOOKUP_FOUND] = "found",
+    [SHOAL_SESSION_LOOKUP_MISSING] = "missing",
+    [SHOAL_SESSION_LOOKUP_ERROR] = "error",
+};
+
+void shoal_metrics_worker_totals(shoal_metrics_text *text, const shoal_worker_totals *totals)
+{
+    shoal_metrics_family(text, "shoal_cache_reads_total", "counter",
+                         "Values read through the cache-aside helper, by where they came from: l1 and redis "
+                         "are hits, stale a stale copy served while another fills, filled and bypassed misses "
+                         "that PostgreSQL answered (bypassed: Redis unreachable).");
+    for (size_t i = 0; i < SHOAL_METRICS_CACHE_SOURCES; i++) {
+        shoal_metrics_label labels[] = {{"source", cache_sources[i]}};
+        shoal_metrics_sample(text, "shoal_cache_reads_total", NULL, labels, 1, (double)totals->cache_reads[i]);
+    }
+    shoal_metrics_family(text, "shoal_session_lookups_total", "counter",
+                         "Requests that presented a session token, by result: found, missing (malformed, "
+                         "unknown, expired or revoked) or error (Redis unreachable or broken).");
+    for (size_t i = 0; i < SHOAL_METRICS_SESSION_RESULTS; i++) {
+        shoal_metrics_label labels[] = {{"result", session_results[i]}};
+        shoal_metrics_sample(text, "shoal_session_lookups_total", NULL, labels, 1,
+                             (double)totals->session_lookups[i]);
+    }
+}
+
 /* ---- the route ------------------------------------------------------------------- */
 
 static double process_start_seconds;
@@ -253,6 +309,10 @@ static int metrics(shoal_ctx *ctx)
     write_tier(&text, "postgres", "PostgreSQL", postgres.calls, postgres.errors, postgres.reconnects,
                postgres.duration_ns);
     write_tier(&text, "redis", "Redis", redis.calls, redis.errors, redis.reconnects, redis.duration_ns);
+
+    shoal_worker_totals worker_totals = {0};
+    shoal_app_worker_totals(app, &worker_totals);
+    shoal_metrics_worker_totals(&text, &worker_totals);
 
     shoal_metrics_family(&text, "shoal_process_start_time_seconds", "gauge",
                          "When the node started, in seconds since the Unix epoch.");

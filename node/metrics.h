@@ -13,6 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "aside.h"
 #include "shoal.h"
 
 /* Upper bounds of the latency buckets, 0.5 ms to 5 s; +Inf follows. */
@@ -41,6 +42,38 @@ void shoal_route_counters_observe(shoal_route_counters *counters, int status, ui
 /* From any thread. */
 void shoal_route_counters_add_to(const shoal_route_counters *counters, shoal_route_totals *totals);
 
+/* Cache-aside reads by where the value came from (cache_aside_source), and
+ * session lookups by their result. Not by cache family: a family is any
+ * name a caller passes, and a label from it would have no bound. */
+#define SHOAL_METRICS_CACHE_SOURCES (CACHE_ASIDE_BYPASSED + 1)
+
+typedef enum shoal_session_lookup {
+    SHOAL_SESSION_LOOKUP_FOUND,   /* a live session */
+    SHOAL_SESSION_LOOKUP_MISSING, /* malformed, unknown, expired or revoked token */
+    SHOAL_SESSION_LOOKUP_ERROR,   /* Redis unreachable or answering garbage */
+} shoal_session_lookup;
+#define SHOAL_METRICS_SESSION_RESULTS (SHOAL_SESSION_LOOKUP_ERROR + 1)
+
+/* One worker's counters beside the routes'. */
+typedef struct shoal_worker_counters {
+    atomic_ulong cache_reads[SHOAL_METRICS_CACHE_SOURCES];
+    atomic_ulong session_lookups[SHOAL_METRICS_SESSION_RESULTS];
+} shoal_worker_counters;
+
+typedef struct shoal_worker_totals {
+    unsigned long cache_reads[SHOAL_METRICS_CACHE_SOURCES];
+    unsigned long session_lookups[SHOAL_METRICS_SESSION_RESULTS];
+} shoal_worker_totals;
+
+/* By the owning worker's thread only; counters may be NULL (a request
+ * served without a worker), and a source out of range counts nowhere. */
+void shoal_worker_counters_cache_read(shoal_worker_counters *counters, cache_aside_source source, unsigned long count);
+void shoal_worker_counters_session_lookup(shoal_worker_counters *counters, shoal_session_lookup result);
+/* From any thread. */
+void shoal_worker_counters_add_to(const shoal_worker_counters *counters, shoal_worker_totals *totals);
+/* The request's worker's counters; NULL when it has none. */
+shoal_worker_counters *shoal_ctx_worker_counters(shoal_ctx *ctx);
+
 /* ---- the text format (tested on its own) ------------------------------------ */
 
 typedef struct shoal_metrics_text {
@@ -67,6 +100,11 @@ void shoal_metrics_sample(shoal_metrics_text *text, const char *name, const char
 void shoal_metrics_histogram(shoal_metrics_text *text, const char *name, const shoal_metrics_label *labels,
                              size_t label_count, const unsigned long buckets[SHOAL_METRICS_BUCKETS + 1],
                              uint64_t duration_ns);
+
+/* The shoal_cache_reads_total and shoal_session_lookups_total families,
+ * every source and result always present (a series that appears late
+ * makes rate() miss its first increase). */
+void shoal_metrics_worker_totals(shoal_metrics_text *text, const shoal_worker_totals *totals);
 
 /* Routes GET /metrics. */
 extern const shoal_extension shoal_metrics_extension;

@@ -6,6 +6,7 @@
 #include <strings.h>
 
 #include "../log.h"
+#include "../metrics.h"
 #include "cache.h"
 /* cache/session.h: a quoted "session.h" here is this folder's own. */
 #include "../../cache/session.h"
@@ -87,6 +88,20 @@ static void wipe(void *object)
     explicit_bzero(record->token, sizeof record->token);
 }
 
+/* A malformed token is as missing as an unknown one; only a token that was
+ * sent counts. */
+static shoal_session_lookup lookup_of(shoal_session_status status)
+{
+    switch (status) {
+    case SHOAL_SESSION_OK:
+        return SHOAL_SESSION_LOOKUP_FOUND;
+    case SHOAL_SESSION_INVALID:
+        return SHOAL_SESSION_LOOKUP_MISSING;
+    default:
+        return SHOAL_SESSION_LOOKUP_ERROR;
+    }
+}
+
 /* The request's record, looked up on first use; NULL when out of memory or
  * when the extension is missing. */
 static request_session *record_of(shoal_ctx *ctx)
@@ -109,6 +124,8 @@ static request_session *record_of(shoal_ctx *ctx)
         record->info.user_id = info.user_id;
         record->info.created = info.created;
     }
+    if (record->status != SHOAL_SESSION_NONE)
+        shoal_worker_counters_session_lookup(shoal_ctx_worker_counters(ctx), lookup_of(record->status));
     shoal_request_set(ctx, state->slot, record);
     return record;
 }

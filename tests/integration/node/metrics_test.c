@@ -1,8 +1,8 @@
 /* tests/integration/node/metrics_test.c: GET /metrics of a whole node over
  * real HTTP, against the fixture's real PostgreSQL and Redis: after some
  * requests the counters have moved by what was asked, routes are labelled by
- * pattern, and the text passes `promtool check metrics` and a strict line
- * check of the exposition format. */
+ * pattern, cache reads and session lookups are counted, and the text passes
+ * `promtool check metrics` and a strict line check of the exposition format. */
 #include <regex.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -16,8 +16,11 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <jansson.h>
 
+#include "api/api.h"
 #include "bench/bench.h"
+#include "ext/session.h"
 #include "http_client.h"
 #include "metrics.h"
 #include "store.h"
@@ -49,8 +52,11 @@ static int start(void **state)
     shoal_config_free(&config);
     if (migrated != STORE_OK)
         fail_msg("migrate: %s", error);
-    const char *const flags[] = {"--redis-timeout-ms", "10000", NULL};
-    static const shoal_extension *const extensions[] = {&shoal_bench_extension, &shoal_metrics_extension, NULL};
+    /* A cheap password hash: the test registers a user for a session. */
+    const char *const flags[] = {"--redis-timeout-ms", "10000", "--password-ops-limit", "1",
+                                 "--password-mem-limit", "64k", NULL};
+    static const shoal_extension *const extensions[] = {&shoal_bench_extension, &shoal_session_extension,
+                                                        &shoal_api_extension, &shoal_metrics_extension, NULL};
     test_node_start(&server, flags, extensions);
     return 0;
 }
@@ -135,6 +141,122 @@ static void counters_move_by_route_pattern_and_status(void **state)
     test_http_response_free(&after);
 }
 
+static double sum_of(const char *text, const char *name, const char *label, const char *const *values,
+                     size_t count)
+{
+    double sum = 0;
+    for (size_t i = 0; i < count; i++) {
+        char series[160];
+        snprintf(series, sizeof series, "%s{%s=\"%s\"}", name, label, values[i]);
+        double value = value_of(text, series);
+        if (value < 0)
+            fail_msg("no series %s", series);
+        sum += value;
+    }
+    return sum;
+}
+
+static const char *const sources[] = {"l1", "redis", "stale", "filled", "bypassed"};
+static const char *const results[] = {"found", "missing", "error"};
+
+typedef struct cache_session_counts {
+    double reads;
+    double l1;
+    double found;
+    double missing;
+    double error;
+} cache_session_counts;
+
+static cache_session_counts cache_session_scrape(void)
+{
+    test_response response = scrape();
+    cache_session_counts counts = {
+        .reads = sum_of(response.body, "shoal_cache_reads_total", "source", sources, 5),
+        .l1 = value_of(response.body, "shoal_cache_reads_total{source=\"l1\"}"),
+        .found = value_of(response.body, "shoal_session_lookups_total{result=\"found\"}"),
+        .missing = value_of(response.body, "shoal_session_lookups_total{result=\"missing\"}"),
+        .error = value_of(response.body, "shoal_session_lookups_total{result=\"error\"}"),
+    };
+    sum_of(response.body, "shoal_session_lookups_total", "result", results, 3); /* every result is there */
+    test_http_response_free(&response);
+    return counts;
+}
+
+/* A user of this run's own, and its token (malloc'd). */
+static char *register_user(void)
+{
+    char body[256];
+    unsigned long tag = (unsigned long)time(NULL) * 100000ul + (unsigned long)getpid() % 100000ul;
+    snprintf(body, sizeof body,
+             "{\"user\":{\"username\":\"metrics_%lu\",\"email\":\"metrics_%lu@example.com\","
+             "\"password\":\"a long enough password\"}}",
+             tag, tag);
+    test_response response = test_node_call(&server, "POST", "/api/users", NULL, body);
+    if (response.status != 201)
+        fail_msg("register: %d %s", response.status, response.body);
+    json_t *answer = json_loads(response.body, 0, NULL);
+    assert_non_null(answer);
+    const char *token = json_string_value(json_object_get(json_object_get(answer, "user"), "token"));
+    assert_non_null(token);
+    char *copy = strdup(token);
+    json_decref(answer);
+    test_http_response_free(&response);
+    return copy;
+}
+
+static int current_user(const char *token)
+{
+    char headers[128];
+    snprintf(headers, sizeof headers, "Authorization: Token %s\r\n", token);
+    test_response response = test_node_call(&server, "GET", "/api/user", headers, NULL);
+    int status = response.status;
+    test_http_response_free(&response);
+    return status;
+}
+
+static void cache_reads_and_session_lookups_are_counted(void **state)
+{
+    (void)state;
+    char *token = register_user();
+    cache_session_counts before = cache_session_scrape();
+
+    /* Every value of /cached-queries is one read, wherever it came from. */
+    call("GET", "/cached-queries?count=3", 200);
+    call("GET", "/cached-queries?count=2", 200);
+    cache_session_counts after = cache_session_scrape();
+    assert_true(after.reads - before.reads == 5);
+    assert_true(after.found == before.found && after.missing == before.missing && after.error == before.error);
+
+    /* /api/user reads the user through the cache: the first read fills the
+     * node's L1 and a later one is served from it. Another test's write
+     * may invalidate the family between two reads, so a few tries. */
+    int reads = 0;
+    cache_session_counts now = after;
+    while (reads < 10 && now.l1 == after.l1) {
+        assert_int_equal(current_user(token), 200);
+        reads++;
+        now = cache_session_scrape();
+    }
+    assert_true(now.l1 > after.l1);
+    assert_true(reads >= 2);
+    assert_true(now.reads - after.reads == reads);
+    assert_true(now.found - after.found == reads);
+
+    /* A well-formed token nobody issued, and a malformed one: both missing,
+     * and neither reads the cache. */
+    assert_int_equal(current_user("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"), 401);
+    assert_int_equal(current_user("not-a-token"), 401);
+    cache_session_counts last = cache_session_scrape();
+    assert_true(last.missing - now.missing == 2);
+    assert_true(last.found == now.found && last.error == now.error);
+    assert_true(last.reads == now.reads);
+    /* No Authorization header: no lookup. */
+    call("GET", "/api/user", 401);
+    cache_session_counts none = cache_session_scrape();
+    assert_true(none.found == last.found && none.missing == last.missing && none.error == last.error);
+    free(token);
+}
+
 /* Every line is a comment (HELP or TYPE of a valid name, a known type) or a
  * sample: a valid name, optional labels with quoted, escaped values, and a
  * float, as the text format 0.0.4 has them. */
@@ -195,6 +317,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(counters_move_by_route_pattern_and_status),
+        cmocka_unit_test(cache_reads_and_session_lookups_are_counted),
         cmocka_unit_test(the_text_passes_promtool),
     };
     return cmocka_run_group_tests_name("integration/node/metrics", tests, start, stop);
