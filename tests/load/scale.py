@@ -367,8 +367,9 @@ plot for [i=0:%(last)d] '%(dat)s' index i using 1:3 with linespoints lw 2 lc i+1
 unset multiplot
 """ % {"png": os.path.join(out, "scale.png"), "dat": dat, "last": len(ws) - 1,
        "nmax": max(a.nodes) + 0.5, "usl": "".join(", " + p for p in usl_plots),
-       "title": "shoal scale-out, %s, %.3g CPU per node, %d connections, leastconn"
-       % (datetime.datetime.now().strftime("%Y-%m-%d %H:%M"), a.node_cpus, a.connections)}
+       "title": "shoal scale-out, %s, %.3g CPU per node (CFS period %g ms), %d connections, leastconn"
+       % (datetime.datetime.now().strftime("%Y-%m-%d %H:%M"), a.node_cpus, a.cfs_period_us / 1000.0,
+          a.connections)}
     gp = os.path.join(out, "scale.gp")
     with open(gp, "w") as f:
         f.write(script)
