@@ -11,12 +11,30 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "config.h"
+#include "store.h"
 #include "test_env.h"
 
 static const char *no_environment(const char *name)
 {
     (void)name;
     return NULL;
+}
+
+void test_node_migrate(void)
+{
+    shoal_config config;
+    const char *argv[] = {"shoal-node", "--database-url", TEST_DATABASE_URL()};
+    char error[512];
+    if (shoal_config_load(&config, 3, (char **)argv, no_environment, error, sizeof error) != 0)
+        fail_msg("config: %s", error);
+    store_config store = shoal_config_store(&config);
+    store_migrate_report report;
+    store_status migrated =
+        store_migrate(&store, store_builtin_migrations, store_builtin_migration_count, &report, error, sizeof error);
+    shoal_config_free(&config);
+    if (migrated != STORE_OK)
+        fail_msg("migrate: %s", error);
 }
 
 void test_node_start(test_node *node, const char *const *flags, const shoal_extension *const *extensions)

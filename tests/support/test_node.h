@@ -17,6 +17,10 @@ typedef struct test_node {
     int port;
 } test_node;
 
+/* Applies the built-in migrations to the fixture's database, as main does
+ * before serving: for tests whose routes need the tables. */
+void test_node_migrate(void);
+
 /* Starts a node on a free loopback port: 2 worker threads, no access log,
  * a 300 ms Redis timeout, then flags (NULL-terminated, may be NULL; later
  * flags win), with extensions loaded in order (NULL-terminated). */

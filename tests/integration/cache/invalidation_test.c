@@ -350,6 +350,18 @@ static void restart_redis(void)
     assert_true(now != pid);
 }
 
+/* Reads "k" through b until b's L1 holds it (at most 5 s): after a Redis
+ * restart or hang, b's command connection reconnects at its own pace, and
+ * until then a read bypasses the cache and fills no L1. */
+static void read_until_cached(node *b, const char *family, source *db)
+{
+    uint64_t deadline = now_ns() + 5000000000u;
+    do
+        free(read_through(b, family, "k", db, NULL));
+    while (!in_l1(b, family, "k") && now_ns() < deadline);
+    assert_true(in_l1(b, family, "k"));
+}
+
 static void the_subscriber_survives_a_redis_restart_and_a_hang(void **state)
 {
     (void)state;
@@ -367,31 +379,21 @@ static void the_subscriber_survives_a_redis_restart_and_a_hang(void **state)
     restart_redis();
     assert_true(wait_subscribed(&b, 2, 10000));
     assert_false(in_l1(&b, family, "k"));
-    uint64_t deadline = now_ns() + 5000000000u;
-    do
-        free(read_through(&b, family, "k", &db, NULL));
-    while (!in_l1(&b, family, "k") && now_ns() < deadline);
-    assert_true(in_l1(&b, family, "k"));
+    read_until_cached(&b, family, &db);
 
     /* A hung Redis sends no EOF: the unanswered PING finds it. While the
      * subscriber is not subscribed the L1 serves nothing. */
     pid_t redis = test_env_redis_pid();
     assert_int_equal(kill(redis, SIGSTOP), 0);
-    deadline = now_ns() + 5000000000u;
+    uint64_t deadline = now_ns() + 5000000000u;
     while (cache_invalidation_subscribed(b.subscriber))
         assert_true(now_ns() < deadline);
     assert_false(in_l1(&b, family, "k"));
     assert_int_equal(kill(redis, SIGCONT), 0);
     assert_true(wait_subscribed(&b, 3, 10000));
 
-    /* coherent again, once b's command connection is back as well: it
-     * reconnects at its own pace after the hang, and until then a read
-     * bypasses the cache and fills no L1 (seen on a loaded machine). */
-    deadline = now_ns() + 5000000000u;
-    do
-        free(read_through(&b, family, "k", &db, NULL));
-    while (!in_l1(&b, family, "k") && now_ns() < deadline);
-    assert_true(in_l1(&b, family, "k"));
+    /* coherent again, once b's command connection is back as well */
+    read_until_cached(&b, family, &db);
     assert_true(wait_subscribed(&a, 2, 10000));
     assert_int_equal(cache_aside_invalidate_family(a.cache, a.l1, family, NULL), CACHE_OK);
     deadline = now_ns() + 2000000000u;

@@ -130,28 +130,11 @@ static long long calls_reaching(PGconn *admin, const char *query, long long expe
 
 /* ---- the server ------------------------------------------------------------ */
 
-static const char *no_environment(const char *name)
-{
-    (void)name;
-    return NULL;
-}
-
 static int start(void **state)
 {
     (void)state;
     /* The migrations first, as main applies them before serving. */
-    shoal_config config;
-    const char *argv[] = {"shoal-node", "--database-url", TEST_DATABASE_URL()};
-    char error[512];
-    if (shoal_config_load(&config, 3, (char **)argv, no_environment, error, sizeof error) != 0)
-        fail_msg("config: %s", error);
-    store_config store = shoal_config_store(&config);
-    store_migrate_report report;
-    store_status migrated =
-        store_migrate(&store, store_builtin_migrations, store_builtin_migration_count, &report, error, sizeof error);
-    shoal_config_free(&config);
-    if (migrated != STORE_OK)
-        fail_msg("migrate: %s", error);
+    test_node_migrate();
     /* Generous timeouts: on a loaded machine a Redis command that times out
      * is bypassed (a PostgreSQL read the cache test would count), and
      * concurrent updates of overlapping rows wait for one another's locks. */

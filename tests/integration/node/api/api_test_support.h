@@ -30,30 +30,13 @@ static char tag[32];
  * node trusts by default). */
 static unsigned address_base;
 
-static inline const char *no_environment(const char *name)
-{
-    (void)name;
-    return NULL;
-}
-
 static inline int start(void **state)
 {
     (void)state;
     srand((unsigned)(getpid() ^ time(NULL)));
     snprintf(tag, sizeof tag, "%x%x", (unsigned)getpid(), (unsigned)time(NULL));
     address_base = (unsigned)rand() % 200;
-    shoal_config config;
-    const char *argv[] = {"shoal-node", "--database-url", TEST_DATABASE_URL()};
-    char error[512];
-    if (shoal_config_load(&config, 3, (char **)argv, no_environment, error, sizeof error) != 0)
-        fail_msg("config: %s", error);
-    store_config store = shoal_config_store(&config);
-    store_migrate_report report;
-    store_status migrated =
-        store_migrate(&store, store_builtin_migrations, store_builtin_migration_count, &report, error, sizeof error);
-    shoal_config_free(&config);
-    if (migrated != STORE_OK)
-        fail_msg("migrate: %s", error);
+    test_node_migrate();
     /* A cheap hash keeps the test fast; the limits are small to reach. */
     const char *const flags[] = {"--password-ops-limit", "1", "--password-mem-limit", "64k",
                                  "--login-failures-per-account", "3/h burst 3",
