@@ -114,3 +114,16 @@ const char *test_header(const test_response *response, const char *name)
         value[0] = '\0';
     return value;
 }
+
+double test_metric_value(const char *exposition, const char *series)
+{
+    size_t length = strlen(series);
+    for (const char *line = exposition; line != NULL && *line != '\0';) {
+        if (strncmp(line, series, length) == 0 && line[length] == ' ')
+            return strtod(line + length + 1, NULL);
+        line = strchr(line, '\n');
+        if (line != NULL)
+            line++;
+    }
+    return -1;
+}

@@ -40,5 +40,9 @@ void test_expect_error(const test_response *response, int status, const char *co
 /* The value of a response header, or "" (a static buffer, valid until the
  * next call). */
 const char *test_header(const test_response *response, const char *name);
+/* The value of the line of a Prometheus text exposition that starts with
+ * series (name and labels, exactly as the node writes them), or -1 when
+ * there is none. */
+double test_metric_value(const char *exposition, const char *series);
 
 #endif

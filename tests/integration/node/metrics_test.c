@@ -60,21 +60,6 @@ static test_response scrape(void)
     return response;
 }
 
-/* The value of the line that starts with series (name and labels, exactly),
- * or -1 when there is none. */
-static double value_of(const char *text, const char *series)
-{
-    size_t length = strlen(series);
-    for (const char *line = text; line != NULL && *line != '\0';) {
-        if (strncmp(line, series, length) == 0 && line[length] == ' ')
-            return strtod(line + length + 1, NULL);
-        line = strchr(line, '\n');
-        if (line != NULL)
-            line++;
-    }
-    return -1;
-}
-
 static void call(const char *method, const char *path, int status)
 {
     test_response response = test_node_call(&server, method, path, NULL, NULL);
@@ -86,10 +71,10 @@ static void counters_move_by_route_pattern_and_status(void **state)
 {
     (void)state;
     test_response before = scrape();
-    double db_before = value_of(before.body, "shoal_http_requests_total{route=\"/db\",method=\"GET\",status=\"2xx\"}");
+    double db_before = test_metric_value(before.body, "shoal_http_requests_total{route=\"/db\",method=\"GET\",status=\"2xx\"}");
     double missing_before =
-        value_of(before.body, "shoal_http_requests_total{route=\"unmatched\",method=\"any\",status=\"4xx\"}");
-    double postgres_before = value_of(before.body, "shoal_postgres_calls_total");
+        test_metric_value(before.body, "shoal_http_requests_total{route=\"unmatched\",method=\"any\",status=\"4xx\"}");
+    double postgres_before = test_metric_value(before.body, "shoal_postgres_calls_total");
     test_http_response_free(&before);
 
     for (int i = 0; i < 5; i++)
@@ -100,26 +85,26 @@ static void counters_move_by_route_pattern_and_status(void **state)
 
     test_response after = scrape();
     const char *text = after.body;
-    double db_after = value_of(text, "shoal_http_requests_total{route=\"/db\",method=\"GET\",status=\"2xx\"}");
+    double db_after = test_metric_value(text, "shoal_http_requests_total{route=\"/db\",method=\"GET\",status=\"2xx\"}");
     assert_true(db_after - (db_before < 0 ? 0 : db_before) == 5);
-    double missing_after = value_of(text, "shoal_http_requests_total{route=\"unmatched\",method=\"any\",status=\"4xx\"}");
+    double missing_after = test_metric_value(text, "shoal_http_requests_total{route=\"unmatched\",method=\"any\",status=\"4xx\"}");
     assert_true(missing_after - (missing_before < 0 ? 0 : missing_before) == 2);
     /* The raw paths never become labels. */
     assert_null(strstr(text, "/no/such/path"));
     /* Every /db ran at least one statement. */
-    assert_true(value_of(text, "shoal_postgres_calls_total") - postgres_before >= 5);
-    assert_true(value_of(text, "shoal_redis_calls_total") >= 1);
-    assert_true(value_of(text, "shoal_postgres_errors_total") == 0);
-    assert_true(value_of(text, "shoal_postgres_call_seconds_total") > 0);
+    assert_true(test_metric_value(text, "shoal_postgres_calls_total") - postgres_before >= 5);
+    assert_true(test_metric_value(text, "shoal_redis_calls_total") >= 1);
+    assert_true(test_metric_value(text, "shoal_postgres_errors_total") == 0);
+    assert_true(test_metric_value(text, "shoal_postgres_call_seconds_total") > 0);
     /* The histogram counts what the counter counts, and +Inf holds them all. */
-    double count = value_of(text, "shoal_http_request_duration_seconds_count{route=\"/db\",method=\"GET\"}");
+    double count = test_metric_value(text, "shoal_http_request_duration_seconds_count{route=\"/db\",method=\"GET\"}");
     assert_true(count == db_after);
-    assert_true(value_of(text, "shoal_http_request_duration_seconds_bucket{route=\"/db\",method=\"GET\",le=\"+Inf\"}") ==
+    assert_true(test_metric_value(text, "shoal_http_request_duration_seconds_bucket{route=\"/db\",method=\"GET\",le=\"+Inf\"}") ==
                 count);
-    assert_true(value_of(text, "shoal_http_request_duration_seconds_sum{route=\"/db\",method=\"GET\"}") > 0);
+    assert_true(test_metric_value(text, "shoal_http_request_duration_seconds_sum{route=\"/db\",method=\"GET\"}") > 0);
     /* This scrape is in flight while it is written. */
-    assert_true(value_of(text, "shoal_http_requests_in_flight") >= 1);
-    double started = value_of(text, "shoal_process_start_time_seconds");
+    assert_true(test_metric_value(text, "shoal_http_requests_in_flight") >= 1);
+    double started = test_metric_value(text, "shoal_process_start_time_seconds");
     assert_true(started > 1.7e9 && started <= (double)time(NULL) + 1);
     test_http_response_free(&after);
 }
@@ -131,7 +116,7 @@ static double sum_of(const char *text, const char *name, const char *label, cons
     for (size_t i = 0; i < count; i++) {
         char series[160];
         snprintf(series, sizeof series, "%s{%s=\"%s\"}", name, label, values[i]);
-        double value = value_of(text, series);
+        double value = test_metric_value(text, series);
         if (value < 0)
             fail_msg("no series %s", series);
         sum += value;
@@ -155,10 +140,10 @@ static cache_session_counts cache_session_scrape(void)
     test_response response = scrape();
     cache_session_counts counts = {
         .reads = sum_of(response.body, "shoal_cache_reads_total", "source", sources, 5),
-        .l1 = value_of(response.body, "shoal_cache_reads_total{source=\"l1\"}"),
-        .found = value_of(response.body, "shoal_session_lookups_total{result=\"found\"}"),
-        .missing = value_of(response.body, "shoal_session_lookups_total{result=\"missing\"}"),
-        .error = value_of(response.body, "shoal_session_lookups_total{result=\"error\"}"),
+        .l1 = test_metric_value(response.body, "shoal_cache_reads_total{source=\"l1\"}"),
+        .found = test_metric_value(response.body, "shoal_session_lookups_total{result=\"found\"}"),
+        .missing = test_metric_value(response.body, "shoal_session_lookups_total{result=\"missing\"}"),
+        .error = test_metric_value(response.body, "shoal_session_lookups_total{result=\"error\"}"),
     };
     sum_of(response.body, "shoal_session_lookups_total", "result", results, 3); /* every result is there */
     test_http_response_free(&response);

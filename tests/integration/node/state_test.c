@@ -21,6 +21,7 @@
 #include "ext/session.h"
 #include "http_client.h"
 #include "l1.h"
+#include "metrics.h"
 #include "state_routes.h"
 #include "test_env.h"
 #include "test_node.h"
@@ -61,7 +62,8 @@ static void sql(const char *statement)
 static void start(test_node *node, const char *const *args)
 {
     static const shoal_extension *const extensions[] = {&shoal_request_id_extension, &shoal_session_extension,
-                                                        &state_routes_extension, NULL};
+                                                        &shoal_metrics_extension, &state_routes_extension,
+                                                        NULL};
     test_node_start(node, args, extensions);
 }
 
@@ -300,6 +302,20 @@ static void two_nodes_share_sessions_and_invalidations(void **state)
 
 /* ---- Redis stops and starts --------------------------------------------------- */
 
+/* One series of the node's GET /metrics. */
+static double metric(const test_node *node, const char *series)
+{
+    test_response response = call(node, "GET", "/metrics", NULL);
+    assert_int_equal(response.status, 200);
+    double value = test_metric_value(response.body, series);
+    test_http_response_free(&response);
+    assert_true(value >= 0);
+    return value;
+}
+
+#define SESSION_ERRORS "shoal_session_lookups_total{result=\"error\"}"
+#define SESSIONS_FOUND "shoal_session_lookups_total{result=\"found\"}"
+
 static int restart_redis(void **state)
 {
     (void)state;
@@ -318,6 +334,10 @@ static void redis_stops_and_starts(void **state)
     expect_item(&node, "a", false, "before");
     expect_item(&node, "a", false, "before");
     assert_true(in_l1(&node, "a"));
+
+    double session_errors = metric(&node, SESSION_ERRORS);
+    double redis_errors = metric(&node, "shoal_redis_errors_total");
+    double redis_reconnects = metric(&node, "shoal_redis_reconnects_total");
 
     harness("SHOAL_TEST_REDIS_STOP");
     /* The subscriber sees the connection close and the L1 stops serving:
@@ -342,6 +362,12 @@ static void redis_stops_and_starts(void **state)
         expect_item(&node, "a", true, expected);
     }
 
+    /* What an operator watching /metrics sees during the outage: every
+     * session lookup that Redis could not answer (three GET /test/me), and
+     * Redis calls failing. */
+    assert_true(metric(&node, SESSION_ERRORS) - session_errors >= 3);
+    assert_true(metric(&node, "shoal_redis_errors_total") > redis_errors);
+
     harness("SHOAL_TEST_REDIS_START");
     uint64_t restarted = now_ns();
     int status = 0, answered_in_row = 0;
@@ -359,7 +385,10 @@ static void redis_stops_and_starts(void **state)
     printf("Redis restart: sessions answered again %.0f ms after it was back\n", ms_since(restarted));
     assert_int_equal(status, 200);
     /* The session from before the restart, from the append-only file. */
+    double found = metric(&node, SESSIONS_FOUND);
     assert_int_equal(me_as(&node, authorization), user_base + 2);
+    assert_true(metric(&node, SESSIONS_FOUND) > found);
+    assert_true(metric(&node, "shoal_redis_reconnects_total") > redis_reconnects);
     assert_true(wait_subscribed(&node, true, 5000));
     /* Writes and their invalidations work again, and the L1 fills again. */
     put_item(&node, authorization, "a", "after");
