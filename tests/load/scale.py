@@ -321,7 +321,26 @@ def report(a, meds, fits, header):
                 "" if fit[2] <= 0 else ", peak at N = %.1f" % math.sqrt((1 - fit[1]) / fit[2])
                 if fit[1] < 1 else ""))
         lines.append("")
+    lines.extend(cost_table(a, meds))
     return "\n".join(lines) + "\n"
+
+
+def cost_table(a, meds):
+    """CPU microseconds each tier spent per 2xx answer: the per-request
+    costs that capacity planning divides a tier's cores by. Read down a
+    workload's rows to see whether a tier's cost depends on N."""
+    cols = "%-8s %2s | %6s %6s %6s %6s %6s" % ("workload", "N", "node", "lb", "redis", "pg", "wrk")
+    lines = ["CPU microseconds per 2xx answer, by tier (cores used / 2xx per second)", cols,
+             "-" * len(cols)]
+    for w in a.workloads:
+        for n in a.nodes:
+            m = meds.get((w, n))
+            if not m or not m["ok_rps"]:
+                continue
+            lines.append("%-8s %2d | %s" % (w, n, " ".join(
+                "%6.0f" % (1e6 * m["cores_" + g] / m["ok_rps"]) for g in TIERS)))
+    lines.append("")
+    return lines
 
 
 CSV_FIELDS = ["workload", "nodes", "run", "connections", "requests", "ok_rps", "efficiency",
