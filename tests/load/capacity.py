@@ -124,16 +124,24 @@ def connection_budget(max_connections, threads, spare=SPARE_CONNECTIONS):
 
 
 def live_connections(database_url):
-    """Connections a running stack holds, by application_name: the node's
-    libpq connections name themselves shoal-node (store/store.c)."""
-    sql = ("SELECT count(*) FILTER (WHERE application_name = 'shoal-node'), "
-           "current_setting('max_connections') FROM pg_stat_activity")
+    """Client connections a running stack holds, by application_name: a
+    node names its libpq connections after itself (SHOAL_NODE_NAME,
+    node/config.c), so each node's count shows apart from psql and tools."""
+    sql = ("SELECT coalesce(nullif(application_name, ''), '(unnamed)'), count(*) FROM pg_stat_activity "
+           "WHERE backend_type = 'client backend' AND pid <> pg_backend_pid() GROUP BY 1 ORDER BY 1; "
+           "SHOW max_connections")
     out = subprocess.run(["psql", "-X", "-At", "-F", " ", "-d", database_url, "-c", sql],
                          capture_output=True, text=True, timeout=30)
     if out.returncode != 0:
         raise RuntimeError("psql failed: " + out.stderr.strip())
-    held, limit = out.stdout.split()
-    return int(held), int(limit)
+    lines = out.stdout.split("\n")
+    lines = [line for line in lines if line.strip()]
+    limit = int(lines[-1])
+    held = {}
+    for line in lines[:-1]:
+        name, _, count = line.rpartition(" ")
+        held[name] = int(count)
+    return held, limit
 
 
 def cost_lines(title, cost):
@@ -172,13 +180,10 @@ def parse_args(argv):
     p.add_argument("--threads", type=int, default=8, help="SHOAL_THREADS per node (default 8)")
     p.add_argument("--max-connections", type=int, default=180,
                    help="PostgreSQL max_connections (default 180, docker-compose.yml's)")
-    p.add_argument("--database-url", help="also count the connections a running stack holds")
-    p.add_argument("--nodes", type=int, help="how many nodes that running stack has (with --database-url)")
+    p.add_argument("--database-url", help="also count the connections a running stack holds, per node")
     a = p.parse_args(argv)
     if a.node_cpus <= 0 or a.threads < 1 or a.max_connections < 1:
         p.error("--node-cpus, --threads and --max-connections must be positive")
-    if a.database_url and not a.nodes:
-        p.error("--database-url needs --nodes")
     return a
 
 
@@ -211,9 +216,10 @@ def main(argv):
                                   SPARE_CONNECTIONS, nodes, a.max_connections))
     if a.database_url:
         held, limit = live_connections(a.database_url)
-        print("running stack: %d shoal-node connections for %d nodes (%.1f per node; up to %d once "
-              "every worker has served), max_connections %d" % (held, a.nodes, held / a.nodes,
-                                                               a.threads + 1, limit))
+        print("running stack: max_connections %d, client connections by application_name (a node opens "
+              "one per worker as each serves its first request, plus its tier monitor):" % limit)
+        for name, count in sorted(held.items()):
+            print("  %-20s %d" % (name, count))
     return 0
 
 
