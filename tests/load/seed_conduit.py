@@ -62,11 +62,23 @@ def call(base, method, path, body=None, token=None):
             return e.code, None
 
 
+RATE_LIMIT_ADVICE = ("; run the deployment with SHOAL_RATE_LIMITS= (empty: no limits) while load testing, "
+                     "since the load generator is one client")
+
+
+class RateLimited(RuntimeError):
+    """The deployment's login or registration limit (429) refused us: a load
+    generator is one client, and the defaults allow a handful per minute."""
+
+
 def login(base, email, password):
     status, body = call(base, "POST", "/users/login", {"user": {"email": email, "password": password}})
     if status == 200 and body and "user" in body:
         return body["user"]["token"]
+    if status == 429:
+        raise RateLimited("login of %s answered 429%s" % (email, RATE_LIMIT_ADVICE))
     return None
+
 
 
 def seeded_name(k, width):
@@ -74,8 +86,13 @@ def seeded_name(k, width):
 
 
 def find_width(base):
-    """The digits of the seeded names, or None when user00001 does not log in."""
+    """The digits of the seeded names, or None when there is no user00001 that
+    logs in. Profiles are public and not rate limited, so only the width
+    that exists costs a login."""
     for width in range(5, 9):
+        status, _ = call(base, "GET", "/profiles/" + seeded_name(1, width))
+        if status != 200:
+            continue
         token = login(base, seeded_name(1, width) + "@example.com", SEEDED_PASSWORD)
         if token:
             return width, token
@@ -128,14 +145,21 @@ def prepare_seeded(base, sessions, first_token, width):
     def one(k):
         name = seeded_name(k, width)
         email = name + "@example.com"
-        token = first_token if k == 1 else login(base, email, SEEDED_PASSWORD)
+        try:
+            token = first_token if k == 1 else login(base, email, SEEDED_PASSWORD)
+        except RateLimited:
+            return None
         if not token:
             raise RuntimeError("%s did not log in with the seeded password" % email)
         return (name, email, SEEDED_PASSWORD, token)
 
     # As many at once as a node hashes passwords at once by default.
     with concurrent.futures.ThreadPoolExecutor(4) as pool:
-        users = list(pool.map(one, wanted))
+        logged_in = list(pool.map(one, wanted))
+    users = [u for u in logged_in if u is not None]
+    limited = len(logged_in) - len(users)
+    if not users:
+        raise RuntimeError("every login answered 429" + RATE_LIMIT_ADVICE)
     slugs, count = sample_slugs(base)
     if not slugs:
         raise RuntimeError("the seeded deployment has no articles")
@@ -143,11 +167,14 @@ def prepare_seeded(base, sessions, first_token, width):
     tags = body.get("tags", []) if status == 200 and body else []
     note = "seed: %d seeded users (%d with sessions), %d of %d articles sampled, %d tags" % (
         total, len(users), len(slugs), count, len(tags))
+    if limited:
+        note += " (%d logins refused with 429%s)" % (limited, RATE_LIMIT_ADVICE)
     return users, slugs, tags, (total, width), note
 
 
 def prepare_api(base, sessions):
     users = []
+    limited = None
     for i in range(min(sessions, API_USERS)):
         name = "loadseed%03d" % i
         email = name + "@load.invalid"
@@ -157,8 +184,12 @@ def prepare_api(base, sessions):
         if status not in (200, 201):
             status, body = call(base, "POST", "/users/login",
                                 {"user": {"email": email, "password": password}})
+        if status == 429 and users:
+            limited = "%d users: the next registration or login answered 429%s" % (len(users), RATE_LIMIT_ADVICE)
+            break
         if status not in (200, 201) or not body or "user" not in body:
-            raise RuntimeError("could not register or log in %s (%d): %s" % (name, status, body))
+            raise RuntimeError("could not register or log in %s (%d): %s%s" % (
+                name, status, body, RATE_LIMIT_ADVICE if status == 429 else ""))
         users.append((name, email, password, body["user"]["token"]))
 
     # Each follows the next, so that every feed has articles.
@@ -184,6 +215,8 @@ def prepare_api(base, sessions):
             have.append(body["article"]["slug"])
         slugs.extend(have)
     note = "seed: %d users, %d articles made through the API" % (len(users), len(slugs))
+    if limited:
+        note += " (only %s)" % limited
     return users, slugs, TAGS, None, note
 
 
