@@ -936,8 +936,12 @@ def main():
           "; ".join(f"{k}: {before.get(k)} -> {after.get(k)}" for k in changed))
 
     # The logs: no sanitizer report, access log lines are JSON, no secret.
-    secrets = [t for t in fixture.tokens.values() if t] + fixture.passwords
+    # The database's credentials too, as the nodes get them (DATABASE_URL).
+    secrets = [t for t in fixture.tokens.values() if t] + fixture.passwords + [f"shoal:shoal@127.0.0.1:{PG_PORT}"]
     time.sleep(0.5)  # HAProxy's log lines are written asynchronously
+    access = b"".join(c for n, c in logs(state) if n.startswith("node"))
+    check(b'"/api/users/login"' in access and b'"/api/user"' in access,
+          "the nodes' access log is on (it names the login and the password change)")
     for name, content in logs(state):
         reports = re.findall(rb"ERROR: (?:Address|Leak)Sanitizer|runtime error:", content)
         check(not reports, f"logs/{name} holds no sanitizer report", f"{len(reports)} found")
