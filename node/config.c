@@ -53,6 +53,9 @@ static const setting settings[] = {
     {"cors-origins", "SHOAL_CORS_ORIGINS", SETTING_STRING, FIELD(cors_origins), "*", 0, 0,
      "origins whose pages may call the node: * (any; no credentials are ever allowed), a comma-separated "
      "list, or empty (CORS off)"},
+    {"security-headers", "SHOAL_SECURITY_HEADERS", SETTING_BOOL, FIELD(security_headers), "true", 0, 0,
+     "send X-Content-Type-Options, Content-Security-Policy and Referrer-Policy on every answer, and "
+     "Cache-Control: no-store on answers to requests with credentials or that may change something"},
     {"trusted-proxies", "SHOAL_TRUSTED_PROXIES", SETTING_STRING, FIELD(trusted_proxies),
      "127.0.0.0/8,::1", 0, 0,
      "comma-separated addresses and CIDRs of proxies whose X-Forwarded-For names the client "

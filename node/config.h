@@ -37,6 +37,7 @@ typedef struct shoal_config {
     size_t max_body_bytes;
     int max_json_depth;
     char *cors_origins; /* "*" (the default), a comma-separated list, or "" (off) */
+    bool security_headers; /* node/ext/security_headers.h */
     char *trusted_proxies; /* addresses and CIDRs whose X-Forwarded-For is believed */
 
     /* lifecycle */

@@ -215,8 +215,71 @@ static size_t header_bytes(struct MHD_Connection *connection)
     return info != NULL ? info->header_size : 0;
 }
 
+/* What one pass over the request's header lines finds that makes it
+ * malformed (RFC 9112 3.2 and 6.3, RFC 9110 5.5). */
+typedef struct header_census {
+    unsigned hosts;
+    unsigned content_lengths;
+    bool control_bytes;
+} header_census;
+
+static enum MHD_Result count_header(void *context, enum MHD_ValueKind kind, const char *name, const char *value)
+{
+    (void)kind;
+    header_census *census = context;
+    if (strcasecmp(name, MHD_HTTP_HEADER_HOST) == 0)
+        census->hosts++;
+    else if (strcasecmp(name, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0)
+        census->content_lengths++;
+    for (const unsigned char *c = (const unsigned char *)value; c != NULL && *c != '\0'; c++) {
+        if ((*c < 0x20 && *c != '\t') || *c == 0x7f) {
+            census->control_bytes = true;
+            break;
+        }
+    }
+    return MHD_YES;
+}
+
+static enum MHD_Result check_argument(void *context, enum MHD_ValueKind kind, const char *name, const char *value)
+{
+    (void)kind;
+    bool *valid = context;
+    if (!shoal_utf8_valid(name, strlen(name)) || (value != NULL && !shoal_utf8_valid(value, strlen(value)))) {
+        *valid = false;
+        return MHD_NO;
+    }
+    return MHD_YES;
+}
+
+/* Requests libmicrohttpd 0.9.75 takes but HTTP does not: handlers and
+ * PostgreSQL (which refuses invalid UTF-8 with an error, not a miss) must
+ * never see them, and the client gets the envelope, not a 200 for a
+ * request that means something else to a proxy in front. NULL when fine. */
+static const char *malformed(struct MHD_Connection *connection, const char *url, const char *version,
+                             bool *framing)
+{
+    header_census census = {0};
+    MHD_get_connection_values(connection, MHD_HEADER_KIND, count_header, &census);
+    *framing = census.content_lengths > 1;
+    /* Two lengths: the body ends where this node and a proxy disagree
+     * (request smuggling); the connection cannot be trusted after it. */
+    if (census.content_lengths > 1)
+        return "more than one Content-Length";
+    if (census.hosts > 1 || (census.hosts == 0 && version != NULL && strcmp(version, MHD_HTTP_VERSION_1_1) == 0))
+        return "an HTTP/1.1 request needs exactly one Host header";
+    if (census.control_bytes)
+        return "a header holds a control character";
+    bool valid = url == NULL || shoal_utf8_valid(url, strlen(url));
+    if (valid)
+        MHD_get_connection_values(connection, MHD_GET_ARGUMENT_KIND, check_argument, &valid);
+    if (!valid)
+        return "the path or the query is not valid UTF-8";
+    return NULL;
+}
+
 static enum MHD_Result begin_request(shoal_http *http, struct MHD_Connection *connection,
-                                     const char *url, const char *method, void **request_state)
+                                     const char *url, const char *method, const char *version,
+                                     void **request_state)
 {
     shoal_worker *worker = shoal_app_thread_worker(http->app);
     if (worker == NULL)
@@ -244,6 +307,18 @@ static enum MHD_Result begin_request(shoal_http *http, struct MHD_Connection *co
         shoal_ctx_reject(&r->ctx, 431, "request.headers_too_large",
                          message != NULL ? message : "the headers are too large");
         return respond(http, r, connection);
+    }
+
+    bool framing = false;
+    const char *problem = malformed(connection, url, version, &framing);
+    if (problem != NULL) {
+        shoal_ctx_reject(&r->ctx, 400, "request.malformed", problem);
+        /* Answered on this first call, libmicrohttpd closes the connection
+         * after the answer: what follows an ambiguous body is not read as
+         * a request. Otherwise the request goes on as usual (its body read
+         * and ignored) and is answered at its end. */
+        if (framing)
+            return respond(http, r, connection);
     }
 
     size_t limit = http->config->max_body_bytes;
@@ -284,11 +359,10 @@ static enum MHD_Result handle_access(void *context, struct MHD_Connection *conne
                                      const char *upload_data, size_t *upload_data_size,
                                      void **request_state)
 {
-    (void)version;
     shoal_http *http = context;
     request *r = *request_state;
     if (r == NULL)
-        return begin_request(http, connection, url, method, request_state);
+        return begin_request(http, connection, url, method, version, request_state);
 
     if (*upload_data_size > 0) {
         size_t size = *upload_data_size;

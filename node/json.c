@@ -257,6 +257,23 @@ static size_t utf8_sequence(const unsigned char *text, size_t available)
     return length;
 }
 
+bool shoal_utf8_valid(const char *text, size_t length)
+{
+    const unsigned char *bytes = (const unsigned char *)text;
+    size_t i = 0;
+    while (i < length) {
+        if (bytes[i] < 0x80) {
+            i++;
+            continue;
+        }
+        size_t sequence = utf8_sequence(bytes + i, length - i);
+        if (sequence == 0)
+            return false;
+        i += sequence;
+    }
+    return true;
+}
+
 static bool append_quoted(shoal_json_writer *writer, const char *text, size_t length)
 {
     static const char hex[] = "0123456789ABCDEF"; /* jansson writes \u001F, not \u001f */

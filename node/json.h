@@ -90,4 +90,8 @@ const char *shoal_json_writer_text(const shoal_json_writer *writer, size_t *leng
  * bytes written, excluding the terminating NUL. For log lines. */
 size_t shoal_json_escape(const char *text, char *out, size_t size);
 
+/* True when text[0..length) is valid UTF-8 by the rule jansson applies to
+ * JSON strings: no overlong forms, no surrogates, nothing past U+10FFFF. */
+bool shoal_utf8_valid(const char *text, size_t length);
+
 #endif

@@ -15,6 +15,7 @@
 #include "ext/idempotency.h"
 #include "ext/rate_limit.h"
 #include "ext/request_id.h"
+#include "ext/security_headers.h"
 #include "ext/session.h"
 #include "health.h"
 #include "http.h"
@@ -90,6 +91,7 @@ static int setup(shoal_app *app, shoal_tier_monitor *monitor)
      * libsodium); they are looked up when a handler asks. */
     shoal_extension health = shoal_health_extension(monitor);
     if (shoal_app_extend(app, &shoal_request_id_extension) != 0 ||
+        shoal_app_extend(app, &shoal_security_headers_extension) != 0 ||
         shoal_app_extend(app, &shoal_cors_extension) != 0 || shoal_app_extend(app, &shoal_rate_limit_extension) != 0 ||
         shoal_app_extend(app, &shoal_session_extension) != 0 ||
         shoal_app_extend(app, &shoal_idempotency_extension) != 0 || shoal_app_extend(app, &health) != 0 ||

@@ -7,6 +7,7 @@
 #   - HAProxy 2.6 accepts lb/haproxy.cfg with the compose backend, and with
 #     the local backend that deploy/local renders for 2 and 4 nodes, without
 #     a single warning
+#   - HAProxy's own error answers (lb/errors/*.http) carry the JSON envelope
 #   - the Dockerfile's runtime stage runs as a non-root user
 set -euo pipefail
 
@@ -147,6 +148,52 @@ for want in 'balance leastconn' 'option httpchk GET /readyz' 'http-check expect 
             'option forwardfor' 'http-request disable-l7-retry' 'prometheus-exporter' 'stats uri /stats'; do
   if grep -qF -- "$want" lb/haproxy.cfg; then pass "lb/haproxy.cfg has '$want'"; else fail "lb/haproxy.cfg lacks '$want'"; fi
 done
+
+# HAProxy's own answers (errorfile): whole HTTP responses with the nodes'
+# JSON envelope and security headers, one per status HAProxy makes itself,
+# each referenced by lb/haproxy.cfg (relative to it: default-path config),
+# so that the compose container (./lb mounted whole) finds them too.
+echo "# lb/errors"
+if python3 - lb <<'EOF'
+import json, os, re, sys
+lb = sys.argv[1]
+cfg = open(os.path.join(lb, "haproxy.cfg")).read()
+problems = []
+def check(cond, what):
+    print(("ok   - " if cond else "FAIL - ") + what)
+    if not cond:
+        problems.append(what)
+check(re.search(r"^\s*default-path config\s*$", cfg, re.M) is not None, "lb/haproxy.cfg: default-path config")
+referenced = dict(re.findall(r"^\s*errorfile (\d{3}) (\S+)", cfg, re.M))
+for status in ("400", "403", "408", "413", "425", "429", "500", "501", "502", "503", "504"):
+    path = referenced.get(status)
+    if not check(path is not None and not path.startswith("/"), f"errorfile {status} is set, relative to lb/"):
+        continue
+    raw = open(os.path.join(lb, path), "rb").read()
+    head, _, body = raw.partition(b"\r\n\r\n")
+    lines = head.split(b"\r\n")
+    headers = {}
+    for line in lines[1:]:
+        name, _, value = line.decode().partition(":")
+        headers[name.strip().lower()] = value.strip()
+    check(lines[0].startswith(f"HTTP/1.1 {status} ".encode()), f"{path}: the status line says {status}")
+    check(headers.get("content-length") == str(len(body)), f"{path}: Content-Length is the body's length")
+    check(headers.get("content-type") == "application/json", f"{path}: Content-Type application/json")
+    try:
+        envelope = json.loads(body)
+    except ValueError:
+        envelope = None
+    check(isinstance(envelope, dict) and isinstance(envelope.get("code"), str) and envelope["code"] != ""
+          and isinstance(envelope.get("errors"), dict) and len(envelope["errors"]) > 0
+          and all(isinstance(v, list) and v for v in envelope["errors"].values()),
+          f"{path}: the body is the JSON error envelope")
+    check(headers.get("x-content-type-options") == "nosniff" and "content-security-policy" in headers
+          and headers.get("cache-control") == "no-store", f"{path}: the security headers")
+    if status in ("429", "503"):
+        check(headers.get("retry-after", "").isdigit(), f"{path}: Retry-After")
+sys.exit(1 if problems else 0)
+EOF
+then :; else FAILED=1; fi
 
 # ------------------------------------------------------------ Dockerfile
 

@@ -388,6 +388,54 @@ static void an_encoded_nul_never_cuts_the_path_short(void **state)
     stop_server(&server);
 }
 
+/* Found by tests/e2e/hostile_test.py: invalid UTF-8 in a path parameter
+ * or a filter went to PostgreSQL, which refused it (500 store.error); a
+ * second Content-Length framed the body one way here and possibly another
+ * way in a proxy in front. Each is refused before any handler. */
+static void malformed_requests_get_400_with_the_envelope(void **state)
+{
+    (void)state;
+    test_server server;
+    start_default(&server, NULL);
+    test_response response;
+    const char *malformed[] = {
+        "GET /test/items/%ff%fe HTTP/1.1\r\nHost: t\r\n\r\n",
+        "GET /test/items/x?filter=%c0%af HTTP/1.1\r\nHost: t\r\n\r\n",
+        "GET /test/items/x?%ed%a0%80=1 HTTP/1.1\r\nHost: t\r\n\r\n",
+        "GET /test/items/x HTTP/1.1\r\n\r\n",
+        "GET /test/items/x HTTP/1.1\r\nHost: t\r\nHost: u\r\n\r\n",
+        "GET /test/items/x HTTP/1.1\r\nHost: t\r\nX-Control: a\001b\r\n\r\n",
+    };
+    for (size_t i = 0; i < sizeof malformed / sizeof malformed[0]; i++) {
+        assert_true(test_http_request(server.port, malformed[i], &response));
+        expect_error(&response, 400, "request.malformed");
+        test_http_response_free(&response);
+    }
+
+    /* Two lengths: answered at once, and the connection is closed, so what
+     * follows the shorter body is never read as a request. */
+    int fd = test_http_connect(server.port);
+    assert_true(fd >= 0);
+    const char *smuggled = "POST /test/echo HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\nContent-Length: 40\r\n\r\n"
+                           "{}GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n";
+    assert_true(test_http_send(fd, smuggled, strlen(smuggled)));
+    assert_true(test_http_read(fd, &response, false, 3000));
+    expect_error(&response, 400, "request.malformed");
+    test_http_response_free(&response);
+    assert_true(test_http_closed_within(fd, 3000));
+    close(fd);
+
+    /* Valid UTF-8 and HTTP/1.0 without Host are fine. */
+    assert_true(test_http_request(server.port, "GET /test/items/caf%C3%A9?q=%E2%82%AC HTTP/1.1\r\nHost: t\r\n\r\n",
+                                  &response));
+    assert_int_equal(response.status, 200);
+    test_http_response_free(&response);
+    assert_true(test_http_request(server.port, "GET /healthz HTTP/1.0\r\n\r\n", &response));
+    assert_int_equal(response.status, 200);
+    test_http_response_free(&response);
+    stop_server(&server);
+}
+
 static void post_json(int port, const char *body, test_response *response)
 {
     char request[2048];
@@ -768,6 +816,7 @@ int main(void)
         cmocka_unit_test(headers_far_past_the_limit_still_get_431),
         cmocka_unit_test(long_queries_count_against_the_header_limit),
         cmocka_unit_test(an_encoded_nul_never_cuts_the_path_short),
+        cmocka_unit_test(malformed_requests_get_400_with_the_envelope),
         cmocka_unit_test(malformed_json_is_400_and_wrong_shape_is_422),
         cmocka_unit_test(slow_clients_are_dropped_while_others_are_served),
         cmocka_unit_test(connections_past_the_limit_are_refused),

@@ -21,6 +21,7 @@
 #include "ext/idempotency.h"
 #include "ext/rate_limit.h"
 #include "ext/request_id.h"
+#include "ext/security_headers.h"
 #include "ext/session.h"
 #include "http.h"
 #include "log.h"
@@ -85,6 +86,7 @@ int main(int argc, char **argv)
     shoal_app *app = shoal_app_new(&config);
     shoal_blueprint *root = app != NULL ? shoal_app_root(app) : NULL;
     if (root == NULL || shoal_app_extend(app, &shoal_request_id_extension) != 0 ||
+        shoal_app_extend(app, &shoal_security_headers_extension) != 0 ||
         shoal_app_extend(app, &shoal_cors_extension) != 0 || shoal_app_extend(app, &shoal_rate_limit_extension) != 0 ||
         shoal_app_extend(app, &shoal_session_extension) != 0 ||
         shoal_app_extend(app, &shoal_idempotency_extension) != 0 ||

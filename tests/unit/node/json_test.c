@@ -546,6 +546,24 @@ static void test_escape_truncates_on_a_character_boundary(void **state)
     assert_int_equal(none, 'x');
 }
 
+static void test_utf8_valid_follows_jansson(void **state)
+{
+    (void)state;
+    assert_true(shoal_utf8_valid("", 0));
+    assert_true(shoal_utf8_valid("plain", 5));
+    assert_true(shoal_utf8_valid("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x90\x9f", 14));
+    /* A stray continuation byte, a lead without its continuation, an
+     * overlong '/', a surrogate, past U+10FFFF, 0xff. */
+    assert_false(shoal_utf8_valid("\x80", 1));
+    assert_false(shoal_utf8_valid("a\xc3", 2));
+    assert_false(shoal_utf8_valid("\xc0\xaf", 2));
+    assert_false(shoal_utf8_valid("\xed\xa0\x80", 3));
+    assert_false(shoal_utf8_valid("\xf4\x90\x80\x80", 4));
+    assert_false(shoal_utf8_valid("\xff\xfe", 2));
+    /* Only length bytes count. */
+    assert_true(shoal_utf8_valid("ok\xff", 2));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -569,6 +587,7 @@ int main(void)
         cmocka_unit_test(test_escape_keeps_utf8_and_replaces_invalid_bytes),
         cmocka_unit_test(test_escape_output_is_valid_json_for_malformed_utf8),
         cmocka_unit_test(test_escape_truncates_on_a_character_boundary),
+        cmocka_unit_test(test_utf8_valid_follows_jansson),
     };
     return cmocka_run_group_tests_name("node/json", tests, NULL, NULL);
 }
