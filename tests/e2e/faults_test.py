@@ -34,6 +34,8 @@ PG_BIN = "/usr/lib/postgresql/15/bin"
 # the nodes give up on Redis after 1 s and on PostgreSQL after 2 s.
 ANSWER_BOUND_S = 5.0
 RECOVERY_BOUND_S = 5.0
+# lb/haproxy.cfg's "timeout http-request".
+HTTP_REQUEST_TIMEOUT_S = 10.0
 
 failures = 0
 checks = 0
@@ -584,6 +586,12 @@ def scenario_slow_clients(stack):
         failed, _ = summarize(results, lambda kind, status, retry_after, start: status == 200)
         return results, failed, p99
 
+    # A few that never finish their head, left to HAProxy's timeout
+    # http-request (10 s) while the rest of the scenario runs.
+    lingering = Slowloris(stack.lb_port, 10, False).start()
+    lingering_sockets = list(lingering.sockets)
+    lingering_since = time.monotonic()
+
     summary = []
     victim = "node1"
     targets = [("node1 directly", stack.node_port(victim)), ("HAProxy", stack.lb_port)]
@@ -612,6 +620,25 @@ def scenario_slow_clients(stack):
                       (label, what, victim, sessions))
             summary.append("%s %s: %d requests, %d failed, p99 %.1f ms (baseline %.1f ms)" % (
                 label, what, len(results), len(failed), p99 * 1000, baseline * 1000))
+
+    time.sleep(max(0.0, HTTP_REQUEST_TIMEOUT_S + 1.0 - (time.monotonic() - lingering_since)))
+    cut = 0
+    for s in lingering_sockets:
+        try:
+            s.settimeout(2)
+            answer = s.recv(4096)
+            if answer == b"" or answer.startswith(b"HTTP/1.1 408"):
+                cut += 1
+        except socket.timeout:
+            pass  # still open: not cut
+        except OSError:
+            cut += 1  # reset: closed all the same
+    lingering.stop()
+    check(cut == len(lingering_sockets) and cut > 0,
+          "HAProxy answered 408 or closed %d of %d requests whose head was still coming after %.0f s" %
+          (cut, len(lingering_sockets), HTTP_REQUEST_TIMEOUT_S))
+    summary.append("unfinished heads cut by HAProxy after %.0f s: %d of %d" % (
+        HTTP_REQUEST_TIMEOUT_S, cut, len(lingering_sockets)))
     return "; ".join(summary)
 
 
