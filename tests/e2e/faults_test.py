@@ -393,6 +393,9 @@ def outage_window(results, down_at, up_at, what):
     recovered = max([r[2] for r in unavailable if r[2] >= up_at] + [up_at]) - up_at
     after = [r for r in results if r[1] > up_at + RECOVERY_BOUND_S]
     check(len(after) > 20, "requests went on after the recovery bound (%d)" % len(after))
+    if unavailable:
+        note("%s down at %.2f s, back at %.2f s; 503 answers from %.2f s to %.2f s" % (
+            what, down_at, up_at, min(r[1] for r in unavailable), max(r[2] for r in unavailable)))
     return len(unavailable), recovered
 
 
