@@ -108,9 +108,11 @@ static store_status run_once(store *s, store_statement statement, const char *na
     }
     uint64_t deadline = store_monotonic_ms() + (uint64_t)s->config.answer_timeout_ms;
     PGresult *first = NULL;
+    PGresult *after = NULL; /* the first failure after the statement's own result */
     for (;;) {
         if (!store_wait_ready(s, deadline)) {
             PQclear(first);
+            PQclear(after);
             return STORE_UNAVAILABLE;
         }
         PGresult *result = PQgetResult(s->connection);
@@ -118,9 +120,31 @@ static store_status run_once(store *s, store_statement statement, const char *na
             break;
         if (first == NULL)
             first = result;
+        else if (after == NULL && !succeeded(result))
+            after = result;
         else
-            PQclear(result); /* one statement has one result; anything else is libpq's epilogue */
+            PQclear(result);
     }
+    /* Outside BEGIN a statement is its own transaction, which the server
+     * commits at the protocol's Sync, after it has sent the statement's rows
+     * and CommandComplete. The statement is done only when ReadyForQuery
+     * follows (PQgetResult's NULL on a good connection). A failure after the
+     * rows is the commit failing (a deferred constraint), and a connection
+     * lost after them leaves the commit unknown (a crash, an immediate
+     * shutdown): either way the caller must not be told it is stored (the
+     * faults test lost an acknowledged comment to exactly this), and it is
+     * never resent, since it may have committed. */
+    if (first != NULL && succeeded(first) && (after != NULL || PQstatus(s->connection) != CONNECTION_OK)) {
+        if (after != NULL)
+            store_fail_result(s, after);
+        else
+            store_fail(s, STORE_UNAVAILABLE, "the connection to PostgreSQL was lost before %s was confirmed: %s",
+                       name, PQerrorMessage(s->connection));
+        PQclear(first);
+        PQclear(after);
+        return s->last_error.status;
+    }
+    PQclear(after);
     if (first != NULL && succeeded(first)) {
         *out = first;
         return STORE_OK;

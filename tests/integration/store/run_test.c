@@ -24,7 +24,8 @@ static store_registry *registry;
 
 /* Statement ids, set by set_up. */
 static store_statement prepared_names, note_insert, note_count, begin_block, divide, assigned_xid, doubled,
-    user_insert, sleep_a_second, counter_sum, counter_set, counter_add, forced_serialization_failure;
+    user_insert, sleep_a_second, counter_sum, counter_set, counter_add, forced_serialization_failure,
+    deferred_insert, doomed_insert;
 
 /* ---- helpers --------------------------------------------------------------------- */
 
@@ -118,7 +119,18 @@ static int set_up(void **state)
                       "CREATE TABLE counters (id int PRIMARY KEY, value int NOT NULL);"
                       "INSERT INTO counters VALUES (1, 0), (2, 0);"
                       "CREATE FUNCTION serialization_failure() RETURNS void LANGUAGE plpgsql AS"
-                      " $$BEGIN RAISE EXCEPTION 'forced' USING ERRCODE = 'serialization_failure'; END$$;");
+                      " $$BEGIN RAISE EXCEPTION 'forced' USING ERRCODE = 'serialization_failure'; END$$;"
+                      /* Checked at commit, after the INSERT has answered. */
+                      "CREATE TABLE deferred_notes (text text NOT NULL,"
+                      " CONSTRAINT deferred_notes_text_key UNIQUE (text) DEFERRABLE INITIALLY DEFERRED);"
+                      /* The session ends itself while committing: the rows
+                       * have come, the commit never does (a crash then). */
+                      "CREATE TABLE doomed (text text NOT NULL);"
+                      "CREATE FUNCTION end_own_session() RETURNS trigger LANGUAGE plpgsql AS"
+                      " $$BEGIN PERFORM pg_terminate_backend(pg_backend_pid()); PERFORM pg_sleep(5);"
+                      " RETURN NULL; END$$;"
+                      "CREATE CONSTRAINT TRIGGER doomed_at_commit AFTER INSERT ON doomed"
+                      " DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION end_own_session();");
 
     registry = store_registry_new();
     prepared_names = add("prepared_names", "SELECT count(*) FROM pg_prepared_statements", 0);
@@ -134,6 +146,8 @@ static int set_up(void **state)
     counter_set = add("counter_set", "UPDATE counters SET value = $2 WHERE id = $1", 2);
     counter_add = add("counter_add", "UPDATE counters SET value = value + 1 WHERE id = $1", 1);
     forced_serialization_failure = add("forced_serialization_failure", "SELECT serialization_failure()", 0);
+    deferred_insert = add("deferred_insert", "INSERT INTO deferred_notes (text) VALUES ($1) RETURNING text", 1);
+    doomed_insert = add("doomed_insert", "INSERT INTO doomed (text) VALUES ($1) RETURNING text", 1);
     /* One that cannot prepare must not keep the others from preparing. */
     add("broken", "SELECT * FROM no_such_table", 0);
     assert_int_equal(store_registry_constraint(registry, "users_email_key", "email"), 0);
@@ -540,6 +554,32 @@ static void a_statement_timeout_keeps_the_connection(void **state)
     store_close(s);
 }
 
+/* A statement alone commits at the protocol's Sync, after its rows and
+ * CommandComplete have been sent: only ReadyForQuery confirms it. */
+static void a_commit_that_fails_after_the_rows_is_not_success(void **state)
+{
+    (void)state;
+    store *s = open_store(1500, 2000);
+    store_result *result = NULL;
+    assert_int_equal(store_run(s, deferred_insert, (const char *const[]){"once"}, &result), STORE_OK);
+    store_result_free(result);
+    result = NULL;
+    assert_int_equal(store_run(s, deferred_insert, (const char *const[]){"once"}, &result), STORE_CONFLICT);
+    assert_null(result);
+    assert_string_equal(store_last_error(s)->constraint, "deferred_notes_text_key");
+    assert_true(store_connected(s));
+    assert_int_equal(scalar("SELECT count(*) FROM deferred_notes"), 1);
+
+    /* The connection lost between the rows and ReadyForQuery: the commit's
+     * fate is unknown to the node (here it never happened), so the write is
+     * unavailable, never acknowledged, and not resent. */
+    assert_int_equal(store_run(s, doomed_insert, (const char *const[]){"lost"}, &result), STORE_UNAVAILABLE);
+    assert_null(result);
+    assert_int_equal(scalar("SELECT count(*) FROM doomed"), 0);
+    assert_int_equal(run_number(s, doubled, (const char *const[]){"21"}), 42);
+    store_close(s);
+}
+
 /* ---- PostgreSQL stopped and started again --------------------------------------- */
 
 static bool postgres_stopped;
@@ -616,6 +656,7 @@ int main(void)
         cmocka_unit_test(misuse_of_transactions_is_an_error),
         cmocka_unit_test(violations_name_the_mapped_field),
         cmocka_unit_test(a_statement_timeout_keeps_the_connection),
+        cmocka_unit_test(a_commit_that_fails_after_the_rows_is_not_success),
         /* Last: it takes every connection down. */
         cmocka_unit_test_teardown(a_stopped_server_is_unavailable_then_recovered_from, restart_postgres),
     };
