@@ -65,6 +65,7 @@ struct shoal_route_entry {
     char *pattern; /* the full pattern and the methods, as /metrics labels them */
     char *methods;
     size_t metrics_index; /* 0 counts requests no route matched */
+    bool essential;       /* never shed, no deadline (shoal_route_essential) */
 };
 
 typedef struct worker_slot_spec {
@@ -119,6 +120,9 @@ struct shoal_app {
     bool frozen;
     bool setup_failed;
     atomic_int readiness;
+    /* Requests in the node, for admission: on a cache line of its own,
+     * since every request on every core writes it twice. */
+    atomic_int *admitted;
 
     pthread_mutex_t workers_lock; /* only taken when a thread creates its worker */
     shoal_worker *workers;
@@ -152,7 +156,10 @@ shoal_app *shoal_app_new(const shoal_config *config)
     app->statements = store_registry_new();
     app->root.name = strdup("app");
     app->root.prefix = strdup("");
-    if (app->router == NULL || app->statements == NULL || app->root.name == NULL || app->root.prefix == NULL) {
+    app->admitted = aligned_alloc(CACHE_LINE_BYTES, CACHE_LINE_BYTES);
+    if (app->router == NULL || app->statements == NULL || app->root.name == NULL || app->root.prefix == NULL ||
+        app->admitted == NULL) {
+        free(app->admitted);
         shoal_router_free(app->router);
         store_registry_free(app->statements);
         free(app->root.name);
@@ -164,6 +171,7 @@ shoal_app *shoal_app_new(const shoal_config *config)
     app->generation = atomic_fetch_add(&next_generation, 1);
     app->root.app = app;
     atomic_init(&app->readiness, SHOAL_STARTING);
+    atomic_init(app->admitted, 0);
     pthread_mutex_init(&app->workers_lock, NULL);
     app->store_config = shoal_config_store(config);
     app->cache_config = shoal_config_cache(config);
@@ -174,6 +182,7 @@ shoal_app *shoal_app_new(const shoal_config *config)
                                                reason, sizeof reason);
     if (app->trusted_proxies == NULL) {
         shoal_log(SHOAL_LOG_ERROR, "setup_invalid", "--trusted-proxies: %s", reason);
+        free(app->admitted);
         shoal_router_free(app->router);
         store_registry_free(app->statements);
         free(app->root.name);
@@ -269,6 +278,7 @@ void shoal_app_free(shoal_app *app)
     /* After the workers: their stores read it until they close. */
     store_registry_free(app->statements);
     pthread_mutex_destroy(&app->workers_lock);
+    free(app->admitted);
     free(app);
 }
 
@@ -396,6 +406,15 @@ int shoal_route_with(shoal_blueprint *bp, const char *method, const char *patter
     route->metrics_index = ++app->route_count;
     route->next = app->routes;
     app->routes = route;
+    return 0;
+}
+
+int shoal_route_essential(shoal_blueprint *bp, const char *method, const char *pattern,
+                          shoal_handler_fn handler, void *data)
+{
+    if (shoal_route_with(bp, method, pattern, handler, data) != 0)
+        return -1;
+    bp->app->routes->essential = true; /* the newest route comes first */
     return 0;
 }
 
@@ -606,6 +625,24 @@ shoal_worker_counters *shoal_ctx_worker_counters(shoal_ctx *ctx)
     return ctx->worker != NULL ? &ctx->worker->counters : NULL;
 }
 
+/* Relaxed: the count orders nothing else. */
+bool shoal_app_admit(shoal_app *app)
+{
+    int before = atomic_fetch_add_explicit(app->admitted, 1, memory_order_relaxed);
+    int limit = app->config->max_in_flight;
+    return limit <= 0 || before < limit;
+}
+
+void shoal_app_leave(shoal_app *app)
+{
+    atomic_fetch_sub_explicit(app->admitted, 1, memory_order_relaxed);
+}
+
+int shoal_app_admitted(shoal_app *app)
+{
+    return atomic_load_explicit(app->admitted, memory_order_relaxed);
+}
+
 /* Relaxed: the count orders nothing else, and draining polls it. */
 void shoal_worker_request_started(shoal_worker *worker)
 {
@@ -771,6 +808,11 @@ static const char *forwarded_for(shoal_ctx *ctx)
     if (ctx->transport->header_all != NULL)
         return ctx->transport->header_all(ctx->connection, "X-Forwarded-For", &ctx->arena);
     return shoal_header(ctx, "X-Forwarded-For");
+}
+
+bool shoal_ctx_peer_trusted(shoal_ctx *ctx)
+{
+    return shoal_proxies_contains(ctx->app->trusted_proxies, shoal_peer_address(ctx));
 }
 
 const char *shoal_client_address(shoal_ctx *ctx)
@@ -1227,10 +1269,27 @@ void shoal_app_dispatch(shoal_app *app, shoal_ctx *ctx)
     if (ctx->route != NULL && ctx->route->blueprint != &app->root)
         chain[chain_length++] = ctx->route->blueprint;
 
+    /* A request shed at arrival, or one whose deadline passed, runs no
+     * before hook and no handler (their work is what the node has no room
+     * or time for); after and teardown hooks run on its 503 as on any
+     * answer. Essential routes are exempt. */
+    bool guarded = ctx->route == NULL || !ctx->route->essential;
     bool stopped = false;
+    bool refused = false;
+    if (guarded && ctx->shed) {
+        shoal_error_overloaded(ctx);
+        stopped = refused = true;
+    }
+    if (guarded && ctx->worker != NULL)
+        store_set_deadline(ctx->worker->store, ctx->deadline_ns);
     for (size_t b = 0; b < chain_length && !stopped; b++) {
         const before_list *hooks = &chain[b]->before;
         for (size_t i = 0; i < hooks->count; i++) {
+            if (guarded && shoal_deadline_passed(ctx)) {
+                shoal_error_deadline(ctx);
+                stopped = refused = true;
+                break;
+            }
             if (hooks->items[i].fn(ctx, hooks->items[i].data) == SHOAL_STOP) {
                 stopped = true;
                 break;
@@ -1238,14 +1297,20 @@ void shoal_app_dispatch(shoal_app *app, shoal_ctx *ctx)
         }
     }
     if (stopped) {
-        if (!shoal_answered(ctx)) {
+        if (!refused && !shoal_answered(ctx)) {
             shoal_log(SHOAL_LOG_ERROR, "hook", "a before hook stopped %s %s without answering",
                       ctx->method_name, ctx->path);
             shoal_error(ctx, 500, "internal", "body", "internal error");
         }
+    } else if (guarded && shoal_deadline_passed(ctx)) {
+        shoal_error_deadline(ctx);
     } else {
         answer_without_handler(ctx);
     }
+    /* After the handler, work finishes what it did (an idempotent answer
+     * kept, a claim released), whatever the time. */
+    if (guarded && ctx->worker != NULL)
+        store_set_deadline(ctx->worker->store, 0);
 
     for (size_t b = chain_length; b-- > 0;) {
         const after_list *hooks = &chain[b]->after;

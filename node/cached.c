@@ -34,6 +34,17 @@ static cache_aside_options options_for(int ttl_ms)
 int shoal_cached(shoal_ctx *ctx, const char *family, const char *key, int ttl_ms, shoal_fill_fn fill,
                  void *data, const void **value, size_t *length)
 {
+    /* Past the deadline no Redis call starts: the fill goes straight to
+     * its store, which refuses too (STORE_DEADLINE), and the handler
+     * answers that as it answers any store failure. */
+    if (shoal_deadline_passed(ctx)) {
+        void *filled = NULL;
+        size_t filled_length = 0;
+        int rc = fill(ctx, key, data, &filled, &filled_length);
+        *value = rc == 0 ? filled : NULL;
+        *length = rc == 0 ? filled_length : 0;
+        return rc;
+    }
     fill_call call = {ctx, fill, data};
     cache_aside_allocator allocator = {arena_alloc, shoal_ctx_arena(ctx)};
     cache_aside_options options = options_for(ttl_ms);
@@ -52,6 +63,20 @@ int shoal_cached(shoal_ctx *ctx, const char *family, const char *key, int ttl_ms
 int shoal_cached_many(shoal_ctx *ctx, const char *family, const char *const *keys, size_t count, int ttl_ms,
                       shoal_fill_fn fill, void *data, shoal_cached_value *values)
 {
+    if (shoal_deadline_passed(ctx)) {
+        for (size_t i = 0; i < count; i++) {
+            void *filled = NULL;
+            size_t filled_length = 0;
+            int rc = fill(ctx, keys[i], data, &filled, &filled_length);
+            if (rc != 0) {
+                for (size_t j = 0; j < count; j++)
+                    values[j] = (shoal_cached_value){NULL, 0};
+                return rc;
+            }
+            values[i] = (shoal_cached_value){filled, filled_length};
+        }
+        return 0;
+    }
     fill_call call = {ctx, fill, data};
     cache_aside_allocator allocator = {arena_alloc, shoal_ctx_arena(ctx)};
     cache_aside_options options = options_for(ttl_ms);

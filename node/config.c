@@ -60,6 +60,13 @@ static const setting settings[] = {
      "127.0.0.0/8,::1", 0, 0,
      "comma-separated addresses and CIDRs of proxies whose X-Forwarded-For names the client "
      "(default: loopback, where the local HAProxy runs; empty: trust nobody)"},
+    {"request-deadline-ms", "SHOAL_REQUEST_DEADLINE_MS", SETTING_INT, FIELD(request_deadline_ms), "10000", 0,
+     3600000,
+     "milliseconds a request may take from its arrival; work that would start later (a PostgreSQL or Redis "
+     "call, a password hash) is not started and the request gets 503 with Retry-After; 0: no deadline"},
+    {"max-in-flight", "SHOAL_MAX_IN_FLIGHT", SETTING_INT, FIELD(max_in_flight), "0", 0, 1000000,
+     "requests the node holds at once; one more gets 503 with Retry-After at once (health checks and "
+     "/metrics excepted); 0: " SHOAL_IN_FLIGHT_PER_THREAD_TEXT " per worker thread"},
     {"node-name", "SHOAL_NODE_NAME", SETTING_STRING, FIELD(node_name), "", 0, 0,
      "name in logs and /readyz (empty: the host name)"},
     {"drain-delay-ms", "SHOAL_DRAIN_DELAY_MS", SETTING_INT, FIELD(drain_delay_ms), "5000", 0,
@@ -326,6 +333,9 @@ static int validate(shoal_config *config, char *error, size_t error_size)
         snprintf(error, error_size, "--login-failures-per-account (SHOAL_LOGIN_FAILURES_PER_ACCOUNT): %s", reason);
         return -1;
     }
+    /* Derived here, so that every reader sees the number in force. */
+    if (config->max_in_flight == 0)
+        config->max_in_flight = config->threads * SHOAL_IN_FLIGHT_PER_THREAD;
     if (config->node_name[0] == '\0') {
         char host[256] = "node";
         if (gethostname(host, sizeof host) != 0)

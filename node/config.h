@@ -23,6 +23,12 @@ typedef enum shoal_command {
     SHOAL_COMMAND_VERSION, /* --version */
 } shoal_command;
 
+/* --max-in-flight's default per worker thread. A thread serves one request
+ * at a time; the others in flight are arriving (a body still coming) or
+ * leaving (an answer still being written), or wait for their thread. */
+#define SHOAL_IN_FLIGHT_PER_THREAD 16
+#define SHOAL_IN_FLIGHT_PER_THREAD_TEXT "16"
+
 typedef struct shoal_config {
     shoal_command command;
 
@@ -39,6 +45,10 @@ typedef struct shoal_config {
     char *cors_origins; /* "*" (the default), a comma-separated list, or "" (off) */
     bool security_headers; /* node/ext/security_headers.h */
     char *trusted_proxies; /* addresses and CIDRs whose X-Forwarded-For is believed */
+
+    /* overload (node/overload.c) */
+    int request_deadline_ms; /* a request's budget from its arrival; 0: none */
+    int max_in_flight;       /* requests at once before new ones get 503; 0 at load: per thread */
 
     /* lifecycle */
     char *node_name;

@@ -57,6 +57,12 @@ struct shoal_ctx {
     const char *rejection_code;
     const char *rejection_message;
 
+    /* Overload (node/overload.c): the moment (CLOCK_MONOTONIC ns; 0: none)
+     * after which the request starts no more work, and whether it arrived
+     * with the node already full. */
+    uint64_t deadline_ns;
+    bool shed;
+
     /* the answer */
     unsigned answer_count;
     int status;
@@ -73,6 +79,28 @@ void shoal_ctx_init(shoal_ctx *ctx, shoal_app *app, shoal_worker *worker,
                     const char *path, void *arena_block, size_t arena_block_size);
 void shoal_ctx_set_body(shoal_ctx *ctx, const char *body, size_t length);
 void shoal_ctx_reject(shoal_ctx *ctx, int status, const char *code, const char *message);
+
+/* Admission: counts a request into the node; false when --max-in-flight
+ * requests were in it already (the request is counted all the same, and
+ * leaves like the others). One counter for the node, not per worker: a
+ * worker's connections are the ones it happened to accept. */
+bool shoal_app_admit(shoal_app *app);
+void shoal_app_leave(shoal_app *app);
+/* Requests counted in and not yet left. */
+int shoal_app_admitted(shoal_app *app);
+/* Answers 503 node.overloaded with Retry-After and counts it (overload.c). */
+int shoal_error_overloaded(shoal_ctx *ctx);
+/* X-Request-Start, as HAProxy sets it ("t=" and microseconds since the
+ * Unix epoch; the "t=" may be missing): true with *epoch_us, false for
+ * anything else. */
+bool shoal_request_start_parse(const char *text, uint64_t *epoch_us);
+/* A request's deadline (CLOCK_MONOTONIC ns): it arrived at the node at
+ * arrived_ns after waiting waited_ns in front of it (HAProxy's queue);
+ * 0 when budget_ms is 0 (no deadline). */
+uint64_t shoal_request_deadline(uint64_t arrived_ns, int budget_ms, uint64_t waited_ns);
+/* True when the request's TCP peer is one of --trusted-proxies, whose
+ * X-Forwarded-For and X-Request-Start are believed. */
+bool shoal_ctx_peer_trusted(shoal_ctx *ctx);
 
 /* Runs the whole pipeline; afterwards ctx holds an answer. */
 void shoal_app_dispatch(shoal_app *app, shoal_ctx *ctx);

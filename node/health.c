@@ -208,8 +208,9 @@ static int readyz(shoal_ctx *ctx)
 static int init(shoal_app *app, void *monitor)
 {
     shoal_blueprint *root = shoal_app_root(app);
-    if (monitor == NULL || shoal_route(root, "GET", "/healthz", healthz) != 0 ||
-        shoal_route_with(root, "GET", "/readyz", readyz, monitor) != 0)
+    /* Essential: HAProxy must see a busy node answer, not a shed one. */
+    if (monitor == NULL || shoal_route_essential(root, "GET", "/healthz", healthz, NULL) != 0 ||
+        shoal_route_essential(root, "GET", "/readyz", readyz, monitor) != 0)
         return -1;
     return 0;
 }

@@ -277,6 +277,23 @@ static const char *malformed(struct MHD_Connection *connection, const char *url,
     return NULL;
 }
 
+/* How long the request waited before the node saw it: HAProxy stamps it
+ * with X-Request-Start when it arrives there, so the time it spent in
+ * HAProxy's queue counts against its deadline too. Believed from trusted
+ * proxies only, and only as far as the clocks agree: a stamp from the
+ * future counts as no wait at all. */
+static uint64_t request_waited_ns(shoal_ctx *ctx)
+{
+    uint64_t stamp_us = 0;
+    if (!shoal_request_start_parse(lookup_header(ctx->connection, "X-Request-Start"), &stamp_us) ||
+        !shoal_ctx_peer_trusted(ctx))
+        return 0;
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    uint64_t now_us = (uint64_t)now.tv_sec * 1000000u + (uint64_t)now.tv_nsec / 1000u;
+    return now_us > stamp_us ? (now_us - stamp_us) * 1000u : 0;
+}
+
 static enum MHD_Result begin_request(shoal_http *http, struct MHD_Connection *connection,
                                      const char *url, const char *method, const char *version,
                                      void **request_state)
@@ -300,6 +317,10 @@ static enum MHD_Result begin_request(shoal_http *http, struct MHD_Connection *co
                    r->arena_block, sizeof r->arena_block);
     shoal_worker_request_started(worker);
     *request_state = r;
+    r->ctx.deadline_ns = shoal_request_deadline(r->started_ns, http->config->request_deadline_ms,
+                                                request_waited_ns(&r->ctx));
+    /* Counted in here, out in request_completed, shed or not. */
+    r->ctx.shed = !shoal_app_admit(http->app);
 
     if (header_bytes(connection) > http->config->max_header_bytes) {
         char *message = shoal_arena_printf(&r->ctx.arena, "the request line and headers exceed %zu bytes",
@@ -319,6 +340,16 @@ static enum MHD_Result begin_request(shoal_http *http, struct MHD_Connection *co
          * and ignored) and is answered at its end. */
         if (framing)
             return respond(http, r, connection);
+    }
+
+    if (r->ctx.shed && problem == NULL) {
+        /* Its body is not worth keeping: it is read and dropped (see the
+         * oversized body below), or never sent by a client that waits for
+         * "100 Continue". */
+        const char *expect = lookup_header(connection, MHD_HTTP_HEADER_EXPECT);
+        if (expect != NULL && strcasecmp(expect, "100-continue") == 0)
+            return respond(http, r, connection);
+        return MHD_YES;
     }
 
     size_t limit = http->config->max_body_bytes;
@@ -367,7 +398,7 @@ static enum MHD_Result handle_access(void *context, struct MHD_Connection *conne
     if (*upload_data_size > 0) {
         size_t size = *upload_data_size;
         *upload_data_size = 0;
-        if (r->body_too_large) {
+        if (r->body_too_large || r->ctx.shed) {
             /* libmicrohttpd 0.9.75 cannot answer in the middle of an upload
              * (queueing fails and the connection drops without an answer),
              * so an oversized body is read and thrown away up to a bound,
@@ -391,7 +422,7 @@ static enum MHD_Result handle_access(void *context, struct MHD_Connection *conne
 static void request_completed(void *context, struct MHD_Connection *connection, void **request_state,
                               enum MHD_RequestTerminationCode termination)
 {
-    (void)context;
+    shoal_http *http = context;
     (void)connection;
     (void)termination;
     request *r = *request_state;
@@ -402,6 +433,7 @@ static void request_completed(void *context, struct MHD_Connection *connection, 
     shoal_worker *worker = r->ctx.worker;
     shoal_ctx_finish(&r->ctx, monotonic_ns() - r->started_ns);
     shoal_worker_request_finished(worker);
+    shoal_app_leave(http->app);
     *request_state = NULL; /* the connection keeps r for its next request */
 }
 

@@ -65,8 +65,16 @@ void shoal_worker_counters_session_lookup(shoal_worker_counters *counters, shoal
         bump(&counters->session_lookups[result]);
 }
 
+void shoal_worker_counters_shed(shoal_worker_counters *counters, shoal_shed_reason reason)
+{
+    if (counters != NULL && (unsigned)reason < SHOAL_METRICS_SHED_REASONS)
+        bump(&counters->shed[reason]);
+}
+
 void shoal_worker_counters_add_to(const shoal_worker_counters *counters, shoal_worker_totals *totals)
 {
+    for (size_t i = 0; i < SHOAL_METRICS_SHED_REASONS; i++)
+        totals->shed[i] += atomic_load_explicit(&counters->shed[i], memory_order_relaxed);
     for (size_t i = 0; i < SHOAL_METRICS_CACHE_SOURCES; i++)
         totals->cache_reads[i] += atomic_load_explicit(&counters->cache_reads[i], memory_order_relaxed);
     for (size_t i = 0; i < SHOAL_METRICS_SESSION_RESULTS; i++)
@@ -213,8 +221,21 @@ static const char *const session_results[SHOAL_METRICS_SESSION_RESULTS] = {
     [SHOAL_SESSION_LOOKUP_ERROR] = "error",
 };
 
+static const char *const shed_reasons[SHOAL_METRICS_SHED_REASONS] = {
+    [SHOAL_SHED_IN_FLIGHT] = "in_flight",
+    [SHOAL_SHED_DEADLINE] = "deadline",
+};
+
 void shoal_metrics_worker_totals(shoal_metrics_text *text, const shoal_worker_totals *totals)
 {
+    shoal_metrics_family(text, "shoal_http_requests_shed_total", "counter",
+                         "Requests answered 503 with Retry-After for the node's own load, by reason: in_flight "
+                         "(--max-in-flight requests were already in the node when it arrived) or deadline "
+                         "(--request-deadline-ms passed before work it needed could start).");
+    for (size_t i = 0; i < SHOAL_METRICS_SHED_REASONS; i++) {
+        shoal_metrics_label labels[] = {{"reason", shed_reasons[i]}};
+        shoal_metrics_sample(text, "shoal_http_requests_shed_total", NULL, labels, 1, (double)totals->shed[i]);
+    }
     shoal_metrics_family(text, "shoal_cache_reads_total", "counter",
                          "Values read through the cache-aside helper, by where they came from: l1 and redis "
                          "are hits, stale a stale copy served while another fills, filled and bypassed misses "
@@ -314,6 +335,12 @@ static int metrics(shoal_ctx *ctx)
     shoal_app_worker_totals(app, &worker_totals);
     shoal_metrics_worker_totals(&text, &worker_totals);
 
+    shoal_metrics_family(&text, "shoal_http_requests_in_flight_limit", "gauge",
+                         "--max-in-flight: requests the node holds (shoal_http_requests_in_flight) before it "
+                         "sheds new ones with 503.");
+    shoal_metrics_sample(&text, "shoal_http_requests_in_flight_limit", NULL, NULL, 0,
+                         (double)shoal_app_config(app)->max_in_flight);
+
     shoal_metrics_family(&text, "shoal_process_start_time_seconds", "gauge",
                          "When the node started, in seconds since the Unix epoch.");
     shoal_metrics_sample(&text, "shoal_process_start_time_seconds", NULL, NULL, 0, process_start_seconds);
@@ -334,7 +361,8 @@ static int init(shoal_app *app, void *data)
     struct timespec now;
     clock_gettime(CLOCK_REALTIME, &now);
     process_start_seconds = (double)now.tv_sec + (double)now.tv_nsec / 1e9;
-    return shoal_route(shoal_app_root(app), "GET", "/metrics", metrics);
+    /* Essential: a busy node is when its metrics matter most. */
+    return shoal_route_essential(shoal_app_root(app), "GET", "/metrics", metrics, NULL);
 }
 
 const shoal_extension shoal_metrics_extension = {.name = "metrics", .init = init};

@@ -54,21 +54,31 @@ typedef enum shoal_session_lookup {
 } shoal_session_lookup;
 #define SHOAL_METRICS_SESSION_RESULTS (SHOAL_SESSION_LOOKUP_ERROR + 1)
 
+/* Why the node refused a request for its own load (node/overload.c). */
+typedef enum shoal_shed_reason {
+    SHOAL_SHED_IN_FLIGHT, /* --max-in-flight requests were already in the node when it arrived */
+    SHOAL_SHED_DEADLINE,  /* its deadline passed before work it needed could start */
+} shoal_shed_reason;
+#define SHOAL_METRICS_SHED_REASONS (SHOAL_SHED_DEADLINE + 1)
+
 /* One worker's counters beside the routes'. */
 typedef struct shoal_worker_counters {
     atomic_ulong cache_reads[SHOAL_METRICS_CACHE_SOURCES];
     atomic_ulong session_lookups[SHOAL_METRICS_SESSION_RESULTS];
+    atomic_ulong shed[SHOAL_METRICS_SHED_REASONS];
 } shoal_worker_counters;
 
 typedef struct shoal_worker_totals {
     unsigned long cache_reads[SHOAL_METRICS_CACHE_SOURCES];
     unsigned long session_lookups[SHOAL_METRICS_SESSION_RESULTS];
+    unsigned long shed[SHOAL_METRICS_SHED_REASONS];
 } shoal_worker_totals;
 
 /* By the owning worker's thread only; counters may be NULL (a request
  * served without a worker), and a source out of range counts nowhere. */
 void shoal_worker_counters_cache_read(shoal_worker_counters *counters, cache_aside_source source, unsigned long count);
 void shoal_worker_counters_session_lookup(shoal_worker_counters *counters, shoal_session_lookup result);
+void shoal_worker_counters_shed(shoal_worker_counters *counters, shoal_shed_reason reason);
 /* From any thread. */
 void shoal_worker_counters_add_to(const shoal_worker_counters *counters, shoal_worker_totals *totals);
 /* The request's worker's counters; NULL when it has none. */
@@ -101,7 +111,8 @@ void shoal_metrics_histogram(shoal_metrics_text *text, const char *name, const s
                              size_t label_count, const unsigned long buckets[SHOAL_METRICS_BUCKETS + 1],
                              uint64_t duration_ns);
 
-/* The shoal_cache_reads_total and shoal_session_lookups_total families,
+/* The shoal_cache_reads_total, shoal_session_lookups_total and
+ * shoal_http_requests_shed_total families,
  * every source and result always present (a series that appears late
  * makes rate() miss its first increase). */
 void shoal_metrics_worker_totals(shoal_metrics_text *text, const shoal_worker_totals *totals);

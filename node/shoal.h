@@ -85,6 +85,12 @@ int shoal_route(shoal_blueprint *bp, const char *method, const char *pattern,
  * data must outlive the app. */
 int shoal_route_with(shoal_blueprint *bp, const char *method, const char *pattern,
                      shoal_handler_fn handler, void *data);
+/* The same for a route the node's load must not refuse (health checks,
+ * metrics): it is answered when the node sheds load and past its deadline,
+ * so that HAProxy and Prometheus still see a busy node. Its hooks and
+ * handler must be cheap. */
+int shoal_route_essential(shoal_blueprint *bp, const char *method, const char *pattern,
+                          shoal_handler_fn handler, void *data);
 int shoal_before(shoal_blueprint *bp, shoal_before_fn hook, void *data);
 int shoal_after(shoal_blueprint *bp, shoal_after_fn hook, void *data);
 int shoal_teardown(shoal_blueprint *bp, shoal_teardown_fn hook, void *data);
@@ -232,6 +238,18 @@ int shoal_error_from_store(shoal_ctx *ctx, store *s);
 int shoal_error_from_cache(shoal_ctx *ctx, int status);
 /* Releases a store result when the request ends; returns it. */
 struct store_result *shoal_keep_result(shoal_ctx *ctx, struct store_result *result);
+
+/* ---- deadlines (node/overload.c) ----------------------------------------- */
+
+/* Every request has a deadline, --request-deadline-ms after it arrived.
+ * The pipeline refuses to run a before hook or the handler past it, and the
+ * store refuses to start a statement past it (STORE_DEADLINE, which
+ * shoal_error_from_store answers); other work that takes a while (a
+ * password hash) checks here first. Essential routes have none. */
+bool shoal_deadline_passed(const shoal_ctx *ctx);
+/* Answers 503 request.deadline_exceeded with Retry-After and counts it in
+ * /metrics. Returns what shoal_error returns. */
+int shoal_error_deadline(shoal_ctx *ctx);
 
 /* ---- answering --------------------------------------------------------- */
 

@@ -35,6 +35,9 @@ int shoal_error_from_store(shoal_ctx *ctx, store *s)
         level = SHOAL_LOG_INFO; /* the client's mistake */
     else if (error->status != STORE_UNAVAILABLE && error->status != STORE_TIMEOUT && error->status != STORE_BUSY)
         level = SHOAL_LOG_ERROR;
+    /* A deadline is the node's own load, counted in /metrics, not a fault. */
+    if (error->status == STORE_DEADLINE)
+        return shoal_error_deadline(ctx);
     if (error->status != STORE_NOT_FOUND)
         shoal_log(level, "store",
                   "%s %s: sqlstate=%s constraint=%s: %s", shoal_method_name(ctx), shoal_path(ctx),
@@ -53,6 +56,7 @@ int shoal_error_from_store(shoal_ctx *ctx, store *s)
         return shoal_error(ctx, 422, "store.invalid", error->field, "is invalid");
     case STORE_NOT_FOUND:
         return shoal_error(ctx, 404, "store.not_found", "body", "not found");
+    case STORE_DEADLINE: /* answered above */
     case STORE_OK:
     case STORE_ERROR:
         break;

@@ -217,8 +217,29 @@ static store_status run_statement(store *s, store_statement statement, const cha
     }
 }
 
+void store_set_deadline(store *s, uint64_t deadline_ns)
+{
+    if (s != NULL)
+        s->deadline_ns = deadline_ns;
+}
+
+/* Work that would start after the deadline is refused before it reaches
+ * PostgreSQL; inside a transaction the statements go on, so that the
+ * transaction ends as a whole. Not a call for /metrics: nothing was sent. */
+static bool past_deadline(store *s)
+{
+    if (s->deadline_ns == 0 || s->in_transaction || monotonic_ns() < s->deadline_ns)
+        return false;
+    store_fail(s, STORE_DEADLINE, "the request's deadline passed before the call was sent");
+    return true;
+}
+
 store_status store_run(store *s, store_statement statement, const char *const *params, store_result **result)
 {
+    if (past_deadline(s)) {
+        *result = NULL;
+        return STORE_DEADLINE;
+    }
     uint64_t started_ns = monotonic_ns();
     store_status status = run_statement(s, statement, params, result);
     count_call(s, started_ns, status);
@@ -393,6 +414,13 @@ static store_status run_batch(store *s, store_batch_item *items, size_t count)
 
 store_status store_batch(store *s, store_batch_item *items, size_t count)
 {
+    if (past_deadline(s)) {
+        for (size_t i = 0; i < count; i++) {
+            items[i].result = NULL;
+            items[i].status = STORE_DEADLINE;
+        }
+        return STORE_DEADLINE;
+    }
     uint64_t started_ns = monotonic_ns();
     store_status status = run_batch(s, items, count);
     count_call(s, started_ns, status);
@@ -450,6 +478,9 @@ store_status store_transaction(store *s, store_isolation isolation, store_transa
         return STORE_ERROR;
     }
     for (int attempt = 1;; attempt++) {
+        /* A retry is new work too. */
+        if (past_deadline(s))
+            return STORE_DEADLINE;
         /* Connecting (and a lost idle connection) is handled here, before the
          * transaction exists; once it does, a lost connection ends it. */
         if (!store_ready_connection(s, false))

@@ -42,6 +42,7 @@ typedef enum store_status {
     STORE_INVALID,     /* check, not-null or foreign-key violation (23514, 23502, 23503): 422 */
     STORE_BUSY,        /* serialization failure or deadlock still there after the retries: 503 */
     STORE_NOT_FOUND,   /* a domain query found no row: 404 where the caller says so */
+    STORE_DEADLINE,    /* the request's deadline passed before the call; nothing was sent: 503 */
 } store_status;
 
 /* The last failure of a store, for the caller to map and to log. */
@@ -87,6 +88,14 @@ void store_stats_read(const store *s, store_stats *out);
 /* The server's backend PID for this connection (0 when not connected);
  * tests use it to kill the connection from outside. */
 int store_backend_pid(const store *s);
+
+/* The moment (CLOCK_MONOTONIC, in nanoseconds; 0: none) after which this
+ * store starts no more work: store_run, store_batch and store_transaction
+ * then send nothing and give STORE_DEADLINE. Statements inside a
+ * transaction that began in time still run, so that it commits or rolls
+ * back as a whole. node/ sets it to the request's deadline while the
+ * request may start work, and clears it afterwards. */
+void store_set_deadline(store *s, uint64_t deadline_ns);
 
 /* The last failure on this store (status STORE_OK after a success). */
 const store_error *store_last_error(const store *s);

@@ -26,6 +26,7 @@ struct store {
      * attempt for a retry. */
     bool in_transaction;
     bool transaction_retryable;
+    uint64_t deadline_ns; /* store_set_deadline; 0: none */
     store_error last_error;
     /* last_error.field points here when the field came from the server (a
      * column name) rather than from the registry. */

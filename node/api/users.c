@@ -77,6 +77,9 @@ static int register_user(shoal_ctx *ctx)
         !passes(ctx, "email", api_check_email(email, &code), code) ||
         !passes(ctx, "password", api_check_password(password, password_length, &code), code))
         return 0;
+    /* A hash is the costliest work a request does: not after its deadline. */
+    if (shoal_deadline_passed(ctx))
+        return shoal_error_deadline(ctx);
     char hash[SHOAL_PASSWORD_HASH_SIZE];
     shoal_password_status hashed = shoal_password_hash(api->passwords, password, password_length, hash);
     if (hashed != SHOAL_PASSWORD_OK)
@@ -158,6 +161,8 @@ static int login(shoal_ctx *ctx)
     store_user found;
     store_result *result = NULL;
     store_status status = store_user_by_email(s, &api->users, email, &found, &result);
+    if (shoal_deadline_passed(ctx))
+        return shoal_error_deadline(ctx);
     if (status == STORE_NOT_FOUND) {
         /* As long as a wrong password takes, so that the answer's time does
          * not tell which emails have accounts. */
@@ -344,6 +349,8 @@ static int update_current_user(shoal_ctx *ctx)
         return 0;
     char hash[SHOAL_PASSWORD_HASH_SIZE];
     if (password != NULL) {
+        if (shoal_deadline_passed(ctx))
+            return shoal_error_deadline(ctx);
         shoal_password_status hashed = shoal_password_hash(api->passwords, password, password_length, hash);
         if (hashed != SHOAL_PASSWORD_OK)
             return api_password_failure(ctx, hashed);

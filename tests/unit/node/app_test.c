@@ -1319,6 +1319,127 @@ static void test_missing_or_mistyped_json_member_is_422_naming_the_field(void **
     fake_request_finish(r);
 }
 
+/* ---- overload: shedding and deadlines ---------------------------------------- */
+
+static void test_admission_refuses_past_the_cap_and_counts_every_request(void **state)
+{
+    (void)state;
+    shoal_config config;
+    fake_config_load(&config, (const char *const[]){"--max-in-flight", "2", NULL});
+    shoal_app *app = shoal_app_new(&config);
+    assert_non_null(app);
+    assert_true(shoal_app_admit(app));
+    assert_true(shoal_app_admit(app));
+    assert_false(shoal_app_admit(app)); /* the third, with two in */
+    assert_int_equal(shoal_app_admitted(app), 3);
+    shoal_app_leave(app);
+    assert_false(shoal_app_admit(app)); /* still two in: a refused one is in until it leaves */
+    shoal_app_leave(app);
+    shoal_app_leave(app);
+    assert_int_equal(shoal_app_admitted(app), 1);
+    assert_true(shoal_app_admit(app));
+    shoal_app_leave(app);
+    shoal_app_leave(app);
+    assert_int_equal(shoal_app_admitted(app), 0);
+    shoal_app_free(app);
+    shoal_config_free(&config);
+}
+
+static void test_the_default_cap_is_per_worker_thread(void **state)
+{
+    (void)state;
+    shoal_config config;
+    fake_config_load(&config, (const char *const[]){"--threads", "5", NULL});
+    assert_int_equal(config.max_in_flight, 5 * SHOAL_IN_FLIGHT_PER_THREAD);
+    shoal_config_free(&config);
+}
+
+static void expect_retry_after(fake_request *r)
+{
+    const char *retry = shoal_response_header(&r->ctx, "Retry-After");
+    assert_non_null(retry);
+    assert_string_equal(retry, "1");
+}
+
+static void test_a_shed_request_runs_no_before_hook_nor_handler(void **state)
+{
+    fixture *f = *state;
+    register_traced_hooks(shoal_app_root(f->app), "app");
+    assert_int_equal(shoal_route(shoal_app_root(f->app), "GET", "/articles", answer_ok), 0);
+    assert_int_equal(shoal_route_essential(shoal_app_root(f->app), "GET", "/healthz", answer_ok, NULL), 0);
+    serve(f->app);
+
+    fake_request *r = request(f, "GET", "/articles");
+    r->ctx.shed = true;
+    fake_request_dispatch(r);
+    assert_error_envelope(r, 503, "node.overloaded", "body");
+    expect_retry_after(r);
+    assert_string_equal(trace, "after.app2 after.app1 teardown.app2 teardown.app1");
+    fake_request_finish(r);
+
+    /* Unknown paths are shed too: matching them costs as much as a 503. */
+    r = request(f, "GET", "/nowhere");
+    r->ctx.shed = true;
+    fake_request_dispatch(r);
+    assert_error_envelope(r, 503, "node.overloaded", "body");
+    fake_request_finish(r);
+
+    trace[0] = '\0';
+    r = request(f, "GET", "/healthz");
+    r->ctx.shed = true;
+    fake_request_dispatch(r);
+    assert_int_equal(r->ctx.status, 200);
+    assert_string_equal(trace, "before.app1 before.app2 handler after.app2 after.app1 "
+                               "teardown.app2 teardown.app1");
+    fake_request_finish(r);
+}
+
+static shoal_flow note_and_expire(shoal_ctx *ctx, void *label)
+{
+    note(label);
+    ctx->deadline_ns = 1; /* long past */
+    return SHOAL_NEXT;
+}
+
+static void test_past_the_deadline_no_hook_or_handler_starts(void **state)
+{
+    fixture *f = *state;
+    assert_int_equal(shoal_before(shoal_app_root(f->app), note_and_expire, "expire"), 0);
+    assert_int_equal(shoal_before(shoal_app_root(f->app), note_before, "before.second"), 0);
+    assert_int_equal(shoal_after(shoal_app_root(f->app), note_after, "after"), 0);
+    assert_int_equal(shoal_route(shoal_app_root(f->app), "GET", "/articles", answer_ok), 0);
+    assert_int_equal(shoal_route_essential(shoal_app_root(f->app), "GET", "/readyz", answer_ok, NULL), 0);
+    serve(f->app);
+
+    /* Expired on arrival: nothing runs but the after hooks. */
+    fake_request *r = request(f, "GET", "/articles");
+    r->ctx.deadline_ns = 1;
+    assert_true(shoal_deadline_passed(&r->ctx));
+    fake_request_dispatch(r);
+    assert_error_envelope(r, 503, "request.deadline_exceeded", "body");
+    expect_retry_after(r);
+    assert_string_equal(trace, "after");
+    fake_request_finish(r);
+
+    /* Expiring inside a hook: the next hook and the handler do not start. */
+    trace[0] = '\0';
+    r = request(f, "GET", "/articles");
+    fake_request_dispatch(r);
+    assert_error_envelope(r, 503, "request.deadline_exceeded", "body");
+    assert_string_equal(trace, "expire after");
+    fake_request_finish(r);
+
+    /* No deadline at all (0): everything runs. */
+    trace[0] = '\0';
+    r = request(f, "GET", "/readyz");
+    assert_false(shoal_deadline_passed(&r->ctx));
+    r->ctx.deadline_ns = 1;
+    fake_request_dispatch(r);
+    assert_int_equal(r->ctx.status, 200); /* essential: no deadline */
+    assert_string_equal(trace, "expire before.second handler after");
+    fake_request_finish(r);
+}
+
 int main(void)
 {
 #define TEST(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
@@ -1370,6 +1491,10 @@ int main(void)
         cmocka_unit_test(test_json_body_deeper_than_the_limit_is_400),
         TEST(test_json_members_are_checked_by_type),
         TEST(test_missing_or_mistyped_json_member_is_422_naming_the_field),
+        cmocka_unit_test(test_admission_refuses_past_the_cap_and_counts_every_request),
+        cmocka_unit_test(test_the_default_cap_is_per_worker_thread),
+        TEST(test_a_shed_request_runs_no_before_hook_nor_handler),
+        TEST(test_past_the_deadline_no_hook_or_handler_starts),
     };
     return cmocka_run_group_tests_name("node/app", tests, NULL, NULL);
 }

@@ -412,6 +412,29 @@ static void test_addresses_and_urls_are_checked_at_start(void **state)
 
 /* The server must cancel a slow statement before the node gives up on the
  * connection, or every slow query costs a reconnect. */
+static void test_overload_settings(void **state)
+{
+    (void)state;
+    shoal_config config;
+    assert_loads(&config, NULL, NULL);
+    assert_int_equal(config.request_deadline_ms, 10000);
+    assert_int_equal(config.max_in_flight, 8 * SHOAL_IN_FLIGHT_PER_THREAD); /* 8 threads */
+    shoal_config_free(&config);
+
+    assert_loads(&config, ENV("SHOAL_REQUEST_DEADLINE_MS", "250", "SHOAL_MAX_IN_FLIGHT", "7"), NULL);
+    assert_int_equal(config.request_deadline_ms, 250);
+    assert_int_equal(config.max_in_flight, 7);
+    shoal_config_free(&config);
+
+    assert_loads(&config, NULL, ARGS("--threads", "2", "--request-deadline-ms", "0", "--max-in-flight", "0"));
+    assert_int_equal(config.request_deadline_ms, 0); /* no deadline */
+    assert_int_equal(config.max_in_flight, 2 * SHOAL_IN_FLIGHT_PER_THREAD);
+    shoal_config_free(&config);
+
+    assert_fails_naming(NULL, ARGS("--max-in-flight", "-1"), "--max-in-flight");
+    assert_fails_naming(ENV("SHOAL_REQUEST_DEADLINE_MS", "soon"), NULL, "SHOAL_REQUEST_DEADLINE_MS");
+}
+
 static void test_statement_timeout_stays_below_the_answer_timeout(void **state)
 {
     (void)state;
@@ -598,6 +621,7 @@ int main(void)
         cmocka_unit_test(test_libpq_variables_replace_the_default_database_url),
         cmocka_unit_test(test_addresses_and_urls_are_checked_at_start),
         cmocka_unit_test(test_statement_timeout_stays_below_the_answer_timeout),
+        cmocka_unit_test(test_overload_settings),
         cmocka_unit_test(test_redis_url_must_use_the_redis_scheme),
         cmocka_unit_test(test_the_cache_may_have_its_own_instance),
         cmocka_unit_test(test_bind_address_must_not_be_empty),

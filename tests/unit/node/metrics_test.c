@@ -99,9 +99,16 @@ static void worker_counters_sum_by_source_and_result(void **state)
     shoal_worker_counters_session_lookup(&counters, SHOAL_SESSION_LOOKUP_MISSING);
     shoal_worker_counters_session_lookup(&counters, SHOAL_SESSION_LOOKUP_MISSING);
     shoal_worker_counters_session_lookup(&counters, SHOAL_SESSION_LOOKUP_ERROR);
+    shoal_worker_counters_shed(&counters, SHOAL_SHED_IN_FLIGHT);
+    shoal_worker_counters_shed(&counters, SHOAL_SHED_DEADLINE);
+    shoal_worker_counters_shed(&counters, SHOAL_SHED_DEADLINE);
+    shoal_worker_counters_shed(&counters, (shoal_shed_reason)SHOAL_METRICS_SHED_REASONS); /* none */
+    shoal_worker_counters_shed(NULL, SHOAL_SHED_DEADLINE);                                /* no worker */
     shoal_worker_totals totals = {0};
     shoal_worker_counters_add_to(&counters, &totals);
     shoal_worker_counters_add_to(&counters, &totals); /* a second worker */
+    assert_int_equal(totals.shed[SHOAL_SHED_IN_FLIGHT], 2);
+    assert_int_equal(totals.shed[SHOAL_SHED_DEADLINE], 4);
     assert_int_equal(totals.cache_reads[CACHE_ASIDE_L1], 6);
     assert_int_equal(totals.cache_reads[CACHE_ASIDE_REDIS], 0);
     assert_int_equal(totals.cache_reads[CACHE_ASIDE_BYPASSED], 2);
@@ -117,6 +124,7 @@ static void cache_and_session_families_list_every_label_value(void **state)
     totals.cache_reads[CACHE_ASIDE_L1] = 5;
     totals.cache_reads[CACHE_ASIDE_FILLED] = 2;
     totals.session_lookups[SHOAL_SESSION_LOOKUP_MISSING] = 1;
+    totals.shed[SHOAL_SHED_DEADLINE] = 4;
     shoal_metrics_text text = {0};
     shoal_metrics_worker_totals(&text, &totals);
     assert_false(text.failed);
@@ -129,6 +137,9 @@ static void cache_and_session_families_list_every_label_value(void **state)
     assert_non_null(strstr(text.data, "shoal_session_lookups_total{result=\"found\"} 0\n"
                                       "shoal_session_lookups_total{result=\"missing\"} 1\n"
                                       "shoal_session_lookups_total{result=\"error\"} 0\n"));
+    assert_non_null(strstr(text.data, "# TYPE shoal_http_requests_shed_total counter\n"));
+    assert_non_null(strstr(text.data, "shoal_http_requests_shed_total{reason=\"in_flight\"} 0\n"
+                                      "shoal_http_requests_shed_total{reason=\"deadline\"} 4\n"));
     /* Each family is declared once, before its samples. */
     const char *type = strstr(text.data, "# TYPE shoal_cache_reads_total counter\n");
     assert_non_null(type);

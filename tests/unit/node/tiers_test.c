@@ -78,6 +78,16 @@ static void outages_answer_503_with_retry_after(void **state)
     }
 }
 
+static void a_deadline_answers_503_with_its_own_code(void **state)
+{
+    fixture *f = *state;
+    fail_with(f, STORE_DEADLINE, NULL);
+    assert_int_equal(shoal_error_from_store(&f->request.ctx, f->store), 0);
+    assert_error_envelope(&f->request, 503, "request.deadline_exceeded", "body");
+    assert_string_equal(shoal_response_header(&f->request.ctx, "Retry-After"), "1");
+    assert_not_leaked(f);
+}
+
 static void violations_answer_422_naming_the_field(void **state)
 {
     fixture *f = *state;
@@ -138,6 +148,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(outages_answer_503_with_retry_after, set_up, tear_down),
+        cmocka_unit_test_setup_teardown(a_deadline_answers_503_with_its_own_code, set_up, tear_down),
         cmocka_unit_test_setup_teardown(violations_answer_422_naming_the_field, set_up, tear_down),
         cmocka_unit_test_setup_teardown(not_found_answers_404_and_the_rest_500, set_up, tear_down),
         cmocka_unit_test_setup_teardown(the_app_owns_the_registry, set_up, tear_down),

@@ -1,0 +1,76 @@
+/* node/overload.c: the answers a node gives for its own load, as opposed
+ * to a shared tier's failure (tiers.c): a request that arrived with the
+ * node full, and one whose deadline passed before its work could start.
+ * Both are 503 with Retry-After and a stable code, counted in /metrics, so
+ * that clients back off and operators see why. */
+#include <errno.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "context.h"
+#include "metrics.h"
+
+/* A full node drains within a fraction of a second; one second spreads the
+ * retries without making clients wait long. */
+#define OVERLOAD_RETRY_AFTER_SECONDS "1"
+
+static uint64_t monotonic_ns(void)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (uint64_t)now.tv_sec * 1000000000u + (uint64_t)now.tv_nsec;
+}
+
+static int refuse(shoal_ctx *ctx, shoal_shed_reason reason, const char *code, const char *message)
+{
+    shoal_worker_counters_shed(shoal_ctx_worker_counters(ctx), reason);
+    if (shoal_error(ctx, 503, code, "body", message) != 0)
+        return -1;
+    return shoal_set_header(ctx, "Retry-After", OVERLOAD_RETRY_AFTER_SECONDS);
+}
+
+bool shoal_deadline_passed(const shoal_ctx *ctx)
+{
+    return ctx->deadline_ns != 0 && monotonic_ns() >= ctx->deadline_ns;
+}
+
+int shoal_error_deadline(shoal_ctx *ctx)
+{
+    return refuse(ctx, SHOAL_SHED_DEADLINE, "request.deadline_exceeded",
+                  "the node could not start this request in time; retry shortly");
+}
+
+int shoal_error_overloaded(shoal_ctx *ctx)
+{
+    return refuse(ctx, SHOAL_SHED_IN_FLIGHT, "node.overloaded", "the node is busy; retry shortly");
+}
+
+bool shoal_request_start_parse(const char *text, uint64_t *epoch_us)
+{
+    if (text == NULL)
+        return false;
+    if (text[0] == 't' && text[1] == '=')
+        text += 2;
+    if (*text < '0' || *text > '9')
+        return false;
+    errno = 0;
+    char *end = NULL;
+    unsigned long long value = strtoull(text, &end, 10);
+    if (errno != 0 || *end != '\0')
+        return false;
+    *epoch_us = (uint64_t)value;
+    return true;
+}
+
+uint64_t shoal_request_deadline(uint64_t arrived_ns, int budget_ms, uint64_t waited_ns)
+{
+    if (budget_ms <= 0)
+        return 0;
+    uint64_t budget_ns = (uint64_t)budget_ms * 1000000u;
+    if (waited_ns > budget_ns)
+        waited_ns = budget_ns;
+    /* Never 0, which means no deadline: a request with all of its budget
+     * spent gets the moment it arrived, long past by the time it is read. */
+    uint64_t deadline = arrived_ns + budget_ns - waited_ns;
+    return deadline != 0 ? deadline : 1;
+}
