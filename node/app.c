@@ -1006,11 +1006,15 @@ static const error_handler *find_error_handler(const shoal_blueprint *bp, int st
 
 int shoal_error(shoal_ctx *ctx, int status, const char *code, const char *field, const char *message)
 {
+    /* A message may quote what the client sent (a parse error does), and
+     * the envelope must be JSON whatever that was. */
+    const char *valid_message = shoal_json_valid_utf8(&ctx->arena, message != NULL ? message : "");
+    const char *valid_field = shoal_json_valid_utf8(&ctx->arena, field != NULL ? field : "body");
     shoal_error_info info = {
         .status = status,
         .code = code != NULL ? code : "error",
-        .field = field != NULL ? field : "body",
-        .message = message != NULL ? message : "",
+        .field = valid_field != NULL ? valid_field : "body",
+        .message = valid_message != NULL ? valid_message : "",
     };
     if (!ctx->in_error_handler) {
         const error_handler *handler = NULL;

@@ -17,6 +17,7 @@
 
 #include "context.h"
 #include "log.h"
+#include "url.h"
 
 /* Most requests fit their whole arena in this block, inside the request,
  * which a connection allocates once and reuses for each of its requests. */
@@ -472,38 +473,12 @@ static void connection_changed(void *context, struct MHD_Connection *connection,
     }
 }
 
-static int hex_digit(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
-/* Percent-decodes the path and the query's names and values in place, as
- * libmicrohttpd does by default, except that "%00" stays as it is: a NUL in
- * the middle would silently cut C strings short, so "/healthz%00x" would
- * answer as "/healthz" and log as it. Handlers see the literal "%00". */
+/* libmicrohttpd calls this for the path and for each query name and value. */
 static size_t unescape_without_nul(void *context, struct MHD_Connection *connection, char *text)
 {
     (void)context;
     (void)connection;
-    char *out = text;
-    for (const char *in = text; *in != '\0'; in++) {
-        int high, low;
-        if (*in == '%' && (high = hex_digit(in[1])) >= 0 && (low = hex_digit(in[2])) >= 0 &&
-            (high | low) != 0) {
-            *out++ = (char)(high * 16 + low);
-            in += 2;
-        } else {
-            *out++ = *in;
-        }
-    }
-    *out = '\0';
-    return (size_t)(out - text);
+    return shoal_url_unescape(text);
 }
 
 static void log_from_library(void *context, const char *format, va_list args)

@@ -274,6 +274,39 @@ bool shoal_utf8_valid(const char *text, size_t length)
     return true;
 }
 
+const char *shoal_json_valid_utf8(shoal_arena *arena, const char *text)
+{
+    const unsigned char *bytes = (const unsigned char *)text;
+    size_t length = strlen(text);
+    size_t invalid = 0;
+    for (size_t i = 0; i < length;) {
+        size_t sequence = bytes[i] < 0x80 ? 1 : utf8_sequence(bytes + i, length - i);
+        invalid += sequence == 0;
+        i += sequence > 0 ? sequence : 1;
+    }
+    if (invalid == 0)
+        return text;
+    /* Each invalid byte becomes the three bytes of U+FFFD. */
+    char *copy = shoal_arena_alloc(arena, length + 2 * invalid + 1);
+    if (copy == NULL)
+        return NULL;
+    size_t used = 0;
+    for (size_t i = 0; i < length;) {
+        size_t sequence = bytes[i] < 0x80 ? 1 : utf8_sequence(bytes + i, length - i);
+        if (sequence == 0) {
+            memcpy(copy + used, "\xef\xbf\xbd", 3);
+            used += 3;
+            i++;
+        } else {
+            memcpy(copy + used, text + i, sequence);
+            used += sequence;
+            i += sequence;
+        }
+    }
+    copy[used] = '\0';
+    return copy;
+}
+
 static bool append_quoted(shoal_json_writer *writer, const char *text, size_t length)
 {
     static const char hex[] = "0123456789ABCDEF"; /* jansson writes \u001F, not \u001f */

@@ -85,6 +85,12 @@ void shoal_json_write_raw(shoal_json_writer *writer, const char *json, size_t le
  * writer failed, holds nothing, or has an object or array still open. */
 const char *shoal_json_writer_text(const shoal_json_writer *writer, size_t *length);
 
+/* text itself when it is valid UTF-8, else a copy in the arena with each
+ * byte that is not replaced by U+FFFD; NULL when memory runs out. For text
+ * that reaches an answer from elsewhere (jansson's parse errors quote the
+ * client's bytes), which the writer would refuse. */
+const char *shoal_json_valid_utf8(shoal_arena *arena, const char *text);
+
 /* Writes text as a JSON string body (without the quotes) into out, escaping
  * what JSON requires; truncates on a character boundary to fit. Returns the
  * bytes written, excluding the terminating NUL. For log lines. */

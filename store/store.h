@@ -39,7 +39,7 @@ typedef enum store_status {
     STORE_ERROR,       /* PostgreSQL refused the statement for another reason: 500 */
     STORE_TIMEOUT,     /* statement_timeout cancelled it (57014): 503 + Retry-After */
     STORE_CONFLICT,    /* unique violation (23505): 422 naming the field */
-    STORE_INVALID,     /* check, not-null or foreign-key violation (23514, 23502, 23503): 422 */
+    STORE_INVALID,     /* check, not-null or foreign-key violation (23514, 23502, 23503), text that is not UTF-8 (22021, 22P05): 422 */
     STORE_BUSY,        /* serialization failure or deadlock still there after the retries: 503 */
     STORE_NOT_FOUND,   /* a domain query found no row: 404 where the caller says so */
     STORE_DEADLINE,    /* the request's deadline passed before the call; nothing was sent: 503 */

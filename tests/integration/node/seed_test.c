@@ -85,7 +85,12 @@ static void scratch_conninfo(const char *name, char *out, size_t size)
     snprintf(out, size, "%s", TEST_DATABASE_URL());
     char *slash = strrchr(out, '/');
     assert_non_null(slash);
-    snprintf(slash + 1, size - (size_t)(slash + 1 - out), "%s", name);
+    /* The URL's options (tests/valgrind adds a connect_timeout) stay. */
+    char options[256] = "";
+    const char *query = strchr(slash, '?');
+    if (query != NULL)
+        snprintf(options, sizeof options, "%s", query);
+    snprintf(slash + 1, size - (size_t)(slash + 1 - out), "%s%s", name, options);
 }
 
 static const char *no_environment(const char *name)

@@ -142,7 +142,12 @@ static int set_up(void **state)
     snprintf(conninfo, sizeof conninfo, "%s", TEST_DATABASE_URL());
     char *slash = strrchr(conninfo, '/');
     assert_non_null(slash);
-    snprintf(slash + 1, sizeof conninfo - (size_t)(slash + 1 - conninfo), SCRATCH);
+    /* The URL's options (tests/valgrind adds a connect_timeout) stay. */
+    char options[256] = "";
+    const char *query = strchr(slash, '?');
+    if (query != NULL)
+        snprintf(options, sizeof options, "%s", query);
+    snprintf(slash + 1, sizeof conninfo - (size_t)(slash + 1 - conninfo), "%s%s", SCRATCH, options);
     exec_on(TEST_ADMIN_DATABASE_URL(), "DROP DATABASE IF EXISTS " SCRATCH " WITH (FORCE)");
     exec_on(TEST_ADMIN_DATABASE_URL(), "CREATE DATABASE " SCRATCH " OWNER shoal");
     store_config config = {.conninfo = conninfo, .connect_timeout_s = 2};

@@ -96,7 +96,10 @@ static int setup(void **state)
     store_registry_freeze(registry);
     /* A session far from UTC: the timestamps must not follow it. */
     char conninfo[512];
-    snprintf(conninfo, sizeof conninfo, "%s?options=-c%%20TimeZone%%3DPacific%%2FChatham", TEST_DATABASE_URL());
+    const char *url = TEST_DATABASE_URL();
+    /* The URL may carry options of its own (tests/valgrind adds one). */
+    snprintf(conninfo, sizeof conninfo, "%s%coptions=-c%%20TimeZone%%3DPacific%%2FChatham", url,
+             strchr(url, '?') != NULL ? '&' : '?');
     store_config config = {.conninfo = conninfo, .connect_timeout_s = 5, .registry = registry};
     s = store_open(&config);
     assert_non_null(s);

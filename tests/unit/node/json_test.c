@@ -564,6 +564,20 @@ static void test_utf8_valid_follows_jansson(void **state)
     assert_true(shoal_utf8_valid("ok\xff", 2));
 }
 
+static void test_valid_utf8_replaces_only_what_is_not(void **state)
+{
+    (void)state;
+    alignas(max_align_t) unsigned char block[256];
+    shoal_arena arena;
+    shoal_arena_init(&arena, block, sizeof block);
+    const char *valid = "caf\xc3\xa9 \xf0\x9f\x98\x80";
+    assert_ptr_equal(shoal_json_valid_utf8(&arena, valid), valid); /* no copy when nothing is wrong */
+    /* A lone continuation byte, a cut sequence, an overlong form, a surrogate. */
+    const char *fixed = shoal_json_valid_utf8(&arena, "a\x80" "b\xc3\xc0\xaf" "c\xed\xa0\x80" "d");
+    assert_string_equal(fixed, "a\xef\xbf\xbd" "b\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd" "c\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd" "d");
+    shoal_arena_release(&arena);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -588,6 +602,7 @@ int main(void)
         cmocka_unit_test(test_escape_output_is_valid_json_for_malformed_utf8),
         cmocka_unit_test(test_escape_truncates_on_a_character_boundary),
         cmocka_unit_test(test_utf8_valid_follows_jansson),
+        cmocka_unit_test(test_valid_utf8_replaces_only_what_is_not),
     };
     return cmocka_run_group_tests_name("node/json", tests, NULL, NULL);
 }

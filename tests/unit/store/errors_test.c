@@ -23,7 +23,7 @@ static void each_sqlstate_maps_to_its_status(void **state)
         {"57P03", STORE_UNAVAILABLE}, {"57P04", STORE_ERROR},       {"23000", STORE_ERROR},
         {"42P01", STORE_ERROR},       {"22P02", STORE_ERROR},       {"40002", STORE_ERROR},
         {"25P02", STORE_ERROR},       {"", STORE_ERROR},            {"0800", STORE_ERROR},
-        {"080000", STORE_ERROR},
+        {"080000", STORE_ERROR},      {"22021", STORE_INVALID},     {"22P05", STORE_INVALID},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
         if (store_status_for_sqlstate(cases[i].sqlstate) != cases[i].status)
