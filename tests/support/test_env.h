@@ -22,6 +22,17 @@ static inline const char *test_env_require(const char *name)
     return value;
 }
 
+/* How much slower than normal the tests run: SHOAL_TEST_TIME_SCALE, 1 when
+ * unset. tests/valgrind sets it, since memcheck runs code tens of times
+ * slower; latency bounds that a test asserts are multiplied by it, so that
+ * the run still checks memory without failing on time alone. */
+static inline double test_env_time_scale(void)
+{
+    const char *text = getenv("SHOAL_TEST_TIME_SCALE");
+    double scale = text != NULL ? strtod(text, NULL) : 1.0;
+    return scale >= 1.0 ? scale : 1.0;
+}
+
 /* The application role's database (role shoal, database shoal). */
 #define TEST_DATABASE_URL() test_env_require("SHOAL_TEST_DATABASE_URL")
 /* A superuser connection, for creating scratch databases and killing backends. */
