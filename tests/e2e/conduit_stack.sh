@@ -33,6 +33,7 @@ set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 LOCAL=$REPO/deploy/local
+NODES=2
 
 die() { echo "conduit_stack: $*" >&2; exit 1; }
 
@@ -56,77 +57,18 @@ export SHOAL_PASSWORD_MEM_LIMIT=${SHOAL_PASSWORD_MEM_LIMIT:-1m}
 export SHOAL_PASSWORD_QUEUE_TIMEOUT_MS=${SHOAL_PASSWORD_QUEUE_TIMEOUT_MS:-10000}
 export SHOAL_DRAIN_DELAY_MS=${SHOAL_DRAIN_DELAY_MS:-200}
 
-listening() { timeout 1 bash -c ": </dev/tcp/127.0.0.1/$1" 2>/dev/null; }
-
-state_from_file() {
-  [ -s "$path_file" ] || die "no stack recorded in $path_file"
-  SHOAL_STATE=$(cat "$path_file")
-  export SHOAL_STATE
-}
-
-# Sanitizer reports in the nodes' logs: ASan and LeakSanitizer print
-# "ERROR: ...Sanitizer", UBSan "runtime error:".
-sanitizer_reports() {
-  grep -l -E 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$SHOAL_STATE"/logs/node*.log 2>/dev/null || true
-}
+STACK_NAME=conduit
+PORT_VARIABLES='SHOAL_E2E_*_PORT'
+# shellcheck source=tests/e2e/stack_common.sh
+. "$REPO/tests/e2e/stack_common.sh"
 
 case $command in
   up)
-    # A run that was killed (a ctest timeout) never ran its `down`: stop
-    # what it left, by the PIDs in its state folder, before taking the ports.
-    left=$(cat "$path_file" 2>/dev/null || true)
-    case $left in
-      */shoal-conduit.*)
-        if [ -d "$left" ]; then
-          echo "conduit_stack: stopping the stack a previous run left in $left"
-          SHOAL_STATE=$left "$LOCAL" down || true
-          rm -rf "$left"
-        fi
-        ;;
-    esac
-    for port in "$SHOAL_LB_PORT" "$SHOAL_STATS_PORT" "$SHOAL_NODE_BASE_PORT" $((SHOAL_NODE_BASE_PORT + 1)) \
-      "$SHOAL_PG_PORT" "$SHOAL_REDIS_PORT"; do
-      if listening "$port"; then die "port $port is already in use; set the SHOAL_E2E_*_PORT variables"; fi
-    done
-    SHOAL_STATE=$(mktemp -d "${TMPDIR:-/tmp}/shoal-conduit.XXXXXX")
-    export SHOAL_STATE
-    mkdir -p "$(dirname "$path_file")"
-    echo "$SHOAL_STATE" >"$path_file"
-    if ! "$LOCAL" up --nodes 2; then
-      for f in "$SHOAL_STATE"/logs/*.log; do
-        [ -f "$f" ] || continue
-        echo "## $f"
-        tail -n 15 "$f" | cut -c1-300
-      done
-      "$LOCAL" down >/dev/null 2>&1 || true
-      die "deploy/local up --nodes 2 failed (state $SHOAL_STATE)"
-    fi
+    stack_up
     echo "conduit_stack: up, state $SHOAL_STATE, http://127.0.0.1:$SHOAL_LB_PORT/api"
     ;;
   down)
-    # `up` failed before it started anything: nothing to stop.
-    if [ ! -s "$path_file" ]; then
-      echo "conduit_stack: no stack recorded in $path_file, nothing to stop"
-      exit 0
-    fi
-    state_from_file
-    rc=0
-    "$LOCAL" down || { echo "conduit_stack: deploy/local down failed" >&2; rc=1; }
-    reports=$(sanitizer_reports)
-    if [ -n "$reports" ]; then
-      for f in $reports; do
-        echo "## sanitizer report in $f"
-        grep -n -A 30 -E 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$f" | head -n 80
-      done
-      rc=1
-    fi
-    if [ "$rc" -ne 0 ] && [ "${SHOAL_E2E_KEEP:-0}" = 1 ]; then
-      echo "conduit_stack: state kept in $SHOAL_STATE"
-    else
-      rm -rf "$SHOAL_STATE"
-      rm -f "$path_file"
-    fi
-    exit "$rc"
+    stack_down
     ;;
   env)
     state_from_file

@@ -55,74 +55,18 @@ export SHOAL_PASSWORD_OPS_LIMIT=${SHOAL_PASSWORD_OPS_LIMIT:-1}
 export SHOAL_PASSWORD_MEM_LIMIT=${SHOAL_PASSWORD_MEM_LIMIT:-1m}
 export SHOAL_DRAIN_DELAY_MS=${SHOAL_DRAIN_DELAY_MS:-3000}
 
-listening() { timeout 1 bash -c ": </dev/tcp/127.0.0.1/$1" 2>/dev/null; }
-
-state_from_file() {
-  [ -s "$path_file" ] || die "no stack recorded in $path_file"
-  SHOAL_STATE=$(cat "$path_file")
-  export SHOAL_STATE
-}
-
-sanitizer_reports() {
-  grep -l -E 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$SHOAL_STATE"/logs/node*.log 2>/dev/null || true
-}
+STACK_NAME=faults
+PORT_VARIABLES='SHOAL_FAULTS_*_PORT'
+# shellcheck source=tests/e2e/stack_common.sh
+. "$REPO/tests/e2e/stack_common.sh"
 
 case $command in
   up)
-    # A run that was killed (a ctest timeout) never ran its `down`.
-    left=$(cat "$path_file" 2>/dev/null || true)
-    case $left in
-      */shoal-faults.*)
-        if [ -d "$left" ]; then
-          echo "faults_stack: stopping the stack a previous run left in $left"
-          SHOAL_STATE=$left "$LOCAL" down || true
-          rm -rf "$left"
-        fi
-        ;;
-    esac
-    ports=("$SHOAL_LB_PORT" "$SHOAL_STATS_PORT" "$SHOAL_PG_PORT" "$SHOAL_REDIS_PORT")
-    for ((k = 0; k < NODES; k++)); do ports+=($((SHOAL_NODE_BASE_PORT + k))); done
-    for port in "${ports[@]}"; do
-      if listening "$port"; then die "port $port is already in use; set the SHOAL_FAULTS_*_PORT variables"; fi
-    done
-    SHOAL_STATE=$(mktemp -d "${TMPDIR:-/tmp}/shoal-faults.XXXXXX")
-    export SHOAL_STATE
-    mkdir -p "$(dirname "$path_file")"
-    echo "$SHOAL_STATE" >"$path_file"
-    if ! "$LOCAL" up --nodes "$NODES"; then
-      for f in "$SHOAL_STATE"/logs/*.log; do
-        [ -f "$f" ] || continue
-        echo "## $f"
-        tail -n 15 "$f" | cut -c1-300
-      done
-      "$LOCAL" down >/dev/null 2>&1 || true
-      die "deploy/local up --nodes $NODES failed (state $SHOAL_STATE)"
-    fi
+    stack_up
     echo "faults_stack: up, state $SHOAL_STATE, http://127.0.0.1:$SHOAL_LB_PORT"
     ;;
   down)
-    if [ ! -s "$path_file" ]; then
-      echo "faults_stack: no stack recorded in $path_file, nothing to stop"
-      exit 0
-    fi
-    state_from_file
-    rc=0
-    "$LOCAL" down || { echo "faults_stack: deploy/local down failed" >&2; rc=1; }
-    reports=$(sanitizer_reports)
-    if [ -n "$reports" ]; then
-      for f in $reports; do
-        echo "## sanitizer report in $f"
-        grep -n -A 30 -E 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$f" | head -n 80
-      done
-      rc=1
-    fi
-    if [ "$rc" -ne 0 ] && [ "${SHOAL_E2E_KEEP:-0}" = 1 ]; then
-      echo "faults_stack: state kept in $SHOAL_STATE"
-    else
-      rm -rf "$SHOAL_STATE"
-      rm -f "$path_file"
-    fi
-    exit "$rc"
+    stack_down
     ;;
   env)
     state_from_file
