@@ -181,17 +181,6 @@ static bool parse_content_length(const char *text, unsigned long long *out)
     return true;
 }
 
-/* Whether a body follows the head: a Content-Length other than 0, or a
- * Transfer-Encoding (chunked). */
-static bool body_expected(struct MHD_Connection *connection)
-{
-    const char *length = lookup_header(connection, MHD_HTTP_HEADER_CONTENT_LENGTH);
-    unsigned long long declared = 0;
-    if (length != NULL && !(parse_content_length(length, &declared) && declared == 0))
-        return true;
-    return lookup_header(connection, MHD_HTTP_HEADER_TRANSFER_ENCODING) != NULL;
-}
-
 static void reject_too_large(request *r, size_t limit)
 {
     r->body_too_large = true;
@@ -228,13 +217,26 @@ static size_t header_bytes(struct MHD_Connection *connection)
     return info != NULL ? info->header_size : 0;
 }
 
-/* What one pass over the request's header lines finds that makes it
- * malformed (RFC 9112 3.2 and 6.3, RFC 9110 5.5). */
+/* What one pass over the request's header lines finds: what makes it
+ * malformed (RFC 9112 3.2 and 6.3, RFC 9110 5.5), and how its body is
+ * framed, so that nothing looks those headers up again. */
 typedef struct header_census {
     unsigned hosts;
     unsigned content_lengths;
+    const char *content_length; /* the last one's value, or NULL */
+    bool transfer_encoding;
     bool control_bytes;
 } header_census;
+
+/* Whether a body follows the head: a Content-Length other than 0, or a
+ * Transfer-Encoding (chunked). */
+static bool body_follows(const header_census *census)
+{
+    unsigned long long declared = 0;
+    if (census->content_length != NULL && !(parse_content_length(census->content_length, &declared) && declared == 0))
+        return true;
+    return census->transfer_encoding;
+}
 
 static enum MHD_Result count_header(void *context, enum MHD_ValueKind kind, const char *name, const char *value)
 {
@@ -242,8 +244,11 @@ static enum MHD_Result count_header(void *context, enum MHD_ValueKind kind, cons
     header_census *census = context;
     if (strcasecmp(name, MHD_HTTP_HEADER_HOST) == 0)
         census->hosts++;
-    else if (strcasecmp(name, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0)
+    else if (strcasecmp(name, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0) {
         census->content_lengths++;
+        census->content_length = value;
+    } else if (strcasecmp(name, MHD_HTTP_HEADER_TRANSFER_ENCODING) == 0)
+        census->transfer_encoding = true;
     for (const unsigned char *c = (const unsigned char *)value; c != NULL && *c != '\0'; c++) {
         if ((*c < 0x20 && *c != '\t') || *c == 0x7f) {
             census->control_bytes = true;
@@ -269,18 +274,17 @@ static enum MHD_Result check_argument(void *context, enum MHD_ValueKind kind, co
  * never see them, and the client gets the envelope, not a 200 for a
  * request that means something else to a proxy in front. NULL when fine. */
 static const char *malformed(struct MHD_Connection *connection, const char *url, const char *version,
-                             bool *framing)
+                             header_census *census)
 {
-    header_census census = {0};
-    MHD_get_connection_values(connection, MHD_HEADER_KIND, count_header, &census);
-    *framing = census.content_lengths > 1;
+    *census = (header_census){0};
+    MHD_get_connection_values(connection, MHD_HEADER_KIND, count_header, census);
     /* Two lengths: the body ends where this node and a proxy disagree
      * (request smuggling); the connection cannot be trusted after it. */
-    if (census.content_lengths > 1)
+    if (census->content_lengths > 1)
         return "more than one Content-Length";
-    if (census.hosts > 1 || (census.hosts == 0 && version != NULL && strcmp(version, MHD_HTTP_VERSION_1_1) == 0))
+    if (census->hosts > 1 || (census->hosts == 0 && version != NULL && strcmp(version, MHD_HTTP_VERSION_1_1) == 0))
         return "an HTTP/1.1 request needs exactly one Host header";
-    if (census.control_bytes)
+    if (census->control_bytes)
         return "a header holds a control character";
     bool valid = url == NULL || shoal_utf8_valid(url, strlen(url));
     if (valid)
@@ -332,13 +336,7 @@ static enum MHD_Result begin_request(shoal_http *http, struct MHD_Connection *co
     *request_state = r;
     r->ctx.deadline_ns = shoal_request_deadline(r->started_ns, http->config->request_deadline_ms,
                                                 request_waited_ns(&r->ctx));
-    /* Counted against --max-in-flight from when the whole request is here
-     * (now, when it has no body) until request_completed, shed or not. A
-     * client still sending its body holds no worker; counting it would let
-     * a few hundred slow uploads shed everyone else (tests/e2e/faults_test.py
-     * slow_clients, straight at a node). */
-    r->admitted = !body_expected(connection);
-    r->ctx.shed = r->admitted && !shoal_app_admit(http->app);
+    r->admitted = false;
 
     if (header_bytes(connection) > http->config->max_header_bytes) {
         char *message = shoal_arena_printf(&r->ctx.arena, "the request line and headers exceed %zu bytes",
@@ -348,17 +346,25 @@ static enum MHD_Result begin_request(shoal_http *http, struct MHD_Connection *co
         return respond(http, r, connection);
     }
 
-    bool framing = false;
-    const char *problem = malformed(connection, url, version, &framing);
+    header_census census;
+    const char *problem = malformed(connection, url, version, &census);
     if (problem != NULL) {
         shoal_ctx_reject(&r->ctx, 400, "request.malformed", problem);
         /* Answered on this first call, libmicrohttpd closes the connection
          * after the answer: what follows an ambiguous body is not read as
          * a request. Otherwise the request goes on as usual (its body read
          * and ignored) and is answered at its end. */
-        if (framing)
+        if (census.content_lengths > 1)
             return respond(http, r, connection);
     }
+
+    /* Counted against --max-in-flight from when the whole request is here
+     * (now, when it has no body) until request_completed, shed or not. A
+     * client still sending its body holds no worker; counting it would let
+     * a few hundred slow uploads shed everyone else (tests/e2e/faults_test.py
+     * slow_clients, straight at a node). */
+    r->admitted = !body_follows(&census);
+    r->ctx.shed = r->admitted && !shoal_app_admit(http->app);
 
     /* Shed on arrival (it has no body): answered on the next call, which
      * keeps the connection alive. */
@@ -367,7 +373,7 @@ static enum MHD_Result begin_request(shoal_http *http, struct MHD_Connection *co
 
     size_t limit = http->config->max_body_bytes;
     unsigned long long declared = 0;
-    if (parse_content_length(lookup_header(connection, MHD_HTTP_HEADER_CONTENT_LENGTH), &declared)) {
+    if (parse_content_length(census.content_length, &declared)) {
         if (declared > limit) {
             reject_too_large(r, limit);
             /* With "Expect: 100-continue" the client waits for a go-ahead
