@@ -18,6 +18,7 @@ only. Exit 1 when a check failed.
 import http.client
 import json
 import os
+import shlex
 import signal
 import socket
 import subprocess
@@ -127,6 +128,15 @@ class Stack:
         if result.returncode != 0:
             raise RuntimeError("psql failed: " + result.stderr)
         return [line for line in result.stdout.splitlines() if line != ""]
+
+    def pg_data(self):
+        """The cluster's folder: outside the state folder as root, where
+        `deploy/local env` names it."""
+        for line in self.local("env").splitlines():
+            key, _, value = line.partition("=")
+            if key == "SHOAL_PG_DATA":
+                return shlex.split(value)[0]
+        raise RuntimeError("deploy/local env names no SHOAL_PG_DATA")
 
     def as_postgres(self, argv):
         if os.geteuid() == 0:
@@ -475,11 +485,12 @@ def scenario_postgres_restart(stack):
         headers, _ = json_request("GET", path, None, None)
         return "read", "GET", path, None, headers, None
 
+    pg_data = stack.pg_data()
     load = Load(stack.lb_port, 8, next_request, pause_s=0.002).start()
     time.sleep(1.5)
     down_at = load.now()
     # Immediate shutdown is a crash: no checkpoint, the WAL replays at start.
-    result = stack.as_postgres([PG_BIN + "/pg_ctl", "-D", os.path.join(stack.state, "pg"),
+    result = stack.as_postgres([PG_BIN + "/pg_ctl", "-D", pg_data,
                                 "-m", "immediate", "-w", "-t", "30", "stop"])
     check(result.returncode == 0, "pg_ctl stop -m immediate: %s" % (result.stderr.strip() or "done"))
     time.sleep(2)

@@ -67,6 +67,8 @@ cleanup() {
   if [ "$rc" -ne 0 ] && [ "${SHOAL_E2E_KEEP:-0}" = 1 ]; then
     echo "# state kept in $SHOAL_STATE"
   else
+    # --purge: PostgreSQL's folder too, outside the state folder as root.
+    "$LOCAL" down --purge >/dev/null 2>&1 || echo "# deploy/local down --purge failed"
     rm -rf "$SHOAL_STATE"
   fi
   exit "$rc"

@@ -31,7 +31,7 @@ stack_up() {
     */shoal-"$STACK_NAME".*)
       if [ -d "$left" ]; then
         echo "${STACK_NAME}_stack: stopping the stack a previous run left in $left"
-        SHOAL_STATE=$left "$LOCAL" down || true
+        SHOAL_STATE=$left "$LOCAL" down --purge || true
         rm -rf "$left"
       fi
       ;;
@@ -80,6 +80,8 @@ stack_down() {
   if [ "$rc" -ne 0 ] && [ "${SHOAL_E2E_KEEP:-0}" = 1 ]; then
     echo "${STACK_NAME}_stack: state kept in $SHOAL_STATE"
   else
+    # PostgreSQL's folder too, outside the state folder as root.
+    "$LOCAL" down --purge >/dev/null || { echo "${STACK_NAME}_stack: deploy/local down --purge failed" >&2; rc=1; }
     rm -rf "$SHOAL_STATE"
     rm -f "$path_file"
   fi

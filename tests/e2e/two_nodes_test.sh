@@ -61,6 +61,8 @@ cleanup() {
   if [ "$rc" -ne 0 ] && [ "${SHOAL_E2E_KEEP:-0}" = 1 ]; then
     echo "# state kept in $SHOAL_STATE"
   else
+    # --purge: PostgreSQL's folder too, outside the state folder as root.
+    "$LOCAL" down --purge >/dev/null 2>&1 || echo "# deploy/local down --purge failed"
     rm -rf "$SHOAL_STATE"
   fi
   exit "$rc"
@@ -137,9 +139,7 @@ pass "/readyz body reports postgres and redis up: $(cat "$BODY")"
 # which is how the TechEmpower verifier counts statements.
 step "TechEmpower routes through HAProxy, counted by pg_stat_statements"
 admin_sql() {
-  local psql=(/usr/lib/postgresql/15/bin/psql -X -q -At -v ON_ERROR_STOP=1 -h "$SHOAL_STATE/pg-socket"
-    -p "$SHOAL_PG_PORT" -U postgres -d shoal -c "$1")
-  if [ "$(id -u)" = 0 ]; then (cd / && runuser -u postgres -- "${psql[@]}"); else "${psql[@]}"; fi
+  "$LOCAL" psql -q -At -v ON_ERROR_STOP=1 -c "$1"
 }
 world_selects() {
   admin_sql "SELECT coalesce(sum(calls), 0) FROM pg_stat_statements

@@ -271,15 +271,19 @@ class Stack:
         subprocess.run([LOCAL, "down"], env=self.launcher_env(), stdout=sys.stderr,
                        stderr=sys.stderr)
         if not self.args.state and not self.args.keep:
-            shutil.rmtree(self.state, ignore_errors=True)
+            self.purge()
+
+    def purge(self):
+        """The stack's data: PostgreSQL's folder (outside the state folder as
+        root, where only deploy/local knows it) and the state folder."""
+        subprocess.run([LOCAL, "down", "--purge"], env=self.launcher_env(),
+                       stdout=subprocess.DEVNULL, stderr=sys.stderr)
+        shutil.rmtree(self.state, ignore_errors=True)
 
     def psql_admin(self, db, sql):
-        cmd = [os.path.join(PG_BIN, "psql"), "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1",
-               "-h", os.path.join(self.state, "pg-socket"), "-p", self.env["SHOAL_PG_PORT"],
-               "-U", "postgres", "-d", db, "-c", sql]
-        if os.getuid() == 0:
-            cmd = ["runuser", "-u", "postgres", "--"] + cmd
-        return subprocess.run(cmd, capture_output=True, text=True, cwd="/")
+        """psql as postgres through the stack's socket (deploy/local psql)."""
+        cmd = [LOCAL, "psql", "-q", "-At", "-v", "ON_ERROR_STOP=1", "-d", db, "-c", sql]
+        return subprocess.run(cmd, env=self.launcher_env(), capture_output=True, text=True)
 
 
 # ------------------------------------------------------------------ peers

@@ -513,7 +513,7 @@ def main(argv):
         stack.down()
         cgroups.remove()
         if not a.state and not a.keep:
-            shutil.rmtree(state, ignore_errors=True)
+            stack.purge()
 
     meds = median_rows(rows)
     fits = {}
