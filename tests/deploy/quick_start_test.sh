@@ -93,22 +93,23 @@ code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 "http://127.0.0.1:$SH
 [ "$code" = 200 ] || fail "/readyz through HAProxy answers 200 (got $code)"
 pass "/readyz through HAProxy answers 200"
 
-[ "$(stat -c '%a %U' "$TOP")" = "$top_mode" ] && [ "$(stat -c '%a %U' "$CLONE")" = "$clone_mode" ] \
-  || fail "the user's folders kept their modes ($TOP: $top_mode -> $(stat -c '%a %U' "$TOP"), $CLONE: $clone_mode -> $(stat -c '%a %U' "$CLONE"))"
+[ "$(stat -c '%a %U' "$TOP")" = "$top_mode" ] || fail "$TOP kept its mode ($top_mode, now $(stat -c '%a %U' "$TOP"))"
+[ "$(stat -c '%a %U' "$CLONE")" = "$clone_mode" ] \
+  || fail "$CLONE kept its mode ($clone_mode, now $(stat -c '%a %U' "$CLONE"))"
 pass "the user's folders kept their modes and owners"
 
 status=$(deploy/local status) || fail "deploy/local status"
 echo "$status"
 data=$(sed -n 's/^postgres: data \([^,]*\), socket \([^,]*\), log .*/\1/p' <<<"$status")
 socket=$(sed -n 's/^postgres: data \([^,]*\), socket \([^,]*\), log .*/\2/p' <<<"$status")
-[ -n "$data" ] && [ -n "$socket" ] || fail "deploy/local status names PostgreSQL's data and socket folders"
+if [ -z "$data" ] || [ -z "$socket" ]; then fail "deploy/local status names PostgreSQL's data and socket folders"; fi
 home=$(dirname "$data")
 case $home in
   "$TOP"/*) fail "PostgreSQL's folder $home is outside the clone" ;;
 esac
 [ "$(dirname "$socket")" = "$home" ] || fail "the socket ($socket) is in PostgreSQL's folder ($home)"
 [ "$(cat .state/pg-home 2>/dev/null)" = "$home" ] || fail "the state folder records PostgreSQL's folder in .state/pg-home"
-[ "$(stat -c %U "$home")" = postgres ] && [ "$(stat -c %a "$home")" = 700 ] \
+[ "$(stat -c '%U %a' "$home")" = "postgres 700" ] \
   || fail "PostgreSQL's folder belongs to postgres, mode 0700 ($(stat -c '%a %U' "$home"))"
 [ -S "$socket/.s.PGSQL.$SHOAL_PG_PORT" ] || fail "PostgreSQL's socket is in $socket"
 pass "deploy/local status: PostgreSQL's data in $data, socket in $socket (postgres's, 0700, recorded in .state/pg-home)"
@@ -123,7 +124,7 @@ for f in .state/pids/*.pid; do
   pids[$name]=$(cat "$f")
 done
 for name in postgres redis node1 node2 lb; do
-  [ -n "${pids[$name]:-}" ] && alive "${pids[$name]}" || fail "$name runs with its PID in .state/pids"
+  if [ -z "${pids[$name]:-}" ] || ! alive "${pids[$name]}"; then fail "$name runs with its PID in .state/pids"; fi
 done
 
 step "deploy/local down"

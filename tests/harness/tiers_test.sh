@@ -63,9 +63,13 @@ pass "PostgreSQL's folder is $home, recorded in $STATE/pg-home"
 pass "$TOP kept its mode and owner ($mode_before)"
 
 pid=$(head -n 1 "$home/pg/postmaster.pid" 2>/dev/null || true)
-[[ $pid =~ ^[0-9]+$ ]] && alive "$pid" || fail "a postmaster runs with its PID in $home/pg/postmaster.pid ('$pid')"
+if ! [[ $pid =~ ^[0-9]+$ ]] || ! alive "$pid"; then
+  fail "a postmaster runs with its PID in $home/pg/postmaster.pid ('$pid')"
+fi
 redis_pid=$(cat "$STATE/redis.pid" 2>/dev/null || true)
-[[ $redis_pid =~ ^[0-9]+$ ]] && alive "$redis_pid" || fail "Redis runs with its PID in $STATE/redis.pid ('$redis_pid')"
+if ! [[ $redis_pid =~ ^[0-9]+$ ]] || ! alive "$redis_pid"; then
+  fail "Redis runs with its PID in $STATE/redis.pid ('$redis_pid')"
+fi
 
 # The admin URL of tests/integration/CMakeLists.txt, used as the tests use it.
 admin="postgresql:///postgres?host=$home&port=$PG_PORT&user=postgres"
