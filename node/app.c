@@ -2,9 +2,11 @@
 #include <pthread.h>
 #include <stdalign.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "cache.h"
 #include "context.h"
@@ -97,6 +99,7 @@ struct shoal_worker {
     cache *cache_tier; /* == cache unless the cache has its own instance */
     void **slots;
     shoal_worker *next;
+    shoal_worker *next_spare; /* in app->spares until a thread takes it */
     alignas(CACHE_LINE_BYTES) atomic_int in_flight; /* written by the worker's thread, read when draining */
     unsigned long request_counter;
     shoal_route_counters *route_counters; /* by metrics_index, on lines of their own */
@@ -124,8 +127,9 @@ struct shoal_app {
      * since every request on every core writes it twice. */
     atomic_int *admitted;
 
-    pthread_mutex_t workers_lock; /* only taken when a thread creates its worker */
+    pthread_mutex_t workers_lock; /* only taken when a thread creates or takes its worker */
     shoal_worker *workers;
+    shoal_worker *spares; /* made (and connected) at start, not yet a thread's */
     store_registry *statements;
     store_config store_config; /* its registry is set when setup freezes */
     cache_config cache_config;
@@ -656,13 +660,10 @@ void shoal_worker_request_finished(shoal_worker *worker)
 
 /* ---- workers ------------------------------------------------------------ */
 
-shoal_worker *shoal_app_thread_worker(shoal_app *app)
+/* A worker with its connections' settings, not connected yet (store/ and
+ * cache/ connect on first use), listed in app->workers. */
+static shoal_worker *worker_new(shoal_app *app)
 {
-    /* The generation, not the pointer, identifies the app: a later app may
-     * be allocated at a freed one's address on a reused thread. */
-    if (thread_worker != NULL && thread_worker_generation == app->generation)
-        return thread_worker;
-
     shoal_worker *worker = aligned_alloc(alignof(shoal_worker), sizeof *worker);
     if (worker == NULL)
         return NULL;
@@ -705,9 +706,92 @@ shoal_worker *shoal_app_thread_worker(shoal_app *app)
     worker->next = app->workers;
     app->workers = worker;
     pthread_mutex_unlock(&app->workers_lock);
+    return worker;
+}
+
+shoal_worker *shoal_app_thread_worker(shoal_app *app)
+{
+    /* The generation, not the pointer, identifies the app: a later app may
+     * be allocated at a freed one's address on a reused thread. */
+    if (thread_worker != NULL && thread_worker_generation == app->generation)
+        return thread_worker;
+
+    /* A worker warmed at start, if one is left: its connections (made by
+     * the thread that warmed it, which touches it no more) become this
+     * thread's; the lock orders that thread's writes before this one's. */
+    pthread_mutex_lock(&app->workers_lock);
+    shoal_worker *worker = app->spares;
+    if (worker != NULL) {
+        app->spares = worker->next_spare;
+        worker->next_spare = NULL;
+    }
+    pthread_mutex_unlock(&app->workers_lock);
+    if (worker == NULL)
+        worker = worker_new(app);
+    if (worker == NULL)
+        return NULL;
     thread_worker = worker;
     thread_worker_generation = app->generation;
     return worker;
+}
+
+static uint64_t monotonic_ms(void)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (uint64_t)now.tv_sec * 1000u + (uint64_t)now.tv_nsec / 1000000u;
+}
+
+/* Both of a worker's Redis connections (one when the cache shares the
+ * sessions' instance). */
+static bool warm_redis(shoal_worker *worker)
+{
+    if (cache_ping(worker->cache) != CACHE_OK)
+        return false;
+    return worker->cache_tier == worker->cache || cache_ping(worker->cache_tier) == CACHE_OK;
+}
+
+int shoal_app_warm_workers(shoal_app *app, int count, uint64_t deadline_ms, bool skip_postgres,
+                           shoal_warm_report *report)
+{
+    *report = (shoal_warm_report){0};
+    if (!app->frozen)
+        return -1; /* a store needs the frozen registry to prepare its statements */
+    bool postgres_reachable = !skip_postgres;
+    bool redis_reachable = true;
+    for (int i = 0; i < count; i++) {
+        shoal_worker *worker = worker_new(app);
+        if (worker == NULL)
+            return -1;
+        /* Its first connection attempts, when they fail, happen now; the
+         * next ones wait for a request, as on any worker. */
+        if (monotonic_ms() >= deadline_ms) {
+            report->timed_out = true;
+        } else {
+            if (postgres_reachable) {
+                /* Connecting prepares every registered statement. */
+                if (store_connect_now(worker->store) == STORE_OK) {
+                    report->postgres++;
+                } else {
+                    postgres_reachable = false;
+                    snprintf(report->postgres_error, sizeof report->postgres_error, "%s",
+                             store_last_error(worker->store)->message);
+                }
+            }
+            if (redis_reachable && monotonic_ms() < deadline_ms) {
+                if (warm_redis(worker))
+                    report->redis++;
+                else
+                    redis_reachable = false;
+            }
+        }
+        pthread_mutex_lock(&app->workers_lock);
+        worker->next_spare = app->spares;
+        app->spares = worker;
+        pthread_mutex_unlock(&app->workers_lock);
+        report->workers++;
+    }
+    return 0;
 }
 
 /* ---- the request context -------------------------------------------------- */

@@ -74,9 +74,13 @@ static const setting settings[] = {
     {"grace-period-ms", "SHOAL_GRACE_PERIOD_MS", SETTING_INT, FIELD(grace_period_ms), "10000", 0,
      600000, "after draining, milliseconds in-flight requests get to finish"},
     {"startup-timeout", "SHOAL_STARTUP_TIMEOUT", SETTING_INT, FIELD(startup_timeout_s), "30", 0,
-     3600, "seconds to wait for PostgreSQL when migrating at start"},
+     3600, "seconds start-up may take: waiting for PostgreSQL to migrate, then opening the workers' "
+     "connections (a tier still missing then is reached later)"},
     {"migrate", "SHOAL_MIGRATE", SETTING_BOOL, FIELD(migrate), "true", 0, 0,
      "apply database migrations at start (false when a job does it)"},
+    {"strict", "SHOAL_STRICT", SETTING_BOOL, FIELD(strict), "false", 0, 0,
+     "refuse to start when this node's PostgreSQL connections (one per worker thread and one for the "
+     "tier monitor) do not fit in what the server has free (default: a warning in the log)"},
     {"bench", "SHOAL_BENCH", SETTING_BOOL, FIELD(bench), "true", 0, 0,
      "serve the TechEmpower benchmark routes (/json, /plaintext, /db, /queries, /updates, /fortunes)"},
     {"access-log-sample", "SHOAL_ACCESS_LOG_SAMPLE", SETTING_INT, FIELD(access_log_sample), "1", 0,
@@ -511,6 +515,8 @@ int shoal_config_load(shoal_config *config, int argc, char **argv, shoal_config_
         const char *value = NULL;
         if (equals != NULL) {
             value = equals + 1;
+        } else if (s->type == SETTING_BOOL && (index + 1 >= argc || strncmp(argv[index + 1], "--", 2) == 0)) {
+            value = "true"; /* a boolean flag alone (--strict) turns it on */
         } else if (index + 1 < argc) {
             value = argv[++index];
         } else {

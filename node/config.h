@@ -56,6 +56,7 @@ typedef struct shoal_config {
     int grace_period_ms;
     int startup_timeout_s; /* how long to wait for PostgreSQL at start */
     bool migrate;
+    bool strict; /* refuse to start past the PostgreSQL connection budget (node/budget.h) */
 
     /* the TechEmpower benchmark routes (node/bench/) */
     bool bench;

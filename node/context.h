@@ -108,9 +108,33 @@ void shoal_app_dispatch(shoal_app *app, shoal_ctx *ctx);
 /* Ends the request: one observation (access log), then the arena goes. */
 void shoal_ctx_finish(shoal_ctx *ctx, uint64_t duration_ns);
 
-/* This thread's worker for app, created on the thread's first request;
- * NULL when memory runs out. */
+/* This thread's worker for app, bound to the thread on its first request:
+ * one warmed at start when one is left, else a new one, which connects on
+ * first use. NULL when memory runs out. */
 shoal_worker *shoal_app_thread_worker(shoal_app *app);
+
+/* What warming the workers came to. */
+typedef struct shoal_warm_report {
+    int workers;  /* made and waiting for their threads */
+    int postgres; /* with PostgreSQL connected and every statement prepared */
+    int redis;    /* with Redis connected (both instances when the cache has its own) */
+    bool timed_out; /* the deadline came before every worker was connected */
+    char postgres_error[256]; /* why PostgreSQL was given up, or "" */
+} shoal_warm_report;
+
+/* Makes count workers (one per HTTP thread) on the calling thread before
+ * serving, connects each one's PostgreSQL (preparing the statements) and
+ * Redis, and keeps them for the threads' first requests, so that no request
+ * pays for connecting. A tier that fails once is left for the workers to
+ * reach on their first requests (a shared tier down at start must not keep
+ * the node from serving), and so is everything after deadline_ms
+ * (CLOCK_MONOTONIC); skip_postgres leaves PostgreSQL out from the start.
+ * Past the deadline the call still returns within one connect timeout per
+ * tier. The app must be frozen (-1 otherwise, or when memory runs out).
+ * Call it before the HTTP threads start: each worker's connections are its
+ * thread's own from the moment that thread takes it. */
+int shoal_app_warm_workers(shoal_app *app, int count, uint64_t deadline_ms, bool skip_postgres,
+                           shoal_warm_report *report);
 
 /* Requests started and not yet finished, for draining: each worker counts
  * its own, so that requests on different cores share no counter. */

@@ -19,6 +19,9 @@
 #include "shoal.h"
 
 #define SHOAL_TIER_PROBE_INTERVAL_MS 1000
+/* The monitor's own PostgreSQL connection, open while the node runs; the
+ * connection budget (node/budget.h) counts it. */
+#define SHOAL_TIER_MONITOR_POSTGRES_CONNECTIONS 1
 
 typedef struct shoal_tier_monitor shoal_tier_monitor;
 

@@ -9,6 +9,7 @@
 
 #include "api/api.h"
 #include "bench/bench.h"
+#include "budget.h"
 #include "config.h"
 #include "context.h"
 #include "ext/cors.h"
@@ -101,6 +102,31 @@ static int setup(shoal_app *app, shoal_tier_monitor *monitor)
     return 0;
 }
 
+/* Opens every worker's connections before the node turns ready, within
+ * the startup timeout; a tier that cannot be reached is left for the
+ * workers' first requests, as it would be after an outage. */
+static int warm_workers(shoal_app *app, const shoal_config *config, uint64_t startup_deadline, bool skip_postgres)
+{
+    uint64_t started = monotonic_ms();
+    shoal_warm_report report;
+    if (shoal_app_warm_workers(app, config->threads, startup_deadline, skip_postgres, &report) != 0)
+        return -1;
+    unsigned long long took = (unsigned long long)(monotonic_ms() - started);
+    if (report.postgres == report.workers && report.redis == report.workers) {
+        shoal_log(SHOAL_LOG_INFO, "warm", "%d workers connected to PostgreSQL (statements prepared) and Redis in %llu ms",
+                  report.workers, took);
+        return 0;
+    }
+    const char *postgres_reason = skip_postgres ? "not reachable at start" : report.postgres_error;
+    shoal_log(SHOAL_LOG_WARNING, "warm",
+              "of %d workers %d connected to PostgreSQL and %d to Redis in %llu ms%s%s%s; the others connect on "
+              "their first request",
+              report.workers, report.postgres, report.redis, took,
+              report.timed_out ? " (the startup timeout ran out)" : "",
+              postgres_reason[0] != '\0' ? "; PostgreSQL: " : "", postgres_reason);
+    return 0;
+}
+
 /* Waits for SIGTERM or SIGINT; returns the signal. */
 static int wait_for_stop(const sigset_t *signals)
 {
@@ -183,12 +209,20 @@ int main(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
     signal(SIGPIPE, SIG_IGN); /* a peer that vanished is an error code, not a death */
 
+    /* Migrations wait for PostgreSQL, the budget check and the workers'
+     * connections come after them: all within the one startup timeout. */
+    uint64_t startup_deadline = monotonic_ms() + (uint64_t)config.startup_timeout_s * 1000u;
     if (config.migrate) {
         migrate_outcome outcome = migrate(&config, &stop_signals);
         if (outcome != MIGRATED) {
             shoal_config_free(&config);
             return outcome == MIGRATE_INTERRUPTED ? 0 : 1;
         }
+    }
+    shoal_budget_outcome budget = shoal_budget_check(&config);
+    if (budget == SHOAL_BUDGET_EXCEEDED && config.strict) {
+        shoal_config_free(&config);
+        return 1;
     }
 
     shoal_tier_monitor *monitor = shoal_tier_monitor_start(&config, SHOAL_TIER_PROBE_INTERVAL_MS);
@@ -203,6 +237,18 @@ int main(int argc, char **argv)
     /* Before serving: the L1 serves nothing until the subscriber is in. */
     if (shoal_app_start_invalidation(app, error, sizeof error) != 0) {
         shoal_log(SHOAL_LOG_ERROR, "start", "invalidation subscriber: %s", error);
+        shoal_app_free(app);
+        shoal_tier_monitor_stop(monitor);
+        shoal_config_free(&config);
+        return 1;
+    }
+    /* Frozen here rather than by shoal_http_start (which freezes again, a
+     * no-op): the workers' new connections prepare the registry's
+     * statements, which must all be there. PostgreSQL that the budget check
+     * just could not reach is not tried again for each worker. */
+    if (shoal_app_freeze(app) != 0 ||
+        warm_workers(app, &config, startup_deadline, budget == SHOAL_BUDGET_UNREACHABLE) != 0) {
+        shoal_log(SHOAL_LOG_ERROR, "start", "setup failed");
         shoal_app_free(app);
         shoal_tier_monitor_stop(monitor);
         shoal_config_free(&config);

@@ -105,8 +105,9 @@ typedef struct shoal_extension {
 } shoal_extension;
 int shoal_app_extend(shoal_app *app, const shoal_extension *extension);
 
-/* Per-worker state, typed per extension: create runs once on each worker
- * thread before its first request, destroy at shutdown. */
+/* Per-worker state, typed per extension: create runs once for each worker
+ * before its thread's first request (for the workers warmed at start, on
+ * the thread that warms them), destroy at shutdown. */
 typedef int shoal_worker_slot;
 shoal_worker_slot shoal_app_worker_slot(shoal_app *app, void *(*create)(void *data),
                                         void (*destroy)(void *state), void *data);

@@ -366,3 +366,8 @@ int store_conninfo_check(const char *conninfo, char *error, size_t error_size)
     PQconninfoFree(options);
     return 0;
 }
+
+store_status store_connect_now(store *s)
+{
+    return store_ready_connection(s, true) ? STORE_OK : STORE_UNAVAILABLE;
+}

@@ -66,6 +66,10 @@ void store_close(store *s);
 
 /* One round trip; reconnects first when the connection is down. */
 store_status store_ping(store *s);
+/* Connects now, preparing every registered statement, unless connected;
+ * no other round trip. STORE_OK or STORE_UNAVAILABLE. A node opens its
+ * workers' connections this way before it turns ready. */
+store_status store_connect_now(store *s);
 
 /* 0 when conninfo is a valid URI or key=value string for libpq, else -1
  * with libpq's reason in error. Parses only; connects to nothing. */
@@ -222,5 +226,28 @@ typedef struct store_migrate_report {
 store_status store_migrate(const store_config *config, const store_migration *migrations,
                            size_t count, store_migrate_report *report, char *error,
                            size_t error_size);
+
+/* ---- the connection budget (capacity.c) ------------------------------------ */
+
+/* How many more connections a server takes. Only client sessions count
+ * against max_connections (background processes, autovacuum and WAL senders
+ * have slots of their own). A role without pg_read_all_stats sees every
+ * session in pg_stat_activity but not other roles' kinds; such a session
+ * counts when it is attached to a database, as every client session is. */
+typedef struct store_capacity {
+    int max_connections;
+    /* Slots an ordinary role cannot take: superuser_reserved_connections,
+     * plus reserved_connections where the server has it (PostgreSQL 16). */
+    int reserved;
+    int in_use; /* client sessions, the asking one left out */
+} store_capacity;
+
+/* Asks over one short connection of its own, closed before it returns.
+ * STORE_OK; STORE_UNAVAILABLE when the server cannot be reached (or is
+ * full); STORE_ERROR when it answered otherwise. The reason goes to error. */
+store_status store_capacity_read(const store_config *config, store_capacity *out, char *error,
+                                 size_t error_size);
+/* The connections an ordinary role can still open; never below 0. */
+int store_capacity_free(const store_capacity *capacity);
 
 #endif

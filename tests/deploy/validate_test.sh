@@ -7,6 +7,9 @@
 #   - HAProxy 2.6 accepts lb/haproxy.cfg with the compose backend, and with
 #     the local backend that deploy/local renders for 2 and 4 nodes, without
 #     a single warning
+#   - the compose backend addresses at least 64 replicas, every "up to N
+#     replicas" in the docs says the same N, and both backends bring a node
+#     in gradually (slowstart)
 #   - HAProxy's own error answers (lb/errors/*.http) carry the JSON envelope
 #   - the Dockerfile's runtime stage runs as a non-root user
 set -euo pipefail
@@ -148,6 +151,39 @@ for want in 'balance leastconn' 'option httpchk GET /readyz' 'http-check expect 
             'option forwardfor' 'http-request disable-l7-retry' 'prometheus-exporter' 'stats uri /stats'; do
   if grep -qF -- "$want" lb/haproxy.cfg; then pass "lb/haproxy.cfg has '$want'"; else fail "lb/haproxy.cfg lacks '$want'"; fi
 done
+
+# How many replicas compose may run: one server slot each, and a replica
+# without a slot gets no traffic, silently. The docs must name the same
+# maximum wherever they give one. A node that comes up takes its share of
+# requests gradually, in both backends.
+echo "# node count and slowstart"
+if python3 - <<'EOF'
+import glob, re, sys
+problems = []
+def check(cond, what):
+    print(("ok   - " if cond else "FAIL - ") + what)
+    if not cond:
+        problems.append(what)
+compose = open("lb/backend-compose.cfg").read()
+templates = re.findall(r"^\s*server-template\s+\S+\s+(\d+)-(\d+)\s", compose, re.M)
+check(len(templates) == 1, "lb/backend-compose.cfg has one server-template")
+slots = int(templates[0][1]) - int(templates[0][0]) + 1 if templates else 0
+check(slots >= 64, f"the compose backend addresses at least 64 replicas ({slots})")
+documented = 0
+for path in ["README.md", "docker-compose.yml", "lb/backend-compose.cfg"] + sorted(glob.glob("docs/*.md")):
+    text = re.sub(r"\s+", " ", open(path).read())
+    for n in re.findall(r"[Uu]p to (\d+) (?:compose )?replicas", text):
+        documented += 1
+        check(int(n) == slots, f"{path}: 'up to {n} replicas' agrees with the template ({slots})")
+check(documented >= 3, f"the maximum is documented (README, compose, operations): {documented} mentions")
+for path in ["lb/backend-compose.cfg", "lb/backend-local.cfg.in"]:
+    text = open(path).read()
+    backend = text[text.index("backend nodes"):] if "backend nodes" in text else ""
+    check(re.search(r"^\s*default-server\b.*\bslowstart\s+\d+s\b", backend, re.M) is not None,
+          f"{path}: default-server slowstart in backend nodes")
+sys.exit(1 if problems else 0)
+EOF
+then :; else FAILED=1; fi
 
 # HAProxy's own answers (errorfile): whole HTTP responses with the nodes'
 # JSON envelope and security headers, one per status HAProxy makes itself,

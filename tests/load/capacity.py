@@ -217,7 +217,7 @@ def main(argv):
     if a.database_url:
         held, limit = live_connections(a.database_url)
         print("running stack: max_connections %d, client connections by application_name (a node opens "
-              "one per worker as each serves its first request, plus its tier monitor):" % limit)
+              "one per worker before it turns ready, plus its tier monitor's):" % limit)
         for name, count in sorted(held.items()):
             print("  %-20s %d" % (name, count))
     return 0

@@ -267,6 +267,37 @@ static void test_booleans(void **state)
     assert_fails_naming(ENV("SHOAL_MIGRATE", ""), NULL, "SHOAL_MIGRATE");
 }
 
+/* --strict (node/budget.h): off unless asked; a boolean flag alone means
+ * true, so `--strict --threads 4` does not read --threads as its value. */
+static void test_strict_is_off_by_default_and_a_bare_boolean_flag_turns_it_on(void **state)
+{
+    (void)state;
+    shoal_config c;
+    assert_loads(&c, NULL, NULL);
+    assert_false(c.strict);
+    shoal_config_free(&c);
+    assert_loads(&c, ENV("SHOAL_STRICT", "1"), NULL);
+    assert_true(c.strict);
+    shoal_config_free(&c);
+    assert_loads(&c, NULL, ARGS("--strict", "--threads", "4"));
+    assert_true(c.strict);
+    assert_int_equal(c.threads, 4);
+    shoal_config_free(&c);
+    assert_loads(&c, NULL, ARGS("--threads", "3", "--strict"));
+    assert_true(c.strict);
+    assert_int_equal(c.threads, 3);
+    shoal_config_free(&c);
+    assert_loads(&c, ENV("SHOAL_STRICT", "true"), ARGS("--strict", "false"));
+    assert_false(c.strict);
+    shoal_config_free(&c);
+    assert_loads(&c, NULL, ARGS("--strict=off"));
+    assert_false(c.strict);
+    shoal_config_free(&c);
+    assert_fails_naming(NULL, ARGS("--strict", "maybe"), "--strict");
+    /* Flags that take numbers still need their value. */
+    assert_fails_naming(NULL, ARGS("--threads", "--strict"), "--threads");
+}
+
 static void test_numbers_out_of_range_or_not_numbers_are_rejected(void **state)
 {
     (void)state;
@@ -588,9 +619,11 @@ static void test_every_flag_in_usage_is_accepted(void **state)
         if (strcmp(flag, "--help") == 0 || strcmp(flag, "--version") == 0)
             continue;
         flags++;
+        /* Alone, a boolean flag turns its setting on; any other needs a value. */
         shoal_config c;
-        assert_int_equal(load(&c, NULL, ARGS(flag)), -1);
-        if (strstr(error, "needs a value") == NULL)
+        if (load(&c, NULL, ARGS(flag)) == 0)
+            shoal_config_free(&c);
+        else if (strstr(error, "needs a value") == NULL)
             fail_msg("%s from --help: %s", flag, error);
     }
     /* A floor rather than the exact count, so that adding a flag does not
@@ -625,6 +658,7 @@ int main(void)
         cmocka_unit_test(test_redis_url_must_use_the_redis_scheme),
         cmocka_unit_test(test_the_cache_may_have_its_own_instance),
         cmocka_unit_test(test_bind_address_must_not_be_empty),
+        cmocka_unit_test(test_strict_is_off_by_default_and_a_bare_boolean_flag_turns_it_on),
         cmocka_unit_test(test_usage_lists_every_flag_and_variable),
         cmocka_unit_test(test_every_flag_in_usage_is_accepted),
     };

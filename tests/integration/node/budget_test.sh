@@ -1,0 +1,153 @@
+#!/usr/bin/env bash
+# tests/integration/node/budget_test.sh: the PostgreSQL connection budget a
+# node checks at start, against a PostgreSQL of its own with room for few
+# connections (max_connections 10, 3 of them reserved for superusers: 7 for
+# the role shoal).
+#   budget_test.sh SHOAL_NODE_BINARY TIERS_SCRIPT STATE_DIR NODE_PORT PG_PORT REDIS_PORT
+#
+#   - a node that fits logs the numbers and serves, with --strict too;
+#   - sessions already open count, the role's own and a superuser's (whose
+#     kind an ordinary role cannot see) alike, and background processes do
+#     not;
+#   - past the budget a node logs a warning naming the numbers and the
+#     fixes, and serves (its warm-up stops at the first refused worker);
+#     with --strict it exits 1 without serving.
+set -euo pipefail
+binary=$1
+tiers=$2
+state=$3
+port=$4
+pg_port=$5
+redis_port=$6
+# The one place that says where readiness is asked.
+readyz_url="http://127.0.0.1:$port/readyz"
+scale=${SHOAL_TEST_TIME_SCALE:-1}
+scale=${scale%%.*}
+[ "$scale" -ge 1 ] 2>/dev/null || scale=1
+
+database_url="postgresql://shoal:shoal@127.0.0.1:$pg_port/shoal"
+admin_url="postgresql:///shoal?host=$state&port=$pg_port&user=postgres"
+
+failures=0
+passes=0
+node_pid=""
+holders=()
+log=$(mktemp)
+
+check() { # description, then a command that must succeed
+  local description=$1; shift
+  if "$@"; then passes=$((passes + 1)); echo "ok - $description"
+  else failures=$((failures + 1)); echo "not ok - $description"; fi
+}
+
+stop_pid() { # pid [signal]; then SIGKILL if it lingers
+  local pid=$1 signal=${2:-INT}
+  [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || return 0
+  kill -"$signal" "$pid" 2>/dev/null || true
+  for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  kill -KILL "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+}
+
+# Stops the node and checks how it ended: exit 0, and no report of the
+# sanitizers (the ASan build runs this test too) in its log.
+stop_node() {
+  local pid=$node_pid rc=0
+  node_pid=""
+  [ -n "$pid" ] || return 0
+  kill -INT "$pid" 2>/dev/null || true
+  wait "$pid" || rc=$?
+  check "the node exits 0 (got $rc)" [ "$rc" = 0 ]
+  check "no sanitizer report in the node's log" \
+    bash -c "! grep -qE 'ERROR: (Address|Leak)Sanitizer|runtime error:' '$log'"
+}
+
+cleanup() {
+  stop_pid "$node_pid"
+  for pid in "${holders[@]}"; do stop_pid "$pid" TERM; done
+  "$tiers" stop "$state" || true
+  rm -f "$log"
+}
+trap cleanup EXIT
+
+SHOAL_TIERS_PG_MAX_CONNECTIONS=10 "$tiers" start "$state" "$pg_port" "$redis_port"
+
+start_node() { # extra arguments
+  env DATABASE_URL="$database_url" REDIS_URL="redis://127.0.0.1:$redis_port/0" SHOAL_PORT="$port" \
+    SHOAL_NODE_NAME=budget SHOAL_L1_ENTRIES=0 SHOAL_ACCESS_LOG_SAMPLE=0 "$binary" "$@" 2>"$log" &
+  node_pid=$!
+}
+
+# Ready within limit seconds, or exited (code set, "running" otherwise).
+wait_ready_or_exit() { # limit in seconds
+  code=running
+  for _ in $(seq $(($1 * 20))); do
+    if ! kill -0 "$node_pid" 2>/dev/null; then
+      code=0
+      wait "$node_pid" || code=$?
+      node_pid=""
+      return 0
+    fi
+    [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 1 "$readyz_url" || true)" = 200 ] && return 0
+    sleep 0.05
+  done
+}
+
+budget_line() { grep '"event":"budget"' "$log" || true; }
+
+# ---- room for the node
+
+start_node --threads 2
+wait_ready_or_exit $((10 * scale))
+line=$(budget_line)
+echo "# $line"
+check "2 threads with 7 free: it serves" [ "$code" = running ]
+check "the budget line names the node's 3 connections and the server's numbers" \
+  grep -q 'holds 3 PostgreSQL connections (2 worker threads + 1 tier monitor); the server has 7 free (max_connections 10 - 3 reserved for superusers - 0 in use)' <<<"$line"
+check "it fits: no warning" bash -c "! grep -q '\"level\":\"warning\"' <<<'$line'"
+stop_node
+
+start_node --threads 2 --strict
+wait_ready_or_exit $((10 * scale))
+check "2 threads with 7 free and --strict: it serves" [ "$code" = running ]
+stop_node
+
+# ---- sessions in use: two of the role's own, two of a superuser's
+
+for url in "$database_url" "$database_url" "$admin_url" "$admin_url"; do
+  psql "$url" -XAtq -c "SELECT pg_sleep(60)" >/dev/null 2>&1 &
+  holders+=("$!")
+done
+for _ in $(seq 100); do
+  held=$(psql "$admin_url" -XAtq -c "SELECT count(*) FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(60)'")
+  [ "$held" = 4 ] && break
+  sleep 0.05
+done
+check "four sessions are held open ($held)" [ "$held" = 4 ]
+
+start_node --threads 3 --strict
+wait_ready_or_exit $((10 * scale))
+line=$(budget_line)
+echo "# $line"
+check "3 threads with 3 free and --strict: it exits 1 (got $code)" [ "$code" = 1 ]
+check "the error names the node's 4 connections, the 3 free and the 4 in use" \
+  grep -q '"level":"error".*exceeded (--strict: not starting).*holds 4 PostgreSQL connections (3 worker threads + 1 tier monitor); the server has 3 free (max_connections 10 - 3 reserved for superusers - 4 in use)' <<<"$line"
+check "the error names the fixes" \
+  grep -q 'Raise max_connections.*fewer --threads.*PgBouncer' <<<"$line"
+check "it never served" bash -c "! grep -q '\"event\":\"start\"' '$log'"
+
+start_node --threads 3
+wait_ready_or_exit $((10 * scale))
+line=$(budget_line)
+echo "# $line"
+check "3 threads with 3 free, without --strict: it serves all the same" [ "$code" = running ]
+check "the warning names the numbers and how many workers will fail" \
+  grep -q '"level":"warning".*exceeded: this node holds 4 PostgreSQL connections.*3 free.*4 in use.*1 of its workers will fail to connect' <<<"$line"
+warm=$(grep '"event":"warm"' "$log" || true)
+echo "# $warm"
+check "the warm-up connected the 2 workers there was room for and left the third" \
+  grep -q 'of 3 workers 2 connected to PostgreSQL' <<<"$warm"
+stop_node
+
+echo "$passes passed, $failures failed"
+[ "$failures" = 0 ]
