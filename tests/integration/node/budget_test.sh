@@ -26,7 +26,6 @@ scale=${scale%%.*}
 [ "$scale" -ge 1 ] 2>/dev/null || scale=1
 
 database_url="postgresql://shoal:shoal@127.0.0.1:$pg_port/shoal"
-admin_url="postgresql:///shoal?host=$state&port=$pg_port&user=postgres"
 
 failures=0
 passes=0
@@ -71,6 +70,8 @@ cleanup() {
 trap cleanup EXIT
 
 SHOAL_TIERS_PG_MAX_CONNECTIONS=10 "$tiers" start "$state" "$pg_port" "$redis_port"
+# The superuser connects through the socket, in the folder the harness chose.
+admin_url="postgresql:///shoal?host=$("$tiers" pg-home "$state")&port=$pg_port&user=postgres"
 
 start_node() { # extra arguments
   env DATABASE_URL="$database_url" REDIS_URL="redis://127.0.0.1:$redis_port/0" SHOAL_PORT="$port" \
