@@ -454,11 +454,11 @@ int shoal_route_essential(shoal_blueprint *bp, const char *method, const char *p
 
 /* Appends one item to a hook list of app's (every list has the same
  * shape), returning from the calling function when memory runs out. */
-#define APPEND(app, list, item)                                                                    \
+#define APPEND(app, what, list, item)                                                              \
     do {                                                                                           \
         void *grown = realloc((list).items, ((list).count + 1) * sizeof *(list).items);            \
         if (grown == NULL)                                                                         \
-            return setup_error((app), "a hook", "out of memory");                                  \
+            return setup_error((app), (what), "out of memory");                                    \
         (list).items = grown;                                                                      \
         (list).items[(list).count++] = (item);                                                     \
     } while (0)
@@ -469,7 +469,7 @@ int shoal_before(shoal_blueprint *bp, shoal_before_fn hook, void *data)
         return -1;
     if (hook == NULL)
         return setup_error(bp->app, "a before hook", "the hook is NULL");
-    APPEND(bp->app, bp->before, ((before_hook){hook, data}));
+    APPEND(bp->app, "a before hook", bp->before, ((before_hook){hook, data}));
     return 0;
 }
 
@@ -479,7 +479,7 @@ int shoal_after(shoal_blueprint *bp, shoal_after_fn hook, void *data)
         return -1;
     if (hook == NULL)
         return setup_error(bp->app, "an after hook", "the hook is NULL");
-    APPEND(bp->app, bp->after, ((after_hook){hook, data}));
+    APPEND(bp->app, "an after hook", bp->after, ((after_hook){hook, data}));
     return 0;
 }
 
@@ -489,7 +489,7 @@ int shoal_teardown(shoal_blueprint *bp, shoal_teardown_fn hook, void *data)
         return -1;
     if (hook == NULL)
         return setup_error(bp->app, "a teardown hook", "the hook is NULL");
-    APPEND(bp->app, bp->teardown, ((teardown_hook){hook, data}));
+    APPEND(bp->app, "a teardown hook", bp->teardown, ((teardown_hook){hook, data}));
     return 0;
 }
 
@@ -499,7 +499,7 @@ int shoal_errorhandler(shoal_blueprint *bp, int status, shoal_error_handler_fn h
         return -1;
     if (handler == NULL || status < 400 || status > 599)
         return setup_error(bp->app, "an error handler", "needs a handler and a status from 400 to 599");
-    APPEND(bp->app, bp->error_handlers, ((error_handler){status, handler, data}));
+    APPEND(bp->app, "an error handler", bp->error_handlers, ((error_handler){status, handler, data}));
     return 0;
 }
 
@@ -517,11 +517,12 @@ int shoal_app_extend(shoal_app *app, const shoal_extension *extension)
      * init is simply not kept: it gets no shutdown, and there is nothing to
      * roll back. */
     unsigned failures_before = app->setup_failures;
+    const char *outer = app->initializing; /* an init may load another extension */
     app->initializing = name;
     int rc = extension->init != NULL ? extension->init(app, extension->data) : 0;
     if (rc != 0 && app->setup_failures == failures_before)
         shoal_app_fail(app, "its init failed without saying why");
-    app->initializing = NULL;
+    app->initializing = outer;
     if (rc != 0) {
         free(entry);
         return -1;
