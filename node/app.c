@@ -1,6 +1,7 @@
 /* node/app.c: registration (setup) and the request pipeline. */
 #include <pthread.h>
 #include <stdalign.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -79,6 +80,7 @@ typedef struct worker_slot_spec {
 typedef struct published_entry {
     char *name;
     void *state;
+    void (*release)(void *state); /* may be NULL */
     struct published_entry *next;
 } published_entry;
 
@@ -122,6 +124,9 @@ struct shoal_app {
     int request_slot_count;
     bool frozen;
     bool setup_failed;
+    unsigned setup_failures;
+    char first_failure[512]; /* "" until setup fails */
+    const char *initializing; /* the extension whose init runs, or NULL */
     atomic_int readiness;
     /* Requests in the node, for admission: on a cache line of its own,
      * since every request on every core writes it twice. */
@@ -268,8 +273,11 @@ void shoal_app_free(shoal_app *app)
         free(route);
         route = next;
     }
+    /* After the shutdowns, which may still read it; newest first. */
     for (published_entry *entry = app->published; entry != NULL;) {
         published_entry *next = entry->next;
+        if (entry->release != NULL)
+            entry->release(entry->state);
         free(entry->name);
         free(entry);
         entry = next;
@@ -308,11 +316,37 @@ static bool setup_open(shoal_app *app, const char *what)
     return false;
 }
 
+int shoal_app_fail(shoal_app *app, const char *format, ...)
+{
+    /* Named after the extension whose init runs; the first reason is kept
+     * for shoal_app_failure. */
+    char message[sizeof app->first_failure];
+    int prefix = 0;
+    if (app->initializing != NULL) {
+        prefix = snprintf(message, sizeof message, "extension %s: ", app->initializing);
+        if (prefix < 0 || (size_t)prefix >= sizeof message)
+            prefix = (int)sizeof message - 1;
+    }
+    va_list arguments;
+    va_start(arguments, format);
+    vsnprintf(message + prefix, sizeof message - (size_t)prefix, format, arguments);
+    va_end(arguments);
+    app->setup_failed = true;
+    app->setup_failures++;
+    if (app->first_failure[0] == '\0')
+        memcpy(app->first_failure, message, sizeof message);
+    shoal_log(SHOAL_LOG_ERROR, "setup_invalid", "%s", message);
+    return -1;
+}
+
+const char *shoal_app_failure(const shoal_app *app)
+{
+    return app->first_failure[0] != '\0' ? app->first_failure : NULL;
+}
+
 static int setup_error(shoal_app *app, const char *what, const char *reason)
 {
-    app->setup_failed = true;
-    shoal_log(SHOAL_LOG_ERROR, "setup_invalid", "cannot register %s: %s", what, reason);
-    return -1;
+    return shoal_app_fail(app, "cannot register %s: %s", what, reason);
 }
 
 shoal_blueprint *shoal_blueprint_new(shoal_app *app, const char *name, const char *prefix)
@@ -424,11 +458,11 @@ int shoal_route_essential(shoal_blueprint *bp, const char *method, const char *p
 
 /* Appends one item to a hook list of app's (every list has the same
  * shape), returning from the calling function when memory runs out. */
-#define APPEND(app, list, item)                                                                    \
+#define APPEND(app, what, list, item)                                                              \
     do {                                                                                           \
         void *grown = realloc((list).items, ((list).count + 1) * sizeof *(list).items);            \
         if (grown == NULL)                                                                         \
-            return setup_error((app), "a hook", "out of memory");                                  \
+            return setup_error((app), (what), "out of memory");                                    \
         (list).items = grown;                                                                      \
         (list).items[(list).count++] = (item);                                                     \
     } while (0)
@@ -439,7 +473,7 @@ int shoal_before(shoal_blueprint *bp, shoal_before_fn hook, void *data)
         return -1;
     if (hook == NULL)
         return setup_error(bp->app, "a before hook", "the hook is NULL");
-    APPEND(bp->app, bp->before, ((before_hook){hook, data}));
+    APPEND(bp->app, "a before hook", bp->before, ((before_hook){hook, data}));
     return 0;
 }
 
@@ -449,7 +483,7 @@ int shoal_after(shoal_blueprint *bp, shoal_after_fn hook, void *data)
         return -1;
     if (hook == NULL)
         return setup_error(bp->app, "an after hook", "the hook is NULL");
-    APPEND(bp->app, bp->after, ((after_hook){hook, data}));
+    APPEND(bp->app, "an after hook", bp->after, ((after_hook){hook, data}));
     return 0;
 }
 
@@ -459,7 +493,7 @@ int shoal_teardown(shoal_blueprint *bp, shoal_teardown_fn hook, void *data)
         return -1;
     if (hook == NULL)
         return setup_error(bp->app, "a teardown hook", "the hook is NULL");
-    APPEND(bp->app, bp->teardown, ((teardown_hook){hook, data}));
+    APPEND(bp->app, "a teardown hook", bp->teardown, ((teardown_hook){hook, data}));
     return 0;
 }
 
@@ -469,7 +503,7 @@ int shoal_errorhandler(shoal_blueprint *bp, int status, shoal_error_handler_fn h
         return -1;
     if (handler == NULL || status < 400 || status > 599)
         return setup_error(bp->app, "an error handler", "needs a handler and a status from 400 to 599");
-    APPEND(bp->app, bp->error_handlers, ((error_handler){status, handler, data}));
+    APPEND(bp->app, "an error handler", bp->error_handlers, ((error_handler){status, handler, data}));
     return 0;
 }
 
@@ -477,17 +511,33 @@ int shoal_app_extend(shoal_app *app, const shoal_extension *extension)
 {
     if (!setup_open(app, "an extension"))
         return -1;
+    const char *name = extension->name != NULL ? extension->name : "(unnamed)";
     extension_entry *entry = calloc(1, sizeof *entry);
     if (entry == NULL)
-        return setup_error(app, "an extension", "out of memory");
+        return shoal_app_fail(app, "extension %s: cannot be loaded: out of memory", name);
     entry->extension = *extension;
-    if (extension->init != NULL && extension->init(app, extension->data) != 0) {
+    /* Whatever init registers or publishes is the app's from then on and is
+     * released with it, whether init succeeds or not (shoal.h); so a failed
+     * init is simply not kept: it gets no shutdown, and there is nothing to
+     * roll back. */
+    unsigned failures_before = app->setup_failures;
+    const char *outer = app->initializing; /* an init may load another extension */
+    app->initializing = name;
+    int rc = extension->init != NULL ? extension->init(app, extension->data) : 0;
+    if (rc != 0 && app->setup_failures == failures_before)
+        shoal_app_fail(app, "its init failed without saying why");
+    app->initializing = outer;
+    if (rc != 0) {
         free(entry);
-        return setup_error(app, "an extension", extension->name != NULL ? extension->name : "init failed");
+        return -1;
     }
     entry->next = app->extensions;
     app->extensions = entry;
-    shoal_log(SHOAL_LOG_INFO, "extension", "loaded %s", extension->name != NULL ? extension->name : "?");
+    /* An init that went on after a registration failed is kept (it
+     * succeeded, so its shutdown runs) but the node still must not start. */
+    if (app->setup_failures != failures_before)
+        return -1;
+    shoal_log(SHOAL_LOG_INFO, "extension", "loaded %s", name);
     return 0;
 }
 
@@ -504,7 +554,7 @@ shoal_worker_slot shoal_app_worker_slot(shoal_app *app, void *(*create)(void *da
     return app->worker_slot_count++;
 }
 
-int shoal_app_publish(shoal_app *app, const char *name, void *state)
+static int add_published(shoal_app *app, const char *name, void *state, void (*release)(void *state))
 {
     if (!setup_open(app, "published state"))
         return -1;
@@ -519,9 +569,20 @@ int shoal_app_publish(shoal_app *app, const char *name, void *state)
     }
     entry->name = copy;
     entry->state = state;
+    entry->release = release;
     entry->next = app->published;
     app->published = entry;
     return 0;
+}
+
+int shoal_app_publish(shoal_app *app, const char *name, void *state, void (*release)(void *state))
+{
+    /* The app owns state from here on: what it cannot keep it releases now,
+     * so that the caller never has to tell the two cases apart. */
+    int rc = add_published(app, name, state, release);
+    if (rc != 0 && release != NULL)
+        release(state);
+    return rc;
 }
 
 void *shoal_app_published(const shoal_app *app, const char *name)

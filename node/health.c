@@ -209,7 +209,9 @@ static int init(shoal_app *app, void *monitor)
 {
     shoal_blueprint *root = shoal_app_root(app);
     /* Essential: HAProxy must see a busy node answer, not a shed one. */
-    if (monitor == NULL || shoal_route_essential(root, "GET", "/healthz", healthz, NULL) != 0 ||
+    if (monitor == NULL)
+        return shoal_app_fail(app, "no tier monitor for /readyz");
+    if (shoal_route_essential(root, "GET", "/healthz", healthz, NULL) != 0 ||
         shoal_route_essential(root, "GET", "/readyz", readyz, monitor) != 0)
         return -1;
     return 0;

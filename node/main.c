@@ -228,7 +228,9 @@ int main(int argc, char **argv)
     shoal_tier_monitor *monitor = shoal_tier_monitor_start(&config, SHOAL_TIER_PROBE_INTERVAL_MS);
     shoal_app *app = monitor != NULL ? shoal_app_new(&config) : NULL;
     if (app == NULL || setup(app, monitor) != 0) {
-        shoal_log(SHOAL_LOG_ERROR, "start", "setup failed");
+        const char *why = app != NULL ? shoal_app_failure(app) : NULL;
+        shoal_log(SHOAL_LOG_ERROR, "start", "setup failed, not serving: %s",
+                  why != NULL ? why : monitor == NULL ? "the tier monitor did not start" : "out of memory");
         shoal_app_free(app);
         shoal_tier_monitor_stop(monitor);
         shoal_config_free(&config);

@@ -96,14 +96,41 @@ int shoal_after(shoal_blueprint *bp, shoal_after_fn hook, void *data);
 int shoal_teardown(shoal_blueprint *bp, shoal_teardown_fn hook, void *data);
 int shoal_errorhandler(shoal_blueprint *bp, int status, shoal_error_handler_fn handler, void *data);
 
-/* An extension registers routes, hooks and slots from init, before serving. */
+/* An extension registers routes, hooks, slots and state from init, before
+ * serving.
+ *
+ * init returns 0, or -1 when it cannot set up: the node then does not
+ * start (shoal_app_extend returns -1, and so does shoal_app_freeze), and
+ * the reason is logged with the extension's name. A registration that
+ * fails gives its own reason; init gives any other with shoal_app_fail.
+ *
+ * Whatever init hands to the app is the app's from then on and is
+ * released with it, whether init succeeds or fails: hooks, routes, slots,
+ * statements, and state published with its release function. So a failed
+ * init is not undone and gets no shutdown: init never frees what it
+ * published, and before returning -1 frees only what it still holds
+ * itself. The safe order is to allocate the state, publish it at once,
+ * then register the hooks and routes that point to it.
+ *
+ * shutdown (may be NULL) runs in shoal_app_free for each extension whose
+ * init succeeded, newest first, after the worker threads stopped and
+ * before published state is released. */
 typedef struct shoal_extension {
     const char *name;
     int (*init)(shoal_app *app, void *data);      /* 0 or -1 */
     void (*shutdown)(shoal_app *app, void *data); /* may be NULL */
     void *data;
 } shoal_extension;
+/* 0, or -1 when init failed or a registration it made failed. */
 int shoal_app_extend(shoal_app *app, const shoal_extension *extension);
+/* Makes setup fail for a reason (printf-style), logged as setup_invalid
+ * under the name of the extension whose init runs; returns -1, so that
+ * init can `return shoal_app_fail(app, "--my-setting: %s", why);`. */
+int shoal_app_fail(shoal_app *app, const char *format, ...) __attribute__((format(printf, 2, 3)));
+/* The first reason setup failed, with the extension's name
+ * ("extension idempotency: cannot register a before hook: out of memory"),
+ * or NULL while nothing failed. */
+const char *shoal_app_failure(const shoal_app *app);
 
 /* Per-worker state, typed per extension: create runs once for each worker
  * before its thread's first request (for the workers warmed at start, on
@@ -117,9 +144,12 @@ shoal_request_slot shoal_app_request_slot(shoal_app *app);
 
 /* App-wide state an extension publishes under its name from init, for code
  * that later has only the request (the session helpers find their request
- * slot and TTL this way). Publishing a name twice fails; the state belongs
- * to the extension, which frees it in its shutdown. */
-int shoal_app_publish(shoal_app *app, const char *name, void *state);
+ * slot and TTL this way). The app owns state from this call on, whether
+ * publishing succeeds or not: it calls release(state) in shoal_app_free
+ * (after the extensions' shutdowns, newest first), or at once when it
+ * cannot publish (a name taken twice, no memory, setup frozen). release
+ * may be NULL for state that lives elsewhere. */
+int shoal_app_publish(shoal_app *app, const char *name, void *state, void (*release)(void *state));
 /* NULL when nothing was published under name. */
 void *shoal_app_published(const shoal_app *app, const char *name);
 

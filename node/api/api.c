@@ -60,10 +60,9 @@ void api_author_changed(shoal_ctx *ctx)
     shoal_cache_invalidate(ctx, API_CACHE_COUNT);
 }
 
-static void free_state(api_state *state)
+static void free_state(void *data)
 {
-    if (state == NULL)
-        return;
+    api_state *state = data;
     shoal_password_free(state->passwords);
     free(state);
 }
@@ -76,8 +75,7 @@ static int register_all(shoal_app *app, api_state *state)
                                     sizeof reason) != 0 ||
         shoal_rate_limit_parse_rule(config->login_failures_per_account, &state->failures_per_account, reason,
                                     sizeof reason) != 0) {
-        shoal_log(SHOAL_LOG_ERROR, "api", "login failure limits: %s", reason);
-        return -1;
+        return shoal_app_fail(app, "login failure limits: %s", reason);
     }
     shoal_password_config passwords = {
         .ops_limit = (unsigned long long)config->password_ops_limit,
@@ -86,16 +84,15 @@ static int register_all(shoal_app *app, api_state *state)
         .queue_timeout_ms = config->password_queue_timeout_ms,
     };
     state->passwords = shoal_password_new(&passwords);
-    if (state->passwords == NULL) {
-        shoal_log(SHOAL_LOG_ERROR, "api", "the password cost is outside what libsodium accepts");
-        return -1;
-    }
+    if (state->passwords == NULL)
+        /* The configuration checked the costs against libsodium's bounds. */
+        return shoal_app_fail(app, "password hashing: out of memory, or libsodium failed to initialise");
     struct store_registry *statements = shoal_app_statements(app);
     if (statements == NULL || store_user_register(statements, &state->users) != 0 ||
         store_profile_register(statements, &state->profiles) != 0 ||
         store_article_register(statements, &state->articles) != 0 || store_tag_register(statements, &state->tags) != 0 ||
         store_comment_register(statements, &state->comments) != 0)
-        return -1;
+        return shoal_app_fail(app, "cannot register its SQL statements: out of memory, or a name taken twice");
     shoal_blueprint *api = shoal_blueprint_new(app, "realworld", "/api");
     if (api == NULL || api_users_register(api, state) != 0 || api_profiles_register(api, state) != 0 ||
         api_articles_register(api, state) != 0 || api_comments_register(api, state) != 0)
@@ -110,25 +107,16 @@ static int init(shoal_app *app, void *data)
         return 0;
     api_state *state = calloc(1, sizeof *state);
     if (state == NULL)
+        return shoal_app_fail(app, "out of memory");
+    /* Published first: the app frees the state (and what register_all puts
+     * in it) from then on, so the routes that keep a pointer to it never
+     * outlive it, whatever fails below. */
+    if (shoal_app_publish(app, PUBLISHED_NAME, state, free_state) != 0 || register_all(app, state) != 0)
         return -1;
-    /* Published last: shutdown frees only what was published, and a failed
-     * init makes the start fail, so routes that kept the pointer never
-     * serve. */
-    if (register_all(app, state) != 0 || shoal_app_publish(app, PUBLISHED_NAME, state) != 0) {
-        free_state(state);
-        return -1;
-    }
     return 0;
-}
-
-static void shutdown_api(shoal_app *app, void *data)
-{
-    (void)data;
-    free_state(shoal_app_published(app, PUBLISHED_NAME));
 }
 
 const shoal_extension shoal_api_extension = {
     .name = "realworld",
     .init = init,
-    .shutdown = shutdown_api,
 };

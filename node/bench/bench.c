@@ -308,7 +308,7 @@ static int register_all(shoal_app *app, bench_state *bench)
     struct store_registry *statements = shoal_app_statements(app);
     if (statements == NULL || store_world_register(statements, &bench->world) != 0 ||
         store_fortune_register(statements, &bench->fortune) != 0)
-        return -1;
+        return shoal_app_fail(app, "cannot register its SQL statements: out of memory, or a name taken twice");
     bench->random_slot = shoal_app_worker_slot(app, shoal_random_create, free_random, NULL);
     if (bench->random_slot < 0)
         return -1;
@@ -333,25 +333,15 @@ static int init(shoal_app *app, void *data)
         return 0;
     bench_state *bench = calloc(1, sizeof *bench);
     if (bench == NULL)
+        return shoal_app_fail(app, "out of memory");
+    /* Published first: the app frees the state from then on, so the routes
+     * that keep a pointer to it never outlive it, whatever fails below. */
+    if (shoal_app_publish(app, PUBLISHED_NAME, bench, free) != 0 || register_all(app, bench) != 0)
         return -1;
-    /* Published last: shutdown frees only what was published, and a failed
-     * init gets no shutdown. Routes that kept the pointer are never served,
-     * because a failed extension makes the start fail. */
-    if (register_all(app, bench) != 0 || shoal_app_publish(app, PUBLISHED_NAME, bench) != 0) {
-        free(bench);
-        return -1;
-    }
     return 0;
-}
-
-static void free_state(shoal_app *app, void *data)
-{
-    (void)data;
-    free(shoal_app_published(app, PUBLISHED_NAME));
 }
 
 const shoal_extension shoal_bench_extension = {
     .name = "techempower",
     .init = init,
-    .shutdown = free_state,
 };

@@ -231,28 +231,21 @@ static int init(shoal_app *app, void *data)
     (void)data;
     idempotency_state *state = calloc(1, sizeof *state);
     if (state == NULL)
-        return -1;
+        return shoal_app_fail(app, "out of memory");
     state->ttl_ms = (long long)shoal_app_config(app)->idempotency_ttl_s * 1000;
-    state->slot = shoal_app_request_slot(app);
-    if (state->slot < 0 || shoal_app_publish(app, PUBLISHED_NAME, state) != 0) {
-        free(state);
+    /* The app frees the state from here on, also when a hook below cannot
+     * be registered. */
+    if (shoal_app_publish(app, PUBLISHED_NAME, state, free) != 0)
         return -1;
-    }
+    state->slot = shoal_app_request_slot(app);
     shoal_blueprint *root = shoal_app_root(app);
-    if (shoal_before(root, claim_key, NULL) != 0 || shoal_after(root, keep_answer, NULL) != 0 ||
+    if (state->slot < 0 || shoal_before(root, claim_key, NULL) != 0 || shoal_after(root, keep_answer, NULL) != 0 ||
         shoal_teardown(root, release_claim, NULL) != 0)
         return -1;
     return 0;
 }
 
-static void release_state(shoal_app *app, void *data)
-{
-    (void)data;
-    free(shoal_app_published(app, PUBLISHED_NAME));
-}
-
 const shoal_extension shoal_idempotency_extension = {
     .name = "idempotency",
     .init = init,
-    .shutdown = release_state,
 };

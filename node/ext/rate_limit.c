@@ -18,6 +18,8 @@
 #define MAX_PERIOD_MS (7LL * 24 * 3600 * 1000)
 #define MAX_NAME_LENGTH 64
 #define MAX_KEY_LENGTH 512
+/* Published so that the app owns the limits; the hook reads them as its data. */
+#define PUBLISHED_NAME "rate-limit"
 #define ALL_METHODS                                                                                \
     (SHOAL_METHOD_GET | SHOAL_METHOD_HEAD | SHOAL_METHOD_POST | SHOAL_METHOD_PUT | SHOAL_METHOD_DELETE |      \
      SHOAL_METHOD_PATCH | SHOAL_METHOD_OPTIONS)
@@ -520,25 +522,28 @@ static shoal_flow limit_route(shoal_ctx *ctx, void *data)
     return SHOAL_STOP;
 }
 
+static void release_limits(void *limits)
+{
+    shoal_rate_limits_free(limits);
+}
+
 static int init(shoal_app *app, void *data)
 {
     (void)data;
     const char *text = shoal_app_config(app)->rate_limits;
     char error[512];
     shoal_rate_limits *limits = shoal_rate_limits_parse(text != NULL ? text : "", error, sizeof error);
-    if (limits == NULL) {
-        shoal_log(SHOAL_LOG_ERROR, "setup_invalid", "--rate-limits: %s", error);
-        return -1;
-    }
+    if (limits == NULL)
+        return shoal_app_fail(app, "--rate-limits: %s", error);
     if (limits->count == 0) {
         shoal_rate_limits_free(limits);
         return 0;
     }
-    if (shoal_app_publish(app, "rate-limit", limits) != 0 ||
-        shoal_before(shoal_app_root(app), limit_route, limits) != 0) {
-        shoal_rate_limits_free(limits);
+    /* Published first: the app frees the limits from then on, also when
+     * the hook that reads them cannot be registered. */
+    if (shoal_app_publish(app, PUBLISHED_NAME, limits, release_limits) != 0 ||
+        shoal_before(shoal_app_root(app), limit_route, limits) != 0)
         return -1;
-    }
     for (size_t i = 0; i < limits->count; i++)
         shoal_log(SHOAL_LOG_INFO, "rate_limit", "%s: %lld per %lld ms, burst %lld%s", limits->routes[i].name,
                   limits->routes[i].rule.count, limits->routes[i].rule.period_ms, limits->routes[i].rule.burst,
@@ -546,14 +551,7 @@ static int init(shoal_app *app, void *data)
     return 0;
 }
 
-static void shutdown_limits(shoal_app *app, void *data)
-{
-    (void)data;
-    shoal_rate_limits_free(shoal_app_published(app, "rate-limit"));
-}
-
 const shoal_extension shoal_rate_limit_extension = {
     .name = "rate-limit",
     .init = init,
-    .shutdown = shutdown_limits,
 };

@@ -228,30 +228,20 @@ shoal_session_status shoal_session_revoke_user(shoal_ctx *ctx, int64_t user_id)
 static int init(shoal_app *app, void *data)
 {
     (void)data;
-    if (cache_session_init() != 0) {
-        shoal_log(SHOAL_LOG_ERROR, "session", "libsodium failed to initialise");
-        return -1;
-    }
+    if (cache_session_init() != 0)
+        return shoal_app_fail(app, "libsodium failed to initialise");
     session_state *state = calloc(1, sizeof *state);
     if (state == NULL)
-        return -1;
+        return shoal_app_fail(app, "out of memory");
     state->ttl_s = shoal_app_config(app)->session_ttl_s;
-    state->slot = shoal_app_request_slot(app);
-    if (state->slot < 0 || shoal_app_publish(app, PUBLISHED_NAME, state) != 0) {
-        free(state);
+    /* The app frees the state from here on, whatever happens next. */
+    if (shoal_app_publish(app, PUBLISHED_NAME, state, free) != 0)
         return -1;
-    }
-    return 0;
-}
-
-static void release_state(shoal_app *app, void *data)
-{
-    (void)data;
-    free(shoal_app_published(app, PUBLISHED_NAME));
+    state->slot = shoal_app_request_slot(app);
+    return state->slot < 0 ? -1 : 0;
 }
 
 const shoal_extension shoal_session_extension = {
     .name = "session",
     .init = init,
-    .shutdown = release_state,
 };

@@ -744,6 +744,230 @@ static void test_extensions_register_at_init_and_shut_down_newest_first(void **s
     shoal_config_free(&config);
 }
 
+/* ---- extensions that fail, and who frees what ------------------------------ */
+
+/* Published state that notes its release; its label is its name. */
+static void release_noted(void *state)
+{
+    char event[48];
+    snprintf(event, sizeof event, "release:%s", (const char *)state);
+    note(event);
+    free(state);
+}
+
+static int publish_labelled(shoal_app *app, const char *label)
+{
+    char *state = strdup(label);
+    assert_non_null(state);
+    return shoal_app_publish(app, label, state, release_noted);
+}
+
+/* A shutdown still finds its extension's published state. */
+static void note_shutdown_with_state(shoal_app *app, void *data)
+{
+    const char *state = shoal_app_published(app, data);
+    char event[48];
+    snprintf(event, sizeof event, "shutdown:%s", state != NULL ? state : "(gone)");
+    note(event);
+}
+
+static int publish(shoal_app *app, void *data)
+{
+    return publish_labelled(app, data);
+}
+
+/* The order shoal.h asks for: publish, then register what points to it;
+ * here the registration fails. */
+static int publish_then_fail_to_register(shoal_app *app, void *data)
+{
+    if (publish_labelled(app, data) != 0)
+        return -1;
+    return shoal_before(shoal_app_root(app), NULL, data);
+}
+
+static int publish_then_fail_with_a_reason(shoal_app *app, void *data)
+{
+    if (publish_labelled(app, data) != 0)
+        return -1;
+    return shoal_app_fail(app, "--widgets: %s is not a widget", "sprocket");
+}
+
+static int ignore_a_failed_registration(shoal_app *app, void *data)
+{
+    note(data);
+    shoal_before(shoal_app_root(app), NULL, NULL);
+    return 0;
+}
+
+static void test_published_state_is_released_with_the_app_after_the_shutdowns(void **state)
+{
+    (void)state;
+    shoal_config config;
+    fake_config_load(&config, NULL);
+    shoal_app *app = shoal_app_new(&config);
+    shoal_extension first = {.name = "first", .init = publish, .shutdown = note_shutdown_with_state, .data = "first"};
+    shoal_extension second = {.name = "second", .init = publish, .shutdown = note_shutdown_with_state, .data = "second"};
+    assert_int_equal(shoal_app_extend(app, &first), 0);
+    assert_int_equal(shoal_app_extend(app, &second), 0);
+    assert_string_equal(shoal_app_published(app, "second"), "second");
+    assert_null(shoal_app_failure(app));
+    assert_int_equal(shoal_app_freeze(app), 0);
+    trace[0] = '\0';
+    shoal_app_free(app);
+    assert_string_equal(trace, "shutdown:second shutdown:first release:second release:first");
+    shoal_config_free(&config);
+}
+
+/* Runs fn with stderr going into a pipe; returns what came out. */
+static const char *capture_stderr(void (*fn)(void *), void *argument)
+{
+    static char output[4096];
+    int pipe_ends[2];
+    assert_int_equal(pipe(pipe_ends), 0);
+    fflush(stderr);
+    int saved = dup(STDERR_FILENO);
+    assert_true(saved >= 0);
+    assert_true(dup2(pipe_ends[1], STDERR_FILENO) >= 0);
+    fn(argument);
+    assert_true(dup2(saved, STDERR_FILENO) >= 0);
+    close(saved);
+    close(pipe_ends[1]);
+    size_t length = 0;
+    ssize_t n;
+    while ((n = read(pipe_ends[0], output + length, sizeof output - 1 - length)) > 0)
+        length += (size_t)n;
+    close(pipe_ends[0]);
+    output[length] = '\0';
+    return output;
+}
+
+typedef struct extend_call {
+    shoal_app *app;
+    const shoal_extension *extension;
+    int rc;
+} extend_call;
+
+static void call_extend(void *argument)
+{
+    extend_call *call = argument;
+    call->rc = shoal_app_extend(call->app, call->extension);
+}
+
+static void test_a_failed_init_is_not_kept_and_its_state_is_released_with_the_app(void **state)
+{
+    (void)state;
+    shoal_config config;
+    fake_config_load(&config, NULL);
+    shoal_app *app = shoal_app_new(&config);
+    shoal_extension kept = {.name = "kept", .init = publish, .shutdown = note_shutdown_with_state, .data = "kept"};
+    shoal_extension broken = {.name = "broken", .init = publish_then_fail_to_register,
+                              .shutdown = note_shutdown_with_state, .data = "broken"};
+    assert_int_equal(shoal_app_extend(app, &kept), 0);
+    extend_call call = {app, &broken, 0};
+    const char *log = capture_stderr(call_extend, &call);
+    assert_int_equal(call.rc, -1);
+    /* Named, with the registration's own reason, once. */
+    static const char expected[] = "\"event\":\"setup_invalid\",\"message\":\"extension broken: cannot register "
+                                   "a before hook: the hook is NULL\"";
+    const char *line = strstr(log, expected);
+    bool only_line = line != NULL && strstr(log, "setup_invalid") == line + strlen("\"event\":\"") &&
+                     strstr(line + sizeof expected - 1, "setup_invalid") == NULL;
+    if (!only_line)
+        fail_msg("expected one setup_invalid line naming the extension, got:\n%s", log);
+    assert_string_equal(shoal_app_failure(app), "extension broken: cannot register a before hook: the hook is NULL");
+    /* What it published is still the app's, alive, not a dangling pointer. */
+    assert_string_equal(shoal_app_published(app, "broken"), "broken");
+    assert_int_equal(shoal_app_freeze(app), -1);
+    trace[0] = '\0';
+    shoal_app_free(app);
+    /* No shutdown for the failed init; its state is released all the same. */
+    assert_string_equal(trace, "shutdown:kept release:broken release:kept");
+    shoal_config_free(&config);
+}
+
+static void test_a_failed_init_says_why_under_its_name(void **state)
+{
+    (void)state;
+    shoal_config config;
+    fake_config_load(&config, NULL);
+
+    shoal_app *app = shoal_app_new(&config);
+    shoal_extension widgets = {.name = "widgets", .init = publish_then_fail_with_a_reason, .data = "widgets"};
+    assert_int_equal(shoal_app_extend(app, &widgets), -1);
+    assert_string_equal(shoal_app_failure(app), "extension widgets: --widgets: sprocket is not a widget");
+    /* The first reason is the one kept. */
+    assert_int_equal(shoal_before(shoal_app_root(app), NULL, NULL), -1);
+    assert_string_equal(shoal_app_failure(app), "extension widgets: --widgets: sprocket is not a widget");
+    trace[0] = '\0';
+    shoal_app_free(app);
+    assert_string_equal(trace, "release:widgets");
+
+    app = shoal_app_new(&config);
+    shoal_extension silent = {.name = "silent", .init = extension_init_fails};
+    assert_int_equal(shoal_app_extend(app, &silent), -1);
+    assert_string_equal(shoal_app_failure(app), "extension silent: its init failed without saying why");
+    shoal_app_free(app);
+
+    /* Outside an extension's init no name is added. */
+    app = shoal_app_new(&config);
+    assert_int_equal(shoal_route(shoal_app_root(app), "FETCH", "/x", answer_ok), -1);
+    assert_string_equal(shoal_app_failure(app), "cannot register a route: unknown method");
+    shoal_app_free(app);
+    shoal_config_free(&config);
+}
+
+static void test_an_init_that_ignores_a_failed_registration_still_fails_the_setup(void **state)
+{
+    (void)state;
+    shoal_config config;
+    fake_config_load(&config, NULL);
+    shoal_app *app = shoal_app_new(&config);
+    shoal_extension careless = {.name = "careless", .init = ignore_a_failed_registration, .shutdown = note_shutdown,
+                                .data = "careless"};
+    trace[0] = '\0';
+    assert_int_equal(shoal_app_extend(app, &careless), -1);
+    assert_string_equal(shoal_app_failure(app), "extension careless: cannot register a before hook: the hook is NULL");
+    assert_int_equal(shoal_app_freeze(app), -1);
+    /* Its init returned 0, so it is kept and its shutdown runs. */
+    shoal_app_free(app);
+    assert_string_equal(trace, "careless careless");
+    shoal_config_free(&config);
+}
+
+static void test_state_that_cannot_be_published_is_released_at_once(void **state)
+{
+    (void)state;
+    shoal_config config;
+    fake_config_load(&config, NULL);
+    shoal_app *app = shoal_app_new(&config);
+    trace[0] = '\0';
+    assert_int_equal(publish_labelled(app, "taken"), 0);
+    assert_string_equal(trace, "");
+    /* A name taken twice: the second state is released, the first stays. */
+    char *second = strdup("taken");
+    assert_non_null(second);
+    assert_int_equal(shoal_app_publish(app, "taken", second, release_noted), -1);
+    assert_string_equal(trace, "release:taken");
+    assert_non_null(shoal_app_published(app, "taken"));
+    char *unnamed = strdup("unnamed");
+    assert_non_null(unnamed);
+    assert_int_equal(shoal_app_publish(app, NULL, unnamed, release_noted), -1);
+    assert_string_equal(trace, "release:taken release:unnamed");
+    /* State that lives elsewhere is published without a release. */
+    static char elsewhere[] = "elsewhere";
+    assert_int_equal(shoal_app_publish(app, "elsewhere", elsewhere, NULL), 0);
+    assert_ptr_equal(shoal_app_published(app, "elsewhere"), elsewhere);
+    assert_int_equal(shoal_app_freeze(app), -1); /* the name taken twice */
+    char *late = strdup("late");
+    assert_non_null(late);
+    assert_int_equal(shoal_app_publish(app, "late", late, release_noted), -1);
+    assert_string_equal(trace, "release:taken release:unnamed release:late");
+    assert_null(shoal_app_published(app, "late"));
+    shoal_app_free(app);
+    assert_string_equal(trace, "release:taken release:unnamed release:late release:taken");
+    shoal_config_free(&config);
+}
+
 /* ---- request and worker state --------------------------------------------- */
 
 static shoal_request_slot user_slot = -1;
@@ -1470,6 +1694,11 @@ int main(void)
         TEST(test_method_lists_accept_only_known_methods),
         TEST(test_method_list_with_a_trailing_bar_is_rejected),
         TEST(test_extensions_register_at_init_and_shut_down_newest_first),
+        cmocka_unit_test(test_published_state_is_released_with_the_app_after_the_shutdowns),
+        cmocka_unit_test(test_a_failed_init_is_not_kept_and_its_state_is_released_with_the_app),
+        cmocka_unit_test(test_a_failed_init_says_why_under_its_name),
+        cmocka_unit_test(test_an_init_that_ignores_a_failed_registration_still_fails_the_setup),
+        cmocka_unit_test(test_state_that_cannot_be_published_is_released_at_once),
         TEST(test_request_slots_are_per_request),
         TEST(test_worker_is_made_once_per_thread_with_its_slots),
         TEST(test_without_a_worker_there_is_no_store_cache_or_worker_state),
