@@ -13,6 +13,15 @@
 typedef struct shoal_worker shoal_worker;
 typedef struct shoal_route_entry shoal_route_entry;
 
+/* Which of the node's listeners a request arrived on: the public port
+ * (--port), whose routes are the app's, or the admin port (--admin-port),
+ * whose routes are shoal_app_admin's. Each has its own route table, so a
+ * path is found only on the listener it was registered for. */
+typedef enum shoal_listener {
+    SHOAL_LISTENER_PUBLIC = 0, /* what shoal_ctx_init sets */
+    SHOAL_LISTENER_ADMIN = 1,
+} shoal_listener;
+
 /* How the pipeline reads what only the transport knows. */
 typedef struct shoal_transport {
     const char *(*header)(void *connection, const char *name);
@@ -38,6 +47,7 @@ struct shoal_ctx {
     const shoal_transport *transport;
     void *connection;
 
+    shoal_listener listener;
     unsigned method;
     const char *method_name;
     const char *path;
