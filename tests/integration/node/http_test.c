@@ -756,7 +756,8 @@ static void operational_routes_are_served_on_the_admin_port_only(void **state)
      * been answered, so wait for it to appear, then count its lines. */
     const char *series = "shoal_http_requests_total{route=\"/healthz\",method=\"GET\",status=\"2xx\"}";
     int lines = 0;
-    for (int attempt = 0; attempt < 100 && lines == 0; attempt++) {
+    int attempts = (int)(100 * test_env_time_scale());
+    for (int attempt = 0; attempt < attempts && lines == 0; attempt++) {
         if (attempt > 0)
             usleep(20 * 1000);
         response = get(server.admin_port, "/metrics", "", 200);
