@@ -53,6 +53,7 @@ struct shoal_blueprint {
     shoal_app *app;
     char *name;
     char *prefix;
+    shoal_listener listener; /* where its routes are served */
     before_list before;
     after_list after;
     teardown_list teardown;
@@ -68,6 +69,7 @@ struct shoal_route_entry {
     char *pattern; /* the full pattern and the methods, as /metrics labels them */
     char *methods;
     size_t metrics_index; /* 0 counts requests no route matched */
+    bool metrics_shared;  /* another entry (the same route on the other listener) reports the counters */
     bool essential;       /* never shed, no deadline (shoal_route_essential) */
 };
 
@@ -112,8 +114,10 @@ struct shoal_worker {
 struct shoal_app {
     const shoal_config *config;
     unsigned long generation;
-    shoal_router *router;
+    shoal_router *router; /* the public listener's routes */
     shoal_blueprint root;
+    shoal_router *admin_router; /* the admin listener's (shoal_app_admin) */
+    shoal_blueprint admin;
     shoal_blueprint *blueprints; /* others, newest first */
     shoal_route_entry *routes;
     size_t route_count;
@@ -156,29 +160,44 @@ static const char internal_error_body[] =
 
 /* ---- setup -------------------------------------------------------------- */
 
+/* What shoal_app_new allocates before the trusted proxies, for its failures. */
+static void free_app_basics(shoal_app *app)
+{
+    free(app->admitted);
+    shoal_router_free(app->router);
+    shoal_router_free(app->admin_router);
+    store_registry_free(app->statements);
+    free(app->root.name);
+    free(app->root.prefix);
+    free(app->admin.name);
+    free(app->admin.prefix);
+    free(app);
+}
+
 shoal_app *shoal_app_new(const shoal_config *config)
 {
     shoal_app *app = calloc(1, sizeof *app);
     if (app == NULL)
         return NULL;
     app->router = shoal_router_new();
+    app->admin_router = shoal_router_new();
     app->statements = store_registry_new();
     app->root.name = strdup("app");
     app->root.prefix = strdup("");
+    app->admin.name = strdup("admin");
+    app->admin.prefix = strdup("");
     app->admitted = aligned_alloc(CACHE_LINE_BYTES, CACHE_LINE_BYTES);
-    if (app->router == NULL || app->statements == NULL || app->root.name == NULL || app->root.prefix == NULL ||
-        app->admitted == NULL) {
-        free(app->admitted);
-        shoal_router_free(app->router);
-        store_registry_free(app->statements);
-        free(app->root.name);
-        free(app->root.prefix);
-        free(app);
+    if (app->router == NULL || app->admin_router == NULL || app->statements == NULL || app->root.name == NULL ||
+        app->root.prefix == NULL || app->admin.name == NULL || app->admin.prefix == NULL || app->admitted == NULL) {
+        free_app_basics(app);
         return NULL;
     }
     app->config = config;
     app->generation = atomic_fetch_add(&next_generation, 1);
     app->root.app = app;
+    app->root.listener = SHOAL_LISTENER_PUBLIC;
+    app->admin.app = app;
+    app->admin.listener = SHOAL_LISTENER_ADMIN;
     atomic_init(&app->readiness, SHOAL_STARTING);
     atomic_init(app->admitted, 0);
     pthread_mutex_init(&app->workers_lock, NULL);
@@ -191,13 +210,8 @@ shoal_app *shoal_app_new(const shoal_config *config)
                                                reason, sizeof reason);
     if (app->trusted_proxies == NULL) {
         shoal_log(SHOAL_LOG_ERROR, "setup_invalid", "--trusted-proxies: %s", reason);
-        free(app->admitted);
-        shoal_router_free(app->router);
-        store_registry_free(app->statements);
-        free(app->root.name);
-        free(app->root.prefix);
         pthread_mutex_destroy(&app->workers_lock);
-        free(app);
+        free_app_basics(app);
         return NULL;
     }
     app->cache_tier_config = shoal_config_cache_tier(config);
@@ -266,6 +280,7 @@ void shoal_app_free(shoal_app *app)
         bp = next;
     }
     free_blueprint_contents(&app->root);
+    free_blueprint_contents(&app->admin);
     for (shoal_route_entry *route = app->routes; route != NULL;) {
         shoal_route_entry *next = route->next;
         free(route->pattern);
@@ -287,6 +302,7 @@ void shoal_app_free(shoal_app *app)
     cache_invalidation_stop(app->subscriber); /* it writes to the L1 until it stops */
     cache_l1_free(app->l1);
     shoal_router_free(app->router);
+    shoal_router_free(app->admin_router);
     /* After the workers: their stores read it until they close. */
     store_registry_free(app->statements);
     pthread_mutex_destroy(&app->workers_lock);
@@ -302,6 +318,11 @@ const shoal_config *shoal_app_config(const shoal_app *app)
 shoal_blueprint *shoal_app_root(shoal_app *app)
 {
     return &app->root;
+}
+
+shoal_blueprint *shoal_app_admin(shoal_app *app)
+{
+    return &app->admin;
 }
 
 /* Registration after serving started is a programming error: say so loudly.
@@ -432,8 +453,12 @@ int shoal_route_with(shoal_blueprint *bp, const char *method, const char *patter
     route->handler = handler;
     route->data = data;
     route->blueprint = bp;
+    /* What the admin listener serves is for HAProxy, the kubelet and
+     * Prometheus: a busy node must still answer them. */
+    route->essential = bp->listener == SHOAL_LISTENER_ADMIN;
+    shoal_router *router = bp->listener == SHOAL_LISTENER_ADMIN ? app->admin_router : app->router;
     char reason[256];
-    int rc = shoal_router_add(app->router, methods, full, route, reason, sizeof reason);
+    int rc = shoal_router_add(router, methods, full, route, reason, sizeof reason);
     if (rc != 0) {
         free(full);
         free(route->methods);
@@ -441,7 +466,13 @@ int shoal_route_with(shoal_blueprint *bp, const char *method, const char *patter
         return setup_error(app, "a route", reason);
     }
     route->pattern = full;
-    route->metrics_index = ++app->route_count;
+    /* The same route on both listeners (/healthz) is one series in /metrics:
+     * two with the same labels would be a duplicate to Prometheus. */
+    const shoal_route_entry *twin = app->routes;
+    while (twin != NULL && (strcmp(twin->pattern, full) != 0 || strcmp(twin->methods, route->methods) != 0))
+        twin = twin->next;
+    route->metrics_shared = twin != NULL;
+    route->metrics_index = twin != NULL ? twin->metrics_index : ++app->route_count;
     route->next = app->routes;
     app->routes = route;
     return 0;
@@ -604,6 +635,7 @@ int shoal_app_freeze(shoal_app *app)
 {
     app->frozen = true;
     shoal_router_freeze(app->router);
+    shoal_router_freeze(app->admin_router);
     /* Workers open their stores after this, with every statement the
      * extensions registered; a worker made before (only tests do) gets none. */
     store_registry_freeze(app->statements);
@@ -641,6 +673,8 @@ void shoal_app_route_totals(shoal_app *app, shoal_route_totals_fn fn, void *data
     shoal_route_entry unmatched = {.pattern = "unmatched", .methods = "any", .metrics_index = 0};
     for (shoal_route_entry *route = &unmatched; route != NULL;
          route = route == &unmatched ? app->routes : route->next) {
+        if (route->metrics_shared)
+            continue;
         shoal_route_totals totals = {0};
         pthread_mutex_lock(&app->workers_lock);
         for (shoal_worker *worker = app->workers; worker != NULL; worker = worker->next)
@@ -770,7 +804,7 @@ static shoal_worker *worker_new(shoal_app *app)
     return worker;
 }
 
-shoal_worker *shoal_app_thread_worker(shoal_app *app)
+static shoal_worker *thread_worker_of(shoal_app *app, bool take_warmed)
 {
     /* The generation, not the pointer, identifies the app: a later app may
      * be allocated at a freed one's address on a reused thread. */
@@ -780,9 +814,10 @@ shoal_worker *shoal_app_thread_worker(shoal_app *app)
     /* A worker warmed at start, if one is left: its connections (made by
      * the thread that warmed it, which touches it no more) become this
      * thread's; the lock orders that thread's writes before this one's. */
+    shoal_worker *worker = NULL;
     pthread_mutex_lock(&app->workers_lock);
-    shoal_worker *worker = app->spares;
-    if (worker != NULL) {
+    if (take_warmed && app->spares != NULL) {
+        worker = app->spares;
         app->spares = worker->next_spare;
         worker->next_spare = NULL;
     }
@@ -794,6 +829,16 @@ shoal_worker *shoal_app_thread_worker(shoal_app *app)
     thread_worker = worker;
     thread_worker_generation = app->generation;
     return worker;
+}
+
+shoal_worker *shoal_app_thread_worker(shoal_app *app)
+{
+    return thread_worker_of(app, true);
+}
+
+shoal_worker *shoal_app_admin_thread_worker(shoal_app *app)
+{
+    return thread_worker_of(app, false);
 }
 
 static uint64_t monotonic_ms(void)
@@ -1141,6 +1186,13 @@ int shoal_json_send(shoal_ctx *ctx, int status, shoal_json_writer *writer)
     return shoal_text(ctx, status, "application/json", text, length);
 }
 
+/* The root blueprint of the listener the request arrived on: its hooks and
+ * error handlers are the ones every request there sees. */
+static shoal_blueprint *listener_root(shoal_ctx *ctx)
+{
+    return ctx->listener == SHOAL_LISTENER_ADMIN ? &ctx->app->admin : &ctx->app->root;
+}
+
 static const error_handler *find_error_handler(const shoal_blueprint *bp, int status)
 {
     for (size_t i = 0; bp != NULL && i < bp->error_handlers.count; i++)
@@ -1166,7 +1218,7 @@ int shoal_error(shoal_ctx *ctx, int status, const char *code, const char *field,
         if (ctx->route != NULL)
             handler = find_error_handler(ctx->route->blueprint, status);
         if (handler == NULL)
-            handler = find_error_handler(&ctx->app->root, status);
+            handler = find_error_handler(listener_root(ctx), status);
         if (handler != NULL) {
             unsigned answers_before = ctx->answer_count;
             ctx->in_error_handler = true;
@@ -1409,20 +1461,29 @@ void shoal_app_dispatch(shoal_app *app, shoal_ctx *ctx)
         answer_internal_error(ctx);
         return;
     }
-    ctx->route_result = shoal_router_match_path(app->router, ctx->method, route_path, &ctx->match);
+    /* Each listener has its own routes: the admin's are not found on the
+     * public port, nor the public's on the admin port. */
+    bool admin = ctx->listener == SHOAL_LISTENER_ADMIN;
+    ctx->route_result =
+        shoal_router_match_path(admin ? app->admin_router : app->router, ctx->method, route_path, &ctx->match);
     ctx->route = ctx->route_result == SHOAL_ROUTER_FOUND ? ctx->match.target : NULL;
 
-    /* The app's hooks wrap the blueprint's, as in Flask. */
-    shoal_blueprint *chain[2] = {&app->root, NULL};
+    /* The app's hooks wrap the blueprint's, as in Flask. On the admin
+     * listener the admin blueprint's hooks alone run: nothing of the public
+     * pipeline (rate limits, sessions, CORS, ...) can refuse or slow a
+     * health check or a scrape. */
+    shoal_blueprint *root = listener_root(ctx);
+    shoal_blueprint *chain[2] = {root, NULL};
     size_t chain_length = 1;
-    if (ctx->route != NULL && ctx->route->blueprint != &app->root)
+    if (ctx->route != NULL && ctx->route->blueprint != root)
         chain[chain_length++] = ctx->route->blueprint;
 
     /* A request shed at arrival, or one whose deadline passed, runs no
      * before hook and no handler (their work is what the node has no room
      * or time for); after and teardown hooks run on its 503 as on any
-     * answer. Essential routes are exempt. */
-    bool guarded = ctx->route == NULL || !ctx->route->essential;
+     * answer. Essential routes, and everything on the admin listener, are
+     * exempt. */
+    bool guarded = !admin && (ctx->route == NULL || !ctx->route->essential);
     bool stopped = false;
     bool refused = false;
     if (guarded && ctx->shed) {

@@ -36,6 +36,12 @@ static const setting settings[] = {
      "address to listen on (0.0.0.0 in containers)"},
     {"port", "SHOAL_PORT", SETTING_INT, FIELD(port), "8081", 0, 65535,
      "TCP port to listen on (0: any free port)"},
+    {"admin-bind", "SHOAL_ADMIN_BIND", SETTING_STRING, FIELD(admin_bind_address), "", 0, 0,
+     "address of the admin listener (/healthz, /readyz, /metrics), for the private network only; "
+     "empty: the --bind address"},
+    {"admin-port", "SHOAL_ADMIN_PORT", SETTING_INT, FIELD(admin_port), "9081", 0, 65535,
+     "TCP port of the admin listener, the only one that serves /readyz and /metrics (0: any free port); "
+     "must differ from --port"},
     {"threads", "SHOAL_THREADS", SETTING_INT, FIELD(threads), "8", 1, 1024,
      "worker threads (each holds one PostgreSQL and one Redis connection)"},
     {"max-connections", "SHOAL_MAX_CONNECTIONS", SETTING_INT, FIELD(max_connections), "1024", 1,
@@ -283,6 +289,18 @@ static int validate(shoal_config *config, char *error, size_t error_size)
         inet_pton(AF_INET6, config->bind_address, address) != 1) {
         snprintf(error, error_size, "--bind (SHOAL_BIND): '%s' is not an IPv4 or IPv6 address",
                  config->bind_address);
+        return -1;
+    }
+    if (config->admin_bind_address[0] != '\0' && inet_pton(AF_INET, config->admin_bind_address, address) != 1 &&
+        inet_pton(AF_INET6, config->admin_bind_address, address) != 1) {
+        snprintf(error, error_size, "--admin-bind (SHOAL_ADMIN_BIND): '%s' is not an IPv4 or IPv6 address",
+                 config->admin_bind_address);
+        return -1;
+    }
+    /* One port cannot be both: the admin routes would be public again. */
+    if (config->admin_port != 0 && config->admin_port == config->port) {
+        snprintf(error, error_size, "--admin-port (SHOAL_ADMIN_PORT): %d is also --port; the admin listener needs a "
+                 "port of its own", config->admin_port);
         return -1;
     }
     char reason[512];

@@ -35,6 +35,8 @@ typedef struct shoal_config {
     /* HTTP */
     char *bind_address;
     int port;
+    char *admin_bind_address; /* "" = bind_address */
+    int admin_port;           /* the admin listener: /healthz, /readyz, /metrics */
     int threads;
     int max_connections;
     int listen_backlog;

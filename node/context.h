@@ -13,6 +13,15 @@
 typedef struct shoal_worker shoal_worker;
 typedef struct shoal_route_entry shoal_route_entry;
 
+/* Which of the node's listeners a request arrived on: the public port
+ * (--port), whose routes are the app's, or the admin port (--admin-port),
+ * whose routes are shoal_app_admin's. Each has its own route table, so a
+ * path is found only on the listener it was registered for. */
+typedef enum shoal_listener {
+    SHOAL_LISTENER_PUBLIC = 0, /* what shoal_ctx_init sets */
+    SHOAL_LISTENER_ADMIN = 1,
+} shoal_listener;
+
 /* How the pipeline reads what only the transport knows. */
 typedef struct shoal_transport {
     const char *(*header)(void *connection, const char *name);
@@ -38,6 +47,7 @@ struct shoal_ctx {
     const shoal_transport *transport;
     void *connection;
 
+    shoal_listener listener;
     unsigned method;
     const char *method_name;
     const char *path;
@@ -112,6 +122,11 @@ void shoal_ctx_finish(shoal_ctx *ctx, uint64_t duration_ns);
  * one warmed at start when one is left, else a new one, which connects on
  * first use. NULL when memory runs out. */
 shoal_worker *shoal_app_thread_worker(shoal_app *app);
+/* The same for the admin listener's thread, which never takes a warmed
+ * worker: health checks arrive first, and the warmed ones are counted for
+ * the public threads (the connection budget). Its worker connects only if
+ * an admin route uses a tier, which the built-in ones never do. */
+shoal_worker *shoal_app_admin_thread_worker(shoal_app *app);
 
 /* What warming the workers came to. */
 typedef struct shoal_warm_report {

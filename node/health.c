@@ -207,12 +207,16 @@ static int readyz(shoal_ctx *ctx)
 
 static int init(shoal_app *app, void *monitor)
 {
-    shoal_blueprint *root = shoal_app_root(app);
-    /* Essential: HAProxy must see a busy node answer, not a shed one. */
+    shoal_blueprint *admin = shoal_app_admin(app);
     if (monitor == NULL)
         return shoal_app_fail(app, "no tier monitor for /readyz");
-    if (shoal_route_essential(root, "GET", "/healthz", healthz, NULL) != 0 ||
-        shoal_route_essential(root, "GET", "/readyz", readyz, monitor) != 0)
+    /* /readyz names the tiers as this node sees them: for HAProxy and the
+     * kubelet on the admin port only. /healthz tells nothing but that the
+     * process answers, so clients and simple checks may have it on the
+     * public port too, essential there as well: a busy node is alive. */
+    if (shoal_route(admin, "GET", "/healthz", healthz) != 0 ||
+        shoal_route_with(admin, "GET", "/readyz", readyz, monitor) != 0 ||
+        shoal_route_essential(shoal_app_root(app), "GET", "/healthz", healthz, NULL) != 0)
         return -1;
     return 0;
 }

@@ -1,5 +1,10 @@
 /* node/health.h: /healthz (the process lives) and /readyz (send me traffic).
  *
+ * Both are served on the admin listener (--admin-port), where HAProxy's
+ * health checks and the kubelet's probes ask; /healthz, which names no
+ * tier, is served on the public port too. The public port answers /readyz
+ * with 404.
+ *
  * /readyz answers 200 while the node is ready and 503 while starting or
  * draining. It does not fail when PostgreSQL or Redis is down: a shared tier
  * that is down is down for every node, and failing readiness for it would
@@ -37,8 +42,8 @@ bool shoal_tier_monitor_redis_up(const shoal_tier_monitor *monitor);
 bool shoal_tier_monitor_cache_separate(const shoal_tier_monitor *monitor);
 bool shoal_tier_monitor_cache_up(const shoal_tier_monitor *monitor);
 
-/* The extension that routes /healthz and /readyz, reading monitor, which
- * must outlive the app. */
+/* The extension that routes /healthz (on both listeners) and /readyz (on
+ * the admin listener only), reading monitor, which must outlive the app. */
 shoal_extension shoal_health_extension(shoal_tier_monitor *monitor);
 
 #endif

@@ -27,6 +27,10 @@
  * shoal_http_start). */
 #define CONNECTION_ROOM_BYTES 4096
 
+/* Connections the admin listener takes at once: HAProxy's checks, the
+ * kubelet's probes and Prometheus' scrapes each hold one for a moment. */
+#define ADMIN_MAX_CONNECTIONS 64
+
 /* The most memory a body gets before its bytes arrive. */
 #define INITIAL_BODY_BYTES (64u * 1024)
 
@@ -34,13 +38,22 @@
  * end) before the connection is closed without an answer. */
 #define DISCARD_LIMIT_BYTES (64u * 1024 * 1024)
 
-struct shoal_http {
+/* One libmicrohttpd daemon: the public port with the worker pool, or the
+ * admin port with a thread of its own. */
+typedef struct listener {
+    shoal_http *http;
     struct MHD_Daemon *daemon;
-    shoal_app *app;
-    const shoal_config *config;
+    shoal_listener kind;
     int port;
     bool accepting;
-    int quiesced_listener; /* closed only after MHD_stop_daemon, as the manual asks */
+    int quiesced_socket; /* closed only after MHD_stop_daemon, as the manual asks */
+} listener;
+
+struct shoal_http {
+    shoal_app *app;
+    const shoal_config *config;
+    listener public_listener;
+    listener admin_listener;
 };
 
 typedef struct request {
@@ -141,7 +154,7 @@ static enum MHD_Result add_header(struct MHD_Response *response, const char *nam
     return MHD_NO;
 }
 
-static enum MHD_Result respond(shoal_http *http, request *r, struct MHD_Connection *connection)
+static enum MHD_Result respond(const shoal_http *http, request *r, struct MHD_Connection *connection)
 {
     shoal_ctx *ctx = &r->ctx;
     r->dispatched = true;
@@ -160,7 +173,7 @@ static enum MHD_Result respond(shoal_http *http, request *r, struct MHD_Connecti
         add_header(response, entry->name, entry->value);
     /* While draining, closing after each answer moves keep-alive clients
      * (HAProxy included) to other nodes sooner. */
-    if (shoal_app_readiness(http->app) == SHOAL_DRAINING)
+    if (ctx->listener == SHOAL_LISTENER_PUBLIC && shoal_app_readiness(http->app) == SHOAL_DRAINING)
         add_header(response, MHD_HTTP_HEADER_CONNECTION, "close");
 
     enum MHD_Result result = MHD_queue_response(connection, (unsigned)ctx->status, response);
@@ -311,11 +324,13 @@ static uint64_t request_waited_ns(shoal_ctx *ctx)
     return now_us > stamp_us ? (now_us - stamp_us) * 1000u : 0;
 }
 
-static enum MHD_Result begin_request(shoal_http *http, struct MHD_Connection *connection,
+static enum MHD_Result begin_request(const listener *from, struct MHD_Connection *connection,
                                      const char *url, const char *method, const char *version,
                                      void **request_state)
 {
-    shoal_worker *worker = shoal_app_thread_worker(http->app);
+    const shoal_http *http = from->http;
+    shoal_worker *worker = from->kind == SHOAL_LISTENER_ADMIN ? shoal_app_admin_thread_worker(http->app)
+                                                              : shoal_app_thread_worker(http->app);
     if (worker == NULL)
         return MHD_NO;
     const union MHD_ConnectionInfo *info = MHD_get_connection_info(connection, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
@@ -332,10 +347,15 @@ static enum MHD_Result begin_request(shoal_http *http, struct MHD_Connection *co
     r->dispatched = false;
     shoal_ctx_init(&r->ctx, http->app, worker, &mhd_transport, connection, method, url,
                    r->arena_block, sizeof r->arena_block);
+    r->ctx.listener = from->kind;
     shoal_worker_request_started(worker);
     *request_state = r;
-    r->ctx.deadline_ns = shoal_request_deadline(r->started_ns, http->config->request_deadline_ms,
-                                                request_waited_ns(&r->ctx));
+    bool admin = from->kind == SHOAL_LISTENER_ADMIN;
+    /* The admin listener's requests have no deadline and are never counted
+     * against --max-in-flight: they must be answered when the node is full. */
+    r->ctx.deadline_ns = admin ? 0
+                               : shoal_request_deadline(r->started_ns, http->config->request_deadline_ms,
+                                                        request_waited_ns(&r->ctx));
     r->admitted = false;
 
     if (header_bytes(connection) > http->config->max_header_bytes) {
@@ -363,7 +383,7 @@ static enum MHD_Result begin_request(shoal_http *http, struct MHD_Connection *co
      * client still sending its body holds no worker; counting it would let
      * a few hundred slow uploads shed everyone else (tests/e2e/faults_test.py
      * slow_clients, straight at a node). */
-    r->admitted = !body_follows(&census);
+    r->admitted = !admin && !body_follows(&census);
     r->ctx.shed = r->admitted && !shoal_app_admit(http->app);
 
     /* Shed on arrival (it has no body): answered on the next call, which
@@ -409,10 +429,11 @@ static enum MHD_Result handle_access(void *context, struct MHD_Connection *conne
                                      const char *upload_data, size_t *upload_data_size,
                                      void **request_state)
 {
-    shoal_http *http = context;
+    const listener *from = context;
+    const shoal_http *http = from->http;
     request *r = *request_state;
     if (r == NULL)
-        return begin_request(http, connection, url, method, version, request_state);
+        return begin_request(from, connection, url, method, version, request_state);
 
     if (*upload_data_size > 0) {
         size_t size = *upload_data_size;
@@ -434,7 +455,7 @@ static enum MHD_Result handle_access(void *context, struct MHD_Connection *conne
     }
     if (r->dispatched)
         return MHD_YES;
-    if (!r->admitted) {
+    if (!r->admitted && from->kind == SHOAL_LISTENER_PUBLIC) {
         r->admitted = true;
         r->ctx.shed = !shoal_app_admit(http->app);
     }
@@ -445,7 +466,7 @@ static enum MHD_Result handle_access(void *context, struct MHD_Connection *conne
 static void request_completed(void *context, struct MHD_Connection *connection, void **request_state,
                               enum MHD_RequestTerminationCode termination)
 {
-    shoal_http *http = context;
+    const shoal_http *http = ((const listener *)context)->http;
     (void)connection;
     (void)termination;
     request *r = *request_state;
@@ -516,38 +537,42 @@ static int bound_port(struct MHD_Daemon *daemon)
     return -1;
 }
 
-shoal_http *shoal_http_start(shoal_app *app, char *error, size_t error_size)
+/* Fills address from text and port; false when text is no IP address. */
+static bool parse_address(const char *text, int port, struct sockaddr_storage *address, unsigned *flags)
 {
-    const shoal_config *config = shoal_app_config(app);
-    if (shoal_app_freeze(app) != 0) {
-        snprintf(error, error_size, "the app's setup failed (see the log lines above)");
-        return NULL;
-    }
-
-    struct sockaddr_storage address;
-    memset(&address, 0, sizeof address);
-    unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG;
-    struct sockaddr_in *v4 = (struct sockaddr_in *)&address;
-    struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)&address;
-    if (inet_pton(AF_INET, config->bind_address, &v4->sin_addr) == 1) {
+    memset(address, 0, sizeof *address);
+    struct sockaddr_in *v4 = (struct sockaddr_in *)address;
+    struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)address;
+    if (inet_pton(AF_INET, text, &v4->sin_addr) == 1) {
         v4->sin_family = AF_INET;
-        v4->sin_port = htons((uint16_t)config->port);
-    } else if (inet_pton(AF_INET6, config->bind_address, &v6->sin6_addr) == 1) {
+        v4->sin_port = htons((uint16_t)port);
+        return true;
+    }
+    if (inet_pton(AF_INET6, text, &v6->sin6_addr) == 1) {
         v6->sin6_family = AF_INET6;
-        v6->sin6_port = htons((uint16_t)config->port);
-        flags |= MHD_USE_IPv6;
-    } else {
-        snprintf(error, error_size, "--bind: '%s' is not an IPv4 or IPv6 address", config->bind_address);
-        return NULL;
+        v6->sin6_port = htons((uint16_t)port);
+        *flags |= MHD_USE_IPv6;
+        return true;
     }
+    return false;
+}
 
-    shoal_http *http = calloc(1, sizeof *http);
-    if (http == NULL) {
-        snprintf(error, error_size, "out of memory");
-        return NULL;
+/* Starts one listener's daemon: threads > 1 is a pool of epoll loops, 1 the
+ * daemon's own epoll thread. */
+static bool start_listener(shoal_http *http, listener *l, shoal_listener kind, const char *address_text, int port,
+                           unsigned threads, unsigned max_connections, char *error, size_t error_size)
+{
+    const shoal_config *config = http->config;
+    const char *setting = kind == SHOAL_LISTENER_ADMIN ? "--admin-bind" : "--bind";
+    unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG;
+    struct sockaddr_storage address;
+    if (!parse_address(address_text, port, &address, &flags)) {
+        snprintf(error, error_size, "%s: '%s' is not an IPv4 or IPv6 address", setting, address_text);
+        return false;
     }
-    http->app = app;
-    http->config = config;
+    l->http = http;
+    l->kind = kind;
+    l->quiesced_socket = -1;
 
     /* libmicrohttpd keeps the request line, the headers, a record per
      * header and the response's own header block in one pool per
@@ -559,60 +584,103 @@ shoal_http *shoal_http_start(shoal_app *app, char *error, size_t error_size)
      * answer's headers, and a request too large for even that gets
      * libmicrohttpd's own 431 and a closed connection. */
     size_t connection_memory = config->max_header_bytes + CONNECTION_ROOM_BYTES;
-    http->daemon = MHD_start_daemon(
-        flags, (uint16_t)config->port, NULL, NULL, &handle_access, http,
+    l->daemon = MHD_start_daemon(
+        flags, (uint16_t)port, NULL, NULL, &handle_access, l,
         MHD_OPTION_EXTERNAL_LOGGER, &log_from_library, http, /* first, or early messages escape */
         MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&address,
-        MHD_OPTION_CONNECTION_LIMIT, (unsigned)config->max_connections,
+        MHD_OPTION_CONNECTION_LIMIT, max_connections,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)config->connection_timeout_s,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, connection_memory,
         MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)config->listen_backlog,
-        MHD_OPTION_NOTIFY_COMPLETED, &request_completed, http,
-        MHD_OPTION_NOTIFY_CONNECTION, &connection_changed, http,
-        MHD_OPTION_UNESCAPE_CALLBACK, &unescape_without_nul, http,
+        MHD_OPTION_NOTIFY_COMPLETED, &request_completed, l,
+        MHD_OPTION_NOTIFY_CONNECTION, &connection_changed, l,
+        MHD_OPTION_UNESCAPE_CALLBACK, &unescape_without_nul, l,
         /* Last: one thread means the daemon's own epoll thread, and naming a
          * pool of one draws a warning, so the list ends early instead. */
-        config->threads > 1 ? MHD_OPTION_THREAD_POOL_SIZE : MHD_OPTION_END, (unsigned)config->threads,
+        threads > 1 ? MHD_OPTION_THREAD_POOL_SIZE : MHD_OPTION_END, threads,
         MHD_OPTION_END);
-    if (http->daemon == NULL) {
-        snprintf(error, error_size, "cannot listen on %s port %d (in use, or not permitted)",
-                 config->bind_address, config->port);
+    if (l->daemon == NULL) {
+        snprintf(error, error_size, "cannot listen on %s port %d for the %s listener (in use, or not permitted)",
+                 address_text, port, kind == SHOAL_LISTENER_ADMIN ? "admin" : "public");
+        return false;
+    }
+    l->port = bound_port(l->daemon);
+    l->accepting = true;
+    return true;
+}
+
+static void stop_listener(listener *l)
+{
+    if (l->daemon == NULL)
+        return;
+    MHD_stop_daemon(l->daemon);
+    if (l->quiesced_socket >= 0)
+        close(l->quiesced_socket);
+    l->daemon = NULL;
+}
+
+shoal_http *shoal_http_start(shoal_app *app, char *error, size_t error_size)
+{
+    const shoal_config *config = shoal_app_config(app);
+    if (shoal_app_freeze(app) != 0) {
+        snprintf(error, error_size, "the app's setup failed (see the log lines above)");
+        return NULL;
+    }
+    shoal_http *http = calloc(1, sizeof *http);
+    if (http == NULL) {
+        snprintf(error, error_size, "out of memory");
+        return NULL;
+    }
+    http->app = app;
+    http->config = config;
+    /* The admin listener first: HAProxy and the kubelet ask it whether the
+     * node is ready, and it answers 503 until main says so. */
+    const char *admin_address = config->admin_bind_address != NULL && config->admin_bind_address[0] != '\0'
+                                    ? config->admin_bind_address
+                                    : config->bind_address;
+    if (!start_listener(http, &http->admin_listener, SHOAL_LISTENER_ADMIN, admin_address, config->admin_port, 1,
+                        ADMIN_MAX_CONNECTIONS, error, error_size) ||
+        !start_listener(http, &http->public_listener, SHOAL_LISTENER_PUBLIC, config->bind_address, config->port,
+                        (unsigned)config->threads, (unsigned)config->max_connections, error, error_size)) {
+        stop_listener(&http->admin_listener);
         free(http);
         return NULL;
     }
-    http->port = bound_port(http->daemon);
-    http->accepting = true;
-    http->quiesced_listener = -1;
     return http;
 }
 
 int shoal_http_port(const shoal_http *http)
 {
-    return http->port;
+    return http->public_listener.port;
+}
+
+int shoal_http_admin_port(const shoal_http *http)
+{
+    return http->admin_listener.port;
 }
 
 void shoal_http_stop_accepting(shoal_http *http)
 {
-    if (!http->accepting)
+    listener *l = &http->public_listener;
+    if (!l->accepting)
         return;
-    http->accepting = false;
-    MHD_socket listener = MHD_quiesce_daemon(http->daemon);
-    if (listener == MHD_INVALID_SOCKET)
+    l->accepting = false;
+    MHD_socket socket = MHD_quiesce_daemon(l->daemon);
+    if (socket == MHD_INVALID_SOCKET)
         return;
     /* Quiescing only stops libmicrohttpd from calling accept(); the kernel
      * would go on completing handshakes into the backlog, where clients
      * hang. Shutting the listener down makes new connections fail at once,
      * so HAProxy retries them on another node. */
-    shutdown(listener, SHUT_RDWR);
-    http->quiesced_listener = listener;
+    shutdown(socket, SHUT_RDWR);
+    l->quiesced_socket = socket;
 }
 
 void shoal_http_stop(shoal_http *http)
 {
     if (http == NULL)
         return;
-    MHD_stop_daemon(http->daemon);
-    if (http->quiesced_listener >= 0)
-        close(http->quiesced_listener);
+    stop_listener(&http->public_listener);
+    stop_listener(&http->admin_listener);
     free(http);
 }

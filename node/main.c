@@ -265,8 +265,10 @@ int main(int argc, char **argv)
         return 1;
     }
     shoal_app_set_readiness(app, SHOAL_READY);
-    shoal_log(SHOAL_LOG_INFO, "start", "serving on %s:%d with %d worker threads; cache in %s, L1 %s",
+    shoal_log(SHOAL_LOG_INFO, "start", "serving on %s:%d with %d worker threads, admin on %s:%d; cache in %s, L1 %s",
               config.bind_address, shoal_http_port(http), config.threads,
+              config.admin_bind_address[0] != '\0' ? config.admin_bind_address : config.bind_address,
+              shoal_http_admin_port(http),
               shoal_config_cache_separate(&config) ? "its own Redis" : "the sessions' Redis",
               cache_l1_enabled(shoal_app_l1(app)) ? "on" : "off");
 

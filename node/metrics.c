@@ -361,8 +361,10 @@ static int init(shoal_app *app, void *data)
     struct timespec now;
     clock_gettime(CLOCK_REALTIME, &now);
     process_start_seconds = (double)now.tv_sec + (double)now.tv_nsec / 1e9;
-    /* Essential: a busy node is when its metrics matter most. */
-    return shoal_route_essential(shoal_app_root(app), "GET", "/metrics", metrics, NULL);
+    /* On the admin listener, where Prometheus scrapes: the node's counters
+     * are not for the public, and its routes are essential (a busy node is
+     * when its metrics matter most). */
+    return shoal_route(shoal_app_admin(app), "GET", "/metrics", metrics);
 }
 
 const shoal_extension shoal_metrics_extension = {.name = "metrics", .init = init};

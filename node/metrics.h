@@ -117,7 +117,7 @@ void shoal_metrics_histogram(shoal_metrics_text *text, const char *name, const s
  * makes rate() miss its first increase). */
 void shoal_metrics_worker_totals(shoal_metrics_text *text, const shoal_worker_totals *totals);
 
-/* Routes GET /metrics. */
+/* Routes GET /metrics on the admin listener (shoal_app_admin). */
 extern const shoal_extension shoal_metrics_extension;
 
 #endif

@@ -71,10 +71,19 @@ shoal_app *shoal_app_new(const shoal_config *config);
 void shoal_app_free(shoal_app *app);
 const shoal_config *shoal_app_config(const shoal_app *app);
 
-/* The app itself is the root blueprint: its hooks run for every request. */
+/* The app itself is the root blueprint: its hooks run for every request
+ * on the public port (--port). */
 shoal_blueprint *shoal_app_root(shoal_app *app);
-/* A path prefix ("/api"; "" for the root) with its own routes and hooks.
- * NULL after setup froze or when the prefix is invalid. */
+/* The admin listener's blueprint (--admin-bind, --admin-port): the node's
+ * operational routes (/healthz, /readyz, /metrics) for HAProxy, the
+ * kubelet and Prometheus on the private network. Its routes are served on
+ * the admin port only (the public port answers them 404), are essential
+ * (see shoal_route_essential), and run its own hooks alone: none of the
+ * app's (request id, CORS, rate limits, sessions, ...) runs there. A route
+ * registered on both (as /healthz is) counts as one in /metrics. */
+shoal_blueprint *shoal_app_admin(shoal_app *app);
+/* A path prefix ("/api"; "" for the root) with its own routes and hooks,
+ * on the public port. NULL after setup froze or when the prefix is invalid. */
 shoal_blueprint *shoal_blueprint_new(shoal_app *app, const char *name, const char *prefix);
 
 /* method is "GET", "POST", ... or several separated by '|' ("GET|POST"). */

@@ -7,10 +7,12 @@ cluster (Debian's /usr/bin/python3 with python3-yaml).
 Builds the objects the way `kubectl apply -k` would for this kustomization
 (its resources, namespace and images; nothing else is used, and anything
 else in kustomization.yaml is an error), then checks what a schema cannot:
-probes, the preStop drain against the node's SIGTERM settings, the grace
+probes (on the admin port) and Prometheus' scrape annotations (on it too),
+the preStop drain against the node's SIGTERM settings, the grace
 period, resources against docker-compose.yml's CPU share, the non-root
 security context, that the HorizontalPodAutoscaler, PodDisruptionBudget and
-Service select the node pods (and not the migration Job's), that the Job
+Service select the node pods (and not the migration Job's), that the Service
+and the Ingress expose the public port only, that the Job
 runs `shoal-node migrate` while the nodes run with --migrate=false, the
 Secret's example values, and TLS at the Ingress. --render writes the built
 objects as JSON for the schema check (k8s_schema.mjs). --self-test breaks
@@ -138,8 +140,11 @@ def check(objects, report):
     rule(len(containers) == 1, "Deployment runs one container")
     node = containers[0] if containers else {}
     ports = {p.get("name"): p.get("containerPort") for p in node.get("ports") or []}
-    rule(str(settings.get("SHOAL_PORT")) in {str(v) for v in ports.values()},
-         "the container port is the ConfigMap's SHOAL_PORT (%s)" % settings.get("SHOAL_PORT"))
+    public_port, admin_port = settings.get("SHOAL_PORT"), settings.get("SHOAL_ADMIN_PORT")
+    rule(str(ports.get("http")) == str(public_port),
+         "the container port named http is the ConfigMap's SHOAL_PORT (%s)" % public_port)
+    rule(str(ports.get("admin")) == str(admin_port) and str(admin_port) != str(public_port),
+         "the container port named admin is the ConfigMap's SHOAL_ADMIN_PORT (%s), not SHOAL_PORT" % admin_port)
     rule(settings.get("SHOAL_BIND") == "0.0.0.0", "ConfigMap binds the node to 0.0.0.0")
     args = node.get("args") or []
     rule(node.get("command") is None and args[:1] == ["serve"],
@@ -147,19 +152,26 @@ def check(objects, report):
     rule("--migrate=false" in args and str(settings.get("SHOAL_MIGRATE", "false")).lower() in {"false", "0", "no", "off"},
          "nodes do not migrate at start (--migrate=false)")
 
+    def is_admin(port):
+        """port (a name or a number) is the container's admin port."""
+        return port is not None and (port == "admin" or str(port) == str(ports.get("admin")))
+
     def probe_port_ok(probe):
-        port = ((probe or {}).get("httpGet") or {}).get("port")
-        return port in ports or port in ports.values()
+        return is_admin(((probe or {}).get("httpGet") or {}).get("port"))
 
     readiness = node.get("readinessProbe") or {}
     liveness = node.get("livenessProbe") or {}
     rule((readiness.get("httpGet") or {}).get("path") == "/readyz" and probe_port_ok(readiness),
-         "readinessProbe GETs /readyz on the container port")
+         "readinessProbe GETs /readyz on the admin port (the public port answers it 404)")
     rule((liveness.get("httpGet") or {}).get("path") == "/healthz" and probe_port_ok(liveness),
-         "livenessProbe GETs /healthz on the container port")
+         "livenessProbe GETs /healthz on the admin port")
     startup = node.get("startupProbe")
     rule(startup is None or ((startup.get("httpGet") or {}).get("path") == "/healthz" and probe_port_ok(startup)),
-         "startupProbe, if any, GETs /healthz (it must not depend on the shared tiers)")
+         "startupProbe, if any, GETs /healthz on the admin port (it must not depend on the shared tiers)")
+    annotations = (spec.get("template", {}).get("metadata") or {}).get("annotations") or {}
+    rule(annotations.get("prometheus.io/scrape") == "true" and is_admin(annotations.get("prometheus.io/port"))
+         and annotations.get("prometheus.io/path", "/metrics") == "/metrics",
+         "pods carry Prometheus scrape annotations for /metrics on the admin port (%s)" % admin_port)
 
     drain_ms = int(settings.get("SHOAL_DRAIN_DELAY_MS", 5000))
     grace_ms = int(settings.get("SHOAL_GRACE_PERIOD_MS", 10000))
@@ -218,9 +230,9 @@ def check(objects, report):
     rule(selects(service_selector, pod_labels), "Service selects the node pods")
     rule(not selects(service_selector, job_labels), "Service does not select the migration Job's pods")
     service_ports = (service.get("spec") or {}).get("ports") or []
-    rule(service_ports and all(p.get("targetPort") in ports or p.get("targetPort") in ports.values()
+    rule(service_ports and all(p.get("targetPort") == "http" or str(p.get("targetPort")) == str(ports.get("http"))
                                for p in service_ports),
-         "Service targets the container port")
+         "Service targets the public container port only (never the admin port)")
 
     hpa_spec = hpa.get("spec") or {}
     target = hpa_spec.get("scaleTargetRef") or {}
@@ -271,6 +283,13 @@ def check(objects, report):
                           and ((b.get("port") or {}).get("name") in service_port_names
                                or (b.get("port") or {}).get("number") in service_port_names) for b in backends),
          "Ingress sends to the Service's port")
+    targets = {}
+    for p in service_ports:
+        targets[p.get("name")] = targets[p.get("port")] = p.get("targetPort")
+    rule(backends and not any(is_admin(targets.get((b.get("port") or {}).get("name"),
+                                                   targets.get((b.get("port") or {}).get("number"))))
+                              for b in backends),
+         "Ingress never reaches the admin port")
     return failures
 
 
@@ -287,6 +306,19 @@ BREAKS = [
     ("readiness on /healthz", lambda d: _node(d)["readinessProbe"]["httpGet"].update(path="/healthz")),
     ("liveness on /readyz", lambda d: _node(d)["livenessProbe"]["httpGet"].update(path="/readyz")),
     ("probe on another port", lambda d: _node(d)["readinessProbe"]["httpGet"].update(port=9999)),
+    ("readiness on the public port", lambda d: _node(d)["readinessProbe"]["httpGet"].update(port="http")),
+    ("liveness on the public port", lambda d: _node(d)["livenessProbe"]["httpGet"].update(port=8080)),
+    ("startup on the public port", lambda d: _node(d)["startupProbe"]["httpGet"].update(port="http")),
+    ("no admin container port", lambda d: _node(d).update(ports=[_node(d)["ports"][0]])),
+    ("admin port is the public port", lambda d: _kind(d, "ConfigMap")["data"].update(SHOAL_ADMIN_PORT="8080")),
+    ("no scrape annotation", lambda d: _kind(d, "Deployment")["spec"]["template"]["metadata"].pop("annotations")),
+    ("scrape on the public port", lambda d: _kind(d, "Deployment")["spec"]["template"]["metadata"]["annotations"]
+     .update({"prometheus.io/port": "8080"})),
+    ("Service exposes the admin port", lambda d: _kind(d, "Service")["spec"]["ports"].append(
+        {"name": "admin", "port": 9080, "targetPort": "admin", "protocol": "TCP"})),
+    ("Ingress to the admin port", lambda d: (
+        _kind(d, "Service")["spec"]["ports"].append({"name": "ops", "port": 81, "targetPort": 9080}),
+        _kind(d, "Ingress")["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"].update(port={"number": 81}))),
     ("no preStop", lambda d: _node(d).pop("lifecycle")),
     ("preStop that only sleeps", lambda d: _node(d)["lifecycle"]["preStop"]["exec"].update(command=["/bin/sleep", "5"])),
     ("grace period too short", lambda d: _kind(d, "Deployment")["spec"]["template"]["spec"].update(

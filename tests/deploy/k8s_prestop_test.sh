@@ -6,19 +6,21 @@
 # is read from deployment.yaml and run inside that namespace with the same
 # environment; then the "kubelet" sends SIGTERM. It checks that:
 #   - the hook's SIGTERM reaches PID 1: /readyz turns 503 while /healthz
-#     (liveness) and the listener stay up
+#     (liveness) and the listener stay up, on the admin port the probes use
 #   - the hook returns 0 while the node is still draining (a hook that
 #     outlived the container would be reported as failed), and the
 #     kubelet's SIGTERM then ends the drain delay
 #   - the node exits 0, and hook + shutdown fit terminationGracePeriodSeconds
 # No PostgreSQL or Redis is needed: /readyz and /healthz answer without them.
-#   k8s_prestop_test.sh SHOAL_NODE_BINARY PORT
+#   k8s_prestop_test.sh SHOAL_NODE_BINARY PORT ADMIN_PORT
 # Needs root (unshare --pid) and util-linux; otherwise exits 77 (skipped).
 set -euo pipefail
 binary=$1
 port=$2
+admin_port=$3
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 base="http://127.0.0.1:$port"
+admin="http://127.0.0.1:$admin_port"
 
 if [ "$(id -u)" != 0 ] || ! command -v unshare >/dev/null || ! command -v nsenter >/dev/null; then
   echo "skip: needs root, unshare and nsenter (util-linux)"
@@ -65,18 +67,23 @@ termination=$(cat "$TMP/termination")
 
 # Loopback for the test; tiers on port 1, where nothing listens: the node
 # serves without them (its /readyz reports them down, and stays 200).
-env -i PATH=/usr/bin:/bin "${settings[@]}" SHOAL_BIND=127.0.0.1 SHOAL_PORT="$port" SHOAL_NODE_NAME=prestop \
+env -i PATH=/usr/bin:/bin "${settings[@]}" SHOAL_BIND=127.0.0.1 SHOAL_PORT="$port" SHOAL_ADMIN_PORT="$admin_port" \
+  SHOAL_NODE_NAME=prestop \
   SHOAL_ACCESS_LOG_SAMPLE=0 DATABASE_URL="postgresql://shoal@127.0.0.1:1/shoal" REDIS_URL="redis://127.0.0.1:1/0" \
   SHOAL_CACHE_URL= \
   unshare --pid --fork --kill-child "$binary" "${args[@]}" >"$TMP/node.log" 2>&1 &
 outer_pid=$!
 
-status_of() { curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$base$1" || true; }
+# The probes' port (the Deployment names it "admin"), and the public one.
+status_of() { curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$admin$1" || true; }
+public_status_of() { curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$base$1" || true; }
 for _ in $(seq 100); do
   [ "$(status_of /readyz)" = 200 ] && break
   sleep 0.1
 done
 check "the node serves with the ConfigMap's settings and args '${args[*]}'" [ "$(status_of /readyz)" = 200 ]
+check "its public port serves /healthz and answers /readyz 404" \
+  [ "$(public_status_of /healthz) $(public_status_of /readyz)" = "200 404" ]
 node_pid=$(pgrep -P "$outer_pid" || true)
 check "the node is PID 1 of its namespace" \
   grep -qE '^NSpid:[[:space:]]+[0-9]+[[:space:]]+1$' "/proc/${node_pid:-0}/status"

@@ -3,7 +3,8 @@
 # new user types it, as root, from a clone in a folder the postgres user
 # cannot enter (root's home is 0700 on Debian; so is a `mktemp -d` folder):
 # `git clone` SOURCE_DIR into $(mktemp -d)/shoal, `deploy/local up` there with
-# its default state folder (.state in the clone), /readyz through HAProxy,
+# its default state folder (.state in the clone), /healthz through HAProxy
+# and node1's admin /readyz,
 # `deploy/local status` naming where PostgreSQL keeps its files, then
 # `deploy/local down`: every process gone, and PostgreSQL's folder holding
 # only what the design keeps (the cluster, an empty socket folder, the name
@@ -89,9 +90,12 @@ cd "$CLONE"
 deploy/local up || fail "deploy/local up from a clone under a 0700 folder"
 pass "deploy/local up"
 
-code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 "http://127.0.0.1:$SHOAL_LB_PORT/readyz" || true)
-[ "$code" = 200 ] || fail "/readyz through HAProxy answers 200 (got $code)"
-pass "/readyz through HAProxy answers 200"
+code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 "http://127.0.0.1:$SHOAL_LB_PORT/healthz" || true)
+[ "$code" = 200 ] || fail "/healthz through HAProxy answers 200 (got $code)"
+pass "/healthz through HAProxy answers 200"
+code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 "http://127.0.0.1:$SHOAL_ADMIN_BASE_PORT/readyz" || true)
+[ "$code" = 200 ] || fail "node1's admin /readyz answers 200 (got $code)"
+pass "node1's admin /readyz answers 200"
 
 [ "$(stat -c '%a %U' "$TOP")" = "$top_mode" ] || fail "$TOP kept its mode ($top_mode, now $(stat -c '%a %U' "$TOP"))"
 [ "$(stat -c '%a %U' "$CLONE")" = "$clone_mode" ] \

@@ -3,10 +3,11 @@
 # Docker engine and without starting anything.
 #   - docker-compose.yml is valid for docker-compose (Debian's 1.29) and keeps
 #     the node service scalable (no container_name, no host ports, a CPU limit,
-#     a stop grace period longer than drain delay + grace period)
+#     a stop grace period longer than drain delay + grace period), and the
+#     nodes' admin port is what HAProxy checks and is never published
 #   - HAProxy 2.6 accepts lb/haproxy.cfg with the compose backend, and with
-#     the local backend that deploy/local renders for 2 and 4 nodes, without
-#     a single warning
+#     the local backend that deploy/local renders for 2 and 4 nodes (health
+#     checks on each node's admin port), without a single warning
 #   - the compose backend addresses at least 64 replicas, every "up to N
 #     replicas" in the docs says the same N, and both backends bring a node
 #     in gradually (slowstart)
@@ -49,9 +50,10 @@ fi
 
 # The resolved configuration, checked for what scaling and draining need.
 if docker-compose -f docker-compose.yml config >"$TMP/compose.yml" 2>"$TMP/compose.err"; then
-  if python3 - "$TMP/compose.yml" <<'EOF'
+  if python3 - "$TMP/compose.yml" lb/backend-compose.cfg <<'EOF'
 import re, sys, yaml
 c = yaml.safe_load(open(sys.argv[1]))
+backend = open(sys.argv[2]).read()
 s = c["services"]
 problems = []
 def check(cond, what):
@@ -92,6 +94,14 @@ check(str(lb.get("image", "")).startswith("haproxy:2.6"), "lb runs haproxy:2.6")
 targets = {str(p["target"]) if isinstance(p, dict) else str(p).split("/")[0].rsplit(":", 1)[-1]
            for p in lb.get("ports", [])}
 check({"8080", "8404"} <= targets, "lb publishes 8080 and 8404")
+# The admin listener: checked by HAProxy, reachable on the compose network
+# only (the node publishes no port at all, see above).
+admin = str(env.get("SHOAL_ADMIN_PORT", ""))
+check(admin.isdigit() and admin != str(env.get("SHOAL_PORT")), "node has an admin port of its own (SHOAL_ADMIN_PORT)")
+check(admin in {str(p) for p in node.get("expose", [])}, "node exposes its admin port to the compose network")
+check(re.search(r"^\s*default-server\s.*\bport %s\b" % re.escape(admin), backend, re.M) is not None,
+      "lb/backend-compose.cfg checks the nodes on their admin port (%s)" % admin)
+check(admin not in targets, "lb does not publish the nodes' admin port")
 cmd = " ".join(map(str, lb.get("command", [])))
 check("haproxy.cfg" in cmd and "backend-compose.cfg" in cmd, "lb loads haproxy.cfg and backend-compose.cfg")
 sys.exit(1 if problems else 0)
@@ -139,6 +149,16 @@ for n in 2 4; do
     pass "render-lb --nodes $n writes $n server lines"
   else
     fail "render-lb --nodes $n writes $servers server lines, not $n"
+  fi
+  # nodeK: public port 8081+K-1, health checks on its admin port 9081+K-1.
+  checked=$(awk '$1 == "server" && $2 ~ /^node[0-9]+$/ {
+                   k = substr($2, 5) + 0
+                   if ($3 == "127.0.0.1:" (8080 + k) && $4 == "port" && $5 == (9080 + k)) n++
+                 } END { print n + 0 }' "$rendered")
+  if [ "$checked" = "$n" ]; then
+    pass "render-lb --nodes $n checks each node on its admin port (SHOAL_ADMIN_BASE_PORT + K - 1)"
+  else
+    fail "render-lb --nodes $n: $checked of $n server lines check the node's admin port: $(grep server "$rendered")"
   fi
   haproxy_check "local, $n nodes" \
     SHOAL_LB_BIND=127.0.0.1 SHOAL_LB_PORT=18080 SHOAL_STATS_PORT=18404 \
@@ -251,6 +271,12 @@ fi
 for want in 'EXPOSE 8080' 'STOPSIGNAL SIGTERM' 'ENTRYPOINT'; do
   if grep -qE "^$want" <<<"$runtime"; then pass "runtime stage has $want"; else fail "runtime stage lacks $want"; fi
 done
+image_admin=$(grep -oE 'SHOAL_ADMIN_PORT=[0-9]+' <<<"$runtime" | tail -n 1 | cut -d= -f2)
+if [ -n "$image_admin" ] && grep -qE "^EXPOSE .*\b$image_admin\b" <<<"$runtime"; then
+  pass "runtime stage sets and exposes the admin port ($image_admin)"
+else
+  fail "runtime stage lacks SHOAL_ADMIN_PORT, or does not EXPOSE it"
+fi
 
 # ------------------------------------------------------------ launcher
 

@@ -17,6 +17,8 @@ Environment:
   SHOAL_E2E_LB_URL      HAProxy (http://127.0.0.1:18180)
   SHOAL_E2E_NODE_URLS   the two nodes, comma-separated
                         (http://127.0.0.1:18181,http://127.0.0.1:18182)
+  SHOAL_E2E_ADMIN_URLS  their admin listeners (/readyz), comma-separated
+                        (http://127.0.0.1:18191,http://127.0.0.1:18192)
   SHOAL_E2E_SECTIONS    run only these sections, comma-separated (all)
   SHOAL_E2E_CORS_ORIGIN an origin the stack allows (http://e2e.example.org)
 The stack's limits must be those conduit_stack.sh sets: 3 failed logins per
@@ -46,6 +48,8 @@ import urllib.parse
 LB = os.environ.get("SHOAL_E2E_LB_URL", "http://127.0.0.1:18180").rstrip("/")
 NODES = [u.rstrip("/") for u in
          os.environ.get("SHOAL_E2E_NODE_URLS", "http://127.0.0.1:18181,http://127.0.0.1:18182").split(",")]
+ADMINS = [u.rstrip("/") for u in
+          os.environ.get("SHOAL_E2E_ADMIN_URLS", "http://127.0.0.1:18191,http://127.0.0.1:18192").split(",")]
 CORS_ORIGIN = os.environ.get("SHOAL_E2E_CORS_ORIGIN", "http://e2e.example.org")
 SECTIONS = [s for s in os.environ.get("SHOAL_E2E_SECTIONS", "").split(",") if s]
 
@@ -1085,14 +1089,16 @@ def section_cors():
 
 def main():
     note(f"run {RUN}: HAProxy {LB}, nodes {', '.join(NODES)}")
-    for base in [LB] + NODES:
+    # Ready as the nodes say on their admin ports; reachable through HAProxy
+    # and on their public ports.
+    for base, path in [(LB, "/healthz")] + [(b, "/healthz") for b in NODES] + [(b, "/readyz") for b in ADMINS]:
         try:
-            response = request("GET", "/readyz", base=base, timeout=5)
+            response = request("GET", path, base=base, timeout=5)
         except OSError as error:
-            print(f"Bail out! {base}/readyz: {error}")
+            print(f"Bail out! {base}{path}: {error}")
             return 1
         if response.status != 200:
-            print(f"Bail out! {base}/readyz is {response}")
+            print(f"Bail out! {base}{path} is {response}")
             return 1
     started = time.monotonic()
     context = {}

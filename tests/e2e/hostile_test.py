@@ -305,6 +305,8 @@ ENDPOINTS = [
     Endpoint("GET", "/fortunes"),
     Endpoint("GET", "/cached-queries", query=("count",)),
     Endpoint("GET", "/healthz"),
+    # Served on the nodes' admin ports only: here (the public port and
+    # HAProxy) they must answer like any path that does not exist.
     Endpoint("GET", "/readyz"),
     Endpoint("GET", "/metrics"),
 ]

@@ -16,7 +16,8 @@
 # SHOAL_BIN: the node binary (ctest passes it); without it deploy/local builds.
 # Ports (override when taken): SHOAL_E2E_OVERLOAD_LB_PORT (18680),
 # SHOAL_E2E_OVERLOAD_STATS_PORT (18684), SHOAL_E2E_OVERLOAD_NODE_PORT (18681),
-# SHOAL_E2E_OVERLOAD_PG_PORT (16033), SHOAL_E2E_OVERLOAD_REDIS_PORT (16980).
+# SHOAL_E2E_OVERLOAD_ADMIN_PORT (18691), SHOAL_E2E_OVERLOAD_PG_PORT (16033),
+# SHOAL_E2E_OVERLOAD_REDIS_PORT (16980).
 # SHOAL_E2E_KEEP=1 keeps the state folder (logs) after a failure.
 set -euo pipefail
 
@@ -28,6 +29,7 @@ unset SHOAL_NODES DATABASE_URL REDIS_URL SHOAL_CACHE_URL SHOAL_SPLIT_CACHE
 export SHOAL_LB_PORT=${SHOAL_E2E_OVERLOAD_LB_PORT:-18680}
 export SHOAL_STATS_PORT=${SHOAL_E2E_OVERLOAD_STATS_PORT:-18684}
 export SHOAL_NODE_BASE_PORT=${SHOAL_E2E_OVERLOAD_NODE_PORT:-18681}
+export SHOAL_ADMIN_BASE_PORT=${SHOAL_E2E_OVERLOAD_ADMIN_PORT:-18691}
 export SHOAL_PG_PORT=${SHOAL_E2E_OVERLOAD_PG_PORT:-16033}
 export SHOAL_REDIS_PORT=${SHOAL_E2E_OVERLOAD_REDIS_PORT:-16980}
 export SHOAL_THREADS=6
@@ -38,9 +40,11 @@ export SHOAL_RATE_LIMITS=""
 export SHOAL_DRAIN_DELAY_MS=200
 SHOAL_STATE=$(mktemp -d "${TMPDIR:-/tmp}/shoal-overload.XXXXXX")
 export SHOAL_STATE
-PORTS=("$SHOAL_LB_PORT" "$SHOAL_STATS_PORT" "$SHOAL_NODE_BASE_PORT" "$SHOAL_PG_PORT" "$SHOAL_REDIS_PORT")
+PORTS=("$SHOAL_LB_PORT" "$SHOAL_STATS_PORT" "$SHOAL_NODE_BASE_PORT" "$SHOAL_ADMIN_BASE_PORT" "$SHOAL_PG_PORT"
+       "$SHOAL_REDIS_PORT")
 LB=http://127.0.0.1:$SHOAL_LB_PORT
 NODE=http://127.0.0.1:$SHOAL_NODE_BASE_PORT
+ADMIN=http://127.0.0.1:$SHOAL_ADMIN_BASE_PORT
 STATS=http://127.0.0.1:$SHOAL_STATS_PORT
 ROUTE=/queries?queries=20
 CLIENTS=16
@@ -94,7 +98,7 @@ for row in rows[1:]:
         print(row[header.index(sys.argv[1])])' "$1" "${2:-node1}"
 }
 shed_in_flight() {
-  curl -s --max-time 5 "$NODE/metrics" | awk '$1 == "shoal_http_requests_shed_total{reason=\"in_flight\"}" { print $2 }'
+  curl -s --max-time 5 "$ADMIN/metrics" | awk '$1 == "shoal_http_requests_shed_total{reason=\"in_flight\"}" { print $2 }'
 }
 # json FILE EXPRESSION: a value from the client's report
 json() { /usr/bin/python3 -c 'import json, sys; r = json.load(open(sys.argv[1])); print(eval(sys.argv[2]))' "$1" "$2"; }

@@ -37,7 +37,7 @@ stack_up() {
       ;;
   esac
   local -a ports=("$SHOAL_LB_PORT" "$SHOAL_STATS_PORT" "$SHOAL_PG_PORT" "$SHOAL_REDIS_PORT")
-  for ((k = 0; k < NODES; k++)); do ports+=($((SHOAL_NODE_BASE_PORT + k))); done
+  for ((k = 0; k < NODES; k++)); do ports+=($((SHOAL_NODE_BASE_PORT + k)) $((SHOAL_ADMIN_BASE_PORT + k))); done
   for port in "${ports[@]}"; do
     if listening "$port"; then die "port $port is already in use; set the $PORT_VARIABLES variables"; fi
   done

@@ -227,6 +227,8 @@ class Stack:
             env.update({
                 "SHOAL_NODES": str(a.nodes), "SHOAL_LB_PORT": str(base),
                 "SHOAL_STATS_PORT": str(base + 1), "SHOAL_NODE_BASE_PORT": str(base + 10),
+                # The nodes' admin listeners (/readyz, /metrics), past any node count run here.
+                "SHOAL_ADMIN_BASE_PORT": str(base + 50),
                 "SHOAL_PG_PORT": str(a.pg_port), "SHOAL_REDIS_PORT": str(a.redis_port),
                 # Benchmarks run with the access log off, as nginx's ceiling does.
                 "SHOAL_ACCESS_LOG_SAMPLE": "0",

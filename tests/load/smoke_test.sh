@@ -8,7 +8,7 @@
 #
 # SHOAL_BIN: the node binary (ctest passes it); without it deploy/local builds.
 # Ports (override when taken): SHOAL_LOAD_SMOKE_PORT_BASE (28100: HAProxy,
-# stats +1, nginx +2, Flask +3, node +10), SHOAL_LOAD_SMOKE_PG_PORT (25434),
+# stats +1, nginx +2, Flask +3, node +10, its admin port +50), SHOAL_LOAD_SMOKE_PG_PORT (25434),
 # SHOAL_LOAD_SMOKE_REDIS_PORT (26381).
 set -euo pipefail
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)

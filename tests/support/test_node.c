@@ -39,10 +39,10 @@ void test_node_migrate(void)
 
 void test_node_start(test_node *node, const char *const *flags, const shoal_extension *const *extensions)
 {
-    char *argv[48] = {"shoal-node", "--port", "0", "--threads", "2", "--access-log-sample", "0",
-                      "--database-url", (char *)TEST_DATABASE_URL(), "--redis-url", (char *)TEST_REDIS_URL(),
+    char *argv[48] = {"shoal-node", "--port", "0", "--admin-port", "0", "--threads", "2", "--access-log-sample",
+                      "0", "--database-url", (char *)TEST_DATABASE_URL(), "--redis-url", (char *)TEST_REDIS_URL(),
                       "--redis-timeout-ms", "300", "--database-connect-timeout", "1"};
-    int argc = 15;
+    int argc = 17;
     for (size_t i = 0; flags != NULL && flags[i] != NULL; i++) {
         assert_true(argc < 48);
         argv[argc++] = (char *)flags[i];
@@ -63,6 +63,8 @@ void test_node_start(test_node *node, const char *const *flags, const shoal_exte
     shoal_app_set_readiness(node->app, SHOAL_READY);
     node->port = shoal_http_port(node->http);
     assert_true(node->port > 0);
+    node->admin_port = shoal_http_admin_port(node->http);
+    assert_true(node->admin_port > 0 && node->admin_port != node->port);
 }
 
 void test_node_stop(test_node *node)
@@ -84,14 +86,26 @@ char *test_node_request_text(const char *method, const char *path, const char *h
     return text;
 }
 
-test_response test_node_call(const test_node *node, const char *method, const char *path, const char *headers,
-                             const char *body)
+static test_response call_port(int port, const char *method, const char *path, const char *headers,
+                               const char *body)
 {
     char *text = test_node_request_text(method, path, headers, body);
     test_response response;
-    assert_true(test_http_request(node->port, text, &response));
+    assert_true(test_http_request(port, text, &response));
     free(text);
     return response;
+}
+
+test_response test_node_call(const test_node *node, const char *method, const char *path, const char *headers,
+                             const char *body)
+{
+    return call_port(node->port, method, path, headers, body);
+}
+
+test_response test_node_admin_call(const test_node *node, const char *method, const char *path,
+                                   const char *headers, const char *body)
+{
+    return call_port(node->admin_port, method, path, headers, body);
 }
 
 void test_expect_error(const test_response *response, int status, const char *code)

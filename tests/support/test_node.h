@@ -14,14 +14,15 @@ typedef struct test_node {
     shoal_config config;
     shoal_app *app;
     shoal_http *http;
-    int port;
+    int port;       /* the public listener */
+    int admin_port; /* the admin listener: /healthz, /readyz, /metrics */
 } test_node;
 
 /* Applies the built-in migrations to the fixture's database, as main does
  * before serving: for tests whose routes need the tables. */
 void test_node_migrate(void);
 
-/* Starts a node on a free loopback port: 2 worker threads, no access log,
+/* Starts a node on free loopback ports (public and admin): 2 worker threads, no access log,
  * a 300 ms Redis timeout, then flags (NULL-terminated, may be NULL; later
  * flags win), with extensions loaded in order (NULL-terminated). */
 void test_node_start(test_node *node, const char *const *flags, const shoal_extension *const *extensions);
@@ -32,6 +33,9 @@ void test_node_stop(test_node *node);
  * response (test_http_response_free). */
 test_response test_node_call(const test_node *node, const char *method, const char *path, const char *headers,
                              const char *body);
+/* The same on the node's admin port. */
+test_response test_node_admin_call(const test_node *node, const char *method, const char *path,
+                                   const char *headers, const char *body);
 /* The raw text of that request, for tests that send it themselves. */
 char *test_node_request_text(const char *method, const char *path, const char *headers, const char *body);
 

@@ -366,6 +366,9 @@ void fuzz_dispatch(fuzz_node *node, fuzz_request *request, fuzz_answer *out)
     shoal_ctx ctx;
     shoal_ctx_init(&ctx, node->app, node->worker, &fuzz_transport, request, request->method, request->path,
                    arena_block, sizeof arena_block);
+    const char *listener = fuzz_transport.header(request, "X-Shoal-Listener");
+    if (listener != NULL && strcmp(listener, "admin") == 0)
+        ctx.listener = SHOAL_LISTENER_ADMIN;
     shoal_worker_request_started(node->worker);
     /* node/http.c refuses a body over the limit before dispatch, the same way. */
     if (request->body_length > node->config.max_body_bytes)

@@ -62,7 +62,10 @@ void fuzz_request_free(fuzz_request *request);
 size_t fuzz_query_split(char *query, fuzz_field *fields, size_t max);
 
 /* A node's app for the targets: the extensions main.c loads (all but the
- * tier monitor's /readyz), frozen, and this thread's worker. The API's
+ * tier monitor's /readyz), frozen, and this thread's worker. An input with
+ * the header "X-Shoal-Listener: admin" is dispatched as if it had arrived
+ * on the admin port (/metrics is served there only); every other one as on
+ * the public port. The API's
  * password hashing runs at its cheapest (the cost is not what is tested),
  * rate limits are off unless flags turn them on; flags is NULL-terminated
  * and may be NULL. Exits with a message when setup fails. */

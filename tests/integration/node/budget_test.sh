@@ -3,7 +3,7 @@
 # node checks at start, against a PostgreSQL of its own with room for few
 # connections (max_connections 10, 3 of them reserved for superusers: 7 for
 # the role shoal).
-#   budget_test.sh SHOAL_NODE_BINARY TIERS_SCRIPT STATE_DIR NODE_PORT PG_PORT REDIS_PORT
+#   budget_test.sh SHOAL_NODE_BINARY TIERS_SCRIPT STATE_DIR NODE_PORT PG_PORT REDIS_PORT ADMIN_PORT
 #
 #   - a node that fits logs the numbers and serves, with --strict too;
 #   - sessions already open count, the role's own and a superuser's (whose
@@ -19,8 +19,9 @@ state=$3
 port=$4
 pg_port=$5
 redis_port=$6
-# The one place that says where readiness is asked.
-readyz_url="http://127.0.0.1:$port/readyz"
+admin_port=$7
+# The one place that says where readiness is asked: the admin listener.
+readyz_url="http://127.0.0.1:$admin_port/readyz"
 scale=${SHOAL_TEST_TIME_SCALE:-1}
 scale=${scale%%.*}
 [ "$scale" -ge 1 ] 2>/dev/null || scale=1
@@ -74,7 +75,7 @@ SHOAL_TIERS_PG_MAX_CONNECTIONS=10 "$tiers" start "$state" "$pg_port" "$redis_por
 admin_url="postgresql:///shoal?host=$("$tiers" pg-home "$state")&port=$pg_port&user=postgres"
 
 start_node() { # extra arguments
-  env DATABASE_URL="$database_url" REDIS_URL="redis://127.0.0.1:$redis_port/0" SHOAL_PORT="$port" \
+  env DATABASE_URL="$database_url" REDIS_URL="redis://127.0.0.1:$redis_port/0" SHOAL_PORT="$port" SHOAL_ADMIN_PORT="$admin_port" \
     SHOAL_NODE_NAME=budget SHOAL_L1_ENTRIES=0 SHOAL_ACCESS_LOG_SAMPLE=0 "$binary" "$@" 2>"$log" &
   node_pid=$!
 }

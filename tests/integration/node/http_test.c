@@ -1,5 +1,6 @@
 /* tests/integration/node/http_test.c: the HTTP core over real sockets, with
- * real PostgreSQL and Redis behind /readyz. */
+ * real PostgreSQL and Redis behind /readyz, on both listeners (public and
+ * admin). */
 #include <errno.h>
 #include <signal.h>
 #include <sys/types.h>
@@ -20,6 +21,7 @@
 #include "ext/request_id.h"
 #include "health.h"
 #include "http.h"
+#include "metrics.h"
 #include "http_client.h"
 #include "test_env.h"
 
@@ -29,6 +31,7 @@ typedef struct test_server {
     shoal_app *app;
     shoal_http *http;
     int port;
+    int admin_port;
 } test_server;
 
 static const char *no_environment(const char *name)
@@ -76,10 +79,10 @@ static const shoal_extension test_routes = {.name = "test-routes", .init = add_t
 static void start_server(test_server *server, const char *database_url, const char *redis_url,
                          const char *const *extra)
 {
-    const char *argv[64] = {"shoal-node", "--port", "0", "--threads", "2", "--access-log-sample", "0",
-                            "--database-url", database_url, "--redis-url", redis_url, "--redis-timeout-ms",
-                            "300", "--database-connect-timeout", "1"};
-    int argc = 15;
+    const char *argv[64] = {"shoal-node", "--port", "0", "--admin-port", "0", "--threads", "2",
+                            "--access-log-sample", "0", "--database-url", database_url, "--redis-url", redis_url,
+                            "--redis-timeout-ms", "300", "--database-connect-timeout", "1"};
+    int argc = 17;
     for (size_t i = 0; extra != NULL && extra[i] != NULL; i++)
         argv[argc++] = extra[i];
 
@@ -94,12 +97,15 @@ static void start_server(test_server *server, const char *database_url, const ch
     assert_int_equal(shoal_app_extend(server->app, &shoal_request_id_extension), 0);
     assert_int_equal(shoal_app_extend(server->app, &shoal_cors_extension), 0);
     assert_int_equal(shoal_app_extend(server->app, &health), 0);
+    assert_int_equal(shoal_app_extend(server->app, &shoal_metrics_extension), 0);
     assert_int_equal(shoal_app_extend(server->app, &test_routes), 0);
     server->http = shoal_http_start(server->app, error, sizeof error);
     assert_non_null(server->http);
     shoal_app_set_readiness(server->app, SHOAL_READY);
     server->port = shoal_http_port(server->http);
     assert_true(server->port > 0);
+    server->admin_port = shoal_http_admin_port(server->http);
+    assert_true(server->admin_port > 0 && server->admin_port != server->port);
 }
 
 #define FLAGS(...) ((const char *const[]){__VA_ARGS__, NULL})
@@ -138,6 +144,18 @@ static void expect_error(const test_response *response, int status, const char *
     assert_true(json_is_object(json_object_get(body, "errors")));
     assert_string_equal(json_string_value(json_object_get(body, "code")), code);
     json_decref(body);
+}
+
+/* GET path on port, answered with status; the caller frees the response. */
+static test_response get(int port, const char *path, const char *headers, int status)
+{
+    char request[512];
+    snprintf(request, sizeof request, "GET %s HTTP/1.1\r\nHost: t\r\n%s\r\n", path, headers);
+    test_response response;
+    assert_true(test_http_request(port, request, &response));
+    if (response.status != status)
+        fail_msg("GET %s on port %d: %d, not %d: %s", path, port, response.status, status, response.body);
+    return response;
 }
 
 /* ---- tests ---------------------------------------------------------------- */
@@ -572,7 +590,7 @@ static void readyz_reports_both_tiers_up(void **state)
     test_server server;
     start_default(&server, NULL);
     int status = 0;
-    json_t *body = readyz(server.port, &status);
+    json_t *body = readyz(server.admin_port, &status);
     assert_int_equal(status, 200);
     assert_string_equal(json_string_value(json_object_get(body, "status")), "ready");
     assert_string_equal(json_string_value(json_object_get(body, "postgres")), "up");
@@ -588,7 +606,7 @@ static void readyz_stays_ready_when_the_tiers_are_down(void **state)
     /* Port 1 on loopback: nothing listens, connections are refused at once. */
     start_server(&server, "postgresql://shoal:shoal@127.0.0.1:1/shoal", "redis://127.0.0.1:1/0", NULL);
     int status = 0;
-    json_t *body = readyz(server.port, &status);
+    json_t *body = readyz(server.admin_port, &status);
     assert_int_equal(status, 200);
     assert_string_equal(json_string_value(json_object_get(body, "postgres")), "down");
     assert_string_equal(json_string_value(json_object_get(body, "redis")), "down");
@@ -627,7 +645,7 @@ static void readyz_answers_at_once_while_redis_hangs(void **state)
     (void)state;
     test_server server;
     start_default(&server, NULL);
-    assert_true(readyz_within_a_second(server.port, "up"));
+    assert_true(readyz_within_a_second(server.admin_port, "up"));
 
     /* A stopped process keeps its socket open and answers nothing: the way
      * a hung server looks to a client. */
@@ -635,7 +653,7 @@ static void readyz_answers_at_once_while_redis_hangs(void **state)
     assert_int_equal(kill(redis, SIGSTOP), 0);
     bool reported_down = false;
     for (int i = 0; i < 30 && !reported_down; i++) {
-        reported_down = readyz_within_a_second(server.port, "down");
+        reported_down = readyz_within_a_second(server.admin_port, "down");
         usleep(100 * 1000);
     }
     assert_true(reported_down);
@@ -643,7 +661,7 @@ static void readyz_answers_at_once_while_redis_hangs(void **state)
     assert_int_equal(kill(redis, SIGCONT), 0);
     bool reported_up = false;
     for (int i = 0; i < 50 && !reported_up; i++) {
-        reported_up = readyz_within_a_second(server.port, "up");
+        reported_up = readyz_within_a_second(server.admin_port, "up");
         usleep(100 * 1000);
     }
     assert_true(reported_up);
@@ -657,7 +675,7 @@ static void draining_turns_readyz_503_and_closes_connections(void **state)
     start_default(&server, NULL);
     shoal_app_set_readiness(server.app, SHOAL_DRAINING);
     int status = 0;
-    json_t *body = readyz(server.port, &status);
+    json_t *body = readyz(server.admin_port, &status);
     assert_int_equal(status, 503);
     assert_string_equal(json_string_value(json_object_get(body, "status")), "draining");
     json_decref(body);
@@ -686,6 +704,11 @@ static void stopping_to_accept_lets_in_flight_requests_finish(void **state)
 
     shoal_http_stop_accepting(server.http);
     assert_int_equal(test_http_connect(server.port), -1);
+    /* The admin port stays open to the end: health checks must see the
+     * drain until the process exits. */
+    shoal_app_set_readiness(server.app, SHOAL_DRAINING);
+    test_response admin = get(server.admin_port, "/readyz", "", 503);
+    test_http_response_free(&admin);
 
     test_response response;
     assert_true(test_http_read(fd, &response, false, 5000));
@@ -695,6 +718,100 @@ static void stopping_to_accept_lets_in_flight_requests_finish(void **state)
     usleep(100 * 1000);
     assert_int_equal(shoal_app_in_flight(server.app), 0);
     stop_server(&server);
+}
+
+static void operational_routes_are_served_on_the_admin_port_only(void **state)
+{
+    (void)state;
+    test_server server;
+    start_default(&server, NULL);
+
+    /* The public port: /readyz and /metrics are not there, with the usual
+     * 404 envelope (and the public pipeline's request id). */
+    const char *internal[] = {"/readyz", "/metrics"};
+    for (size_t i = 0; i < 2; i++) {
+        test_response response = get(server.port, internal[i], "", 404);
+        expect_error(&response, 404, "route.not_found");
+        char id[64];
+        assert_true(test_http_header(&response, "X-Request-ID", id, sizeof id));
+        test_http_response_free(&response);
+    }
+    /* /healthz is, for clients and simple checks, naming no tier. */
+    test_response response = get(server.port, "/healthz", "", 200);
+    json_t *body = json_loads(response.body, 0, NULL);
+    assert_non_null(body);
+    assert_string_equal(json_string_value(json_object_get(body, "status")), "alive");
+    assert_null(json_object_get(body, "postgres"));
+    assert_null(json_object_get(body, "redis"));
+    json_decref(body);
+    test_http_response_free(&response);
+
+    /* The admin port serves all three. */
+    response = get(server.admin_port, "/healthz", "", 200);
+    test_http_response_free(&response);
+    response = get(server.admin_port, "/readyz", "", 200);
+    assert_non_null(strstr(response.body, "\"postgres\""));
+    test_http_response_free(&response);
+    /* /healthz, on both, is one series: a request is counted once it has
+     * been answered, so wait for it to appear, then count its lines. */
+    const char *series = "shoal_http_requests_total{route=\"/healthz\",method=\"GET\",status=\"2xx\"}";
+    int lines = 0;
+    int attempts = (int)(100 * test_env_time_scale());
+    for (int attempt = 0; attempt < attempts && lines == 0; attempt++) {
+        if (attempt > 0)
+            usleep(20 * 1000);
+        response = get(server.admin_port, "/metrics", "", 200);
+        lines = 0;
+        for (const char *at = strstr(response.body, series); at != NULL; at = strstr(at + 1, series))
+            lines++;
+        test_http_response_free(&response);
+    }
+    assert_int_equal(lines, 1);
+
+    /* And nothing else: the public routes are not found there. */
+    response = get(server.admin_port, "/test/items/1", "", 404);
+    expect_error(&response, 404, "route.not_found");
+    test_http_response_free(&response);
+
+    /* None of the public pipeline's hooks runs there: no request id is
+     * made, and CORS answers no origin. */
+    char value[128];
+    response = get(server.admin_port, "/readyz", "Origin: https://anyone.example\r\n", 200);
+    assert_false(test_http_header(&response, "X-Request-ID", value, sizeof value));
+    assert_false(test_http_header(&response, "Access-Control-Allow-Origin", value, sizeof value));
+    test_http_response_free(&response);
+    response = get(server.port, "/healthz", "Origin: https://anyone.example\r\n", 200);
+    assert_true(test_http_header(&response, "Access-Control-Allow-Origin", value, sizeof value));
+    test_http_response_free(&response);
+    stop_server(&server);
+}
+
+static void the_admin_port_needs_a_port_of_its_own(void **state)
+{
+    (void)state;
+    shoal_config config;
+    char error[256];
+    const char *same[] = {"shoal-node", "--port", "18999", "--admin-port", "18999"};
+    assert_int_equal(shoal_config_load(&config, 5, (char **)same, no_environment, error, sizeof error), -1);
+    assert_non_null(strstr(error, "--admin-port"));
+    const char *invalid[] = {"shoal-node", "--admin-bind", "nowhere"};
+    assert_int_equal(shoal_config_load(&config, 3, (char **)invalid, no_environment, error, sizeof error), -1);
+    assert_non_null(strstr(error, "--admin-bind"));
+
+    /* A port that is taken: the node does not start, and says which. */
+    test_server first;
+    start_default(&first, NULL);
+    char port[16];
+    snprintf(port, sizeof port, "%d", first.admin_port);
+    const char *taken[] = {"shoal-node", "--port", "0", "--admin-port", port};
+    assert_int_equal(shoal_config_load(&config, 5, (char **)taken, no_environment, error, sizeof error), 0);
+    shoal_app *app = shoal_app_new(&config);
+    assert_non_null(app);
+    assert_null(shoal_http_start(app, error, sizeof error));
+    assert_non_null(strstr(error, "admin"));
+    shoal_app_free(app);
+    shoal_config_free(&config);
+    stop_server(&first);
 }
 
 static void cors_answers_preflight_for_allowed_origins_only(void **state)
@@ -825,6 +942,8 @@ int main(void)
         cmocka_unit_test(readyz_stays_ready_when_the_tiers_are_down),
         cmocka_unit_test_teardown(readyz_answers_at_once_while_redis_hangs, resume_redis),
         cmocka_unit_test(draining_turns_readyz_503_and_closes_connections),
+        cmocka_unit_test(operational_routes_are_served_on_the_admin_port_only),
+        cmocka_unit_test(the_admin_port_needs_a_port_of_its_own),
         cmocka_unit_test(stopping_to_accept_lets_in_flight_requests_finish),
         cmocka_unit_test(cors_answers_preflight_for_allowed_origins_only),
         cmocka_unit_test(cors_allows_any_origin_by_default),

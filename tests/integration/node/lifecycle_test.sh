@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # tests/integration/node/lifecycle_test.sh: the shoal-node binary's start,
 # configuration errors and shutdown, against the fixture's real servers.
-#   lifecycle_test.sh SHOAL_NODE_BINARY PORT
+#   lifecycle_test.sh SHOAL_NODE_BINARY PORT ADMIN_PORT
 set -euo pipefail
 binary=$1
 port=$2
+admin_port=$3
 base="http://127.0.0.1:$port"
+admin="http://127.0.0.1:$admin_port"
 failures=0
 passes=0
 node_pid=""
@@ -21,14 +23,16 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# status_of PATH: the public port's answer; admin_status_of PATH: the admin port's.
 status_of() { curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$base$1" || true; }
+admin_status_of() { curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$admin$1" || true; }
 
 start_node() { # extra environment assignments
   env DATABASE_URL="$SHOAL_TEST_DATABASE_URL" REDIS_URL="$SHOAL_TEST_REDIS_URL" SHOAL_PORT="$port" \
-    SHOAL_NODE_NAME=lifecycle SHOAL_THREADS=2 "$@" "$binary" 2>"$log" &
+    SHOAL_ADMIN_PORT="$admin_port" SHOAL_NODE_NAME=lifecycle SHOAL_THREADS=2 "$@" "$binary" 2>"$log" &
   node_pid=$!
   for _ in $(seq 100); do
-    [ "$(status_of /readyz)" = 200 ] && return 0
+    [ "$(admin_status_of /readyz)" = 200 ] && return 0
     sleep 0.1
   done
   echo "node did not become ready; its log:" >&2
@@ -62,7 +66,7 @@ out=$("$binary" --no-such-flag 2>&1); rc=$?
 set -e
 check "an unknown flag exits 2" [ "$rc" = 2 ]
 # Values that only fail later if nobody looks at them now.
-for bad in "--bind nonsense" "--redis-url redis://127.0.0.1:notaport/0" "--database-url postgresql://[oops"; do
+for bad in "--bind nonsense" "--admin-bind nonsense" "--admin-port 8081" "--redis-url redis://127.0.0.1:notaport/0" "--database-url postgresql://[oops"; do
   set +e
   # shellcheck disable=SC2086 # the flag and its value are two words
   out=$("$binary" $bad 2>&1); rc=$?
@@ -85,11 +89,15 @@ done
 # A drain delay with room to spare: on a loaded machine each curl and sleep
 # here can take a good part of a second longer than written.
 start_node SHOAL_DRAIN_DELAY_MS=4000 SHOAL_GRACE_PERIOD_MS=3000
-check "ready after start" [ "$(status_of /readyz)" = 200 ]
+check "ready after start (admin port)" [ "$(admin_status_of /readyz)" = 200 ]
+check "the admin port serves /metrics" [ "$(admin_status_of /metrics)" = 200 ]
+check "the public port answers /readyz 404" [ "$(status_of /readyz)" = 404 ]
+check "the public port answers /metrics 404" [ "$(status_of /metrics)" = 404 ]
+check "the public port serves /healthz" [ "$(status_of /healthz)" = 200 ]
 check "the access log is JSON lines" bash -c "curl -s '$base/healthz' >/dev/null; sleep 0.2; grep '\"event\":\"request\"' '$log' | tail -n 1 | jq -e '.path == \"/healthz\" and .status == 200 and (.request_id | length) == 32' >/dev/null"
 kill -TERM "$node_pid"
 sleep 0.3
-check "readyz is 503 while draining" [ "$(status_of /readyz)" = 503 ]
+check "readyz is 503 while draining" [ "$(admin_status_of /readyz)" = 503 ]
 check "other requests are still served while draining" [ "$(status_of /healthz)" = 200 ]
 sleep 1.2
 check "still serving 1.5 s into the 4 s drain delay" [ "$(status_of /healthz)" = 200 ]
@@ -97,6 +105,7 @@ check "still running 1.5 s into the drain delay" kill -0 "$node_pid"
 wait_exit "$node_pid" 8
 check "exits 0 after the drain delay (got $code)" [ "$code" = 0 ]
 check "nothing listens afterwards" [ "$(status_of /healthz)" = 000 ]
+check "nothing listens on the admin port afterwards" [ "$(admin_status_of /healthz)" = 000 ]
 
 # SIGINT skips the drain delay.
 start_node SHOAL_DRAIN_DELAY_MS=60000

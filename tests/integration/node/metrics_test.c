@@ -51,10 +51,10 @@ static int stop(void **state)
     return 0;
 }
 
-/* The text of a scrape; the caller frees the response. */
+/* The text of a scrape, on the admin port; the caller frees the response. */
 static test_response scrape(void)
 {
-    test_response response = test_node_call(&server, "GET", "/metrics", NULL, NULL);
+    test_response response = test_node_admin_call(&server, "GET", "/metrics", NULL, NULL);
     assert_int_equal(response.status, 200);
     assert_string_equal(test_header(&response, "Content-Type"), "text/plain; version=0.0.4; charset=utf-8");
     return response;
@@ -281,9 +281,21 @@ static void the_text_passes_promtool(void **state)
     assert_int_equal(status, 0);
 }
 
+/* The counters are for Prometheus on the private network, not for anyone
+ * who can reach the public port (or HAProxy's, or the Ingress). */
+static void the_public_port_does_not_serve_metrics(void **state)
+{
+    (void)state;
+    test_response response = test_node_call(&server, "GET", "/metrics", NULL, NULL);
+    test_expect_error(&response, 404, "route.not_found");
+    assert_null(strstr(response.body, "shoal_"));
+    test_http_response_free(&response);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(the_public_port_does_not_serve_metrics),
         cmocka_unit_test(counters_move_by_route_pattern_and_status),
         cmocka_unit_test(cache_reads_and_session_lookups_are_counted),
         cmocka_unit_test(the_text_passes_promtool),

@@ -30,6 +30,7 @@ typedef struct test_server {
     shoal_app *app;
     shoal_http *http;
     int port;
+    int admin_port;
 } test_server;
 
 static const char *no_environment(const char *name)
@@ -116,9 +117,9 @@ static const shoal_extension test_routes = {.name = "test-routes", .init = add_t
 
 static void start_server(test_server *server, const char *const *extra)
 {
-    const char *argv[64] = {"shoal-node", "--port", "0", "--access-log-sample", "0",
+    const char *argv[64] = {"shoal-node", "--port", "0", "--admin-port", "0", "--access-log-sample", "0",
                             "--database-url", TEST_DATABASE_URL(), "--redis-url", TEST_REDIS_URL()};
-    int argc = 9;
+    int argc = 11;
     for (size_t i = 0; extra != NULL && extra[i] != NULL; i++)
         argv[argc++] = extra[i];
     char error[256];
@@ -136,6 +137,7 @@ static void start_server(test_server *server, const char *const *extra)
     shoal_app_set_readiness(server->app, SHOAL_READY);
     server->port = shoal_http_port(server->http);
     assert_true(server->port > 0);
+    server->admin_port = shoal_http_admin_port(server->http);
     atomic_store(&handler_runs, 0);
     blocked_now = 0;
     released = false;
@@ -232,14 +234,15 @@ static void a_full_node_sheds_new_requests_and_serves_the_rest(void **state)
     close(fd);
     assert_int_equal(atomic_load(&handler_runs), 0); /* no refused request ran its handler */
 
-    /* HAProxy and Prometheus still see the node. */
+    /* HAProxy and Prometheus still see the node, on the admin port, and
+     * a client's simple check still gets the public /healthz. */
     assert_true(test_http_request(server.port, "GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n", &response));
     assert_int_equal(response.status, 200);
     test_http_response_free(&response);
-    assert_true(test_http_request(server.port, "GET /readyz HTTP/1.1\r\nHost: t\r\n\r\n", &response));
+    assert_true(test_http_request(server.admin_port, "GET /readyz HTTP/1.1\r\nHost: t\r\n\r\n", &response));
     assert_int_equal(response.status, 200);
     test_http_response_free(&response);
-    assert_true(test_http_request(server.port, "GET /metrics HTTP/1.1\r\nHost: t\r\n\r\n", &response));
+    assert_true(test_http_request(server.admin_port, "GET /metrics HTTP/1.1\r\nHost: t\r\n\r\n", &response));
     assert_int_equal(response.status, 200);
     assert_non_null(strstr(response.body, "shoal_http_requests_shed_total{reason=\"in_flight\"} 5\n"));
     assert_non_null(strstr(response.body, "shoal_http_requests_in_flight_limit 2\n"));

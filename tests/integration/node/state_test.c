@@ -302,10 +302,10 @@ static void two_nodes_share_sessions_and_invalidations(void **state)
 
 /* ---- Redis stops and starts --------------------------------------------------- */
 
-/* One series of the node's GET /metrics. */
+/* One series of the node's GET /metrics (on its admin port). */
 static double metric(const test_node *node, const char *series)
 {
-    test_response response = call(node, "GET", "/metrics", NULL);
+    test_response response = test_node_admin_call(node, "GET", "/metrics", NULL, NULL);
     assert_int_equal(response.status, 200);
     double value = test_metric_value(response.body, series);
     test_http_response_free(&response);

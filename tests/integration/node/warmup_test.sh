@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # tests/integration/node/warmup_test.sh: a fresh node opens its workers'
 # connections before it turns ready, and only start-up waits for them.
-#   warmup_test.sh SHOAL_NODE_BINARY PORT
+#   warmup_test.sh SHOAL_NODE_BINARY PORT ADMIN_PORT
 #
 #   - the moment /readyz first answers 200, the node holds one PostgreSQL
 #     connection per worker thread, each with its statements prepared (its
@@ -16,9 +16,10 @@
 set -euo pipefail
 binary=$1
 port=$2
+admin_port=$3
 base="http://127.0.0.1:$port"
-# The one place that says where readiness is asked.
-readyz_url="$base/readyz"
+# The one place that says where readiness is asked: the admin listener.
+readyz_url="http://127.0.0.1:$admin_port/readyz"
 threads=4
 scale=${SHOAL_TEST_TIME_SCALE:-1}
 scale=${scale%%.*}
@@ -77,7 +78,7 @@ readyz_status() { curl -s -o /dev/null -w '%{http_code}' --max-time 1 "$readyz_u
 
 start_node() { # name, extra environment assignments
   local name=$1; shift
-  env DATABASE_URL="$SHOAL_TEST_DATABASE_URL" REDIS_URL="$SHOAL_TEST_REDIS_URL" SHOAL_PORT="$port" \
+  env DATABASE_URL="$SHOAL_TEST_DATABASE_URL" REDIS_URL="$SHOAL_TEST_REDIS_URL" SHOAL_PORT="$port" SHOAL_ADMIN_PORT="$admin_port" \
     SHOAL_NODE_NAME="$name" SHOAL_THREADS=$threads SHOAL_L1_ENTRIES=0 SHOAL_ACCESS_LOG_SAMPLE=0 "$@" \
     "$binary" 2>"$log" &
   node_pid=$!

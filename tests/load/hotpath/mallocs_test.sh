@@ -23,7 +23,7 @@ pid=
 stop() { [ -n "$pid" ] && kill -INT "$pid" 2>/dev/null && wait "$pid" 2>/dev/null || true; pid=; }
 trap 'stop; rm -rf "$work"' EXIT
 
-LD_PRELOAD="$preload" "$node" --port "$port" --threads 2 --access-log-sample 0 2>"$work/node.log" &
+LD_PRELOAD="$preload" "$node" --port "$port" --admin-port 0 --threads 2 --access-log-sample 0 2>"$work/node.log" &
 pid=$!
 for _ in $(seq 100); do
     "$here/drive" "$port" /plaintext 4 2>/dev/null && break

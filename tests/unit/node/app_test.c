@@ -1664,6 +1664,105 @@ static void test_past_the_deadline_no_hook_or_handler_starts(void **state)
     fake_request_finish(r);
 }
 
+/* ---- the admin listener ------------------------------------------------------ */
+
+static fake_request *dispatch_admin(fixture *f, const char *method, const char *path)
+{
+    fake_request *r = request(f, method, path);
+    r->ctx.listener = SHOAL_LISTENER_ADMIN;
+    fake_request_dispatch(r);
+    return r;
+}
+
+static void test_admin_routes_are_found_on_the_admin_listener_only(void **state)
+{
+    fixture *f = *state;
+    shoal_blueprint *admin = shoal_app_admin(f->app);
+    assert_non_null(admin);
+    assert_true(admin != shoal_app_root(f->app));
+    assert_int_equal(shoal_before(shoal_app_root(f->app), note_before, "before.app"), 0);
+    assert_int_equal(shoal_after(shoal_app_root(f->app), note_after, "after.app"), 0);
+    assert_int_equal(shoal_before(admin, note_before, "before.admin"), 0);
+    assert_int_equal(shoal_teardown(admin, note_teardown, "teardown.admin"), 0);
+    assert_int_equal(shoal_route(admin, "GET", "/readyz", answer_ok), 0);
+    assert_int_equal(shoal_route(shoal_app_root(f->app), "GET", "/articles", answer_ok), 0);
+    serve(f->app);
+
+    /* The public listener does not know the admin's routes... */
+    fake_request *r = dispatch(f, "GET", "/readyz");
+    assert_error_envelope(r, 404, "route.not_found", "body");
+    assert_string_equal(trace, "before.app after.app");
+    fake_request_finish(r);
+
+    /* ...nor the admin listener the public's, and only the admin
+     * blueprint's hooks run there. */
+    trace[0] = '\0';
+    r = dispatch_admin(f, "GET", "/readyz");
+    assert_int_equal(r->ctx.status, 200);
+    assert_string_equal(trace, "before.admin handler teardown.admin");
+    fake_request_finish(r);
+    trace[0] = '\0';
+    r = dispatch_admin(f, "GET", "/articles");
+    assert_error_envelope(r, 404, "route.not_found", "body");
+    assert_string_equal(trace, "before.admin teardown.admin");
+    fake_request_finish(r);
+    r = dispatch_admin(f, "POST", "/readyz");
+    assert_error_envelope(r, 405, "route.method_not_allowed", "body");
+    fake_request_finish(r);
+}
+
+static void test_admin_requests_are_never_shed_nor_past_a_deadline(void **state)
+{
+    fixture *f = *state;
+    assert_int_equal(shoal_route(shoal_app_admin(f->app), "GET", "/metrics", answer_ok), 0);
+    serve(f->app);
+    fake_request *r = request(f, "GET", "/metrics");
+    r->ctx.listener = SHOAL_LISTENER_ADMIN;
+    r->ctx.shed = true;
+    r->ctx.deadline_ns = 1; /* long past */
+    fake_request_dispatch(r);
+    assert_int_equal(r->ctx.status, 200);
+    fake_request_finish(r);
+}
+
+static void test_each_listener_has_its_own_error_handlers(void **state)
+{
+    fixture *f = *state;
+    assert_int_equal(shoal_errorhandler(shoal_app_root(f->app), 404, labelled_error_handler, "app404"), 0);
+    assert_int_equal(shoal_errorhandler(shoal_app_admin(f->app), 404, labelled_error_handler, "admin404"), 0);
+    serve(f->app);
+    fake_request *r = dispatch(f, "GET", "/nothing");
+    assert_string_equal(fake_response_body(r), "app404");
+    fake_request_finish(r);
+    r = dispatch_admin(f, "GET", "/nothing");
+    assert_string_equal(fake_response_body(r), "admin404");
+    fake_request_finish(r);
+}
+
+static void count_healthz(const char *pattern, const char *methods, const shoal_route_totals *totals, void *data)
+{
+    (void)totals;
+    if (strcmp(pattern, "/healthz") == 0 && strcmp(methods, "GET") == 0)
+        (*(int *)data)++;
+}
+
+static void test_a_route_on_both_listeners_is_one_metrics_series(void **state)
+{
+    fixture *f = *state;
+    assert_int_equal(shoal_route(shoal_app_root(f->app), "GET", "/healthz", answer_ok), 0);
+    assert_int_equal(shoal_route(shoal_app_admin(f->app), "GET", "/healthz", answer_ok), 0);
+    serve(f->app);
+    fake_request *r = dispatch(f, "GET", "/healthz");
+    assert_int_equal(r->ctx.status, 200);
+    fake_request_finish(r);
+    r = dispatch_admin(f, "GET", "/healthz");
+    assert_int_equal(r->ctx.status, 200);
+    fake_request_finish(r);
+    int series = 0;
+    shoal_app_route_totals(f->app, count_healthz, &series);
+    assert_int_equal(series, 1);
+}
+
 int main(void)
 {
 #define TEST(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
@@ -1724,6 +1823,10 @@ int main(void)
         cmocka_unit_test(test_the_default_cap_is_per_worker_thread),
         TEST(test_a_shed_request_runs_no_before_hook_nor_handler),
         TEST(test_past_the_deadline_no_hook_or_handler_starts),
+        TEST(test_admin_routes_are_found_on_the_admin_listener_only),
+        TEST(test_admin_requests_are_never_shed_nor_past_a_deadline),
+        TEST(test_each_listener_has_its_own_error_handlers),
+        TEST(test_a_route_on_both_listeners_is_one_metrics_series),
     };
     return cmocka_run_group_tests_name("node/app", tests, NULL, NULL);
 }

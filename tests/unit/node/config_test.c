@@ -67,6 +67,8 @@ static void test_defaults(void **state)
     assert_int_equal(c.command, SHOAL_COMMAND_SERVE);
     assert_string_equal(c.bind_address, "127.0.0.1");
     assert_int_equal(c.port, 8081);
+    assert_string_equal(c.admin_bind_address, ""); /* the --bind address */
+    assert_int_equal(c.admin_port, 9081);
     assert_int_equal(c.threads, 8);
     assert_int_equal(c.max_connections, 1024);
     assert_int_equal(c.listen_backlog, 1024);
@@ -520,6 +522,25 @@ static void test_the_cache_may_have_its_own_instance(void **state)
     assert_fails_naming(NULL, ARGS("--l1-ttl-ms", "0"), "--l1-ttl-ms");
 }
 
+/* The admin listener needs a port of its own: on the public one its routes
+ * would be public again. Both at 0 (any free port) is two free ports. */
+static void test_the_admin_listener_has_its_own_port_and_address(void **state)
+{
+    (void)state;
+    assert_fails_naming(NULL, ARGS("--port", "8090", "--admin-port", "8090"), "--admin-port");
+    assert_fails_naming(ENV("SHOAL_ADMIN_PORT", "8081"), NULL, "SHOAL_ADMIN_PORT");
+    assert_fails_naming(NULL, ARGS("--admin-bind", "localhost"), "--admin-bind");
+    assert_fails_naming(NULL, ARGS("--admin-port", "65536"), "--admin-port");
+    shoal_config config;
+    assert_int_equal(load(&config, NULL, ARGS("--port", "0", "--admin-port", "0", "--admin-bind", "::1")), 0);
+    assert_string_equal(config.admin_bind_address, "::1");
+    assert_int_equal(config.admin_port, 0);
+    shoal_config_free(&config);
+    assert_int_equal(load(&config, ENV("SHOAL_ADMIN_PORT", "9999"), NULL), 0);
+    assert_int_equal(config.admin_port, 9999);
+    shoal_config_free(&config);
+}
+
 static void test_bind_address_must_not_be_empty(void **state)
 {
     (void)state;
@@ -547,6 +568,8 @@ static void test_usage_lists_every_flag_and_variable(void **state)
     static const char *const expected[][2] = {
         {"--bind", "SHOAL_BIND"},
         {"--port", "SHOAL_PORT"},
+        {"--admin-bind", "SHOAL_ADMIN_BIND"},
+        {"--admin-port", "SHOAL_ADMIN_PORT"},
         {"--threads", "SHOAL_THREADS"},
         {"--max-connections", "SHOAL_MAX_CONNECTIONS"},
         {"--listen-backlog", "SHOAL_LISTEN_BACKLOG"},
@@ -657,6 +680,7 @@ int main(void)
         cmocka_unit_test(test_overload_settings),
         cmocka_unit_test(test_redis_url_must_use_the_redis_scheme),
         cmocka_unit_test(test_the_cache_may_have_its_own_instance),
+        cmocka_unit_test(test_the_admin_listener_has_its_own_port_and_address),
         cmocka_unit_test(test_bind_address_must_not_be_empty),
         cmocka_unit_test(test_strict_is_off_by_default_and_a_bare_boolean_flag_turns_it_on),
         cmocka_unit_test(test_usage_lists_every_flag_and_variable),

@@ -96,7 +96,7 @@ static const shoal_extension test_routes = {.name = "test-routes", .init = add_r
 
 static void start_server(test_server *server)
 {
-    const char *argv[] = {"shoal-node", "--port", "0", "--threads", "2", "--access-log-sample", "0",
+    const char *argv[] = {"shoal-node", "--port", "0", "--admin-port", "0", "--threads", "2", "--access-log-sample", "0",
                           "--database-url", TEST_DATABASE_URL(), "--redis-url", TEST_REDIS_URL(),
                           "--redis-timeout-ms", "300", "--database-connect-timeout", "1"};
     int argc = (int)(sizeof argv / sizeof argv[0]);
