@@ -32,41 +32,52 @@
     "  redis.call('SET', KEYS[1], v) "                                                             \
     "end "
 
-/* KEYS[1] version key; ARGV: data prefix, ":key", lock prefix, stale_ms,
- * lock token, lock_ms. Returns {version, value or nil, fresh, locked}. */
+/* Reads a stored value ("<tail_ms>:<bytes>") and how long ago it stopped
+ * being fresh: tail_ms - PTTL, below 0 while fresh. A value without a tail
+ * is not one of ours and counts as missing. */
+#define READ_VALUE                                                                                 \
+    "local function read(k) "                                                                      \
+    "  local value = redis.call('GET', k) "                                                        \
+    "  if not value then return false, 0 end "                                                    \
+    "  local tail = tonumber(string.match(value, '^(%d+):')) "                                    \
+    "  if not tail then return false, 0 end "                                                     \
+    "  local ttl = redis.call('PTTL', k) "                                                         \
+    "  if ttl < 0 then return value, -1 end "                                                     \
+    "  return value, tail - ttl "                                                                  \
+    "end "
+
+/* KEYS[1] version key; ARGV: data prefix, ":key", lock prefix, lock token,
+ * lock_ms. Returns {version, value or nil, past freshness ms, locked}. */
 static cache_script get_script = CACHE_SCRIPT(
     SEED_VERSION
-    "local k = ARGV[1] .. v .. ARGV[2] "
-    "local value = redis.call('GET', k) "
-    "local fresh = 0 "
-    "if value then "
-    "  local ttl = redis.call('PTTL', k) "
-    "  if ttl == -1 or ttl > tonumber(ARGV[4]) then fresh = 1 end "
-    "end "
+    READ_VALUE
+    "local value, past = read(ARGV[1] .. v .. ARGV[2]) "
     "local locked = 0 "
-    "if fresh == 0 and redis.call('SET', ARGV[3] .. v .. ARGV[2], ARGV[5], 'NX', 'PX', ARGV[6]) then "
+    "if (not value or past >= 0) and "
+    "   redis.call('SET', ARGV[3] .. v .. ARGV[2], ARGV[4], 'NX', 'PX', ARGV[5]) then "
     "  locked = 1 "
     "end "
-    "return {v, value, fresh, locked}");
+    "return {v, value, past, locked}");
 
-/* KEYS[1] version key; ARGV: data prefix, stale_ms, then ":key" per key.
- * Returns {version, value1, fresh1, value2, fresh2, ...}. */
+/* KEYS[1] version key; ARGV: data prefix, then ":key" per key.
+ * Returns {version, value1, past1, value2, past2, ...}. */
 static cache_script get_many_script = CACHE_SCRIPT(
     SEED_VERSION
+    READ_VALUE
     "local out = {v} "
-    "local stale = tonumber(ARGV[2]) "
-    "for i = 3, #ARGV do "
-    "  local k = ARGV[1] .. v .. ARGV[i] "
-    "  local value = redis.call('GET', k) "
-    "  local fresh = 0 "
-    "  if value then "
-    "    local ttl = redis.call('PTTL', k) "
-    "    if ttl == -1 or ttl > stale then fresh = 1 end "
-    "  end "
+    "for i = 2, #ARGV do "
+    "  local value, past = read(ARGV[1] .. v .. ARGV[i]) "
     "  out[#out + 1] = value "
-    "  out[#out + 1] = fresh "
+    "  out[#out + 1] = past "
     "end "
     "return out");
+
+/* ARGV[1] a value's key, polled while another fills it. Returns {value or
+ * nil, past freshness ms}. */
+static cache_script peek_script = CACHE_SCRIPT(
+    READ_VALUE
+    "local value, past = read(ARGV[1]) "
+    "return {value, past}");
 
 /* KEYS[1] version key; ARGV: family, channel. The message format is
  * cache_invalidation_encode_family's. Returns the new version as text. */
@@ -169,6 +180,83 @@ static int copy_out(const cache_aside_allocator *allocator, const char *bytes, s
     return 0;
 }
 
+/* A value as Redis returned it: the caller's bytes (inside the reply) and
+ * how long ago it stopped being fresh, as of read_at. */
+typedef struct stored_copy {
+    bool present;
+    const char *bytes;
+    size_t length;
+    int64_t past_ms; /* below 0 while fresh */
+    uint64_t read_at;
+} stored_copy;
+
+static stored_copy read_copy(const redisReply *value, const redisReply *past, uint64_t read_at)
+{
+    stored_copy copy = {.present = false};
+    if (value == NULL || value->type != REDIS_REPLY_STRING || past == NULL || past->type != REDIS_REPLY_INTEGER)
+        return copy;
+    /* The script vouched for "<digits>:"; a tail has at most 20 digits. */
+    const char *colon = memchr(value->str, ':', value->len < 21 ? value->len : 21);
+    if (colon == NULL)
+        return copy;
+    copy.present = true;
+    copy.bytes = colon + 1;
+    copy.length = value->len - (size_t)(copy.bytes - value->str);
+    copy.past_ms = past->integer;
+    copy.read_at = read_at;
+    return copy;
+}
+
+static bool fresh_copy(const stored_copy *copy)
+{
+    return copy->present && copy->past_ms < 0;
+}
+
+/* How long Redis keeps a value after its freshness. */
+static int64_t tail_ms(const cache_aside_options *options)
+{
+    return options->stale_if_error_ms > options->stale_ms ? options->stale_if_error_ms : options->stale_ms;
+}
+
+/* "<tail_ms>:" and bytes, malloc'd; NULL when memory runs out. */
+static char *encode_stored(const void *bytes, size_t length, int64_t tail, size_t *stored_length)
+{
+    char header[24];
+    int header_length = snprintf(header, sizeof header, "%" PRId64 ":", tail);
+    char *stored = malloc((size_t)header_length + length);
+    if (stored == NULL)
+        return NULL;
+    memcpy(stored, header, (size_t)header_length);
+    if (length > 0)
+        memcpy(stored + header_length, bytes, length);
+    *stored_length = (size_t)header_length + length;
+    return stored;
+}
+
+/* The fill failed with rc. When that is its tier's failure, a copy at most
+ * stale_if_error_ms past its freshness answers instead: Redis' (copy, may
+ * be NULL) or else the L1's. Returns 0 with out set, or rc. */
+static int answer_stale_if_error(int rc, const cache_aside_options *options, const stored_copy *copy, cache_l1 *l1,
+                                 const char *family, const char *key, const cache_aside_allocator *allocator,
+                                 cache_aside_value *out)
+{
+    if (rc <= 0 || options == NULL || options->stale_if_error_ms <= 0 || options->tier_failure == NULL ||
+        !options->tier_failure(rc))
+        return rc;
+    /* The fill may have waited for the database: the copy aged meanwhile. */
+    if (copy != NULL && copy->present &&
+        copy->past_ms + (int64_t)(monotonic_ms() - copy->read_at) < (int64_t)options->stale_if_error_ms)
+        return copy_out(allocator, copy->bytes, copy->length, CACHE_ASIDE_STALE_IF_ERROR, out);
+    void *bytes = NULL;
+    size_t length = 0;
+    if (cache_l1_get_stale(l1, family, key, options->stale_if_error_ms, (cache_l1_alloc_fn)allocator->alloc,
+                           allocator->data, &bytes, &length)) {
+        *out = (cache_aside_value){bytes, length, CACHE_ASIDE_STALE_IF_ERROR};
+        return 0;
+    }
+    return rc;
+}
+
 static int fill_into(cache_aside_fill_fn fill, void *fill_data, const char *key,
                      const cache_aside_allocator *allocator, cache_aside_source source, cache_aside_value *out)
 {
@@ -186,18 +274,18 @@ static int fill_into(cache_aside_fill_fn fill, void *fill_data, const char *key,
 
 typedef struct key_names {
     char version[64];
-    char data_prefix[PREFIX_SIZE]; /* shoal:c:<family>: */
+    char data_prefix[PREFIX_SIZE]; /* shoal:c2:<family>: */
     char lock_prefix[PREFIX_SIZE]; /* shoal:cl:<family>: */
 } key_names;
 
 static void name_keys(key_names *names, const char *family)
 {
     snprintf(names->version, sizeof names->version, "shoal:cv:%s", family);
-    snprintf(names->data_prefix, sizeof names->data_prefix, "shoal:c:%s:", family);
+    snprintf(names->data_prefix, sizeof names->data_prefix, "shoal:c2:%s:", family);
     snprintf(names->lock_prefix, sizeof names->lock_prefix, "shoal:cl:%s:", family);
 }
 
-/* "shoal:c:<family>:<version>:<key>" */
+/* "shoal:c2:<family>:<version>:<key>" */
 static void data_key(char *out, size_t size, const key_names *names, uint64_t version, const char *key)
 {
     snprintf(out, size, "%s%" PRIu64 ":%s", names->data_prefix, version, key);
@@ -214,19 +302,23 @@ static void normalise(const cache_aside_options *options, cache_aside_options *o
         out->lock_ms = DEFAULT_LOCK_MS;
     if (out->wait_ms <= 0)
         out->wait_ms = DEFAULT_WAIT_MS;
+    if (out->stale_if_error_ms < 0 || out->tier_failure == NULL)
+        out->stale_if_error_ms = 0;
 }
 
-/* SET the value with its jittered TTL (plus the stale window), and release
- * our lock when we hold one, in one round trip. Failures only cost a later
- * refill, so they are not reported. */
+/* SET the value with its tail and its jittered TTL (plus the tail), and
+ * release our lock when we hold one, in one round trip. Failures only cost
+ * a later refill, so they are not reported. */
 static void write_back(cache *c, const char *key_name, const void *bytes, size_t length,
                        const cache_aside_options *options, const char *lock_name, const char *token)
 {
+    int64_t tail = tail_ms(options);
+    size_t stored_length = 0;
+    char *stored = encode_stored(bytes, length, tail, &stored_length);
     char px[32];
-    snprintf(px, sizeof px, "%" PRId64,
-             cache_aside_jitter_ms(options->ttl_ms, next_random()) + (int64_t)options->stale_ms);
-    const char *set_argv[] = {"SET", key_name, bytes, "PX", px};
-    size_t set_lengths[] = {3, strlen(key_name), length, 2, strlen(px)};
+    snprintf(px, sizeof px, "%" PRId64, cache_aside_jitter_ms(options->ttl_ms, next_random()) + tail);
+    const char *set_argv[] = {"SET", key_name, stored, "PX", px};
+    size_t set_lengths[] = {3, strlen(key_name), stored_length, 2, strlen(px)};
     /* EVAL inside the pipeline: EVALSHA's NOSCRIPT could not be answered
      * there, and this runs once per fill, not per read. */
     const char *unlock_argv[] = {"EVAL", unlock_script.source, "1", lock_name, token};
@@ -236,9 +328,13 @@ static void write_back(cache *c, const char *key_name, const void *bytes, size_t
     const char **argvs[] = {set_argv, unlock_argv};
     const size_t *lengths[] = {set_lengths, unlock_lengths};
     redisReply *replies[2] = {NULL, NULL};
-    cache_pipeline(c, lock_name != NULL ? 2 : 1, argcs, (const char **const *)argvs, lengths, replies);
+    if (stored != NULL)
+        cache_pipeline(c, lock_name != NULL ? 2 : 1, argcs, (const char **const *)argvs, lengths, replies);
+    else if (lock_name != NULL)
+        cache_pipeline(c, 1, &argcs[1], (const char **const *)&argvs[1], &lengths[1], replies);
     freeReplyObject(replies[0]);
     freeReplyObject(replies[1]);
+    free(stored);
 }
 
 static void unlock(cache *c, const char *lock_name, const char *token)
@@ -272,83 +368,87 @@ int cache_aside_get(cache *c, cache_l1 *l1, const char *family, const char *key,
         return 0;
     }
 
+    redisReply *reply = NULL;
+    uint64_t version = 0;
     key_names names;
     name_keys(&names, family);
     char suffix[CACHE_INVALIDATION_MAX_KEY + 2];
     snprintf(suffix, sizeof suffix, ":%s", key);
-    char stale[16], lock_ms[16], token[40];
-    snprintf(stale, sizeof stale, "%d", options.stale_ms);
+    char lock_ms[16], token[40];
     snprintf(lock_ms, sizeof lock_ms, "%d", options.lock_ms);
     snprintf(token, sizeof token, "%016" PRIx64 "%016" PRIx64, next_random(), next_random());
-    const char *argv[] = {names.version, names.data_prefix, suffix, names.lock_prefix, stale, token, lock_ms};
-    size_t lengths[7];
-    for (int i = 0; i < 7; i++)
-        lengths[i] = strlen(argv[i]);
-    redisReply *reply = NULL;
-    cache_status status = cache_script_run(c, &get_script, 1, 7, argv, lengths, &reply);
-    if (status != CACHE_OK || reply->type != REDIS_REPLY_ARRAY || reply->elements != 4) {
-        freeReplyObject(reply);
-        return fill_into(fill, fill_data, key, allocator, CACHE_ASIDE_BYPASSED, out);
+    if (c != NULL) {
+        const char *argv[] = {names.version, names.data_prefix, suffix, names.lock_prefix, token, lock_ms};
+        size_t lengths[6];
+        for (int i = 0; i < 6; i++)
+            lengths[i] = strlen(argv[i]);
+        cache_status status = cache_script_run(c, &get_script, 1, 6, argv, lengths, &reply);
+        if (status == CACHE_OK && reply->type == REDIS_REPLY_ARRAY && reply->elements == 4)
+            version = parse_version(reply->element[0]);
     }
-    uint64_t version = parse_version(reply->element[0]);
-    redisReply *value = reply->element[1];
-    bool has_value = value->type == REDIS_REPLY_STRING;
-    bool fresh = reply->element[2]->type == REDIS_REPLY_INTEGER && reply->element[2]->integer == 1;
-    bool locked = reply->element[3]->type == REDIS_REPLY_INTEGER && reply->element[3]->integer == 1;
     if (version == 0) {
+        /* No Redis: PostgreSQL answers, or, when it cannot, the L1. */
         freeReplyObject(reply);
-        return fill_into(fill, fill_data, key, allocator, CACHE_ASIDE_BYPASSED, out);
+        int rc = fill_into(fill, fill_data, key, allocator, CACHE_ASIDE_BYPASSED, out);
+        return answer_stale_if_error(rc, &options, NULL, l1, family, key, allocator, out);
     }
     cache_l1_learn_version(l1, family, version);
+    stored_copy copy = read_copy(reply->element[1], reply->element[2], monotonic_ms());
+    bool locked = reply->element[3]->type == REDIS_REPLY_INTEGER && reply->element[3]->integer == 1;
 
     char key_name[MAX_REDIS_KEY], lock_name[MAX_REDIS_KEY];
     data_key(key_name, sizeof key_name, &names, version, key);
     snprintf(lock_name, sizeof lock_name, "%s%" PRIu64 ":%s", names.lock_prefix, version, key);
 
     int rc;
-    if (has_value && fresh) {
-        rc = copy_out(allocator, value->str, value->len, CACHE_ASIDE_REDIS, out);
+    if (fresh_copy(&copy)) {
+        rc = copy_out(allocator, copy.bytes, copy.length, CACHE_ASIDE_REDIS, out);
         if (rc == 0)
             cache_l1_put(l1, family, version, key, out->bytes, out->length, sequence);
         freeReplyObject(reply);
         return rc;
     }
     if (locked) {
-        freeReplyObject(reply);
         rc = fill_into(fill, fill_data, key, allocator, CACHE_ASIDE_FILLED, out);
         if (rc != 0) {
             unlock(c, lock_name, token);
+            rc = answer_stale_if_error(rc, &options, &copy, l1, family, key, allocator, out);
+            freeReplyObject(reply);
             return rc;
         }
+        freeReplyObject(reply);
         write_back(c, key_name, out->bytes, out->length, &options, lock_name, token);
         cache_l1_put(l1, family, version, key, out->bytes, out->length, sequence);
         return 0;
     }
-    if (has_value) {
-        rc = copy_out(allocator, value->str, value->len, CACHE_ASIDE_STALE, out);
+    if (copy.present && copy.past_ms < options.stale_ms) {
+        rc = copy_out(allocator, copy.bytes, copy.length, CACHE_ASIDE_STALE, out);
         freeReplyObject(reply);
         return rc;
     }
-    freeReplyObject(reply);
 
-    /* Somebody else fills and there is nothing to serve meanwhile: wait for
-     * the value, a little longer each time, up to wait_ms. */
+    /* Somebody else fills and there is nothing to serve meanwhile (a copy
+     * kept only for errors is not served while the database may answer):
+     * wait for the fresh value, a little longer each time, up to wait_ms. */
     uint64_t deadline = monotonic_ms() + (uint64_t)options.wait_ms;
     int pause = 1;
-    const char *get_argv[] = {"GET", key_name};
-    size_t get_lengths[] = {3, strlen(key_name)};
+    const char *peek_argv[] = {key_name};
+    size_t peek_lengths[] = {strlen(key_name)};
     while (monotonic_ms() < deadline) {
         sleep_ms(pause);
         if (pause < 8)
             pause *= 2;
         redisReply *answer = NULL;
-        if (cache_command_argv(c, 2, get_argv, get_lengths, &answer) != CACHE_OK) {
+        if (cache_script_run(c, &peek_script, 0, 1, peek_argv, peek_lengths, &answer) != CACHE_OK ||
+            answer->type != REDIS_REPLY_ARRAY || answer->elements != 2) {
             freeReplyObject(answer);
             break;
         }
-        if (answer->type == REDIS_REPLY_STRING) {
-            rc = copy_out(allocator, answer->str, answer->len, CACHE_ASIDE_REDIS, out);
+        stored_copy polled = read_copy(answer->element[0], answer->element[1], monotonic_ms());
+        if (fresh_copy(&polled)) {
+            rc = copy_out(allocator, polled.bytes, polled.length, CACHE_ASIDE_REDIS, out);
             freeReplyObject(answer);
+            freeReplyObject(reply);
             if (rc == 0)
                 cache_l1_put(l1, family, version, key, out->bytes, out->length, sequence);
             return rc;
@@ -358,19 +458,25 @@ int cache_aside_get(cache *c, cache_l1 *l1, const char *family, const char *key,
     rc = fill_into(fill, fill_data, key, allocator, CACHE_ASIDE_FILLED, out);
     if (rc == 0)
         write_back(c, key_name, out->bytes, out->length, &options, NULL, NULL);
+    else
+        rc = answer_stale_if_error(rc, &options, &copy, l1, family, key, allocator, out);
+    freeReplyObject(reply);
     return rc;
 }
 
 /* ---- get many -------------------------------------------------------------------------- */
 
-static int fill_each_directly(const char *const *keys, size_t count, const bool *done,
-                              cache_aside_fill_fn fill, void *fill_data, const cache_aside_allocator *allocator,
-                              cache_aside_value *out)
+/* Fills every key not done without Redis; options NULL: nothing was
+ * cached, so no copy can answer a failure. */
+static int fill_each_directly(cache_l1 *l1, const char *family, const char *const *keys, size_t count,
+                              const bool *done, const cache_aside_options *options, cache_aside_fill_fn fill,
+                              void *fill_data, const cache_aside_allocator *allocator, cache_aside_value *out)
 {
     for (size_t i = 0; i < count; i++) {
         if (done != NULL && done[i])
             continue;
         int rc = fill_into(fill, fill_data, keys[i], allocator, CACHE_ASIDE_BYPASSED, &out[i]);
+        rc = answer_stale_if_error(rc, options, NULL, l1, family, keys[i], allocator, &out[i]);
         if (rc != 0)
             return rc;
     }
@@ -388,7 +494,7 @@ int cache_aside_get_many(cache *c, cache_l1 *l1, const char *family, const char 
     for (size_t i = 0; i < count && all_cacheable; i++)
         all_cacheable = keys[i] != NULL && strlen(keys[i]) <= CACHE_INVALIDATION_MAX_KEY;
     if (!all_cacheable)
-        return fill_each_directly(keys, count, NULL, fill, fill_data, allocator, out);
+        return fill_each_directly(l1, family, keys, count, NULL, NULL, fill, fill_data, allocator, out);
     cache_aside_options options;
     normalise(given, &options);
 
@@ -397,8 +503,8 @@ int cache_aside_get_many(cache *c, cache_l1 *l1, const char *family, const char 
     bool *done = calloc(count, sizeof *done);
     size_t *missing = malloc(count * sizeof *missing);
     char **suffixes = calloc(count, sizeof *suffixes);
-    const char **argv = malloc((count + 3) * sizeof *argv);
-    size_t *lengths = malloc((count + 3) * sizeof *lengths);
+    const char **argv = malloc((count + 2) * sizeof *argv);
+    size_t *lengths = malloc((count + 2) * sizeof *lengths);
     int rc = 0;
     redisReply *reply = NULL;
     if (done == NULL || missing == NULL || suffixes == NULL || argv == NULL || lengths == NULL) {
@@ -421,14 +527,15 @@ int cache_aside_get_many(cache *c, cache_l1 *l1, const char *family, const char 
     }
     if (misses == 0)
         goto out;
+    if (c == NULL) {
+        rc = fill_each_directly(l1, family, keys, count, done, &options, fill, fill_data, allocator, out);
+        goto out;
+    }
 
     key_names names;
     name_keys(&names, family);
-    char stale[16];
-    snprintf(stale, sizeof stale, "%d", options.stale_ms);
     argv[0] = names.version;
     argv[1] = names.data_prefix;
-    argv[2] = stale;
     for (size_t m = 0; m < misses; m++) {
         size_t length = strlen(keys[missing[m]]) + 2;
         suffixes[m] = malloc(length);
@@ -437,69 +544,81 @@ int cache_aside_get_many(cache *c, cache_l1 *l1, const char *family, const char 
             goto out;
         }
         snprintf(suffixes[m], length, ":%s", keys[missing[m]]);
-        argv[3 + m] = suffixes[m];
+        argv[2 + m] = suffixes[m];
     }
     /* Over CACHE_SCRIPT_MAX_ARGUMENTS the script is refused and every key is
      * filled directly: right, only uncached (no caller asks for that many). */
-    int argc = (int)(3 + misses);
+    int argc = (int)(2 + misses);
     for (int i = 0; i < argc; i++)
         lengths[i] = strlen(argv[i]);
     cache_status status = cache_script_run(c, &get_many_script, 1, argc, argv, lengths, &reply);
     if (status != CACHE_OK || reply->type != REDIS_REPLY_ARRAY || reply->elements != 1 + 2 * misses ||
         parse_version(reply->element[0]) == 0) {
-        rc = fill_each_directly(keys, count, done, fill, fill_data, allocator, out);
+        rc = fill_each_directly(l1, family, keys, count, done, &options, fill, fill_data, allocator, out);
         goto out;
     }
     uint64_t version = parse_version(reply->element[0]);
     cache_l1_learn_version(l1, family, version);
+    uint64_t read_at = monotonic_ms();
 
     size_t filled = 0;
     for (size_t m = 0; m < misses; m++) {
         size_t i = missing[m];
-        redisReply *value = reply->element[1 + 2 * m];
-        redisReply *fresh = reply->element[2 + 2 * m];
-        if (value->type == REDIS_REPLY_STRING && fresh->type == REDIS_REPLY_INTEGER && fresh->integer == 1) {
-            rc = copy_out(allocator, value->str, value->len, CACHE_ASIDE_REDIS, &out[i]);
+        stored_copy copy = read_copy(reply->element[1 + 2 * m], reply->element[2 + 2 * m], read_at);
+        if (fresh_copy(&copy)) {
+            rc = copy_out(allocator, copy.bytes, copy.length, CACHE_ASIDE_REDIS, &out[i]);
             if (rc != 0)
                 goto out;
             cache_l1_put(l1, family, version, keys[i], out[i].bytes, out[i].length, sequence);
             continue;
         }
         rc = fill_into(fill, fill_data, keys[i], allocator, CACHE_ASIDE_FILLED, &out[i]);
-        if (rc != 0)
-            goto out;
+        if (rc != 0) {
+            rc = answer_stale_if_error(rc, &options, &copy, l1, family, keys[i], allocator, &out[i]);
+            if (rc != 0)
+                goto out;
+            continue; /* a copy kept for errors is not written back */
+        }
         missing[filled++] = i; /* reuses the array: m >= filled always */
     }
     if (filled == 0)
         goto out;
 
     /* One pipeline of SETs for everything we filled. */
+    int64_t tail = tail_ms(&options);
     char (*names_buffer)[MAX_REDIS_KEY] = malloc(filled * sizeof *names_buffer);
     char (*px)[24] = malloc(filled * sizeof *px);
+    char **stored = calloc(filled, sizeof *stored);
     const char ***set_argvs = malloc(filled * sizeof *set_argvs);
     const char **set_storage = malloc(filled * 5 * sizeof *set_storage);
     size_t **set_lengths = malloc(filled * sizeof *set_lengths);
     size_t *length_storage = malloc(filled * 5 * sizeof *length_storage);
     int *argcs = malloc(filled * sizeof *argcs);
     redisReply **replies = calloc(filled, sizeof *replies);
-    if (names_buffer != NULL && px != NULL && set_argvs != NULL && set_storage != NULL && set_lengths != NULL &&
-        length_storage != NULL && argcs != NULL && replies != NULL) {
-        for (size_t f = 0; f < filled; f++) {
-            size_t i = missing[f];
-            data_key(names_buffer[f], sizeof names_buffer[f], &names, version, keys[i]);
-            snprintf(px[f], sizeof px[f], "%" PRId64,
-                     cache_aside_jitter_ms(options.ttl_ms, next_random()) + (int64_t)options.stale_ms);
-            const char **a = &set_storage[f * 5];
-            size_t *l = &length_storage[f * 5];
-            a[0] = "SET", l[0] = 3;
-            a[1] = names_buffer[f], l[1] = strlen(names_buffer[f]);
-            a[2] = out[i].bytes, l[2] = out[i].length;
-            a[3] = "PX", l[3] = 2;
-            a[4] = px[f], l[4] = strlen(px[f]);
-            set_argvs[f] = a;
-            set_lengths[f] = l;
-            argcs[f] = 5;
+    bool ready = names_buffer != NULL && px != NULL && stored != NULL && set_argvs != NULL && set_storage != NULL &&
+                 set_lengths != NULL && length_storage != NULL && argcs != NULL && replies != NULL;
+    for (size_t f = 0; f < filled && ready; f++) {
+        size_t i = missing[f];
+        size_t stored_length = 0;
+        stored[f] = encode_stored(out[i].bytes, out[i].length, tail, &stored_length);
+        if (stored[f] == NULL) {
+            ready = false;
+            break;
         }
+        data_key(names_buffer[f], sizeof names_buffer[f], &names, version, keys[i]);
+        snprintf(px[f], sizeof px[f], "%" PRId64, cache_aside_jitter_ms(options.ttl_ms, next_random()) + tail);
+        const char **a = &set_storage[f * 5];
+        size_t *l = &length_storage[f * 5];
+        a[0] = "SET", l[0] = 3;
+        a[1] = names_buffer[f], l[1] = strlen(names_buffer[f]);
+        a[2] = stored[f], l[2] = stored_length;
+        a[3] = "PX", l[3] = 2;
+        a[4] = px[f], l[4] = strlen(px[f]);
+        set_argvs[f] = a;
+        set_lengths[f] = l;
+        argcs[f] = 5;
+    }
+    if (ready) {
         cache_pipeline(c, (int)filled, argcs, (const char **const *)set_argvs, (const size_t *const *)set_lengths,
                        replies);
         for (size_t f = 0; f < filled; f++)
@@ -509,6 +628,10 @@ int cache_aside_get_many(cache *c, cache_l1 *l1, const char *family, const char 
             cache_l1_put(l1, family, version, keys[i], out[i].bytes, out[i].length, sequence);
         }
     }
+    if (stored != NULL)
+        for (size_t f = 0; f < filled; f++)
+            free(stored[f]);
+    free(stored);
     free(names_buffer);
     free(px);
     free(set_argvs);

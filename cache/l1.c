@@ -36,6 +36,7 @@ typedef struct family {
 struct cache_l1 {
     bool enabled;
     int ttl_ms;
+    uint64_t keep_ms; /* past ttl_ms, for cache_l1_get_stale only */
     cache_l1_clock_fn clock;
     void *clock_data;
     size_t shard_mask;
@@ -94,6 +95,7 @@ cache_l1 *cache_l1_new(const cache_l1_config *config)
         return NULL;
     l1->enabled = config->max_entries > 0;
     l1->ttl_ms = config->ttl_ms > 0 ? config->ttl_ms : 1000;
+    l1->keep_ms = config->stale_if_error_ms > 0 ? (uint64_t)config->stale_if_error_ms : 0;
     l1->clock = config->clock != NULL ? config->clock : monotonic_ms;
     l1->clock_data = config->clock_data;
     atomic_init(&l1->family_count, 0);
@@ -298,8 +300,10 @@ static void remove_entry(shard *s, entry *e)
     remove_at(s, slot);
 }
 
-bool cache_l1_get(cache_l1 *l1, const char *family_name, const char *key, cache_l1_alloc_fn alloc,
-                  void *alloc_data, void **value, size_t *length)
+/* An entry is served while now < expires_at + max_past_ms: 0 for a fresh
+ * lookup; entries past keep_ms are reclaimed on the way. */
+static bool lookup(cache_l1 *l1, const char *family_name, const char *key, uint64_t max_past_ms, bool counted,
+                   cache_l1_alloc_fn alloc, void *alloc_data, void **value, size_t *length)
 {
     *value = NULL;
     *length = 0;
@@ -317,12 +321,12 @@ bool cache_l1_get(cache_l1 *l1, const char *family_name, const char *key, cache_
     pthread_mutex_lock(&s->lock);
     entry **slot = slot_of(s, hash, family_name, family_length, key, key_length);
     entry *e = *slot;
-    if (e != NULL && now >= e->expires_at) {
+    if (e != NULL && now >= e->expires_at + l1->keep_ms) {
         s->expirations++;
         remove_at(s, slot);
         e = NULL;
     }
-    if (e != NULL && e->version == current) {
+    if (e != NULL && e->version == current && now < e->expires_at + max_past_ms) {
         void *copy = alloc(alloc_data, e->value_length > 0 ? e->value_length : 1);
         if (copy != NULL) {
             memcpy(copy, e->data + family_length + 1 + key_length + 1, e->value_length);
@@ -333,12 +337,27 @@ bool cache_l1_get(cache_l1 *l1, const char *family_name, const char *key, cache_
             hit = true;
         }
     }
-    if (hit)
+    if (counted && hit)
         s->hits++;
-    else
+    else if (counted)
         s->misses++;
     pthread_mutex_unlock(&s->lock);
     return hit;
+}
+
+bool cache_l1_get(cache_l1 *l1, const char *family_name, const char *key, cache_l1_alloc_fn alloc,
+                  void *alloc_data, void **value, size_t *length)
+{
+    return lookup(l1, family_name, key, 0, true, alloc, alloc_data, value, length);
+}
+
+bool cache_l1_get_stale(cache_l1 *l1, const char *family_name, const char *key, int max_past_ms,
+                        cache_l1_alloc_fn alloc, void *alloc_data, void **value, size_t *length)
+{
+    uint64_t max_past = max_past_ms > 0 ? (uint64_t)max_past_ms : 0;
+    if (l1 != NULL && max_past > l1->keep_ms)
+        max_past = l1->keep_ms;
+    return lookup(l1, family_name, key, max_past, false, alloc, alloc_data, value, length);
 }
 
 uint64_t cache_l1_sequence(const cache_l1 *l1)

@@ -19,6 +19,13 @@
  * callers take cache_l1_sequence before reading Redis and pass it to
  * cache_l1_put, which refuses the entry when the sequence moved.
  *
+ * Stale if error: an entry past its TTL is no longer served, but it is kept
+ * stale_if_error_ms longer (or until the LRU evicts it) for
+ * cache_l1_get_stale, which cache-aside asks only after a fill failed
+ * because PostgreSQL was unavailable. Such a copy obeys the same rules as a
+ * fresh one: under the family's current version only, gone with a key
+ * drop or a flush, and nothing while the L1 is suspended.
+ *
  * Every function accepts NULL for the L1 and then behaves as a switched-off
  * one: lookups miss, stores do nothing. */
 #ifndef CACHE_L1_H
@@ -39,6 +46,7 @@ typedef struct cache_l1_config {
     size_t max_entries;
     size_t max_bytes;   /* keys + values + bookkeeping; 0: no byte bound */
     int ttl_ms;         /* every entry's lifetime; 0: 1000 */
+    int stale_if_error_ms; /* then kept this long for cache_l1_get_stale; 0: dropped at ttl_ms */
     int shards;         /* rounded up to a power of two; 0: 16 */
     cache_l1_clock_fn clock; /* NULL: CLOCK_MONOTONIC */
     void *clock_data;
@@ -64,6 +72,11 @@ bool cache_l1_enabled(const cache_l1 *l1);
 typedef void *(*cache_l1_alloc_fn)(void *data, size_t size);
 bool cache_l1_get(cache_l1 *l1, const char *family, const char *key, cache_l1_alloc_fn alloc,
                   void *alloc_data, void **value, size_t *length);
+/* The same, but an entry past its TTL by less than max_past_ms (and less
+ * than the config's stale_if_error_ms) is a hit too: the copy to answer
+ * when a fill failed for its tier. Neither a hit nor a miss in the stats. */
+bool cache_l1_get_stale(cache_l1 *l1, const char *family, const char *key, int max_past_ms,
+                        cache_l1_alloc_fn alloc, void *alloc_data, void **value, size_t *length);
 
 /* Stores a copy of value under family (version: what the value was read
  * or filled under) unless sequence differs from cache_l1_sequence now, the

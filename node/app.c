@@ -220,6 +220,7 @@ shoal_app *shoal_app_new(const shoal_config *config)
         .max_entries = config->l1_entries > 0 ? (size_t)config->l1_entries : 0,
         .max_bytes = config->l1_bytes,
         .ttl_ms = config->l1_ttl_ms,
+        .stale_if_error_ms = config->cache_stale_if_error_ms,
     };
     app->l1 = cache_l1_new(&l1_config);
     if (app->l1 == NULL)

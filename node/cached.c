@@ -1,9 +1,11 @@
 /* node/cached.c: cache-aside for handlers, with the request's arena as
  * the memory and the node's L1 in front. */
 #include "aside.h"
+#include "config.h"
 #include "log.h"
 #include "metrics.h"
 #include "shoal.h"
+#include "store.h"
 
 typedef struct fill_call {
     shoal_ctx *ctx;
@@ -26,32 +28,52 @@ static int call_fill(void *data, const char *key, const cache_aside_allocator *a
     return call->fill(call->ctx, key, call->data, value, length);
 }
 
-static cache_aside_options options_for(int ttl_ms)
+/* The fill codes that say PostgreSQL could not answer now, each a 503 of
+ * shoal_error_from_store; a stale copy is a better answer than those. Not
+ * STORE_NOT_FOUND, CONFLICT or INVALID (answers about the data) and not
+ * STORE_ERROR (a bug or a broken statement, which a copy would hide). */
+static bool store_could_not_answer(int code)
 {
-    return (cache_aside_options){.ttl_ms = ttl_ms, .stale_ms = ttl_ms / 5};
+    switch ((store_status)code) {
+    case STORE_UNAVAILABLE:
+    case STORE_TIMEOUT:
+    case STORE_BUSY:
+    case STORE_DEADLINE:
+        return true;
+    case STORE_OK:
+    case STORE_ERROR:
+    case STORE_CONFLICT:
+    case STORE_INVALID:
+    case STORE_NOT_FOUND:
+        break;
+    }
+    return false;
+}
+
+static cache_aside_options options_for(shoal_ctx *ctx, int ttl_ms)
+{
+    return (cache_aside_options){
+        .ttl_ms = ttl_ms,
+        .stale_ms = ttl_ms / 5,
+        .stale_if_error_ms = shoal_app_config(shoal_ctx_app(ctx))->cache_stale_if_error_ms,
+        .tier_failure = store_could_not_answer,
+    };
 }
 
 int shoal_cached(shoal_ctx *ctx, const char *family, const char *key, int ttl_ms, shoal_fill_fn fill,
                  void *data, const void **value, size_t *length)
 {
-    /* Past the deadline no Redis call starts: the fill goes straight to
-     * its store, which refuses too (STORE_DEADLINE), and the handler
-     * answers that as it answers any store failure. */
-    if (shoal_deadline_passed(ctx)) {
-        void *filled = NULL;
-        size_t filled_length = 0;
-        int rc = fill(ctx, key, data, &filled, &filled_length);
-        *value = rc == 0 ? filled : NULL;
-        *length = rc == 0 ? filled_length : 0;
-        return rc;
-    }
     fill_call call = {ctx, fill, data};
     cache_aside_allocator allocator = {arena_alloc, shoal_ctx_arena(ctx)};
-    cache_aside_options options = options_for(ttl_ms);
+    cache_aside_options options = options_for(ctx, ttl_ms);
+    /* Past the deadline no Redis call starts: the L1 answers from memory,
+     * else the fill goes straight to its store, which refuses too
+     * (STORE_DEADLINE), and the L1's copy kept for errors may answer that. */
+    cache *tier = shoal_deadline_passed(ctx) ? NULL : shoal_cache_tier(ctx);
     /* Out of range until a value (or a fill that found nothing) names it. */
     cache_aside_value out = {.source = (cache_aside_source)SHOAL_METRICS_CACHE_SOURCES};
-    int rc = cache_aside_get(shoal_cache_tier(ctx), shoal_app_l1(shoal_ctx_app(ctx)), family, key, &options,
-                             call_fill, &call, &allocator, &out);
+    int rc = cache_aside_get(tier, shoal_app_l1(shoal_ctx_app(ctx)), family, key, &options, call_fill, &call,
+                             &allocator, &out);
     /* A fill that found nothing (rc > 0) was a miss all the same. */
     if (rc >= 0)
         shoal_worker_counters_cache_read(shoal_ctx_worker_counters(ctx), out.source, 1);
@@ -63,28 +85,16 @@ int shoal_cached(shoal_ctx *ctx, const char *family, const char *key, int ttl_ms
 int shoal_cached_many(shoal_ctx *ctx, const char *family, const char *const *keys, size_t count, int ttl_ms,
                       shoal_fill_fn fill, void *data, shoal_cached_value *values)
 {
-    if (shoal_deadline_passed(ctx)) {
-        for (size_t i = 0; i < count; i++) {
-            void *filled = NULL;
-            size_t filled_length = 0;
-            int rc = fill(ctx, keys[i], data, &filled, &filled_length);
-            if (rc != 0) {
-                for (size_t j = 0; j < count; j++)
-                    values[j] = (shoal_cached_value){NULL, 0};
-                return rc;
-            }
-            values[i] = (shoal_cached_value){filled, filled_length};
-        }
-        return 0;
-    }
     fill_call call = {ctx, fill, data};
     cache_aside_allocator allocator = {arena_alloc, shoal_ctx_arena(ctx)};
-    cache_aside_options options = options_for(ttl_ms);
+    cache_aside_options options = options_for(ctx, ttl_ms);
     cache_aside_value *out = shoal_arena_calloc(shoal_ctx_arena(ctx), count > 0 ? count : 1, sizeof *out);
     if (out == NULL)
         return -1;
-    int rc = cache_aside_get_many(shoal_cache_tier(ctx), shoal_app_l1(shoal_ctx_app(ctx)), family, keys, count,
-                                  &options, call_fill, &call, &allocator, out);
+    /* Past the deadline no Redis call starts, as in shoal_cached. */
+    cache *tier = shoal_deadline_passed(ctx) ? NULL : shoal_cache_tier(ctx);
+    int rc = cache_aside_get_many(tier, shoal_app_l1(shoal_ctx_app(ctx)), family, keys, count, &options, call_fill,
+                                  &call, &allocator, out);
     /* After a failed fill the later values have no source: nothing counts. */
     if (rc == 0) {
         shoal_worker_counters *counters = shoal_ctx_worker_counters(ctx);

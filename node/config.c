@@ -116,6 +116,10 @@ static const setting settings[] = {
      "bytes the per-node cache may hold (k, m and g suffixes allowed); 0: entries bound only"},
     {"l1-ttl-ms", "SHOAL_L1_TTL_MS", SETTING_INT, FIELD(l1_ttl_ms), "2000", 1, 86400000,
      "milliseconds an entry lives in the per-node cache (invalidation messages drop it sooner)"},
+    {"cache-stale-if-error-ms", "SHOAL_CACHE_STALE_IF_ERROR_MS", SETTING_INT, FIELD(cache_stale_if_error_ms),
+     "300000", 0, 86400000,
+     "milliseconds past its freshness a cached copy still answers a read that PostgreSQL cannot "
+     "(instead of 503); Redis and the per-node cache keep copies that long; 0 turns it off"},
     {"session-ttl", "SHOAL_SESSION_TTL", SETTING_INT, FIELD(session_ttl_s), "1209600", 60, 31536000,
      "seconds a session lives after its last use (14 days; each use slides it)"},
     {"rate-limits", "SHOAL_RATE_LIMITS", SETTING_STRING, FIELD(rate_limits), SHOAL_RATE_LIMITS_DEFAULT, 0, 0,

@@ -77,6 +77,7 @@ typedef struct shoal_config {
     int l1_entries;  /* 0 = no L1 */
     size_t l1_bytes;
     int l1_ttl_ms;
+    int cache_stale_if_error_ms; /* a stale copy answers a failed fill this long; 0: never */
 
     /* sessions */
     int session_ttl_s; /* idle lifetime; slides on use */

@@ -211,8 +211,12 @@ void shoal_metrics_histogram(shoal_metrics_text *text, const char *name, const s
 }
 
 static const char *const cache_sources[SHOAL_METRICS_CACHE_SOURCES] = {
-    [CACHE_ASIDE_L1] = "l1",         [CACHE_ASIDE_REDIS] = "redis",       [CACHE_ASIDE_STALE] = "stale",
-    [CACHE_ASIDE_FILLED] = "filled", [CACHE_ASIDE_BYPASSED] = "bypassed",
+    [CACHE_ASIDE_L1] = "l1",
+    [CACHE_ASIDE_REDIS] = "redis",
+    [CACHE_ASIDE_STALE] = "stale",
+    [CACHE_ASIDE_FILLED] = "filled",
+    [CACHE_ASIDE_BYPASSED] = "bypassed",
+    [CACHE_ASIDE_STALE_IF_ERROR] = "stale_if_error",
 };
 
 static const char *const session_results[SHOAL_METRICS_SESSION_RESULTS] = {
@@ -239,7 +243,8 @@ void shoal_metrics_worker_totals(shoal_metrics_text *text, const shoal_worker_to
     shoal_metrics_family(text, "shoal_cache_reads_total", "counter",
                          "Values read through the cache-aside helper, by where they came from: l1 and redis "
                          "are hits, stale a stale copy served while another fills, filled and bypassed misses "
-                         "that PostgreSQL answered (bypassed: Redis unreachable).");
+                         "that PostgreSQL answered (bypassed: Redis unreachable), stale_if_error a copy past "
+                         "its freshness answered because PostgreSQL could not.");
     for (size_t i = 0; i < SHOAL_METRICS_CACHE_SOURCES; i++) {
         shoal_metrics_label labels[] = {{"source", cache_sources[i]}};
         shoal_metrics_sample(text, "shoal_cache_reads_total", NULL, labels, 1, (double)totals->cache_reads[i]);

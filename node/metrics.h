@@ -45,7 +45,7 @@ void shoal_route_counters_add_to(const shoal_route_counters *counters, shoal_rou
 /* Cache-aside reads by where the value came from (cache_aside_source), and
  * session lookups by their result. Not by cache family: a family is any
  * name a caller passes, and a label from it would have no bound. */
-#define SHOAL_METRICS_CACHE_SOURCES (CACHE_ASIDE_BYPASSED + 1)
+#define SHOAL_METRICS_CACHE_SOURCES (CACHE_ASIDE_STALE_IF_ERROR + 1)
 
 typedef enum shoal_session_lookup {
     SHOAL_SESSION_LOOKUP_FOUND,   /* a live session */

@@ -234,15 +234,27 @@ bool shoal_app_l1_subscribed(const shoal_app *app);
 /* ---- cache-aside (cache/aside.h), with the request's memory -------------- */
 
 /* Produces key's value from PostgreSQL (or wherever) into memory from the
- * request's arena; returns 0, or a positive code of the caller's (say
- * STORE_NOT_FOUND) that shoal_cached passes back, caching nothing. */
+ * request's arena; returns 0, or a positive code of the caller's, a
+ * store_status (say STORE_NOT_FOUND), that shoal_cached passes back,
+ * caching nothing. */
 typedef int (*shoal_fill_fn)(shoal_ctx *ctx, const char *key, void *data, void **value, size_t *length);
 
 /* Get-or-fill through the node's L1, then the cache instance, then fill.
  * The value (opaque bytes) lives in the request's arena. Fresh for ttl_ms
  * (+/- 10 %), then served stale for ttl_ms / 5 more while one filler
- * refreshes it. With Redis down, fill is called directly. Returns 0, the
- * fill's code, or -1 when memory ran out. */
+ * refreshes it. With Redis down, fill is called directly; past the
+ * request's deadline Redis is not asked (the L1 may answer).
+ *
+ * Stale if error: when fill returns STORE_UNAVAILABLE, STORE_TIMEOUT,
+ * STORE_BUSY or STORE_DEADLINE (PostgreSQL could not answer now: the codes
+ * shoal_error_from_store answers with 503) and a copy of key from the L1
+ * or Redis stopped being fresh at most --cache-stale-if-error-ms ago, under
+ * the family's current version, that copy is the value (0; counted as
+ * source="stale_if_error"). Other codes are answers (STORE_NOT_FOUND) or
+ * faults (STORE_ERROR) and pass back as they are. After
+ * shoal_cache_invalidate no earlier copy ever answers.
+ *
+ * Returns 0, the fill's code, or -1 when memory ran out. */
 int shoal_cached(shoal_ctx *ctx, const char *family, const char *key, int ttl_ms, shoal_fill_fn fill,
                  void *data, const void **value, size_t *length);
 
@@ -251,7 +263,7 @@ typedef struct shoal_cached_value {
     size_t length;
 } shoal_cached_value;
 /* The same for count keys of one family in one round trip (values[i] for
- * keys[i]). */
+ * keys[i]); each failed fill may take its key's stale copy as above. */
 int shoal_cached_many(shoal_ctx *ctx, const char *family, const char *const *keys, size_t count,
                       int ttl_ms, shoal_fill_fn fill, void *data, shoal_cached_value *values);
 

@@ -79,9 +79,19 @@ static int answer_item(shoal_ctx *ctx, const char *key, int rc, const void *valu
 static int get_item(shoal_ctx *ctx)
 {
     const char *key = shoal_param(ctx, "key");
+    /* Tests of what happens past a TTL pick a short one. */
+    int ttl_ms = STATE_ROUTES_TTL_MS;
+    const char *ttl_text = shoal_query(ctx, "ttl_ms");
+    if (ttl_text != NULL) {
+        char *end = NULL;
+        long parsed = strtol(ttl_text, &end, 10);
+        if (end == ttl_text || *end != '\0' || parsed < 1 || parsed > STATE_ROUTES_TTL_MS)
+            return shoal_error(ctx, 400, "request.invalid", "ttl_ms", "is not a TTL");
+        ttl_ms = (int)parsed;
+    }
     const void *value = NULL;
     size_t length = 0;
-    int rc = shoal_cached(ctx, STATE_ROUTES_FAMILY, key, STATE_ROUTES_TTL_MS, read_item, NULL, &value, &length);
+    int rc = shoal_cached(ctx, STATE_ROUTES_FAMILY, key, ttl_ms, read_item, NULL, &value, &length);
     return answer_item(ctx, key, rc, value, length);
 }
 

@@ -6,9 +6,10 @@
  *   POST /login?user=N      a session for user N (201 {"token"}); no password
  *   GET  /me                the session's user (401, or 503 while Redis is down)
  *   POST /logout            ends the request's session (204)
- *   GET  /items/:key        {"key","value"} through shoal_cached (family
- *                           STATE_ROUTES_FAMILY, TTL STATE_ROUTES_TTL_MS):
- *                           a public read that needs only PostgreSQL
+ *   GET  /items/:key[?ttl_ms=N]  {"key","value"} through shoal_cached
+ *                           (family STATE_ROUTES_FAMILY, TTL N or
+ *                           STATE_ROUTES_TTL_MS): a public read that needs
+ *                           only PostgreSQL; read a key with one TTL only
  *   GET  /items/:key/direct the same straight from PostgreSQL
  *   PUT  /items/:key?value=V  needs a session; writes PostgreSQL, then
  *                           invalidates the family on every node (200)

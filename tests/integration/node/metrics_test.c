@@ -124,7 +124,7 @@ static double sum_of(const char *text, const char *name, const char *label, cons
     return sum;
 }
 
-static const char *const sources[] = {"l1", "redis", "stale", "filled", "bypassed"};
+static const char *const sources[] = {"l1", "redis", "stale", "filled", "bypassed", "stale_if_error"};
 static const char *const results[] = {"found", "missing", "error"};
 
 typedef struct cache_session_counts {
@@ -139,7 +139,8 @@ static cache_session_counts cache_session_scrape(void)
 {
     test_response response = scrape();
     cache_session_counts counts = {
-        .reads = sum_of(response.body, "shoal_cache_reads_total", "source", sources, 5),
+        .reads = sum_of(response.body, "shoal_cache_reads_total", "source", sources,
+                        sizeof sources / sizeof sources[0]),
         .l1 = test_metric_value(response.body, "shoal_cache_reads_total{source=\"l1\"}"),
         .found = test_metric_value(response.body, "shoal_session_lookups_total{result=\"found\"}"),
         .missing = test_metric_value(response.body, "shoal_session_lookups_total{result=\"missing\"}"),

@@ -460,6 +460,183 @@ static void postgres_stops_and_starts(void **state)
     test_node_stop(&node);
 }
 
+/* ---- stale if error: PostgreSQL down past a TTL ---------------------------------- */
+
+#define STALE_IF_ERROR_READS "shoal_cache_reads_total{source=\"stale_if_error\"}"
+
+static void sleep_until(uint64_t when_ns)
+{
+    uint64_t now = now_ns();
+    if (when_ns > now)
+        usleep((useconds_t)((when_ns - now) / 1000u));
+}
+
+static void insert_item(const char *key, const char *value)
+{
+    char statement[256];
+    snprintf(statement, sizeof statement,
+             "INSERT INTO state_test_items (key, value) VALUES ('%s%s', '%s') "
+             "ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
+             key_prefix, key, value);
+    sql(statement);
+}
+
+/* GET /test/items/<key>?ttl_ms=<ttl>: the status, the value into out. */
+static int get_short_lived(const test_node *node, const char *key, int ttl_ms, char *out, size_t size)
+{
+    char path[256], suffix[32];
+    snprintf(suffix, sizeof suffix, "?ttl_ms=%d", ttl_ms);
+    item_path(path, sizeof path, key, suffix);
+    test_response response = call(node, "GET", path, NULL);
+    int status = response.status;
+    out[0] = '\0';
+    if (status == 200)
+        assert_true(body_string(&response, "value", out, size));
+    test_http_response_free(&response);
+    return status;
+}
+
+static void expect_short_lived(const test_node *node, const char *key, int ttl_ms, const char *expected)
+{
+    char value[128];
+    int status = get_short_lived(node, key, ttl_ms, value, sizeof value);
+    if (status != 200)
+        fail_msg("GET %s?ttl_ms=%d: %d, not 200 %s", key, ttl_ms, status, expected);
+    assert_string_equal(value, expected);
+}
+
+static void expect_short_lived_503(const test_node *node, const char *key, int ttl_ms)
+{
+    char path[256], suffix[32];
+    snprintf(suffix, sizeof suffix, "?ttl_ms=%d", ttl_ms);
+    item_path(path, sizeof path, key, suffix);
+    expect_503(node, "GET", path, NULL, "store.unavailable");
+}
+
+/* After a restart: the first 200 for key on node. */
+static void wait_postgres_back(const test_node *node, const char *key, int ttl_ms, const char *expected)
+{
+    uint64_t restarted = now_ns();
+    char value[128];
+    int status = 0;
+    while (status != 200 && ms_since(restarted) < 5000.0) {
+        status = get_short_lived(node, key, ttl_ms, value, sizeof value);
+        if (status != 200)
+            usleep(20 * 1000);
+    }
+    assert_int_equal(status, 200);
+    assert_string_equal(value, expected);
+}
+
+/* Issue 14: a read whose fill fails because PostgreSQL is down answers the
+ * copy it had, past that copy's TTL, rather than 503 (the default window,
+ * --cache-stale-if-error-ms, is 5 minutes), and a key never read is 503.
+ * Values are read with a short TTL and the L1 is short, so that "past the
+ * TTL" takes a fraction of a second (times the scale under valgrind). */
+static void postgres_down_past_the_ttl_answers_the_stale_copy(void **state)
+{
+    (void)state;
+    double scale = test_env_time_scale();
+    int ttl_ms = (int)(200 * scale), l1_ttl_ms = (int)(100 * scale);
+    char l1_ttl[16];
+    snprintf(l1_ttl, sizeof l1_ttl, "%d", l1_ttl_ms);
+    const char *args[] = {"--l1-ttl-ms", l1_ttl, NULL};
+    test_node node;
+    start(&node, args);
+    assert_true(wait_subscribed(&node, true, 5000));
+    insert_item("read", "one");
+    insert_item("never-read", "there");
+
+    /* While PostgreSQL is up freshness is what it was: a row changed behind
+     * the node's back shows once the TTL (+10 %) and the L1's TTL are over,
+     * not after the longer life of the copy kept for errors. */
+    expect_short_lived(&node, "read", ttl_ms, "one");
+    uint64_t changed = now_ns();
+    insert_item("read", "two");
+    char value[128];
+    for (;;) {
+        assert_int_equal(get_short_lived(&node, "read", ttl_ms, value, sizeof value), 200);
+        if (strcmp(value, "two") == 0)
+            break;
+        assert_string_equal(value, "one");
+        if (ms_since(changed) > 1.1 * ttl_ms + l1_ttl_ms + 500 * scale)
+            fail_msg("the changed row was not seen %.0f ms after the change (TTL %d ms)", ms_since(changed), ttl_ms);
+        usleep(5 * 1000);
+    }
+    uint64_t read = now_ns();
+    printf("stale if error: a changed row seen %.0f ms after the change (TTL %d ms)\n", ms_since(changed), ttl_ms);
+    /* Its series is checked below, after what a client sees. */
+    test_response scrape = call(&node, "GET", "/metrics", NULL);
+    double stale_answers = test_metric_value(scrape.body, STALE_IF_ERROR_READS);
+    test_http_response_free(&scrape);
+
+    harness("SHOAL_TEST_PG_STOP");
+    /* Past the TTL, the stale window (TTL / 5) and the L1's TTL. */
+    sleep_until(read + (uint64_t)(1.1 * ttl_ms + ttl_ms / 5 + l1_ttl_ms + 100 * scale) * 1000000u);
+    for (int i = 0; i < 3; i++) {
+        /* Read before the outage: the stale copy. */
+        expect_short_lived(&node, "read", ttl_ms, "two");
+        /* Never read: nothing to answer with. */
+        expect_short_lived_503(&node, "never-read", ttl_ms);
+        /* What reads PostgreSQL itself is 503 as before. */
+        char path[256];
+        item_path(path, sizeof path, "read", "/direct");
+        expect_503(&node, "GET", path, NULL, "store.unavailable");
+    }
+    /* Each such answer counts on /metrics. */
+    assert_true(stale_answers >= 0);
+    assert_true(metric(&node, STALE_IF_ERROR_READS) - stale_answers >= 3);
+
+    harness("SHOAL_TEST_PG_START");
+    wait_postgres_back(&node, "never-read", ttl_ms, "there");
+    /* Back to fresh copies: a change shows within the TTL again. */
+    insert_item("read", "three");
+    changed = now_ns();
+    for (;;) {
+        int status = get_short_lived(&node, "read", ttl_ms, value, sizeof value);
+        if (status == 200 && strcmp(value, "three") == 0)
+            break;
+        if (ms_since(changed) > 5000.0)
+            fail_msg("after PostgreSQL came back the change was not seen: %d %s", status, value);
+        usleep(20 * 1000);
+    }
+    test_node_stop(&node);
+}
+
+/* The copy answers within --cache-stale-if-error-ms past its freshness, not
+ * after: then it is 503 again. */
+static void past_the_stale_if_error_window_it_is_503_again(void **state)
+{
+    (void)state;
+    double scale = test_env_time_scale();
+    /* The window outlasts stopping PostgreSQL (pg_ctl -m fast -w, well under
+     * a second, and no slower under valgrind) and the reads after it. */
+    int ttl_ms = (int)(200 * scale), l1_ttl_ms = (int)(100 * scale), window_ms = (int)(2000 + 500 * scale);
+    char l1_ttl[16], window[16];
+    snprintf(l1_ttl, sizeof l1_ttl, "%d", l1_ttl_ms);
+    snprintf(window, sizeof window, "%d", window_ms);
+    const char *args[] = {"--l1-ttl-ms", l1_ttl, "--cache-stale-if-error-ms", window, NULL};
+    test_node node;
+    start(&node, args);
+    assert_true(wait_subscribed(&node, true, 5000));
+    insert_item("bounded", "kept");
+    expect_short_lived(&node, "bounded", ttl_ms, "kept");
+    uint64_t read = now_ns();
+
+    harness("SHOAL_TEST_PG_STOP");
+    sleep_until(read + (uint64_t)(1.1 * ttl_ms + ttl_ms / 5 + l1_ttl_ms + 100 * scale) * 1000000u);
+    /* The copy stopped being fresh at least 0.9 x TTL after the read. */
+    if (ms_since(read) > 0.9 * ttl_ms + window_ms - 100 * scale)
+        fail_msg("%.0f ms after the read: past the window before the test could look", ms_since(read));
+    expect_short_lived(&node, "bounded", ttl_ms, "kept");
+    sleep_until(read + (uint64_t)(1.1 * ttl_ms + window_ms + 200 * scale) * 1000000u);
+    expect_short_lived_503(&node, "bounded", ttl_ms);
+
+    harness("SHOAL_TEST_PG_START");
+    wait_postgres_back(&node, "bounded", ttl_ms, "kept");
+    test_node_stop(&node);
+}
+
 static int setup(void **state)
 {
     (void)state;
@@ -475,6 +652,8 @@ int main(void)
         cmocka_unit_test(two_nodes_share_sessions_and_invalidations),
         cmocka_unit_test_teardown(redis_stops_and_starts, restart_redis),
         cmocka_unit_test_teardown(postgres_stops_and_starts, restart_postgres),
+        cmocka_unit_test_teardown(postgres_down_past_the_ttl_answers_the_stale_copy, restart_postgres),
+        cmocka_unit_test_teardown(past_the_stale_if_error_window_it_is_503_again, restart_postgres),
     };
     return cmocka_run_group_tests_name("integration.node.state", tests, setup, NULL);
 }

@@ -159,6 +159,115 @@ static void entries_expire_after_the_ttl(void **state)
     cache_l1_free(l1);
 }
 
+/* The copy for errors (cache_l1_get_stale), as a string, or NULL. */
+static char *get_stale(cache_l1 *l1, const char *family, const char *key, int max_past_ms)
+{
+    void *value = NULL;
+    size_t length = 0;
+    if (!cache_l1_get_stale(l1, family, key, max_past_ms, heap_alloc, NULL, &value, &length))
+        return NULL;
+    char *text = malloc(length + 1);
+    memcpy(text, value, length);
+    text[length] = '\0';
+    free(value);
+    return text;
+}
+
+static void expect_stale(cache_l1 *l1, const char *family, const char *key, int max_past_ms, const char *wanted)
+{
+    char *got = get_stale(l1, family, key, max_past_ms);
+    if (wanted == NULL) {
+        assert_null(got);
+        return;
+    }
+    assert_non_null(got);
+    assert_string_equal(got, wanted);
+    free(got);
+}
+
+static cache_l1 *new_keeping_l1(int ttl_ms, int stale_if_error_ms)
+{
+    cache_l1_config config = {.max_entries = 10, .ttl_ms = ttl_ms, .stale_if_error_ms = stale_if_error_ms,
+                              .shards = 1, .clock = fake_clock};
+    cache_l1 *l1 = cache_l1_new(&config);
+    assert_non_null(l1);
+    return l1;
+}
+
+/* Past its TTL an entry is no hit, but it is kept stale_if_error_ms longer
+ * for the copy a failed fill may answer, bounded by the caller's window
+ * too. */
+static void past_the_ttl_an_entry_is_kept_for_errors_only(void **state)
+{
+    (void)state;
+    fake_now = 5000;
+    cache_l1 *l1 = new_keeping_l1(200, 1000);
+    assert_true(put(l1, "f", 1, "a", "1"));
+    expect_stale(l1, "f", "a", 1000, "1"); /* fresh is good for errors too */
+    fake_now += 200;
+    expect(l1, "f", "a", NULL);
+    expect_stale(l1, "f", "a", 1000, "1");
+    fake_now += 499; /* 499 ms past the TTL */
+    expect_stale(l1, "f", "a", 500, "1");
+    expect_stale(l1, "f", "a", 499, NULL); /* the caller's window */
+    expect_stale(l1, "f", "a", 0, NULL);
+    expect(l1, "f", "a", NULL);
+    cache_l1_stats stats;
+    cache_l1_get_stats(l1, &stats);
+    assert_int_equal(stats.entries, 1);
+    assert_int_equal(stats.expirations, 0);
+    assert_int_equal(stats.hits, 0); /* get_stale counts neither */
+    assert_int_equal(stats.misses, 2);
+    /* The L1's own keep bounds a longer window. */
+    fake_now += 500; /* 999 ms past */
+    expect_stale(l1, "f", "a", 60000, "1");
+    fake_now += 1; /* 1000 */
+    expect_stale(l1, "f", "a", 60000, NULL);
+    cache_l1_get_stats(l1, &stats);
+    assert_int_equal(stats.entries, 0);
+    assert_int_equal(stats.expirations, 1);
+    /* A new value replaces a kept one and is fresh again. */
+    assert_true(put(l1, "f", 1, "b", "old"));
+    fake_now += 300;
+    expect(l1, "f", "b", NULL);
+    assert_true(put(l1, "f", 1, "b", "new"));
+    expect(l1, "f", "b", "new");
+    cache_l1_free(l1);
+}
+
+/* Kept copies follow the rules of fresh ones: a newer version hides them,
+ * a drop or a flush removes them, a suspended L1 gives none. */
+static void a_kept_copy_obeys_versions_drops_flushes_and_suspension(void **state)
+{
+    (void)state;
+    fake_now = 1000;
+    cache_l1 *l1 = new_keeping_l1(100, 10000);
+    assert_true(put(l1, "f", 1, "a", "1"));
+    assert_true(put(l1, "f", 1, "b", "2"));
+    assert_true(put(l1, "g", 1, "c", "3"));
+    fake_now += 500;
+    expect_stale(l1, "f", "a", 10000, "1");
+    cache_l1_suspend(l1, true);
+    expect_stale(l1, "f", "a", 10000, NULL);
+    cache_l1_suspend(l1, false);
+    cache_l1_drop(l1, "f", "a");
+    expect_stale(l1, "f", "a", 10000, NULL);
+    expect_stale(l1, "f", "b", 10000, "2");
+    cache_l1_learn_version(l1, "f", 2);
+    expect_stale(l1, "f", "b", 10000, NULL);
+    expect_stale(l1, "g", "c", 10000, "3");
+    cache_l1_flush(l1);
+    expect_stale(l1, "g", "c", 10000, NULL);
+    cache_l1_free(l1);
+    /* Without a keep (the default) nothing outlives its TTL. */
+    cache_l1 *plain = new_l1(10, 0, 100, 1);
+    assert_true(put(plain, "f", 1, "a", "1"));
+    fake_now += 100;
+    expect_stale(plain, "f", "a", 10000, NULL);
+    cache_l1_free(plain);
+    expect_stale(NULL, "f", "a", 10000, NULL);
+}
+
 static void a_newer_family_version_hides_older_entries(void **state)
 {
     (void)state;
@@ -319,6 +428,8 @@ int main(void)
         cmocka_unit_test(the_least_recently_used_goes_first),
         cmocka_unit_test(entries_and_bytes_are_bounded),
         cmocka_unit_test(entries_expire_after_the_ttl),
+        cmocka_unit_test(past_the_ttl_an_entry_is_kept_for_errors_only),
+        cmocka_unit_test(a_kept_copy_obeys_versions_drops_flushes_and_suspension),
         cmocka_unit_test(a_newer_family_version_hides_older_entries),
         cmocka_unit_test(drops_and_flushes_refuse_stores_that_raced_them),
         cmocka_unit_test(a_suspended_l1_misses_and_refuses),

@@ -520,6 +520,18 @@ static void test_the_cache_may_have_its_own_instance(void **state)
     assert_fails_naming(ENV("SHOAL_CACHE_URL", "http://127.0.0.1:6381"), NULL, "--cache-url");
     assert_fails_naming(NULL, ARGS("--l1-entries", "-1"), "--l1-entries");
     assert_fails_naming(NULL, ARGS("--l1-ttl-ms", "0"), "--l1-ttl-ms");
+
+    /* Stale if error: five minutes unless told; 0 turns it off. */
+    assert_loads(&c, NULL, NULL);
+    assert_int_equal(c.cache_stale_if_error_ms, 300000);
+    shoal_config_free(&c);
+    assert_loads(&c, ENV("SHOAL_CACHE_STALE_IF_ERROR_MS", "0"), NULL);
+    assert_int_equal(c.cache_stale_if_error_ms, 0);
+    shoal_config_free(&c);
+    assert_loads(&c, ENV("SHOAL_CACHE_STALE_IF_ERROR_MS", "0"), ARGS("--cache-stale-if-error-ms", "1500"));
+    assert_int_equal(c.cache_stale_if_error_ms, 1500);
+    shoal_config_free(&c);
+    assert_fails_naming(NULL, ARGS("--cache-stale-if-error-ms", "-1"), "--cache-stale-if-error-ms");
 }
 
 /* The admin listener needs a port of its own: on the public one its routes
@@ -594,6 +606,7 @@ static void test_usage_lists_every_flag_and_variable(void **state)
         {"--l1-entries", "SHOAL_L1_ENTRIES"},
         {"--l1-bytes", "SHOAL_L1_BYTES"},
         {"--l1-ttl-ms", "SHOAL_L1_TTL_MS"},
+        {"--cache-stale-if-error-ms", "SHOAL_CACHE_STALE_IF_ERROR_MS"},
         {"--session-ttl", "SHOAL_SESSION_TTL"},
         {"--trusted-proxies", "SHOAL_TRUSTED_PROXIES"},
         {"--rate-limits", "SHOAL_RATE_LIMITS"},

@@ -123,6 +123,7 @@ static void cache_and_session_families_list_every_label_value(void **state)
     shoal_worker_totals totals = {0};
     totals.cache_reads[CACHE_ASIDE_L1] = 5;
     totals.cache_reads[CACHE_ASIDE_FILLED] = 2;
+    totals.cache_reads[CACHE_ASIDE_STALE_IF_ERROR] = 3;
     totals.session_lookups[SHOAL_SESSION_LOOKUP_MISSING] = 1;
     totals.shed[SHOAL_SHED_DEADLINE] = 4;
     shoal_metrics_text text = {0};
@@ -132,7 +133,8 @@ static void cache_and_session_families_list_every_label_value(void **state)
                                    "shoal_cache_reads_total{source=\"redis\"} 0\n"
                                    "shoal_cache_reads_total{source=\"stale\"} 0\n"
                                    "shoal_cache_reads_total{source=\"filled\"} 2\n"
-                                   "shoal_cache_reads_total{source=\"bypassed\"} 0\n";
+                                   "shoal_cache_reads_total{source=\"bypassed\"} 0\n"
+                                   "shoal_cache_reads_total{source=\"stale_if_error\"} 3\n";
     assert_non_null(strstr(text.data, expected_samples));
     assert_non_null(strstr(text.data, "shoal_session_lookups_total{result=\"found\"} 0\n"
                                       "shoal_session_lookups_total{result=\"missing\"} 1\n"
