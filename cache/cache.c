@@ -5,6 +5,8 @@
 #include <ctype.h>
 #include <errno.h>
 #include <hiredis/hiredis.h>
+#include <poll.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -18,6 +20,12 @@ struct cache {
     cache_endpoint endpoint;
     int timeout_ms;
     uint64_t last_attempt_ms;
+    bool last_attempt_failed;
+    /* The endpoint's count of connections made, as it was when our last
+     * attempt started; NULL reach when the table was full (see reach_of). */
+    atomic_ulong *reach;
+    unsigned long reach_at_attempt;
+    bool served; /* this connection got an answer that was not "not now" */
     bool ever_connected;
     /* Relaxed atomics: only this connection's thread writes them, and
      * /metrics reads them from another. */
@@ -149,6 +157,106 @@ int cache_url_parse(const char *url, cache_endpoint *out, char *error, size_t er
     return 0;
 }
 
+/* ---- what a reply means ------------------------------------------------------ */
+
+/* An error reply starts with a code word; these say that this server cannot
+ * do the work now, for a reason that passes with time (or with another
+ * server), not that the command was wrong. */
+static const struct {
+    const char *code;
+    cache_reply_kind kind;
+} reply_codes[] = {
+    {"LOADING", CACHE_REPLY_NOT_NOW},     /* loading its data set after a restart */
+    {"BUSY", CACHE_REPLY_NOT_NOW},        /* running a script past busy-reply-threshold */
+    {"TRYAGAIN", CACHE_REPLY_NOT_NOW},    /* cluster: a slot is moving */
+    {"CLUSTERDOWN", CACHE_REPLY_NOT_NOW}, /* cluster: not all slots served */
+    {"NOREPLICAS", CACHE_REPLY_NOT_NOW},  /* min-replicas-to-write not met */
+    {"MISCONF", CACHE_REPLY_NOT_NOW},     /* cannot persist, so refuses writes */
+    {"OOM", CACHE_REPLY_NOT_NOW},         /* full under noeviction */
+    /* A replica, not the primary (a failover moved it): a new connection
+     * may reach the primary, which this one never will. */
+    {"READONLY", CACHE_REPLY_NOT_HERE},
+    {"MASTERDOWN", CACHE_REPLY_NOT_HERE}, /* a replica that lost its primary */
+    {"NOSCRIPT", CACHE_REPLY_NOSCRIPT},
+};
+
+/* maxclients: said once, then the server closes the connection. */
+#define TOO_MANY_CLIENTS "ERR max number of clients reached"
+
+cache_reply_kind cache_reply_classify(const redisReply *reply)
+{
+    if (reply == NULL)
+        return CACHE_REPLY_NOT_NOW;
+    if (reply->type != REDIS_REPLY_ERROR)
+        return CACHE_REPLY_VALUE;
+    const char *text = reply->str != NULL ? reply->str : "";
+    size_t length = reply->str != NULL ? reply->len : 0;
+    size_t word = 0;
+    while (word < length && text[word] != ' ')
+        word++;
+    for (size_t i = 0; i < sizeof reply_codes / sizeof reply_codes[0]; i++)
+        if (strlen(reply_codes[i].code) == word && memcmp(text, reply_codes[i].code, word) == 0)
+            return reply_codes[i].kind;
+    if (length >= sizeof TOO_MANY_CLIENTS - 1 && memcmp(text, TOO_MANY_CLIENTS, sizeof TOO_MANY_CLIENTS - 1) == 0)
+        return CACHE_REPLY_NOT_HERE;
+    return CACHE_REPLY_ERROR;
+}
+
+/* ---- reachability, shared by the connections to one server -------------------- */
+
+/* Each connection waits CACHE_RECONNECT_INTERVAL_MS after a failed attempt,
+ * so that an outage does not turn every request into a connect. When one
+ * of them (or the readiness monitor, or the subscriber) reaches the server
+ * again, the wait has no reason left: the connections to the endpoint
+ * count here each time one is served again, and one whose last attempt failed
+ * tries again at once when the count moved since. A connection counts once,
+ * at its first real answer, not at connect: a replica that answers READONLY
+ * accepts connections all the same. A fixed table: a process
+ * talks to one or two servers (tests to a few more); when it is full, the
+ * connections of a new endpoint just wait out their interval. */
+#define REACH_SLOTS 32
+
+static struct {
+    uint64_t key;
+    atomic_ulong connects;
+} reach_table[REACH_SLOTS];
+static int reach_used;
+static pthread_mutex_t reach_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static uint64_t endpoint_key(const cache_endpoint *endpoint)
+{
+    /* FNV-1a of host and port: the server, whatever the database or user. */
+    uint64_t hash = 14695981039346656037ULL;
+    for (const char *p = endpoint->host; *p != '\0'; p++)
+        hash = (hash ^ (unsigned char)*p) * 1099511628211ULL;
+    for (int shift = 0; shift < 32; shift += 8)
+        hash = (hash ^ (unsigned char)((unsigned)endpoint->port >> shift)) * 1099511628211ULL;
+    return hash;
+}
+
+static atomic_ulong *reach_of(const cache_endpoint *endpoint)
+{
+    uint64_t key = endpoint_key(endpoint);
+    atomic_ulong *found = NULL;
+    pthread_mutex_lock(&reach_lock);
+    for (int i = 0; i < reach_used && found == NULL; i++)
+        if (reach_table[i].key == key)
+            found = &reach_table[i].connects;
+    if (found == NULL && reach_used < REACH_SLOTS) {
+        reach_table[reach_used].key = key;
+        found = &reach_table[reach_used++].connects;
+    }
+    pthread_mutex_unlock(&reach_lock);
+    return found;
+}
+
+void cache_endpoint_reached(const cache_endpoint *endpoint)
+{
+    atomic_ulong *reach = reach_of(endpoint);
+    if (reach != NULL)
+        atomic_fetch_add(reach, 1);
+}
+
 /* ---- the connection ---------------------------------------------------------- */
 
 cache *cache_open(const cache_config *config, char *error, size_t error_size)
@@ -163,6 +271,7 @@ cache *cache_open(const cache_config *config, char *error, size_t error_size)
         return NULL;
     }
     c->timeout_ms = config->timeout_ms > 0 ? config->timeout_ms : 1000;
+    c->reach = reach_of(&c->endpoint);
     return c;
 }
 
@@ -191,16 +300,14 @@ unsigned long cache_reconnect_count(const cache *c)
     return atomic_load_explicit(&c->reconnects, memory_order_relaxed);
 }
 
-/* Runs a command on the current connection; a NULL reply means the
- * connection is broken, and it is dropped so the next call reconnects. */
+/* Runs a command of the handshake; a NULL reply means the connection is
+ * broken. */
 static redisReply *command(cache *c, const char *format, ...)
 {
     va_list args;
     va_start(args, format);
     redisReply *reply = redisvCommand(c->connection, format, args);
     va_end(args);
-    if (reply == NULL)
-        drop_connection(c);
     return reply;
 }
 
@@ -226,14 +333,23 @@ static bool handshake(cache *c)
     return true;
 }
 
+/* Connects when there is no good connection, unless the last attempt failed
+ * less than CACHE_RECONNECT_INTERVAL_MS ago and nobody has reached the
+ * server since (forced attempts ignore the interval: a connection found
+ * dead before a command was sent deserves one at once). */
 static bool ensure_connected(cache *c, bool forced)
 {
     if (cache_connected(c))
         return true;
     uint64_t now = monotonic_ms();
-    if (!forced && c->last_attempt_ms != 0 && now - c->last_attempt_ms < CACHE_RECONNECT_INTERVAL_MS)
+    unsigned long reached = c->reach != NULL ? atomic_load(c->reach) : 0;
+    bool waiting = c->last_attempt_failed && now - c->last_attempt_ms < CACHE_RECONNECT_INTERVAL_MS &&
+                   reached == c->reach_at_attempt;
+    if (!forced && waiting)
         return false;
     c->last_attempt_ms = now;
+    c->reach_at_attempt = reached;
+    c->last_attempt_failed = true;
     drop_connection(c);
     struct timeval timeout = {c->timeout_ms / 1000, (c->timeout_ms % 1000) * 1000};
     c->connection = redisConnectWithTimeout(c->endpoint.host, c->endpoint.port, timeout);
@@ -242,37 +358,186 @@ static bool ensure_connected(cache *c, bool forced)
         drop_connection(c);
         return false;
     }
+    c->last_attempt_failed = false;
+    c->served = false;
     if (c->ever_connected)
         atomic_fetch_add_explicit(&c->reconnects, 1, memory_order_relaxed);
     c->ever_connected = true;
     return true;
 }
 
-cache_status cache_ping(cache *c)
+/* A connection waiting for the next command has nothing to read unless the
+ * server closed it (a restart, CLIENT KILL, its timeout: end of file) or
+ * said something unasked (maxclients). Looking now finds a dead connection
+ * before a command is sent on it, when sending it on a new one is still
+ * certainly safe. */
+static bool idle_connection_open(const cache *c)
 {
-    for (int attempt = 0; attempt < 2; attempt++) {
-        bool was_connected = cache_connected(c);
-        if (!ensure_connected(c, attempt > 0))
-            return CACHE_UNAVAILABLE;
-        redisReply *reply = command(c, "PING");
-        if (reply != NULL) {
-            bool pong = reply->type == REDIS_REPLY_STATUS && strcmp(reply->str, "PONG") == 0;
-            freeReplyObject(reply);
-            return pong ? CACHE_OK : CACHE_ERROR;
+    struct pollfd readable = {.fd = c->connection->fd, .events = POLLIN};
+    int ready = poll(&readable, 1, 0);
+    return ready == 0 || (ready < 0 && errno == EINTR);
+}
+
+/* Drops a connection that died while idle; true when it did. */
+static bool dropped_dead_connection(cache *c)
+{
+    if (c->connection == NULL || idle_connection_open(c))
+        return false;
+    drop_connection(c);
+    return true;
+}
+
+/* How one try of a command went. */
+typedef enum try_outcome {
+    TRY_ANSWERED,  /* a reply came */
+    TRY_NOT_SENT,  /* the command never reached the server whole: it did not run */
+    TRY_LOST,      /* the connection broke after the command went out: it may have run */
+    TRY_TIMED_OUT, /* no reply within the timeout: it may have run, or be running */
+} try_outcome;
+
+static bool timed_out(const redisContext *context, int error)
+{
+#ifdef REDIS_ERR_TIMEOUT
+    if (context->err == REDIS_ERR_TIMEOUT)
+        return true;
+#endif
+    return context->err == REDIS_ERR_IO && (error == EAGAIN || error == EWOULDBLOCK || error == ETIMEDOUT);
+}
+
+/* Writes the commands queued with redisAppendCommandArgv, then reads count
+ * replies into replies (NULL until read). */
+static try_outcome send_and_receive(cache *c, int count, redisReply **replies)
+{
+    redisContext *context = c->connection;
+    int done = 0;
+    while (!done)
+        if (redisBufferWrite(context, &done) != REDIS_OK)
+            return TRY_NOT_SENT; /* Redis runs a command only once all of it came */
+    for (int i = 0; i < count; i++) {
+        void *answer = NULL;
+        if (redisGetReply(context, &answer) != REDIS_OK || answer == NULL) {
+            int error = errno;
+            return timed_out(context, error) ? TRY_TIMED_OUT : TRY_LOST;
         }
-        /* Broken under us (a Redis restart): one retry on a fresh connection. */
-        if (!was_connected)
+        replies[i] = answer;
+    }
+    return TRY_ANSWERED;
+}
+
+static void free_replies(int count, redisReply **replies)
+{
+    for (int i = 0; i < count; i++) {
+        freeReplyObject(replies[i]);
+        replies[i] = NULL;
+    }
+}
+
+/* CACHE_OK, CACHE_ERROR (an error reply among them, kept for the caller), or
+ * CACHE_UNAVAILABLE when any reply says the server cannot serve now: the
+ * replies are freed then, and the connection dropped when it is the wrong
+ * server. */
+static cache_status judge(cache *c, int count, redisReply **replies)
+{
+    cache_status status = CACHE_OK;
+    bool wrong_server = false;
+    for (int i = 0; i < count; i++) {
+        switch (cache_reply_classify(replies[i])) {
+        case CACHE_REPLY_VALUE:
+            break;
+        case CACHE_REPLY_NOT_HERE:
+            wrong_server = true;
+            /* fall through */
+        case CACHE_REPLY_NOT_NOW:
+            status = CACHE_UNAVAILABLE;
+            break;
+        case CACHE_REPLY_NOSCRIPT:
+        case CACHE_REPLY_ERROR:
+            if (status == CACHE_OK)
+                status = CACHE_ERROR;
+            break;
+        }
+    }
+    if (wrong_server) {
+        /* Counts as a failed attempt: the wait applies before the next. */
+        drop_connection(c);
+        c->last_attempt_failed = true;
+    } else if (status != CACHE_UNAVAILABLE && !c->served) {
+        c->served = true;
+        /* Our own count is no news to us: only others' end our wait. */
+        if (c->reach != NULL)
+            c->reach_at_attempt = atomic_fetch_add(c->reach, 1) + 1;
+    }
+    if (status == CACHE_UNAVAILABLE)
+        free_replies(count, replies);
+    return status;
+}
+
+/* The commands of one call, sent once on a good connection, and again on a
+ * new one when the first connection turned out to be dead and the commands
+ * certainly did not run (found dead before sending, or not sent whole), or
+ * may have run but the caller says running them twice is harmless. Never
+ * after a timeout: a server that hangs would cost the caller two. */
+static cache_status run(cache *c, cache_resend resend, int count, const int *argcs, const char **const *argvs,
+                        const size_t *const *lengths, redisReply **replies)
+{
+    for (int i = 0; i < count; i++)
+        replies[i] = NULL;
+    if (c == NULL)
+        return CACHE_UNAVAILABLE; /* a request served without a worker */
+    for (int attempt = 0; attempt < 2; attempt++) {
+        bool forced = dropped_dead_connection(c) || attempt > 0;
+        bool reused = cache_connected(c);
+        if (!ensure_connected(c, forced))
+            return CACHE_UNAVAILABLE;
+        for (int i = 0; i < count; i++)
+            if (redisAppendCommandArgv(c->connection, argcs[i], argvs[i], lengths[i]) != REDIS_OK) {
+                drop_connection(c);
+                return CACHE_UNAVAILABLE; /* out of memory */
+            }
+        try_outcome outcome = send_and_receive(c, count, replies);
+        if (outcome == TRY_ANSWERED)
+            return judge(c, count, replies);
+        free_replies(count, replies);
+        drop_connection(c);
+        /* A connection made for this call that fails at once says the
+         * server is going away: no second try. Several commands not sent
+         * whole may still have sent the first ones whole. */
+        bool unsent = outcome == TRY_NOT_SENT && count == 1;
+        bool harmless = outcome == TRY_LOST && resend == CACHE_RESEND_SAFE;
+        if (!reused || !(unsent || harmless))
             break;
     }
     return CACHE_UNAVAILABLE;
 }
 
+/* One command, uncounted: the monitor's probe and the tests' look-ups are
+ * not the workers' calls. */
+static cache_status run_one(cache *c, int argc, const char **argv, const size_t *lengths, redisReply **reply)
+{
+    const char **argvs[] = {argv};
+    const size_t *all_lengths[] = {lengths};
+    return run(c, CACHE_RESEND_SAFE, 1, &argc, (const char **const *)argvs, all_lengths, reply);
+}
+
+cache_status cache_ping(cache *c)
+{
+    const char *argv[] = {"PING"};
+    const size_t lengths[] = {4};
+    redisReply *reply = NULL;
+    cache_status status = run_one(c, 1, argv, lengths, &reply);
+    if (status == CACHE_OK && !(reply->type == REDIS_REPLY_STATUS && strcmp(reply->str, "PONG") == 0))
+        status = CACHE_ERROR;
+    freeReplyObject(reply);
+    return status;
+}
+
 long long cache_client_id(cache *c)
 {
-    if (!ensure_connected(c, false))
-        return 0;
-    redisReply *reply = command(c, "CLIENT ID");
-    long long id = reply != NULL && reply->type == REDIS_REPLY_INTEGER ? reply->integer : 0;
+    const char *argv[] = {"CLIENT", "ID"};
+    const size_t lengths[] = {6, 2};
+    redisReply *reply = NULL;
+    cache_status status = run_one(c, 2, argv, lengths, &reply);
+    long long id = status == CACHE_OK && reply->type == REDIS_REPLY_INTEGER ? reply->integer : 0;
     freeReplyObject(reply);
     return id;
 }
@@ -297,6 +562,8 @@ static uint64_t monotonic_ns(void)
 /* Only the connection's own thread writes: a load and a store, no locked add. */
 static cache_status count_call(cache *c, uint64_t started_ns, cache_status status)
 {
+    if (c == NULL)
+        return status;
     atomic_store_explicit(&c->calls, atomic_load_explicit(&c->calls, memory_order_relaxed) + 1, memory_order_relaxed);
     if (status == CACHE_UNAVAILABLE)
         atomic_store_explicit(&c->errors, atomic_load_explicit(&c->errors, memory_order_relaxed) + 1,
@@ -309,82 +576,25 @@ static cache_status count_call(cache *c, uint64_t started_ns, cache_status statu
 
 /* ---- commands, for cache's own modules ------------------------------------- */
 
-static cache_status run_command(cache *c, int argc, const char **argv, const size_t *lengths, redisReply **reply);
-
-cache_status cache_command_argv(cache *c, int argc, const char **argv, const size_t *lengths,
-                                redisReply **reply)
+cache_status cache_command_run(cache *c, cache_resend resend, int argc, const char **argv, const size_t *lengths,
+                               redisReply **reply)
 {
-    if (c == NULL) {
-        *reply = NULL;
-        return CACHE_UNAVAILABLE; /* a request served without a worker */
-    }
     uint64_t started_ns = monotonic_ns();
-    return count_call(c, started_ns, run_command(c, argc, argv, lengths, reply));
+    const char **argvs[] = {argv};
+    const size_t *all_lengths[] = {lengths};
+    return count_call(c, started_ns, run(c, resend, 1, &argc, (const char **const *)argvs, all_lengths, reply));
 }
 
-static cache_status run_command(cache *c, int argc, const char **argv, const size_t *lengths, redisReply **reply)
+cache_status cache_command_argv(cache *c, int argc, const char **argv, const size_t *lengths, redisReply **reply)
 {
-    *reply = NULL;
-    if (c == NULL)
-        return CACHE_UNAVAILABLE; /* a request served without a worker */
-    for (int attempt = 0; attempt < 2; attempt++) {
-        bool was_connected = cache_connected(c);
-        if (!ensure_connected(c, attempt > 0))
-            return CACHE_UNAVAILABLE;
-        redisReply *answer = redisCommandArgv(c->connection, argc, argv, lengths);
-        if (answer != NULL) {
-            *reply = answer;
-            return answer->type == REDIS_REPLY_ERROR ? CACHE_ERROR : CACHE_OK;
-        }
-        drop_connection(c);
-        /* Broken under us (a Redis restart). Commands here are safe to send
-         * twice only when the first never reached Redis, which a fresh
-         * connection that had been good cannot promise; yet a write lost to
-         * a restart is lost either way, so one retry is worth it. */
-        if (!was_connected)
-            break;
-    }
-    return CACHE_UNAVAILABLE;
+    return cache_command_run(c, CACHE_SEND_ONCE, argc, argv, lengths, reply);
 }
-
-static cache_status run_pipeline(cache *c, int count, const int *argcs, const char **const *argvs,
-                                 const size_t *const *lengths, redisReply **replies);
 
 cache_status cache_pipeline(cache *c, int count, const int *argcs, const char **const *argvs,
                             const size_t *const *lengths, redisReply **replies)
 {
     uint64_t started_ns = monotonic_ns();
-    return count_call(c, started_ns, run_pipeline(c, count, argcs, argvs, lengths, replies));
-}
-
-static cache_status run_pipeline(cache *c, int count, const int *argcs, const char **const *argvs,
-                                 const size_t *const *lengths, redisReply **replies)
-{
-    for (int i = 0; i < count; i++)
-        replies[i] = NULL;
-    if (!ensure_connected(c, false) && !ensure_connected(c, true))
-        return CACHE_UNAVAILABLE;
-    for (int i = 0; i < count; i++)
-        if (redisAppendCommandArgv(c->connection, argcs[i], argvs[i], lengths[i]) != REDIS_OK) {
-            drop_connection(c);
-            return CACHE_UNAVAILABLE;
-        }
-    cache_status status = CACHE_OK;
-    for (int i = 0; i < count; i++) {
-        void *answer = NULL;
-        if (redisGetReply(c->connection, &answer) != REDIS_OK || answer == NULL) {
-            for (int j = 0; j < i; j++) {
-                freeReplyObject(replies[j]);
-                replies[j] = NULL;
-            }
-            drop_connection(c);
-            return CACHE_UNAVAILABLE;
-        }
-        replies[i] = answer;
-        if (replies[i]->type == REDIS_REPLY_ERROR)
-            status = CACHE_ERROR;
-    }
-    return status;
+    return count_call(c, started_ns, run(c, CACHE_SEND_ONCE, count, argcs, argvs, lengths, replies));
 }
 
 const cache_endpoint *cache_endpoint_of(const cache *c)

@@ -1,8 +1,10 @@
 /* cache/cache.h: Redis, one connection per worker thread.
  *
  * Like store/, a cache is owned by one thread, connects lazily and
- * reconnects by itself after a failure, at most once per
- * CACHE_RECONNECT_INTERVAL_MS. */
+ * reconnects by itself: at once when it finds its connection dead before
+ * sending (the command then goes out on the new one), and after a failed
+ * attempt at most once per CACHE_RECONNECT_INTERVAL_MS, unless another
+ * connection to the same server has reached it since. */
 #ifndef CACHE_H
 #define CACHE_H
 
@@ -19,8 +21,8 @@ typedef struct cache_config {
 
 typedef enum cache_status {
     CACHE_OK = 0,
-    CACHE_UNAVAILABLE, /* cannot reach Redis now */
-    CACHE_ERROR,       /* Redis answered with an error */
+    CACHE_UNAVAILABLE, /* cannot reach Redis now, or it says it cannot serve now (LOADING, READONLY, ...) */
+    CACHE_ERROR,       /* Redis refused the command, or answered what the caller cannot read */
 } cache_status;
 
 #define CACHE_RECONNECT_INTERVAL_MS 250
@@ -45,8 +47,9 @@ cache_status cache_ping(cache *c);
 bool cache_connected(const cache *c);
 unsigned long cache_reconnect_count(const cache *c);
 /* What this connection did since it opened, for /metrics. A call is one
- * command or one pipeline; an error is a call that found Redis unreachable
- * or broken (a Redis error reply is an answer, not counted). Written by the
+ * command or one pipeline; an error is a call that found Redis unreachable,
+ * broken or not serving now (CACHE_UNAVAILABLE; an error reply that refuses
+ * the command is an answer, not counted). Written by the
  * connection's thread, read by any thread without a lock. */
 typedef struct cache_stats {
     unsigned long calls;

@@ -7,25 +7,56 @@
 
 #include "cache.h"
 
+/* Whether a command may be sent a second time when the connection broke
+ * after it went out (so it may have run): only when running it twice does
+ * no harm (a read, a SET of the same value). Whatever this says, a command
+ * is sent again on a new connection when the old one is found dead before
+ * the command reached Redis, and never after a timeout. */
+typedef enum cache_resend {
+    CACHE_SEND_ONCE = 0,
+    CACHE_RESEND_SAFE,
+} cache_resend;
+
 /* Sends one command (binary-safe arguments) on the worker's connection,
- * connecting first when needed, and retrying once on a fresh connection
- * when a good one broke under it (a Redis restart). CACHE_OK or
- * CACHE_ERROR (Redis answered with an error) hand the reply to the caller,
- * who frees it with freeReplyObject; CACHE_UNAVAILABLE (also for a NULL
- * cache) leaves it NULL. */
+ * connecting first when needed. CACHE_OK or CACHE_ERROR (Redis refused the
+ * command) hand the reply to the caller, who frees it with
+ * freeReplyObject; CACHE_UNAVAILABLE leaves it NULL: Redis could not be
+ * reached, or answered that it cannot serve now (cache_reply_classify), as
+ * it also does for a NULL cache. */
+cache_status cache_command_run(cache *c, cache_resend resend, int argc, const char **argv, const size_t *lengths,
+                               redisReply **reply);
+/* The same, CACHE_SEND_ONCE. */
 cache_status cache_command_argv(cache *c, int argc, const char **argv, const size_t *lengths,
                                 redisReply **reply);
 
 /* Sends count commands in one round trip and reads every reply, in order,
  * into replies (each freed by the caller). CACHE_ERROR when any reply is an
  * error (the others are still there); CACHE_UNAVAILABLE leaves all NULL.
- * Not retried: the caller decides whether its commands may run twice. */
+ * Sent again only when the connection was found dead before sending: the
+ * caller decides whether its commands may run twice. */
 cache_status cache_pipeline(cache *c, int count, const int *argcs, const char **const *argvs,
                             const size_t *const *lengths, redisReply **replies);
+
+/* What a reply means to its caller: the one place that reads Redis' error
+ * codes. Every Redis use goes through it (the worker connection's calls
+ * apply it themselves; the subscriber asks it), so that an error reply that
+ * says "not now" is an outage wherever it comes, never a failure. */
+typedef enum cache_reply_kind {
+    CACHE_REPLY_VALUE,    /* not an error */
+    CACHE_REPLY_ERROR,    /* the command was refused for what it is: a bug or bad data */
+    CACHE_REPLY_NOT_NOW,  /* this server cannot serve now (LOADING, BUSY, OOM, ...): as if unreachable */
+    CACHE_REPLY_NOT_HERE, /* this server will not serve this connection (READONLY, MASTERDOWN,
+                             maxclients): as if unreachable, and worth a new connection */
+    CACHE_REPLY_NOSCRIPT, /* EVALSHA of a script the server does not have */
+} cache_reply_kind;
+cache_reply_kind cache_reply_classify(const redisReply *reply);
 
 /* Where this cache connects, for modules that open a connection of their
  * own (the invalidation subscriber). */
 const cache_endpoint *cache_endpoint_of(const cache *c);
 int cache_timeout_ms(const cache *c);
+/* Tells the connections to endpoint that it answers again, as their own
+ * connects do: those waiting out their reconnect interval try at once. */
+void cache_endpoint_reached(const cache_endpoint *endpoint);
 
 #endif

@@ -21,7 +21,7 @@ static cache_status load(cache *c, cache_script *script, char *sha)
     const char *argv[] = {"SCRIPT", "LOAD", script->source};
     size_t lengths[] = {6, 4, strlen(script->source)};
     redisReply *reply = NULL;
-    cache_status status = cache_command_argv(c, 3, argv, lengths, &reply);
+    cache_status status = cache_command_run(c, CACHE_RESEND_SAFE, 3, argv, lengths, &reply);
     if (status != CACHE_OK) {
         freeReplyObject(reply);
         return status;
@@ -43,8 +43,8 @@ static cache_status load(cache *c, cache_script *script, char *sha)
     return valid ? CACHE_OK : CACHE_ERROR;
 }
 
-static cache_status evaluate(cache *c, const char *command, const char *body, int key_count, int argc,
-                             const char **argv, const size_t *lengths, redisReply **reply)
+static cache_status evaluate(cache *c, cache_resend resend, const char *command, const char *body, int key_count,
+                             int argc, const char **argv, const size_t *lengths, redisReply **reply)
 {
     /* Small calls (every script but a batch) stay on the stack. */
     enum { ON_STACK = 32 };
@@ -73,7 +73,7 @@ static cache_status evaluate(cache *c, const char *command, const char *body, in
         all[i + 3] = argv[i];
         all_lengths[i + 3] = lengths[i];
     }
-    cache_status status = cache_command_argv(c, argc + 3, all, all_lengths, reply);
+    cache_status status = cache_command_run(c, resend, argc + 3, all, all_lengths, reply);
     if (all != stack_all) {
         free(all);
         free(all_lengths);
@@ -93,12 +93,12 @@ cache_status cache_script_run(cache *c, cache_script *script, int key_count, int
         if (status != CACHE_OK)
             return status;
     }
-    cache_status status = evaluate(c, "EVALSHA", sha, key_count, argc, argv, lengths, reply);
-    if (status == CACHE_ERROR && *reply != NULL && strncmp((*reply)->str, "NOSCRIPT", 8) == 0) {
+    cache_status status = evaluate(c, script->resend, "EVALSHA", sha, key_count, argc, argv, lengths, reply);
+    if (status == CACHE_ERROR && cache_reply_classify(*reply) == CACHE_REPLY_NOSCRIPT) {
         freeReplyObject(*reply);
         *reply = NULL;
         /* EVAL caches the script again, so the next EVALSHA finds it. */
-        status = evaluate(c, "EVAL", script->source, key_count, argc, argv, lengths, reply);
+        status = evaluate(c, script->resend, "EVAL", script->source, key_count, argc, argv, lengths, reply);
     }
     return status;
 }

@@ -16,12 +16,16 @@
 
 typedef struct cache_script {
     const char *source;
+    /* CACHE_RESEND_SAFE when running the script twice does what running it
+     * once does (cache_internal.h, cache_resend). */
+    cache_resend resend;
     pthread_mutex_t lock; /* serialises the one write of sha */
     char sha[41];         /* written once, before known is set */
     atomic_bool known;    /* read without the lock on every run */
 } cache_script;
 
-#define CACHE_SCRIPT(text) {.source = (text), .lock = PTHREAD_MUTEX_INITIALIZER}
+#define CACHE_SCRIPT(text) {.source = (text), .resend = CACHE_SEND_ONCE, .lock = PTHREAD_MUTEX_INITIALIZER}
+#define CACHE_SCRIPT_RESENDABLE(text) {.source = (text), .resend = CACHE_RESEND_SAFE, .lock = PTHREAD_MUTEX_INITIALIZER}
 
 /* Runs script with key_count keys followed by the other arguments
  * (binary-safe; argc <= CACHE_SCRIPT_MAX_ARGUMENTS in all, enough for a

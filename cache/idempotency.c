@@ -18,7 +18,8 @@ static cache_script store_script = CACHE_SCRIPT(
     "  return 1\n"
     "end\n"
     "return 0\n");
-static cache_script release_script = CACHE_SCRIPT(
+/* Deleting our own claim twice deletes it once: resent after a lost reply. */
+static cache_script release_script = CACHE_SCRIPT_RESENDABLE(
     "if redis.call('GET', KEYS[1]) == ARGV[1] then\n"
     "  return redis.call('DEL', KEYS[1])\n"
     "end\n"

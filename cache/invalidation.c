@@ -116,17 +116,30 @@ static bool wait_or_stop(cache_invalidation *s, int milliseconds)
     return rc > 0 || atomic_load(&s->stopping);
 }
 
-static bool ok_reply(redisReply *reply)
+/* Whether a reply lets the subscription go on; *refused is set when Redis
+ * refused the command itself (a wrong password, an ACL), which waiting a
+ * moment will not change, unlike a server that cannot serve now. */
+static bool ok_reply(redisReply *reply, bool *refused)
 {
-    bool ok = reply != NULL && reply->type != REDIS_REPLY_ERROR;
+    cache_reply_kind kind = cache_reply_classify(reply);
+    if (kind == CACHE_REPLY_ERROR || kind == CACHE_REPLY_NOSCRIPT)
+        *refused = true;
     freeReplyObject(reply);
-    return ok;
+    return kind == CACHE_REPLY_VALUE;
+}
+
+static bool subscribed_reply(const redisReply *reply)
+{
+    return reply != NULL && reply->type == REDIS_REPLY_ARRAY && reply->elements == 3 &&
+           reply->element[0]->type == REDIS_REPLY_STRING && strcmp(reply->element[0]->str, "subscribe") == 0;
 }
 
 /* A fresh connection, authenticated and subscribed; NULL when Redis cannot
- * be reached. SELECT is not needed: channels are global to the server. */
-static redisContext *subscribe(cache_invalidation *s)
+ * be reached, cannot serve now, or refused (*refused). SELECT is not
+ * needed: channels are global to the server. */
+static redisContext *subscribe(cache_invalidation *s, bool *refused)
 {
+    *refused = false;
     struct timeval timeout = {s->timeout_ms / 1000, (s->timeout_ms % 1000) * 1000};
     redisContext *c = redisConnectWithTimeout(s->endpoint.host, s->endpoint.port, timeout);
     if (c == NULL || c->err != 0 || redisSetTimeout(c, timeout) != REDIS_OK)
@@ -135,7 +148,7 @@ static redisContext *subscribe(cache_invalidation *s)
         redisReply *reply = s->endpoint.username[0] != '\0'
                                 ? redisCommand(c, "AUTH %s %s", s->endpoint.username, s->endpoint.password)
                                 : redisCommand(c, "AUTH %s", s->endpoint.password);
-        if (!ok_reply(reply))
+        if (!ok_reply(reply, refused))
             goto fail;
     }
     redisReply *id = redisCommand(c, "CLIENT ID");
@@ -144,12 +157,15 @@ static redisContext *subscribe(cache_invalidation *s)
     atomic_store(&s->client_id, id->type == REDIS_REPLY_INTEGER ? id->integer : 0);
     freeReplyObject(id);
     redisReply *reply = redisCommand(c, "SUBSCRIBE %s", CACHE_INVALIDATION_CHANNEL);
-    bool subscribed = reply != NULL && reply->type == REDIS_REPLY_ARRAY && reply->elements == 3 &&
-                      reply->element[0]->type == REDIS_REPLY_STRING &&
-                      strcmp(reply->element[0]->str, "subscribe") == 0;
-    freeReplyObject(reply);
+    bool subscribed = subscribed_reply(reply);
+    if (!subscribed && reply != NULL)
+        ok_reply(reply, refused);
+    else
+        freeReplyObject(reply);
     if (!subscribed)
         goto fail;
+    /* The workers' connections waiting to retry may do so now. */
+    cache_endpoint_reached(&s->endpoint);
     return c;
 fail:
     atomic_store(&s->client_id, 0);
@@ -222,10 +238,11 @@ static void *run(void *argument)
     while (!atomic_load(&s->stopping)) {
         if (backoff > 0 && wait_or_stop(s, backoff))
             break;
-        redisContext *c = subscribe(s);
+        bool refused = false;
+        redisContext *c = subscribe(s, &refused);
         if (c == NULL) {
             backoff = backoff == 0 ? CACHE_INVALIDATION_BACKOFF_MIN_MS : backoff * 2;
-            if (backoff > CACHE_INVALIDATION_BACKOFF_MAX_MS)
+            if (backoff > CACHE_INVALIDATION_BACKOFF_MAX_MS || refused)
                 backoff = CACHE_INVALIDATION_BACKOFF_MAX_MS;
             continue;
         }

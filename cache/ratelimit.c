@@ -14,24 +14,30 @@
  * writing is allowed and replicas get the SET as computed. Times are
  * microseconds since the epoch, about 2^51: exact in Lua's doubles;
  * string.format("%.0f") writes them without an exponent. */
-static cache_script gcra = CACHE_SCRIPT(
-    "local t = redis.call('TIME')\n"
-    "local now = tonumber(t[1]) * 1000000 + tonumber(t[2])\n"
-    "local interval = tonumber(ARGV[1])\n"
-    "local tolerance = tonumber(ARGV[2])\n"
-    "local tat = tonumber(redis.call('GET', KEYS[1]) or now) or now\n"
-    "if tat < now then tat = now end\n"
-    "local next_tat = tat + interval\n"
-    "local allow_at = next_tat - tolerance\n"
-    "if allow_at > now then\n"
-    "  return {0, math.ceil((allow_at - now) / 1000), 0, math.ceil((tat - now) / 1000)}\n"
-    "end\n"
-    "if ARGV[3] == '1' then\n"
-    "  return {1, 0, math.floor((now - allow_at) / interval) + 1, math.ceil((tat - now) / 1000)}\n"
-    "end\n"
-    "redis.call('SET', KEYS[1], string.format('%.0f', next_tat), 'PX',\n"
-    "           math.max(1, math.ceil((next_tat - now) / 1000)))\n"
-    "return {1, 0, math.floor((now - allow_at) / interval), math.ceil((next_tat - now) / 1000)}\n");
+#define GCRA_SOURCE \
+    "local t = redis.call('TIME')\n" \
+    "local now = tonumber(t[1]) * 1000000 + tonumber(t[2])\n" \
+    "local interval = tonumber(ARGV[1])\n" \
+    "local tolerance = tonumber(ARGV[2])\n" \
+    "local tat = tonumber(redis.call('GET', KEYS[1]) or now) or now\n" \
+    "if tat < now then tat = now end\n" \
+    "local next_tat = tat + interval\n" \
+    "local allow_at = next_tat - tolerance\n" \
+    "if allow_at > now then\n" \
+    "  return {0, math.ceil((allow_at - now) / 1000), 0, math.ceil((tat - now) / 1000)}\n" \
+    "end\n" \
+    "if ARGV[3] == '1' then\n" \
+    "  return {1, 0, math.floor((now - allow_at) / interval) + 1, math.ceil((tat - now) / 1000)}\n" \
+    "end\n" \
+    "redis.call('SET', KEYS[1], string.format('%.0f', next_tat), 'PX',\n" \
+    "           math.max(1, math.ceil((next_tat - now) / 1000)))\n" \
+    "return {1, 0, math.floor((now - allow_at) / interval), math.ceil((next_tat - now) / 1000)}\n"
+
+/* A check counts the request: run twice it counts twice, so it is not
+ * resent after a lost reply. A peek writes nothing and is. Two objects for
+ * one source: each learns the same SHA-1. */
+static cache_script gcra = CACHE_SCRIPT(GCRA_SOURCE);
+static cache_script gcra_peek = CACHE_SCRIPT_RESENDABLE(GCRA_SOURCE);
 
 static cache_status run(cache *c, const char *key, size_t key_length, const cache_ratelimit_limit *limit,
                         bool peek, cache_ratelimit_result *result)
@@ -52,7 +58,7 @@ static cache_status run(cache *c, const char *key, size_t key_length, const cach
     const char *argv[] = {key, interval, tolerance, peek ? "1" : "0"};
     size_t lengths[] = {key_length, strlen(interval), strlen(tolerance), 1};
     redisReply *reply = NULL;
-    cache_status status = cache_script_run(c, &gcra, 1, 4, argv, lengths, &reply);
+    cache_status status = cache_script_run(c, peek ? &gcra_peek : &gcra, 1, 4, argv, lengths, &reply);
     if (status != CACHE_OK) {
         freeReplyObject(reply);
         return status;

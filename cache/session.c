@@ -113,11 +113,13 @@ bool cache_session_verifier_matches(const char *stored, size_t stored_length,
 
 /* ---- scripts --------------------------------------------------------------- */
 
-/* Each operation is one script, so that it is atomic and one round trip.
+/* Each operation is one script, so that it is atomic and one round trip,
+ * and each does the same when it runs twice (the same fields, TTLs and
+ * deletions): a call whose connection broke after sending is sent again.
  * The lookup and revoke scripts derive the user's set key from the
  * session's user field: keys a script does not declare are fine on one
  * Redis, not on Redis Cluster (docs/state.md, Sessions). */
-static cache_script create_script = CACHE_SCRIPT(
+static cache_script create_script = CACHE_SCRIPT_RESENDABLE(
     "-- KEYS: the session, its user's set; ARGV: user, created, verifier, ttl\n"
     "redis.call('HSET', KEYS[1], 'user', ARGV[1], 'created', ARGV[2], 'verifier', ARGV[3])\n"
     "redis.call('EXPIRE', KEYS[1], ARGV[4])\n"
@@ -128,7 +130,7 @@ static cache_script create_script = CACHE_SCRIPT(
     "if redis.call('TTL', KEYS[2]) < tonumber(ARGV[4]) then redis.call('EXPIRE', KEYS[2], ARGV[4]) end\n"
     "return 1\n");
 
-static cache_script lookup_script = CACHE_SCRIPT(
+static cache_script lookup_script = CACHE_SCRIPT_RESENDABLE(
     "-- KEYS: the session; ARGV: ttl, slide when the TTL left is below this\n"
     "local fields = redis.call('HMGET', KEYS[1], 'user', 'created', 'verifier')\n"
     "if not fields[1] then return false end\n"
@@ -139,7 +141,7 @@ static cache_script lookup_script = CACHE_SCRIPT(
     "end\n"
     "return fields\n");
 
-static cache_script revoke_script = CACHE_SCRIPT(
+static cache_script revoke_script = CACHE_SCRIPT_RESENDABLE(
     "-- KEYS: the session\n"
     "local user = redis.call('HGET', KEYS[1], 'user')\n"
     "if not user then return 0 end\n"
@@ -147,7 +149,7 @@ static cache_script revoke_script = CACHE_SCRIPT(
     "redis.call('SREM', 'session:user:' .. user, KEYS[1])\n"
     "return 1\n");
 
-static cache_script revoke_user_script = CACHE_SCRIPT(
+static cache_script revoke_user_script = CACHE_SCRIPT_RESENDABLE(
     "-- KEYS: the user's set\n"
     "local keys = redis.call('SMEMBERS', KEYS[1])\n"
     "local deleted = 0\n"

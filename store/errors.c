@@ -23,10 +23,14 @@ store_status store_status_for_sqlstate(const char *sqlstate)
         return STORE_TIMEOUT;
     if (store_sqlstate_retryable(sqlstate))
         return STORE_BUSY;
-    /* Class 08 is the connection's own failure; 57P01..57P03 are a server
-     * shutting down, crashing or still starting: all pass with time. */
-    if (strncmp(sqlstate, "08", 2) == 0 || strcmp(sqlstate, "57P01") == 0 || strcmp(sqlstate, "57P02") == 0 ||
-        strcmp(sqlstate, "57P03") == 0)
+    /* Class 08 is the connection's own failure; the rest of class 57 (57014
+     * is above) is an operator or the server ending the work: shutting down
+     * (57P01), crashing (57P02), still starting or in recovery (57P03), the
+     * database dropped (57P04), the session timed out idle (57P05). 25006 is
+     * a write sent to a server that is read-only now (a standby after a
+     * failover, a primary in maintenance). None is the request's fault, and
+     * none is a bug: the tier is not there for it now. */
+    if (strncmp(sqlstate, "08", 2) == 0 || strncmp(sqlstate, "57", 2) == 0 || strcmp(sqlstate, "25006") == 0)
         return STORE_UNAVAILABLE;
     return STORE_ERROR;
 }

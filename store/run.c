@@ -186,6 +186,13 @@ static void count_call(store *s, uint64_t started_ns, store_status status)
                           memory_order_relaxed);
 }
 
+/* The request's deadline (store_set_deadline) has passed: a statement that
+ * failed before it ran is not sent again, whatever the reason. */
+static bool deadline_reached(const store *s)
+{
+    return s->deadline_ns != 0 && monotonic_ns() >= s->deadline_ns;
+}
+
 static store_status run_statement(store *s, store_statement statement, const char *const *params,
                                   store_result **result)
 {
@@ -207,7 +214,7 @@ static store_status run_statement(store *s, store_statement statement, const cha
         }
         if (s->in_transaction)
             return status; /* store_transaction decides about retries */
-        if (resend && was_connected && resent++ == 0)
+        if (resend && was_connected && !deadline_reached(s) && resent++ == 0)
             continue;
         /* Alone, a statement is its own transaction: a serialization
          * failure or deadlock rolled all of it back, so it may run again. */
@@ -406,7 +413,7 @@ static store_status run_batch(store *s, store_batch_item *items, size_t count)
         bool was_connected = store_connected(s);
         bool resend = false;
         store_status status = batch_once(s, items, count, resent > 0, &resend);
-        if (resend && was_connected && !s->in_transaction && resent == 0)
+        if (resend && was_connected && !s->in_transaction && !deadline_reached(s) && resent == 0)
             continue;
         return status;
     }

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <libpq-fe.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -50,6 +51,44 @@ PGconn *store_connect(const store_config *config)
     return connection;
 }
 
+/* ---- reachability, shared by the stores of one server ------------------------ */
+
+/* A store waits STORE_RECONNECT_INTERVAL_MS after a failed attempt, so that
+ * an outage does not turn every request into a connect. When another store
+ * (a worker's, or the readiness monitor's) reaches the server again, the
+ * wait has no reason left: the stores of a conninfo count their successful
+ * connects here, and one whose last attempt failed tries again at once when
+ * the count moved since. A fixed table: a process has one or two conninfo
+ * strings (tests a few more); a store of one beyond it waits as before. */
+#define REACH_SLOTS 32
+
+static struct {
+    uint64_t key;
+    atomic_ulong connects;
+} reach_table[REACH_SLOTS];
+static int reach_used;
+static pthread_mutex_t reach_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static atomic_ulong *reach_of(const char *conninfo)
+{
+    uint64_t key = 14695981039346656037ULL; /* FNV-1a */
+    for (const char *p = conninfo; *p != '\0'; p++)
+        key = (key ^ (unsigned char)*p) * 1099511628211ULL;
+    atomic_ulong *found = NULL;
+    pthread_mutex_lock(&reach_lock);
+    for (int i = 0; i < reach_used && found == NULL; i++)
+        if (reach_table[i].key == key)
+            found = &reach_table[i].connects;
+    if (found == NULL && reach_used < REACH_SLOTS) {
+        reach_table[reach_used].key = key;
+        found = &reach_table[reach_used++].connects;
+    }
+    pthread_mutex_unlock(&reach_lock);
+    return found;
+}
+
+/* ---- the connection ------------------------------------------------------------- */
+
 store *store_open(const store_config *config)
 {
     /* Workers read a registry without locks: it must not change any more. */
@@ -67,6 +106,7 @@ store *store_open(const store_config *config)
         store_close(s);
         return NULL;
     }
+    s->reach = reach_of(s->config.conninfo);
     return s;
 }
 
@@ -177,8 +217,11 @@ PGresult *store_exec(store *s, const char *sql)
 /* Prepares every registered statement in one round trip: pipeline mode,
  * with a sync after each, so that one statement that fails to prepare (a
  * table a migration has not created yet) does not abort the others. Such a
- * statement stays unprepared; its runs fail and say why. false when the
- * connection was lost (it is dropped). */
+ * statement stays unprepared; its runs fail and say why. A failure that
+ * passes with time (a lock held past statement_timeout, a server shutting
+ * down) would leave the statement missing on a connection that lives on,
+ * so it fails the connection instead: the next attempt prepares again.
+ * false when the connection was lost or failed so (it is dropped). */
 static bool prepare_statements(store *s)
 {
     const store_registry *registry = s->config.registry;
@@ -187,6 +230,7 @@ static bool prepare_statements(store *s)
     if (count == 0)
         return true;
     PGconn *connection = s->connection;
+    bool transient = false;
     if (!PQenterPipelineMode(connection))
         goto lost;
     for (int i = 0; i < count; i++)
@@ -214,10 +258,15 @@ static bool prepare_statements(store *s)
             }
             empty_in_a_row = 0;
             ExecStatusType status = PQresultStatus(result);
-            if (status == PGRES_FATAL_ERROR && s->prepare_failure[0] == '\0') {
-                snprintf(s->prepare_failure, sizeof s->prepare_failure, "statement %s did not prepare: %s",
-                         store_registry_name(registry, i), PQresultErrorMessage(result));
-                store_tidy_message(s->prepare_failure);
+            if (status == PGRES_FATAL_ERROR) {
+                store_status meaning = store_status_for_sqlstate(PQresultErrorField(result, PG_DIAG_SQLSTATE));
+                bool passing = meaning == STORE_UNAVAILABLE || meaning == STORE_TIMEOUT || meaning == STORE_BUSY;
+                if (s->prepare_failure[0] == '\0' || (passing && !transient)) {
+                    snprintf(s->prepare_failure, sizeof s->prepare_failure, "statement %s did not prepare: %s",
+                             store_registry_name(registry, i), PQresultErrorMessage(result));
+                    store_tidy_message(s->prepare_failure);
+                }
+                transient = transient || passing;
             }
             PQclear(result);
             if (status == PGRES_PIPELINE_SYNC)
@@ -226,6 +275,11 @@ static bool prepare_statements(store *s)
     }
     if (!PQexitPipelineMode(connection))
         goto lost;
+    if (transient) {
+        store_fail(s, STORE_UNAVAILABLE, "cannot prepare statements now: %s", s->prepare_failure);
+        store_drop_connection(s);
+        return false;
+    }
     return true;
 lost:
     fail_unavailable(s, "cannot prepare statements");
@@ -233,20 +287,26 @@ lost:
     return false;
 }
 
-/* Connects when there is no good connection, unless the last attempt was
- * too recent (forced attempts ignore that: a first failure after a server
- * restart deserves one immediate retry). */
+/* Connects when there is no good connection, unless the last attempt
+ * failed less than STORE_RECONNECT_INTERVAL_MS ago and no store has reached
+ * the server since (forced attempts ignore the interval: a connection found
+ * dead before a statement was sent deserves one at once). */
 static bool ensure_connected(store *s, bool forced)
 {
     if (store_connected(s))
         return true;
     uint64_t now = store_monotonic_ms();
-    if (!forced && s->last_attempt_ms != 0 && now - s->last_attempt_ms < STORE_RECONNECT_INTERVAL_MS) {
+    unsigned long reached = s->reach != NULL ? atomic_load(s->reach) : 0;
+    bool waiting = s->last_attempt_failed && now - s->last_attempt_ms < STORE_RECONNECT_INTERVAL_MS &&
+                   reached == s->reach_at_attempt;
+    if (!forced && waiting) {
         store_fail(s, STORE_UNAVAILABLE, "PostgreSQL is unreachable; the next attempt comes within %d ms",
                    STORE_RECONNECT_INTERVAL_MS);
         return false;
     }
     s->last_attempt_ms = now;
+    s->reach_at_attempt = reached;
+    s->last_attempt_failed = true;
     if (s->connection != NULL)
         store_drop_connection(s);
     s->connection = store_connect(&s->config);
@@ -256,6 +316,9 @@ static bool ensure_connected(store *s, bool forced)
     }
     if (!prepare_statements(s))
         return false;
+    s->last_attempt_failed = false;
+    if (s->reach != NULL)
+        atomic_fetch_add(s->reach, 1);
     if (s->ever_connected)
         atomic_fetch_add_explicit(&s->reconnects, 1, memory_order_relaxed);
     s->ever_connected = true;
@@ -284,7 +347,9 @@ static bool idle_connection_alive(store *s)
 
 bool store_ready_connection(store *s, bool forced)
 {
-    if (s->connection != NULL && !idle_connection_alive(s)) {
+    /* Only a connection that was good: what is left of a failed attempt is
+     * ensure_connected's to replace, within its interval. */
+    if (store_connected(s) && !idle_connection_alive(s)) {
         store_drop_connection(s);
         forced = true;
     }

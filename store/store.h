@@ -1,9 +1,13 @@
 /* store/store.h: PostgreSQL, one connection per worker thread.
  *
  * A store is owned by exactly one thread. It connects lazily, and after a
- * failure it reconnects by itself on the next call, at most once per
- * STORE_RECONNECT_INTERVAL_MS so that a PostgreSQL outage does not turn into
- * a connection storm from every worker of every node. */
+ * failure it reconnects by itself on the next call: at once when it finds
+ * its connection dead before sending (the statement then goes out on the
+ * new one), and after a failed attempt at most once per
+ * STORE_RECONNECT_INTERVAL_MS, so that a PostgreSQL outage does not turn
+ * into a connection storm from every worker of every node; unless another
+ * store of the process has reached the same server since, which says that
+ * it is back. */
 #ifndef STORE_H
 #define STORE_H
 
@@ -35,7 +39,8 @@ typedef struct store_config {
  * (shoal_error_from_store): clients never see PostgreSQL's own text. */
 typedef enum store_status {
     STORE_OK = 0,
-    STORE_UNAVAILABLE, /* cannot reach PostgreSQL now, or it stopped answering: 503 + Retry-After */
+    STORE_UNAVAILABLE, /* cannot reach PostgreSQL now, it stopped answering, or it says it cannot serve now
+                          (08*, 57*, 25006): 503 + Retry-After */
     STORE_ERROR,       /* PostgreSQL refused the statement for another reason: 500 */
     STORE_TIMEOUT,     /* statement_timeout cancelled it (57014): 503 + Retry-After */
     STORE_CONFLICT,    /* unique violation (23505): 422 naming the field */

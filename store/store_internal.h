@@ -14,6 +14,12 @@ struct store {
     PGconn *connection;
     store_config config; /* its strings are this store's own copies */
     uint64_t last_attempt_ms;
+    bool last_attempt_failed;
+    /* The server's count of connections made by any store of the process
+     * (store.c, reach_of), as it was when our last attempt started; NULL
+     * when the table was full. */
+    atomic_ulong *reach;
+    unsigned long reach_at_attempt;
     bool ever_connected;
     /* Relaxed atomics: only this store's thread writes them, and /metrics
      * reads them from another. */

@@ -21,6 +21,7 @@ import os
 import shlex
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import threading
@@ -409,123 +410,366 @@ def outage_window(results, down_at, up_at, what):
     return len(unavailable), recovered
 
 
-def scenario_redis_restart(stack):
-    """Redis killed (SIGKILL) and later stopped (SIGTERM), each during load:
-    503 with Retry-After for what needs a session, answers within a bound,
-    sessions valid afterwards, recovery within 5 s."""
-    users = [register(stack.lb_port, "s") for _ in range(4)]
-    slug = create_article(stack.lb_port, users[0][1], "redis " + uuid.uuid4().hex)
-    summary = []
-    for how in ("SIGKILL", "SIGTERM"):
-        # A session made just before the fault: acknowledged, so it must survive.
-        fresh = register(stack.lb_port, "s")
-        sessions = users + [fresh]
+# ------------------------------------------------------------------ the tiers, seen directly
 
-        def next_request(index, n):
-            name, token = sessions[(index + n) % len(sessions)]
-            if n % 2 == 0:
-                headers, _ = json_request("GET", "/api/user", None, token)
-                return "session", "GET", "/api/user", None, headers, None
-            headers, _ = json_request("GET", "/api/articles/" + slug, None, None)
-            return "article", "GET", "/api/articles/" + slug, None, headers, None
+class Resp:
+    """One connection to Redis speaking RESP: enough for the probe and for
+    filling a spare database."""
 
-        load = Load(stack.lb_port, 8, next_request, pause_s=0.002).start()
-        time.sleep(1.5)
-        down_at = load.now()
-        if how == "SIGKILL":
-            os.kill(stack.pid("redis"), signal.SIGKILL)
-        else:
-            stack.local("stop", "redis")
-        time.sleep(2)
-        stack.local("start", "redis")  # returns once Redis answers PING
-        up_at = load.now()
-        time.sleep(RECOVERY_BOUND_S + 1.5)
-        results = load.stop()
+    def __init__(self, port, timeout):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        self.buffer = b""
 
-        def allowed(kind, status, retry_after, start):
-            return status == 200 or (status == 503 and retry_after is not None)
+    def close(self):
+        self.sock.close()
 
-        failed, counts = summarize(results, allowed)
-        show_failed(failed)
-        note("redis %s: %d requests %s, down at %.1f s, back at %.1f s, longest %.3f s" %
-             (how, len(results), counts, down_at, up_at, longest(results)))
-        check(not failed, "Redis %s: every answer is 200 or 503 with Retry-After, no errors (%d failed of %d)" %
-              (how, len(failed), len(results)))
-        check(longest(results) < ANSWER_BOUND_S, "Redis %s: every request answered within %.0f s (longest %.3f s)" %
-              (how, ANSWER_BOUND_S, longest(results)))
-        unavailable, recovered = outage_window(results, down_at, up_at, "Redis")
-        check(unavailable > 0, "Redis %s: the outage was seen (%d answers 503)" % (how, unavailable))
-        check(recovered <= RECOVERY_BOUND_S, "Redis %s: recovered %.2f s after Redis was back" % (how, recovered))
-        valid = 0
-        for name, token in sessions:
-            status, _, body = call(stack.lb_port, "GET", "/api/user", token=token)
-            if status == 200 and body["user"]["username"] == name:
-                valid += 1
-        check(valid == len(sessions), "Redis %s: %d of %d sessions still valid, the newest included" %
-              (how, valid, len(sessions)))
-        summary.append("%s: requests %d, 503 %d, failed %d, recovery %.2f s, sessions %d/%d" % (
-            how, len(results), unavailable, len(failed), recovered, valid, len(sessions)))
-    return "; ".join(summary)
+    def line(self):
+        while b"\r\n" not in self.buffer:
+            data = self.sock.recv(65536)
+            if not data:
+                raise ConnectionError("Redis closed the connection")
+            self.buffer += data
+        line, self.buffer = self.buffer.split(b"\r\n", 1)
+        return line
+
+    def exactly(self, count):
+        while len(self.buffer) < count + 2:
+            data = self.sock.recv(65536)
+            if not data:
+                raise ConnectionError("Redis closed the connection")
+            self.buffer += data
+        value, self.buffer = self.buffer[:count], self.buffer[count + 2:]
+        return value
+
+    def reply(self):
+        """('+', text), ('-', text), (':', int), ('$', bytes or None) or ('*', list)."""
+        line = self.line()
+        kind, rest = chr(line[0]), line[1:]
+        if kind in "+-":
+            return kind, rest.decode()
+        if kind == ":":
+            return kind, int(rest)
+        if kind == "$":
+            return kind, None if int(rest) < 0 else self.exactly(int(rest))
+        return kind, [self.reply() for _ in range(max(int(rest), 0))]
+
+    def command(self, *args):
+        parts = [b"*%d\r\n" % len(args)]
+        for arg in args:
+            data = str(arg).encode()
+            parts.append(b"$%d\r\n%s\r\n" % (len(data), data))
+        self.sock.sendall(b"".join(parts))
+        return self.reply()
+
+    def expect(self, *args):
+        kind, value = self.command(*args)
+        if kind == "-":
+            raise RuntimeError("Redis %s: %s" % (" ".join(str(a) for a in args[:2]), value))
+        return value
 
 
-def scenario_postgres_restart(stack):
-    """PostgreSQL crashed (immediate shutdown) during reads and writes: 503
-    with Retry-After only while it is down, recovery within 5 s, and every
-    acknowledged write is in the database after its crash recovery."""
-    _, token = register(stack.lb_port, "p")
-    slug = create_article(stack.lb_port, token, "postgres " + uuid.uuid4().hex)
-    prefix = "pg-%s-" % uuid.uuid4().hex[:12]
+# Enough keys that Redis, started on its append-only file, loads for a second
+# or more (about 2 s on the 2-core development machine) and answers LOADING
+# meanwhile; the keys go to database 15, which shoal does not use.
+LOADING_KEYS = 500000
 
-    def next_request(index, n):
-        if n % 2 == 0:
-            marker = "%s%d-%d" % (prefix, index, n)
+
+def make_loading_slow(stack):
+    """Fills database 15 and rewrites the AOF as commands (no RDB preamble,
+    which would load faster). Filled with the AOF off: appended key by key
+    it would take much longer."""
+    redis = Resp(stack.redis_port, 120)
+    try:
+        redis.expect("CONFIG", "SET", "appendonly", "no")
+        redis.expect("SELECT", "15")
+        redis.expect("EVAL", "for i = 1, tonumber(ARGV[1]) do redis.call('SET', 'fill:' .. i, 'x') end return 1",
+                     "0", LOADING_KEYS)
+        redis.expect("CONFIG", "SET", "aof-use-rdb-preamble", "no")
+        redis.expect("CONFIG", "SET", "appendonly", "yes")
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            info = redis.expect("INFO", "persistence").decode()
+            if "aof_enabled:1" in info and "aof_rewrite_in_progress:0" in info and "aof_rewrite_scheduled:0" in info:
+                return "aof_last_bgrewrite_status:ok" in info
+            time.sleep(0.05)
+        return False
+    finally:
+        redis.close()
+
+
+def make_loading_fast(stack):
+    """Empties database 15 again, and the AOF with it, for the restarts after."""
+    redis = Resp(stack.redis_port, 60)
+    try:
+        redis.expect("SELECT", "15")
+        redis.expect("FLUSHDB")
+        redis.expect("BGREWRITEAOF")
+    finally:
+        redis.close()
+
+
+class Probe:
+    """Asks a tier what a new client gets, every few milliseconds, on a
+    connection of its own each time, and counts the answers."""
+
+    def __init__(self, ask, interval=0.005):
+        self.ask = ask
+        self.interval = interval
+        self.counts = {}
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+
+    def start(self):
+        self.thread.start()
+        return self
+
+    def run(self):
+        while not self.stopping.wait(self.interval):
+            try:
+                answer = self.ask()
+            except OSError as e:
+                answer = "refused" if isinstance(e, ConnectionRefusedError) else type(e).__name__
+            self.counts[answer] = self.counts.get(answer, 0) + 1
+
+    def stop(self):
+        self.stopping.set()
+        self.thread.join()
+        return self.counts
+
+
+def redis_ping(port):
+    """PONG, or the error's code word (LOADING, ...)."""
+    redis = Resp(port, 1)
+    try:
+        _, text = redis.command("PING")
+        return text.split(" ", 1)[0]
+    finally:
+        redis.close()
+
+
+def postgres_hello(port):
+    """'up' when PostgreSQL asks a new connection to authenticate; else the
+    SQLSTATE it refuses it with (57P03: starting up or shutting down)."""
+    body = struct.pack("!I", 196608) + b"user\0shoal\0database\0shoal\0\0"
+    conn = socket.create_connection(("127.0.0.1", port), timeout=1)
+    try:
+        conn.sendall(struct.pack("!I", len(body) + 4) + body)
+        kind = conn.recv(1)
+        if kind == b"R":
+            return "up"
+        if kind != b"E":
+            return "closed" if kind == b"" else "other"
+        data = b""
+        while len(data) < 4:
+            chunk = conn.recv(4 - len(data))
+            if not chunk:
+                return "closed"
+            data += chunk
+        length = struct.unpack("!I", data)[0] - 4
+        data = b""
+        while len(data) < length:
+            chunk = conn.recv(length - len(data))
+            if not chunk:
+                break
+            data += chunk
+        for field in data.split(b"\0"):
+            if field[:1] == b"C":
+                return field[1:].decode()
+        return "error"
+    finally:
+        conn.close()
+
+
+# ------------------------------------------------------------------ what a client does meanwhile
+
+class Mix:
+    """What the tier scenarios send, each thread in turn: a session read
+    (GET /api/user), a cached read (the article, the tags), a write with an
+    Idempotency-Key (a comment with a unique body), a login (the
+    rate-limited route, every other turn) and the article list. Writes are checked against
+    PostgreSQL afterwards."""
+
+    PASSWORD = "faults-password-1"
+
+    def __init__(self, stack, tag):
+        self.users = [register(stack.lb_port, tag) for _ in range(4)]
+        self.slug = create_article(stack.lb_port, self.users[0][1], "%s %s" % (tag, uuid.uuid4().hex))
+        self.prefix = "%s-%s-" % (tag, uuid.uuid4().hex[:12])
+        self.round = 0
+
+    def next_round(self, fresh=None):
+        """A new marker prefix; fresh: a session made just before the fault."""
+        self.round += 1
+        self.sessions = self.users + ([fresh] if fresh is not None else [])
+
+    def next_request(self, index, n):
+        name, token = self.sessions[(index + n) % len(self.sessions)]
+        step = n % 6
+        # A login every 12th request: about 100/s for the 8 threads, under
+        # the stack's login limit (10,000/min, burst 1000), so that a 429 is
+        # a failure here too.
+        if step == 0 or (step == 4 and (n // 6) % 2 == 1):
+            headers, _ = json_request("GET", "/api/user", None, token)
+            return "session", "GET", "/api/user", None, headers, None
+        if step in (1, 3):
+            path = "/api/articles/" + self.slug if step == 1 else "/api/tags"
+            headers, _ = json_request("GET", path, None, None)
+            return "cached", "GET", path, None, headers, None
+        if step == 2:
+            marker = "%s%d-%d-%d" % (self.prefix, self.round, index, n)
             headers, body = json_request("POST", "", {"comment": {"body": marker}}, token)
-            return "write", "POST", "/api/articles/%s/comments" % slug, body, headers, marker
-        path = "/api/articles/%s/comments" % slug if n % 4 == 1 else "/api/articles?limit=5"
-        headers, _ = json_request("GET", path, None, None)
-        return "read", "GET", path, None, headers, None
+            headers["Idempotency-Key"] = marker
+            return "write", "POST", "/api/articles/%s/comments" % self.slug, body, headers, marker
+        if step == 4:
+            headers, body = json_request("POST", "", {"user": {"email": name + "@faults.example.org",
+                                                              "password": self.PASSWORD}}, None)
+            return "login", "POST", "/api/users/login", body, headers, None
+        headers, _ = json_request("GET", "/api/articles?limit=5", None, None)
+        return "list", "GET", "/api/articles?limit=5", None, headers, None
 
-    pg_data = stack.pg_data()
-    load = Load(stack.lb_port, 8, next_request, pause_s=0.002).start()
-    time.sleep(1.5)
-    down_at = load.now()
-    # Immediate shutdown is a crash: no checkpoint, the WAL replays at start.
-    result = stack.as_postgres([PG_BIN + "/pg_ctl", "-D", pg_data,
-                                "-m", "immediate", "-w", "-t", "30", "stop"])
-    check(result.returncode == 0, "pg_ctl stop -m immediate: %s" % (result.stderr.strip() or "done"))
-    time.sleep(2)
-    stack.local("start", "postgres")  # pg_ctl start -w: returns once it accepts connections
-    up_at = load.now()
-    time.sleep(RECOVERY_BOUND_S + 1.5)
-    results = load.stop()
-
+    @staticmethod
     def allowed(kind, status, retry_after, start):
+        """2xx, or 503 with Retry-After: never a 500, never an error."""
         if status == 503:
             return retry_after is not None
         return status == (201 if kind == "write" else 200)
 
-    failed, counts = summarize(results, allowed)
+    def check_writes(self, stack, results, what):
+        writes = [r for r in results if r[0] == "write"]
+        acknowledged = {r[6] for r in writes if r[3] == 201}
+        refused = {r[6] for r in writes if r[3] != 201}
+        stored = comments_in_database(stack, "%s%d-" % (self.prefix, self.round))
+        check(acknowledged <= stored, "%s: every acknowledged write is in PostgreSQL (%d acknowledged, %d stored, "
+              "%d missing)" % (what, len(acknowledged), len(stored), len(acknowledged - stored)))
+        check(stored <= acknowledged | refused, "%s: nothing stored that was not sent (%d)" %
+              (what, len(stored - acknowledged - refused)))
+        return len(acknowledged), len(stored & refused)
+
+
+def tier_outage(stack, mix, what, fault, recover, probe=None):
+    """Load, fault, recovery; the checks every tier outage shares. Returns
+    (results, 503 count, recovery s, probe counts)."""
+    load = Load(stack.lb_port, 8, mix.next_request, pause_s=0.002).start()
+    time.sleep(1.5)
+    probe = probe.start() if probe is not None else None
+    down_at = load.now()
+    fault()
+    recover()
+    up_at = load.now()
+    counts = probe.stop() if probe is not None else {}
+    time.sleep(RECOVERY_BOUND_S + 1.5)
+    results = load.stop()
+    failed, statuses = summarize(results, mix.allowed)
     show_failed(failed)
-    note("postgres: %d requests %s, down at %.1f s, back at %.1f s, longest %.3f s" %
-         (len(results), counts, down_at, up_at, longest(results)))
-    check(not failed, "every answer is 2xx or 503 with Retry-After, no errors (%d failed of %d)" %
-          (len(failed), len(results)))
-    check(longest(results) < ANSWER_BOUND_S, "every request answered within %.0f s (longest %.3f s)" %
-          (ANSWER_BOUND_S, longest(results)))
-    unavailable, recovered = outage_window(results, down_at, up_at, "PostgreSQL")
-    check(unavailable > 0, "the outage was seen (%d answers 503)" % unavailable)
-    check(recovered <= RECOVERY_BOUND_S, "recovered %.2f s after PostgreSQL was back" % recovered)
-    writes = [r for r in results if r[0] == "write"]
-    acknowledged = {r[6] for r in writes if r[3] == 201}
-    refused = {r[6] for r in writes if r[3] != 201}
-    stored = comments_in_database(stack, prefix)
-    check(acknowledged <= stored, "every acknowledged write is in PostgreSQL (%d acknowledged, %d stored, %d missing)" %
-          (len(acknowledged), len(stored), len(acknowledged - stored)))
-    check(stored <= acknowledged | refused, "nothing stored that was not sent (%d)" % len(stored - acknowledged - refused))
-    note("postgres: %d writes refused with 503, %d of them stored anyway (committed as the connection broke)" %
-         (len(refused), len(stored & refused)))
-    return "requests %d (writes %d), 503 %d, failed %d, recovery %.2f s, %d acknowledged writes all stored" % (
-        len(results), len(writes), unavailable, len(failed), recovered, len(acknowledged))
+    kinds = {}
+    for r in results:
+        kinds[r[0]] = kinds.get(r[0], 0) + 1
+    note("%s: %d requests %s %s, down at %.1f s, back at %.1f s, longest %.3f s; probe %s" %
+         (what, len(results), kinds, statuses, down_at, up_at, longest(results), counts))
+    check(not failed, "%s: every answer is 2xx or 503 with Retry-After, no errors (%d failed of %d)" %
+          (what, len(failed), len(results)))
+    check(longest(results) < ANSWER_BOUND_S, "%s: every request answered within %.0f s (longest %.3f s)" %
+          (what, ANSWER_BOUND_S, longest(results)))
+    unavailable, recovered = outage_window(results, down_at, up_at, what)
+    check(unavailable > 0, "%s: the outage was seen (%d answers 503)" % (what, unavailable))
+    check(recovered <= RECOVERY_BOUND_S, "%s: recovered %.2f s after it was back" % (what, recovered))
+    return results, unavailable, recovered, counts
+
+
+def scenario_redis_restart(stack):
+    """Redis killed (SIGKILL), stopped (SIGTERM), and restarted on an AOF
+    that takes seconds to load (LOADING), each during a load of session
+    reads, cached reads, writes with Idempotency-Key and logins: 503 with
+    Retry-After while Redis cannot serve, never a 500; answers within a
+    bound; sessions and acknowledged writes kept; recovery within 5 s."""
+    mix = Mix(stack, "s")
+    summary = []
+    for how in ("SIGKILL", "SIGTERM", "LOADING"):
+        # A session made just before the fault: acknowledged, so it must survive.
+        fresh = register(stack.lb_port, "s")
+        mix.next_round(fresh)
+        probe = None
+        if how == "LOADING":
+            check(make_loading_slow(stack), "LOADING: %d keys in database 15, the AOF rewritten" % LOADING_KEYS)
+            probe = Probe(lambda: redis_ping(stack.redis_port))
+
+        def fault(how=how):
+            if how == "SIGKILL":
+                os.kill(stack.pid("redis"), signal.SIGKILL)
+            else:
+                stack.local("stop", "redis")
+            if how != "LOADING":
+                time.sleep(2)
+
+        # deploy/local start returns once Redis answers PING: after loading.
+        results, unavailable, recovered, counts = tier_outage(
+            stack, mix, "Redis " + how, fault, lambda: stack.local("start", "redis"), probe)
+        if how == "LOADING":
+            make_loading_fast(stack)
+            check(counts.get("LOADING", 0) > 0, "LOADING: the probe saw Redis answer LOADING %d times "
+                  "(the window existed)" % counts.get("LOADING", 0))
+        valid = 0
+        for name, token in mix.sessions:
+            status, _, body = call(stack.lb_port, "GET", "/api/user", token=token)
+            if status == 200 and body["user"]["username"] == name:
+                valid += 1
+        check(valid == len(mix.sessions), "Redis %s: %d of %d sessions still valid, the newest included" %
+              (how, valid, len(mix.sessions)))
+        acknowledged, _ = mix.check_writes(stack, results, "Redis " + how)
+        summary.append("%s: requests %d, 503 %d, recovery %.2f s, sessions %d/%d, %d acknowledged writes stored%s" % (
+            how, len(results), unavailable, recovered, valid, len(mix.sessions), acknowledged,
+            ", LOADING seen %d times" % counts.get("LOADING", 0) if how == "LOADING" else ""))
+    return "; ".join(summary)
+
+
+def scenario_postgres_restart(stack):
+    """PostgreSQL shut down (fast: its sessions get 57P01) and crashed
+    (immediate: crash recovery at start, 57P03 meanwhile), each during the
+    same load: 503 with Retry-After only while it is down, never a 500,
+    recovery within 5 s, and every acknowledged write is in the database."""
+    mix = Mix(stack, "p")
+    summary = []
+    starting = 0
+    for how in ("fast", "immediate"):
+        mix.next_round()
+        # A session of its own, idle until the shutdown ends it, says what
+        # PostgreSQL tells its clients (57P01); the probe, what a new
+        # connection gets while it stops and starts (57P03).
+        idle = subprocess.Popen(
+            [PG_BIN + "/psql", "-X", "-q", "-v", "VERBOSITY=verbose",
+             "postgresql://shoal:shoal@127.0.0.1:%d/shoal" % stack.pg_port, "-c", "SELECT pg_sleep(60)"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+        def fault(how=how):
+            if how == "fast":
+                stack.local("stop", "postgres")  # pg_ctl stop -m fast
+            else:
+                # A crash: no checkpoint, the WAL replays at start.
+                result = stack.as_postgres([PG_BIN + "/pg_ctl", "-D", stack.pg_data(),
+                                            "-m", "immediate", "-w", "-t", "30", "stop"])
+                check(result.returncode == 0, "pg_ctl stop -m immediate: %s" % (result.stderr.strip() or "done"))
+            time.sleep(2)
+
+        # pg_ctl start -w: returns once it accepts connections.
+        results, unavailable, recovered, counts = tier_outage(
+            stack, mix, "PostgreSQL " + how, fault, lambda: stack.local("start", "postgres"),
+            Probe(lambda: postgres_hello(stack.pg_port)))
+        try:
+            _, told = idle.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            idle.kill()
+            _, told = idle.communicate()
+        if how == "fast":
+            check("57P01" in told, "PostgreSQL fast: its sessions were told 57P01 (%s)" % told.strip()[:120])
+        acknowledged, refused_stored = mix.check_writes(stack, results, "PostgreSQL " + how)
+        note("PostgreSQL %s: new connections got %s; %d writes refused with 503 stored all the same "
+             "(their commit's fate was unknown to the node)" % (how, counts, refused_stored))
+        starting += counts.get("57P03", 0)
+        summary.append("%s: requests %d, 503 %d, recovery %.2f s, %d acknowledged writes stored, 57P03 seen %d times"
+                       % (how, len(results), unavailable, recovered, acknowledged, counts.get("57P03", 0)))
+    check(starting > 0, "PostgreSQL: the probe saw it refuse new connections while stopping or starting (57P03, "
+          "%d times): the window existed" % starting)
+    return "; ".join(summary)
 
 
 class Slowloris:

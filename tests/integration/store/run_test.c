@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -580,6 +581,102 @@ static void a_commit_that_fails_after_the_rows_is_not_success(void **state)
     store_close(s);
 }
 
+/* ---- failures that pass with time ------------------------------------------------ */
+
+static uint64_t now_ms(void)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (uint64_t)now.tv_sec * 1000u + (uint64_t)now.tv_nsec / 1000000u;
+}
+
+static void expect_command(PGconn *connection, const char *sql)
+{
+    PGresult *result = PQexec(connection, sql);
+    if (PQresultStatus(result) != PGRES_COMMAND_OK)
+        fail_msg("%s: %s", sql, PQerrorMessage(connection));
+    PQclear(result);
+}
+
+/* A connection that prepares its statements while a migration holds a
+ * table they read (ALTER TABLE takes this lock) waits past its
+ * statement_timeout: those statements did not prepare, for a reason that
+ * passes. They must not stay missing on a connection that lives on (every
+ * run of them answered 500, "prepared statement does not exist", until the
+ * connection happened to be replaced): the connection fails (503) and the
+ * next one prepares again. */
+static PGconn *migration;
+
+/* Whatever the test did, the lock goes: the tests after it need the table. */
+static int end_migration(void **state)
+{
+    (void)state;
+    PQfinish(migration);
+    migration = NULL;
+    return 0;
+}
+
+static void statements_that_could_not_prepare_for_now_are_prepared_again(void **state)
+{
+    (void)state;
+    migration = PQconnectdb(conninfo);
+    assert_int_equal(PQstatus(migration), CONNECTION_OK);
+    expect_command(migration, "BEGIN");
+    expect_command(migration, "LOCK TABLE notes IN ACCESS EXCLUSIVE MODE");
+
+    store *s = open_store(300, 5000);
+    store_result *result = NULL;
+    assert_int_equal(store_run(s, note_count, NULL, &result), STORE_UNAVAILABLE);
+    assert_null(result);
+    assert_non_null(strstr(store_last_error(s)->message, "did not prepare"));
+
+    expect_command(migration, "COMMIT");
+    end_migration(NULL);
+    assert_true(run_number(s, note_count, NULL) >= 0);
+    assert_true(run_number(s, prepared_names, NULL) == store_registry_find(registry, "broken"));
+    store_close(s);
+}
+
+static int allow_connections(void **state)
+{
+    (void)state;
+    exec_on(TEST_ADMIN_DATABASE_URL(), "ALTER DATABASE " SCRATCH " ALLOW_CONNECTIONS true");
+    return 0;
+}
+
+/* A store whose attempt was refused waits STORE_RECONNECT_INTERVAL_MS
+ * before the next, so that an outage does not turn every request into a
+ * connect; once another store of the process (a worker's, the monitor's)
+ * has reached the server, the wait has no reason left. The server refuses
+ * this database's connections for a moment, which is what a restart looks
+ * like to a client, without the restart. */
+static void a_refused_store_tries_again_once_another_reached_the_server(void **state)
+{
+    (void)state;
+    store *waiting = open_store(1500, 2000);
+    assert_int_equal(run_number(waiting, doubled, (const char *const[]){"1"}), 2);
+    exec_on(TEST_ADMIN_DATABASE_URL(), "ALTER DATABASE " SCRATCH " ALLOW_CONNECTIONS false");
+    kill_backend(store_backend_pid(waiting));
+    /* Found dead before sending, then refused. */
+    uint64_t failed_at = now_ms();
+    store_result *result = NULL;
+    assert_int_equal(store_run(waiting, doubled, (const char *const[]){"2"}, &result), STORE_UNAVAILABLE);
+    assert_null(result);
+    exec_on(TEST_ADMIN_DATABASE_URL(), "ALTER DATABASE " SCRATCH " ALLOW_CONNECTIONS true");
+    if (now_ms() - failed_at + 50 < STORE_RECONNECT_INTERVAL_MS)
+        assert_int_equal(store_run(waiting, doubled, (const char *const[]){"2"}, &result),
+                         STORE_UNAVAILABLE); /* nobody has said it is back */
+
+    store *other = open_store(1500, 2000);
+    assert_int_equal(run_number(other, doubled, (const char *const[]){"3"}), 6);
+    uint64_t since_failure = now_ms() - failed_at;
+    assert_int_equal(run_number(waiting, doubled, (const char *const[]){"4"}), 8);
+    printf("the refused store connected again %llu ms after its failed attempt (its interval: %d ms)\n",
+           (unsigned long long)since_failure, STORE_RECONNECT_INTERVAL_MS);
+    store_close(other);
+    store_close(waiting);
+}
+
 /* ---- PostgreSQL stopped and started again --------------------------------------- */
 
 static bool postgres_stopped;
@@ -657,6 +754,8 @@ int main(void)
         cmocka_unit_test(violations_name_the_mapped_field),
         cmocka_unit_test(a_statement_timeout_keeps_the_connection),
         cmocka_unit_test(a_commit_that_fails_after_the_rows_is_not_success),
+        cmocka_unit_test_teardown(statements_that_could_not_prepare_for_now_are_prepared_again, end_migration),
+        cmocka_unit_test_teardown(a_refused_store_tries_again_once_another_reached_the_server, allow_connections),
         /* Last: it takes every connection down. */
         cmocka_unit_test_teardown(a_stopped_server_is_unavailable_then_recovered_from, restart_postgres),
     };
