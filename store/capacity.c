@@ -21,14 +21,9 @@ static const char capacity_sql[] =
 store_status store_capacity_read(const store_config *config, store_capacity *out, char *error, size_t error_size)
 {
     *out = (store_capacity){0};
-    PGconn *connection = store_connect(config);
-    if (connection == NULL || PQstatus(connection) != CONNECTION_OK) {
-        snprintf(error, error_size, "cannot connect to PostgreSQL: %s",
-                 connection != NULL ? PQerrorMessage(connection) : "out of memory");
-        store_tidy_message(error);
-        PQfinish(connection);
+    PGconn *connection = store_connect_or_explain(config, error, error_size);
+    if (connection == NULL)
         return STORE_UNAVAILABLE;
-    }
     store_status status = STORE_OK;
     PGresult *result = PQexec(connection, capacity_sql);
     if (result == NULL || PQresultStatus(result) != PGRES_TUPLES_OK || PQntuples(result) != 1 ||

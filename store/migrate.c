@@ -95,14 +95,9 @@ store_status store_migrate(const store_config *config, const store_migration *mi
      * for requests does not apply to it. */
     store_config unlimited = *config;
     unlimited.statement_timeout_ms = 0;
-    PGconn *connection = store_connect(&unlimited);
-    if (connection == NULL || PQstatus(connection) != CONNECTION_OK) {
-        snprintf(error, error_size, "cannot connect to PostgreSQL: %s",
-                 connection != NULL ? PQerrorMessage(connection) : "out of memory");
-        store_tidy_message(error);
-        PQfinish(connection);
+    PGconn *connection = store_connect_or_explain(&unlimited, error, error_size);
+    if (connection == NULL)
         return STORE_UNAVAILABLE;
-    }
 
     store_status outcome = STORE_ERROR;
     char reason[400] = "";

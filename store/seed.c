@@ -446,14 +446,9 @@ store_status store_seed(const store_config *config, const store_seed_options *op
     unlimited.statement_timeout_ms = 0;
     if (unlimited.application_name == NULL || unlimited.application_name[0] == '\0')
         unlimited.application_name = "shoal-seed";
-    PGconn *connection = store_connect(&unlimited);
-    if (connection == NULL || PQstatus(connection) != CONNECTION_OK) {
-        snprintf(error, error_size, "cannot connect to PostgreSQL: %s",
-                 connection != NULL ? PQerrorMessage(connection) : "out of memory");
-        store_tidy_message(error);
-        PQfinish(connection);
+    PGconn *connection = store_connect_or_explain(&unlimited, error, error_size);
+    if (connection == NULL)
         return STORE_UNAVAILABLE;
-    }
     seeding seed = {.connection = connection, .options = options, .error = error, .error_size = error_size,
                     .failure = STORE_ERROR};
     uint64_t start = store_monotonic_ms();

@@ -89,6 +89,18 @@ static atomic_ulong *reach_of(const char *conninfo)
 
 /* ---- the connection ------------------------------------------------------------- */
 
+PGconn *store_connect_or_explain(const store_config *config, char *error, size_t error_size)
+{
+    PGconn *connection = store_connect(config);
+    if (connection != NULL && PQstatus(connection) == CONNECTION_OK)
+        return connection;
+    snprintf(error, error_size, "cannot connect to PostgreSQL: %s",
+             connection != NULL ? PQerrorMessage(connection) : "out of memory");
+    store_tidy_message(error);
+    PQfinish(connection);
+    return NULL;
+}
+
 store *store_open(const store_config *config)
 {
     /* Workers read a registry without locks: it must not change any more. */

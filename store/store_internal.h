@@ -45,6 +45,10 @@ struct store {
 /* A new connection with the timeouts and application name applied and
  * notices silenced; check PQstatus. */
 PGconn *store_connect(const store_config *config);
+/* The same for a connection of its own (migrations, seeding, the budget
+ * check): NULL with "cannot connect to PostgreSQL: <libpq's reason>" in
+ * error when there is no good one. */
+PGconn *store_connect_or_explain(const store_config *config, char *error, size_t error_size);
 
 /* libpq's messages span lines ("...failed\n\tIs the server running..."):
  * makes one a single line for logs and error strings, in place. */
