@@ -3,6 +3,8 @@
  * admin). */
 #include <errno.h>
 #include <signal.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <sys/types.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -56,10 +58,22 @@ static int item_by_id(shoal_ctx *ctx)
     return shoal_json(ctx, 200, json_pack("{s:s}", "id", shoal_param(ctx, "id")));
 }
 
+/* ms times SHOAL_TEST_TIME_SCALE: the waits here are written for a Release
+ * build, and valgrind or the sanitizers run the node several times slower. */
+static int scaled_ms(int ms)
+{
+    return (int)(ms * test_env_time_scale());
+}
+
+/* /test/slow runs until the test lets it finish (or 10 s, scaled, so that a
+ * failed test cannot hold the node forever): a request that is in flight
+ * for exactly as long as the test needs, without a fixed sleep. */
+static atomic_bool slow_may_finish;
+
 static int slow(shoal_ctx *ctx)
 {
-    struct timespec pause = {1, 500 * 1000 * 1000};
-    nanosleep(&pause, NULL);
+    for (int waited = 0; !atomic_load(&slow_may_finish) && waited < scaled_ms(10000); waited += 5)
+        usleep(5 * 1000);
     return shoal_json(ctx, 200, json_pack("{s:b}", "slow", 1));
 }
 
@@ -113,6 +127,20 @@ static void start_server(test_server *server, const char *database_url, const ch
 static void start_default(test_server *server, const char *const *extra)
 {
     start_server(server, TEST_DATABASE_URL(), TEST_REDIS_URL(), extra);
+}
+
+/* Polls (scaled) until the node counts `wanted` requests in flight: the
+ * count goes up when a handler is dispatched and down in libmicrohttpd's
+ * completion callback, just after the answer went out, so a client can read
+ * an answer before it drops. */
+static bool wait_in_flight(test_server *server, int wanted, int timeout_ms)
+{
+    for (int waited = 0; waited < scaled_ms(timeout_ms); waited += 5) {
+        if (shoal_app_in_flight(server->app) == wanted)
+            return true;
+        usleep(5 * 1000);
+    }
+    return shoal_app_in_flight(server->app) == wanted;
 }
 
 static void stop_server(test_server *server)
@@ -536,9 +564,14 @@ static void connections_past_the_limit_are_refused(void **state)
     test_http_response_free(&response);
     close(third);
 
+    /* The slot is free once the node's one thread has seen the close: until
+     * then a new connection is refused as the third was. */
     close(first);
-    usleep(200 * 1000);
-    assert_true(test_http_request(server.port, request, &response));
+    bool served = false;
+    for (int waited = 0; !served && waited < scaled_ms(3000); waited += 20)
+        if (!(served = test_http_request(server.port, request, &response)))
+            usleep(20 * 1000);
+    assert_true(served);
     assert_int_equal(response.status, 200);
     test_http_response_free(&response);
     close(second);
@@ -652,7 +685,7 @@ static void readyz_answers_at_once_while_redis_hangs(void **state)
     pid_t redis = test_env_redis_pid();
     assert_int_equal(kill(redis, SIGSTOP), 0);
     bool reported_down = false;
-    for (int i = 0; i < 30 && !reported_down; i++) {
+    for (int i = 0; i < 30 * test_env_time_scale() && !reported_down; i++) {
         reported_down = readyz_within_a_second(server.admin_port, "down");
         usleep(100 * 1000);
     }
@@ -660,7 +693,7 @@ static void readyz_answers_at_once_while_redis_hangs(void **state)
 
     assert_int_equal(kill(redis, SIGCONT), 0);
     bool reported_up = false;
-    for (int i = 0; i < 50 && !reported_up; i++) {
+    for (int i = 0; i < 50 * test_env_time_scale() && !reported_up; i++) {
         reported_up = readyz_within_a_second(server.admin_port, "up");
         usleep(100 * 1000);
     }
@@ -698,9 +731,9 @@ static void stopping_to_accept_lets_in_flight_requests_finish(void **state)
     int fd = test_http_connect(server.port);
     assert_true(fd >= 0);
     const char *request = "GET /test/slow HTTP/1.1\r\nHost: t\r\n\r\n";
+    atomic_store(&slow_may_finish, false);
     assert_true(test_http_send(fd, request, strlen(request)));
-    usleep(300 * 1000); /* the slow handler is running now */
-    assert_int_equal(shoal_app_in_flight(server.app), 1);
+    assert_true(wait_in_flight(&server, 1, 2000)); /* the slow handler runs, and waits for us */
 
     shoal_http_stop_accepting(server.http);
     assert_int_equal(test_http_connect(server.port), -1);
@@ -709,14 +742,15 @@ static void stopping_to_accept_lets_in_flight_requests_finish(void **state)
     shoal_app_set_readiness(server.app, SHOAL_DRAINING);
     test_response admin = get(server.admin_port, "/readyz", "", 503);
     test_http_response_free(&admin);
+    assert_int_equal(shoal_app_in_flight(server.app), 1);
 
+    atomic_store(&slow_may_finish, true);
     test_response response;
     assert_true(test_http_read(fd, &response, false, 5000));
     assert_int_equal(response.status, 200);
     test_http_response_free(&response);
     close(fd);
-    usleep(100 * 1000);
-    assert_int_equal(shoal_app_in_flight(server.app), 0);
+    assert_true(wait_in_flight(&server, 0, 1000));
     stop_server(&server);
 }
 
