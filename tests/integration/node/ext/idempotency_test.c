@@ -165,7 +165,7 @@ static void expect_replay_of(const test_response *first, const test_response *ag
 static void a_retry_gets_the_first_answer_and_the_handler_runs_once(void **state)
 {
     (void)state;
-    test_node node;
+    static test_node node;
     test_node_start(&node, NULL, extensions);
     char key[64];
     fresh_key(key, sizeof key);
@@ -204,7 +204,7 @@ static void a_retry_gets_the_first_answer_and_the_handler_runs_once(void **state
 static void the_same_key_with_another_body_is_422(void **state)
 {
     (void)state;
-    test_node node;
+    static test_node node;
     test_node_start(&node, NULL, extensions);
     char key[64];
     fresh_key(key, sizeof key);
@@ -224,7 +224,7 @@ static void the_same_key_with_another_body_is_422(void **state)
 static void a_retry_while_the_first_runs_is_409_then_replayed(void **state)
 {
     (void)state;
-    test_node node;
+    static test_node node;
     test_node_start(&node, NULL, extensions);
     char key[64];
     fresh_key(key, sizeof key);
@@ -265,7 +265,7 @@ static void a_retry_while_the_first_runs_is_409_then_replayed(void **state)
 static void callers_are_kept_apart(void **state)
 {
     (void)state;
-    test_node node;
+    static test_node node;
     test_node_start(&node, NULL, extensions);
     char key[64];
     fresh_key(key, sizeof key);
@@ -312,7 +312,7 @@ static void callers_are_kept_apart(void **state)
 static void failures_are_not_kept_and_client_errors_are(void **state)
 {
     (void)state;
-    test_node node;
+    static test_node node;
     test_node_start(&node, NULL, extensions);
     char key[64];
     int before = atomic_load(&runs);
@@ -353,7 +353,7 @@ static void failures_are_not_kept_and_client_errors_are(void **state)
 static void bad_keys_are_400(void **state)
 {
     (void)state;
-    test_node node;
+    static test_node node;
     test_node_start(&node, NULL, extensions);
     int before = atomic_load(&runs);
     char key[300];
@@ -374,7 +374,7 @@ static void bad_keys_are_400(void **state)
 static void nodes_share_the_record(void **state)
 {
     (void)state;
-    test_node first_node, second_node;
+    static test_node first_node, second_node;
     test_node_start(&first_node, NULL, extensions);
     test_node_start(&second_node, NULL, extensions);
     char key[64];
@@ -405,7 +405,7 @@ static void a_record_lives_for_the_configured_ttl(void **state)
     char ttl[16];
     snprintf(ttl, sizeof ttl, "%d", ttl_s);
     const char *const flags[] = {"--idempotency-ttl", ttl, NULL};
-    test_node node;
+    static test_node node;
     test_node_start(&node, flags, extensions);
     char key[64];
     fresh_key(key, sizeof key);
@@ -427,17 +427,26 @@ static void a_record_lives_for_the_configured_ttl(void **state)
     test_node_stop(&node);
 }
 
+/* Each test's node is stopped after it, also when an assertion failed; a
+ * slow request still running finishes first, or stopping would wait for it. */
+static int stop_node(void **state)
+{
+    atomic_store(&slow_may_finish, true);
+    return test_node_stop_started(state);
+}
+
+/* Whatever happened in the test, the fixture's Redis runs again, and the
+ * test's node stops. */
 static int resume_redis(void **state)
 {
-    (void)state;
     kill(test_env_redis_pid(), SIGCONT);
-    return 0;
+    return stop_node(state);
 }
 
 static void with_redis_hung_a_keyed_request_is_503_and_does_not_run(void **state)
 {
     (void)state;
-    test_node node;
+    static test_node node;
     test_node_start(&node, NULL, extensions);
     char key[64];
     fresh_key(key, sizeof key);
@@ -475,17 +484,19 @@ static void with_redis_hung_a_keyed_request_is_503_and_does_not_run(void **state
     test_node_stop(&node);
 }
 
+#define NODE_TEST(test) cmocka_unit_test_teardown(test, stop_node)
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(a_retry_gets_the_first_answer_and_the_handler_runs_once),
-        cmocka_unit_test(the_same_key_with_another_body_is_422),
-        cmocka_unit_test(a_retry_while_the_first_runs_is_409_then_replayed),
-        cmocka_unit_test(callers_are_kept_apart),
-        cmocka_unit_test(failures_are_not_kept_and_client_errors_are),
-        cmocka_unit_test(bad_keys_are_400),
-        cmocka_unit_test(nodes_share_the_record),
-        cmocka_unit_test(a_record_lives_for_the_configured_ttl),
+        NODE_TEST(a_retry_gets_the_first_answer_and_the_handler_runs_once),
+        NODE_TEST(the_same_key_with_another_body_is_422),
+        NODE_TEST(a_retry_while_the_first_runs_is_409_then_replayed),
+        NODE_TEST(callers_are_kept_apart),
+        NODE_TEST(failures_are_not_kept_and_client_errors_are),
+        NODE_TEST(bad_keys_are_400),
+        NODE_TEST(nodes_share_the_record),
+        NODE_TEST(a_record_lives_for_the_configured_ttl),
         cmocka_unit_test_teardown(with_redis_hung_a_keyed_request_is_503_and_does_not_run, resume_redis),
     };
     return cmocka_run_group_tests_name("integration.node.ext.idempotency", tests, NULL, NULL);
