@@ -39,7 +39,7 @@ export SHOAL_DRAIN_DELAY_MS=20000
 # SHOAL_E2E_STACK_RECORD (ctest passes a file in the build tree): where this
 # run records its state folder, so that the next run stops what a killed one
 # (ctest's timeout sends SIGKILL, and no cleanup runs) left on the ports.
-# shellcheck source=tests/e2e/stack_common.sh
+# shellcheck disable=SC1091 # checked with the stack scripts; this uses stack_stop_recorded alone
 . "$REPO/tests/e2e/stack_common.sh"
 record=${SHOAL_E2E_STACK_RECORD:-}
 if [ -n "$record" ]; then stack_stop_recorded "$record" e2e; fi
