@@ -93,7 +93,12 @@ if [ "$failures" -ne 0 ]; then cat "$TMP/node.log"; exit 1; fi
 start=$(date +%s%N)
 env -i PATH=/usr/bin:/bin "${settings[@]}" nsenter --target "$node_pid" --pid -- "${hook[@]}" &
 hook_pid=$!
-sleep 0.5
+# The hook signals the node at once; the node turns /readyz 503 as soon as
+# it handles the signal, well inside the hook's wait.
+for _ in $(seq 60); do
+  [ "$(status_of /readyz)" = 503 ] && break
+  sleep 0.05
+done
 check "during the hook /readyz answers 503" [ "$(status_of /readyz)" = 503 ]
 check "during the hook /healthz answers 200 (liveness holds, the listener is open)" [ "$(status_of /healthz)" = 200 ]
 hook_rc=0

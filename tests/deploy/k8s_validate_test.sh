@@ -8,8 +8,9 @@
 #     Job, the Secret's example values, TLS); then it breaks each rule in
 #     memory and must catch every break
 #   - every object validates against the Kubernetes OpenAPI schema, as the
-#     npm package kubernetes-models compiles it (installed once, with npm,
-#     into .tools/k8s-models, ignored by git), and a broken object does not
+#     npm package kubernetes-models compiles it (installed with npm once per
+#     machine, outside the clone: tests/support/npm_tool), and a broken
+#     object does not
 #   - where a kubectl is installed, `kubectl kustomize` builds the same
 #     objects (Debian has none recent enough, so this step is optional)
 set -euo pipefail
@@ -18,8 +19,6 @@ REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$REPO"
 HERE=tests/deploy
 MODELS_VERSION=5.1.0
-TOOLS=$REPO/.tools/k8s-models
-MODELS=$TOOLS/node_modules
 
 FAILED=0
 pass() { echo "ok   - $*"; }
@@ -54,15 +53,11 @@ echo "# every rule can fail (k8s_check.py --self-test)"
 if /usr/bin/python3 "$HERE/k8s_check.py" --self-test; then :; else FAILED=1; fi
 
 echo "# schema (kubernetes-models $MODELS_VERSION)"
-if [ ! -f "$MODELS/kubernetes-models/package.json" ] ||
-   ! grep -q "\"version\": \"$MODELS_VERSION\"" "$MODELS/kubernetes-models/package.json"; then
-  echo "installing kubernetes-models $MODELS_VERSION into $TOOLS (npm)"
-  mkdir -p "$TOOLS"
-  # A package.json of its own, so that npm never walks up into the repository.
-  echo '{"private": true}' >"$TOOLS/package.json"
-  (cd "$TOOLS" && npm install --no-audit --no-fund --loglevel=error "kubernetes-models@$MODELS_VERSION") \
-    || { fail "npm install kubernetes-models@$MODELS_VERSION"; exit 1; }
-fi
+TOOLS=$("$HERE/../support/npm_tool" kubernetes-models "$MODELS_VERSION") \
+  || { fail "npm install kubernetes-models@$MODELS_VERSION"; exit 1; }
+MODELS=$TOOLS/node_modules
+grep -q "\"version\": \"$MODELS_VERSION\"" "$MODELS/kubernetes-models/package.json" \
+  || { fail "$MODELS holds kubernetes-models $MODELS_VERSION"; exit 1; }
 if [ -s "$TMP/objects.json" ] && node "$HERE/k8s_schema.mjs" "$MODELS" "$TMP/objects.json"; then
   pass "every object matches its schema"
 else

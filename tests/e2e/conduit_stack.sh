@@ -24,6 +24,10 @@
 #   argon2id at its cheapest (1 pass, 1 MiB): the suite registers over a
 #     hundred users, and the cost is not what it tests
 #   a drain delay of 200 ms, so that `down` is quick
+#   an L1 TTL of 2 s times SHOAL_TEST_TIME_SCALE (1): conduit_test.py's
+#     bound on a write showing on the other node (0.5 s) stretches with the
+#     scale, and must stay well below the time a lost invalidation would
+#     leave an entry stale
 #
 # SHOAL_BIN: the node binary (ctest passes it); without it deploy/local builds.
 # Ports: SHOAL_E2E_LB_PORT (18180), SHOAL_E2E_STATS_PORT (18184),
@@ -58,6 +62,7 @@ export SHOAL_PASSWORD_OPS_LIMIT=${SHOAL_PASSWORD_OPS_LIMIT:-1}
 export SHOAL_PASSWORD_MEM_LIMIT=${SHOAL_PASSWORD_MEM_LIMIT:-1m}
 export SHOAL_PASSWORD_QUEUE_TIMEOUT_MS=${SHOAL_PASSWORD_QUEUE_TIMEOUT_MS:-10000}
 export SHOAL_DRAIN_DELAY_MS=${SHOAL_DRAIN_DELAY_MS:-200}
+export SHOAL_L1_TTL_MS=${SHOAL_L1_TTL_MS:-$(awk -v s="${SHOAL_TEST_TIME_SCALE:-1}" 'BEGIN { if (s < 1) s = 1; printf "%d", 2000 * s }')}
 
 STACK_NAME=conduit
 PORT_VARIABLES='SHOAL_E2E_*_PORT'

@@ -14,8 +14,10 @@
 # by default ../shared/realworld next to the repository. When it is not
 # there, this says so and exits 77, which ctest shows as skipped.
 #
-# newman is installed with npm, once, into .tools/newman (ignored by git);
-# later runs use it as it is. SHOAL_NEWMAN_VERSION picks the version (6.2.2).
+# newman is installed with npm once per machine, outside the clone
+# (tests/support/npm_tool: ~/.cache/shoal-tools/newman@VERSION, or
+# SHOAL_TOOLS_CACHE), and every later run of any clone uses it as it is.
+# SHOAL_NEWMAN_VERSION picks the version (6.2.2).
 #
 # Each run gets a fresh USERNAME, EMAIL and PASSWORD as --global-var, as
 # upstream's run-api-tests.sh does, and waits SHOAL_NEWMAN_DELAY_MS (50)
@@ -26,8 +28,6 @@ set -euo pipefail
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 SKIP=77
 NEWMAN_VERSION=${SHOAL_NEWMAN_VERSION:-6.2.2}
-TOOLS=$REPO/.tools/newman
-NEWMAN=$TOOLS/node_modules/.bin/newman
 DELAY_MS=${SHOAL_NEWMAN_DELAY_MS:-50}
 
 say() { echo "realworld_newman: $*"; }
@@ -52,25 +52,20 @@ if [ ! -f "$collection" ]; then
 fi
 
 # ------------------------------------------------------------ newman
-if [ ! -x "$NEWMAN" ] || [ "$("$NEWMAN" --version 2>/dev/null || true)" != "$NEWMAN_VERSION" ]; then
-  if ! command -v npm >/dev/null; then
-    if [ "$(id -u)" = 0 ]; then
-      say "installing nodejs and npm (Debian packages)"
-      DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends nodejs npm >/dev/null \
-        || die "apt-get install nodejs npm failed"
-    else
-      die "npm is not installed; install nodejs and npm first"
-    fi
+if ! command -v npm >/dev/null; then
+  if [ "$(id -u)" = 0 ]; then
+    say "installing nodejs and npm (Debian packages)"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends nodejs npm >/dev/null \
+      || die "apt-get install nodejs npm failed"
+  else
+    die "npm is not installed; install nodejs and npm first"
   fi
-  say "installing newman $NEWMAN_VERSION into $TOOLS (npm)"
-  mkdir -p "$TOOLS"
-  # A package.json of its own, so that npm never walks up into the repository.
-  [ -f "$TOOLS/package.json" ] || echo '{"name": "shoal-test-tools", "private": true}' >"$TOOLS/package.json"
-  (cd "$TOOLS" && npm install --no-audit --no-fund --loglevel=error "newman@$NEWMAN_VERSION") \
-    || die "npm install newman@$NEWMAN_VERSION failed"
-  [ -x "$NEWMAN" ] || die "npm finished but $NEWMAN is not there"
 fi
-say "newman $("$NEWMAN" --version)"
+TOOLS=$("$REPO/tests/support/npm_tool" newman "$NEWMAN_VERSION") || die "newman $NEWMAN_VERSION could not be installed"
+NEWMAN=$TOOLS/node_modules/.bin/newman
+[ -x "$NEWMAN" ] || die "$NEWMAN is not there"
+[ "$("$NEWMAN" --version 2>/dev/null || true)" = "$NEWMAN_VERSION" ] || die "$NEWMAN is not version $NEWMAN_VERSION"
+say "newman $("$NEWMAN" --version) ($TOOLS)"
 
 # ------------------------------------------------------------ the stack
 stack_file=""

@@ -6,7 +6,8 @@
 # The caller sets: STACK_NAME (its messages and the state folder's prefix,
 # /tmp/shoal-STACK_NAME.XXXXXX), LOCAL (deploy/local), path_file, NODES,
 # PORT_VARIABLES (which variables move its ports, for the message when one
-# is taken), and defines die().
+# is taken), and defines die(). The tests that start a stack of their own
+# (two_nodes_test.sh, overload_test.sh) use stack_stop_recorded alone.
 
 listening() { timeout 1 bash -c ": </dev/tcp/127.0.0.1/$1" 2>/dev/null; }
 
@@ -22,20 +23,29 @@ sanitizer_reports() {
   grep -l -E 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$SHOAL_STATE"/logs/node*.log 2>/dev/null || true
 }
 
-stack_up() {
-  # A run that was killed (a ctest timeout) never ran its `down`: stop
-  # what it left, by the PIDs in its state folder, before taking the ports.
-  local left port k
-  left=$(cat "$path_file" 2>/dev/null || true)
+# stack_stop_recorded FILE NAME: a run that was killed (a ctest timeout,
+# SIGKILL) never ran its `down` or its cleanup: stop the stack whose state
+# folder (/tmp/shoal-NAME.XXXXXX) FILE records, by the PIDs in that folder
+# (deploy/local checks each one's start time, so a reused PID is left
+# alone), delete it, and forget it, before the ports are taken again.
+stack_stop_recorded() {
+  local file=$1 name=$2 left
+  left=$(cat "$file" 2>/dev/null || true)
   case $left in
-    */shoal-"$STACK_NAME".*)
+    */shoal-"$name".*)
       if [ -d "$left" ]; then
-        echo "${STACK_NAME}_stack: stopping the stack a previous run left in $left"
+        echo "${name}: stopping the stack a previous run left in $left"
         SHOAL_STATE=$left "$LOCAL" down --purge || true
         rm -rf "$left"
       fi
       ;;
   esac
+  rm -f "$file"
+}
+
+stack_up() {
+  local port k
+  stack_stop_recorded "$path_file" "$STACK_NAME"
   local -a ports=("$SHOAL_LB_PORT" "$SHOAL_STATS_PORT" "$SHOAL_PG_PORT" "$SHOAL_REDIS_PORT")
   for ((k = 0; k < NODES; k++)); do ports+=($((SHOAL_NODE_BASE_PORT + k)) $((SHOAL_ADMIN_BASE_PORT + k))); done
   for port in "${ports[@]}"; do

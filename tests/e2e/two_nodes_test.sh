@@ -36,8 +36,16 @@ export SHOAL_REDIS_PORT=${SHOAL_E2E_REDIS_PORT:-16380}
 # A SIGTERM drain long enough to watch HAProxy take the node out while it
 # still runs; the test ends it early with SIGINT. Other stops skip it.
 export SHOAL_DRAIN_DELAY_MS=20000
+# SHOAL_E2E_STACK_RECORD (ctest passes a file in the build tree): where this
+# run records its state folder, so that the next run stops what a killed one
+# (ctest's timeout sends SIGKILL, and no cleanup runs) left on the ports.
+# shellcheck disable=SC1091 # checked with the stack scripts; this uses stack_stop_recorded alone
+. "$REPO/tests/e2e/stack_common.sh"
+record=${SHOAL_E2E_STACK_RECORD:-}
+if [ -n "$record" ]; then stack_stop_recorded "$record" e2e; fi
 SHOAL_STATE=$(mktemp -d "${TMPDIR:-/tmp}/shoal-e2e.XXXXXX")
 export SHOAL_STATE
+if [ -n "$record" ]; then mkdir -p "$(dirname "$record")"; echo "$SHOAL_STATE" >"$record"; fi
 NODE1_PORT=$SHOAL_NODE_BASE_PORT
 NODE2_PORT=$((SHOAL_NODE_BASE_PORT + 1))
 NODE1_ADMIN=$SHOAL_ADMIN_BASE_PORT
@@ -78,6 +86,7 @@ cleanup() {
     # --purge: PostgreSQL's folder too, outside the state folder as root.
     "$LOCAL" down --purge >/dev/null 2>&1 || echo "# deploy/local down --purge failed"
     rm -rf "$SHOAL_STATE"
+    if [ -n "$record" ]; then rm -f "$record"; fi
   fi
   exit "$rc"
 }

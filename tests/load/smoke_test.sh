@@ -89,5 +89,6 @@ else
     || fail "conduit neither measured nor skipped for a missing API: $(grep -E '^conduit' "$OUT/table.txt" || echo 'no row')"
   pass "conduit skipped: the node has no article routes yet"
 fi
-[ $((SECONDS - start)) -lt 60 ] || fail "the smoke test took $((SECONDS - start)) s (limit 60)"
+# No limit of its own on the wall time (a busy machine stretches it): ctest's
+# TIMEOUT bounds the run.
 pass "done in $((SECONDS - start)) s"

@@ -1,5 +1,6 @@
 /* tests/support/http_client.c */
 #include "http_client.h"
+#include "test_env.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -40,6 +41,14 @@ bool test_http_send(int fd, const char *data, size_t length)
     return true;
 }
 
+/* Deadlines are written for a Release build on a quiet machine;
+ * SHOAL_TEST_TIME_SCALE stretches them for valgrind and the sanitizers. */
+static int scaled_ms(int timeout_ms)
+{
+    double ms = timeout_ms * test_env_time_scale();
+    return ms > 600000.0 ? 600000 : (int)ms;
+}
+
 /* Reads one byte with a deadline; -1 on EOF, error or timeout. */
 static int read_byte(int fd, int timeout_ms)
 {
@@ -76,6 +85,7 @@ bool test_http_header(const test_response *response, const char *name, char *out
 
 bool test_http_read(int fd, test_response *response, bool head_only, int timeout_ms)
 {
+    timeout_ms = scaled_ms(timeout_ms);
     memset(response, 0, sizeof *response);
     char block[sizeof response->headers + 256];
     size_t length = 0;
@@ -137,6 +147,7 @@ void test_http_response_free(test_response *response)
 
 bool test_http_closed_within(int fd, int timeout_ms)
 {
+    timeout_ms = scaled_ms(timeout_ms);
     char buffer[256];
     for (;;) {
         struct pollfd waiting = {.fd = fd, .events = POLLIN};

@@ -20,9 +20,10 @@ int test_http_connect(int port);
 bool test_http_send(int fd, const char *data, size_t length);
 /* Reads one response (Content-Length bodies; HEAD and 204/304 have none
  * when head_only is set or by status). Returns false on EOF or a malformed
- * answer, or after timeout_ms without one. */
+ * answer, or after timeout_ms without one. Every timeout_ms here is
+ * multiplied by SHOAL_TEST_TIME_SCALE (tests/support/test_env.h). */
 bool test_http_read(int fd, test_response *response, bool head_only, int timeout_ms);
-/* One request on a fresh connection, closed afterwards. */
+/* One request on a fresh connection, closed afterwards (5 s to answer). */
 bool test_http_request(int port, const char *raw_request, test_response *response);
 /* Value of a header (case-insensitive name) copied into out; false if absent. */
 bool test_http_header(const test_response *response, const char *name, char *out, size_t size);

@@ -37,6 +37,9 @@ void test_node_migrate(void)
         fail_msg("migrate: %s", error);
 }
 
+/* The nodes started and not stopped yet, for test_node_stop_started. */
+static test_node *started[8];
+
 void test_node_start(test_node *node, const char *const *flags, const shoal_extension *const *extensions)
 {
     char *argv[48] = {"shoal-node", "--port", "0", "--admin-port", "0", "--threads", "2", "--access-log-sample",
@@ -65,13 +68,30 @@ void test_node_start(test_node *node, const char *const *flags, const shoal_exte
     assert_true(node->port > 0);
     node->admin_port = shoal_http_admin_port(node->http);
     assert_true(node->admin_port > 0 && node->admin_port != node->port);
+    for (size_t i = 0; i < sizeof started / sizeof started[0]; i++)
+        if (started[i] == NULL) {
+            started[i] = node;
+            break;
+        }
 }
 
 void test_node_stop(test_node *node)
 {
+    for (size_t i = 0; i < sizeof started / sizeof started[0]; i++)
+        if (started[i] == node)
+            started[i] = NULL;
     shoal_http_stop(node->http);
     shoal_app_free(node->app);
     shoal_config_free(&node->config);
+}
+
+int test_node_stop_started(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < sizeof started / sizeof started[0]; i++)
+        if (started[i] != NULL)
+            test_node_stop(started[i]);
+    return 0;
 }
 
 char *test_node_request_text(const char *method, const char *path, const char *headers, const char *body)

@@ -27,6 +27,12 @@ void test_node_migrate(void);
  * flags win), with extensions loaded in order (NULL-terminated). */
 void test_node_start(test_node *node, const char *const *flags, const shoal_extension *const *extensions);
 void test_node_stop(test_node *node);
+/* A cmocka teardown: stops every node started and not stopped yet. A failed
+ * assertion leaves its test at once; without this its node would serve on
+ * beside the tests after it (and valgrind would count its memory as lost).
+ * The app points into the test_node, so a test that uses this keeps its
+ * nodes in static storage. */
+int test_node_stop_started(void **state);
 
 /* One request on a fresh connection. headers is a raw block of
  * "Name: value\r\n" lines or NULL; body may be NULL. The caller frees the

@@ -71,14 +71,16 @@ static void the_bucket_refills_at_the_sustained_rate(void **state)
     cache *c = open_cache();
     char key[64];
     unique_key("refill", key, sizeof key);
-    /* 10 per second: one every 100 ms, 2 back to back. */
-    cache_ratelimit_limit limit = {.count = 10, .period_ms = 1000, .burst = 2};
+    /* 10 per period: one every 100 ms (times SHOAL_TEST_TIME_SCALE, so that
+     * three calls fit in one interval on any build), 2 back to back. */
+    long long interval_ms = (long long)(100 * test_env_time_scale());
+    cache_ratelimit_limit limit = {.count = 10, .period_ms = 10 * interval_ms, .burst = 2};
     assert_true(check(c, key, &limit).allowed);
     assert_true(check(c, key, &limit).allowed);
     cache_ratelimit_result limited = check(c, key, &limit);
     assert_false(limited.allowed);
-    assert_true(limited.retry_after_ms > 0 && limited.retry_after_ms <= 100);
-    usleep((useconds_t)(limited.retry_after_ms + 20) * 1000);
+    assert_true(limited.retry_after_ms > 0 && limited.retry_after_ms <= interval_ms);
+    usleep((useconds_t)(limited.retry_after_ms + interval_ms / 5) * 1000);
     assert_true(check(c, key, &limit).allowed);
     assert_false(check(c, key, &limit).allowed);
     cache_close(c);
@@ -109,10 +111,12 @@ static void the_key_expires_when_the_bucket_is_full_again(void **state)
     cache *c = open_cache();
     char key[64];
     unique_key("expiry", key, sizeof key);
-    cache_ratelimit_limit limit = {.count = 1, .period_ms = 200, .burst = 1};
+    /* 200 ms, times the scale: the two calls come within it on any build. */
+    long long period_ms = (long long)(200 * test_env_time_scale());
+    cache_ratelimit_limit limit = {.count = 1, .period_ms = period_ms, .burst = 1};
     assert_true(check(c, key, &limit).allowed);
     assert_false(check(c, key, &limit).allowed);
-    usleep(250 * 1000);
+    usleep((useconds_t)(period_ms * 5 / 4) * 1000);
     assert_true(check(c, key, &limit).allowed);
     cache_close(c);
 }

@@ -74,9 +74,33 @@ SHOAL_TIERS_PG_MAX_CONNECTIONS=10 "$tiers" start "$state" "$pg_port" "$redis_por
 # The superuser connects through the socket, in the folder the harness chose.
 admin_url="postgresql:///shoal?host=$("$tiers" pg-home "$state")&port=$pg_port&user=postgres"
 
+# The schema once, here: a node that migrated would close that connection
+# just before it counts the sessions in use, and a closed session leaves
+# pg_stat_activity a moment after its client.
+DATABASE_URL="$database_url" "$binary" migrate >/dev/null 2>&1
+
+# Client sessions in pg_stat_activity besides the query's own, as the node
+# counts them. A session that just closed (the node stopped a moment ago,
+# psql) is still listed until its backend has exited: settle waits until only
+# the sessions this test holds remain, so that each start counts exactly them.
+sessions() {
+  psql "$admin_url" -XAtq -c "SELECT count(*) FROM pg_stat_activity
+                              WHERE pid <> pg_backend_pid() AND backend_type = 'client backend'"
+}
+settle() { # the number of sessions the test holds
+  local n=""
+  for _ in $(seq $((100 * scale))); do
+    n=$(sessions)
+    [ "$n" = "$1" ] && return 0
+    sleep 0.05
+  done
+  echo "# $n client sessions, not $1" >&2
+  return 1
+}
+
 start_node() { # extra arguments
   env DATABASE_URL="$database_url" REDIS_URL="redis://127.0.0.1:$redis_port/0" SHOAL_PORT="$port" SHOAL_ADMIN_PORT="$admin_port" \
-    SHOAL_NODE_NAME=budget SHOAL_L1_ENTRIES=0 SHOAL_ACCESS_LOG_SAMPLE=0 "$binary" "$@" 2>"$log" &
+    SHOAL_NODE_NAME=budget SHOAL_L1_ENTRIES=0 SHOAL_ACCESS_LOG_SAMPLE=0 SHOAL_MIGRATE=false "$binary" "$@" 2>"$log" &
   node_pid=$!
 }
 
@@ -99,6 +123,7 @@ budget_line() { grep '"event":"budget"' "$log" || true; }
 
 # ---- room for the node
 
+check "no session is open before the node starts" settle 0
 start_node --threads 2
 wait_ready_or_exit $((10 * scale))
 line=$(budget_line)
@@ -109,6 +134,7 @@ check "the budget line names the node's 3 connections and the server's numbers" 
 check "it fits: no warning" bash -c "! grep -q '\"level\":\"warning\"' <<<'$line'"
 stop_node
 
+check "the last node's sessions are gone" settle 0
 start_node --threads 2 --strict
 wait_ready_or_exit $((10 * scale))
 check "2 threads with 7 free and --strict: it serves" [ "$code" = running ]
@@ -127,6 +153,7 @@ for _ in $(seq 100); do
 done
 check "four sessions are held open ($held)" [ "$held" = 4 ]
 
+check "only the four held sessions are open" settle 4
 start_node --threads 3 --strict
 wait_ready_or_exit $((10 * scale))
 line=$(budget_line)
@@ -138,6 +165,7 @@ check "the error names the fixes" \
   grep -q 'Raise max_connections.*fewer --threads.*PgBouncer' <<<"$line"
 check "it never served" bash -c "! grep -q '\"event\":\"start\"' '$log'"
 
+check "only the four held sessions are open, again" settle 4
 start_node --threads 3
 wait_ready_or_exit $((10 * scale))
 line=$(budget_line)

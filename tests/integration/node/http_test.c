@@ -3,6 +3,8 @@
  * admin). */
 #include <errno.h>
 #include <signal.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <sys/types.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -56,10 +58,22 @@ static int item_by_id(shoal_ctx *ctx)
     return shoal_json(ctx, 200, json_pack("{s:s}", "id", shoal_param(ctx, "id")));
 }
 
+/* ms times SHOAL_TEST_TIME_SCALE: the waits here are written for a Release
+ * build, and valgrind or the sanitizers run the node several times slower. */
+static int scaled_ms(int ms)
+{
+    return (int)(ms * test_env_time_scale());
+}
+
+/* /test/slow runs until the test lets it finish (or 10 s, scaled, so that a
+ * failed test cannot hold the node forever): a request that is in flight
+ * for exactly as long as the test needs, without a fixed sleep. */
+static atomic_bool slow_may_finish;
+
 static int slow(shoal_ctx *ctx)
 {
-    struct timespec pause = {1, 500 * 1000 * 1000};
-    nanosleep(&pause, NULL);
+    for (int waited = 0; !atomic_load(&slow_may_finish) && waited < scaled_ms(10000); waited += 5)
+        usleep(5 * 1000);
     return shoal_json(ctx, 200, json_pack("{s:b}", "slow", 1));
 }
 
@@ -74,6 +88,12 @@ static int add_test_routes(shoal_app *app, void *data)
 }
 
 static const shoal_extension test_routes = {.name = "test-routes", .init = add_test_routes};
+
+/* The server a test started and has not stopped: a failed assertion leaves
+ * the test at once, and stop_running_server, its teardown, stops it, so that
+ * the tests after it do not run beside its threads (nor valgrind count its
+ * memory as lost). Tests keep their server in static storage for that. */
+static test_server *running;
 
 /* Starts a node on a free port; extra holds more flags, NULL-terminated. */
 static void start_server(test_server *server, const char *database_url, const char *redis_url,
@@ -106,6 +126,7 @@ static void start_server(test_server *server, const char *database_url, const ch
     assert_true(server->port > 0);
     server->admin_port = shoal_http_admin_port(server->http);
     assert_true(server->admin_port > 0 && server->admin_port != server->port);
+    running = server;
 }
 
 #define FLAGS(...) ((const char *const[]){__VA_ARGS__, NULL})
@@ -115,12 +136,37 @@ static void start_default(test_server *server, const char *const *extra)
     start_server(server, TEST_DATABASE_URL(), TEST_REDIS_URL(), extra);
 }
 
+/* Polls (scaled) until the node counts `wanted` requests in flight: the
+ * count goes up when a handler is dispatched and down in libmicrohttpd's
+ * completion callback, just after the answer went out, so a client can read
+ * an answer before it drops. */
+static bool wait_in_flight(test_server *server, int wanted, int timeout_ms)
+{
+    for (int waited = 0; waited < scaled_ms(timeout_ms); waited += 5) {
+        if (shoal_app_in_flight(server->app) == wanted)
+            return true;
+        usleep(5 * 1000);
+    }
+    return shoal_app_in_flight(server->app) == wanted;
+}
+
 static void stop_server(test_server *server)
 {
+    if (running == server)
+        running = NULL;
     shoal_http_stop(server->http);
     shoal_app_free(server->app);
     shoal_tier_monitor_stop(server->monitor);
     shoal_config_free(&server->config);
+}
+
+static int stop_running_server(void **state)
+{
+    (void)state;
+    atomic_store(&slow_may_finish, true); /* or stopping would wait for it */
+    if (running != NULL)
+        stop_server(running);
+    return 0;
 }
 
 static void expect_standard_headers(const test_response *response)
@@ -163,7 +209,7 @@ static test_response get(int port, const char *path, const char *headers, int st
 static void every_answer_carries_date_and_server(void **state)
 {
     (void)state;
-    test_server server;
+    static test_server server;
     start_default(&server, FLAGS("--max-body-bytes", "1k"));
     const char *requests[] = {
         "GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n",
@@ -184,7 +230,7 @@ static void every_answer_carries_date_and_server(void **state)
 static void keep_alive_and_pipelining_share_one_connection(void **state)
 {
     (void)state;
-    test_server server;
+    static test_server server;
     start_default(&server, NULL);
     int fd = test_http_connect(server.port);
     assert_true(fd >= 0);
@@ -219,7 +265,7 @@ static void keep_alive_and_pipelining_share_one_connection(void **state)
 static void unknown_paths_and_methods_get_404_405_and_options(void **state)
 {
     (void)state;
-    test_server server;
+    static test_server server;
     start_default(&server, NULL);
     test_response response;
     assert_true(test_http_request(server.port, "GET /missing HTTP/1.1\r\nHost: t\r\n\r\n", &response));
@@ -249,7 +295,7 @@ static void unknown_paths_and_methods_get_404_405_and_options(void **state)
 static void oversized_bodies_get_413_with_the_envelope(void **state)
 {
     (void)state;
-    test_server server;
+    static test_server server;
     start_default(&server, FLAGS("--max-body-bytes", "1k"));
     test_response response;
 
@@ -317,7 +363,7 @@ static void oversized_bodies_get_413_with_the_envelope(void **state)
 static void oversized_headers_get_431_with_the_envelope(void **state)
 {
     (void)state;
-    test_server server;
+    static test_server server;
     start_default(&server, FLAGS("--max-header-bytes", "2k"));
     char request[4096];
     char filler[2500];
@@ -344,7 +390,7 @@ static void oversized_headers_get_431_with_the_envelope(void **state)
 static void headers_far_past_the_limit_still_get_431(void **state)
 {
     (void)state;
-    test_server server;
+    static test_server server;
     start_default(&server, FLAGS("--max-header-bytes", "2k"));
     static char request[16 * 1024];
     static char filler[12 * 1024];
@@ -366,7 +412,7 @@ static void headers_far_past_the_limit_still_get_431(void **state)
 static void long_queries_count_against_the_header_limit(void **state)
 {
     (void)state;
-    test_server server;
+    static test_server server;
     start_default(&server, FLAGS("--max-header-bytes", "2k"));
     char request[4096];
     char filler[1500];
@@ -385,7 +431,7 @@ static void long_queries_count_against_the_header_limit(void **state)
 static void an_encoded_nul_never_cuts_the_path_short(void **state)
 {
     (void)state;
-    test_server server;
+    static test_server server;
     start_default(&server, NULL);
     test_response response;
     /* Decoded to a NUL, this would route and log as "/healthz". */
@@ -413,7 +459,7 @@ static void an_encoded_nul_never_cuts_the_path_short(void **state)
 static void malformed_requests_get_400_with_the_envelope(void **state)
 {
     (void)state;
-    test_server server;
+    static test_server server;
     start_default(&server, NULL);
     test_response response;
     const char *malformed[] = {
@@ -466,7 +512,7 @@ static void post_json(int port, const char *body, test_response *response)
 static void malformed_json_is_400_and_wrong_shape_is_422(void **state)
 {
     (void)state;
-    test_server server;
+    static test_server server;
     start_default(&server, FLAGS("--max-json-depth", "4"));
     test_response response;
     post_json(server.port, "{\"item\": ", &response);
@@ -497,7 +543,7 @@ static void malformed_json_is_400_and_wrong_shape_is_422(void **state)
 static void slow_clients_are_dropped_while_others_are_served(void **state)
 {
     (void)state;
-    test_server server;
+    static test_server server;
     start_default(&server, FLAGS("--connection-timeout", "1"));
     int slow_fd = test_http_connect(server.port);
     assert_true(slow_fd >= 0);
@@ -516,7 +562,7 @@ static void slow_clients_are_dropped_while_others_are_served(void **state)
 static void connections_past_the_limit_are_refused(void **state)
 {
     (void)state;
-    test_server server;
+    static test_server server;
     start_default(&server, FLAGS("--max-connections", "2", "--threads", "1"));
     int first = test_http_connect(server.port);
     int second = test_http_connect(server.port);
@@ -536,9 +582,14 @@ static void connections_past_the_limit_are_refused(void **state)
     test_http_response_free(&response);
     close(third);
 
+    /* The slot is free once the node's one thread has seen the close: until
+     * then a new connection is refused as the third was. */
     close(first);
-    usleep(200 * 1000);
-    assert_true(test_http_request(server.port, request, &response));
+    bool served = false;
+    for (int waited = 0; !served && waited < scaled_ms(3000); waited += 20)
+        if (!(served = test_http_request(server.port, request, &response)))
+            usleep(20 * 1000);
+    assert_true(served);
     assert_int_equal(response.status, 200);
     test_http_response_free(&response);
     close(second);
@@ -548,7 +599,7 @@ static void connections_past_the_limit_are_refused(void **state)
 static void request_ids_are_kept_or_made_and_echoed(void **state)
 {
     (void)state;
-    test_server server;
+    static test_server server;
     start_default(&server, NULL);
     test_response response;
     char id[160];
@@ -587,7 +638,7 @@ static json_t *readyz(int port, int *status)
 static void readyz_reports_both_tiers_up(void **state)
 {
     (void)state;
-    test_server server;
+    static test_server server;
     start_default(&server, NULL);
     int status = 0;
     json_t *body = readyz(server.admin_port, &status);
@@ -602,7 +653,7 @@ static void readyz_reports_both_tiers_up(void **state)
 static void readyz_stays_ready_when_the_tiers_are_down(void **state)
 {
     (void)state;
-    test_server server;
+    static test_server server;
     /* Port 1 on loopback: nothing listens, connections are refused at once. */
     start_server(&server, "postgresql://shoal:shoal@127.0.0.1:1/shoal", "redis://127.0.0.1:1/0", NULL);
     int status = 0;
@@ -614,12 +665,12 @@ static void readyz_stays_ready_when_the_tiers_are_down(void **state)
     stop_server(&server);
 }
 
-/* Whatever happened in the test, the fixture's Redis runs again afterwards. */
+/* Whatever happened in the test, the fixture's Redis runs again afterwards,
+ * and the test's server stops. */
 static int resume_redis(void **state)
 {
-    (void)state;
     kill(test_env_redis_pid(), SIGCONT);
-    return 0;
+    return stop_running_server(state);
 }
 
 /* /readyz with the client's deadline of HAProxy's check timeout (1 s). */
@@ -643,7 +694,7 @@ static bool readyz_within_a_second(int port, const char *redis_state)
 static void readyz_answers_at_once_while_redis_hangs(void **state)
 {
     (void)state;
-    test_server server;
+    static test_server server;
     start_default(&server, NULL);
     assert_true(readyz_within_a_second(server.admin_port, "up"));
 
@@ -652,7 +703,7 @@ static void readyz_answers_at_once_while_redis_hangs(void **state)
     pid_t redis = test_env_redis_pid();
     assert_int_equal(kill(redis, SIGSTOP), 0);
     bool reported_down = false;
-    for (int i = 0; i < 30 && !reported_down; i++) {
+    for (int i = 0; i < 30 * test_env_time_scale() && !reported_down; i++) {
         reported_down = readyz_within_a_second(server.admin_port, "down");
         usleep(100 * 1000);
     }
@@ -660,7 +711,7 @@ static void readyz_answers_at_once_while_redis_hangs(void **state)
 
     assert_int_equal(kill(redis, SIGCONT), 0);
     bool reported_up = false;
-    for (int i = 0; i < 50 && !reported_up; i++) {
+    for (int i = 0; i < 50 * test_env_time_scale() && !reported_up; i++) {
         reported_up = readyz_within_a_second(server.admin_port, "up");
         usleep(100 * 1000);
     }
@@ -671,7 +722,7 @@ static void readyz_answers_at_once_while_redis_hangs(void **state)
 static void draining_turns_readyz_503_and_closes_connections(void **state)
 {
     (void)state;
-    test_server server;
+    static test_server server;
     start_default(&server, NULL);
     shoal_app_set_readiness(server.app, SHOAL_DRAINING);
     int status = 0;
@@ -693,14 +744,14 @@ static void draining_turns_readyz_503_and_closes_connections(void **state)
 static void stopping_to_accept_lets_in_flight_requests_finish(void **state)
 {
     (void)state;
-    test_server server;
+    static test_server server;
     start_default(&server, NULL);
     int fd = test_http_connect(server.port);
     assert_true(fd >= 0);
     const char *request = "GET /test/slow HTTP/1.1\r\nHost: t\r\n\r\n";
+    atomic_store(&slow_may_finish, false);
     assert_true(test_http_send(fd, request, strlen(request)));
-    usleep(300 * 1000); /* the slow handler is running now */
-    assert_int_equal(shoal_app_in_flight(server.app), 1);
+    assert_true(wait_in_flight(&server, 1, 2000)); /* the slow handler runs, and waits for us */
 
     shoal_http_stop_accepting(server.http);
     assert_int_equal(test_http_connect(server.port), -1);
@@ -709,21 +760,24 @@ static void stopping_to_accept_lets_in_flight_requests_finish(void **state)
     shoal_app_set_readiness(server.app, SHOAL_DRAINING);
     test_response admin = get(server.admin_port, "/readyz", "", 503);
     test_http_response_free(&admin);
+    /* The slow request still runs; the admin one counts until libmicrohttpd
+     * reports it complete, a moment after its answer. */
+    assert_true(wait_in_flight(&server, 1, 1000));
 
+    atomic_store(&slow_may_finish, true);
     test_response response;
     assert_true(test_http_read(fd, &response, false, 5000));
     assert_int_equal(response.status, 200);
     test_http_response_free(&response);
     close(fd);
-    usleep(100 * 1000);
-    assert_int_equal(shoal_app_in_flight(server.app), 0);
+    assert_true(wait_in_flight(&server, 0, 1000));
     stop_server(&server);
 }
 
 static void operational_routes_are_served_on_the_admin_port_only(void **state)
 {
     (void)state;
-    test_server server;
+    static test_server server;
     start_default(&server, NULL);
 
     /* The public port: /readyz and /metrics are not there, with the usual
@@ -799,7 +853,7 @@ static void the_admin_port_needs_a_port_of_its_own(void **state)
     assert_non_null(strstr(error, "--admin-bind"));
 
     /* A port that is taken: the node does not start, and says which. */
-    test_server first;
+    static test_server first;
     start_default(&first, NULL);
     char port[16];
     snprintf(port, sizeof port, "%d", first.admin_port);
@@ -817,7 +871,7 @@ static void the_admin_port_needs_a_port_of_its_own(void **state)
 static void cors_answers_preflight_for_allowed_origins_only(void **state)
 {
     (void)state;
-    test_server server;
+    static test_server server;
     start_default(&server, FLAGS("--cors-origins", "https://app.example, https://admin.example"));
     test_response response;
     char value[128];
@@ -887,7 +941,7 @@ static void cors_answers_preflight_for_allowed_origins_only(void **state)
 static void cors_allows_any_origin_by_default(void **state)
 {
     (void)state;
-    test_server server;
+    static test_server server;
     start_default(&server, NULL);
     test_response response;
     char value[128];
@@ -922,31 +976,33 @@ static void cors_allows_any_origin_by_default(void **state)
     stop_server(&server);
 }
 
+#define SERVER_TEST(test) cmocka_unit_test_teardown(test, stop_running_server)
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(every_answer_carries_date_and_server),
-        cmocka_unit_test(keep_alive_and_pipelining_share_one_connection),
-        cmocka_unit_test(unknown_paths_and_methods_get_404_405_and_options),
-        cmocka_unit_test(oversized_bodies_get_413_with_the_envelope),
-        cmocka_unit_test(oversized_headers_get_431_with_the_envelope),
-        cmocka_unit_test(headers_far_past_the_limit_still_get_431),
-        cmocka_unit_test(long_queries_count_against_the_header_limit),
-        cmocka_unit_test(an_encoded_nul_never_cuts_the_path_short),
-        cmocka_unit_test(malformed_requests_get_400_with_the_envelope),
-        cmocka_unit_test(malformed_json_is_400_and_wrong_shape_is_422),
-        cmocka_unit_test(slow_clients_are_dropped_while_others_are_served),
-        cmocka_unit_test(connections_past_the_limit_are_refused),
-        cmocka_unit_test(request_ids_are_kept_or_made_and_echoed),
-        cmocka_unit_test(readyz_reports_both_tiers_up),
-        cmocka_unit_test(readyz_stays_ready_when_the_tiers_are_down),
+        SERVER_TEST(every_answer_carries_date_and_server),
+        SERVER_TEST(keep_alive_and_pipelining_share_one_connection),
+        SERVER_TEST(unknown_paths_and_methods_get_404_405_and_options),
+        SERVER_TEST(oversized_bodies_get_413_with_the_envelope),
+        SERVER_TEST(oversized_headers_get_431_with_the_envelope),
+        SERVER_TEST(headers_far_past_the_limit_still_get_431),
+        SERVER_TEST(long_queries_count_against_the_header_limit),
+        SERVER_TEST(an_encoded_nul_never_cuts_the_path_short),
+        SERVER_TEST(malformed_requests_get_400_with_the_envelope),
+        SERVER_TEST(malformed_json_is_400_and_wrong_shape_is_422),
+        SERVER_TEST(slow_clients_are_dropped_while_others_are_served),
+        SERVER_TEST(connections_past_the_limit_are_refused),
+        SERVER_TEST(request_ids_are_kept_or_made_and_echoed),
+        SERVER_TEST(readyz_reports_both_tiers_up),
+        SERVER_TEST(readyz_stays_ready_when_the_tiers_are_down),
         cmocka_unit_test_teardown(readyz_answers_at_once_while_redis_hangs, resume_redis),
-        cmocka_unit_test(draining_turns_readyz_503_and_closes_connections),
-        cmocka_unit_test(operational_routes_are_served_on_the_admin_port_only),
-        cmocka_unit_test(the_admin_port_needs_a_port_of_its_own),
-        cmocka_unit_test(stopping_to_accept_lets_in_flight_requests_finish),
-        cmocka_unit_test(cors_answers_preflight_for_allowed_origins_only),
-        cmocka_unit_test(cors_allows_any_origin_by_default),
+        SERVER_TEST(draining_turns_readyz_503_and_closes_connections),
+        SERVER_TEST(operational_routes_are_served_on_the_admin_port_only),
+        SERVER_TEST(the_admin_port_needs_a_port_of_its_own),
+        SERVER_TEST(stopping_to_accept_lets_in_flight_requests_finish),
+        SERVER_TEST(cors_answers_preflight_for_allowed_origins_only),
+        SERVER_TEST(cors_allows_any_origin_by_default),
     };
     return cmocka_run_group_tests_name("integration.node.http", tests, NULL, NULL);
 }

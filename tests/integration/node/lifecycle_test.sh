@@ -8,6 +8,11 @@ port=$2
 admin_port=$3
 base="http://127.0.0.1:$port"
 admin="http://127.0.0.1:$admin_port"
+# SHOAL_TEST_TIME_SCALE (1): the waits below stretch with it (the sanitizer
+# build's node starts and answers slower).
+scale=${SHOAL_TEST_TIME_SCALE:-1}
+scale=${scale%%.*}
+[ "$scale" -ge 1 ] 2>/dev/null || scale=1
 failures=0
 passes=0
 node_pid=""
@@ -31,7 +36,7 @@ start_node() { # extra environment assignments
   env DATABASE_URL="$SHOAL_TEST_DATABASE_URL" REDIS_URL="$SHOAL_TEST_REDIS_URL" SHOAL_PORT="$port" \
     SHOAL_ADMIN_PORT="$admin_port" SHOAL_NODE_NAME=lifecycle SHOAL_THREADS=2 "$@" "$binary" 2>"$log" &
   node_pid=$!
-  for _ in $(seq 100); do
+  for _ in $(seq $((100 * scale))); do
     [ "$(admin_status_of /readyz)" = 200 ] && return 0
     sleep 0.1
   done
@@ -52,6 +57,18 @@ wait_exit() { # pid, seconds; sets code to the exit status, or "running"
     sleep 0.1
   done
 }
+
+# until_true SECONDS COMMAND...: polls COMMAND every 50 ms until it
+# succeeds, for SECONDS times the scale; its last status.
+until_true() {
+  local limit=$1; shift
+  for _ in $(seq $((limit * scale * 20))); do
+    "$@" && return 0
+    sleep 0.05
+  done
+  "$@"
+}
+now_ms() { date +%s%3N; }
 
 log=$(mktemp)
 
@@ -86,31 +103,43 @@ done
 
 # SIGTERM: readiness turns 503 at once, serving goes on through the drain
 # delay, then the listener closes and the process exits 0.
-# A drain delay with room to spare: on a loaded machine each curl and sleep
-# here can take a good part of a second longer than written.
-start_node SHOAL_DRAIN_DELAY_MS=4000 SHOAL_GRACE_PERIOD_MS=3000
+# A drain delay with room to spare: on a loaded machine each curl here can
+# take a good part of a second longer than written; the checks inside it
+# are timed from the signal, not from the sleeps.
+drain_ms=6000
+start_node SHOAL_DRAIN_DELAY_MS=$drain_ms SHOAL_GRACE_PERIOD_MS=3000
 check "ready after start (admin port)" [ "$(admin_status_of /readyz)" = 200 ]
 check "the admin port serves /metrics" [ "$(admin_status_of /metrics)" = 200 ]
 check "the public port answers /readyz 404" [ "$(status_of /readyz)" = 404 ]
 check "the public port answers /metrics 404" [ "$(status_of /metrics)" = 404 ]
 check "the public port serves /healthz" [ "$(status_of /healthz)" = 200 ]
-check "the access log is JSON lines" bash -c "curl -s '$base/healthz' >/dev/null; sleep 0.2; grep '\"event\":\"request\"' '$log' | tail -n 1 | jq -e '.path == \"/healthz\" and .status == 200 and (.request_id | length) == 32' >/dev/null"
+# The line is written once the answer has gone out, a moment after curl has it.
+last_request_is_healthz() {
+  grep '"event":"request"' "$log" | tail -n 1 | grep -q '"path":"/healthz"'
+}
+curl -s "$base/healthz" >/dev/null
+until_true 2 last_request_is_healthz || true
+check "the access log is JSON lines" bash -c "grep '\"event\":\"request\"' '$log' | tail -n 1 | jq -e '.path == \"/healthz\" and .status == 200 and (.request_id | length) == 32' >/dev/null"
+termed_ms=$(now_ms) # before the signal: the node's delay runs from a moment later
 kill -TERM "$node_pid"
-sleep 0.3
-check "readyz is 503 while draining" [ "$(admin_status_of /readyz)" = 503 ]
+readyz_is_503() { [ "$(admin_status_of /readyz)" = 503 ]; }
+check "readyz is 503 while draining" until_true 2 readyz_is_503
 check "other requests are still served while draining" [ "$(status_of /healthz)" = 200 ]
-sleep 1.2
-check "still serving 1.5 s into the 4 s drain delay" [ "$(status_of /healthz)" = 200 ]
+waited_ms=$(($(now_ms) - termed_ms))
+[ "$waited_ms" -ge 1500 ] || sleep "$(awk -v ms=$((1500 - waited_ms)) 'BEGIN { print ms / 1000 }')"
+check "still serving 1.5 s into the $((drain_ms / 1000)) s drain delay" [ "$(status_of /healthz)" = 200 ]
 check "still running 1.5 s into the drain delay" kill -0 "$node_pid"
-wait_exit "$node_pid" 8
-check "exits 0 after the drain delay (got $code)" [ "$code" = 0 ]
+wait_exit "$node_pid" $((drain_ms / 1000 + 4 * scale))
+exited_ms=$(($(now_ms) - termed_ms))
+check "exits 0 after the drain delay (got $code after $exited_ms ms)" [ "$code" = 0 ]
+check "not before the drain delay had passed" [ "$exited_ms" -ge "$drain_ms" ]
 check "nothing listens afterwards" [ "$(status_of /healthz)" = 000 ]
 check "nothing listens on the admin port afterwards" [ "$(admin_status_of /healthz)" = 000 ]
 
 # SIGINT skips the drain delay.
 start_node SHOAL_DRAIN_DELAY_MS=60000
 kill -INT "$node_pid"
-wait_exit "$node_pid" 3
+wait_exit "$node_pid" $((3 * scale))
 check "SIGINT stops at once with 0 (got $code)" [ "$code" = 0 ]
 node_pid=""
 

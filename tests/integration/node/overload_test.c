@@ -41,8 +41,15 @@ static const char *no_environment(const char *name)
 
 /* ---- routes only these tests use ---------------------------------------- */
 
-/* /test/block holds its worker until released (at most 10 s, so that a
- * failing test cannot hang), which fills the node deterministically. */
+/* ms times SHOAL_TEST_TIME_SCALE: valgrind and the sanitizers run the node
+ * several times slower, and the deadlines below must stretch with it. */
+static long scaled_ms(long ms)
+{
+    return (long)(ms * test_env_time_scale());
+}
+
+/* /test/block holds its worker until released (at most 10 s, scaled, so that
+ * a failing test cannot hang), which fills the node deterministically. */
 static pthread_mutex_t block_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t block_changed = PTHREAD_COND_INITIALIZER;
 static int blocked_now;
@@ -55,7 +62,7 @@ static int block(shoal_ctx *ctx)
 {
     struct timespec until;
     clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += 10;
+    until.tv_sec += scaled_ms(10000) / 1000;
     pthread_mutex_lock(&block_lock);
     blocked_now++;
     pthread_cond_broadcast(&block_changed);
@@ -88,12 +95,15 @@ static int late_store(shoal_ctx *ctx)
     return shoal_json(ctx, 200, json_pack("{s:s}", "one", store_result_value(result, 0, 0)));
 }
 
-/* A before hook that takes its time on /test/slow-hook. */
+/* A before hook that takes its time on /test/slow-hook: hook_pause_ms,
+ * which the test sets longer than the deadline. */
+static long hook_pause_ms;
+
 static shoal_flow slow_hook(shoal_ctx *ctx, void *data)
 {
     (void)data;
     if (strcmp(shoal_path(ctx), "/test/slow-hook") == 0) {
-        struct timespec pause = {0, 400 * 1000 * 1000};
+        struct timespec pause = {hook_pause_ms / 1000, (hook_pause_ms % 1000) * 1000000L};
         nanosleep(&pause, NULL);
     }
     return SHOAL_NEXT;
@@ -114,6 +124,12 @@ static int add_test_routes(shoal_app *app, void *data)
 static const shoal_extension test_routes = {.name = "test-routes", .init = add_test_routes};
 
 #define FLAGS(...) ((const char *const[]){__VA_ARGS__, NULL})
+
+/* The server a test started and has not stopped: a failed assertion leaves
+ * the test at once, and stop_running_server, its teardown, stops it, so that
+ * the tests after it do not run beside its threads (nor valgrind count its
+ * memory as lost). Tests keep their server in static storage for that. */
+static test_server *running;
 
 static void start_server(test_server *server, const char *const *extra)
 {
@@ -141,10 +157,13 @@ static void start_server(test_server *server, const char *const *extra)
     atomic_store(&handler_runs, 0);
     blocked_now = 0;
     released = false;
+    running = server;
 }
 
 static void stop_server(test_server *server)
 {
+    if (running == server)
+        running = NULL;
     shoal_http_stop(server->http);
     shoal_app_free(server->app);
     shoal_tier_monitor_stop(server->monitor);
@@ -172,7 +191,7 @@ static void wait_blocked(int count)
 {
     struct timespec until;
     clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += 5;
+    until.tv_sec += scaled_ms(5000) / 1000;
     pthread_mutex_lock(&block_lock);
     while (blocked_now < count && pthread_cond_timedwait(&block_changed, &block_lock, &until) == 0)
         ;
@@ -199,7 +218,7 @@ static unsigned long shed_count(test_server *server, shoal_shed_reason reason)
 static void a_full_node_sheds_new_requests_and_serves_the_rest(void **state)
 {
     (void)state;
-    test_server server;
+    static test_server server;
     /* Four threads and room for two: two blocked requests fill the node
      * while two threads are still free to take (and refuse) more. */
     start_server(&server, FLAGS("--threads", "4", "--max-in-flight", "2"));
@@ -257,6 +276,11 @@ static void a_full_node_sheds_new_requests_and_serves_the_rest(void **state)
         test_http_response_free(&response);
         close(held[i]);
     }
+    /* A request stops counting against --max-in-flight in libmicrohttpd's
+     * completion callback, just after its answer went out: wait for both. */
+    for (long waited = 0; shoal_app_admitted(server.app) > 0 && waited < scaled_ms(2000); waited += 2)
+        usleep(2 * 1000);
+    assert_int_equal(shoal_app_admitted(server.app), 0);
     for (int i = 0; i < 5; i++) {
         assert_true(test_http_request(server.port, "GET /test/quick HTTP/1.1\r\nHost: t\r\n\r\n", &response));
         assert_int_equal(response.status, 200);
@@ -270,7 +294,7 @@ static void a_full_node_sheds_new_requests_and_serves_the_rest(void **state)
 static void the_default_cap_follows_the_threads(void **state)
 {
     (void)state;
-    test_server server;
+    static test_server server;
     start_server(&server, FLAGS("--threads", "3"));
     assert_int_equal(server.config.max_in_flight, 3 * SHOAL_IN_FLIGHT_PER_THREAD);
     /* Well below the cap, nothing is shed. */
@@ -292,15 +316,33 @@ static unsigned long postgres_calls(test_server *server)
     return postgres.calls;
 }
 
+/* GET path with ?sleep_ms=ms appended when ms > 0. */
+static void get_store(test_server *server, long sleep_ms, test_response *response)
+{
+    char request[128];
+    if (sleep_ms > 0)
+        snprintf(request, sizeof request, "GET /test/store?sleep_ms=%ld HTTP/1.1\r\nHost: t\r\n\r\n", sleep_ms);
+    else
+        snprintf(request, sizeof request, "GET /test/store HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_true(test_http_request(server->port, request, response));
+}
+
 static void past_its_deadline_a_request_starts_no_more_work(void **state)
 {
     (void)state;
-    test_server server;
-    start_server(&server, FLAGS("--threads", "2", "--request-deadline-ms", "250"));
+    static test_server server;
+    /* The deadline, and every pause measured against it, in one scale: a
+     * pause longer than the deadline passes it on any build, a short one
+     * leaves it room. */
+    long deadline_ms = scaled_ms(250);
+    char deadline[32];
+    snprintf(deadline, sizeof deadline, "%ld", deadline_ms);
+    hook_pause_ms = deadline_ms * 8 / 5;
+    start_server(&server, FLAGS("--threads", "2", "--request-deadline-ms", deadline));
     test_response response;
 
     /* In time: the statement runs. */
-    assert_true(test_http_request(server.port, "GET /test/store HTTP/1.1\r\nHost: t\r\n\r\n", &response));
+    get_store(&server, 0, &response);
     assert_int_equal(response.status, 200);
     assert_non_null(strstr(response.body, "\"one\""));
     test_http_response_free(&response);
@@ -308,8 +350,7 @@ static void past_its_deadline_a_request_starts_no_more_work(void **state)
     assert_true(calls >= 1);
 
     /* The handler outlives the deadline: its PostgreSQL call is not sent. */
-    assert_true(test_http_request(server.port, "GET /test/store?sleep_ms=400 HTTP/1.1\r\nHost: t\r\n\r\n",
-                                  &response));
+    get_store(&server, deadline_ms * 8 / 5, &response);
     expect_refusal(&response, "request.deadline_exceeded");
     test_http_response_free(&response);
     assert_int_equal(postgres_calls(&server), calls);
@@ -323,16 +364,14 @@ static void past_its_deadline_a_request_starts_no_more_work(void **state)
     assert_int_equal(shed_count(&server, SHOAL_SHED_DEADLINE), 2);
 
     /* The worker's store keeps no deadline of a finished request. */
-    assert_true(test_http_request(server.port, "GET /test/store?sleep_ms=100 HTTP/1.1\r\nHost: t\r\n\r\n",
-                                  &response));
+    get_store(&server, deadline_ms * 2 / 5, &response);
     assert_int_equal(response.status, 200);
     test_http_response_free(&response);
     stop_server(&server);
 
     /* 0 switches the deadline off. */
     start_server(&server, FLAGS("--threads", "1", "--request-deadline-ms", "0"));
-    assert_true(test_http_request(server.port, "GET /test/store?sleep_ms=400 HTTP/1.1\r\nHost: t\r\n\r\n",
-                                  &response));
+    get_store(&server, deadline_ms * 8 / 5, &response);
     assert_int_equal(response.status, 200);
     test_http_response_free(&response);
     stop_server(&server);
@@ -353,15 +392,19 @@ static void quick_stamped(test_server *server, long long offset_ms, test_respons
 static void time_waited_in_front_of_the_node_counts_against_the_deadline(void **state)
 {
     (void)state;
-    test_server server;
-    /* The test's client is on loopback, which --trusted-proxies trusts by default. */
-    start_server(&server, FLAGS("--threads", "2", "--request-deadline-ms", "500"));
+    static test_server server;
+    /* The test's client is on loopback, which --trusted-proxies trusts by
+     * default. The deadline and the stamps' ages in one scale. */
+    long deadline_ms = scaled_ms(500);
+    char deadline[32];
+    snprintf(deadline, sizeof deadline, "%ld", deadline_ms);
+    start_server(&server, FLAGS("--threads", "2", "--request-deadline-ms", deadline));
     test_response response;
-    quick_stamped(&server, -2000, &response); /* waited 2 s in HAProxy's queue */
+    quick_stamped(&server, -4 * deadline_ms, &response); /* waited in HAProxy's queue: 2 s in Release */
     expect_refusal(&response, "request.deadline_exceeded");
     test_http_response_free(&response);
     assert_int_equal(atomic_load(&handler_runs), 0);
-    quick_stamped(&server, -100, &response);
+    quick_stamped(&server, -deadline_ms / 5, &response);
     assert_int_equal(response.status, 200);
     test_http_response_free(&response);
     quick_stamped(&server, 60000, &response); /* a proxy whose clock is ahead: no wait */
@@ -370,20 +413,32 @@ static void time_waited_in_front_of_the_node_counts_against_the_deadline(void **
     stop_server(&server);
 
     /* From a peer that is not a trusted proxy the stamp is not believed. */
-    start_server(&server, FLAGS("--threads", "2", "--request-deadline-ms", "500", "--trusted-proxies", ""));
-    quick_stamped(&server, -2000, &response);
+    start_server(&server, FLAGS("--threads", "2", "--request-deadline-ms", deadline, "--trusted-proxies", ""));
+    quick_stamped(&server, -4 * deadline_ms, &response);
     assert_int_equal(response.status, 200);
     test_http_response_free(&response);
     stop_server(&server);
 }
 
+/* The teardown: lets held requests finish first, or stopping would wait for them. */
+static int stop_running_server(void **state)
+{
+    (void)state;
+    release_blocked();
+    if (running != NULL)
+        stop_server(running);
+    return 0;
+}
+
+#define SERVER_TEST(test) cmocka_unit_test_teardown(test, stop_running_server)
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(a_full_node_sheds_new_requests_and_serves_the_rest),
-        cmocka_unit_test(the_default_cap_follows_the_threads),
-        cmocka_unit_test(past_its_deadline_a_request_starts_no_more_work),
-        cmocka_unit_test(time_waited_in_front_of_the_node_counts_against_the_deadline),
+        SERVER_TEST(a_full_node_sheds_new_requests_and_serves_the_rest),
+        SERVER_TEST(the_default_cap_follows_the_threads),
+        SERVER_TEST(past_its_deadline_a_request_starts_no_more_work),
+        SERVER_TEST(time_waited_in_front_of_the_node_counts_against_the_deadline),
     };
     return cmocka_run_group_tests_name("integration.node.overload", tests, NULL, NULL);
 }

@@ -156,7 +156,7 @@ static int set_up(void **state)
 
 static int tear_down(void **state)
 {
-    (void)state;
+    test_node_stop_started(state);
     exec_on(TEST_ADMIN_DATABASE_URL(), "DROP DATABASE IF EXISTS " SCRATCH_A " WITH (FORCE)");
     exec_on(TEST_ADMIN_DATABASE_URL(), "DROP DATABASE IF EXISTS " SCRATCH_B " WITH (FORCE)");
     return 0;
@@ -336,7 +336,7 @@ static void a_seeded_user_logs_in_over_http(void **state)
                                  "--password-mem-limit", "64k", "--redis-timeout-ms", "5000", NULL};
     static const shoal_extension *const extensions[] = {&shoal_request_id_extension, &shoal_session_extension,
                                                         &shoal_api_extension, NULL};
-    test_node node;
+    static test_node node; /* static: the group's teardown stops it after a failure */
     test_node_start(&node, flags, extensions);
 
     test_response response = test_node_call(

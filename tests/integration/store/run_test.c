@@ -48,6 +48,20 @@ static void exec_on(const char *target, const char *sql)
     PQfinish(connection);
 }
 
+/* The one boolean a query answers, on target. */
+static bool true_on(const char *target, const char *sql)
+{
+    PGconn *connection = PQconnectdb(target);
+    assert_int_equal(PQstatus(connection), CONNECTION_OK);
+    PGresult *result = PQexec(connection, sql);
+    if (PQresultStatus(result) != PGRES_TUPLES_OK || PQntuples(result) != 1)
+        fail_msg("%s: %s", sql, PQerrorMessage(connection));
+    bool yes = strcmp(PQgetvalue(result, 0, 0), "t") == 0;
+    PQclear(result);
+    PQfinish(connection);
+    return yes;
+}
+
 static long long scalar(const char *sql)
 {
     PGconn *connection = PQconnectdb(conninfo);
@@ -77,9 +91,10 @@ static store *open_store(int statement_timeout_ms, int answer_timeout_ms)
 static void kill_backend(int pid)
 {
     char sql[96];
-    snprintf(sql, sizeof sql, "SELECT pg_terminate_backend(%d)", pid);
-    exec_on(TEST_ADMIN_DATABASE_URL(), sql);
-    usleep(100 * 1000);
+    /* With a timeout, PostgreSQL returns once the backend has exited (or
+     * says false): its socket is closed before the store is used again. */
+    snprintf(sql, sizeof sql, "SELECT pg_terminate_backend(%d, 10000)", pid);
+    assert_true(true_on(TEST_ADMIN_DATABASE_URL(), sql));
 }
 
 static long long run_number(store *s, store_statement statement, const char *const *params)
@@ -104,10 +119,14 @@ static store_statement add(const char *name, const char *sql, int param_count)
 static int set_up(void **state)
 {
     (void)state;
+    /* The test URL with the scratch database's name, keeping its options
+     * (tests/valgrind adds ?connect_timeout=30). */
     snprintf(conninfo, sizeof conninfo, "%s", TEST_DATABASE_URL());
     char *slash = strrchr(conninfo, '/');
     assert_non_null(slash);
-    snprintf(slash + 1, sizeof conninfo - (size_t)(slash + 1 - conninfo), SCRATCH);
+    const char *options = strchr(TEST_DATABASE_URL(), '?');
+    snprintf(slash + 1, sizeof conninfo - (size_t)(slash + 1 - conninfo), "%s%s", SCRATCH,
+             options != NULL ? options : "");
     exec_on(TEST_ADMIN_DATABASE_URL(), "DROP DATABASE IF EXISTS " SCRATCH " WITH (FORCE)");
     exec_on(TEST_ADMIN_DATABASE_URL(), "CREATE DATABASE " SCRATCH " OWNER shoal");
     /* Deadlocks are found after deadlock_timeout: keep the test short. */
@@ -726,7 +745,7 @@ static void a_stopped_server_is_unavailable_then_recovered_from(void **state)
     tiers("SHOAL_TEST_PG_START");
     postgres_stopped = false;
     store_status status = STORE_UNAVAILABLE;
-    for (int i = 0; i < 50 && status != STORE_OK; i++) {
+    for (int i = 0; i < 50 * test_env_time_scale() && status != STORE_OK; i++) {
         usleep(100 * 1000);
         status = store_run(s, prepared_names, NULL, &result);
     }

@@ -46,6 +46,19 @@ static void admin_exec(const char *sql)
     PQfinish(connection);
 }
 
+/* The one boolean a query answers, as the superuser. */
+static bool admin_true(const char *sql)
+{
+    PGconn *connection = admin_connect();
+    PGresult *result = PQexec(connection, sql);
+    if (PQresultStatus(result) != PGRES_TUPLES_OK || PQntuples(result) != 1)
+        fail_msg("%s: %s", sql, PQerrorMessage(connection));
+    bool yes = strcmp(PQgetvalue(result, 0, 0), "t") == 0;
+    PQclear(result);
+    PQfinish(connection);
+    return yes;
+}
+
 /* A conninfo for the scratch database name, as the shoal role. */
 static void scratch_conninfo(const char *name, char *out, size_t size)
 {
@@ -237,9 +250,10 @@ static void a_killed_connection_is_replaced_without_the_caller_noticing(void **s
     assert_true(pid > 0);
 
     char sql[128];
-    snprintf(sql, sizeof sql, "SELECT pg_terminate_backend(%d)", pid);
-    admin_exec(sql);
-    usleep(100 * 1000);
+    /* With a timeout, PostgreSQL returns once the backend has exited (or
+     * says false): its socket is closed before the store is used again. */
+    snprintf(sql, sizeof sql, "SELECT pg_terminate_backend(%d, 10000)", pid);
+    assert_true(admin_true(sql));
 
     assert_int_equal(store_ping(s), STORE_OK);
     assert_int_not_equal(store_backend_pid(s), pid);

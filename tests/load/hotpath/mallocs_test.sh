@@ -25,20 +25,31 @@ trap 'stop; rm -rf "$work"' EXIT
 
 LD_PRELOAD="$preload" "$node" --port "$port" --admin-port 0 --threads 2 --access-log-sample 0 2>"$work/node.log" &
 pid=$!
+ready=no
 for _ in $(seq 100); do
-    "$here/drive" "$port" /plaintext 4 2>/dev/null && break
+    if "$here/drive" "$port" /plaintext 4 2>/dev/null; then ready=yes; break; fi
     sleep 0.1
 done
+if [ "$ready" != yes ]; then
+    echo "the node did not answer on port $port within 10 s; its log:" >&2
+    cat "$work/node.log" >&2
+    exit 1
+fi
 
 snapshot() {
     local before
     before=$(grep -c '^malloc_count:' "$work/node.log" || true)
     kill -USR2 "$pid"
     for _ in $(seq 100); do
-        [ "$(grep -c '^malloc_count:' "$work/node.log" || true)" -gt "$before" ] && break
+        if [ "$(grep -c '^malloc_count:' "$work/node.log" || true)" -gt "$before" ]; then
+            grep '^malloc_count:' "$work/node.log" | tail -1
+            return 0
+        fi
         sleep 0.05
     done
-    grep '^malloc_count:' "$work/node.log" | tail -1
+    # The last line would be the previous snapshot's: a count of nothing.
+    echo "no new malloc_count line from the node within 5 s of SIGUSR2" >&2
+    return 1
 }
 
 failed=0

@@ -135,15 +135,21 @@ static void hashes_beyond_the_bound_wait_then_give_up(void **state)
     (void)state;
     shoal_password_config slow = {.ops_limit = 1, .mem_limit = 8 * 1024 * 1024, .concurrency = 1,
                                   .queue_timeout_ms = 20};
-    /* Raise the cost until one hash takes at least 200 ms here. */
+    /* Raise the cost until one hash takes at least 200 ms here, twice in a
+     * row: a hash timed during a moment of load elsewhere would be shorter
+     * in the race, and the racers that arrive late could hash too. */
     double took = 0;
     for (; slow.ops_limit < 4096; slow.ops_limit *= 2) {
         shoal_password *probe = shoal_password_new(&slow);
         assert_non_null(probe);
-        char hash[SHOAL_PASSWORD_HASH_SIZE];
-        double start = now_ms();
-        assert_int_equal(shoal_password_hash(probe, "pw", 2, hash), SHOAL_PASSWORD_OK);
-        took = now_ms() - start;
+        took = 1e9;
+        for (int timing = 0; timing < 2 && took >= 200; timing++) {
+            char hash[SHOAL_PASSWORD_HASH_SIZE];
+            double start = now_ms();
+            assert_int_equal(shoal_password_hash(probe, "pw", 2, hash), SHOAL_PASSWORD_OK);
+            double once = now_ms() - start;
+            took = once < took ? once : took;
+        }
         shoal_password_free(probe);
         if (took >= 200)
             break;

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -43,9 +44,32 @@ static int create_thing(shoal_ctx *ctx)
     return shoal_json(ctx, 201, json_pack("{s:i,s:s%}", "run", run, "echo", body != NULL ? body : "", length));
 }
 
+/* ms times SHOAL_TEST_TIME_SCALE: valgrind and the sanitizers run the node
+ * several times slower. */
+static int scaled_ms(int ms)
+{
+    return (int)(ms * test_env_time_scale());
+}
+
+static double now_ms(void)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return now.tv_sec * 1e3 + now.tv_nsec / 1e6;
+}
+
+/* /test/slow counts its starts, then runs until the test lets it finish
+ * (10 s at most, scaled, so that a failed test cannot hold the node): a
+ * first request that is surely running while the retry comes, on any build,
+ * without a fixed sleep. */
+static atomic_int slow_started;
+static atomic_bool slow_may_finish;
+
 static int slow_thing(shoal_ctx *ctx)
 {
-    usleep(1000 * 1000);
+    atomic_fetch_add(&slow_started, 1);
+    for (int waited = 0; !atomic_load(&slow_may_finish) && waited < scaled_ms(10000); waited += 5)
+        usleep(5 * 1000);
     return create_thing(ctx);
 }
 
@@ -141,7 +165,7 @@ static void expect_replay_of(const test_response *first, const test_response *ag
 static void a_retry_gets_the_first_answer_and_the_handler_runs_once(void **state)
 {
     (void)state;
-    test_node node;
+    static test_node node;
     test_node_start(&node, NULL, extensions);
     char key[64];
     fresh_key(key, sizeof key);
@@ -180,7 +204,7 @@ static void a_retry_gets_the_first_answer_and_the_handler_runs_once(void **state
 static void the_same_key_with_another_body_is_422(void **state)
 {
     (void)state;
-    test_node node;
+    static test_node node;
     test_node_start(&node, NULL, extensions);
     char key[64];
     fresh_key(key, sizeof key);
@@ -200,7 +224,7 @@ static void the_same_key_with_another_body_is_422(void **state)
 static void a_retry_while_the_first_runs_is_409_then_replayed(void **state)
 {
     (void)state;
-    test_node node;
+    static test_node node;
     test_node_start(&node, NULL, extensions);
     char key[64];
     fresh_key(key, sizeof key);
@@ -208,17 +232,24 @@ static void a_retry_while_the_first_runs_is_409_then_replayed(void **state)
     char headers[128];
     snprintf(headers, sizeof headers, "Idempotency-Key: %s\r\n", key);
     char *text = test_node_request_text("POST", "/test/slow", headers, "{}");
+    atomic_store(&slow_may_finish, false);
+    int started_before = atomic_load(&slow_started);
     int fd = test_http_connect(node.port);
     assert_true(fd >= 0);
     assert_true(test_http_send(fd, text, strlen(text)));
     free(text);
-    usleep(300 * 1000);
+    /* Its handler has started, so the before hook has claimed the key. */
+    for (int waited = 0; atomic_load(&slow_started) == started_before && waited < scaled_ms(5000); waited += 5)
+        usleep(5 * 1000);
+    assert_int_equal(atomic_load(&slow_started), started_before + 1);
 
     test_response busy = post(&node, "/test/slow", key, NULL, "{}");
     test_expect_error(&busy, 409, "idempotency.in_progress");
     assert_string_equal(test_header(&busy, "Retry-After"), "1");
     test_http_response_free(&busy);
+    assert_int_equal(atomic_load(&slow_started), started_before + 1); /* the retry ran nothing */
 
+    atomic_store(&slow_may_finish, true);
     test_response first;
     assert_true(test_http_read(fd, &first, false, 5000));
     close(fd);
@@ -234,7 +265,7 @@ static void a_retry_while_the_first_runs_is_409_then_replayed(void **state)
 static void callers_are_kept_apart(void **state)
 {
     (void)state;
-    test_node node;
+    static test_node node;
     test_node_start(&node, NULL, extensions);
     char key[64];
     fresh_key(key, sizeof key);
@@ -281,7 +312,7 @@ static void callers_are_kept_apart(void **state)
 static void failures_are_not_kept_and_client_errors_are(void **state)
 {
     (void)state;
-    test_node node;
+    static test_node node;
     test_node_start(&node, NULL, extensions);
     char key[64];
     int before = atomic_load(&runs);
@@ -322,7 +353,7 @@ static void failures_are_not_kept_and_client_errors_are(void **state)
 static void bad_keys_are_400(void **state)
 {
     (void)state;
-    test_node node;
+    static test_node node;
     test_node_start(&node, NULL, extensions);
     int before = atomic_load(&runs);
     char key[300];
@@ -343,7 +374,7 @@ static void bad_keys_are_400(void **state)
 static void nodes_share_the_record(void **state)
 {
     (void)state;
-    test_node first_node, second_node;
+    static test_node first_node, second_node;
     test_node_start(&first_node, NULL, extensions);
     test_node_start(&second_node, NULL, extensions);
     char key[64];
@@ -366,17 +397,28 @@ static void nodes_share_the_record(void **state)
 static void a_record_lives_for_the_configured_ttl(void **state)
 {
     (void)state;
-    const char *const flags[] = {"--idempotency-ttl", "1", NULL};
-    test_node node;
+    /* 1 s in a Release build, whole seconds times the scale elsewhere: the
+     * replay must come inside it on any build. */
+    int ttl_s = (int)test_env_time_scale();
+    if (ttl_s < test_env_time_scale())
+        ttl_s++;
+    char ttl[16];
+    snprintf(ttl, sizeof ttl, "%d", ttl_s);
+    const char *const flags[] = {"--idempotency-ttl", ttl, NULL};
+    static test_node node;
     test_node_start(&node, flags, extensions);
     char key[64];
     fresh_key(key, sizeof key);
     int before = atomic_load(&runs);
     assert_int_equal(status_of(&node, "/test/things", key, NULL, "{}"), 201);
+    /* The record was stored with its TTL before that answer went out. */
+    double stored_by = now_ms();
     test_response again = post(&node, "/test/things", key, NULL, "{}");
     assert_string_equal(test_header(&again, "Idempotent-Replayed"), "true");
     test_http_response_free(&again);
-    usleep(1200 * 1000);
+    double expired_by = stored_by + ttl_s * 1000.0 + 50.0;
+    while (now_ms() < expired_by)
+        usleep((useconds_t)((expired_by - now_ms()) * 1000.0) + 1000);
     again = post(&node, "/test/things", key, NULL, "{}");
     assert_int_equal(again.status, 201);
     assert_string_equal(test_header(&again, "Idempotent-Replayed"), "");
@@ -385,17 +427,26 @@ static void a_record_lives_for_the_configured_ttl(void **state)
     test_node_stop(&node);
 }
 
+/* Each test's node is stopped after it, also when an assertion failed; a
+ * slow request still running finishes first, or stopping would wait for it. */
+static int stop_node(void **state)
+{
+    atomic_store(&slow_may_finish, true);
+    return test_node_stop_started(state);
+}
+
+/* Whatever happened in the test, the fixture's Redis runs again, and the
+ * test's node stops. */
 static int resume_redis(void **state)
 {
-    (void)state;
     kill(test_env_redis_pid(), SIGCONT);
-    return 0;
+    return stop_node(state);
 }
 
 static void with_redis_hung_a_keyed_request_is_503_and_does_not_run(void **state)
 {
     (void)state;
-    test_node node;
+    static test_node node;
     test_node_start(&node, NULL, extensions);
     char key[64];
     fresh_key(key, sizeof key);
@@ -416,7 +467,7 @@ static void with_redis_hung_a_keyed_request_is_503_and_does_not_run(void **state
     char fresh[64];
     fresh_key(fresh, sizeof fresh);
     int status = 0;
-    for (int i = 0; i < 50 && status != 201; i++) {
+    for (int i = 0; i < 50 * test_env_time_scale() && status != 201; i++) {
         status = status_of(&node, "/test/things", fresh, NULL, "{}");
         if (status != 201)
             usleep(100 * 1000);
@@ -433,17 +484,19 @@ static void with_redis_hung_a_keyed_request_is_503_and_does_not_run(void **state
     test_node_stop(&node);
 }
 
+#define NODE_TEST(test) cmocka_unit_test_teardown(test, stop_node)
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(a_retry_gets_the_first_answer_and_the_handler_runs_once),
-        cmocka_unit_test(the_same_key_with_another_body_is_422),
-        cmocka_unit_test(a_retry_while_the_first_runs_is_409_then_replayed),
-        cmocka_unit_test(callers_are_kept_apart),
-        cmocka_unit_test(failures_are_not_kept_and_client_errors_are),
-        cmocka_unit_test(bad_keys_are_400),
-        cmocka_unit_test(nodes_share_the_record),
-        cmocka_unit_test(a_record_lives_for_the_configured_ttl),
+        NODE_TEST(a_retry_gets_the_first_answer_and_the_handler_runs_once),
+        NODE_TEST(the_same_key_with_another_body_is_422),
+        NODE_TEST(a_retry_while_the_first_runs_is_409_then_replayed),
+        NODE_TEST(callers_are_kept_apart),
+        NODE_TEST(failures_are_not_kept_and_client_errors_are),
+        NODE_TEST(bad_keys_are_400),
+        NODE_TEST(nodes_share_the_record),
+        NODE_TEST(a_record_lives_for_the_configured_ttl),
         cmocka_unit_test_teardown(with_redis_hung_a_keyed_request_is_503_and_does_not_run, resume_redis),
     };
     return cmocka_run_group_tests_name("integration.node.ext.idempotency", tests, NULL, NULL);

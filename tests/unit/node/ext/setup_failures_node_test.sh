@@ -20,7 +20,10 @@ set -euo pipefail
 node=$1
 shift
 wrapper=("$@")
+# A whole number for the shell's arithmetic ("1.5" counts as 1).
 time_scale=${SHOAL_TEST_TIME_SCALE:-1}
+time_scale=${time_scale%%.*}
+[ "$time_scale" -ge 1 ] 2>/dev/null || time_scale=1
 problems=0
 
 # run EXTENSION N [WRAPPER...]: starts the node with the Nth allocation of
