@@ -26,7 +26,7 @@ struct cache {
     atomic_ulong *reach;
     unsigned long reach_at_attempt;
     bool served; /* this connection got an answer that was not "not now" */
-    bool ever_connected;
+    bool ever_attempted; /* a connection made after this is a reconnect */
     /* Relaxed atomics: only this connection's thread writes them, and
      * /metrics reads them from another. */
     atomic_ulong reconnects;
@@ -350,6 +350,8 @@ static bool ensure_connected(cache *c, bool forced)
     c->last_attempt_ms = now;
     c->reach_at_attempt = reached;
     c->last_attempt_failed = true;
+    bool again = c->ever_attempted;
+    c->ever_attempted = true;
     drop_connection(c);
     struct timeval timeout = {c->timeout_ms / 1000, (c->timeout_ms % 1000) * 1000};
     c->connection = redisConnectWithTimeout(c->endpoint.host, c->endpoint.port, timeout);
@@ -360,9 +362,11 @@ static bool ensure_connected(cache *c, bool forced)
     }
     c->last_attempt_failed = false;
     c->served = false;
-    if (c->ever_connected)
+    /* A connection made after a loss or after a failed attempt: what an
+     * operator counts after an outage, whether or not this worker had
+     * been connected before it. */
+    if (again)
         atomic_fetch_add_explicit(&c->reconnects, 1, memory_order_relaxed);
-    c->ever_connected = true;
     return true;
 }
 

@@ -319,6 +319,8 @@ static bool ensure_connected(store *s, bool forced)
     s->last_attempt_ms = now;
     s->reach_at_attempt = reached;
     s->last_attempt_failed = true;
+    bool again = s->ever_attempted;
+    s->ever_attempted = true;
     if (s->connection != NULL)
         store_drop_connection(s);
     s->connection = store_connect(&s->config);
@@ -331,9 +333,11 @@ static bool ensure_connected(store *s, bool forced)
     s->last_attempt_failed = false;
     if (s->reach != NULL)
         atomic_fetch_add(s->reach, 1);
-    if (s->ever_connected)
+    /* A connection made after a loss or after a failed attempt: what an
+     * operator counts after an outage, whether or not this worker had
+     * been connected before it. */
+    if (again)
         atomic_fetch_add_explicit(&s->reconnects, 1, memory_order_relaxed);
-    s->ever_connected = true;
     return true;
 }
 

@@ -80,7 +80,8 @@ store_status store_connect_now(store *s);
  * with libpq's reason in error. Parses only; connects to nothing. */
 int store_conninfo_check(const char *conninfo, char *error, size_t error_size);
 bool store_connected(const store *s);
-/* How many times this connection was re-established after a loss. */
+/* How many times this store connected after a lost connection or a failed
+ * attempt (its first connection, made at once, is not one). */
 unsigned long store_reconnect_count(const store *s);
 /* What this store did since it opened, for /metrics. A call is one
  * store_run or store_batch (retries inside it included); an error is one

@@ -20,7 +20,7 @@ struct store {
      * when the table was full. */
     atomic_ulong *reach;
     unsigned long reach_at_attempt;
-    bool ever_connected;
+    bool ever_attempted; /* a connection made after this is a reconnect */
     /* Relaxed atomics: only this store's thread writes them, and /metrics
      * reads them from another. */
     atomic_ulong reconnects;
