@@ -29,42 +29,11 @@ redis_port=${SHOAL_TEST_REDIS_URL#redis://*:}
 redis_port=${redis_port%%/*}
 admin_psql() { psql "$SHOAL_TEST_ADMIN_DATABASE_URL" -XAtq -v ON_ERROR_STOP=1 "$@"; }
 
-failures=0
-passes=0
+# shellcheck source=SCRIPTDIR/../../support/node_checks.sh
+source "$(dirname "$0")/../../support/node_checks.sh"
 node_pid=""
 helper_pid=""
 log=$(mktemp)
-
-check() { # description, then a command that must succeed
-  local description=$1; shift
-  if "$@"; then passes=$((passes + 1)); echo "ok - $description"
-  else failures=$((failures + 1)); echo "not ok - $description"; fi
-}
-
-# A node stops at once on SIGINT (no drain delay); the helpers on SIGTERM
-# (commands started with & ignore SIGINT, which only the node unignores by
-# blocking it).
-stop_pid() { # pid [signal]; then SIGKILL if it lingers
-  local pid=$1 signal=${2:-INT}
-  [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || return 0
-  kill -"$signal" "$pid" 2>/dev/null || true
-  for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-  kill -KILL "$pid" 2>/dev/null || true
-  wait "$pid" 2>/dev/null || true
-}
-
-# Stops the node and checks how it ended: exit 0, and no report of the
-# sanitizers (the ASan build runs this test too) in its log.
-stop_node() {
-  local pid=$node_pid rc=0
-  node_pid=""
-  [ -n "$pid" ] || return 0
-  kill -INT "$pid" 2>/dev/null || true
-  wait "$pid" || rc=$?
-  check "the node exits 0 (got $rc)" [ "$rc" = 0 ]
-  check "no sanitizer report in the node's log" \
-    bash -c "! grep -qE 'ERROR: (Address|Leak)Sanitizer|runtime error:' '$log'"
-}
 
 cleanup() {
   stop_pid "$node_pid"
@@ -231,5 +200,4 @@ check "Redis refusing: PostgreSQL is warmed all the same" \
   [ "$(at_most $threads prepared_sessions "warmup-noredis-$$")" = $threads ]
 stop_node
 
-echo "$passes passed, $failures failed"
-[ "$failures" = 0 ]
+checks_summary
