@@ -14,6 +14,7 @@ struct shoal_password {
     unsigned long long ops_limit;
     size_t mem_limit;
     int queue_timeout_ms;
+    int concurrency;
     /* The turns: a counting semaphore, so that waiting has a deadline
      * (sem_clockwait on the monotonic clock, which a clock change cannot
      * stretch). */
@@ -32,6 +33,7 @@ shoal_password *shoal_password_new(const shoal_password_config *config)
     passwords->ops_limit = config->ops_limit;
     passwords->mem_limit = config->mem_limit;
     passwords->queue_timeout_ms = config->queue_timeout_ms;
+    passwords->concurrency = config->concurrency;
     if (sem_init(&passwords->turns, 0, (unsigned)config->concurrency) != 0) {
         free(passwords);
         return NULL;
@@ -94,6 +96,14 @@ shoal_password_status shoal_password_verify(shoal_password *passwords, const cha
     int rc = crypto_pwhash_str_verify(hash, password, length);
     give_turn(passwords);
     return rc == 0 ? SHOAL_PASSWORD_OK : SHOAL_PASSWORD_MISMATCH;
+}
+
+int shoal_password_in_progress(shoal_password *passwords)
+{
+    int free_turns = 0;
+    if (sem_getvalue(&passwords->turns, &free_turns) != 0)
+        return 0;
+    return passwords->concurrency - (free_turns > 0 ? free_turns : 0);
 }
 
 bool shoal_password_needs_rehash(const shoal_password *passwords, const char *hash)

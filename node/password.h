@@ -45,6 +45,9 @@ shoal_password_status shoal_password_hash(shoal_password *passwords, const char 
  * constant time. */
 shoal_password_status shoal_password_verify(shoal_password *passwords, const char *hash, const char *password,
                                             size_t length);
+/* How many hashes and verifications hold a turn now: for tests and
+ * metrics; it may change as soon as it is read. */
+int shoal_password_in_progress(shoal_password *passwords);
 /* True when hash was made with another cost than the configured one, so
  * that a login can store a new hash after the cost was raised. */
 bool shoal_password_needs_rehash(const shoal_password *passwords, const char *hash);
