@@ -10,6 +10,7 @@
 #include "api/api.h"
 #include "bench/bench.h"
 #include "budget.h"
+#include "builtin_migrations.h"
 #include "config.h"
 #include "context.h"
 #include "ext/cors.h"
