@@ -15,6 +15,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <shoal/version.h>
+
 #include "context.h"
 #include "log.h"
 #include "url.h"
@@ -26,6 +28,9 @@
 /* What libmicrohttpd's connection pool holds beyond the request head (see
  * shoal_http_start). */
 #define CONNECTION_ROOM_BYTES 4096
+
+/* Every answer's Server header: the library's version, not the service's. */
+#define SERVER_HEADER "shoal/" SHOAL_VERSION_STRING
 
 /* Connections the admin listener takes at once: HAProxy's checks, the
  * kubelet's probes and Prometheus' scrapes each hold one for a moment. */
@@ -166,7 +171,7 @@ static enum MHD_Result respond(const shoal_http *http, request *r, struct MHD_Co
         ctx->response_length, (void *)(uintptr_t)ctx->response_body, MHD_RESPMEM_PERSISTENT);
     if (response == NULL)
         return MHD_NO;
-    add_header(response, MHD_HTTP_HEADER_SERVER, SHOAL_SERVER_HEADER);
+    add_header(response, MHD_HTTP_HEADER_SERVER, SERVER_HEADER);
     if (ctx->content_type != NULL)
         add_header(response, MHD_HTTP_HEADER_CONTENT_TYPE, ctx->content_type);
     for (const shoal_header_entry *entry = ctx->headers; entry != NULL; entry = entry->next)

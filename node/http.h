@@ -9,8 +9,6 @@
 
 typedef struct shoal_http shoal_http;
 
-#define SHOAL_SERVER_HEADER "shoal/" SHOAL_VERSION
-
 /* Freezes the app's setup and starts its two listeners: the public one
  * (--bind, --port) with a pool of worker threads, each running its own
  * epoll loop, for the app's routes; and the admin one (--admin-bind,

@@ -7,9 +7,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <shoal/version.h>
+
 #include "api/api.h"
 #include "bench/bench.h"
 #include "budget.h"
+#include "builtin_migrations.h"
 #include "config.h"
 #include "context.h"
 #include "ext/cors.h"
@@ -178,7 +181,7 @@ int main(int argc, char **argv)
         shoal_config_free(&config);
         return 0;
     case SHOAL_COMMAND_VERSION:
-        printf("shoal-node %s\n", SHOAL_VERSION);
+        printf("shoal-node %s\n", shoal_version());
         shoal_config_free(&config);
         return 0;
     case SHOAL_COMMAND_MIGRATE: {

@@ -4,7 +4,7 @@
 # Called with -DMIGRATIONS_DIR=... -DOUTPUT=...
 file(GLOB files RELATIVE "${MIGRATIONS_DIR}" "${MIGRATIONS_DIR}/*.sql")
 list(SORT files)
-set(body "/* Generated from store/migrations by store/embed_migrations.cmake. */\n#include \"store.h\"\n\n")
+set(body "/* Generated from store/migrations by store/embed_migrations.cmake. */\n#include \"builtin_migrations.h\"\n\n")
 set(table "")
 set(count 0)
 foreach(file IN LISTS files)

@@ -214,10 +214,6 @@ typedef struct store_migration {
     const char *sql;
 } store_migration;
 
-/* The migrations in store/migrations, embedded at build time, in order. */
-extern const store_migration store_builtin_migrations[];
-extern const size_t store_builtin_migration_count;
-
 typedef struct store_migrate_report {
     int applied;        /* how many this call applied */
     int current_version;/* highest version recorded afterwards */

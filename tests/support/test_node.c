@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "builtin_migrations.h"
 #include "config.h"
 #include "store.h"
 #include "test_env.h"

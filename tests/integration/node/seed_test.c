@@ -19,6 +19,7 @@
 #include <jansson.h>
 
 #include "api/api.h"
+#include "builtin_migrations.h"
 #include "ext/request_id.h"
 #include "ext/session.h"
 #include "seed_command.h"

@@ -20,6 +20,7 @@
 #include <cmocka.h>
 
 #include "article.h"
+#include "builtin_migrations.h"
 #include "tag.h"
 #include "test_env.h"
 #include "user.h"

@@ -19,6 +19,7 @@
 
 #include <cmocka.h>
 
+#include "builtin_migrations.h"
 #include "comment.h"
 #include "store.h"
 #include "test_env.h"

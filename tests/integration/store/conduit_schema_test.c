@@ -17,6 +17,7 @@
 
 #include <cmocka.h>
 
+#include "builtin_migrations.h"
 #include "config.h"
 #include "store.h"
 #include "test_env.h"

@@ -16,6 +16,7 @@
 
 #include <cmocka.h>
 
+#include "builtin_migrations.h"
 #include "store.h"
 #include "test_env.h"
 

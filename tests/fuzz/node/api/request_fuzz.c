@@ -25,6 +25,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "builtin_migrations.h"
 #include "fuzz_request.h"
 #include "store.h"
 
