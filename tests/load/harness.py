@@ -478,6 +478,12 @@ class Harness:
             msg = r.stderr.strip().splitlines()[-1] if r.stderr.strip() else "seeding failed"
             if r.returncode == 3:
                 msg = "no Conduit API yet (%s)" % msg.split(": ", 1)[-1].split(": no Conduit")[0]
+            elif r.returncode == 4 and getattr(self.args, "stack", None) and t["name"] in ("shoal", "shoal-lb"):
+                # The stack is ours to name: the commands that fix it, exactly.
+                env = "SHOAL_STATE=" + os.path.abspath(self.args.stack)
+                msg += (". For this stack, keeping its data: %s %s down && %s SHOAL_RATE_LIMITS= %s up; "
+                        "or replace its users by the seeded data set: %s %s seed --reset --users %d --articles %d"
+                        % (env, LOCAL, env, LOCAL, env, LOCAL, self.args.seed_users, self.args.seed_articles))
             t["seed_reason"] = msg
             log("%s: no seeded data set, so no conduit mix (the session read logs one user in instead): %s" % (t["name"], msg))
         return t["seed"]
