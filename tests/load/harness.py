@@ -829,13 +829,14 @@ def gp_text(text):
     return text.replace("\\", "\\\\").replace('"', '\\"')
 
 
-def latency_chart(out, meds, workloads, title):
+def latency_chart(out, meds, workloads, title, targets=HTTP_TARGETS):
     """latency.png: per workload, the latency percentiles p50 to p99.9 of
-    every HTTP target (median of the runs), on log scales."""
+    every target (median of the runs; the HTTP ones unless TARGETS names
+    them), on log scales."""
     if not shutil.which("gnuplot"):
         return
     by = {(m["workload"], m["target"]): m for m in meds}
-    targets = [t for t in HTTP_TARGETS if any(m["target"] == t for m in meds)]
+    targets = [t for t in targets if any(m["target"] == t for m in meds)]
     ws = [w for w in workloads if any(by.get((w, t)) and by[(w, t)]["p50_ms"] for t in targets)]
     if not ws:
         return
@@ -866,7 +867,7 @@ set grid xtics ytics mytics
 set xrange [0:3.3]
 set xtics ("p50" 0.30103, "p90" 1, "p99" 2, "p99.9" 3)
 set ylabel "latency, ms (log scale)"
-set key top left
+set key top left Left reverse
 set multiplot layout %(rows)d,%(columns)d title "%(title)s"
 """ % {"png": os.path.join(out, "latency.png"), "width": 600 * columns, "height": 80 + 340 * rows,
        "rows": rows, "columns": columns, "title": gp_text(title)}
@@ -892,7 +893,7 @@ def timeline_rows(rows):
     return out
 
 
-def timeline_chart(out, rows, workloads, duration_s, title):
+def timeline_chart(out, rows, workloads, duration_s, title, targets=HTTP_TARGETS):
     """timeline.png: per workload, 2xx answers per second over the run of
     every target (its median run) and, on the right axis, the answers
     outside 2xx; the last, partial second is left out."""
@@ -902,7 +903,7 @@ def timeline_chart(out, rows, workloads, duration_s, title):
     for r in rows:
         if r.get("timeline"):
             runs.setdefault((r["workload"], r["target"]), []).append(r)
-    targets = [t for t in HTTP_TARGETS if any(k[1] == t for k in runs)]
+    targets = [t for t in targets if any(k[1] == t for k in runs)]
     ws = [w for w in workloads if any((w, t) in runs for t in targets)]
     if not ws:
         return
@@ -939,7 +940,7 @@ set yrange [0:*]
 set y2range [0:*]
 set y2tics
 set ytics nomirror
-set key bottom left opaque box
+set key bottom left Left reverse opaque box
 set multiplot layout %(rows)d,%(columns)d title "%(title)s"
 """ % {"png": os.path.join(out, "timeline.png"), "width": 640 * columns, "height": 80 + 340 * rows_,
        "rows": rows_, "columns": columns, "duration": duration_s, "title": gp_text(title)}
@@ -974,6 +975,10 @@ def parse_args(argv):
     ap.add_argument("--via", default="direct", help="shoal through: direct (one node), lb "
                     "(HAProxy over --nodes nodes), or direct,lb")
     ap.add_argument("--nodes", type=int, default=1, help="nodes of the private stack")
+    ap.add_argument("--binary", metavar="PATH",
+                    help="the private stack's nodes run this program instead of shoal-node (SHOAL_BIN): "
+                    "your service, reading shoal-node's settings from the environment and answering "
+                    "`PATH migrate`")
     ap.add_argument("--node-threads", type=int, help="SHOAL_THREADS of the private stack's nodes")
     ap.add_argument("--duration", type=parse_seconds, default=parse_seconds("10s"),
                     dest="duration_s", help="length of each run")
@@ -1046,6 +1051,10 @@ def parse_args(argv):
             a.workloads.append(name)
     if not a.workloads:
         ap.error("no workloads")
+    if a.binary:
+        if not (os.path.isfile(a.binary) and os.access(a.binary, os.X_OK)):
+            ap.error("--binary %s: not an executable file" % a.binary)
+        a.binary = os.path.abspath(a.binary)
     a.peers = set() if a.peers == "none" else set(p for p in a.peers.split(",") if p)
     unknown = a.peers - {"flask", "nginx", "pgbench", "redis"}
     if unknown:
@@ -1079,6 +1088,9 @@ def main(argv):
         if not shutil.which(tool):
             die("%s is missing (deploy/local deps --load installs it)" % tool)
     os.makedirs(os.path.join(a.out, "raw"), exist_ok=True)
+    if a.binary:
+        # deploy/local starts this instead of building shoal-node.
+        os.environ["SHOAL_BIN"] = a.binary
     h = Harness(a)
     stack = peers = None
     # SIGTERM should clean up like Ctrl-C does.
