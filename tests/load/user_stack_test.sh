@@ -50,7 +50,7 @@ load() {
   "$REPO/tests/load/run" --stack "$STATE" --peers none --duration 1s --runs 1 --warmup 0 \
     --connections 8 --wrk-threads 2 --seed-users 100 --seed-articles 500 --sessions 10 \
     --out "$OUT/$name" "$@" >"$OUT/$name/stdout.txt" 2>"$OUT/$name/stderr.txt" \
-    || { cat "$OUT/$name/stdout.txt"; tail -n 30 "$OUT/$name/stderr.txt"; fail "tests/load/run ($name) exited $?"; }
+    || { rc=$?; cat "$OUT/$name/stdout.txt"; tail -n 30 "$OUT/$name/stderr.txt"; fail "tests/load/run ($name) exited $rc"; }
 }
 
 register() { # USERNAME PASSWORD: as a person would, by hand
@@ -115,7 +115,7 @@ json0=$(route_2xx /json); user0=$(route_2xx /api/user); plain0=$(route_2xx /plai
 SHOAL_LOAD_SKIP_DEPS=1 "$REPO/tests/load/run" --url "$NODE" --scenario "$OUT/own/two-routes.txt" \
   --wrk-script "$OUT/own/mine.lua" --duration 2s --runs 1 --warmup 0 --connections 8 --wrk-threads 2 \
   --out "$OUT/own" >"$OUT/own/stdout.txt" 2>"$OUT/own/stderr.txt" \
-  || { cat "$OUT/own/stdout.txt"; tail -n 30 "$OUT/own/stderr.txt"; fail "tests/load/run --scenario --wrk-script exited $?"; }
+  || { rc=$?; cat "$OUT/own/stdout.txt"; tail -n 30 "$OUT/own/stderr.txt"; fail "tests/load/run --scenario --wrk-script exited $rc"; }
 json1=$(route_2xx /json); user1=$(route_2xx /api/user); plain1=$(route_2xx /plaintext)
 cat "$OUT/own/stdout.txt"
 /usr/bin/python3 - "$OUT/own" $((json1 - json0)) $((user1 - user0)) $((plain1 - plain0)) <<'PY' \
