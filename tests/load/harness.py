@@ -4,8 +4,11 @@
 Drives shoal and its peers with wrk at a fixed concurrency for a bounded time,
 N runs each, and reports the medians: requests per second, p50/p90/p99
 latency, errors, and the CPU seconds each process used per 1,000 requests.
-Writes results.csv (medians), runs.csv (every run), table.txt and chart.png
-into the output folder. Standard library only.
+Besides its built-in workloads it runs a user's own: a scenario file of
+weighted requests (--scenario, tests/load/scenario.py) or a wrk Lua script
+(--wrk-script). Writes results.csv (medians), runs.csv (every run),
+timeline.csv (answers per second), table.txt, chart.png, latency.png and
+timeline.png into the output folder. Standard library only.
 """
 import argparse
 import datetime
@@ -22,7 +25,11 @@ import sys
 import tempfile
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import scenario  # noqa: E402  (a user's scenario: parsed, checked, compiled to Lua)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.normpath(os.path.join(HERE, "..", ".."))
@@ -175,6 +182,16 @@ def stop_process(proc, sig, name):
 # ------------------------------------------------------------------ parsing
 
 RESULT_RE = re.compile(r"^LOAD_RESULT (.*)$", re.M)
+TIMELINE_RE = re.compile(r"^LOAD_TIMELINE ?(.*)$", re.M)
+
+
+def parse_timeline(text):
+    """[(second, 2xx answers, other answers)] of a run, or None when its
+    script did not count them (lua/timeline.lua)."""
+    m = TIMELINE_RE.search(text)
+    if not m:
+        return None
+    return [tuple(int(x) for x in item.split(":")) for item in m.group(1).split()]
 
 
 def parse_result(text):
@@ -189,7 +206,8 @@ def parse_result(text):
 
     errors = sum(int(kv[k]) for k in ("connect", "read", "write", "timeout", "status"))
     return {"requests": int(kv["requests"]), "rps": num("rps"), "p50_ms": num("p50_ms"),
-            "p90_ms": num("p90_ms"), "p99_ms": num("p99_ms"), "errors": errors,
+            "p90_ms": num("p90_ms"), "p99_ms": num("p99_ms"), "p999_ms": num("p999_ms"),
+            "max_ms": num("max_ms"), "errors": errors,
             "non2xx": None if kv.get("non2xx", "-") == "-" else int(kv["non2xx"])}
 
 
@@ -361,7 +379,11 @@ def wrk_cmd(args, url, workload, connections, token=None):
     threads = min(args.wrk_threads, connections)
     cmd = ["wrk", "-t%d" % threads, "-c%d" % connections, "-d%ds" % args.duration_s,
            "--timeout", "%ds" % max(2, args.duration_s), "--latency"]
-    if workload == "conduit":
+    user = args.user_workloads.get(workload)
+    if user:
+        script = "scenario.lua" if user["kind"] == "scenario" else "user_script.lua"
+        cmd += ["-s", os.path.join(LUA, script), url]
+    elif workload == "conduit":
         cmd += ["-s", os.path.join(LUA, "conduit.lua"), url]
     else:
         cmd += ["-s", os.path.join(LUA, "tfb.lua")]
@@ -417,10 +439,24 @@ class Harness:
                        "groups": {"peer": [peers.nginx.pid]}, "only": NGINX_WORKLOADS})
         return ts
 
+    def compiled_scenario(self, t, workload, user):
+        """The Lua table of a user's scenario for target T: its paths under
+        the path of T's URL."""
+        path = os.path.join(self.out, "scenario-%s-%s.lua" % (workload, t["name"]))
+        if not os.path.exists(path):
+            with open(path, "w") as f:
+                f.write(scenario.compile_lua(user["requests"], urllib.parse.urlsplit(t["url"]).path))
+        return path
+
     def preflight(self, t, workload):
         """None when TARGET can run WORKLOAD, else the reason it cannot."""
         if "only" in t and workload not in t["only"]:
             return "n/a"
+        if workload in self.args.user_workloads:
+            # A user's requests may write: nothing is sent before the run
+            # but a connection, to tell a wrong URL from a slow service.
+            status, body = http_get(t["url"] + "/", timeout=5)
+            return None if status is not None else "%s does not answer: %s" % (t["url"], body.decode()[:80])
         if workload in ("conduit", "session") and "token" not in t:
             seed = self.seed(t)
             if seed is None and workload == "session":
@@ -478,6 +514,12 @@ class Harness:
             msg = r.stderr.strip().splitlines()[-1] if r.stderr.strip() else "seeding failed"
             if r.returncode == 3:
                 msg = "no Conduit API yet (%s)" % msg.split(": ", 1)[-1].split(": no Conduit")[0]
+            elif r.returncode == 4 and getattr(self.args, "stack", None) and t["name"] in ("shoal", "shoal-lb"):
+                # The stack is ours to name: the commands that fix it, exactly.
+                env = "SHOAL_STATE=" + os.path.abspath(self.args.stack)
+                msg += (". For this stack, keeping its data: %s %s down && %s SHOAL_RATE_LIMITS= %s up; "
+                        "or replace its users by the seeded data set: %s %s seed --reset --users %d --articles %d"
+                        % (env, LOCAL, env, LOCAL, env, LOCAL, self.args.seed_users, self.args.seed_articles))
             t["seed_reason"] = msg
             log("%s: no seeded data set, so no conduit mix (the session read logs one user in instead): %s" % (t["name"], msg))
         return t["seed"]
@@ -508,6 +550,12 @@ class Harness:
         env["LOAD_PIPELINE"] = str(pipeline)
         if workload == "conduit":
             env["LOAD_SEED"] = t["seed"]
+        env["LOAD_TIMELINE"] = "1" if a.timeline else "0"
+        user = a.user_workloads.get(workload)
+        if user and user["kind"] == "scenario":
+            env["LOAD_SCENARIO"] = self.compiled_scenario(t, workload, user)
+        elif user:
+            env["LOAD_USER_SCRIPT"] = user["file"]
         cmd = wrk_cmd(a, t["url"], workload, conns, t.get("token"))
         if warmup:
             cmd[3] = "-d%ds" % a.warmup_s
@@ -523,8 +571,9 @@ class Harness:
             return
         if pipeline > 1:
             # wrk times a pipelined batch, not a request: no per-request latency.
-            res["p50_ms"] = res["p90_ms"] = res["p99_ms"] = None
-        row = {"workload": workload, "target": t["name"], "run": run, "connections": conns}
+            res["p50_ms"] = res["p90_ms"] = res["p99_ms"] = res["p999_ms"] = res["max_ms"] = None
+        row = {"workload": workload, "target": t["name"], "run": run, "connections": conns,
+               "timeline": parse_timeline(text)}
         row.update(res)
         k = res["requests"] / 1000.0 if res["requests"] else None
         for g in CPU_GROUPS:
@@ -583,7 +632,7 @@ class Harness:
         k = requests / 1000.0
         row = {"workload": workload, "target": target, "run": run, "connections": conns,
                "requests": requests, "rps": rps, "p50_ms": p50, "p90_ms": p90, "p99_ms": p99,
-               "errors": 0, "non2xx": None}
+               "p999_ms": None, "max_ms": None, "errors": 0, "non2xx": None, "timeline": None}
         for g in CPU_GROUPS:
             row["cpu_" + g] = None
         row["cpu_" + tier] = (after[tier] - before[tier]) / k
@@ -628,7 +677,7 @@ class Harness:
             rs = keyed[key]
             m = {"workload": key[0], "target": key[1], "connections": rs[0]["connections"],
                  "runs": len(rs)}
-            for f in ["rps", "p50_ms", "p90_ms", "p99_ms", "errors", "non2xx"] + \
+            for f in ["rps", "p50_ms", "p90_ms", "p99_ms", "p999_ms", "errors", "non2xx"] + \
                      ["cpu_" + g for g in CPU_GROUPS]:
                 m[f] = median([r[f] for r in rs])
             out.append(m)
@@ -652,7 +701,7 @@ class Harness:
 # ------------------------------------------------------------------ output
 
 FIELDS = ["workload", "target", "connections", "runs", "rps", "p50_ms", "p90_ms", "p99_ms",
-          "errors", "non2xx"] + ["cpu_" + g for g in CPU_GROUPS] + \
+          "p999_ms", "errors", "non2xx"] + ["cpu_" + g for g in CPU_GROUPS] + \
          ["vs_flask", "vs_nginx", "tier_share"]
 
 
@@ -673,10 +722,10 @@ def write_csv(path, rows, fields):
 
 def table(meds, skipped, header):
     lines = list(header)
-    cols = ("%-14s %-9s %5s %10s %7s %7s %7s %7s | %6s %6s %6s %6s %6s %6s | %6s %6s %6s"
-            % ("workload", "target", "conns", "req/s", "p50ms", "p90ms", "p99ms", "errors",
+    cols = ("%-14s %-9s %5s %10s %7s %7s %7s %7s %7s | %6s %6s %6s %6s %6s %6s | %6s %6s %6s"
+            % ("workload", "target", "conns", "req/s", "p50ms", "p90ms", "p99ms", "p99.9ms", "errors",
                "node", "lb", "peer", "pg", "redis", "client", "xflask", "xnginx", "tier"))
-    lines.append("%-75s | %-41s | %s" % ("", "CPU seconds per 1,000 requests", "shoal's ratio"))
+    lines.append("%-83s | %-41s | %s" % ("", "CPU seconds per 1,000 requests", "shoal's ratio"))
     lines.append(cols)
     lines.append("-" * len(cols))
     for m in meds:
@@ -684,10 +733,10 @@ def table(meds, skipped, header):
         errs = m["errors"]
         if m["non2xx"] is not None:
             errs = max(errs or 0, m["non2xx"])
-        lines.append("%-14s %-9s %5s %10s %7s %7s %7s %7s | %s | %6s %6s %6s" % (
+        lines.append("%-14s %-9s %5s %10s %7s %7s %7s %7s %7s | %s | %6s %6s %6s" % (
             m["workload"], m["target"], m["connections"], fmt(m["rps"], "%.0f"),
             fmt(m["p50_ms"], "%.2f"), fmt(m["p90_ms"], "%.2f"), fmt(m["p99_ms"], "%.2f"),
-            fmt(errs, "%d"), cpu, fmt(m["vs_flask"], "%.2fx"), fmt(m["vs_nginx"], "%.2fx"),
+            fmt(m["p999_ms"], "%.2f"), fmt(errs, "%d"), cpu, fmt(m["vs_flask"], "%.2fx"), fmt(m["vs_nginx"], "%.2fx"),
             fmt(m["tier_share"] * 100 if m["tier_share"] is not None else None, "%.0f%%")))
     for target, workload, reason in skipped:
         lines.append("%-14s %-9s skipped: %s" % (workload, target, reason))
@@ -754,6 +803,154 @@ plot for [i=%(first2)d:%(last2)d] '%(dat)s' using i:xtic(1) title columnheader(i
         log("gnuplot failed: %s" % r.stderr.strip()[-300:])
 
 
+HTTP_TARGETS = ("shoal", "shoal-lb", "target", "flask", "nginx")
+# Where each percentile sits on the latency chart's x axis: its "nines",
+# -log10(1 - p), so that p99 and p99.9 are as far apart as p90 and p99.
+PERCENTILES = [("p50", "p50_ms", 0.30103), ("p90", "p90_ms", 1.0), ("p99", "p99_ms", 2.0),
+               ("p99.9", "p999_ms", 3.0)]
+
+
+def panels(count):
+    """(columns, rows) of a multiplot with COUNT panels."""
+    columns = 1 if count == 1 else 2
+    return columns, (count + columns - 1) // columns
+
+
+def run_gnuplot(out, name, script):
+    gp = os.path.join(out, name + ".gp")
+    with open(gp, "w") as f:
+        f.write(script)
+    r = subprocess.run(["gnuplot", gp], capture_output=True, text=True)
+    if r.returncode != 0:
+        log("gnuplot failed on %s: %s" % (gp, r.stderr.strip()[-300:]))
+
+
+def gp_text(text):
+    return text.replace("\\", "\\\\").replace('"', '\\"')
+
+
+def latency_chart(out, meds, workloads, title, targets=HTTP_TARGETS):
+    """latency.png: per workload, the latency percentiles p50 to p99.9 of
+    every target (median of the runs; the HTTP ones unless TARGETS names
+    them), on log scales."""
+    if not shutil.which("gnuplot"):
+        return
+    by = {(m["workload"], m["target"]): m for m in meds}
+    targets = [t for t in targets if any(m["target"] == t for m in meds)]
+    ws = [w for w in workloads if any(by.get((w, t)) and by[(w, t)]["p50_ms"] for t in targets)]
+    if not ws:
+        return
+    dat = os.path.join(out, "latency.dat")
+    plots = []
+    index = 0
+    with open(dat, "w") as f:
+        for w in ws:
+            series = []
+            for k, t in enumerate(targets):
+                m = by.get((w, t))
+                if not m or not m["p50_ms"]:
+                    continue
+                f.write("# %s %s\n" % (w, t))
+                for _, field, x in PERCENTILES:
+                    if m[field]:
+                        f.write("%g %g\n" % (x, m[field]))
+                f.write("\n\n")
+                series.append("'%s' index %d using 1:2 with linespoints lw 2 pt 7 lc %d title \"%s\""
+                              % (dat, index, k + 1, t))
+                index += 1
+            plots.append((w, series))
+    columns, rows = panels(len(ws))
+    script = """set terminal pngcairo size %(width)d,%(height)d font ",10" noenhanced
+set output '%(png)s'
+set logscale y
+set grid xtics ytics mytics
+set xrange [0:3.3]
+set xtics ("p50" 0.30103, "p90" 1, "p99" 2, "p99.9" 3)
+set ylabel "latency, ms (log scale)"
+set key top left Left reverse
+set multiplot layout %(rows)d,%(columns)d title "%(title)s"
+""" % {"png": os.path.join(out, "latency.png"), "width": 600 * columns, "height": 80 + 340 * rows,
+       "rows": rows, "columns": columns, "title": gp_text(title)}
+    for w, series in plots:
+        script += 'set title "%s: latency percentiles (median of runs)"\nplot %s\n' % (gp_text(w), ", ".join(series))
+    script += "unset multiplot\n"
+    run_gnuplot(out, "latency", script)
+
+
+def median_run(rows):
+    """The run whose requests per second are the median of ROWS."""
+    ranked = sorted(rows, key=lambda r: r["rps"] or 0)
+    return ranked[(len(ranked) - 1) // 2]
+
+
+def timeline_rows(rows):
+    """timeline.csv's rows: every second of every run that counted them."""
+    out = []
+    for r in rows:
+        for second, ok, other in r.get("timeline") or []:
+            out.append({"workload": r["workload"], "target": r["target"], "run": r["run"],
+                        "second": second, "ok": ok, "other": other})
+    return out
+
+
+def timeline_chart(out, rows, workloads, duration_s, title, targets=HTTP_TARGETS):
+    """timeline.png: per workload, 2xx answers per second over the run of
+    every target (its median run) and, on the right axis, the answers
+    outside 2xx; the last, partial second is left out."""
+    if not shutil.which("gnuplot"):
+        return
+    runs = {}
+    for r in rows:
+        if r.get("timeline"):
+            runs.setdefault((r["workload"], r["target"]), []).append(r)
+    targets = [t for t in targets if any(k[1] == t for k in runs)]
+    ws = [w for w in workloads if any((w, t) in runs for t in targets)]
+    if not ws:
+        return
+    dat = os.path.join(out, "timeline.dat")
+    plots = []
+    index = 0
+    with open(dat, "w") as f:
+        for w in ws:
+            series = []
+            for k, t in enumerate(targets):
+                if (w, t) not in runs:
+                    continue
+                r = median_run(runs[(w, t)])
+                f.write("# %s %s run %d\n" % (w, t, r["run"]))
+                for second, ok, other in r["timeline"]:
+                    if second < duration_s:
+                        f.write("%d %d %d\n" % (second, ok, other))
+                f.write("\n\n")
+                series.append("'%s' index %d using ($1+0.5):2 axes x1y1 with linespoints lw 2 pt 7 ps 0.6 "
+                              "lc %d title \"%s 2xx/s\"" % (dat, index, k + 1, t))
+                series.append("'%s' index %d using ($1+0.5):3 axes x1y2 with linespoints lw 1 dt 2 pt 6 "
+                              "ps 0.6 lc %d title \"%s other/s\"" % (dat, index, k + 1, t))
+                index += 1
+            plots.append((w, series))
+    columns, rows_ = panels(len(ws))
+    script = """set terminal pngcairo size %(width)d,%(height)d font ",10" noenhanced
+set output '%(png)s'
+set grid
+set xrange [0:%(duration)d]
+set xlabel "second of the run"
+set ylabel "2xx answers per second (solid)"
+set y2label "answers outside 2xx per second (dashed)"
+set yrange [0:*]
+set y2range [0:*]
+set y2tics
+set ytics nomirror
+set key bottom left Left reverse opaque box
+set multiplot layout %(rows)d,%(columns)d title "%(title)s"
+""" % {"png": os.path.join(out, "timeline.png"), "width": 640 * columns, "height": 80 + 340 * rows_,
+       "rows": rows_, "columns": columns, "duration": duration_s, "title": gp_text(title)}
+    for w, series in plots:
+        script += 'set title "%s: throughput and errors per second (median run)"\nplot %s\n' % (
+            gp_text(w), ", ".join(series))
+    script += "unset multiplot\n"
+    run_gnuplot(out, "timeline", script)
+
+
 # ------------------------------------------------------------------ main
 
 def parse_seconds(text, zero=False):
@@ -778,6 +975,10 @@ def parse_args(argv):
     ap.add_argument("--via", default="direct", help="shoal through: direct (one node), lb "
                     "(HAProxy over --nodes nodes), or direct,lb")
     ap.add_argument("--nodes", type=int, default=1, help="nodes of the private stack")
+    ap.add_argument("--binary", metavar="PATH",
+                    help="the private stack's nodes run this program instead of shoal-node (SHOAL_BIN): "
+                    "your service, reading shoal-node's settings from the environment and answering "
+                    "`PATH migrate`")
     ap.add_argument("--node-threads", type=int, help="SHOAL_THREADS of the private stack's nodes")
     ap.add_argument("--duration", type=parse_seconds, default=parse_seconds("10s"),
                     dest="duration_s", help="length of each run")
@@ -789,8 +990,20 @@ def parse_args(argv):
                     help="HTTP pipelining depth for plaintext (TechEmpower uses 16)")
     ap.add_argument("--wrk-threads", type=int, default=os.cpu_count() or 2)
     ap.add_argument("--runs", type=int, default=3)
-    ap.add_argument("--workloads", default=",".join(WORKLOADS),
-                    help="comma-separated, from: " + ", ".join(WORKLOADS))
+    ap.add_argument("--workloads", default=None,
+                    help="comma-separated, from: " + ", ".join(WORKLOADS) +
+                    " (default: all of them; none when --scenario or --wrk-script is given)")
+    ap.add_argument("--scenario", action="append", default=[], metavar="FILE",
+                    help="a workload of your own: weighted requests, one a line, "
+                    "'WEIGHT METHOD PATH [@BODY_FILE]' with indented 'Header: value' lines "
+                    "(docs/performance.md); named after the file; repeatable")
+    ap.add_argument("--wrk-script", action="append", default=[], metavar="FILE.lua",
+                    help="a workload of your own: a wrk Lua script, run as wrk runs it, with "
+                    "the harness's counting added; named after the file; repeatable")
+    ap.add_argument("--timeline", action="store_true",
+                    help="count answers per second for the built-in TechEmpower workloads too "
+                    "(a Lua callback per answer, which costs wrk CPU; the Conduit mix, "
+                    "scenarios and wrk scripts always count)")
     ap.add_argument("--peers", default="flask,nginx,pgbench,redis",
                     help="side-by-side peers: flask, nginx, pgbench, redis, or none")
     ap.add_argument("--flask-workers", type=int, default=4)
@@ -813,10 +1026,35 @@ def parse_args(argv):
                     help="with --url: a process to account CPU for (GROUP: node, lb, peer, "
                     "postgres, redis); repeatable")
     a = ap.parse_args(argv)
+    own = a.scenario or a.wrk_script
+    if a.workloads is None:
+        a.workloads = "" if own else ",".join(WORKLOADS)
     a.workloads = [w for w in a.workloads.split(",") if w]
     for w in a.workloads:
         if w not in WORKLOADS:
             ap.error("unknown workload %r (known: %s)" % (w, ", ".join(WORKLOADS)))
+    a.user_workloads = {}
+    for kind, files in (("scenario", a.scenario), ("script", a.wrk_script)):
+        for path in files:
+            name = scenario.name_of(path)
+            if name in WORKLOADS or name in a.user_workloads:
+                ap.error("%s: its name %r is taken by another workload; rename the file" % (path, name))
+            user = {"kind": kind, "file": os.path.abspath(path)}
+            if kind == "scenario":
+                try:
+                    user["requests"] = scenario.parse(path)
+                except scenario.ScenarioError as e:
+                    ap.error(str(e))
+            elif not os.path.isfile(path):
+                ap.error("--wrk-script %s: no such file" % path)
+            a.user_workloads[name] = user
+            a.workloads.append(name)
+    if not a.workloads:
+        ap.error("no workloads")
+    if a.binary:
+        if not (os.path.isfile(a.binary) and os.access(a.binary, os.X_OK)):
+            ap.error("--binary %s: not an executable file" % a.binary)
+        a.binary = os.path.abspath(a.binary)
     a.peers = set() if a.peers == "none" else set(p for p in a.peers.split(",") if p)
     unknown = a.peers - {"flask", "nginx", "pgbench", "redis"}
     if unknown:
@@ -829,6 +1067,9 @@ def parse_args(argv):
     if a.url and a.stack is None and a.peers:
         a.peers_note = "peers need the stack's PostgreSQL and Redis: none with --url alone (add --stack DIR)"
         a.peers = set()
+    if not set(a.workloads) & (FLASK_WORKLOADS | NGINX_WORKLOADS):
+        # They serve only the built-in workloads: none of them here.
+        a.peers -= {"flask", "nginx"}
     if not a.out:
         a.out = os.path.join(os.getcwd(), "load-results",
                              datetime.datetime.now().strftime("%Y%m%d-%H%M%S"))
@@ -847,6 +1088,9 @@ def main(argv):
         if not shutil.which(tool):
             die("%s is missing (deploy/local deps --load installs it)" % tool)
     os.makedirs(os.path.join(a.out, "raw"), exist_ok=True)
+    if a.binary:
+        # deploy/local starts this instead of building shoal-node.
+        os.environ["SHOAL_BIN"] = a.binary
     h = Harness(a)
     stack = peers = None
     # SIGTERM should clean up like Ctrl-C does.
@@ -910,9 +1154,16 @@ def main(argv):
         % (a.wrk_threads, a.connections, a.plaintext_connections,
            ", pipelined x%d" % a.pipeline if a.pipeline > 1 else "", a.duration_s, a.runs, access),
         "shoal: %s" % (a.url if a.url else ", ".join(sorted(a.via)) + (" (%d nodes behind HAProxy)" % a.nodes if "lb" in a.via else "")),
-        "errors: socket errors + answers >= 400 (conduit: every answer outside 2xx); "
+        "errors: socket errors + answers >= 400 (conduit, scenarios, wrk scripts: every answer outside 2xx); "
         "CPU: utime+stime from /proc per process tree; client = wrk, pgbench or redis-benchmark",
     ]
+    for name, user in a.user_workloads.items():
+        if user["kind"] == "scenario":
+            total = sum(r["weight"] for r in user["requests"])
+            header.append("%s: scenario %s: %s" % (name, user["file"], ", ".join(
+                "%s %s %.0f%%" % (r["method"], r["path"], 100.0 * r["weight"] / total) for r in user["requests"])))
+        else:
+            header.append("%s: wrk script %s" % (name, user["file"]))
     if getattr(a, "peers_note", None):
         header.append("peers: " + a.peers_note)
     text = table(meds, h.skipped, header)
@@ -922,9 +1173,19 @@ def main(argv):
     write_csv(os.path.join(a.out, "results.csv"), meds, FIELDS)
     write_csv(os.path.join(a.out, "runs.csv"), h.rows,
               ["workload", "target", "run", "connections", "requests", "rps", "p50_ms", "p90_ms",
-               "p99_ms", "errors", "non2xx"] + ["cpu_" + g for g in CPU_GROUPS])
+               "p99_ms", "p999_ms", "max_ms", "errors", "non2xx"] + ["cpu_" + g for g in CPU_GROUPS])
+    timeline = timeline_rows(h.rows)
+    write_csv(os.path.join(a.out, "timeline.csv"), timeline,
+              ["workload", "target", "run", "second", "ok", "other"])
     chart(a.out, meds, a.workloads)
-    print("\nwritten: %s/{table.txt,results.csv,runs.csv,chart.png}" % a.out)
+    title = "shoal load test, %s, %d connections" % (
+        datetime.datetime.now().strftime("%Y-%m-%d %H:%M"), a.connections)
+    latency_chart(a.out, meds, a.workloads, title)
+    timeline_chart(a.out, h.rows, a.workloads, a.duration_s, title)
+    written = ["table.txt", "results.csv", "runs.csv", "chart.png", "latency.png"]
+    if timeline:
+        written += ["timeline.csv", "timeline.png"]
+    print("\nwritten: %s/{%s}" % (a.out, ",".join(f for f in written if os.path.exists(os.path.join(a.out, f)))))
     return 0 if meds else 1
 
 

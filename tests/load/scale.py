@@ -10,6 +10,14 @@ throughput (2xx answers only), p50/p99, errors, the CPU each tier used and how
 often the nodes were throttled; it prints a table with the scaling efficiency
 X(N) / (N * X(1)), fits the Universal Scalability Law, and writes CSV and a
 PNG. Standard library only.
+
+A user's service: --binary PATH runs that program as the nodes instead of
+shoal-node (deploy/local starts it, so it must read the settings shoal-node
+reads from its environment and answer `PATH migrate`), and --scenario FILE
+(tests/load/scenario.py's format) or --wrk-script FILE.lua drive it instead
+of the Conduit workloads, with the same table, CSV and plots; latency.png
+and timeline.png show the latency percentiles and the answers per second for
+every N.
 """
 import argparse
 import datetime
@@ -26,6 +34,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import harness  # noqa: E402  (the stack, CPU accounting and wrk parsing are shared)
+import scenario  # noqa: E402  (a user's scenario file)
 
 REPO = harness.REPO
 CGROUP_CPU = "/sys/fs/cgroup/cpu"
@@ -203,11 +212,20 @@ def machine_ticks():
 
 
 def wrk_command(a, url, workload, seed_file, token):
-    kind = WORKLOADS[workload][1]
+    kind = a.kinds[workload][1]
     env = dict(os.environ)
     cmd = ["wrk", "-t%d" % a.wrk_threads, "-c%d" % a.connections, "-d%ds" % a.duration,
            "--timeout", "%ds" % max(2, a.duration), "--latency"]
-    if "mix" in kind:
+    if "scenario" in kind:
+        compiled = os.path.join(a.out, "scenario-%s.lua" % workload)
+        with open(compiled, "w") as f:
+            f.write(scenario.compile_lua(kind["scenario"]))
+        env["LOAD_SCENARIO"] = compiled
+        cmd += ["-s", os.path.join(harness.LUA, "scenario.lua"), url]
+    elif "script" in kind:
+        env["LOAD_USER_SCRIPT"] = kind["script"]
+        cmd += ["-s", os.path.join(harness.LUA, "user_script.lua"), url]
+    elif "mix" in kind:
         weights = {op: kind["mix"].get(op, 0) for op in CONDUIT_OPERATIONS}
         env["LOAD_CONDUIT_MIX"] = ",".join("%s=%d" % kv for kv in weights.items())
         env["LOAD_SEED"] = seed_file
@@ -258,8 +276,10 @@ def measure(a, stack, cgroups, n, workload, seed_file, token, out):
                         for x in nodes)
         row = {"workload": workload, "nodes": n, "run": run, "connections": a.connections,
                "requests": res["requests"], "ok_rps": good / secs, "non2xx": bad,
-               "socket_errors": sockets, "p50_ms": res["p50_ms"], "p99_ms": res["p99_ms"],
-               "throttled_share": throttled / periods if periods else None}
+               "socket_errors": sockets, "p50_ms": res["p50_ms"], "p90_ms": res["p90_ms"],
+               "p99_ms": res["p99_ms"], "p999_ms": res["p999_ms"],
+               "throttled_share": throttled / periods if periods else None,
+               "timeline": harness.parse_timeline(text)}
         for g in TIERS:
             used = client_cpu if g == "client" else after[g] - before[g]
             row["cores_" + g] = used / wall
@@ -290,10 +310,10 @@ def fmt(v, spec):
 
 def report(a, meds, fits, header):
     lines = list(header)
-    cols = ("%-8s %2s %9s %6s %8s %8s %7s %7s | %5s %5s %5s %5s %5s %5s %5s" %
-            ("workload", "N", "2xx/s", "eff", "p50ms", "p99ms", "non2xx", "sockerr",
+    cols = ("%-8s %2s %9s %6s %8s %8s %8s %7s %7s | %5s %5s %5s %5s %5s %5s %5s" %
+            ("workload", "N", "2xx/s", "eff", "p50ms", "p99ms", "p99.9ms", "non2xx", "sockerr",
              "node", "thr%", "lb", "redis", "pg", "wrk", "all"))
-    lines.append("%-70s | %s" % ("", "CPU cores used (node: all nodes; thr%: node periods throttled; all: the whole machine)"))
+    lines.append("%-79s | %s" % ("", "CPU cores used (node: all nodes; thr%: node periods throttled; all: the whole machine)"))
     lines.append(cols)
     lines.append("-" * len(cols))
     for w in a.workloads:
@@ -308,9 +328,9 @@ def report(a, meds, fits, header):
                 x1 = meds.get((w, 1))
                 if x1 and x1["ok_rps"]:
                     m["efficiency"] = m["ok_rps"] / (n * x1["ok_rps"])
-            lines.append("%-8s %2d %9.0f %6s %8s %8s %7d %7d | %5.2f %5s %5.2f %5.2f %5.2f %5.2f %5.2f" % (
+            lines.append("%-8s %2d %9.0f %6s %8s %8s %8s %7d %7d | %5.2f %5s %5.2f %5.2f %5.2f %5.2f %5.2f" % (
                 w, n, m["ok_rps"], fmt(m["efficiency"], "%.2f"), fmt(m["p50_ms"], "%.2f"),
-                fmt(m["p99_ms"], "%.2f"), m["non2xx"], m["socket_errors"], m["cores_node"],
+                fmt(m["p99_ms"], "%.2f"), fmt(m.get("p999_ms"), "%.2f"), m["non2xx"], m["socket_errors"], m["cores_node"],
                 fmt(None if m["throttled_share"] is None else 100 * m["throttled_share"], "%.0f"),
                 m["cores_lb"], m["cores_redis"], m["cores_postgres"], m["cores_client"],
                 m["cores_machine"]))
@@ -344,7 +364,7 @@ def cost_table(a, meds):
 
 
 CSV_FIELDS = ["workload", "nodes", "run", "connections", "requests", "ok_rps", "efficiency",
-              "non2xx", "socket_errors", "p50_ms", "p99_ms", "throttled_share"] + \
+              "non2xx", "socket_errors", "p50_ms", "p90_ms", "p99_ms", "p999_ms", "throttled_share"] + \
              ["cores_" + g for g in TIERS] + ["cores_machine"]
 
 
@@ -397,6 +417,24 @@ unset multiplot
         log("gnuplot failed: %s" % r.stderr.strip()[-300:])
 
 
+def percentile_plots(a, out, meds, rows, title):
+    """latency.png and timeline.png of harness.py, one line per node count:
+    latency percentiles p50 to p99.9, answers per second over the median
+    run (workloads whose script counts them: the Conduit ones, scenarios,
+    wrk scripts)."""
+    targets = ["N=%d" % n for n in a.nodes]
+    as_targets = []
+    for (w, n), m in sorted(meds.items()):
+        as_targets.append({"workload": w, "target": "N=%d" % n, "p50_ms": m["p50_ms"],
+                           "p90_ms": m.get("p90_ms"), "p99_ms": m["p99_ms"], "p999_ms": m.get("p999_ms")})
+    harness.latency_chart(out, as_targets, a.workloads, title, targets)
+    runs = [{"workload": r["workload"], "target": "N=%d" % r["nodes"], "run": r["run"],
+             "rps": r["ok_rps"], "timeline": r.get("timeline")} for r in rows]
+    harness.timeline_chart(out, runs, a.workloads, a.duration, title, targets)
+    harness.write_csv(os.path.join(out, "timeline.csv"), harness.timeline_rows(runs),
+                      ["workload", "target", "run", "second", "ok", "other"])
+
+
 def parse_args(argv):
     ap = argparse.ArgumentParser(
         prog="tests/load/scale",
@@ -404,8 +442,16 @@ def parse_args(argv):
         "table, efficiency, USL fit, CSV and PNG.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     ap.add_argument("--nodes", default="1,2,3,4", help="node counts, comma-separated")
-    ap.add_argument("--workloads", default=",".join(WORKLOADS),
-                    help="comma-separated, from: " + ", ".join(WORKLOADS))
+    ap.add_argument("--workloads", default=None,
+                    help="comma-separated, from: " + ", ".join(WORKLOADS) +
+                    " (default: all of them; none with --scenario or --wrk-script)")
+    ap.add_argument("--binary", metavar="PATH",
+                    help="your service's binary as the nodes, instead of shoal-node (SHOAL_BIN): "
+                    "it reads shoal-node's settings from the environment and answers `PATH migrate`")
+    ap.add_argument("--scenario", action="append", default=[], metavar="FILE",
+                    help="a workload of your own, in tests/load/run's scenario format; repeatable")
+    ap.add_argument("--wrk-script", action="append", default=[], metavar="FILE.lua",
+                    help="a workload of your own: a wrk Lua script; repeatable")
     ap.add_argument("--duration", type=int, default=10, help="seconds per run")
     ap.add_argument("--warmup", type=int, default=2, help="unrecorded seconds before each point (0: none)")
     ap.add_argument("--runs", type=int, default=1, help="runs per point (the median is reported)")
@@ -433,10 +479,39 @@ def parse_args(argv):
         ap.error("--nodes takes numbers, e.g. 1,2,3,4")
     if not a.nodes or a.nodes[0] < 1:
         ap.error("--nodes must be at least 1")
+    if a.workloads is None:
+        a.workloads = "" if a.scenario or a.wrk_script else ",".join(WORKLOADS)
     a.workloads = [w for w in a.workloads.split(",") if w]
     for w in a.workloads:
         if w not in WORKLOADS:
             ap.error("unknown workload %r (known: %s)" % (w, ", ".join(WORKLOADS)))
+    # name -> (what it is, how wrk drives it), the built-in ones and the user's.
+    a.kinds = dict(WORKLOADS)
+    for key, files in (("scenario", a.scenario), ("script", a.wrk_script)):
+        for path in files:
+            name = scenario.name_of(path)
+            if name in a.kinds:
+                ap.error("%s: its name %r is taken by another workload; rename the file" % (path, name))
+            if key == "scenario":
+                try:
+                    requests = scenario.parse(path)
+                except scenario.ScenarioError as e:
+                    ap.error(str(e))
+                total = sum(r["weight"] for r in requests)
+                a.kinds[name] = ("scenario %s: %s" % (path, ", ".join(
+                    "%s %s %.0f%%" % (r["method"], r["path"], 100.0 * r["weight"] / total) for r in requests)),
+                    {"scenario": requests})
+            else:
+                if not os.path.isfile(path):
+                    ap.error("--wrk-script %s: no such file" % path)
+                a.kinds[name] = ("wrk script %s" % path, {"script": os.path.abspath(path)})
+            a.workloads.append(name)
+    if not a.workloads:
+        ap.error("no workloads")
+    if a.binary:
+        if not (os.path.isfile(a.binary) and os.access(a.binary, os.X_OK)):
+            ap.error("--binary %s: not an executable file" % a.binary)
+        a.binary = os.path.abspath(a.binary)
     cores = os.cpu_count() or 1
     compose = compose_cpus()
     if a.node_cpus == "auto":
@@ -471,6 +546,9 @@ def main(argv):
         die(reason + ": the nodes cannot be capped, and uncapped nodes on one machine "
             "measure the machine, not the scale-out")
     os.makedirs(os.path.join(a.out, "raw"), exist_ok=True)
+    if a.binary:
+        # deploy/local starts this instead of building shoal-node.
+        os.environ["SHOAL_BIN"] = a.binary
     state = os.path.abspath(a.state) if a.state else tempfile.mkdtemp(prefix="shoal-scale.")
     # harness.Stack's settings: a fixed state folder, so that each `up`
     # changes the node count of the same stack.
@@ -487,7 +565,7 @@ def main(argv):
         for n in a.nodes:
             sa.nodes = n
             stack.up()
-            if seed_file is None and any("mix" in WORKLOADS[w][1] for w in a.workloads):
+            if seed_file is None and any("mix" in a.kinds[w][1] for w in a.workloads):
                 h = harness.Harness(argparse.Namespace(
                     seed_users=a.seed_users, seed_articles=a.seed_articles, reseed=False,
                     sessions=a.sessions, out=a.out))
@@ -525,13 +603,15 @@ def main(argv):
            os.cpu_count() or 0, " ".join(loadavg), time.monotonic() - started),
         "nodes: %s; CFS quota %d us per %d us period; SHOAL_THREADS=%d; HAProxy balance leastconn"
         % (a.cpus_note, a.quota_us, a.cfs_period_us, a.node_threads),
+        "node binary: %s" % (a.binary + " (--binary)" if a.binary else
+                             os.environ.get("SHOAL_BIN") or "shoal-node, built by deploy/local"),
         "wrk -t%d -c%d, %d s per run (+%d s warm-up), median of %d run(s); access log and rate limits off"
         % (a.wrk_threads, a.connections, a.duration, a.warmup, a.runs),
         "throughput: 2xx answers only; non2xx and socket errors reported apart; eff = X(N)/(N X(1))",
         "",
     ]
     for w in a.workloads:
-        header.append("  %-8s %s" % (w, WORKLOADS[w][0]))
+        header.append("  %-8s %s" % (w, a.kinds[w][0]))
     header.append("")
     text = report(a, meds, fits, header)
     sys.stdout.write("\n" + text)
@@ -545,7 +625,11 @@ def main(argv):
             if fit:
                 f.write("%s,%.6g,%.6g,%.6g,%.6g\n" % ((w,) + fit))
     plot(a, a.out, meds, fits)
-    print("written: %s/{table.txt,scale.csv,runs.csv,usl.csv,scale.png}" % a.out)
+    percentile_plots(a, a.out, meds, rows, "%s scale-out, %s, %.3g CPU per node, %d connections" % (
+        os.path.basename(a.binary) if a.binary else "shoal", datetime.datetime.now().strftime("%Y-%m-%d %H:%M"),
+        a.node_cpus, a.connections))
+    print("written: %s/{table.txt,scale.csv,runs.csv,usl.csv,scale.png,latency.png,timeline.csv,timeline.png}"
+          % a.out)
     return 0 if meds else 1
 
 

@@ -2,8 +2,11 @@
 """tests/load/scale_test.py: the parts of tests/load/scale that need no stack:
 the Universal Scalability Law fit, the node quota it chooses, its arguments.
 Under a second; the experiment itself is run by hand (docs/scaling.md)."""
+import contextlib
+import io
 import os
 import sys
+import tempfile
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -49,9 +52,32 @@ class ArgumentsTest(unittest.TestCase):
 
     def test_rejects(self):
         for argv in (["--nodes", "0"], ["--nodes", "a"], ["--workloads", "json"],
-                     ["--node-cpus", "0.001"]):
-            with self.assertRaises(SystemExit):
+                     ["--node-cpus", "0.001"], ["--binary", "/nonexistent/service"],
+                     ["--binary", __file__ + ".nope"], ["--scenario", "/nonexistent.txt"],
+                     ["--wrk-script", "/nonexistent.lua"]):
+            with self.assertRaises(SystemExit), contextlib.redirect_stderr(io.StringIO()):
                 scale.parse_args(argv + ["--out", "/x"])
+
+    def test_a_users_service_and_scenario(self):
+        with tempfile.TemporaryDirectory() as d:
+            path = os.path.join(d, "shop.txt")
+            with open(path, "w") as f:
+                f.write("3 GET /items\n1 POST /items @item.json\n")
+            with open(os.path.join(d, "item.json"), "w") as f:
+                f.write("{}")
+            a = scale.parse_args(["--binary", "/bin/true", "--scenario", path, "--out", d])
+            self.assertEqual(a.binary, "/bin/true")
+            self.assertEqual(a.workloads, ["shop"])  # the Conduit ones only when asked
+            self.assertIn("GET /items 75%, POST /items 25%", a.kinds["shop"][0])
+            cmd, env = scale.wrk_command(a, "http://127.0.0.1:1", "shop", None, None)
+            self.assertEqual(cmd[-3:], ["-s", os.path.join(scale.harness.LUA, "scenario.lua"),
+                                        "http://127.0.0.1:1"])
+            with open(env["LOAD_SCENARIO"]) as f:
+                lua = f.read()
+            self.assertIn('path = "/items", headers = { "Content-Type" = ', lua.replace("[", "").replace("]", ""))
+            a = scale.parse_args(["--workloads", "db", "--scenario", path, "--out", d])
+            self.assertEqual(a.workloads, ["db", "shop"])
+            self.assertIsNone(a.binary)
 
 
 if __name__ == "__main__":

@@ -12,20 +12,26 @@ slugs, tags), through the API itself (RealWorld spec 1.1.0,
   users there are (GET /api/profiles/userNNNNN), logs K of them in, spread
   over the range, and samples article slugs from pages spread over the whole
   list (GET /api/articles?limit=100&offset=...).
-- api: registers min(K, 20) users of its own (or logs them in when they exist
-  from an earlier run), has each follow the next, and makes sure each has 3
-  articles with tags. Running it twice against the same deployment adds
-  nothing. For RealWorld backends that were not seeded.
+- api: registers min(K, 20) users of its own, loadseed000.. (or logs them in
+  when they exist from an earlier run), has each follow the next, and makes
+  sure each has 3 articles with tags. Running it twice against the same
+  deployment adds nothing. A name somebody else holds (registration 422,
+  login 401: say it was registered by hand) is replaced by one unique to the
+  run, loadseed-RUN_ID-NNN, and the note says so. A rate limit (429) stops
+  at the users made so far. For RealWorld backends that were not seeded.
 - auto (default): seeded when user00001 logs in with 'password', else api.
 
 Exit status 3, with a message, when URL has no Conduit API (/api/tags, or
 the article list, does not answer 200), so the harness can skip the
-workload cleanly; 1 on other failures.
+workload cleanly; 4 when not one user could be had (the message says what
+to run: the deployment's rate limits off, or its database seeded); 1 on
+other failures.
 """
 import argparse
 import concurrent.futures
 import json
 import sys
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -64,6 +70,12 @@ def call(base, method, path, body=None, token=None):
 
 RATE_LIMIT_ADVICE = ("; run the deployment with SHOAL_RATE_LIMITS= (empty: no limits) while load testing, "
                      "since the load generator is one client")
+
+
+NO_USERS_ADVICE = ("To load test it, either start its nodes with SHOAL_RATE_LIMITS= (empty: no limits), or "
+                   "seed its database with the data set the mix looks for first: "
+                   "DATABASE_URL=... shoal-node seed --users 10000 --articles 100000 "
+                   "(every seeded user's password is 'password': not on a database real people use)")
 
 
 class RateLimited(RuntimeError):
@@ -172,25 +184,65 @@ def prepare_seeded(base, sessions, first_token, width):
     return users, slugs, tags, (total, width), note
 
 
-def prepare_api(base, sessions):
-    users = []
+class NoUsers(RuntimeError):
+    """Not one load user could be registered or logged in; the message says
+    what to run so that the next attempt can."""
+
+
+def api_user(name):
+    return name, name + "@load.invalid"
+
+
+def register_or_login(base, name, email, password):
+    """(token, None) for a user registered now or earlier with PASSWORD;
+    (None, why) otherwise, why being 'taken' (the name or address is
+    somebody else's: registration 422, login 401), 'limited' (a rate limit
+    answered 429) or a description of the answers."""
+    status, body = call(base, "POST", "/users",
+                        {"user": {"username": name, "email": email, "password": password}})
+    if status in (200, 201) and body and "user" in body:
+        return body["user"]["token"], None
+    registered = status
+    status, body = call(base, "POST", "/users/login", {"user": {"email": email, "password": password}})
+    if status == 200 and body and "user" in body:
+        return body["user"]["token"], None
+    # A login 401 after a registration 429 means that the user does not
+    # exist yet and may not be made now: the limit is what stops us.
+    if status == 429 or registered == 429:
+        return None, "limited"
+    if registered == 422 and status == 401:
+        return None, "taken"
+    return None, "registration answered %d, login %d: %s" % (registered, status, body)
+
+
+def prepare_api(base, sessions, run_id):
+    """Registers (or logs in again) loadseed000.. with passwords of their
+    own. A name somebody else holds, say one registered by hand, is replaced
+    by loadseed-RUN_ID-NNN, unique to this run; a rate limit stops at the
+    users made so far (at least one, else NoUsers)."""
+    users, renamed = [], []
     limited = None
     for i in range(min(sessions, API_USERS)):
-        name = "loadseed%03d" % i
-        email = name + "@load.invalid"
+        name, email = api_user("loadseed%03d" % i)
         password = "load-seed-password-%03d" % i
-        status, body = call(base, "POST", "/users",
-                            {"user": {"username": name, "email": email, "password": password}})
-        if status not in (200, 201):
-            status, body = call(base, "POST", "/users/login",
-                                {"user": {"email": email, "password": password}})
-        if status == 429 and users:
+        token, why = register_or_login(base, name, email, password)
+        if why == "taken":
+            taken = name
+            name, email = api_user("loadseed-%s-%03d" % (run_id, i))
+            token, why = register_or_login(base, name, email, password)
+            if token:
+                renamed.append((taken, name))
+        if why == "limited":
+            if not users:
+                raise NoUsers("registering %s and logging it in answered 429: the deployment's rate limits "
+                              "refuse a load generator, which is one client. %s" % (name, NO_USERS_ADVICE))
             limited = "%d users: the next registration or login answered 429%s" % (len(users), RATE_LIMIT_ADVICE)
             break
-        if status not in (200, 201) or not body or "user" not in body:
-            raise RuntimeError("could not register or log in %s (%d): %s%s" % (
-                name, status, body, RATE_LIMIT_ADVICE if status == 429 else ""))
-        users.append((name, email, password, body["user"]["token"]))
+        if token is None:
+            if not users:
+                raise NoUsers("could not register or log in %s (%s). %s" % (name, why, NO_USERS_ADVICE))
+            raise RuntimeError("could not register or log in %s (%s)" % (name, why))
+        users.append((name, email, password, token))
 
     # Each follows the next, so that every feed has articles.
     for k, (name, _, _, token) in enumerate(users):
@@ -215,6 +267,11 @@ def prepare_api(base, sessions):
             have.append(body["article"]["slug"])
         slugs.extend(have)
     note = "seed: %d users, %d articles made through the API" % (len(users), len(slugs))
+    if renamed:
+        note += "; %s, so this run uses %s instead" % (
+            ", ".join(old for old, _ in renamed) + (" is" if len(renamed) == 1 else " are") +
+            " somebody else's (registration 422, login 401)",
+            ", ".join(new for _, new in renamed))
     if limited:
         note += " (only %s)" % limited
     return users, slugs, TAGS, None, note
@@ -226,6 +283,9 @@ def main():
     ap.add_argument("seed_file")
     ap.add_argument("--sessions", type=int, default=100, help="users to log in (api mode: at most %d)" % API_USERS)
     ap.add_argument("--mode", choices=("auto", "seeded", "api"), default="auto")
+    ap.add_argument("--run-id", default="%x" % int(time.time()),
+                    help="api mode: replaces a load user's name that somebody else holds "
+                    "(loadseed-RUN_ID-NNN)")
     a = ap.parse_args()
     base = a.url.rstrip("/") + "/api"
 
@@ -246,10 +306,13 @@ def main():
         if width is not None:
             users, slugs, tags, seeded, note = prepare_seeded(base, a.sessions, token, width)
         else:
-            users, slugs, tags, seeded, note = prepare_api(base, a.sessions)
+            users, slugs, tags, seeded, note = prepare_api(base, a.sessions, a.run_id)
     except NoApi as e:
         print("seed: %s: no Conduit API at %s" % (e, a.url), file=sys.stderr)
         return 3
+    except NoUsers as e:
+        print("seed: %s" % e, file=sys.stderr)
+        return 4
     except (RuntimeError, urllib.error.URLError, OSError) as e:
         print("seed: %s" % e, file=sys.stderr)
         return 1

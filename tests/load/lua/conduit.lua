@@ -22,6 +22,7 @@
 -- run and thread. Every answer outside 2xx counts as an error.
 local here = debug.getinfo(1, "S").source:match("^@(.*/)") or "./"
 local report = dofile(here .. "report.lua")
+local timeline = dofile(here .. "timeline.lua")
 
 -- weight (per mille), name
 local MIX = {
@@ -83,6 +84,7 @@ local threads = {}
 local next_id = 1
 
 function setup(thread)
+  timeline.setup(thread)
   thread:set("id", next_id)
   next_id = next_id + 1
   threads[#threads + 1] = thread
@@ -205,6 +207,7 @@ function response(status, headers, body)
     if status == 401 then unauthorized = unauthorized + 1 end
     statuses[status] = (statuses[status] or 0) + 1
   end
+  timeline.count(status)
 end
 
 function done(summary, latency, requests)
@@ -223,4 +226,5 @@ function done(summary, latency, requests)
   table.sort(parts)
   io.write(string.format("LOAD_NOTE unauthorized=%d non2xx_by_status=%s\n", unauth,
                          #parts > 0 and table.concat(parts, ",") or "none"))
+  timeline.report(threads)
 end
