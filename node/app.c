@@ -147,6 +147,7 @@ struct shoal_app {
     bool cache_separate;
     cache_l1 *l1; /* shared by the workers; NULL when memory ran out at start */
     cache_invalidation *subscriber; /* keeps l1 coherent; NULL until started */
+    const shoal_settings_values *settings; /* shoal_main's tables; NULL otherwise */
 };
 
 static atomic_ulong next_generation = 1;
@@ -615,6 +616,16 @@ int shoal_app_publish(shoal_app *app, const char *name, void *state, void (*rele
     if (rc != 0 && release != NULL)
         release(state);
     return rc;
+}
+
+void shoal_app_set_settings(shoal_app *app, const shoal_settings_values *settings)
+{
+    app->settings = settings;
+}
+
+const void *shoal_app_settings(const shoal_app *app, const shoal_settings *settings)
+{
+    return app != NULL ? shoal_settings_of(app->settings, settings) : NULL;
 }
 
 void *shoal_app_published(const shoal_app *app, const char *name)

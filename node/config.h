@@ -4,7 +4,9 @@
  * (SHOAL_PORT; DATABASE_URL and REDIS_URL keep their usual names). The
  * environment is read first, flags override it. One table drives parsing,
  * validation and --help, so a setting cannot exist in one and not the
- * others. */
+ * others (node/config.c; the tables' format and the parser:
+ * <shoal/settings.h>, node/settings.c). A service's own settings come in
+ * tables of its own, joined to these by shoal_main (<shoal/service.h>). */
 #ifndef SHOAL_CONFIG_H
 #define SHOAL_CONFIG_H
 

@@ -7,6 +7,7 @@
 
 #include "cache.h"
 #include "metrics.h"
+#include "settings.h"
 #include "shoal.h"
 #include "store.h"
 
@@ -166,5 +167,9 @@ void shoal_app_tier_totals(shoal_app *app, store_stats *postgres, cache_stats *r
 void shoal_app_worker_totals(shoal_app *app, shoal_worker_totals *totals);
 void shoal_worker_request_started(shoal_worker *worker);
 void shoal_worker_request_finished(shoal_worker *worker);
+
+/* The values shoal_app_settings reads (shoal_main's tables); they must
+ * outlive the app. */
+void shoal_app_set_settings(shoal_app *app, const shoal_settings_values *settings);
 
 #endif

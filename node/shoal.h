@@ -32,6 +32,7 @@
 #include "config.h"
 #include "json.h"
 #include "router.h"
+#include "settings.h"
 
 typedef struct shoal_app shoal_app;
 typedef struct shoal_blueprint shoal_blueprint;
@@ -359,5 +360,8 @@ bool shoal_json_body(shoal_ctx *ctx, json_t **out);
  * the wrong type: answers 422 naming the field, returns false. */
 bool shoal_json_member(shoal_ctx *ctx, json_t *object, const char *key, json_type type,
                        bool required, json_t **out);
+
+/* A whole node from one call: shoal_service, shoal_main. */
+#include "service.h"
 
 #endif

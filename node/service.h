@@ -1,0 +1,107 @@
+/* node/service.h (<shoal/service.h>, included by <shoal/shoal.h>): a
+ * service described once and run as a whole node by one call.
+ *
+ *     static const shoal_service service = {.name = "hello", .version = "1.0.0", .setup = setup};
+ *     int main(int argc, char **argv) { return shoal_main(&service, argc, argv); }
+ *
+ * shoal_main does what a node does (docs/extending.md, docs/operations.md):
+ *   - settings: the library's table and the service's (<shoal/settings.h>)
+ *     from the environment and the flags; --help lists them by owner,
+ *     --version prints "<name> <version> (libshoal <version>)";
+ *   - commands: `serve` (the default), `migrate`, and the service's own;
+ *   - serve: waits for PostgreSQL and applies the migrations (unless
+ *     --migrate=false), checks the PostgreSQL connection budget, starts the
+ *     tier monitor, loads the standard extensions (below), the service's
+ *     extensions, then runs setup; subscribes to cache invalidations,
+ *     opens the workers' connections, serves the public and the admin
+ *     listener, turns ready, and on SIGTERM drains (readiness 503 for
+ *     --drain-delay-ms, then in-flight requests get --grace-period-ms) and
+ *     exits 0.
+ * Exit statuses: 0; 1 when start-up, migrations or a command fail; 2 for a
+ * bad setting, an unknown flag or command (with a message that names it);
+ * 70 when the service itself is malformed (a flag declared twice, a name
+ * that is not [a-z][a-z0-9_-]*, an unknown replacement).
+ *
+ * Every field but name may be left out. The struct only grows at its end,
+ * so designated initializers keep compiling. */
+#ifndef SHOAL_SERVICE_H
+#define SHOAL_SERVICE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "settings.h"
+#include "shoal.h"
+#include "store.h"
+
+/* The standard extensions, loaded in this order (which is their hooks'
+ * order: docs/extending.md) unless switched off (shoal_service's
+ * standard_off) or replaced (its replace). Bits, for standard_off. */
+typedef enum shoal_standard {
+    SHOAL_STANDARD_REQUEST_ID = 1u << 0,       /* "request-id": X-Request-ID */
+    SHOAL_STANDARD_SECURITY_HEADERS = 1u << 1, /* "security_headers" */
+    SHOAL_STANDARD_CORS = 1u << 2,             /* "cors" */
+    SHOAL_STANDARD_RATE_LIMIT = 1u << 3,       /* "rate-limit": --rate-limits */
+    SHOAL_STANDARD_SESSION = 1u << 4,          /* "session": Authorization: Token */
+    SHOAL_STANDARD_IDEMPOTENCY = 1u << 5,      /* "idempotency": Idempotency-Key */
+    SHOAL_STANDARD_HEALTH = 1u << 6,           /* "health": /healthz, /readyz */
+    SHOAL_STANDARD_METRICS = 1u << 7,          /* "metrics": /metrics */
+} shoal_standard;
+
+/* The migrations a service brings, applied by `migrate` and at start under
+ * one advisory lock (store_migrate, <shoal/store.h>). Today every service
+ * shares one numbered sequence (schema_migrations); component is reserved
+ * for each service's own sequence and must be NULL until then. */
+typedef struct shoal_migrations {
+    const char *component;
+    const store_migration *list; /* ascending versions */
+    size_t count;
+} shoal_migrations;
+
+/* A command of the service's own: `<program> NAME [--flag value]...`. Its
+ * flags table (variables NULL) is parsed with the node's settings for this
+ * command only; other commands refuse its flags. */
+typedef struct shoal_service_command {
+    const char *name;              /* "seed" */
+    const char *summary;           /* --help, one or two lines */
+    const shoal_settings *flags;   /* NULL: none */
+    bool migrate_first;            /* wait for PostgreSQL and migrate first, unless --migrate=false */
+    /* The exit status. config is the node's settings; values holds every
+     * table's (shoal_settings_of(values, flags) is the command's own). */
+    int (*run)(const shoal_config *config, const shoal_settings_values *values, void *data);
+    void *data;
+} shoal_service_command;
+
+typedef struct shoal_service {
+    const char *name;    /* [a-z][a-z0-9_-]{0,31}: --version, --help */
+    const char *version; /* the service's own: "1.0.0" */
+    /* Registers the service's blueprints, routes, hooks and extensions.
+     * It runs as an extension named after the service, after every other
+     * extension: 0, or -1 (say why with shoal_app_fail) and the node does
+     * not start. */
+    int (*setup)(shoal_app *app, void *data);
+    void *data;
+    /* Its settings tables, NULL-terminated; shoal_app_settings(app, table)
+     * reads each one's values. */
+    const shoal_settings *const *settings;
+    /* Its migrations; NULL: none (the node then neither waits for
+     * PostgreSQL at start nor migrates). */
+    const shoal_migrations *migrations;
+    /* Commands besides serve and migrate, NULL-terminated. */
+    const shoal_service_command *const *commands;
+    /* Extensions loaded after the standard ones and before setup,
+     * NULL-terminated. */
+    const shoal_extension *const *extensions;
+    /* Standard extensions left out: SHOAL_STANDARD_CORS | ... */
+    unsigned standard_off;
+    /* Replacements, NULL-terminated: each is loaded in place of the
+     * standard extension of the same name ("cors"). */
+    const shoal_extension *const *replace;
+} shoal_service;
+
+/* Runs the node (or a command, --help, --version) and returns the exit
+ * status, for main to return. Reads the environment with getenv; writes
+ * help and version to stdout, errors to stderr, the log to stderr. */
+int shoal_main(const shoal_service *service, int argc, char **argv);
+
+#endif
