@@ -1,0 +1,171 @@
+#!/usr/bin/env bash
+# tests/integration/node/hello_test.sh: services built on shoal_main
+# (examples/hello and examples/minimal.c) as whole nodes against the
+# fixture's real PostgreSQL and Redis, on free ports (--port 0
+# --admin-port 0, read back from the start line of the log):
+#   - hello's --help lists --greeting (HELLO_GREETING) beside the library's
+#     --port, in a section of its own, and none of the demo's settings;
+#     --version names hello and libshoal
+#   - a bad --greeting exits 2 naming it; an unknown flag or command exits 2
+#   - `migrate` with no migrations exits 0 and touches nothing
+#   - serving: its route answers (the flag wins over HELLO_GREETING), with
+#     the standard extensions' request id; /healthz, /readyz, /metrics
+#     answer on the admin port and /readyz is 404 on the public one
+#   - SIGTERM: /readyz turns 503, the node drains and exits 0
+#   - minimal.c: --version, its route, /healthz, SIGTERM exits 0
+#
+#   hello_test.sh HELLO MINIMAL [WRAPPER...]
+# WRAPPER (tests/valgrind's, for example) runs each node under it.
+set -euo pipefail
+hello=$1
+minimal=$2
+shift 2
+wrapper=("$@")
+# shellcheck source=tests/support/node_checks.sh
+source "$(dirname "$0")/../../support/node_checks.sh"
+scale=${SHOAL_TEST_TIME_SCALE:-1}
+scale=${scale%%.*}
+[ "$scale" -ge 1 ] 2>/dev/null || scale=1
+
+node_pid=""
+log=$(mktemp)
+trap 'stop_pid "$node_pid" KILL; rm -f "$log"' EXIT
+
+: "${SHOAL_TEST_DATABASE_URL:?run by ctest with the tiers fixture}" "${SHOAL_TEST_REDIS_URL:?}"
+
+# run_status COMMAND...: sets out (stdout and stderr) and rc.
+run_status() {
+  set +e
+  out=$("$@" 2>&1)
+  rc=$?
+  set -e
+}
+
+# start BINARY [ARGS...]: the node on free ports against the fixture's
+# tiers; sets node_pid, port and admin_port once it serves.
+start() {
+  local binary=$1
+  shift
+  : >"$log"
+  env DATABASE_URL="$SHOAL_TEST_DATABASE_URL" REDIS_URL="$SHOAL_TEST_REDIS_URL" SHOAL_PORT=0 SHOAL_ADMIN_PORT=0 \
+    SHOAL_THREADS=2 SHOAL_NODE_NAME=hello-test SHOAL_DRAIN_DELAY_MS=$((1500 * scale)) \
+    SHOAL_GRACE_PERIOD_MS=2000 "${extra_env[@]}" "${wrapper[@]}" "$binary" "$@" 2>"$log" &
+  node_pid=$!
+  local line=""
+  for _ in $(seq $((200 * scale))); do
+    line=$(grep -o '"message":"serving on [^"]*' "$log" || true)
+    [ -n "$line" ] && break
+    kill -0 "$node_pid" 2>/dev/null || break
+    sleep 0.05
+  done
+  port=$(sed -n 's/.*serving on [^ ]*:\([0-9]*\) with.*/\1/p' <<<"$line")
+  admin_port=$(sed -n 's/.*admin on [^ ]*:\([0-9]*\);.*/\1/p' <<<"$line")
+  if [ -z "$port" ] || [ -z "$admin_port" ]; then
+    echo "$binary did not start serving; its log:"
+    cat "$log"
+    return 1
+  fi
+}
+
+# get PORT PATH: sets status and body.
+get() {
+  local answer
+  answer=$(curl -s -i --max-time $((5 * scale)) "http://127.0.0.1:$1$2" || true)
+  status=$(head -n 1 <<<"$answer" | awk '{print $2}')
+  body=$(sed '1,/^\r$/d' <<<"$answer")
+  headers=$(sed '/^\r$/q' <<<"$answer")
+}
+
+# sigterm_drains NAME: SIGTERM, /readyz 503 while draining, then exit 0 and
+# nothing listens.
+sigterm_drains() {
+  local pid=$node_pid rc=0 drained=no
+  node_pid=""
+  kill -TERM "$pid"
+  for _ in $(seq $((40 * scale))); do
+    get "$admin_port" /readyz
+    if [ "$status" = 503 ]; then drained=yes; break; fi
+    sleep 0.05
+  done
+  check "$1: /readyz answers 503 after SIGTERM" [ "$drained" = yes ]
+  wait "$pid" || rc=$?
+  check "$1: exits 0 after draining (got $rc)" [ "$rc" = 0 ]
+  check "$1: logged the drain and the stop" \
+    bash -c "grep -q 'SIGTERM: draining' '$log' && grep -q '\"message\":\"stopped\"' '$log'"
+  get "$port" /hello/world
+  check "$1: nothing listens afterwards" [ -z "$status" ]
+  check "$1: no sanitizer report in its log" \
+    bash -c "! grep -qE 'ERROR: (Address|Leak)Sanitizer|runtime error:' '$log'"
+}
+
+extra_env=()
+
+# ---- hello: --help, --version, bad settings ----------------------------------
+run_status "${wrapper[@]}" "$hello" --help
+check "hello --help exits 0" [ "$rc" = 0 ]
+check "--help lists --greeting with HELLO_GREETING" grep -qE '^  --greeting +HELLO_GREETING$' <<<"$out"
+check "--help lists the library's --port beside it" grep -qE '^  --port +SHOAL_PORT$' <<<"$out"
+check "--help: hello's settings under their own heading, before the library's" \
+  bash -c "grep -nE '^(hello|libshoal [0-9.]+ \\(every node\\)):$' <<<\"\$1\" | cut -d: -f2 | tr '\n' ' ' |
+           grep -qE '^hello libshoal'" _ "$out"
+check "--help names no demo setting (--api, --bench, --login-failures-*)" \
+  bash -c "! grep -qE '^  --(api|bench|api-max-limit|login-failures-per-address) ' <<<\"\$1\"" _ "$out"
+check "--help offers no seed command" bash -c "! grep -q 'seed' <<<\"\$1\"" _ "$out"
+run_status "${wrapper[@]}" "$hello" --version
+check "hello --version names hello and libshoal (got: $out)" \
+  grep -qE '^hello 0\.1\.0 \(libshoal [0-9]+\.[0-9]+\.[0-9]+\)$' <<<"$out"
+run_status "${wrapper[@]}" "$hello" --greeting ''
+check "an empty --greeting exits 2 (got $rc)" [ "$rc" = 2 ]
+check "the message names --greeting" grep -q -- '--greeting' <<<"$out"
+run_status env HELLO_GREETING= "${wrapper[@]}" "$hello"
+check "an empty HELLO_GREETING exits 2 naming it (got $rc: $out)" \
+  bash -c "[ $rc = 2 ] && grep -q HELLO_GREETING <<<\"\$1\"" _ "$out"
+run_status "${wrapper[@]}" "$hello" --no-such-flag
+check "an unknown flag exits 2 (got $rc)" [ "$rc" = 2 ]
+run_status "${wrapper[@]}" "$hello" seed
+check "an unknown command exits 2 naming the commands (got $rc: $out)" \
+  bash -c "[ $rc = 2 ] && grep -q \"unknown command 'seed' (commands: serve, migrate)\" <<<\"\$1\"" _ "$out"
+run_status env DATABASE_URL="$SHOAL_TEST_DATABASE_URL" "${wrapper[@]}" "$hello" migrate
+check "hello migrate without migrations exits 0 (got $rc)" [ "$rc" = 0 ]
+check "and says it has none" grep -q 'hello has no migrations' <<<"$out"
+
+# ---- hello serving -------------------------------------------------------------
+extra_env=(HELLO_GREETING=Hey)
+if start "$hello" --greeting Hi; then
+  get "$port" /hello/world
+  check "GET /hello/world answers 200 (got $status)" [ "$status" = 200 ]
+  check "the flag wins over HELLO_GREETING (got $body)" [ "$body" = '{"message":"Hi, world!"}' ]
+  check "with a request id (the standard extensions are on)" grep -qi '^X-Request-ID: ' <<<"$headers"
+  check "and the security headers" grep -qi '^X-Content-Type-Options: nosniff' <<<"$headers"
+  get "$admin_port" /healthz
+  check "admin /healthz answers 200 (got $status)" [ "$status" = 200 ]
+  get "$admin_port" /readyz
+  check "admin /readyz answers 200 (got $status: $body)" [ "$status" = 200 ]
+  check "and sees both tiers up" bash -c "jq -e '.postgres == \"up\" and .redis == \"up\"' >/dev/null <<<\"\$1\"" _ "$body"
+  get "$admin_port" /metrics
+  check "admin /metrics answers 200 (got $status)" [ "$status" = 200 ]
+  check "and counts hello's route" grep -q 'route="/hello/:name"' <<<"$body"
+  get "$port" /readyz
+  check "the public port answers /readyz 404 (got $status)" [ "$status" = 404 ]
+  check "the log names the service and the library" grep -q '"message":"hello 0.1.0 (libshoal ' "$log"
+  sigterm_drains hello
+else
+  check "hello serves" false
+fi
+
+# ---- minimal.c -----------------------------------------------------------------
+extra_env=()
+run_status "${wrapper[@]}" "$minimal" --version
+check "minimal --version (got: $out)" grep -qE '^hello 1\.0\.0 \(libshoal [0-9.]+\)$' <<<"$out"
+if start "$minimal"; then
+  get "$port" /hello/world
+  check "minimal: GET /hello/world (got $status $body)" \
+    bash -c "[ '$status' = 200 ] && [ \"\$1\" = '{\"hello\":\"world\"}' ]" _ "$body"
+  get "$admin_port" /healthz
+  check "minimal: admin /healthz answers 200 (got $status)" [ "$status" = 200 ]
+  sigterm_drains minimal
+else
+  check "minimal serves" false
+fi
+
+checks_summary
