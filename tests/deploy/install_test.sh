@@ -37,6 +37,12 @@ finish() {
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
 PREFIX=$TMP/p
+# SHOAL_TEST_INSTALL_PREFIX: install there instead, emptied first and kept
+# afterwards, for the tests that build on the install (deploy.hello_build).
+if [ -n "${SHOAL_TEST_INSTALL_PREFIX:-}" ]; then
+  PREFIX=$SHOAL_TEST_INSTALL_PREFIX
+  rm -rf "$PREFIX"
+fi
 
 cache_value() { sed -n "s/^$1:[A-Z]*=//p" "$BUILD/CMakeCache.txt"; }
 CONFIGURED=$(cache_value CMAKE_INSTALL_PREFIX)

@@ -21,7 +21,7 @@ hello=$1
 minimal=$2
 shift 2
 wrapper=("$@")
-# shellcheck source=tests/support/node_checks.sh
+# shellcheck source=SCRIPTDIR/../../support/node_checks.sh
 source "$(dirname "$0")/../../support/node_checks.sh"
 scale=${SHOAL_TEST_TIME_SCALE:-1}
 scale=${scale%%.*}

@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# tests/deploy/hello_build_test.sh PREFIX OUT [CMAKE]: services built out of
+# the tree against the libshoal installed in PREFIX (deploy.install_test
+# leaves it there), as a user builds them, into OUT for deploy.hello_test:
+#   - examples/minimal.c with exactly `cc minimal.c $(pkg-config --cflags
+#     --libs shoal)` (the issue's command)
+#   - examples/hello with cc and pkg-config (C11, -Wall -Wextra -Werror)
+#   - examples/hello as its own CMake project, find_package(shoal 0.2):
+#     shoal::shoal (libshoal.so) and -DSHOAL_USE_STATIC=ON (libshoal.a)
+#   - each binary runs: --version names the service and libshoal, hello's
+#     --help lists --greeting beside --port; the shared ones need
+#     libshoal.so, the static one does not
+# shellcheck disable=SC2015 # "check && pass || fail": pass never fails
+set -euo pipefail
+
+PREFIX=$(cd "${1:?usage: hello_build_test.sh PREFIX OUT [CMAKE]}" && pwd)
+OUT=${2:?usage: hello_build_test.sh PREFIX OUT [CMAKE]}
+CMAKE=${3:-cmake}
+SOURCE=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+CC=${CC:-cc}
+
+FAILED=0
+pass() { echo "ok   - $*"; }
+fail() { echo "FAIL - $*"; FAILED=1; }
+
+rm -rf "$OUT"
+mkdir -p "$OUT"
+LIBDIR=$(dirname "$(find "$PREFIX" -name shoal.pc -path '*/pkgconfig/*' | head -n 1)")/..
+LIBDIR=$(cd "$LIBDIR" && pwd)
+export PKG_CONFIG_PATH="$LIBDIR/pkgconfig${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}"
+export LD_LIBRARY_PATH="$LIBDIR${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+# The examples are copied: built outside the tree, they see nothing of it.
+cp -r "$SOURCE/examples" "$OUT/src"
+
+needs_libshoal() { readelf -d "$1" | grep -q 'NEEDED.*\[libshoal\.so'; }
+
+# runs NAME BINARY SERVICE_VERSION: --version, and --help for hello.
+runs() {
+  local name=$1 binary=$2 version=$3 out
+  if out=$("$binary" --version 2>&1) && grep -qE "^$version \\(libshoal [0-9]+\\.[0-9]+\\.[0-9]+\\)$" <<<"$out"; then
+    pass "$name: --version says '$out'"
+  else
+    fail "$name: --version said '$out', not '$version (libshoal ...)'"
+  fi
+  if [ "$version" = "hello 0.1.0" ]; then
+    out=$("$binary" --help 2>&1 || true)
+    grep -qE '^  --greeting +HELLO_GREETING$' <<<"$out" && grep -qE '^  --port +SHOAL_PORT$' <<<"$out" &&
+      pass "$name: --help lists --greeting beside --port" || fail "$name: --help lacks --greeting or --port"
+  fi
+}
+
+# ---- pkg-config ----------------------------------------------------------------
+cd "$OUT/src"
+# shellcheck disable=SC2046 # word splitting of pkg-config's answer is the point
+if "$CC" minimal.c -o "$OUT/minimal-pc" $(pkg-config --cflags --libs shoal) 2>"$OUT/minimal.log"; then
+  pass "cc minimal.c \$(pkg-config --cflags --libs shoal)"
+  needs_libshoal "$OUT/minimal-pc" && pass "minimal: linked to libshoal.so" || fail "minimal: libshoal.so not NEEDED"
+  runs minimal "$OUT/minimal-pc" "hello 1.0.0"
+else
+  cat "$OUT/minimal.log"
+  fail "minimal.c does not build with pkg-config"
+fi
+# shellcheck disable=SC2046
+if "$CC" -std=c11 -Wall -Wextra -Werror hello/src/main.c -o "$OUT/hello-pc" $(pkg-config --cflags --libs shoal) \
+     2>"$OUT/hello.log"; then
+  pass "hello: cc -std=c11 -Wall -Wextra -Werror with pkg-config"
+  runs "hello (pkg-config)" "$OUT/hello-pc" "hello 0.1.0"
+else
+  cat "$OUT/hello.log"
+  fail "hello does not build with pkg-config"
+fi
+
+# ---- find_package ----------------------------------------------------------------
+for kind in shared static; do
+  use_static=OFF
+  [ "$kind" = static ] && use_static=ON
+  dir=$OUT/hello-cmake-$kind
+  if "$CMAKE" -S "$OUT/src/hello" -B "$dir" -DCMAKE_PREFIX_PATH="$PREFIX" -DSHOAL_USE_STATIC=$use_static \
+       -DCMAKE_BUILD_TYPE=Release -DCMAKE_C_FLAGS=-Werror >"$OUT/cmake-$kind.log" 2>&1 &&
+     "$CMAKE" --build "$dir" >>"$OUT/cmake-$kind.log" 2>&1; then
+    pass "hello: find_package(shoal 0.2), $kind"
+    if [ "$kind" = shared ]; then
+      needs_libshoal "$dir/hello" && pass "hello (find_package): linked to libshoal.so" ||
+        fail "hello (find_package): libshoal.so not NEEDED"
+    else
+      ! needs_libshoal "$dir/hello" && pass "hello (find_package, SHOAL_USE_STATIC): libshoal.a linked in" ||
+        fail "hello (find_package, SHOAL_USE_STATIC): still needs libshoal.so"
+    fi
+    runs "hello (find_package, $kind)" "$dir/hello" "hello 0.1.0"
+  else
+    cat "$OUT/cmake-$kind.log"
+    fail "hello: find_package(shoal 0.2), $kind: does not build"
+  fi
+done
+
+[ "$FAILED" = 0 ] && echo "hello_build: all checks passed" || echo "hello_build: some checks FAILED"
+exit "$FAILED"
