@@ -1,0 +1,499 @@
+/* tests/unit/node/settings_test.c: the settings engine (node/settings.c)
+ * over several tables, and shoal_main's parse, --help, --version and
+ * commands (node/runtime.c), in-process: nothing here serves or connects. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <shoal/service.h>
+#include <shoal/settings.h>
+#include <shoal/version.h>
+
+#include "config_tables.h"
+#include "settings_engine.h"
+
+/* ---- two tables of a service's ------------------------------------------- */
+
+typedef struct greeter {
+    const char *greeting;
+    int repeat;
+    size_t buffer;
+    bool loud;
+} greeter;
+
+static int check_no_space(const char *value, char *reason, size_t reason_size)
+{
+    if (strchr(value, ' ') == NULL)
+        return 0;
+    snprintf(reason, reason_size, "'%s' holds a space", value);
+    return -1;
+}
+
+static const shoal_setting greeter_table[] = {
+    {.flag = "greeting", .variable = "TEST_GREETING", .type = SHOAL_SETTING_STRING,
+     .offset = offsetof(greeter, greeting), .default_value = "Hello", .help = "the greeting",
+     .check = check_no_space},
+    {.flag = "repeat", .variable = "TEST_REPEAT", .type = SHOAL_SETTING_INT, .offset = offsetof(greeter, repeat),
+     .default_value = "1", .minimum = 1, .maximum = 10, .help = "how many times"},
+    {.flag = "buffer", .variable = "TEST_BUFFER", .type = SHOAL_SETTING_SIZE, .offset = offsetof(greeter, buffer),
+     .default_value = "4k", .minimum = 1024, .maximum = 1048576, .help = "bytes"},
+    {.flag = "loud", .variable = "TEST_LOUD", .type = SHOAL_SETTING_BOOL, .offset = offsetof(greeter, loud),
+     .default_value = "false", .help = "shout"},
+};
+
+/* Cross-field: a loud greeting is said once. */
+static int greeter_validate(void *values, char *error, size_t error_size)
+{
+    const greeter *g = values;
+    if (g->loud && g->repeat > 1) {
+        snprintf(error, error_size, "--loud and --repeat %d: a loud greeting is said once", g->repeat);
+        return -1;
+    }
+    return 0;
+}
+
+static const shoal_settings greeter_settings = SHOAL_SETTINGS("greeter", greeter, greeter_table, greeter_validate);
+
+typedef struct door {
+    int port;
+    const char *name;
+} door;
+
+static const shoal_setting door_table[] = {
+    {.flag = "door-port", .variable = "TEST_DOOR_PORT", .type = SHOAL_SETTING_INT, .offset = offsetof(door, port),
+     .default_value = "80", .minimum = 1, .maximum = 65535, .help = "the door's port"},
+    {.flag = "door-name", .variable = "TEST_DOOR_NAME", .type = SHOAL_SETTING_STRING, .offset = offsetof(door, name),
+     .default_value = "", .help = "the door's name"},
+};
+static const shoal_settings door_settings = SHOAL_SETTINGS("door", door, door_table, NULL);
+
+/* The same flag as greeter's --repeat, in another table. */
+static const shoal_setting clashing_table[] = {
+    {.flag = "repeat", .variable = "TEST_OTHER_REPEAT", .type = SHOAL_SETTING_INT, .offset = 0, .default_value = "2",
+     .help = "clashes"},
+};
+static const shoal_settings clashing_settings = SHOAL_SETTINGS("clasher", int, clashing_table, NULL);
+/* The library's --port, in a service's table. */
+static const shoal_setting port_table[] = {
+    {.flag = "port", .variable = "TEST_PORT", .type = SHOAL_SETTING_INT, .offset = 0, .default_value = "2",
+     .help = "clashes with the core"},
+};
+static const shoal_settings port_settings = SHOAL_SETTINGS("porter", int, port_table, NULL);
+/* The core's variable under another flag. */
+static const shoal_setting variable_table[] = {
+    {.flag = "listen-on", .variable = "SHOAL_PORT", .type = SHOAL_SETTING_INT, .offset = 0, .default_value = "2",
+     .help = "clashes with the core's variable"},
+};
+static const shoal_settings variable_settings = SHOAL_SETTINGS("variabler", int, variable_table, NULL);
+
+/* ---- the engine, directly ------------------------------------------------- */
+
+static const char *const *environment;
+
+static const char *fake_env(const char *name)
+{
+    for (size_t i = 0; environment != NULL && environment[i] != NULL; i += 2)
+        if (strcmp(environment[i], name) == 0)
+            return environment[i + 1];
+    return NULL;
+}
+
+#define ARGS(...) ((char *[]){"test", __VA_ARGS__, NULL})
+/* argc for ARGS(...): the program name and the arguments. */
+#define ARGC(...) ((int)(sizeof((char *[]){"test", __VA_ARGS__}) / sizeof(char *)))
+#define LOAD(env, ...) load((env), ARGC(__VA_ARGS__), ARGS(__VA_ARGS__))
+#define INVALID(env, named, ...) assert_invalid_naming((env), ARGC(__VA_ARGS__), ARGS(__VA_ARGS__), (named))
+#define MAIN(service, ...) run_main((service), ARGC(__VA_ARGS__), ARGS(__VA_ARGS__))
+#define NO_ARGS ((char *[]){"test", NULL})
+#define ENV(...) ((const char *const[]){__VA_ARGS__, NULL})
+
+static greeter g;
+static door d;
+static char error[512];
+
+/* Both tables: defaults, environment, arguments, validation. */
+static settings_outcome load(const char *const *env, int argc, char **argv)
+{
+    memset(&g, 0, sizeof g);
+    memset(&d, 0, sizeof d);
+    error[0] = '\0';
+    environment = env;
+    settings_group groups[] = {{&greeter_settings, &g}, {&door_settings, &d}};
+    if (shoal_settings_check(groups, 2, error, sizeof error) != 0 ||
+        shoal_settings_defaults(groups, 2, error, sizeof error) != 0 ||
+        shoal_settings_environment(groups, 2, fake_env, error, sizeof error) != 0)
+        return SETTINGS_INVALID;
+    settings_outcome outcome = shoal_settings_arguments(groups, 2, argc, argv, 1, error, sizeof error);
+    if (outcome == SETTINGS_PARSED && shoal_settings_validate(groups, 2, error, sizeof error) != 0)
+        outcome = SETTINGS_INVALID;
+    return outcome;
+}
+
+static void release(void)
+{
+    settings_group groups[] = {{&greeter_settings, &g}, {&door_settings, &d}};
+    shoal_settings_release(groups, 2);
+    assert_null(g.greeting);
+    assert_null(d.name);
+}
+
+static void assert_invalid_naming(const char *const *env, int argc, char **argv, const char *named)
+{
+    if (load(env, argc, argv) != SETTINGS_INVALID)
+        fail_msg("accepted what should name '%s'", named);
+    if (strstr(error, named) == NULL)
+        fail_msg("message '%s' does not name '%s'", error, named);
+    release();
+}
+
+static void test_two_tables_take_their_defaults(void **state)
+{
+    (void)state;
+    assert_int_equal(LOAD(NULL, "--door-port", "8080"), SETTINGS_PARSED);
+    assert_string_equal(g.greeting, "Hello");
+    assert_int_equal(g.repeat, 1);
+    assert_int_equal(g.buffer, 4096);
+    assert_false(g.loud);
+    assert_int_equal(d.port, 8080);
+    assert_string_equal(d.name, "");
+    release();
+}
+
+static void test_a_flag_wins_over_its_variable_which_wins_over_the_default(void **state)
+{
+    (void)state;
+    const char *const *env = ENV("TEST_GREETING", "Hi", "TEST_REPEAT", "3", "TEST_DOOR_NAME", "front");
+    assert_int_equal(LOAD(env, "--repeat=5", "--buffer", "8k"), SETTINGS_PARSED);
+    assert_string_equal(g.greeting, "Hi");   /* the variable */
+    assert_int_equal(g.repeat, 5);           /* the flag over the variable */
+    assert_int_equal(g.buffer, 8192);        /* the flag over the default */
+    assert_string_equal(d.name, "front");    /* the other table's variable */
+    release();
+    /* A later flag wins over an earlier one. */
+    assert_int_equal(LOAD(env, "--greeting", "Hey", "--greeting=Yo"), SETTINGS_PARSED);
+    assert_string_equal(g.greeting, "Yo");
+    release();
+}
+
+static void test_a_boolean_flag_alone_turns_it_on(void **state)
+{
+    (void)state;
+    assert_int_equal(LOAD(NULL, "--loud"), SETTINGS_PARSED);
+    assert_true(g.loud);
+    release();
+    assert_int_equal(LOAD(ENV("TEST_LOUD", "yes"), "--loud", "off"), SETTINGS_PARSED);
+    assert_false(g.loud);
+    release();
+}
+
+static void test_bad_values_name_the_flag_and_the_variable(void **state)
+{
+    (void)state;
+    INVALID(NULL, "--repeat", "--repeat", "11");
+    INVALID(NULL, "--repeat: 'two' is not a whole number between 1 and 10", "--repeat", "two");
+    INVALID(NULL, "--buffer", "--buffer", "1");
+    INVALID(NULL, "--door-port", "--door-port", "0");
+    INVALID(NULL, "--loud: 'loudly' is not a boolean", "--loud", "loudly");
+    assert_invalid_naming(ENV("TEST_DOOR_PORT", "x"), 1, NO_ARGS, "TEST_DOOR_PORT (--door-port)");
+    /* An entry's check. */
+    INVALID(NULL, "--greeting: 'good day' holds a space", "--greeting", "good day");
+    /* The table's validate, after every value is in. */
+    INVALID(NULL, "--loud and --repeat 2", "--loud", "--repeat", "2");
+}
+
+static void test_unknown_flags_and_arguments_are_refused(void **state)
+{
+    (void)state;
+    INVALID(NULL, "unknown option '--greetings'", "--greetings", "x");
+    INVALID(NULL, "--door-port", "--door-port=80x");
+    INVALID(NULL, "unexpected argument 'stray'", "stray");
+    INVALID(NULL, "option '--repeat' needs a value", "--repeat");
+}
+
+static void test_help_and_version_stop_the_parse(void **state)
+{
+    (void)state;
+    assert_int_equal(LOAD(NULL, "--repeat", "2", "--help", "--nonsense"), SETTINGS_HELP);
+    release();
+    assert_int_equal(LOAD(NULL, "--version", "--nonsense"), SETTINGS_VERSION);
+    release();
+}
+
+static void test_a_flag_or_variable_declared_twice_is_refused(void **state)
+{
+    (void)state;
+    int a = 0, b = 0;
+    settings_group flag_twice[] = {{&greeter_settings, &g}, {&clashing_settings, &a}};
+    assert_int_equal(shoal_settings_check(flag_twice, 2, error, sizeof error), -1);
+    assert_non_null(strstr(error, "--repeat is declared twice: by greeter and by clasher"));
+    settings_group variable_twice[] = {{&shoal_config_settings, &b}, {&variable_settings, &a}};
+    assert_int_equal(shoal_settings_check(variable_twice, 2, error, sizeof error), -1);
+    assert_non_null(strstr(error, "SHOAL_PORT is declared twice"));
+    settings_group fine[] = {{&greeter_settings, &g}, {&door_settings, &d}, {&shoal_config_settings, &b}};
+    assert_int_equal(shoal_settings_check(fine, 3, error, sizeof error), 0);
+}
+
+/* ---- shoal_main ------------------------------------------------------------ */
+
+static char *captured_out, *captured_err;
+
+/* Reads and removes a temporary file. */
+static char *slurp(FILE *file)
+{
+    fflush(file);
+    long size = ftell(file);
+    assert_true(size >= 0);
+    char *text = calloc(1, (size_t)size + 1);
+    assert_non_null(text);
+    rewind(file);
+    assert_int_equal(fread(text, 1, (size_t)size, file), (size_t)size);
+    fclose(file);
+    return text;
+}
+
+/* shoal_main(service, argv) with stdout and stderr caught. */
+static int run_main(const shoal_service *service, int argc, char **argv)
+{
+    free(captured_out);
+    free(captured_err);
+    FILE *out = tmpfile(), *err = tmpfile();
+    assert_non_null(out);
+    assert_non_null(err);
+    fflush(stdout);
+    fflush(stderr);
+    int saved_out = dup(STDOUT_FILENO), saved_err = dup(STDERR_FILENO);
+    assert_true(saved_out >= 0 && saved_err >= 0);
+    assert_true(dup2(fileno(out), STDOUT_FILENO) >= 0 && dup2(fileno(err), STDERR_FILENO) >= 0);
+    int rc = shoal_main(service, argc, argv);
+    fflush(stdout);
+    fflush(stderr);
+    assert_true(dup2(saved_out, STDOUT_FILENO) >= 0 && dup2(saved_err, STDERR_FILENO) >= 0);
+    close(saved_out);
+    close(saved_err);
+    fseek(out, 0, SEEK_END);
+    fseek(err, 0, SEEK_END);
+    captured_out = slurp(out);
+    captured_err = slurp(err);
+    return rc;
+}
+
+/* What the command below saw. */
+static greeter seen_greeter;
+static door seen_door;
+static int seen_times, seen_port;
+static const char *seen_greeting;
+
+typedef struct greet_flags {
+    int times;
+} greet_flags;
+static const shoal_setting greet_flag_table[] = {
+    {.flag = "times", .type = SHOAL_SETTING_INT, .offset = offsetof(greet_flags, times), .default_value = "1",
+     .minimum = 1, .maximum = 3, .help = "how many greetings"},
+};
+static const shoal_settings greet_flags_settings = SHOAL_SETTINGS("greet", greet_flags, greet_flag_table, NULL);
+
+static int greet(const shoal_config *config, const shoal_settings_values *values, void *data)
+{
+    (void)data;
+    const greeter *settings = shoal_settings_of(values, &greeter_settings);
+    const door *entrance = shoal_settings_of(values, &door_settings);
+    const greet_flags *flags = shoal_settings_of(values, &greet_flags_settings);
+    assert_non_null(settings);
+    assert_non_null(entrance);
+    assert_non_null(flags);
+    assert_null(shoal_settings_of(values, &clashing_settings)); /* not the service's */
+    seen_greeter = *settings;
+    seen_greeting = strdup(settings->greeting);
+    seen_door = *entrance;
+    seen_times = flags->times;
+    seen_port = config->port;
+    return 7;
+}
+
+static const shoal_service_command greet_command = {
+    .name = "greet", .summary = "greets and exits", .flags = &greet_flags_settings, .run = greet};
+static const shoal_settings *const service_tables[] = {&greeter_settings, &door_settings, NULL};
+static const shoal_service_command *const service_commands[] = {&greet_command, NULL};
+static const shoal_service service = {
+    .name = "greeter-service",
+    .version = "3.1.4",
+    .settings = service_tables,
+    .commands = service_commands,
+};
+
+static void clear_environment(void)
+{
+    static const char *const names[] = {"TEST_GREETING", "TEST_REPEAT", "TEST_BUFFER",  "TEST_LOUD",
+                                        "TEST_DOOR_PORT", "TEST_DOOR_NAME", "SHOAL_PORT", "SHOAL_THREADS"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        unsetenv(names[i]);
+}
+
+static int setup_main(void **state)
+{
+    (void)state;
+    clear_environment();
+    return 0;
+}
+
+static int teardown_main(void **state)
+{
+    (void)state;
+    clear_environment();
+    free(captured_out);
+    free(captured_err);
+    captured_out = captured_err = NULL;
+    free((void *)seen_greeting);
+    seen_greeting = NULL;
+    return 0;
+}
+
+static void test_main_help_lists_every_table_by_owner(void **state)
+{
+    (void)state;
+    assert_int_equal(MAIN(&service, "--help"), 0);
+    const char *text = captured_out;
+    assert_non_null(strstr(text, "Usage: test [serve|migrate|greet] [--option value]..."));
+    const char *own = strstr(text, "\ngreeter:\n");
+    const char *other = strstr(text, "\ndoor:\n");
+    const char *library = strstr(text, "\nlibshoal ");
+    assert_non_null(own);
+    assert_non_null(other);
+    assert_non_null(library);
+    /* The service's tables first, in their order, then the library's; each
+     * flag under its owner's heading, with its variable on its line. */
+    assert_true(own < other && other < library);
+    const char *greeting = strstr(text, "\n  --greeting                   TEST_GREETING\n");
+    const char *door_port = strstr(text, "\n  --door-port                  TEST_DOOR_PORT\n");
+    const char *port = strstr(text, "\n  --port                       SHOAL_PORT\n");
+    assert_true(greeting != NULL && own < greeting && greeting < other);
+    assert_true(door_port != NULL && other < door_port && door_port < library);
+    assert_true(port != NULL && library < port);
+    /* The command and its own flag, in the commands' part. */
+    const char *command = strstr(text, "\n  greet    greets and exits; its flags:\n    --times ");
+    assert_true(command != NULL && command < own);
+    /* No demo setting in a service that did not declare them. */
+    assert_null(strstr(text, "--api "));
+    assert_null(strstr(text, "--bench "));
+    assert_null(strstr(text, "seed"));
+    assert_string_equal(captured_err, "");
+}
+
+static void test_main_version_names_the_service_and_the_library(void **state)
+{
+    (void)state;
+    assert_int_equal(MAIN(&service, "--version"), 0);
+    char expected[128];
+    snprintf(expected, sizeof expected, "greeter-service 3.1.4 (libshoal %s)\n", shoal_version());
+    assert_string_equal(captured_out, expected);
+}
+
+static void test_main_bad_value_in_a_service_table_exits_2_naming_the_flag(void **state)
+{
+    (void)state;
+    assert_int_equal(MAIN(&service, "--repeat", "0"), 2);
+    assert_non_null(strstr(captured_err, "test: --repeat: '0' is not a whole number between 1 and 10\n"));
+    assert_non_null(strstr(captured_err, "Try 'test --help'."));
+    assert_string_equal(captured_out, "");
+    setenv("TEST_DOOR_PORT", "70000", 1);
+    assert_int_equal(run_main(&service, 1, NO_ARGS), 2);
+    assert_non_null(strstr(captured_err, "TEST_DOOR_PORT (--door-port): '70000'"));
+    unsetenv("TEST_DOOR_PORT");
+    /* The table's validate. */
+    assert_int_equal(MAIN(&service, "--loud", "--repeat", "3"), 2);
+    assert_non_null(strstr(captured_err, "--loud and --repeat 3"));
+    /* The core's table is checked in the same parse. */
+    assert_int_equal(MAIN(&service, "--threads", "0"), 2);
+    assert_non_null(strstr(captured_err, "--threads"));
+}
+
+static void test_main_unknown_flag_command_or_command_flag_exits_2(void **state)
+{
+    (void)state;
+    assert_int_equal(MAIN(&service, "--greetin", "x"), 2);
+    assert_non_null(strstr(captured_err, "unknown option '--greetin'"));
+    assert_int_equal(MAIN(&service, "seed"), 2);
+    assert_non_null(strstr(captured_err, "unknown command 'seed' (commands: serve, migrate, greet)"));
+    /* A command's flag belongs to that command only. */
+    assert_int_equal(MAIN(&service, "serve", "--times", "2"), 2);
+    assert_non_null(strstr(captured_err, "unknown option '--times'"));
+    assert_int_equal(MAIN(&service, "greet", "--times", "4"), 2);
+    assert_non_null(strstr(captured_err, "--times: '4' is not a whole number between 1 and 3"));
+}
+
+static void test_main_command_sees_every_table_env_and_flags(void **state)
+{
+    (void)state;
+    setenv("TEST_GREETING", "Hi", 1);
+    setenv("TEST_REPEAT", "4", 1);
+    setenv("SHOAL_PORT", "9000", 1);
+    setenv("SHOAL_THREADS", "3", 1);
+    assert_int_equal(MAIN(&service, "greet", "--repeat", "2", "--times", "3", "--door-name", "back", "--port", "9100"),
+                     7); /* the command's status */
+    assert_string_equal(seen_greeting, "Hi");        /* the variable */
+    assert_int_equal(seen_greeter.repeat, 2);         /* the flag over the variable */
+    assert_int_equal(seen_times, 3);                  /* the command's flag */
+    assert_int_equal(seen_door.port, 80);             /* the other table's default */
+    assert_int_equal(seen_port, 9100);                /* the core's flag over SHOAL_PORT */
+}
+
+static void test_main_refuses_a_malformed_service_with_70(void **state)
+{
+    (void)state;
+    static const shoal_settings *const clash_tables[] = {&greeter_settings, &clashing_settings, NULL};
+    shoal_service clash = {.name = "clash", .settings = clash_tables};
+    /* Even --help: the tables cannot be listed, the service is wrong. */
+    assert_int_equal(MAIN(&clash, "--help"), 70);
+    assert_non_null(strstr(captured_err, "--repeat is declared twice: by greeter and by clasher"));
+    assert_string_equal(captured_out, "");
+    static const shoal_settings *const port_tables[] = {&port_settings, NULL};
+    shoal_service porter = {.name = "porter", .settings = port_tables};
+    assert_int_equal(run_main(&porter, 1, NO_ARGS), 70);
+    assert_non_null(strstr(captured_err, "--port is declared twice"));
+    /* A command's flag may not shadow a setting either. */
+    static const shoal_setting repeat_flag[] = {
+        {.flag = "repeat", .type = SHOAL_SETTING_INT, .offset = 0, .default_value = "1", .help = "x"}};
+    static const shoal_settings repeat_flags = SHOAL_SETTINGS("again", int, repeat_flag, NULL);
+    static const shoal_service_command again = {.name = "again", .flags = &repeat_flags, .run = greet};
+    static const shoal_service_command *const again_commands[] = {&again, NULL};
+    shoal_service shadow = {.name = "shadow", .settings = service_tables, .commands = again_commands};
+    assert_int_equal(MAIN(&shadow, "--version"), 70);
+    assert_non_null(strstr(captured_err, "--repeat is declared twice"));
+    shoal_service unnamed = {.name = "Hello World"};
+    assert_int_equal(MAIN(&unnamed, "--version"), 70);
+    static const shoal_extension unknown = {.name = "corz"};
+    static const shoal_extension *const replacements[] = {&unknown, NULL};
+    shoal_service replacing = {.name = "replacing", .replace = replacements};
+    assert_int_equal(MAIN(&replacing, "--version"), 70);
+    assert_non_null(strstr(captured_err, "'corz' is not the name of a standard extension"));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_two_tables_take_their_defaults),
+        cmocka_unit_test(test_a_flag_wins_over_its_variable_which_wins_over_the_default),
+        cmocka_unit_test(test_a_boolean_flag_alone_turns_it_on),
+        cmocka_unit_test(test_bad_values_name_the_flag_and_the_variable),
+        cmocka_unit_test(test_unknown_flags_and_arguments_are_refused),
+        cmocka_unit_test(test_help_and_version_stop_the_parse),
+        cmocka_unit_test(test_a_flag_or_variable_declared_twice_is_refused),
+        cmocka_unit_test_setup_teardown(test_main_help_lists_every_table_by_owner, setup_main, teardown_main),
+        cmocka_unit_test_setup_teardown(test_main_version_names_the_service_and_the_library, setup_main,
+                                        teardown_main),
+        cmocka_unit_test_setup_teardown(test_main_bad_value_in_a_service_table_exits_2_naming_the_flag, setup_main,
+                                        teardown_main),
+        cmocka_unit_test_setup_teardown(test_main_unknown_flag_command_or_command_flag_exits_2, setup_main,
+                                        teardown_main),
+        cmocka_unit_test_setup_teardown(test_main_command_sees_every_table_env_and_flags, setup_main, teardown_main),
+        cmocka_unit_test_setup_teardown(test_main_refuses_a_malformed_service_with_70, setup_main, teardown_main),
+    };
+    return cmocka_run_group_tests_name("node/settings", tests, NULL, NULL);
+}
