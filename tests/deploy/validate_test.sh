@@ -12,7 +12,8 @@
 #     replicas" in the docs says the same N, and both backends bring a node
 #     in gradually (slowstart)
 #   - HAProxy's own error answers (lb/errors/*.http) carry the JSON envelope
-#   - the Dockerfile's runtime stage runs as a non-root user
+#   - the Dockerfile's runtime stage runs as a non-root user, and its build
+#     stage configures from what it copies
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -276,6 +277,28 @@ if [ -n "$image_admin" ] && grep -qE "^EXPOSE .*\b$image_admin\b" <<<"$runtime";
   pass "runtime stage sets and exposes the admin port ($image_admin)"
 else
   fail "runtime stage lacks SHOAL_ADMIN_PORT, or does not EXPOSE it"
+fi
+
+# The build stage configures from what it copies, nothing else: each COPY
+# of the first stage (paths of the build context) into a bare folder, then
+# CMake's configure and generate steps, which fail on any source file, test
+# or folder the tree's CMakeLists.txt files name that the image lacks.
+build_stage=$(awk 'toupper($1) == "FROM" { n++ } n == 1' deploy/Dockerfile)
+context="$TMP/docker-context"
+mkdir -p "$context"
+copied=1
+while read -r _ source destination; do
+  [[ $source == --* ]] && continue
+  destination=${destination%/}
+  [ "$destination" = "." ] && destination=$source
+  mkdir -p "$context/$(dirname "$destination")"
+  cp -a "$source" "$context/$destination" || copied=0
+done < <(grep -iE '^COPY ' <<<"$build_stage")
+if [ "$copied" = 1 ] && cmake -S "$context" -B "$context/build" -DCMAKE_BUILD_TYPE=Release >"$TMP/docker-configure.log" 2>&1; then
+  pass "the build stage's COPY lines hold everything CMake's configure reads"
+else
+  sed 's/^/    /' "$TMP/docker-configure.log" | grep -iE 'error|cannot|not find' | head -n 5 || true
+  fail "the build stage does not configure from what it copies (COPY every folder the CMakeLists.txt files read)"
 fi
 
 # ------------------------------------------------------------ launcher
