@@ -13,10 +13,12 @@
 /* Any constant works as long as nothing else uses it: "shoal" in ASCII. */
 #define MIGRATION_LOCK_KEY "469786816876"
 
-#define LEGACY_TABLE                                                                                           \
-    "CREATE TABLE IF NOT EXISTS schema_migrations ("                                                           \
-    " version integer PRIMARY KEY,"                                                                            \
-    " name text NOT NULL,"                                                                                     \
+/* 0.1's single sequence (store_migrate), kept as it is: 0.1 nodes read it,
+ * and store_migrate_sets writes its rows too. */
+#define LEGACY_TABLE                                                                                                   \
+    "CREATE TABLE IF NOT EXISTS schema_migrations ("                                                                   \
+    " version integer PRIMARY KEY,"                                                                                    \
+    " name text NOT NULL,"                                                                                             \
     " applied_at timestamptz NOT NULL DEFAULT now())"
 
 static bool run(PGconn *connection, const char *sql, ExecStatusType expected, char *error, size_t error_size)
@@ -130,8 +132,7 @@ store_status store_migrate(const store_config *config, const store_migration *mi
      * table is created under it, since CREATE TABLE IF NOT EXISTS itself
      * races between sessions. */
     if (!run(connection, "SELECT pg_advisory_lock(" MIGRATION_LOCK_KEY ")", PGRES_TUPLES_OK, reason, sizeof reason) ||
-        !run(connection,
-LEGACY_TABLE, PGRES_COMMAND_OK, reason, sizeof reason)) {
+        !run(connection, LEGACY_TABLE, PGRES_COMMAND_OK, reason, sizeof reason)) {
         store_tidy_message(reason);
         snprintf(error, error_size, "cannot prepare migrations: %s", reason);
         goto done;

@@ -31,8 +31,7 @@ void test_node_migrate(void)
         fail_msg("config: %s", error);
     store_config store = shoal_config_store(&config);
     store_migrate_report report[2];
-    store_status migrated =
-        shoal_demo_migrate(&store, report, error, sizeof error);
+    store_status migrated = shoal_demo_migrate(&store, report, error, sizeof error);
     shoal_config_free(&config);
     if (migrated != STORE_OK)
         fail_msg("migrate: %s", error);

@@ -124,8 +124,7 @@ static void migrate(const char *database_url)
     store_config config = {.conninfo = database_url, .connect_timeout_s = 5};
     store_migrate_report report[2];
     char error[512] = "";
-    if (shoal_demo_migrate(&config, report, error, sizeof error) !=
-        STORE_OK)
+    if (shoal_demo_migrate(&config, report, error, sizeof error) != STORE_OK)
         fuzz_fail("migrate: %s", error);
 }
 
