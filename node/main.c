@@ -4,8 +4,8 @@
 
 #include "api/api.h"
 #include "bench/bench.h"
-#include "builtin_migrations.h"
 #include "config_tables.h"
+#include "demo_migrations.h"
 #include "seed_command.h"
 #include "service.h"
 
@@ -43,13 +43,17 @@ static const shoal_service_command seed_command = {
 
 int main(int argc, char **argv)
 {
-    const shoal_migrations migrations = {.list = store_builtin_migrations, .count = store_builtin_migration_count};
+    /* Each part's schema goes with it: --api=false applies no Conduit
+     * table, --bench=false no TechEmpower one. */
+    shoal_migrations conduit = shoal_conduit_migrations, techempower = shoal_techempower_migrations;
+    conduit.enabled_by = "api";
+    techempower.enabled_by = "bench";
     const shoal_service service = {
         .name = "shoal-node",
         .version = SHOAL_VERSION_STRING,
         .setup = setup,
         .settings = (const shoal_settings *const[]){&shoal_config_demo_settings, NULL},
-        .migrations = &migrations,
+        .migrations = (const shoal_migrations *const[]){&conduit, &techempower, NULL},
         .commands = (const shoal_service_command *const[]){&seed_command, NULL},
     };
     return shoal_main(&service, argc, argv);

@@ -77,6 +77,54 @@ static bool valid_name(const char *name)
     return true;
 }
 
+/* The component a set records its versions under. */
+static const char *component_of(const shoal_service *service, const shoal_migrations *set)
+{
+    return set->component != NULL ? set->component : service->name;
+}
+
+/* The boolean setting flag names among the service's tables and the
+ * core's, or NULL. */
+static const shoal_setting *boolean_setting(const shoal_service *service, const char *flag,
+                                            const shoal_settings **owner)
+{
+    size_t tables = count_of((const void *const *)service->settings);
+    for (size_t i = 0; i <= tables; i++) {
+        const shoal_settings *settings = i < tables ? service->settings[i] : &shoal_config_settings;
+        const shoal_setting *setting = shoal_settings_find(settings, flag, strlen(flag));
+        if (setting != NULL) {
+            *owner = settings;
+            return setting->type == SHOAL_SETTING_BOOL ? setting : NULL;
+        }
+    }
+    return NULL;
+}
+
+static int check_migrations(const shoal_service *service, char *error, size_t error_size)
+{
+    for (size_t i = 0; service->migrations != NULL && service->migrations[i] != NULL; i++) {
+        const shoal_migrations *set = service->migrations[i];
+        const char *component = component_of(service, set);
+        const shoal_settings *owner = NULL;
+        if (!valid_name(component) || (set->count > 0 && set->list == NULL)) {
+            snprintf(error, error_size, "migrations: component '%s' needs a name ([a-z][a-z0-9_-]*) and a list",
+                     component);
+            return -1;
+        }
+        for (size_t j = 0; j < i; j++)
+            if (strcmp(component_of(service, service->migrations[j]), component) == 0) {
+                snprintf(error, error_size, "migrations: component '%s' is declared twice", component);
+                return -1;
+            }
+        if (set->enabled_by != NULL && boolean_setting(service, set->enabled_by, &owner) == NULL) {
+            snprintf(error, error_size, "migrations of %s: enabled_by '%s' is not a boolean setting", component,
+                     set->enabled_by);
+            return -1;
+        }
+    }
+    return 0;
+}
+
 /* Whatever is wrong with the service itself, before any setting is read. */
 static int check_service(const shoal_service *service, char *error, size_t error_size)
 {
@@ -85,10 +133,8 @@ static int check_service(const shoal_service *service, char *error, size_t error
                  service->name != NULL ? service->name : "(none)");
         return -1;
     }
-    if (service->migrations != NULL && service->migrations->component != NULL) {
-        snprintf(error, error_size, "migrations: component must be NULL (one shared sequence in this release)");
+    if (check_migrations(service, error, error_size) != 0)
         return -1;
-    }
     for (size_t i = 0; service->commands != NULL && service->commands[i] != NULL; i++) {
         const shoal_service_command *command = service->commands[i];
         if (!valid_name(command->name) || command->run == NULL || strcmp(command->name, "serve") == 0 ||
@@ -251,28 +297,93 @@ static void print_version(FILE *out, const shoal_service *service)
 
 typedef enum migrate_outcome { MIGRATED, MIGRATE_FAILED, MIGRATE_INTERRUPTED } migrate_outcome;
 
+static bool has_migrations(const shoal_service *service)
+{
+    return count_of((const void *const *)service->migrations) > 0;
+}
+
+/* A set whose enabled_by setting is false (a part switched off: shoal-node
+ * --api=false) is declared but not applied. */
+static bool set_enabled(const shoal_service *service, const shoal_migrations *set, const node_settings *node)
+{
+    const shoal_settings *owner = NULL;
+    const shoal_setting *setting = set->enabled_by != NULL ? boolean_setting(service, set->enabled_by, &owner) : NULL;
+    if (setting == NULL)
+        return true;
+    for (size_t g = 0; g < node->count; g++)
+        if (node->groups[g].settings == owner)
+            return *(const bool *)((const char *)node->groups[g].values + setting->offset);
+    return true;
+}
+
+/* "conduit 2, techempower 1 (off)" */
+static void describe(char *out, size_t size, const store_migration_set *sets, const store_migrate_report *reports,
+                     size_t count)
+{
+    size_t length = 0;
+    out[0] = '\0';
+    for (size_t i = 0; i < count && length < size; i++) {
+        int n = snprintf(out + length, size - length, "%s%s %d%s", i > 0 ? ", " : "", sets[i].component,
+                         reports[i].current_version, sets[i].skip ? " (off)" : "");
+        if (n < 0)
+            break;
+        length += (size_t)n;
+    }
+}
+
 /* Nodes may start before PostgreSQL accepts connections (compose starts
  * them together); wait for it up to the startup timeout. While waiting, a
  * stop signal (when stop_signals is given and blocked) ends the wait at once
  * instead of after the timeout. */
-static migrate_outcome migrate(const shoal_config *config, const shoal_migrations *migrations,
+static migrate_outcome migrate(const shoal_service *service, const node_settings *node,
                                const sigset_t *stop_signals)
 {
+    const shoal_config *config = &node->config;
+    size_t count = count_of((const void *const *)service->migrations);
+    store_migration_set *sets = calloc(count, sizeof *sets);
+    store_migrate_report *reports = calloc(count, sizeof *reports);
+    if (sets == NULL || reports == NULL) {
+        free(sets);
+        free(reports);
+        shoal_log(SHOAL_LOG_ERROR, "migrate", "out of memory");
+        return MIGRATE_FAILED;
+    }
+    for (size_t i = 0; i < count; i++) {
+        const shoal_migrations *set = service->migrations[i];
+        sets[i] = (store_migration_set){
+            .component = component_of(service, set),
+            .list = set->list,
+            .count = set->count,
+            .adopt = set->adopt,
+            .adopt_count = set->adopt_count,
+            .skip = !set_enabled(service, set, node),
+        };
+    }
     store_config store = shoal_config_store(config);
     uint64_t deadline = monotonic_ms() + (uint64_t)config->startup_timeout_s * 1000u;
+    migrate_outcome outcome = MIGRATE_FAILED;
     for (;;) {
         char error[512] = "";
-        store_migrate_report report = {0};
-        store_status status =
-            store_migrate(&store, migrations->list, migrations->count, &report, error, sizeof error);
+        store_status status = store_migrate_sets(&store, sets, count, reports, error, sizeof error);
         if (status == STORE_OK) {
-            shoal_log(SHOAL_LOG_INFO, "migrate", "schema at version %d (%d applied now)", report.current_version,
-                      report.applied);
-            return MIGRATED;
+            char schema[384];
+            int applied = 0, adopted = 0;
+            for (size_t i = 0; i < count; i++) {
+                applied += reports[i].applied;
+                adopted += reports[i].adopted;
+            }
+            describe(schema, sizeof schema, sets, reports, count);
+            if (adopted > 0)
+                shoal_log(SHOAL_LOG_INFO, "migrate", "schema: %s (%d applied now, %d adopted from schema_migrations)",
+                          schema, applied, adopted);
+            else
+                shoal_log(SHOAL_LOG_INFO, "migrate", "schema: %s (%d applied now)", schema, applied);
+            outcome = MIGRATED;
+            break;
         }
         if (status == STORE_ERROR || monotonic_ms() >= deadline) {
             shoal_log(SHOAL_LOG_ERROR, "migrate", "%s", error);
-            return MIGRATE_FAILED;
+            break;
         }
         shoal_log(SHOAL_LOG_WARNING, "migrate", "waiting for PostgreSQL: %s", error);
         if (stop_signals == NULL) {
@@ -283,9 +394,13 @@ static migrate_outcome migrate(const shoal_config *config, const shoal_migration
         int received = sigtimedwait(stop_signals, NULL, &pause);
         if (received > 0) {
             shoal_log(SHOAL_LOG_INFO, "stop", "signal %d while waiting for PostgreSQL", received);
-            return MIGRATE_INTERRUPTED;
+            outcome = MIGRATE_INTERRUPTED;
+            break;
         }
     }
+    free(sets);
+    free(reports);
+    return outcome;
 }
 
 /* ---- serve --------------------------------------------------------------------- */
@@ -416,8 +531,8 @@ static int serve(const shoal_service *service, node_settings *node)
     /* Migrations wait for PostgreSQL, the budget check and the workers'
      * connections come after them: all within the one startup timeout. */
     uint64_t startup_deadline = monotonic_ms() + (uint64_t)config->startup_timeout_s * 1000u;
-    if (config->migrate && service->migrations != NULL) {
-        migrate_outcome outcome = migrate(config, service->migrations, &stop_signals);
+    if (config->migrate && has_migrations(service)) {
+        migrate_outcome outcome = migrate(service, node, &stop_signals);
         if (outcome != MIGRATED)
             return outcome == MIGRATE_INTERRUPTED ? 0 : 1;
     }
@@ -472,19 +587,19 @@ static int serve(const shoal_service *service, node_settings *node)
 
 /* ---- the commands ---------------------------------------------------------------- */
 
-static int run_migrate(const shoal_service *service, const shoal_config *config)
+static int run_migrate(const shoal_service *service, const node_settings *node)
 {
-    if (service->migrations == NULL) {
+    if (!has_migrations(service)) {
         shoal_log(SHOAL_LOG_INFO, "migrate", "%s has no migrations", service->name);
         return 0;
     }
-    return migrate(config, service->migrations, NULL) == MIGRATED ? 0 : 1;
+    return migrate(service, node, NULL) == MIGRATED ? 0 : 1;
 }
 
 static int run_command(const shoal_service *service, const shoal_service_command *command, node_settings *node)
 {
-    if (command->migrate_first && node->config.migrate && service->migrations != NULL &&
-        migrate(&node->config, service->migrations, NULL) != MIGRATED)
+    if (command->migrate_first && node->config.migrate && has_migrations(service) &&
+        migrate(service, node, NULL) != MIGRATED)
         return 1;
     return command->run(&node->config, &node->values, command->data);
 }
@@ -571,7 +686,7 @@ int shoal_main(const shoal_service *service, int argc, char **argv)
         shoal_log(SHOAL_LOG_INFO, "service", "%s %s (libshoal %s)", service->name,
                   service->version != NULL ? service->version : "", shoal_version());
         if (migrate_command)
-            rc = run_migrate(service, &node.config);
+            rc = run_migrate(service, &node);
         else if (chosen != NULL)
             rc = run_command(service, chosen, &node);
         else

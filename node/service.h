@@ -20,7 +20,8 @@
  * Exit statuses: 0; 1 when start-up, migrations or a command fail; 2 for a
  * bad setting, an unknown flag or command (with a message that names it);
  * 70 when the service itself is malformed (a flag declared twice, a name
- * that is not [a-z][a-z0-9_-]*, an unknown replacement).
+ * that is not [a-z][a-z0-9_-]*, an unknown replacement, a component twice,
+ * an enabled_by that names no boolean setting).
  *
  * Every field but name may be left out. The struct only grows at its end,
  * so designated initializers keep compiling. */
@@ -48,14 +49,28 @@ typedef enum shoal_standard {
     SHOAL_STANDARD_METRICS = 1u << 7,          /* "metrics": /metrics */
 } shoal_standard;
 
-/* The migrations a service brings, applied by `migrate` and at start under
- * one advisory lock (store_migrate, <shoal/store.h>). Today every service
- * shares one numbered sequence (schema_migrations); component is reserved
- * for each service's own sequence and must be NULL until then. */
+/* A component's migrations (a service, or a part of one): its own ordered
+ * sequence, versioned apart from every other component's and recorded in
+ * shoal_migrations (component, version, name, applied_at). shoal_main
+ * applies every enabled set by `migrate` and at start, under one advisory
+ * lock (store_migrate_sets, <shoal/store.h>). shoal_add_migrations (CMake)
+ * or embed_migrations.cmake (pkg-config: docs/extending.md) makes one from
+ * a folder of NNNN_name.sql files; a C array does as well:
+ *
+ *     static const store_migration list[] = {{1, "greetings", "CREATE TABLE greetings (...);"}};
+ *     static const shoal_migrations hello_migrations = {.list = list, .count = 1};
+ */
 typedef struct shoal_migrations {
-    const char *component;
+    const char *component;       /* [a-z][a-z0-9_-]{0,31}; NULL: the service's name */
     const store_migration *list; /* ascending versions */
     size_t count;
+    /* The rows of a pre-0.2 schema_migrations (store_migrate's single
+     * sequence) that stand for this set's versions: adopted, not run. */
+    const store_migration_adopt *adopt;
+    size_t adopt_count;
+    /* A boolean setting's flag ("api"): when it is false the set is not
+     * applied (its legacy rows are still adopted). NULL: always applied. */
+    const char *enabled_by;
 } shoal_migrations;
 
 /* A command of the service's own: `<program> NAME [--flag value]...`. Its
@@ -84,9 +99,10 @@ typedef struct shoal_service {
     /* Its settings tables, NULL-terminated; shoal_app_settings(app, table)
      * reads each one's values. */
     const shoal_settings *const *settings;
-    /* Its migrations; NULL: none (the node then neither waits for
-     * PostgreSQL at start nor migrates). */
-    const shoal_migrations *migrations;
+    /* Its migrations, NULL-terminated, one set per component (a service
+     * composed of parts brings one for each); NULL: none (the node then
+     * neither waits for PostgreSQL at start nor migrates). */
+    const shoal_migrations *const *migrations;
     /* Commands besides serve and migrate, NULL-terminated. */
     const shoal_service_command *const *commands;
     /* Extensions loaded after the standard ones and before setup,

@@ -209,22 +209,62 @@ store_status store_transaction(store *s, store_isolation isolation, store_transa
 /* ---- migrations ------------------------------------------------------ */
 
 typedef struct store_migration {
-    int version;      /* NNNN from store/migrations/NNNN_name.sql */
+    int version;      /* NNNN from migrations/NNNN_name.sql */
     const char *name; /* "name" */
     const char *sql;
 } store_migration;
 
 typedef struct store_migrate_report {
-    int applied;        /* how many this call applied */
-    int current_version;/* highest version recorded afterwards */
+    int applied;         /* how many this call applied */
+    int current_version; /* highest version recorded afterwards */
+    int adopted;         /* store_migrate_sets: legacy rows taken over this call */
 } store_migrate_report;
 
-/* Applies, in order and once each, the migrations not yet recorded in the
- * schema_migrations table, each in its own transaction. A session advisory
- * lock serialises nodes that start at the same moment. A recorded version
- * whose name differs from ours is an error (two branches numbered alike).
- * Returns STORE_OK, STORE_UNAVAILABLE (cannot connect) or STORE_ERROR, with
- * a message in error. */
+/* One of a set's migrations as a database made before 0.2 recorded it: row
+ * (legacy_version, legacy_name) of the single sequence schema_migrations
+ * stands for the set's version. */
+typedef struct store_migration_adopt {
+    int legacy_version;
+    const char *legacy_name;
+    int version;
+} store_migration_adopt;
+
+/* A component's own sequence: its versions count apart from every other
+ * component's, and are recorded in shoal_migrations (component, version,
+ * name, applied_at). */
+typedef struct store_migration_set {
+    const char *component;       /* [a-z][a-z0-9_-]{0,31}, unique in a call */
+    const store_migration *list; /* ascending versions */
+    size_t count;
+    const store_migration_adopt *adopt; /* its rows in a pre-0.2 schema_migrations */
+    size_t adopt_count;
+    bool skip; /* declared but switched off: adopted, not applied */
+} store_migration_set;
+
+/* Applies every set's migrations not yet recorded in shoal_migrations, in
+ * order and once each, each in its own transaction, set after set, over
+ * one connection under the session advisory lock that store_migrate takes
+ * too (so nodes of either release take turns).
+ *
+ * A database migrated before 0.2 keeps working: each adopt entry whose row
+ * is in schema_migrations is recorded for its component without running
+ * anything (the tables are there). A legacy version recorded under another
+ * name is an error, and so is, when any set adopts, a legacy row that no
+ * set claims (the database is ahead of this build). schema_migrations is
+ * never altered or dropped; a migration that has a legacy identity writes
+ * its legacy row too, so that the previous release, rolled back to, finds
+ * everything applied. reports (NULL, or one per set) say what each set
+ * did. Returns STORE_OK, STORE_UNAVAILABLE (cannot connect) or
+ * STORE_ERROR, with a message in error. */
+store_status store_migrate_sets(const store_config *config, const store_migration_set *sets, size_t count,
+                                store_migrate_report *reports, char *error, size_t error_size);
+
+/* Deprecated (0.1): one sequence for everything, in schema_migrations
+ * (version, name, applied_at). Applies, in order and once each, the
+ * migrations not yet recorded there, each in its own transaction, under the
+ * same advisory lock. A recorded version whose name differs from ours is an
+ * error (two branches numbered alike). Returns STORE_OK, STORE_UNAVAILABLE
+ * (cannot connect) or STORE_ERROR, with a message in error. */
 store_status store_migrate(const store_config *config, const store_migration *migrations,
                            size_t count, store_migrate_report *report, char *error,
                            size_t error_size);

@@ -3,7 +3,8 @@
 #   include/shoal/*.h, include/shoal/ext/*.h     the public headers
 #   lib/libshoal.a, lib/libshoal.so*             (LIBDIR)
 #   lib/pkgconfig/shoal.pc
-#   lib/cmake/shoal/shoal-config.cmake, -config-version.cmake, -targets*.cmake
+#   lib/cmake/shoal/shoal-config.cmake, -config-version.cmake, -targets*.cmake,
+#                  ShoalMigrations.cmake, embed_migrations.cmake
 #   share/doc/shoal/LICENSE, CHANGELOG.md
 # Nothing installed names the configured prefix or the build tree: shoal.pc
 # finds the prefix from ${pcfiledir}, the CMake package from its own folder,
@@ -53,4 +54,5 @@ endif()
 write_basic_package_version_file("${CMAKE_CURRENT_BINARY_DIR}/shoal-config-version.cmake"
   COMPATIBILITY ${compatibility})
 install(FILES "${CMAKE_CURRENT_BINARY_DIR}/shoal-config.cmake" "${CMAKE_CURRENT_BINARY_DIR}/shoal-config-version.cmake"
+        cmake/ShoalMigrations.cmake cmake/embed_migrations.cmake
         DESTINATION "${package_dir}")

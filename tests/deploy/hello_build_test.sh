@@ -4,7 +4,9 @@
 # leaves it there), as a user builds them, into OUT for deploy.hello_test:
 #   - examples/minimal.c with exactly `cc minimal.c $(pkg-config --cflags
 #     --libs shoal)` (the issue's command)
-#   - examples/hello with cc and pkg-config (C11, -Wall -Wextra -Werror)
+#   - examples/hello with cc and pkg-config (C11, -Wall -Wextra -Werror),
+#     its migrations embedded by the installed embed_migrations.cmake that
+#     `pkg-config --variable=embed_migrations shoal` names
 #   - examples/hello as its own CMake project, find_package(shoal 0.2):
 #     shoal::shoal (libshoal.so) and -DSHOAL_USE_STATIC=ON (libshoal.a)
 #   - each binary runs: --version names the service and libshoal, hello's
@@ -60,9 +62,14 @@ else
   cat "$OUT/minimal.log"
   fail "minimal.c does not build with pkg-config"
 fi
+embed=$(pkg-config --variable=embed_migrations shoal)
+[ -f "$embed" ] && pass "pkg-config names the installed embed_migrations.cmake" ||
+  fail "pkg-config --variable=embed_migrations shoal: '$embed' is not a file"
 # shellcheck disable=SC2046
-if "$CC" -std=c11 -Wall -Wextra -Werror hello/src/main.c -o "$OUT/hello-pc" $(pkg-config --cflags --libs shoal) \
-     2>"$OUT/hello.log"; then
+if "$CMAKE" -DDIR=hello/migrations -DCOMPONENT=hello -DOUTPUT="$OUT/hello_migrations.c" -P "$embed" \
+     >"$OUT/hello.log" 2>&1 &&
+   "$CC" -std=c11 -Wall -Wextra -Werror hello/src/main.c "$OUT/hello_migrations.c" -o "$OUT/hello-pc" \
+     $(pkg-config --cflags --libs shoal) 2>>"$OUT/hello.log"; then
   pass "hello: cc -std=c11 -Wall -Wextra -Werror with pkg-config"
   runs "hello (pkg-config)" "$OUT/hello-pc" "hello 0.1.0"
 else

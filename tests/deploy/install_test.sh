@@ -83,7 +83,7 @@ CFLAGS_SHOAL=$(pkg-config --cflags shoal)
 
 mapfile -t headers < <(cd "$PREFIX/include" && find shoal -name '*.h' | sort)
 echo "# ${#headers[@]} headers: ${headers[*]}"
-private=$(printf '%s\n' "${headers[@]}" | grep -E '(_internal|/context|/cache_script|/proxy|/random|/url|/seed|/seed_command|/builtin_migrations|/api|/bench|/world|/fortune|/user|/profile|/article|/tag|/comment|/timestamp)\.h$' || true)
+private=$(printf '%s\n' "${headers[@]}" | grep -E '(_internal|/context|/cache_script|/proxy|/random|/url|/seed|/seed_command|/builtin_migrations|/demo_migrations|/api|/bench|/world|/fortune|/user|/profile|/article|/tag|/comment|/timestamp)\.h$' || true)
 [ -z "$private" ] && pass "no private or demo header installed" || fail "private or demo headers installed: $private"
 for header in "${headers[@]}"; do
   # shellcheck disable=SC2086
@@ -117,7 +117,7 @@ missing_shared=$(comm -23 "$TMP/declared" "$TMP/shared.syms" | tr '\n' ' ')
   fail "declared but not exported: libshoal.a: ${missing_static:-none}; libshoal.so: ${missing_shared:-none}"
 
 # ---- no demo code in the library ----------------------------------------------
-demo_pattern='^(api_|bench_|shoal_api_|shoal_bench_|shoal_seed|store_(user|profile|article|tag|comment|world|fortune)_|store_seed|store_builtin_migration)'
+demo_pattern='^(api_|bench_|shoal_api_|shoal_bench_|shoal_seed|store_(user|profile|article|tag|comment|world|fortune)_|store_seed|store_builtin_migration|shoal_demo_|shoal_(conduit|techempower)_migrations)'
 demo=$(cat "$TMP/static.syms" "$TMP/shared.syms" | grep -E "$demo_pattern" | sort -u | tr '\n' ' ' || true)
 [ -z "$demo" ] && pass "the libraries define no api_, bench_, store_<demo>_, seed or migration symbol" ||
   fail "demo symbols in the library: $demo"

@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "builtin_migrations.h"
+#include "demo_migrations.h"
 #include "config.h"
 #include "store.h"
 #include "test_env.h"
@@ -30,9 +30,8 @@ void test_node_migrate(void)
     if (shoal_config_load(&config, 3, (char **)argv, no_environment, error, sizeof error) != 0)
         fail_msg("config: %s", error);
     store_config store = shoal_config_store(&config);
-    store_migrate_report report;
-    store_status migrated =
-        store_migrate(&store, store_builtin_migrations, store_builtin_migration_count, &report, error, sizeof error);
+    store_migrate_report report[2];
+    store_status migrated = shoal_demo_migrate(&store, report, error, sizeof error);
     shoal_config_free(&config);
     if (migrated != STORE_OK)
         fail_msg("migrate: %s", error);

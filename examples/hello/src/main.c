@@ -5,7 +5,12 @@
  * plus everything shoal_main gives every node: /healthz, /readyz and
  * /metrics on the admin port, request ids, security headers, CORS, rate
  * limits, sessions, idempotency keys, the settings of the library beside
- * the service's own (--help), `migrate`, and the drain on SIGTERM. */
+ * the service's own (--help), `migrate`, and the drain on SIGTERM.
+ *
+ * Its schema is its own: migrations/NNNN_name.sql, embedded into the
+ * binary at build time (shoal_add_migrations in CMakeLists.txt; with
+ * pkg-config, README.md) and applied by `hello migrate` and at start, as
+ * component "hello" (shoal_migrations), apart from any other service's. */
 #include <stddef.h>
 #include <stdio.h>
 
@@ -41,6 +46,10 @@ static const shoal_settings hello_settings_table =
     SHOAL_SETTINGS("hello", hello_settings, hello_setting_table, validate);
 static const shoal_settings *const hello_tables[] = {&hello_settings_table, NULL};
 
+/* migrations/NNNN_name.sql, made into C at build time. */
+extern const shoal_migrations hello_migrations;
+static const shoal_migrations *const hello_migration_sets[] = {&hello_migrations, NULL};
+
 static int greet(shoal_ctx *ctx)
 {
     const hello_settings *settings = shoal_route_data(ctx);
@@ -70,8 +79,9 @@ int main(int argc, char **argv)
         .version = "0.1.0",
         .setup = setup,
         .settings = hello_tables,
-        /* Its own migrations, a counter of its own, a Dockerfile and a
-         * compose file come with later releases of this skeleton (issue 15). */
+        .migrations = hello_migration_sets,
+        /* A counter of its own, a Dockerfile and a compose file come with
+         * later releases of this skeleton (issue 15). */
     };
     return shoal_main(&service, argc, argv);
 }

@@ -7,7 +7,11 @@
 #     --port, in a section of its own, and none of the demo's settings;
 #     --version names hello and libshoal
 #   - a bad --greeting exits 2 naming it; an unknown flag or command exits 2
-#   - `migrate` with no migrations exits 0 and touches nothing
+#   - `migrate` in a database of hello's own applies its migration (the
+#     row "hello 1 greetings" in shoal_migrations, the greetings table) and
+#     creates no demo table (world, fortune, users, articles) nor 0.1's
+#     schema_migrations; a second run applies nothing; minimal.c (no
+#     migrations) says so and touches nothing
 #   - serving: its route answers (the flag wins over HELLO_GREETING), with
 #     the standard extensions' request id; /healthz, /readyz, /metrics
 #     answer on the admin port and /readyz is 404 on the public one
@@ -29,9 +33,17 @@ scale=${scale%%.*}
 
 node_pid=""
 log=$(mktemp)
-trap 'stop_pid "$node_pid" KILL; rm -f "$log"' EXIT
-
 : "${SHOAL_TEST_DATABASE_URL:?run by ctest with the tiers fixture}" "${SHOAL_TEST_REDIS_URL:?}"
+: "${SHOAL_TEST_ADMIN_DATABASE_URL:?}"
+
+# hello's own database (the fixture's shoal database has the demo's
+# tables); named after this run, so that deploy.hello_test may run beside.
+hello_db=hello_test_$$
+admin_psql() { psql "$SHOAL_TEST_ADMIN_DATABASE_URL" -XAtq -v ON_ERROR_STOP=1 "$@"; }
+hello_url=$(sed -E "s#/shoal([?]|\$)#/$hello_db\\1#" <<<"$SHOAL_TEST_DATABASE_URL")
+hello_psql() { psql "$hello_url" -XAtq -v ON_ERROR_STOP=1 "$@"; }
+admin_psql -c "DROP DATABASE IF EXISTS $hello_db WITH (FORCE)" -c "CREATE DATABASE $hello_db OWNER shoal"
+trap 'stop_pid "$node_pid" KILL; rm -f "$log"; admin_psql -c "DROP DATABASE IF EXISTS $hello_db WITH (FORCE)" || true' EXIT
 
 # run_status COMMAND...: sets out (stdout and stderr) and rc.
 run_status() {
@@ -47,7 +59,7 @@ start() {
   local binary=$1
   shift
   : >"$log"
-  env DATABASE_URL="$SHOAL_TEST_DATABASE_URL" REDIS_URL="$SHOAL_TEST_REDIS_URL" SHOAL_PORT=0 SHOAL_ADMIN_PORT=0 \
+  env DATABASE_URL="$hello_url" REDIS_URL="$SHOAL_TEST_REDIS_URL" SHOAL_PORT=0 SHOAL_ADMIN_PORT=0 \
     SHOAL_THREADS=2 SHOAL_NODE_NAME=hello-test SHOAL_DRAIN_DELAY_MS=$((1500 * scale)) \
     SHOAL_GRACE_PERIOD_MS=2000 "${extra_env[@]}" "${wrapper[@]}" "$binary" "$@" 2>"$log" &
   node_pid=$!
@@ -125,8 +137,22 @@ check "an unknown flag exits 2 (got $rc)" [ "$rc" = 2 ]
 run_status "${wrapper[@]}" "$hello" seed
 check "an unknown command exits 2 naming the commands (got $rc: $out)" \
   bash -c "[ $rc = 2 ] && grep -q \"unknown command 'seed' (commands: serve, migrate)\" <<<\"\$1\"" _ "$out"
-run_status env DATABASE_URL="$SHOAL_TEST_DATABASE_URL" "${wrapper[@]}" "$hello" migrate
-check "hello migrate without migrations exits 0 (got $rc)" [ "$rc" = 0 ]
+
+# ---- hello's own migrations ------------------------------------------------------
+run_status env DATABASE_URL="$hello_url" "${wrapper[@]}" "$hello" migrate
+check "hello migrate exits 0 (got $rc: $out)" [ "$rc" = 0 ]
+check "and logs its own component (got: $out)" grep -q '"message":"schema: hello 1 (1 applied now)"' <<<"$out"
+check "its migration is recorded as component hello" \
+  [ "$(hello_psql -c "SELECT string_agg(component || ' ' || version || ' ' || name, ',') FROM shoal_migrations")" \
+    = "hello 1 greetings" ]
+check "its table exists" [ "$(hello_psql -c "SELECT to_regclass('greetings') IS NOT NULL")" = t ]
+check "no demo table exists (world, fortune, users, articles) nor schema_migrations" \
+  [ "$(hello_psql -c "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'
+                      AND tablename IN ('world', 'fortune', 'users', 'articles', 'schema_migrations')")" = 0 ]
+run_status env DATABASE_URL="$hello_url" "${wrapper[@]}" "$hello" migrate
+check "a second migrate applies nothing (got: $out)" grep -q '"message":"schema: hello 1 (0 applied now)"' <<<"$out"
+run_status env DATABASE_URL="$hello_url" "${wrapper[@]}" "$minimal" migrate
+check "minimal migrate (no migrations) exits 0 (got $rc)" [ "$rc" = 0 ]
 check "and says it has none" grep -q 'hello has no migrations' <<<"$out"
 
 # ---- hello serving -------------------------------------------------------------

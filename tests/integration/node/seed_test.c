@@ -19,7 +19,7 @@
 #include <jansson.h>
 
 #include "api/api.h"
-#include "builtin_migrations.h"
+#include "demo_migrations.h"
 #include "ext/request_id.h"
 #include "ext/session.h"
 #include "seed_command.h"
@@ -127,10 +127,9 @@ static int seed(const char *conninfo, const char *const *args, store_seed_report
 static void migrate(const char *conninfo)
 {
     store_config config = {.conninfo = conninfo, .connect_timeout_s = 5};
-    store_migrate_report report;
+    store_migrate_report report[2];
     char error[512];
-    if (store_migrate(&config, store_builtin_migrations, store_builtin_migration_count, &report, error,
-                      sizeof error) != STORE_OK)
+    if (shoal_demo_migrate(&config, report, error, sizeof error) != STORE_OK)
         fail_msg("migrate: %s", error);
 }
 

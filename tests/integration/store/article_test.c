@@ -20,7 +20,7 @@
 #include <cmocka.h>
 
 #include "article.h"
-#include "builtin_migrations.h"
+#include "demo_migrations.h"
 #include "tag.h"
 #include "test_env.h"
 #include "user.h"
@@ -152,10 +152,9 @@ static int set_up(void **state)
     exec_on(TEST_ADMIN_DATABASE_URL(), "DROP DATABASE IF EXISTS " SCRATCH " WITH (FORCE)");
     exec_on(TEST_ADMIN_DATABASE_URL(), "CREATE DATABASE " SCRATCH " OWNER shoal");
     store_config config = {.conninfo = conninfo, .connect_timeout_s = 2};
-    store_migrate_report report;
+    store_migrate_report report[2];
     char error[512];
-    if (store_migrate(&config, store_builtin_migrations, store_builtin_migration_count, &report, error,
-                      sizeof error) != STORE_OK)
+    if (shoal_demo_migrate(&config, report, error, sizeof error) != STORE_OK)
         fail_msg("migrate: %s", error);
     registry = store_registry_new();
     assert_int_equal(store_user_register(registry, &users), 0);

@@ -19,7 +19,7 @@
 
 #include <cmocka.h>
 
-#include "builtin_migrations.h"
+#include "demo_migrations.h"
 #include "comment.h"
 #include "store.h"
 #include "test_env.h"
@@ -83,10 +83,9 @@ static int setup(void **state)
     (void)state;
     snprintf(run_tag, sizeof run_tag, "%lx%lx", (long)getpid(), (long)time(NULL));
     store_config migrate_config = {.conninfo = TEST_DATABASE_URL(), .connect_timeout_s = 5};
-    store_migrate_report report;
+    store_migrate_report report[2];
     char error[512];
-    if (store_migrate(&migrate_config, store_builtin_migrations, store_builtin_migration_count, &report, error,
-                      sizeof error) != STORE_OK)
+    if (shoal_demo_migrate(&migrate_config, report, error, sizeof error) != STORE_OK)
         fail_msg("migrate: %s", error);
     connection = PQconnectdb(TEST_DATABASE_URL());
     if (PQstatus(connection) != CONNECTION_OK)

@@ -11,7 +11,7 @@ The TechEmpower rules followed: JSON keys id and randomNumber; ids drawn from
 number: 1); fortunes with the extra row added at request time, sorted by
 message, HTML-escaped by the template engine; updates write the new random
 numbers back. Tables world(id, randomnumber) and fortune(id, message) are
-shoal's (store/migrations/0002_techempower.sql).
+shoal's (node/services/techempower/migrations/0001_techempower.sql).
 
 GET /api/user: validates `Authorization: Token T` against Redis the simple
 way: the key is loadpeer:session:<sha256 hex of T>, its value the user as

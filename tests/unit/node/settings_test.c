@@ -473,6 +473,24 @@ static void test_main_refuses_a_malformed_service_with_70(void **state)
     shoal_service replacing = {.name = "replacing", .replace = replacements};
     assert_int_equal(MAIN(&replacing, "--version"), 70);
     assert_non_null(strstr(captured_err, "'corz' is not the name of a standard extension"));
+    /* Migrations: one set per component (NULL is the service's name), and
+     * enabled_by names a boolean setting of the service's or the core's. */
+    static const store_migration one[] = {{1, "one", "SELECT 1;"}};
+    static const shoal_migrations plain = {.list = one, .count = 1};
+    static const shoal_migrations named = {.component = "twins", .list = one, .count = 1};
+    static const shoal_migrations *const twin_sets[] = {&plain, &named, NULL};
+    shoal_service twins = {.name = "twins", .migrations = twin_sets};
+    assert_int_equal(MAIN(&twins, "--version"), 70);
+    assert_non_null(strstr(captured_err, "component 'twins' is declared twice"));
+    static const shoal_migrations by_int = {.list = one, .count = 1, .enabled_by = "repeat"};
+    static const shoal_migrations *const by_int_sets[] = {&by_int, NULL};
+    shoal_service counted = {.name = "counted", .settings = service_tables, .migrations = by_int_sets};
+    assert_int_equal(MAIN(&counted, "--version"), 70);
+    assert_non_null(strstr(captured_err, "enabled_by 'repeat' is not a boolean setting"));
+    static const shoal_migrations by_core = {.list = one, .count = 1, .enabled_by = "migrate"};
+    static const shoal_migrations *const by_core_sets[] = {&by_core, NULL};
+    shoal_service switched = {.name = "switched", .migrations = by_core_sets};
+    assert_int_equal(MAIN(&switched, "--version"), 0);
 }
 
 int main(void)

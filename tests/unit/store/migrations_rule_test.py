@@ -1,5 +1,9 @@
 #!/usr/bin/python3
-"""Every migration in store/migrations keeps the previous release working.
+"""Every migration of every component keeps the previous release working.
+
+The folders: each demo service's (node/services/*/migrations) and each
+example's (examples/*/migrations); a service's migrations are its own
+sequence (shoal_migrations), but the rule is the same for all.
 
 During a rolling deploy old and new nodes serve together, and on Kubernetes
 the migration Job runs while the old nodes still serve. So a migration may
@@ -22,7 +26,11 @@ import sys
 import unittest
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
-MIGRATIONS = os.path.join(REPO, "store", "migrations")
+MIGRATION_FOLDERS = ["node/services/*/migrations", "examples/*/migrations"]
+# The components that must be found: a folder moved or renamed fails the
+# test instead of silently leaving the rule with nothing to check.
+EXPECTED = ["node/services/conduit/migrations", "node/services/techempower/migrations",
+            "examples/hello/migrations"]
 
 CONTRACT_MARK = re.compile(r"^\s*--\s*contract:\s*\S", re.MULTILINE | re.IGNORECASE)
 RULES = [
@@ -64,8 +72,15 @@ def contract_statements(sql):
 
 class MigrationsExpandOnly(unittest.TestCase):
     def test_every_migration_expands_or_says_it_contracts(self):
-        files = sorted(glob.glob(os.path.join(MIGRATIONS, "*.sql")))
-        self.assertGreater(len(files), 0, "no migrations found in " + MIGRATIONS)
+        folders = sorted(folder for pattern in MIGRATION_FOLDERS
+                         for folder in glob.glob(os.path.join(REPO, pattern)))
+        for expected in EXPECTED:
+            self.assertIn(os.path.join(REPO, expected), folders, "no migrations folder " + expected)
+        files = []
+        for folder in folders:
+            found = sorted(glob.glob(os.path.join(folder, "*.sql")))
+            self.assertGreater(len(found), 0, "no migrations found in " + os.path.relpath(folder, REPO))
+            files.extend(found)
         for path in files:
             with open(path) as f:
                 found = contract_statements(f.read())

@@ -40,7 +40,11 @@ DEFERRED_SINKS = {"store_registry_add": 2}
 # (file, function, SQL argument) -> why its text holds no value from outside.
 REVIEWED = {
     ("migrate.c", "apply_one", "migration->sql"):
-        "the migration files of store/migrations, embedded in the binary at build time",
+        "a service's migrations (node/services/*/migrations, a user's folder), embedded in the binary at "
+        "build time by shoal_add_migrations; what a program hands store_migrate[_sets] is its own schema",
+    ("migrate.c", "run_params", "statement->sql"):
+        "a record_statement's SQL: string literals in migrate.c (the rows that record a migration, "
+        "LEGACY_TABLE); components, versions and names travel as $N parameters",
     ("store.c", "prepare_statements", "store_registry_sql(registry, i)"):
         "the registry's statements, each added through store_registry_add, whose callers this test checks",
     ("run.c", "store_transaction", "begin_statement(isolation)"):

@@ -25,7 +25,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "builtin_migrations.h"
+#include "demo_migrations.h"
 #include "fuzz_request.h"
 #include "store.h"
 
@@ -122,10 +122,9 @@ static bool state_holds(void)
 static void migrate(const char *database_url)
 {
     store_config config = {.conninfo = database_url, .connect_timeout_s = 5};
-    store_migrate_report report;
+    store_migrate_report report[2];
     char error[512] = "";
-    if (store_migrate(&config, store_builtin_migrations, store_builtin_migration_count, &report, error, sizeof error) !=
-        STORE_OK)
+    if (shoal_demo_migrate(&config, report, error, sizeof error) != STORE_OK)
         fuzz_fail("migrate: %s", error);
 }
 
