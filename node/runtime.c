@@ -80,10 +80,6 @@ static bool valid_name(const char *name)
 
 /* ---- error codes ----------------------------------------------------------- */
 
-/* Each code's table: the library's (the standard extensions' when loaded
- * as the library's, not switched off or replaced), then the service's.
- * A replacement's codes are the service's to list. NULL when memory ran
- * out. */
 static bool replaced(const shoal_service *service, const char *standard_name)
 {
     for (size_t i = 0; service->replace != NULL && service->replace[i] != NULL; i++)
@@ -92,6 +88,10 @@ static bool replaced(const shoal_service *service, const char *standard_name)
     return false;
 }
 
+/* Each code's table: the library's (the standard extensions' when loaded
+ * as the library's, not switched off or replaced), then the service's.
+ * A replacement's codes are the service's to list. NULL when memory ran
+ * out. */
 static const shoal_error_table **error_tables(const shoal_service *service, size_t *count)
 {
     /* standard: the bit of the standard extension that answers them, whose
