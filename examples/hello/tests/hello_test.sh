@@ -18,6 +18,8 @@
 #   - the public port: /healthz 200, /readyz 404 (served on the admin port only)
 #   - the admin port: /healthz 200; /readyz 200 with PostgreSQL and Redis up;
 #     /metrics in the Prometheus text format, counting GET /hello/:name
+#     (through a load balancer: after up to 64 more greetings, until that
+#     replica has had one)
 # Exit status: 0 when every check passed, 1 otherwise. It writes nothing
 # but requests: safe against a deployment people use.
 set -uo pipefail
@@ -74,6 +76,14 @@ if [ -n "$ADMIN_URL" ]; then
   get "$ADMIN_URL/metrics"
   check "admin /metrics answers 200 (got ${status:-no answer})" [ "$status" = 200 ]
   check "in the Prometheus text format" body_matches '^# TYPE shoal_http_requests_total counter$'
+  # Behind a load balancer, URL's requests may all have gone to other
+  # replicas: greet through URL until this one has counted one (64 at most).
+  for _ in $(seq 64); do
+    [ "$status" = 200 ] || break
+    body_matches '^shoal_http_requests_total\{.*route="/hello/:name".*\} [1-9][0-9]*$' && break
+    curl -s -o /dev/null --max-time 5 "$URL/hello/world" || true
+    get "$ADMIN_URL/metrics"
+  done
   check "counting GET /hello/:name" body_matches '^shoal_http_requests_total\{.*route="/hello/:name".*\} [1-9][0-9]*$'
 else
   echo "# no ADMIN_URL: /healthz, /readyz and /metrics on the admin port not checked"
