@@ -18,7 +18,8 @@
 #   - examples/hello (a user's service) ships a Dockerfile on that SDK with
 #     the same runtime rules, a compose file docker-compose accepts that
 #     scales hello behind HAProxy, which finds the replicas by DNS and
-#     checks their admin port (haproxy -c), and its black-box test script
+#     checks their admin port (haproxy -c), and its black-box test script;
+#     docs/guide.md shows its files as they are
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -379,6 +380,31 @@ if [ -f "$hello/Dockerfile" ]; then
   else
     fail "$hello/Dockerfile: copies nothing, or from outside its folder"
   fi
+fi
+# docs/guide.md writes the service from an empty folder: each file it shows
+# in full (a "<!-- file: PATH -->" line before the block) must be the
+# skeleton's, which the suite builds and runs.
+if python3 - docs/guide.md "$hello" <<'PY'
+import os, re, sys
+text = open(sys.argv[1]).read()
+blocks = re.findall(r"<!-- file: (\S+) -->\n```[a-z]*\n(.*?)```", text, re.S)
+problems = 0
+for path, body in blocks:
+    full = os.path.join(sys.argv[2], path)
+    if os.path.exists(full) and open(full).read() != body:
+        print("FAIL - docs/guide.md's %s differs from %s: copy the file into the guide" % (path, full))
+        problems += 1
+shown = {p for p, _ in blocks}
+for need in ("CMakeLists.txt", "src/main.c", "migrations/0001_greetings.sql"):
+    if need not in shown:
+        print("FAIL - docs/guide.md does not show %s" % need)
+        problems += 1
+sys.exit(1 if problems else 0)
+PY
+then
+  pass "docs/guide.md shows the skeleton's CMakeLists.txt, src/main.c and migration, as they are"
+else
+  fail "docs/guide.md's files are not the skeleton's"
 fi
 if [ -f "$hello/docker-compose.yml" ] && [ -f "$hello/haproxy.cfg" ]; then
   if out=$(docker-compose -f "$hello/docker-compose.yml" config -q 2>&1); then
