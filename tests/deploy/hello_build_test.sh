@@ -148,7 +148,10 @@ runtime_packages() {
     path=$(ldd "$binary" | awk -v lib="$lib" '$1 == lib { print $3 }')
     pkg=$(dpkg -S "$(readlink -f "$path")" 2>/dev/null | head -n 1 | cut -d: -f1) || pkg=""
     [ -z "$pkg" ] && pkg=$(dpkg -S "$path" 2>/dev/null | head -n 1 | cut -d: -f1)
-    case $pkg in libc6 | libgcc-s1) continue ;; esac   # in every Debian image
+    case $pkg in
+      libc6 | libgcc-s1) continue ;;   # in every Debian image
+      "") missing="$missing $lib(no Debian package: ${path:-not found})"; continue ;;
+    esac
     [[ $wanted == *" $pkg "* ]] || missing="$missing $lib($pkg)"
   done
   [ -z "$missing" ] && pass "$dockerfile: the runtime stage installs every library $(basename "$binary") needs" ||
