@@ -55,6 +55,9 @@ int main(int argc, char **argv)
         .settings = (const shoal_settings *const[]){&shoal_config_demo_settings, NULL},
         .migrations = (const shoal_migrations *const[]){&conduit, &techempower, NULL},
         .commands = (const shoal_service_command *const[]){&seed_command, NULL},
+        /* 0.1's key layout, byte for byte: sessions, idempotent replays
+         * and the invalidation channel carry over a rolling upgrade. */
+        .redis_prefix = "",
     };
     return shoal_main(&service, argc, argv);
 }
