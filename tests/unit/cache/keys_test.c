@@ -74,17 +74,20 @@ static void rate_limit_keys(void **state)
 {
     (void)state;
     /* Binary-safe: the key's bytes as given, NUL included, and no NUL after. */
-    char key[CACHE_RATELIMIT_KEY_SIZE(6, 5, 9) + 1];
+    char key[CACHE_RATELIMIT_KEY_SIZE(6, 13, 9) + 1]; /* the longest below, and a guard byte */
     memset(key, '#', sizeof key);
     size_t length = cache_ratelimit_key("", "route", "0:a\0b.c.d", 9, key);
     assert_int_equal(length, 3 + 5 + 1 + 9);
     assert_memory_equal(key, "rl:route:0:a\0b.c.d", length);
     assert_int_equal(key[length], '#');
     length = cache_ratelimit_key("hello:", "route", "0:a\0b.c.d", 9, key);
-    assert_int_equal(length, sizeof key - 1);
+    assert_int_equal(length, CACHE_RATELIMIT_KEY_SIZE(6, 5, 9));
     assert_memory_equal(key, "hello:rl:route:0:a\0b.c.d", length);
-    length = cache_ratelimit_key("", "login-failure", "192.0.2.1", 9, key);
-    assert_memory_equal(key, "rl:login-failure:192.0.2.1", length);
+    memset(key, '#', sizeof key);
+    length = cache_ratelimit_key("hello:", "login-failure", "192.0.2.1", 9, key);
+    assert_int_equal(length, sizeof key - 1);
+    assert_memory_equal(key, "hello:rl:login-failure:192.0.2.1", length);
+    assert_int_equal(key[length], '#');
 }
 
 static void cache_aside_keys_and_the_channel(void **state)

@@ -310,6 +310,7 @@ static int greet(const shoal_config *config, const shoal_settings_values *values
     assert_non_null(flags);
     assert_null(shoal_settings_of(values, &clashing_settings)); /* not the service's */
     seen_greeter = *settings;
+    free((void *)seen_greeting);
     seen_greeting = strdup(settings->greeting);
     seen_door = *entrance;
     seen_times = flags->times;
