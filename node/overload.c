@@ -21,10 +21,10 @@ static uint64_t monotonic_ns(void)
     return (uint64_t)now.tv_sec * 1000000000u + (uint64_t)now.tv_nsec;
 }
 
-static int refuse(shoal_ctx *ctx, shoal_shed_reason reason, const char *code, const char *message)
+static int refuse(shoal_ctx *ctx, shoal_shed_reason reason, const shoal_error_code *error)
 {
     shoal_worker_counters_shed(shoal_ctx_worker_counters(ctx), reason);
-    if (shoal_error(ctx, 503, code, "body", message) != 0)
+    if (shoal_fail(ctx, error) != 0)
         return -1;
     return shoal_set_header(ctx, "Retry-After", OVERLOAD_RETRY_AFTER_SECONDS);
 }
@@ -36,13 +36,12 @@ bool shoal_deadline_passed(const shoal_ctx *ctx)
 
 int shoal_error_deadline(shoal_ctx *ctx)
 {
-    return refuse(ctx, SHOAL_SHED_DEADLINE, "request.deadline_exceeded",
-                  "the node could not start this request in time; retry shortly");
+    return refuse(ctx, SHOAL_SHED_DEADLINE, &shoal_code_request_deadline_exceeded);
 }
 
 int shoal_error_overloaded(shoal_ctx *ctx)
 {
-    return refuse(ctx, SHOAL_SHED_IN_FLIGHT, "node.overloaded", "the node is busy; retry shortly");
+    return refuse(ctx, SHOAL_SHED_IN_FLIGHT, &shoal_code_node_overloaded);
 }
 
 bool shoal_request_start_parse(const char *text, uint64_t *epoch_us)

@@ -25,6 +25,7 @@
 #include "seed_command.h"
 #include "store.h"
 #include "test_env.h"
+#include "test_pg.h"
 #include "test_node.h"
 
 #define SCRATCH_A "shoal_seed_test_a"
@@ -33,66 +34,6 @@
 #define ARTICLES "200"
 
 static char conninfo_a[512], conninfo_b[512];
-
-static void ignore_notice(void *context, const char *message)
-{
-    (void)context;
-    (void)message;
-}
-
-static PGconn *connect_to(const char *conninfo)
-{
-    PGconn *connection = PQconnectdb(conninfo);
-    if (PQstatus(connection) != CONNECTION_OK)
-        fail_msg("cannot connect: %s", PQerrorMessage(connection));
-    PQsetNoticeProcessor(connection, ignore_notice, NULL);
-    return connection;
-}
-
-static void exec_on(const char *conninfo, const char *sql)
-{
-    PGconn *connection = connect_to(conninfo);
-    PGresult *result = PQexec(connection, sql);
-    if (PQresultStatus(result) != PGRES_COMMAND_OK && PQresultStatus(result) != PGRES_TUPLES_OK)
-        fail_msg("%s: %s", sql, PQerrorMessage(connection));
-    PQclear(result);
-    PQfinish(connection);
-}
-
-/* The first value of sql's first row, as text (malloc'd; "" for NULL). */
-static char *text_of(const char *conninfo, const char *sql)
-{
-    PGconn *connection = connect_to(conninfo);
-    PGresult *result = PQexec(connection, sql);
-    if (PQresultStatus(result) != PGRES_TUPLES_OK || PQntuples(result) != 1)
-        fail_msg("%s: %s", sql, PQerrorMessage(connection));
-    char *value = strdup(PQgetvalue(result, 0, 0));
-    PQclear(result);
-    PQfinish(connection);
-    return value;
-}
-
-static long long number_of(const char *conninfo, const char *sql)
-{
-    char *text = text_of(conninfo, sql);
-    long long value = atoll(text);
-    free(text);
-    return value;
-}
-
-/* The test URL with another database name. */
-static void scratch_conninfo(const char *name, char *out, size_t size)
-{
-    snprintf(out, size, "%s", TEST_DATABASE_URL());
-    char *slash = strrchr(out, '/');
-    assert_non_null(slash);
-    /* The URL's options (tests/valgrind adds a connect_timeout) stay. */
-    char options[256] = "";
-    const char *query = strchr(slash, '?');
-    if (query != NULL)
-        snprintf(options, sizeof options, "%s", query);
-    snprintf(slash + 1, size - (size_t)(slash + 1 - out), "%s%s", name, options);
-}
 
 static const char *no_environment(const char *name)
 {
@@ -136,16 +77,8 @@ static void migrate(const char *conninfo)
 static int set_up(void **state)
 {
     (void)state;
-    scratch_conninfo(SCRATCH_A, conninfo_a, sizeof conninfo_a);
-    scratch_conninfo(SCRATCH_B, conninfo_b, sizeof conninfo_b);
-    const char *names[] = {SCRATCH_A, SCRATCH_B};
-    for (size_t i = 0; i < 2; i++) {
-        char sql[256];
-        snprintf(sql, sizeof sql, "DROP DATABASE IF EXISTS %s WITH (FORCE)", names[i]);
-        exec_on(TEST_ADMIN_DATABASE_URL(), sql);
-        snprintf(sql, sizeof sql, "CREATE DATABASE %s OWNER shoal", names[i]);
-        exec_on(TEST_ADMIN_DATABASE_URL(), sql);
-    }
+    test_pg_scratch_create(SCRATCH_A, conninfo_a, sizeof conninfo_a);
+    test_pg_scratch_create(SCRATCH_B, conninfo_b, sizeof conninfo_b);
     migrate(conninfo_a);
     migrate(conninfo_b);
     store_seed_report report;
@@ -157,8 +90,8 @@ static int set_up(void **state)
 static int tear_down(void **state)
 {
     test_node_stop_started(state);
-    exec_on(TEST_ADMIN_DATABASE_URL(), "DROP DATABASE IF EXISTS " SCRATCH_A " WITH (FORCE)");
-    exec_on(TEST_ADMIN_DATABASE_URL(), "DROP DATABASE IF EXISTS " SCRATCH_B " WITH (FORCE)");
+    test_pg_scratch_drop(SCRATCH_A);
+    test_pg_scratch_drop(SCRATCH_B);
     return 0;
 }
 
@@ -167,7 +100,7 @@ static int tear_down(void **state)
  * of seeding). */
 static char *digest(const char *conninfo)
 {
-    return text_of(
+    return test_pg_text(
         conninfo,
         "WITH base AS (SELECT min(created_at) AS t FROM users) SELECT md5(concat_ws(':',"
         " (SELECT string_agg(concat_ws('|', id, email, username, bio, image, created_at - t, updated_at - t), ','"
@@ -196,8 +129,8 @@ static void same_options_give_the_same_data_and_another_seed_other_data(void **s
     assert_true(second.follows > 0 && second.favorites > 0 && second.comments > 0 && second.article_tags > 0);
     char *a = digest(conninfo_a), *b = digest(conninfo_b);
     assert_string_equal(a, b);
-    assert_int_equal(number_of(conninfo_a, "SELECT count(*) FROM favorites"), second.favorites);
-    assert_int_equal(number_of(conninfo_a, "SELECT count(*) FROM comments"), second.comments);
+    assert_int_equal(test_pg_number(conninfo_a, "SELECT count(*) FROM favorites"), second.favorites);
+    assert_int_equal(test_pg_number(conninfo_a, "SELECT count(*) FROM comments"), second.comments);
 
     /* --reset on a seeded database, with another seed: the same shape,
      * other rows, and nothing of the first left behind. */
@@ -207,17 +140,17 @@ static void same_options_give_the_same_data_and_another_seed_other_data(void **s
     assert_int_equal(first.removed_users, 50);
     assert_int_equal(first.users, 50);
     assert_int_equal(first.articles, 200);
-    assert_int_equal(number_of(conninfo_b, "SELECT count(*) FROM users"), 50);
-    assert_int_equal(number_of(conninfo_b, "SELECT count(*) FROM articles"), 200);
-    assert_int_equal(number_of(conninfo_b, "SELECT count(*) FROM favorites"), first.favorites);
+    assert_int_equal(test_pg_number(conninfo_b, "SELECT count(*) FROM users"), 50);
+    assert_int_equal(test_pg_number(conninfo_b, "SELECT count(*) FROM articles"), 200);
+    assert_int_equal(test_pg_number(conninfo_b, "SELECT count(*) FROM favorites"), first.favorites);
     char *other = digest(conninfo_b);
     assert_string_not_equal(a, other);
     /* The texts differ, not only the ids (which moved on: --reset does not
      * restart identities, so no old session or cache entry names a new row). */
     static const char titles[] = "SELECT md5(string_agg(title, ',' ORDER BY title)) FROM articles";
-    char *titles_a = text_of(conninfo_a, titles), *titles_b = text_of(conninfo_b, titles);
+    char *titles_a = test_pg_text(conninfo_a, titles), *titles_b = test_pg_text(conninfo_b, titles);
     assert_string_not_equal(titles_a, titles_b);
-    assert_int_equal(number_of(conninfo_b, "SELECT min(id) FROM users"), 51);
+    assert_int_equal(test_pg_number(conninfo_b, "SELECT min(id) FROM users"), 51);
     free(titles_a);
     free(titles_b);
     free(a);
@@ -229,55 +162,56 @@ static void the_data_keeps_the_invariants_the_api_relies_on(void **state)
 {
     (void)state;
     const char *db = conninfo_a;
-    assert_int_equal(number_of(db, "SELECT count(*) FROM users"), 50);
-    assert_int_equal(number_of(db, "SELECT count(*) FROM articles"), 200);
-    assert_int_equal(number_of(db, "SELECT count(*) FROM tags"), STORE_SEED_TAGS);
+    assert_int_equal(test_pg_number(db, "SELECT count(*) FROM users"), 50);
+    assert_int_equal(test_pg_number(db, "SELECT count(*) FROM articles"), 200);
+    assert_int_equal(test_pg_number(db, "SELECT count(*) FROM tags"), STORE_SEED_TAGS);
     /* Users: user00001..user00050, one shared argon2id hash, some bios. */
-    assert_int_equal(number_of(db, "SELECT count(*) FROM users WHERE username::text ~ '^user000[0-9][0-9]$'"
-                                   " AND email::text = username::text || '@example.com'"),
+    assert_int_equal(test_pg_number(db, "SELECT count(*) FROM users WHERE username::text ~ '^user000[0-9][0-9]$'"
+                                        " AND email::text = username::text || '@example.com'"),
                      50);
-    assert_int_equal(number_of(db, "SELECT count(DISTINCT password_hash) FROM users"), 1);
-    assert_int_equal(number_of(db, "SELECT count(*) FROM users WHERE password_hash LIKE '$argon2id$%'"), 50);
-    long long bios = number_of(db, "SELECT count(bio) FROM users");
+    assert_int_equal(test_pg_number(db, "SELECT count(DISTINCT password_hash) FROM users"), 1);
+    assert_int_equal(test_pg_number(db, "SELECT count(*) FROM users WHERE password_hash LIKE '$argon2id$%'"), 50);
+    long long bios = test_pg_number(db, "SELECT count(bio) FROM users");
     assert_true(bios > 10 && bios < 50);
     /* favorites_count is exactly the favourite rows, and there are some. */
-    assert_int_equal(number_of(db, "SELECT count(*) FROM articles a WHERE favorites_count <>"
-                                   " (SELECT count(*) FROM favorites f WHERE f.article_id = a.id)"),
+    assert_int_equal(test_pg_number(db, "SELECT count(*) FROM articles a WHERE favorites_count <>"
+                                        " (SELECT count(*) FROM favorites f WHERE f.article_id = a.id)"),
                      0);
-    assert_true(number_of(db, "SELECT sum(favorites_count) FROM articles") > 200);
+    assert_true(test_pg_number(db, "SELECT sum(favorites_count) FROM articles") > 200);
     /* Slugs: unique, URL-safe, from the title. */
-    assert_int_equal(number_of(db, "SELECT count(DISTINCT slug) FROM articles"), 200);
-    assert_int_equal(number_of(db, "SELECT count(*) FROM articles WHERE slug !~ '^[a-z0-9]+(-[a-z0-9]+)*$'"), 0);
-    assert_int_equal(number_of(db, "SELECT count(*) FROM articles WHERE slug NOT LIKE"
-                                   " lower(left(regexp_replace(title, '[^A-Za-z0-9]+', '-', 'g'), 4)) || '%'"),
+    assert_int_equal(test_pg_number(db, "SELECT count(DISTINCT slug) FROM articles"), 200);
+    assert_int_equal(test_pg_number(db, "SELECT count(*) FROM articles WHERE slug !~ '^[a-z0-9]+(-[a-z0-9]+)*$'"), 0);
+    assert_int_equal(test_pg_number(db, "SELECT count(*) FROM articles WHERE slug NOT LIKE"
+                                        " lower(left(regexp_replace(title, '[^A-Za-z0-9]+', '-', 'g'), 4)) || '%'"),
                      0);
     /* Every article has an author, every comment an article and an author,
      * and text of a realistic length. */
-    assert_int_equal(number_of(db, "SELECT count(*) FROM articles a JOIN users u ON u.id = a.author_id"), 200);
-    assert_int_equal(number_of(db, "SELECT count(*) FROM articles WHERE length(body) < 200 OR length(title) < 10"
-                                   " OR length(description) < 10"),
+    assert_int_equal(test_pg_number(db, "SELECT count(*) FROM articles a JOIN users u ON u.id = a.author_id"), 200);
+    assert_int_equal(test_pg_number(db, "SELECT count(*) FROM articles WHERE length(body) < 200 OR length(title) < 10"
+                                        " OR length(description) < 10"),
                      0);
-    assert_true(number_of(db, "SELECT count(DISTINCT author_id) FROM articles") > 5);
-    assert_int_equal(number_of(db, "SELECT count(*) FROM comments c JOIN articles a ON a.id = c.article_id"
-                                   " JOIN users u ON u.id = c.author_id WHERE c.created_at >= a.created_at"),
-                     number_of(db, "SELECT count(*) FROM comments"));
+    assert_true(test_pg_number(db, "SELECT count(DISTINCT author_id) FROM articles") > 5);
+    assert_int_equal(test_pg_number(db, "SELECT count(*) FROM comments c JOIN articles a ON a.id = c.article_id"
+                                        " JOIN users u ON u.id = c.author_id WHERE c.created_at >= a.created_at"),
+                     test_pg_number(db, "SELECT count(*) FROM comments"));
     /* Tags: 0 to 5 per article, each once, some articles with none. */
-    assert_int_equal(number_of(db, "SELECT count(*) FROM (SELECT DISTINCT article_id, tag_id FROM article_tags) t"),
-                     number_of(db, "SELECT count(*) FROM article_tags"));
-    assert_int_equal(number_of(db, "SELECT (max(n) > 5)::int FROM (SELECT count(*) AS n FROM article_tags"
-                                   " GROUP BY article_id) t"),
+    assert_int_equal(test_pg_number(db, "SELECT count(*) FROM (SELECT DISTINCT article_id, tag_id"
+                                        " FROM article_tags) t"),
+                     test_pg_number(db, "SELECT count(*) FROM article_tags"));
+    assert_int_equal(test_pg_number(db, "SELECT (max(n) > 5)::int FROM (SELECT count(*) AS n FROM article_tags"
+                                        " GROUP BY article_id) t"),
                      0);
-    assert_true(number_of(db, "SELECT count(*) FROM articles a WHERE NOT EXISTS"
-                              " (SELECT 1 FROM article_tags t WHERE t.article_id = a.id)") > 0);
+    assert_true(test_pg_number(db, "SELECT count(*) FROM articles a WHERE NOT EXISTS"
+                                   " (SELECT 1 FROM article_tags t WHERE t.article_id = a.id)") > 0);
     /* Follows: some for most users, never oneself. */
-    assert_int_equal(number_of(db, "SELECT count(*) FROM follows WHERE follower_id = followee_id"), 0);
-    assert_true(number_of(db, "SELECT count(DISTINCT follower_id) FROM follows") > 25);
+    assert_int_equal(test_pg_number(db, "SELECT count(*) FROM follows WHERE follower_id = followee_id"), 0);
+    assert_true(test_pg_number(db, "SELECT count(DISTINCT follower_id) FROM follows") > 25);
     /* Timestamps: articles within the past year, users before them. */
-    assert_int_equal(number_of(db, "SELECT count(*) FROM articles WHERE created_at > now()"
-                                   " OR created_at < now() - interval '367 days' OR updated_at < created_at"),
+    assert_int_equal(test_pg_number(db, "SELECT count(*) FROM articles WHERE created_at > now()"
+                                        " OR created_at < now() - interval '367 days' OR updated_at < created_at"),
                      0);
-    assert_int_equal(number_of(db, "SELECT count(*) FROM articles a JOIN users u ON u.id = a.author_id"
-                                   " WHERE u.created_at >= a.created_at"),
+    assert_int_equal(test_pg_number(db, "SELECT count(*) FROM articles a JOIN users u ON u.id = a.author_id"
+                                        " WHERE u.created_at >= a.created_at"),
                      0);
 }
 
@@ -287,8 +221,8 @@ static void a_seeded_database_is_refused_without_reset(void **state)
     store_seed_report report;
     assert_int_equal(seed(conninfo_a, SEED_ARGS("--users", "5", "--articles", "5"), &report), SHOAL_SEED_REFUSED);
     assert_int_equal(report.removed_users, 50);
-    assert_int_equal(number_of(conninfo_a, "SELECT count(*) FROM users"), 50);
-    assert_int_equal(number_of(conninfo_a, "SELECT count(*) FROM articles"), 200);
+    assert_int_equal(test_pg_number(conninfo_a, "SELECT count(*) FROM users"), 50);
+    assert_int_equal(test_pg_number(conninfo_a, "SELECT count(*) FROM articles"), 200);
 }
 
 /* The triggers were off for the seed's own insert only. */
@@ -296,26 +230,26 @@ static void favourites_count_again_after_seeding(void **state)
 {
     (void)state;
     const char *db = conninfo_a;
-    char *slug = text_of(db, "SELECT slug FROM articles a WHERE NOT EXISTS"
-                             " (SELECT 1 FROM favorites f JOIN users u ON u.id = f.user_id"
-                             "  WHERE f.article_id = a.id AND u.username = 'user00001') ORDER BY id LIMIT 1");
+    char *slug = test_pg_text(db, "SELECT slug FROM articles a WHERE NOT EXISTS"
+                                  " (SELECT 1 FROM favorites f JOIN users u ON u.id = f.user_id"
+                                  "  WHERE f.article_id = a.id AND u.username = 'user00001') ORDER BY id LIMIT 1");
     char sql[512];
     snprintf(sql, sizeof sql, "SELECT favorites_count FROM articles WHERE slug = '%s'", slug);
-    long long before = number_of(db, sql);
+    long long before = test_pg_number(db, sql);
     char insert[512];
     snprintf(insert, sizeof insert,
              "INSERT INTO favorites (user_id, article_id) SELECT u.id, a.id FROM users u, articles a"
              " WHERE u.username = 'user00001' AND a.slug = '%s'",
              slug);
-    exec_on(db, insert);
-    assert_int_equal(number_of(db, sql), before + 1);
+    test_pg_exec(db, insert);
+    assert_int_equal(test_pg_number(db, sql), before + 1);
     char delete[512];
     snprintf(delete, sizeof delete,
              "DELETE FROM favorites WHERE user_id = (SELECT id FROM users WHERE username = 'user00001')"
              " AND article_id = (SELECT id FROM articles WHERE slug = '%s')",
              slug);
-    exec_on(db, delete);
-    assert_int_equal(number_of(db, sql), before);
+    test_pg_exec(db, delete);
+    assert_int_equal(test_pg_number(db, sql), before);
     free(slug);
 }
 
@@ -388,9 +322,10 @@ static void a_seeded_user_logs_in_over_http(void **state)
     }
     json_decref(body);
     test_http_response_free(&response);
-    assert_int_equal(favourites, number_of(conninfo_a, "SELECT count(*) FROM favorites WHERE article_id IN"
-                                                       " (SELECT id FROM articles ORDER BY created_at DESC, id DESC"
-                                                       "  LIMIT 100)"));
+    long long favourites_stored =
+        test_pg_number(conninfo_a, "SELECT count(*) FROM favorites WHERE article_id IN"
+                                   " (SELECT id FROM articles ORDER BY created_at DESC, id DESC LIMIT 100)");
+    assert_int_equal(favourites, favourites_stored);
     /* Only that password. */
     response = test_node_call(&node, "POST", "/api/users/login", NULL,
                               "{\"user\":{\"email\":\"user00008@example.com\",\"password\":\"Password\"}}");

@@ -23,6 +23,7 @@
 #include "demo_migrations.h"
 #include "tag.h"
 #include "test_env.h"
+#include "test_pg.h"
 #include "user.h"
 
 #define SCRATCH "shoal_test_store_article"
@@ -35,19 +36,6 @@ static store_user_statements users;
 static store_article_statements articles;
 static store_tag_statements tags;
 static store *shared;
-
-/* ---- helpers --------------------------------------------------------------------- */
-
-static void exec_on(const char *target, const char *sql)
-{
-    PGconn *connection = PQconnectdb(target);
-    assert_int_equal(PQstatus(connection), CONNECTION_OK);
-    PGresult *result = PQexec(connection, sql);
-    if (PQresultStatus(result) != PGRES_COMMAND_OK && PQresultStatus(result) != PGRES_TUPLES_OK)
-        fail_msg("%s: %s", sql, PQerrorMessage(connection));
-    PQclear(result);
-    PQfinish(connection);
-}
 
 static store *open_store(void)
 {
@@ -79,7 +67,7 @@ static void follow(int64_t follower, int64_t followee)
     char sql[160];
     snprintf(sql, sizeof sql, "INSERT INTO follows (follower_id, followee_id) VALUES (%lld, %lld)",
              (long long)follower, (long long)followee);
-    exec_on(conninfo, sql);
+    test_pg_exec(conninfo, sql);
 }
 
 /* Creates an article; its slug into slug (64 bytes). */
@@ -140,17 +128,7 @@ static void expect_slugs(page *got, int64_t total, const char *const *slugs, int
 static int set_up(void **state)
 {
     (void)state;
-    snprintf(conninfo, sizeof conninfo, "%s", TEST_DATABASE_URL());
-    char *slash = strrchr(conninfo, '/');
-    assert_non_null(slash);
-    /* The URL's options (tests/valgrind adds a connect_timeout) stay. */
-    char options[256] = "";
-    const char *query = strchr(slash, '?');
-    if (query != NULL)
-        snprintf(options, sizeof options, "%s", query);
-    snprintf(slash + 1, sizeof conninfo - (size_t)(slash + 1 - conninfo), "%s%s", SCRATCH, options);
-    exec_on(TEST_ADMIN_DATABASE_URL(), "DROP DATABASE IF EXISTS " SCRATCH " WITH (FORCE)");
-    exec_on(TEST_ADMIN_DATABASE_URL(), "CREATE DATABASE " SCRATCH " OWNER shoal");
+    test_pg_scratch_create(SCRATCH, conninfo, sizeof conninfo);
     store_config config = {.conninfo = conninfo, .connect_timeout_s = 2};
     store_migrate_report report[2];
     char error[512];
@@ -170,7 +148,7 @@ static int tear_down(void **state)
     (void)state;
     store_close(shared);
     store_registry_free(registry);
-    exec_on(TEST_ADMIN_DATABASE_URL(), "DROP DATABASE IF EXISTS " SCRATCH " WITH (FORCE)");
+    test_pg_scratch_drop(SCRATCH);
     return 0;
 }
 

@@ -21,83 +21,14 @@
 #include "demo_migrations.h"
 #include "store.h"
 #include "test_env.h"
-
-/* ---- helpers ------------------------------------------------------------------ */
-
-static void ignore_notice(void *context, const char *message)
-{
-    (void)context;
-    (void)message;
-}
-
-static void exec_on(const char *conninfo, const char *sql)
-{
-    PGconn *connection = PQconnectdb(conninfo);
-    assert_int_equal(PQstatus(connection), CONNECTION_OK);
-    PQsetNoticeProcessor(connection, ignore_notice, NULL);
-    PGresult *result = PQexec(connection, sql);
-    if (PQresultStatus(result) != PGRES_COMMAND_OK && PQresultStatus(result) != PGRES_TUPLES_OK)
-        fail_msg("%s: %s", sql, PQerrorMessage(connection));
-    PQclear(result);
-    PQfinish(connection);
-}
-
-/* The one value a query answers, as text; the caller frees it. */
-static char *text_of(const char *conninfo, const char *sql)
-{
-    PGconn *connection = PQconnectdb(conninfo);
-    assert_int_equal(PQstatus(connection), CONNECTION_OK);
-    PGresult *result = PQexec(connection, sql);
-    if (PQresultStatus(result) != PGRES_TUPLES_OK || PQntuples(result) != 1)
-        fail_msg("%s: %s", sql, PQerrorMessage(connection));
-    char *value = strdup(PQgetisnull(result, 0, 0) ? "(null)" : PQgetvalue(result, 0, 0));
-    assert_non_null(value);
-    PQclear(result);
-    PQfinish(connection);
-    return value;
-}
-
-static long long scalar(const char *conninfo, const char *sql)
-{
-    char *text = text_of(conninfo, sql);
-    long long value = atoll(text);
-    free(text);
-    return value;
-}
+#include "test_pg.h"
 
 static void assert_text(const char *conninfo, const char *sql, const char *expected)
 {
-    char *text = text_of(conninfo, sql);
+    char *text = test_pg_text(conninfo, sql);
     if (strcmp(text, expected) != 0)
         fail_msg("%s\n  gave     %s\n  expected %s", sql, text, expected);
     free(text);
-}
-
-/* A scratch database of the test's own, owned by the shoal role; conninfo
- * reaches it as that role. */
-static void create_scratch(const char *name, char *conninfo, size_t size)
-{
-    char sql[256];
-    snprintf(sql, sizeof sql, "DROP DATABASE IF EXISTS %s WITH (FORCE)", name);
-    exec_on(TEST_ADMIN_DATABASE_URL(), sql);
-    snprintf(sql, sizeof sql, "CREATE DATABASE %s OWNER shoal", name);
-    exec_on(TEST_ADMIN_DATABASE_URL(), sql);
-    /* The test URL ends in /shoal[?options]: swap the database name. */
-    snprintf(conninfo, size, "%s", TEST_DATABASE_URL());
-    char *slash = strrchr(conninfo, '/');
-    assert_non_null(slash);
-    char rest[256] = "";
-    const char *query = strchr(slash, '?');
-    if (query != NULL)
-        snprintf(rest, sizeof rest, "%s", query);
-    snprintf(slash + 1, size - (size_t)(slash + 1 - conninfo), "%s%s", name, rest);
-}
-
-static void drop_scratch(const char *name)
-{
-    char sql[256];
-    snprintf(sql, sizeof sql, "DROP DATABASE IF EXISTS %s WITH (FORCE)", name);
-    exec_on(TEST_ADMIN_DATABASE_URL(), sql);
 }
 
 static void migrate_legacy(const char *conninfo, int expected_applied)
@@ -144,8 +75,8 @@ static void a_fresh_database_gets_each_components_rows_and_the_legacy_rows(void 
 {
     (void)state;
     char fresh[512], old[512];
-    create_scratch("shoal_test_sets_fresh", fresh, sizeof fresh);
-    create_scratch("shoal_test_sets_fresh_old", old, sizeof old);
+    test_pg_scratch_create("shoal_test_sets_fresh", fresh, sizeof fresh);
+    test_pg_scratch_create("shoal_test_sets_fresh_old", old, sizeof old);
 
     store_migrate_report reports[2];
     migrate_demo(fresh, reports);
@@ -161,7 +92,7 @@ static void a_fresh_database_gets_each_components_rows_and_the_legacy_rows(void 
 
     /* The same schema as 0.1's single sequence makes. */
     migrate_legacy(old, 3);
-    char *expected = text_of(old, SHAPE);
+    char *expected = test_pg_text(old, SHAPE);
     assert_text(fresh, SHAPE, expected);
     free(expected);
 
@@ -169,10 +100,10 @@ static void a_fresh_database_gets_each_components_rows_and_the_legacy_rows(void 
     migrate_demo(fresh, reports);
     assert_int_equal(reports[0].applied + reports[1].applied + reports[0].adopted + reports[1].adopted, 0);
     assert_int_equal(reports[0].current_version, 2);
-    assert_int_equal(scalar(fresh, "SELECT count(*) FROM shoal_migrations"), 3);
-    assert_int_equal(scalar(fresh, "SELECT count(*) FROM world"), 10000);
-    drop_scratch("shoal_test_sets_fresh");
-    drop_scratch("shoal_test_sets_fresh_old");
+    assert_int_equal(test_pg_number(fresh, "SELECT count(*) FROM shoal_migrations"), 3);
+    assert_int_equal(test_pg_number(fresh, "SELECT count(*) FROM world"), 10000);
+    test_pg_scratch_drop("shoal_test_sets_fresh");
+    test_pg_scratch_drop("shoal_test_sets_fresh_old");
 }
 
 /* ---- a database made by 0.1, upgraded in place ----------------------------------------- */
@@ -205,12 +136,12 @@ static void a_database_of_the_single_sequence_upgrades_in_place(void **state)
 {
     (void)state;
     char conninfo[512];
-    create_scratch("shoal_test_sets_upgrade", conninfo, sizeof conninfo);
+    test_pg_scratch_create("shoal_test_sets_upgrade", conninfo, sizeof conninfo);
     migrate_legacy(conninfo, 3);
-    exec_on(conninfo, SEED_ROWS);
-    char *data = text_of(conninfo, DATA);
-    char *legacy = text_of(conninfo, "SELECT string_agg(version || name || applied_at, ',' ORDER BY version)"
-                                     " FROM schema_migrations");
+    test_pg_exec(conninfo, SEED_ROWS);
+    char *data = test_pg_text(conninfo, DATA);
+    char *legacy = test_pg_text(conninfo, "SELECT string_agg(version || name || applied_at, ',' ORDER BY version)"
+                                          " FROM schema_migrations");
 
     store_migrate_report reports[2];
     migrate_demo(conninfo, reports);
@@ -221,15 +152,15 @@ static void a_database_of_the_single_sequence_upgrades_in_place(void **state)
     assert_int_equal(reports[1].current_version, 1);
     assert_text(conninfo, COMPONENT_ROWS, "conduit 1 baseline, conduit 2 conduit, techempower 1 techempower");
     /* When each was applied stays what 0.1 recorded. */
-    assert_int_equal(scalar(conninfo, "SELECT count(*) FROM shoal_migrations s JOIN schema_migrations l"
-                                      " ON l.applied_at = s.applied_at"),
+    assert_int_equal(test_pg_number(conninfo, "SELECT count(*) FROM shoal_migrations s JOIN schema_migrations l"
+                                              " ON l.applied_at = s.applied_at"),
                      3);
     /* Every row kept, schema_migrations untouched. */
     assert_text(conninfo, DATA, data);
     assert_text(conninfo,
                 "SELECT string_agg(version || name || applied_at, ',' ORDER BY version) FROM schema_migrations",
                 legacy);
-    assert_int_equal(scalar(conninfo, "SELECT favorites_count FROM articles"), 1);
+    assert_int_equal(test_pg_number(conninfo, "SELECT favorites_count FROM articles"), 1);
 
     /* Twice: nothing; and a rollback to 0.1 applies nothing either. */
     migrate_demo(conninfo, reports);
@@ -238,14 +169,14 @@ static void a_database_of_the_single_sequence_upgrades_in_place(void **state)
     assert_text(conninfo, DATA, data);
     free(data);
     free(legacy);
-    drop_scratch("shoal_test_sets_upgrade");
+    test_pg_scratch_drop("shoal_test_sets_upgrade");
 }
 
 static void a_partly_migrated_old_database_is_completed(void **state)
 {
     (void)state;
     char conninfo[512];
-    create_scratch("shoal_test_sets_partial", conninfo, sizeof conninfo);
+    test_pg_scratch_create("shoal_test_sets_partial", conninfo, sizeof conninfo);
     /* 0.1 applied 1 and 2 only (an older build, or a failed 3). */
     store_config config = {.conninfo = conninfo, .connect_timeout_s = 5};
     store_migration legacy[SHOAL_DEMO_LEGACY_COUNT];
@@ -261,15 +192,15 @@ static void a_partly_migrated_old_database_is_completed(void **state)
     assert_int_equal(reports[1].applied, 0);
     assert_text(conninfo, COMPONENT_ROWS, "conduit 1 baseline, conduit 2 conduit, techempower 1 techempower");
     assert_text(conninfo, LEGACY_ROWS, "1 baseline, 2 techempower, 3 conduit");
-    assert_int_equal(scalar(conninfo, "SELECT count(*) FROM users"), 0);
-    drop_scratch("shoal_test_sets_partial");
+    assert_int_equal(test_pg_number(conninfo, "SELECT count(*) FROM users"), 0);
+    test_pg_scratch_drop("shoal_test_sets_partial");
 }
 
 static void an_old_database_with_a_part_switched_off_adopts_it_all(void **state)
 {
     (void)state;
     char conninfo[512];
-    create_scratch("shoal_test_sets_old_off", conninfo, sizeof conninfo);
+    test_pg_scratch_create("shoal_test_sets_old_off", conninfo, sizeof conninfo);
     migrate_legacy(conninfo, 3);
     store_config config = {.conninfo = conninfo, .connect_timeout_s = 5};
     char error[512] = "";
@@ -295,7 +226,7 @@ static void an_old_database_with_a_part_switched_off_adopts_it_all(void **state)
     assert_int_equal(reports[0].applied + reports[1].applied, 0);
     migrate_demo(conninfo, reports);
     assert_int_equal(reports[0].applied + reports[1].applied + reports[0].adopted + reports[1].adopted, 0);
-    drop_scratch("shoal_test_sets_old_off");
+    test_pg_scratch_drop("shoal_test_sets_old_off");
 }
 
 /* ---- what stops -------------------------------------------------------------------- */
@@ -304,31 +235,31 @@ static void a_legacy_row_this_build_does_not_know_stops(void **state)
 {
     (void)state;
     char conninfo[512];
-    create_scratch("shoal_test_sets_foreign", conninfo, sizeof conninfo);
+    test_pg_scratch_create("shoal_test_sets_foreign", conninfo, sizeof conninfo);
     migrate_legacy(conninfo, 3);
     store_config config = {.conninfo = conninfo, .connect_timeout_s = 5};
     char error[512] = "";
 
     /* A later 0.1.x numbered one more: the database is ahead of us. */
-    exec_on(conninfo, "INSERT INTO schema_migrations (version, name) VALUES (4, 'reactions')");
+    test_pg_exec(conninfo, "INSERT INTO schema_migrations (version, name) VALUES (4, 'reactions')");
     assert_int_equal(shoal_demo_migrate(&config, NULL, error, sizeof error), STORE_ERROR);
     assert_non_null(strstr(error, "0004_reactions"));
-    assert_int_equal(scalar(conninfo, "SELECT count(*) FROM shoal_migrations"), 0);
-    exec_on(conninfo, "DELETE FROM schema_migrations WHERE version = 4");
+    assert_int_equal(test_pg_number(conninfo, "SELECT count(*) FROM shoal_migrations"), 0);
+    test_pg_exec(conninfo, "DELETE FROM schema_migrations WHERE version = 4");
 
     /* Another branch's 3: recorded under another name. */
-    exec_on(conninfo, "UPDATE schema_migrations SET name = 'comments' WHERE version = 3");
+    test_pg_exec(conninfo, "UPDATE schema_migrations SET name = 'comments' WHERE version = 3");
     assert_int_equal(shoal_demo_migrate(&config, NULL, error, sizeof error), STORE_ERROR);
     assert_non_null(strstr(error, "recorded as 'comments'"));
-    assert_int_equal(scalar(conninfo, "SELECT count(*) FROM shoal_migrations"), 0);
-    drop_scratch("shoal_test_sets_foreign");
+    assert_int_equal(test_pg_number(conninfo, "SELECT count(*) FROM shoal_migrations"), 0);
+    test_pg_scratch_drop("shoal_test_sets_foreign");
 }
 
 static void a_component_recorded_under_another_name_stops(void **state)
 {
     (void)state;
     char conninfo[512];
-    create_scratch("shoal_test_sets_renamed", conninfo, sizeof conninfo);
+    test_pg_scratch_create("shoal_test_sets_renamed", conninfo, sizeof conninfo);
     store_config config = {.conninfo = conninfo, .connect_timeout_s = 5};
     char error[512] = "";
     const store_migration notes[] = {{1, "notes", "CREATE TABLE notes (id int);"}};
@@ -346,7 +277,7 @@ static void a_component_recorded_under_another_name_stops(void **state)
                                          {.component = "a", .list = other, .count = 1}};
     assert_int_equal(store_migrate_sets(&config, twice, 2, NULL, error, sizeof error), STORE_ERROR);
     assert_non_null(strstr(error, "twice"));
-    drop_scratch("shoal_test_sets_renamed");
+    test_pg_scratch_drop("shoal_test_sets_renamed");
 }
 
 /* ---- parts and services of their own ------------------------------------------------------ */
@@ -355,7 +286,7 @@ static void a_part_switched_off_and_a_service_of_its_own_get_only_their_tables(v
 {
     (void)state;
     char conninfo[512];
-    create_scratch("shoal_test_sets_parts", conninfo, sizeof conninfo);
+    test_pg_scratch_create("shoal_test_sets_parts", conninfo, sizeof conninfo);
     store_config config = {.conninfo = conninfo, .connect_timeout_s = 5};
     char error[512] = "";
     const store_migration greetings[] = {{1, "greetings", "CREATE TABLE greetings (name text PRIMARY KEY);"}};
@@ -366,8 +297,8 @@ static void a_part_switched_off_and_a_service_of_its_own_get_only_their_tables(v
     assert_int_equal(store_migrate_sets(&config, &hello, 1, &report, error, sizeof error), STORE_OK);
     assert_int_equal(report.applied, 1);
     assert_text(conninfo, COMPONENT_ROWS, "hello 1 greetings");
-    assert_int_equal(scalar(conninfo, "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'"), 2);
-    assert_int_equal(scalar(conninfo, "SELECT (to_regclass('schema_migrations') IS NULL)::int"), 1);
+    assert_int_equal(test_pg_number(conninfo, "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'"), 2);
+    assert_int_equal(test_pg_number(conninfo, "SELECT (to_regclass('schema_migrations') IS NULL)::int"), 1);
 
     /* shoal-node --api=false: Conduit's set is declared, not applied. */
     store_migration_set sets[3] = {
@@ -389,8 +320,8 @@ static void a_part_switched_off_and_a_service_of_its_own_get_only_their_tables(v
     assert_int_equal(reports[0].applied, 0);
     assert_int_equal(reports[1].applied, 1);
     assert_int_equal(reports[2].applied, 0);
-    assert_int_equal(scalar(conninfo, "SELECT (to_regclass('users') IS NULL)::int"), 1);
-    assert_int_equal(scalar(conninfo, "SELECT count(*) FROM fortune"), 12);
+    assert_int_equal(test_pg_number(conninfo, "SELECT (to_regclass('users') IS NULL)::int"), 1);
+    assert_int_equal(test_pg_number(conninfo, "SELECT count(*) FROM fortune"), 12);
     assert_text(conninfo, LEGACY_ROWS, "2 techempower");
     /* Switched on later, the part gets its tables. */
     sets[0].skip = false;
@@ -403,7 +334,7 @@ static void a_part_switched_off_and_a_service_of_its_own_get_only_their_tables(v
      * business. */
     assert_int_equal(store_migrate_sets(&config, &hello, 1, &report, error, sizeof error), STORE_OK);
     assert_int_equal(report.applied, 0);
-    drop_scratch("shoal_test_sets_parts");
+    test_pg_scratch_drop("shoal_test_sets_parts");
 }
 
 /* ---- racing ------------------------------------------------------------------------------ */
@@ -433,7 +364,7 @@ static void migrators_of_both_releases_take_turns(void **state)
 {
     (void)state;
     char conninfo[512];
-    create_scratch("shoal_test_sets_race", conninfo, sizeof conninfo);
+    test_pg_scratch_create("shoal_test_sets_race", conninfo, sizeof conninfo);
     enum { NODES = 6 };
     pthread_t threads[NODES];
     racer racers[NODES];
@@ -448,11 +379,11 @@ static void migrators_of_both_releases_take_turns(void **state)
     }
     /* Each migration ran once: world's and fortune's rows would double (or
      * their primary keys fail a migrator) otherwise. */
-    assert_int_equal(scalar(conninfo, "SELECT count(*) FROM world"), 10000);
-    assert_int_equal(scalar(conninfo, "SELECT count(*) FROM fortune"), 12);
+    assert_int_equal(test_pg_number(conninfo, "SELECT count(*) FROM world"), 10000);
+    assert_int_equal(test_pg_number(conninfo, "SELECT count(*) FROM fortune"), 12);
     assert_text(conninfo, COMPONENT_ROWS, "conduit 1 baseline, conduit 2 conduit, techempower 1 techempower");
     assert_text(conninfo, LEGACY_ROWS, "1 baseline, 2 techempower, 3 conduit");
-    drop_scratch("shoal_test_sets_race");
+    test_pg_scratch_drop("shoal_test_sets_race");
 }
 
 int main(void)

@@ -17,6 +17,7 @@
 
 #include "store.h"
 #include "test_env.h"
+#include "test_pg.h"
 
 #define SCRATCH "shoal_test_store_run"
 
@@ -27,26 +28,6 @@ static store_registry *registry;
 static store_statement prepared_names, note_insert, note_count, begin_block, divide, assigned_xid, doubled,
     user_insert, sleep_a_second, counter_sum, counter_set, counter_add, forced_serialization_failure,
     deferred_insert, doomed_insert;
-
-/* ---- helpers --------------------------------------------------------------------- */
-
-static void ignore_notice(void *context, const char *message)
-{
-    (void)context;
-    (void)message;
-}
-
-static void exec_on(const char *target, const char *sql)
-{
-    PGconn *connection = PQconnectdb(target);
-    assert_int_equal(PQstatus(connection), CONNECTION_OK);
-    PQsetNoticeProcessor(connection, ignore_notice, NULL);
-    PGresult *result = PQexec(connection, sql);
-    if (PQresultStatus(result) != PGRES_COMMAND_OK && PQresultStatus(result) != PGRES_TUPLES_OK)
-        fail_msg("%s: %s", sql, PQerrorMessage(connection));
-    PQclear(result);
-    PQfinish(connection);
-}
 
 /* The one boolean a query answers, on target. */
 static bool true_on(const char *target, const char *sql)
@@ -119,27 +100,18 @@ static store_statement add(const char *name, const char *sql, int param_count)
 static int set_up(void **state)
 {
     (void)state;
-    /* The test URL with the scratch database's name, keeping its options
-     * (tests/valgrind adds ?connect_timeout=30). */
-    snprintf(conninfo, sizeof conninfo, "%s", TEST_DATABASE_URL());
-    char *slash = strrchr(conninfo, '/');
-    assert_non_null(slash);
-    const char *options = strchr(TEST_DATABASE_URL(), '?');
-    snprintf(slash + 1, sizeof conninfo - (size_t)(slash + 1 - conninfo), "%s%s", SCRATCH,
-             options != NULL ? options : "");
-    exec_on(TEST_ADMIN_DATABASE_URL(), "DROP DATABASE IF EXISTS " SCRATCH " WITH (FORCE)");
-    exec_on(TEST_ADMIN_DATABASE_URL(), "CREATE DATABASE " SCRATCH " OWNER shoal");
+    test_pg_scratch_create(SCRATCH, conninfo, sizeof conninfo);
     /* Deadlocks are found after deadlock_timeout: keep the test short. */
-    exec_on(TEST_ADMIN_DATABASE_URL(), "ALTER DATABASE " SCRATCH " SET deadlock_timeout = '100ms'");
-    exec_on(conninfo, "CREATE TABLE notes (id serial PRIMARY KEY, text text NOT NULL UNIQUE);"
-                      "CREATE TABLE users (id serial PRIMARY KEY,"
-                      " email text NOT NULL CONSTRAINT users_email_key UNIQUE,"
-                      " bio text CONSTRAINT users_bio_length CHECK (length(bio) < 10),"
-                      " username text NOT NULL);"
-                      "CREATE TABLE counters (id int PRIMARY KEY, value int NOT NULL);"
-                      "INSERT INTO counters VALUES (1, 0), (2, 0);"
-                      "CREATE FUNCTION serialization_failure() RETURNS void LANGUAGE plpgsql AS"
-                      " $$BEGIN RAISE EXCEPTION 'forced' USING ERRCODE = 'serialization_failure'; END$$;"
+    test_pg_exec(TEST_ADMIN_DATABASE_URL(), "ALTER DATABASE " SCRATCH " SET deadlock_timeout = '100ms'");
+    test_pg_exec(conninfo, "CREATE TABLE notes (id serial PRIMARY KEY, text text NOT NULL UNIQUE);"
+                           "CREATE TABLE users (id serial PRIMARY KEY,"
+                           " email text NOT NULL CONSTRAINT users_email_key UNIQUE,"
+                           " bio text CONSTRAINT users_bio_length CHECK (length(bio) < 10),"
+                           " username text NOT NULL);"
+                           "CREATE TABLE counters (id int PRIMARY KEY, value int NOT NULL);"
+                           "INSERT INTO counters VALUES (1, 0), (2, 0);"
+                           "CREATE FUNCTION serialization_failure() RETURNS void LANGUAGE plpgsql AS"
+                           " $$BEGIN RAISE EXCEPTION 'forced' USING ERRCODE = 'serialization_failure'; END$$;"
                       /* Checked at commit, after the INSERT has answered. */
                       "CREATE TABLE deferred_notes (text text NOT NULL,"
                       " CONSTRAINT deferred_notes_text_key UNIQUE (text) DEFERRABLE INITIALLY DEFERRED);"
@@ -180,7 +152,7 @@ static int tear_down(void **state)
 {
     (void)state;
     store_registry_free(registry);
-    exec_on(TEST_ADMIN_DATABASE_URL(), "DROP DATABASE IF EXISTS " SCRATCH " WITH (FORCE)");
+    test_pg_scratch_drop(SCRATCH);
     return 0;
 }
 
@@ -449,7 +421,7 @@ static void run_race(store_isolation isolation, store_transaction_fn body, racer
 static void a_serialization_failure_is_retried(void **state)
 {
     (void)state;
-    exec_on(conninfo, "UPDATE counters SET value = 0");
+    test_pg_exec(conninfo, "UPDATE counters SET value = 0");
     racer racers[2];
     run_race(STORE_SERIALIZABLE, write_skew, racers);
     assert_int_equal(racers[0].status, STORE_OK);
@@ -462,7 +434,7 @@ static void a_serialization_failure_is_retried(void **state)
 static void a_deadlock_is_retried(void **state)
 {
     (void)state;
-    exec_on(conninfo, "UPDATE counters SET value = 0");
+    test_pg_exec(conninfo, "UPDATE counters SET value = 0");
     racer racers[2];
     run_race(STORE_READ_COMMITTED, cross_updates, racers);
     assert_int_equal(racers[0].status, STORE_OK);
@@ -659,7 +631,7 @@ static void statements_that_could_not_prepare_for_now_are_prepared_again(void **
 static int allow_connections(void **state)
 {
     (void)state;
-    exec_on(TEST_ADMIN_DATABASE_URL(), "ALTER DATABASE " SCRATCH " ALLOW_CONNECTIONS true");
+    test_pg_exec(TEST_ADMIN_DATABASE_URL(), "ALTER DATABASE " SCRATCH " ALLOW_CONNECTIONS true");
     return 0;
 }
 
@@ -674,14 +646,14 @@ static void a_refused_store_tries_again_once_another_reached_the_server(void **s
     (void)state;
     store *waiting = open_store(1500, 2000);
     assert_int_equal(run_number(waiting, doubled, (const char *const[]){"1"}), 2);
-    exec_on(TEST_ADMIN_DATABASE_URL(), "ALTER DATABASE " SCRATCH " ALLOW_CONNECTIONS false");
+    test_pg_exec(TEST_ADMIN_DATABASE_URL(), "ALTER DATABASE " SCRATCH " ALLOW_CONNECTIONS false");
     kill_backend(store_backend_pid(waiting));
     /* Found dead before sending, then refused. */
     uint64_t failed_at = now_ms();
     store_result *result = NULL;
     assert_int_equal(store_run(waiting, doubled, (const char *const[]){"2"}, &result), STORE_UNAVAILABLE);
     assert_null(result);
-    exec_on(TEST_ADMIN_DATABASE_URL(), "ALTER DATABASE " SCRATCH " ALLOW_CONNECTIONS true");
+    test_pg_exec(TEST_ADMIN_DATABASE_URL(), "ALTER DATABASE " SCRATCH " ALLOW_CONNECTIONS true");
     if (now_ms() - failed_at + 50 < STORE_RECONNECT_INTERVAL_MS)
         assert_int_equal(store_run(waiting, doubled, (const char *const[]){"2"}, &result),
                          STORE_UNAVAILABLE); /* nobody has said it is back */
