@@ -16,9 +16,9 @@
 
 #define DEFAULT_LOCK_MS 2000
 #define DEFAULT_WAIT_MS 100
-/* Key names: a prefix with the family, a 20-digit version, ':', the key. */
-#define PREFIX_SIZE (16 + CACHE_L1_MAX_FAMILY_LENGTH)
-#define MAX_REDIS_KEY (PREFIX_SIZE + 20 + 1 + CACHE_INVALIDATION_MAX_KEY + 1)
+/* Key names: a family's prefix (cache_aside_keys), a 20-digit version,
+ * ':', the key. */
+#define MAX_REDIS_KEY (CACHE_ASIDE_KEY_PREFIX_SIZE + 20 + 1 + CACHE_INVALIDATION_MAX_KEY + 1)
 
 /* Seeds a family's missing version from the server's clock (microseconds),
  * so that a version evicted or lost in a restart never comes back smaller.
@@ -272,21 +272,15 @@ static int fill_into(cache_aside_fill_fn fill, void *fill_data, const char *key,
     return 0;
 }
 
-typedef struct key_names {
-    char version[64];
-    char data_prefix[PREFIX_SIZE]; /* shoal:c2:<family>: */
-    char lock_prefix[PREFIX_SIZE]; /* shoal:cl:<family>: */
-} key_names;
-
-static void name_keys(key_names *names, const char *family)
+void cache_aside_family_keys(cache_aside_keys *names, const char *prefix, const char *family)
 {
-    snprintf(names->version, sizeof names->version, "shoal:cv:%s", family);
-    snprintf(names->data_prefix, sizeof names->data_prefix, "shoal:c2:%s:", family);
-    snprintf(names->lock_prefix, sizeof names->lock_prefix, "shoal:cl:%s:", family);
+    snprintf(names->version, sizeof names->version, "%.*sshoal:cv:%s", CACHE_KEY_PREFIX_MAX, prefix, family);
+    snprintf(names->data_prefix, sizeof names->data_prefix, "%.*sshoal:c2:%s:", CACHE_KEY_PREFIX_MAX, prefix, family);
+    snprintf(names->lock_prefix, sizeof names->lock_prefix, "%.*sshoal:cl:%s:", CACHE_KEY_PREFIX_MAX, prefix, family);
 }
 
-/* "shoal:c2:<family>:<version>:<key>" */
-static void data_key(char *out, size_t size, const key_names *names, uint64_t version, const char *key)
+/* "<prefix>shoal:c2:<family>:<version>:<key>" */
+static void data_key(char *out, size_t size, const cache_aside_keys *names, uint64_t version, const char *key)
 {
     snprintf(out, size, "%s%" PRIu64 ":%s", names->data_prefix, version, key);
 }
@@ -370,8 +364,8 @@ int cache_aside_get(cache *c, cache_l1 *l1, const char *family, const char *key,
 
     redisReply *reply = NULL;
     uint64_t version = 0;
-    key_names names;
-    name_keys(&names, family);
+    cache_aside_keys names;
+    cache_aside_family_keys(&names, cache_key_prefix(c), family);
     char suffix[CACHE_INVALIDATION_MAX_KEY + 2];
     snprintf(suffix, sizeof suffix, ":%s", key);
     char lock_ms[16], token[40];
@@ -532,8 +526,8 @@ int cache_aside_get_many(cache *c, cache_l1 *l1, const char *family, const char 
         goto out;
     }
 
-    key_names names;
-    name_keys(&names, family);
+    cache_aside_keys names;
+    cache_aside_family_keys(&names, cache_key_prefix(c), family);
     argv[0] = names.version;
     argv[1] = names.data_prefix;
     for (size_t m = 0; m < misses; m++) {
@@ -662,9 +656,11 @@ cache_status cache_aside_invalidate_family(cache *c, cache_l1 *l1, const char *f
         *version = 0;
     if (!cache_l1_family_valid(family))
         return CACHE_ERROR;
-    key_names names;
-    name_keys(&names, family);
-    const char *argv[] = {names.version, family, CACHE_INVALIDATION_CHANNEL};
+    cache_aside_keys names;
+    cache_aside_family_keys(&names, cache_key_prefix(c), family);
+    char channel[CACHE_INVALIDATION_CHANNEL_SIZE];
+    cache_invalidation_channel(cache_key_prefix(c), channel);
+    const char *argv[] = {names.version, family, channel};
     size_t lengths[3];
     for (int i = 0; i < 3; i++)
         lengths[i] = strlen(argv[i]);
@@ -691,11 +687,13 @@ cache_status cache_aside_invalidate_key(cache *c, cache_l1 *l1, const char *fami
     if (message_length < 0)
         return CACHE_ERROR;
     cache_l1_drop(l1, family, key);
-    key_names names;
-    name_keys(&names, family);
+    cache_aside_keys names;
+    cache_aside_family_keys(&names, cache_key_prefix(c), family);
     char suffix[CACHE_INVALIDATION_MAX_KEY + 2];
     snprintf(suffix, sizeof suffix, ":%s", key);
-    const char *argv[] = {names.version, names.data_prefix, suffix, CACHE_INVALIDATION_CHANNEL, message};
+    char channel[CACHE_INVALIDATION_CHANNEL_SIZE];
+    cache_invalidation_channel(cache_key_prefix(c), channel);
+    const char *argv[] = {names.version, names.data_prefix, suffix, channel, message};
     size_t lengths[5];
     for (int i = 0; i < 4; i++)
         lengths[i] = strlen(argv[i]);

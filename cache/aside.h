@@ -4,10 +4,11 @@
  * within it. Each family has a version counter in Redis, and a value lives
  * under the version it was filled under:
  *
- *   shoal:cv:<family>                         the family's version
- *   shoal:c2:<family>:<version>:<key>         a value: "<tail_ms>:<bytes>"
- *   shoal:cl:<family>:<version>:<key>         its filler's lock
+ *   <prefix>shoal:cv:<family>                 the family's version
+ *   <prefix>shoal:c2:<family>:<version>:<key> a value: "<tail_ms>:<bytes>"
+ *   <prefix>shoal:cl:<family>:<version>:<key> its filler's lock
  *
+ * (<prefix>: the connection's key prefix, cache.h; "" in the 0.1 layout)
  * so one INCR of the version (cache_aside_invalidate_family) makes every
  * value of the family unreachable at once; the old ones expire by TTL. A
  * version key that is missing (never written, or evicted by allkeys-lru)
@@ -124,6 +125,17 @@ int cache_aside_get(cache *c, cache_l1 *l1, const char *family, const char *key,
 int cache_aside_get_many(cache *c, cache_l1 *l1, const char *family, const char *const *keys,
                          size_t count, const cache_aside_options *options, cache_aside_fill_fn fill,
                          void *fill_data, const cache_aside_allocator *allocator, cache_aside_value *out);
+
+/* A family's key names after prefix (a valid key prefix, cache.h; the
+ * connection's cache_key_prefix): its version key, and what comes before
+ * "<version>:<key>" for a value and for its filler's lock. */
+#define CACHE_ASIDE_KEY_PREFIX_SIZE (CACHE_KEY_PREFIX_MAX + 16 + CACHE_L1_MAX_FAMILY_LENGTH)
+typedef struct cache_aside_keys {
+    char version[CACHE_ASIDE_KEY_PREFIX_SIZE];     /* <prefix>shoal:cv:<family> */
+    char data_prefix[CACHE_ASIDE_KEY_PREFIX_SIZE]; /* <prefix>shoal:c2:<family>: */
+    char lock_prefix[CACHE_ASIDE_KEY_PREFIX_SIZE]; /* <prefix>shoal:cl:<family>: */
+} cache_aside_keys;
+void cache_aside_family_keys(cache_aside_keys *names, const char *prefix, const char *family);
 
 /* After a write: INCR the family's version and publish it, one round
  * trip; this node's L1 learns the new version at once, the others' when

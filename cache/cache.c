@@ -33,6 +33,8 @@ struct cache {
     atomic_ulong calls;
     atomic_ulong errors;
     atomic_ullong duration_ns;
+    char key_prefix[CACHE_KEY_PREFIX_MAX + 1];
+    char session_prefix[CACHE_KEY_PREFIX_MAX + 1];
 };
 
 static uint64_t monotonic_ms(void)
@@ -257,10 +259,50 @@ void cache_endpoint_reached(const cache_endpoint *endpoint)
         atomic_fetch_add(reach, 1);
 }
 
+/* ---- key prefixes -------------------------------------------------------------- */
+
+int cache_key_prefix_check(const char *prefix, char *error, size_t error_size)
+{
+    if (prefix == NULL)
+        return 0;
+    size_t length = strlen(prefix);
+    if (length > CACHE_KEY_PREFIX_MAX) {
+        snprintf(error, error_size, "'%s' is longer than %d bytes", prefix, CACHE_KEY_PREFIX_MAX);
+        return -1;
+    }
+    /* No space, quote or glob character: keys stay one word in redis-cli,
+     * and a SCAN pattern of the prefix matches only its own keys. */
+    size_t valid = strspn(prefix, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.:-");
+    if (valid != length) {
+        snprintf(error, error_size, "'%s' has a character other than A-Z a-z 0-9 _ . : - (at byte %zu)", prefix,
+                 valid);
+        return -1;
+    }
+    return 0;
+}
+
+const char *cache_key_prefix(const cache *c)
+{
+    return c != NULL ? c->key_prefix : "";
+}
+
+const char *cache_session_prefix(const cache *c)
+{
+    return c != NULL ? c->session_prefix : "";
+}
+
 /* ---- the connection ---------------------------------------------------------- */
 
 cache *cache_open(const cache_config *config, char *error, size_t error_size)
 {
+    char reason[160];
+    const char *key_prefix = config->key_prefix != NULL ? config->key_prefix : "";
+    const char *session_prefix = config->session_prefix != NULL ? config->session_prefix : key_prefix;
+    if (cache_key_prefix_check(key_prefix, reason, sizeof reason) != 0 ||
+        cache_key_prefix_check(session_prefix, reason, sizeof reason) != 0) {
+        snprintf(error, error_size, "key prefix %s", reason);
+        return NULL;
+    }
     cache *c = calloc(1, sizeof *c);
     if (c == NULL) {
         snprintf(error, error_size, "out of memory");
@@ -270,6 +312,8 @@ cache *cache_open(const cache_config *config, char *error, size_t error_size)
         free(c);
         return NULL;
     }
+    strcpy(c->key_prefix, key_prefix);
+    strcpy(c->session_prefix, session_prefix);
     c->timeout_ms = config->timeout_ms > 0 ? config->timeout_ms : 1000;
     c->reach = reach_of(&c->endpoint);
     return c;

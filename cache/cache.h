@@ -14,10 +14,23 @@
 
 typedef struct cache cache;
 
+/* Every key this library writes, and the invalidation channel, start with
+ * a prefix, so that services sharing one Redis never meet: at most
+ * CACHE_KEY_PREFIX_MAX bytes of [A-Za-z0-9_.:-]; "" (or NULL) is none, the
+ * 0.1 layout. Sessions may take another prefix, to share them with a
+ * service on purpose (docs/state.md, Key prefixes). */
+#define CACHE_KEY_PREFIX_MAX 40
+
 typedef struct cache_config {
     const char *url; /* redis://[[user]:password@]host[:port][/db] */
     int timeout_ms;  /* connect and command timeout */
+    const char *key_prefix;     /* rate limits, idempotency keys, cache-aside, the channel; NULL: "" */
+    const char *session_prefix; /* session keys and users' sets; NULL: key_prefix */
 } cache_config;
+
+/* 0 when prefix is a valid key prefix (NULL counts as ""), or -1 with the
+ * reason in error. */
+int cache_key_prefix_check(const char *prefix, char *error, size_t error_size);
 
 typedef enum cache_status {
     CACHE_OK = 0,
@@ -39,9 +52,15 @@ typedef struct cache_endpoint {
  * Returns 0, or -1 with the reason in error. */
 int cache_url_parse(const char *url, cache_endpoint *out, char *error, size_t error_size);
 
-/* NULL when the URL is invalid (reason in error) or memory runs out. */
+/* NULL when the URL or a prefix is invalid (reason in error) or memory
+ * runs out. */
 cache *cache_open(const cache_config *config, char *error, size_t error_size);
 void cache_close(cache *c);
+
+/* The connection's prefixes (never NULL; "" for a NULL c), for the key
+ * builders outside cache/ (rate limits' buckets). */
+const char *cache_key_prefix(const cache *c);
+const char *cache_session_prefix(const cache *c);
 
 cache_status cache_ping(cache *c);
 bool cache_connected(const cache *c);

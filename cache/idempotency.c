@@ -43,11 +43,13 @@ static int hash_field(crypto_generichash_state *state, const void *data, size_t 
     return length == 0 ? 0 : crypto_generichash_update(state, data, length);
 }
 
-int cache_idempotency_key(const char *authorization, const char *client_address, const char *method,
-                          const char *path, const char *client_key, char out[CACHE_IDEMPOTENCY_KEY_SIZE])
+int cache_idempotency_key(const char *prefix, const char *authorization, const char *client_address,
+                          const char *method, const char *path, const char *client_key,
+                          char out[CACHE_IDEMPOTENCY_KEY_SIZE])
 {
     out[0] = '\0';
-    if (ready() != 0)
+    size_t prefix_length = strnlen(prefix, CACHE_KEY_PREFIX_MAX + 1);
+    if (prefix_length > CACHE_KEY_PREFIX_MAX || ready() != 0)
         return -1;
     /* The scope: 'a' and the token's hash, or 'c' and the address. The tag
      * keeps an address from ever equalling a token's hash. */
@@ -74,8 +76,9 @@ int cache_idempotency_key(const char *authorization, const char *client_address,
         hash_field(&state, client_key, strlen(client_key)) != 0 ||
         crypto_generichash_final(&state, digest, sizeof digest) != 0)
         return -1;
-    memcpy(out, "idem:", 5);
-    sodium_bin2hex(out + 5, CACHE_IDEMPOTENCY_KEY_SIZE - 5, digest, sizeof digest);
+    memcpy(out, prefix, prefix_length);
+    memcpy(out + prefix_length, "idem:", 5);
+    sodium_bin2hex(out + prefix_length + 5, CACHE_IDEMPOTENCY_KEY_SIZE - prefix_length - 5, digest, sizeof digest);
     return 0;
 }
 

@@ -1,7 +1,8 @@
 /* cache/idempotency.h: idempotency keys, shared by every node, in Redis.
  *
  * One Redis string per (caller, method, path, client key), named
- * "idem:<64 hex digits>" (cache_idempotency_key), goes through two states:
+ * "<prefix>idem:<64 hex digits>" (cache_idempotency_key), goes through two
+ * states:
  *   running  "R" + the body's fingerprint, set with SET NX (only one request
  *            claims the key), with a short TTL so that a node that dies
  *            mid-request blocks the key for that long, not for a day;
@@ -20,16 +21,19 @@
 
 #include "cache.h"
 
-#define CACHE_IDEMPOTENCY_KEY_SIZE (5 + 64 + 1) /* "idem:", hex, NUL */
+#define CACHE_IDEMPOTENCY_KEY_SIZE (CACHE_KEY_PREFIX_MAX + 5 + 64 + 1) /* prefix, "idem:", hex, NUL */
 #define CACHE_IDEMPOTENCY_FINGERPRINT_BYTES 32
 
-/* The Redis key for a client's key. The caller's scope is the BLAKE2b hash
+/* The Redis key for a client's key, after prefix (the connection's
+ * cache_key_prefix; "" in the 0.1 layout). The caller's scope is the BLAKE2b hash
  * of authorization when it is given (not NULL, not empty), so the token is
  * never stored nor recoverable, else client_address; method, path and the
  * client's key follow, each length-prefixed so no two inputs collide by
- * concatenation. Returns 0, or -1 when libsodium fails. */
-int cache_idempotency_key(const char *authorization, const char *client_address, const char *method,
-                          const char *path, const char *client_key, char out[CACHE_IDEMPOTENCY_KEY_SIZE]);
+ * concatenation. Returns 0, or -1 when libsodium fails or the prefix is
+ * longer than CACHE_KEY_PREFIX_MAX. */
+int cache_idempotency_key(const char *prefix, const char *authorization, const char *client_address,
+                          const char *method, const char *path, const char *client_key,
+                          char out[CACHE_IDEMPOTENCY_KEY_SIZE]);
 
 /* BLAKE2b-256 of a request body; 0 or -1. */
 int cache_idempotency_fingerprint(const char *body, size_t length,

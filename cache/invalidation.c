@@ -99,6 +99,7 @@ struct cache_invalidation {
     atomic_ulong subscriptions;
     atomic_ulong messages;
     atomic_llong client_id;
+    char channel[CACHE_INVALIDATION_CHANNEL_SIZE];
 };
 
 static uint64_t monotonic_ms(void)
@@ -156,7 +157,7 @@ static redisContext *subscribe(cache_invalidation *s, bool *refused)
         goto fail;
     atomic_store(&s->client_id, id->type == REDIS_REPLY_INTEGER ? id->integer : 0);
     freeReplyObject(id);
-    redisReply *reply = redisCommand(c, "SUBSCRIBE %s", CACHE_INVALIDATION_CHANNEL);
+    redisReply *reply = redisCommand(c, "SUBSCRIBE %s", s->channel);
     bool subscribed = subscribed_reply(reply);
     if (!subscribed && reply != NULL)
         ok_reply(reply, refused);
@@ -267,9 +268,20 @@ static void *run(void *argument)
     return NULL;
 }
 
+void cache_invalidation_channel(const char *prefix, char out[CACHE_INVALIDATION_CHANNEL_SIZE])
+{
+    snprintf(out, CACHE_INVALIDATION_CHANNEL_SIZE, "%.*s" CACHE_INVALIDATION_CHANNEL, CACHE_KEY_PREFIX_MAX,
+             prefix != NULL ? prefix : "");
+}
+
 cache_invalidation *cache_invalidation_start(const cache_config *config, cache_l1 *l1, char *error,
                                              size_t error_size)
 {
+    char reason[160];
+    if (cache_key_prefix_check(config->key_prefix, reason, sizeof reason) != 0) {
+        snprintf(error, error_size, "key prefix %s", reason);
+        return NULL;
+    }
     cache_invalidation *s = calloc(1, sizeof *s);
     if (s == NULL) {
         snprintf(error, error_size, "out of memory");
@@ -281,6 +293,7 @@ cache_invalidation *cache_invalidation_start(const cache_config *config, cache_l
     }
     s->l1 = l1;
     s->timeout_ms = config->timeout_ms > 0 ? config->timeout_ms : 1000;
+    cache_invalidation_channel(config->key_prefix, s->channel);
     atomic_init(&s->stopping, false);
     atomic_init(&s->subscribed, false);
     atomic_init(&s->subscriptions, 0);

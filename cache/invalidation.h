@@ -1,6 +1,7 @@
 /* cache/invalidation.h: keeps a node's L1 coherent with the other nodes'.
  *
- * Writers publish on one channel (CACHE_INVALIDATION_CHANNEL) of the cache
+ * Writers publish on one channel (the key prefix, then
+ * CACHE_INVALIDATION_CHANNEL: cache_invalidation_channel) of the cache
  * instance, from their worker's connection (cache_aside_invalidate_*). Each
  * node runs one subscriber thread with its own connection that applies
  * every message to the node's L1:
@@ -25,6 +26,7 @@
 #include "l1.h"
 
 #define CACHE_INVALIDATION_CHANNEL "shoal:invalidate"
+#define CACHE_INVALIDATION_CHANNEL_SIZE (CACHE_KEY_PREFIX_MAX + sizeof CACHE_INVALIDATION_CHANNEL)
 /* Keys longer than this are never kept in the L1 (cache_aside bypasses the
  * L1 for them), so a message never needs to name one. */
 #define CACHE_INVALIDATION_MAX_KEY 512
@@ -54,11 +56,16 @@ int cache_invalidation_encode_key(char *out, size_t size, const char *family, co
 int cache_invalidation_decode(const char *message, size_t length, cache_invalidation_message *out);
 void cache_invalidation_apply(cache_l1 *l1, const cache_invalidation_message *message);
 
+/* The channel of the services whose key prefix is prefix (NULL: ""):
+ * prefix + CACHE_INVALIDATION_CHANNEL. */
+void cache_invalidation_channel(const char *prefix, char out[CACHE_INVALIDATION_CHANNEL_SIZE]);
+
 typedef struct cache_invalidation cache_invalidation;
 
-/* Suspends l1 and starts the subscriber thread, which connects (and
+/* Suspends l1 and starts the subscriber thread on config's channel
+ * (config->key_prefix; session_prefix is not used), which connects (and
  * reconnects, with backoff from CACHE_INVALIDATION_BACKOFF_MIN_MS to _MAX_MS)
- * by itself; Redis need not be up yet. NULL when the URL is invalid (reason
+ * by itself; Redis need not be up yet. NULL when the URL or the prefix is invalid (reason
  * in error) or the thread cannot start. l1 must outlive the subscriber. */
 cache_invalidation *cache_invalidation_start(const cache_config *config, cache_l1 *l1, char *error,
                                              size_t error_size);

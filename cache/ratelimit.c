@@ -81,6 +81,21 @@ static cache_status run(cache *c, const char *key, size_t key_length, const cach
     return CACHE_OK;
 }
 
+size_t cache_ratelimit_key(const char *prefix, const char *name, const char *key, size_t key_length, char *out)
+{
+    size_t prefix_length = strlen(prefix), name_length = strlen(name);
+    char *cursor = out;
+    memcpy(cursor, prefix, prefix_length);
+    cursor += prefix_length;
+    memcpy(cursor, "rl:", 3);
+    cursor += 3;
+    memcpy(cursor, name, name_length);
+    cursor += name_length;
+    *cursor++ = ':';
+    memcpy(cursor, key, key_length);
+    return CACHE_RATELIMIT_KEY_SIZE(prefix_length, name_length, key_length);
+}
+
 cache_status cache_ratelimit_check(cache *c, const char *key, size_t key_length,
                                    const cache_ratelimit_limit *limit, cache_ratelimit_result *result)
 {

@@ -30,6 +30,15 @@ typedef struct cache_ratelimit_result {
     long long reset_ms;       /* until the bucket is full again (0: it is) */
 } cache_ratelimit_result;
 
+/* A bucket's Redis key: prefix (a valid key prefix, cache.h; the
+ * connection's cache_key_prefix), "rl:", name, ':', then key_length bytes
+ * of key (binary-safe). out holds CACHE_RATELIMIT_KEY_SIZE(strlen(prefix),
+ * strlen(name), key_length) bytes; returns the key's length (there is no
+ * NUL). */
+#define CACHE_RATELIMIT_KEY_SIZE(prefix_length, name_length, key_length) \
+    ((prefix_length) + 3 + (name_length) + 1 + (key_length))
+size_t cache_ratelimit_key(const char *prefix, const char *name, const char *key, size_t key_length, char *out);
+
 /* Counts one request against key (binary-safe), unless it is limited.
  * CACHE_OK fills result; otherwise Redis could not decide, and result says
  * allowed (the caller chooses whether to fail open). */

@@ -84,22 +84,30 @@ void cache_session_token_encode(const unsigned char raw[CACHE_SESSION_RAW_BYTES]
                       sodium_base64_VARIANT_URLSAFE_NO_PADDING);
 }
 
-int cache_session_derive(const unsigned char raw[CACHE_SESSION_RAW_BYTES], char key[CACHE_SESSION_KEY_SIZE],
-                         char verifier[CACHE_SESSION_VERIFIER_SIZE])
+int cache_session_derive(const char *prefix, const unsigned char raw[CACHE_SESSION_RAW_BYTES],
+                         char key[CACHE_SESSION_KEY_SIZE], char verifier[CACHE_SESSION_VERIFIER_SIZE])
 {
-    if (cache_session_init() != 0)
+    size_t prefix_length = strnlen(prefix, CACHE_KEY_PREFIX_MAX + 1);
+    if (prefix_length > CACHE_KEY_PREFIX_MAX || cache_session_init() != 0)
         return -1;
     unsigned char hash[32];
     /* Unkeyed: a token has 256 random bits, so there is nothing to guess
      * from its hash, and no shared secret for every node to carry. */
     if (crypto_generichash(hash, sizeof hash, raw, CACHE_SESSION_RAW_BYTES, NULL, 0) != 0)
         return -1;
-    size_t prefix = sizeof CACHE_SESSION_KEY_PREFIX - 1;
-    memcpy(key, CACHE_SESSION_KEY_PREFIX, prefix);
-    sodium_bin2hex(key + prefix, CACHE_SESSION_KEY_SIZE - prefix, hash, 16);
+    size_t head = prefix_length + sizeof CACHE_SESSION_KEY_PREFIX - 1;
+    memcpy(key, prefix, prefix_length);
+    memcpy(key + prefix_length, CACHE_SESSION_KEY_PREFIX, sizeof CACHE_SESSION_KEY_PREFIX - 1);
+    sodium_bin2hex(key + head, CACHE_SESSION_KEY_SIZE - head, hash, 16);
     sodium_bin2hex(verifier, CACHE_SESSION_VERIFIER_SIZE, hash + 16, 16);
     sodium_memzero(hash, sizeof hash);
     return 0;
+}
+
+void cache_session_user_key(const char *prefix, int64_t user_id, char out[CACHE_SESSION_USER_KEY_SIZE])
+{
+    snprintf(out, CACHE_SESSION_USER_KEY_SIZE, "%.*s" CACHE_SESSION_USER_PREFIX "%lld", CACHE_KEY_PREFIX_MAX, prefix,
+             (long long)user_id);
 }
 
 bool cache_session_verifier_matches(const char *stored, size_t stored_length,
@@ -117,7 +125,9 @@ bool cache_session_verifier_matches(const char *stored, size_t stored_length,
  * and each does the same when it runs twice (the same fields, TTLs and
  * deletions): a call whose connection broke after sending is sent again.
  * The lookup and revoke scripts derive the user's set key from the
- * session's user field: keys a script does not declare are fine on one
+ * session's user field, after the sets' prefix they are given (prefix +
+ * "session:user:"; never a literal, so that services with other prefixes
+ * share the scripts): keys a script does not declare are fine on one
  * Redis, not on Redis Cluster (docs/state.md, Sessions). */
 static cache_script create_script = CACHE_SCRIPT_RESENDABLE(
     "-- KEYS: the session, its user's set; ARGV: user, created, verifier, ttl\n"
@@ -131,22 +141,22 @@ static cache_script create_script = CACHE_SCRIPT_RESENDABLE(
     "return 1\n");
 
 static cache_script lookup_script = CACHE_SCRIPT_RESENDABLE(
-    "-- KEYS: the session; ARGV: ttl, slide when the TTL left is below this\n"
+    "-- KEYS: the session; ARGV: ttl, slide when the TTL left is below this, the users' sets' prefix\n"
     "local fields = redis.call('HMGET', KEYS[1], 'user', 'created', 'verifier')\n"
     "if not fields[1] then return false end\n"
     "if redis.call('TTL', KEYS[1]) < tonumber(ARGV[2]) then\n"
     "  redis.call('EXPIRE', KEYS[1], ARGV[1])\n"
-    "  local owner = 'session:user:' .. fields[1]\n"
+    "  local owner = ARGV[3] .. fields[1]\n"
     "  if redis.call('TTL', owner) < tonumber(ARGV[1]) then redis.call('EXPIRE', owner, ARGV[1]) end\n"
     "end\n"
     "return fields\n");
 
 static cache_script revoke_script = CACHE_SCRIPT_RESENDABLE(
-    "-- KEYS: the session\n"
+    "-- KEYS: the session; ARGV: the users' sets' prefix\n"
     "local user = redis.call('HGET', KEYS[1], 'user')\n"
     "if not user then return 0 end\n"
     "redis.call('DEL', KEYS[1])\n"
-    "redis.call('SREM', 'session:user:' .. user, KEYS[1])\n"
+    "redis.call('SREM', ARGV[1] .. user, KEYS[1])\n"
     "return 1\n");
 
 static cache_script revoke_user_script = CACHE_SCRIPT_RESENDABLE(
@@ -175,9 +185,11 @@ static bool parse_positive(const char *text, size_t length, int64_t *out)
     return true;
 }
 
-static void user_set_key(int64_t user_id, char *out, size_t size)
+/* What the lookup and revoke scripts put before a user id: the
+ * connection's session prefix and "session:user:". */
+static void user_set_prefix(const cache *c, char out[CACHE_SESSION_USER_KEY_SIZE])
 {
-    snprintf(out, size, CACHE_SESSION_USER_PREFIX "%lld", (long long)user_id);
+    snprintf(out, CACHE_SESSION_USER_KEY_SIZE, "%s" CACHE_SESSION_USER_PREFIX, cache_session_prefix(c));
 }
 
 /* ---- operations ------------------------------------------------------------- */
@@ -193,12 +205,12 @@ cache_session_status cache_session_create(cache *c, int64_t user_id, int ttl_s, 
     randombytes_buf(raw, sizeof raw);
     char key[CACHE_SESSION_KEY_SIZE];
     char verifier[CACHE_SESSION_VERIFIER_SIZE];
-    if (cache_session_derive(raw, key, verifier) != 0) {
+    if (cache_session_derive(cache_session_prefix(c), raw, key, verifier) != 0) {
         sodium_memzero(raw, sizeof raw);
         return CACHE_SESSION_ERROR;
     }
-    char owner[64], user[24], created[24], ttl[16];
-    user_set_key(user_id, owner, sizeof owner);
+    char owner[CACHE_SESSION_USER_KEY_SIZE], user[24], created[24], ttl[16];
+    cache_session_user_key(cache_session_prefix(c), user_id, owner);
     snprintf(user, sizeof user, "%lld", (long long)user_id);
     snprintf(created, sizeof created, "%lld", (long long)time(NULL));
     snprintf(ttl, sizeof ttl, "%d", ttl_s);
@@ -234,7 +246,7 @@ cache_session_status cache_session_lookup(cache *c, const char *token, int ttl_s
         return CACHE_SESSION_INVALID;
     char key[CACHE_SESSION_KEY_SIZE];
     char verifier[CACHE_SESSION_VERIFIER_SIZE];
-    int derived = cache_session_derive(raw, key, verifier);
+    int derived = cache_session_derive(cache_session_prefix(c), raw, key, verifier);
     sodium_memzero(raw, sizeof raw);
     if (derived != 0 || c == NULL || ttl_s <= 0)
         return c == NULL ? CACHE_SESSION_UNAVAILABLE : CACHE_SESSION_ERROR;
@@ -243,13 +255,14 @@ cache_session_status cache_session_lookup(cache *c, const char *token, int ttl_s
      * slide: TTLs in seconds need no more precision, and a lookup that does
      * not write costs Redis no AOF append. */
     int slack = ttl_s / 10 < 60 ? ttl_s / 10 : 60;
-    char ttl[16], threshold[16];
+    char ttl[16], threshold[16], owners[CACHE_SESSION_USER_KEY_SIZE];
     snprintf(ttl, sizeof ttl, "%d", ttl_s);
     snprintf(threshold, sizeof threshold, "%d", ttl_s - slack);
-    const char *args[] = {key, ttl, threshold};
-    const size_t lengths[] = {strlen(key), strlen(ttl), strlen(threshold)};
+    user_set_prefix(c, owners);
+    const char *args[] = {key, ttl, threshold, owners};
+    const size_t lengths[] = {strlen(key), strlen(ttl), strlen(threshold), strlen(owners)};
     redisReply *reply = NULL;
-    cache_status status = cache_script_run(c, &lookup_script, 1, 3, args, lengths, &reply);
+    cache_status status = cache_script_run(c, &lookup_script, 1, 4, args, lengths, &reply);
     cache_session_status result = CACHE_SESSION_ERROR;
     if (status != CACHE_OK) {
         result = status == CACHE_UNAVAILABLE ? CACHE_SESSION_UNAVAILABLE : CACHE_SESSION_ERROR;
@@ -283,15 +296,17 @@ cache_session_status cache_session_revoke(cache *c, const char *token)
         return CACHE_SESSION_INVALID;
     char key[CACHE_SESSION_KEY_SIZE];
     char verifier[CACHE_SESSION_VERIFIER_SIZE];
-    int derived = cache_session_derive(raw, key, verifier);
+    int derived = cache_session_derive(cache_session_prefix(c), raw, key, verifier);
     sodium_memzero(raw, sizeof raw);
     sodium_memzero(verifier, sizeof verifier);
     if (derived != 0 || c == NULL)
         return c == NULL ? CACHE_SESSION_UNAVAILABLE : CACHE_SESSION_ERROR;
-    const char *args[] = {key};
-    const size_t lengths[] = {strlen(key)};
+    char owners[CACHE_SESSION_USER_KEY_SIZE];
+    user_set_prefix(c, owners);
+    const char *args[] = {key, owners};
+    const size_t lengths[] = {strlen(key), strlen(owners)};
     redisReply *reply = NULL;
-    cache_status status = cache_script_run(c, &revoke_script, 1, 1, args, lengths, &reply);
+    cache_status status = cache_script_run(c, &revoke_script, 1, 2, args, lengths, &reply);
     bool ok = status == CACHE_OK && reply->type == REDIS_REPLY_INTEGER;
     freeReplyObject(reply);
     if (status == CACHE_UNAVAILABLE)
@@ -307,8 +322,8 @@ cache_session_status cache_session_revoke_user(cache *c, int64_t user_id, long l
         return CACHE_SESSION_UNAVAILABLE;
     if (user_id <= 0)
         return CACHE_SESSION_ERROR;
-    char owner[64];
-    user_set_key(user_id, owner, sizeof owner);
+    char owner[CACHE_SESSION_USER_KEY_SIZE];
+    cache_session_user_key(cache_session_prefix(c), user_id, owner);
     const char *args[] = {owner};
     const size_t lengths[] = {strlen(owner)};
     redisReply *reply = NULL;

@@ -23,6 +23,18 @@ typedef shoal_setting setting;
 
 #define FIELD(name) offsetof(shoal_config, name)
 
+_Static_assert(CACHE_KEY_PREFIX_MAX == 40, "SHOAL_REDIS_PREFIX_MAX_TEXT says 40");
+
+static int check_redis_prefix(const char *value, char *reason, size_t reason_size)
+{
+    return cache_key_prefix_check(value, reason, reason_size);
+}
+
+static int check_session_prefix(const char *value, char *reason, size_t reason_size)
+{
+    return strcmp(value, SHOAL_SESSION_PREFIX_SAME) == 0 ? 0 : cache_key_prefix_check(value, reason, reason_size);
+}
+
 /* Defaults work against `deploy/local up`. The thread count is one
  * PostgreSQL and one Redis connection each; see docs/operations.md for
  * the measurement behind it. */
@@ -100,6 +112,13 @@ static const setting core_settings[] = {
      "Redis URL: redis://[:password@]host[:port][/db]", NULL},
     {"redis-timeout-ms", "SHOAL_REDIS_TIMEOUT_MS", SETTING_INT, FIELD(redis_timeout_ms), "1000",
      1, 60000, "milliseconds to wait for Redis to connect or answer", NULL},
+    {"redis-prefix", "SHOAL_REDIS_PREFIX", SETTING_STRING, FIELD(redis_prefix), "", 0, 0,
+     "put before every Redis key and the cache invalidation channel, so that services sharing one Redis keep "
+     "apart: at most " SHOAL_REDIS_PREFIX_MAX_TEXT " bytes of A-Z a-z 0-9 _ . : - (each service has its own default, "
+     "usually its name and a colon; empty: 0.1's layout)", check_redis_prefix},
+    {"session-prefix", "SHOAL_SESSION_PREFIX", SETTING_STRING, FIELD(session_prefix), SHOAL_SESSION_PREFIX_SAME, 0,
+     0, "Redis key prefix of sessions only: another service's --redis-prefix shares its sessions on purpose; "
+     SHOAL_SESSION_PREFIX_SAME ": the same as --redis-prefix", check_session_prefix},
     {"cache-url", "SHOAL_CACHE_URL", SETTING_STRING, FIELD(cache_url), "", 0, 0,
      "Redis URL for cache-aside and invalidation (allkeys-lru, no persistence); empty: the "
      "REDIS_URL instance", NULL},
@@ -262,7 +281,15 @@ static int validate(void *values, char *error, size_t error_size)
         return -1;
     }
     shoal_rate_limits_free(limits);
-    /* Derived here, so that every reader sees the number in force. */
+    /* Derived here, so that every reader sees the prefix and the number in
+     * force. */
+    if (strcmp(config->session_prefix, SHOAL_SESSION_PREFIX_SAME) == 0) {
+        char *copy = strdup(config->redis_prefix);
+        if (copy == NULL)
+            return -1;
+        free(config->session_prefix);
+        config->session_prefix = copy;
+    }
     if (config->max_in_flight == 0)
         config->max_in_flight = config->threads * SHOAL_IN_FLIGHT_PER_THREAD;
     if (config->node_name[0] == '\0') {
@@ -292,14 +319,20 @@ store_config shoal_config_store(const shoal_config *config)
 
 cache_config shoal_config_cache(const shoal_config *config)
 {
-    return (cache_config){.url = config->redis_url, .timeout_ms = config->redis_timeout_ms};
+    return (cache_config){.url = config->redis_url,
+                          .timeout_ms = config->redis_timeout_ms,
+                          .key_prefix = config->redis_prefix,
+                          .session_prefix = config->session_prefix};
 }
 
 cache_config shoal_config_cache_tier(const shoal_config *config)
 {
     const char *url = config->cache_url != NULL && config->cache_url[0] != '\0' ? config->cache_url
                                                                                  : config->redis_url;
-    return (cache_config){.url = url, .timeout_ms = config->redis_timeout_ms};
+    return (cache_config){.url = url,
+                          .timeout_ms = config->redis_timeout_ms,
+                          .key_prefix = config->redis_prefix,
+                          .session_prefix = config->session_prefix};
 }
 
 bool shoal_config_cache_separate(const shoal_config *config)

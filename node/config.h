@@ -31,6 +31,12 @@ typedef enum shoal_command {
 #define SHOAL_IN_FLIGHT_PER_THREAD 16
 #define SHOAL_IN_FLIGHT_PER_THREAD_TEXT "16"
 
+/* --redis-prefix's bound (CACHE_KEY_PREFIX_MAX), for --help. */
+#define SHOAL_REDIS_PREFIX_MAX_TEXT "40"
+/* --session-prefix's default: whatever --redis-prefix is. Not a valid
+ * prefix itself ('@'), so it never names one. */
+#define SHOAL_SESSION_PREFIX_SAME "@redis-prefix"
+
 typedef struct shoal_config {
     shoal_command command;
 
@@ -75,6 +81,8 @@ typedef struct shoal_config {
     int database_statement_timeout_ms; /* PostgreSQL's statement_timeout; 0: none */
     char *redis_url;
     int redis_timeout_ms;
+    char *redis_prefix;   /* before every key and the channel (cache.h); shoal_main: the service's */
+    char *session_prefix; /* sessions' keys; after loading never SHOAL_SESSION_PREFIX_SAME */
     char *cache_url; /* "" = the same instance as redis_url */
     int l1_entries;  /* 0 = no L1 */
     size_t l1_bytes;

@@ -57,6 +57,9 @@ int main(int argc, char **argv)
         .commands = (const shoal_service_command *const[]){&seed_command, NULL},
         /* The TechEmpower routes answer only the library's codes. */
         .errors = (const shoal_error_table *const[]){&shoal_api_errors, NULL},
+        /* 0.1's key layout, byte for byte: sessions, idempotent replays
+         * and the invalidation channel carry over a rolling upgrade. */
+        .redis_prefix = "",
     };
     return shoal_main(&service, argc, argv);
 }

@@ -237,6 +237,11 @@ static int check_service(const shoal_service *service, char *error, size_t error
                 return -1;
             }
     }
+    char reason[160];
+    if (cache_key_prefix_check(service->redis_prefix, reason, sizeof reason) != 0) {
+        snprintf(error, error_size, "redis_prefix: %s", reason);
+        return -1;
+    }
     for (size_t i = 0; service->replace != NULL && service->replace[i] != NULL; i++) {
         const char *name = service->replace[i]->name;
         bool known = false;
@@ -249,6 +254,60 @@ static int check_service(const shoal_service *service, char *error, size_t error
         }
     }
     return check_errors(service, error, error_size);
+}
+
+/* ---- the Redis key prefix ------------------------------------------------------- */
+
+/* The service's default of --redis-prefix: its redis_prefix, or its name
+ * and a colon (a valid name makes a valid prefix). */
+static void service_redis_prefix(const shoal_service *service, char out[CACHE_KEY_PREFIX_MAX + 1])
+{
+    if (service->redis_prefix != NULL)
+        snprintf(out, CACHE_KEY_PREFIX_MAX + 1, "%s", service->redis_prefix);
+    else
+        snprintf(out, CACHE_KEY_PREFIX_MAX + 1, "%s:", service->name);
+}
+
+static const shoal_setting *core_setting(const char *flag)
+{
+    for (size_t i = 0; i < shoal_config_settings.count; i++)
+        if (strcmp(shoal_config_settings.table[i].flag, flag) == 0)
+            return &shoal_config_settings.table[i];
+    return NULL;
+}
+
+/* Over the library's default, before the environment and the flags. */
+static int apply_service_defaults(const shoal_service *service, shoal_config *config, char *error,
+                                  size_t error_size)
+{
+    char prefix[CACHE_KEY_PREFIX_MAX + 1];
+    service_redis_prefix(service, prefix);
+    const shoal_setting *setting = core_setting("redis-prefix");
+    return setting != NULL ? shoal_settings_apply(config, setting, prefix, "the service's redis_prefix", error,
+                                                  error_size)
+                           : 0;
+}
+
+/* The library's table as --help shows it to this service's users: with
+ * the service's default of --redis-prefix. */
+static void print_core_settings(FILE *out, const shoal_service *service)
+{
+    const shoal_settings *core = &shoal_config_settings;
+    shoal_setting *table = malloc(core->count * sizeof *table);
+    if (table == NULL) {
+        shoal_settings_print(out, core, "  ");
+        return;
+    }
+    memcpy(table, core->table, core->count * sizeof *table);
+    char prefix[CACHE_KEY_PREFIX_MAX + 1];
+    service_redis_prefix(service, prefix);
+    for (size_t i = 0; i < core->count; i++)
+        if (strcmp(table[i].flag, "redis-prefix") == 0)
+            table[i].default_value = prefix;
+    shoal_settings shown = *core;
+    shown.table = table;
+    shoal_settings_print(out, &shown, "  ");
+    free(table);
 }
 
 /* The library's tables over shoal_config write into the node's config;
@@ -361,10 +420,12 @@ static void print_usage(FILE *out, const char *program, const shoal_service *ser
             command_flags = command_flags || service->commands[i]->flags == settings;
         if (command_flags)
             continue;
-        if (settings == &shoal_config_settings)
+        if (settings == &shoal_config_settings) {
             fprintf(out, "\nlibshoal %s (every node):\n", shoal_version());
-        else
-            fprintf(out, "\n%s:\n", settings->owner != NULL ? settings->owner : service->name);
+            print_core_settings(out, service);
+            continue;
+        }
+        fprintf(out, "\n%s:\n", settings->owner != NULL ? settings->owner : service->name);
         shoal_settings_print(out, settings, "  ");
     }
     fprintf(out, "\n  --help                     this text\n  --version                  print the version\n");
@@ -751,6 +812,7 @@ int shoal_main(const shoal_service *service, int argc, char **argv)
     node.config.command = migrate_command ? SHOAL_COMMAND_MIGRATE : SHOAL_COMMAND_SERVE;
     settings_outcome outcome = SETTINGS_INVALID;
     if (rc == 0 && shoal_settings_defaults(node.groups, node.count, error, sizeof error) == 0 &&
+        apply_service_defaults(service, &node.config, error, sizeof error) == 0 &&
         shoal_settings_environment(node.groups, node.count, environment, error, sizeof error) == 0) {
         if (shoal_config_use_libpq_variables(&node.config, environment) != 0)
             snprintf(error, sizeof error, "out of memory");

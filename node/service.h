@@ -24,7 +24,7 @@
  * 70 when the service itself is malformed (a flag declared twice, a name
  * that is not [a-z][a-z0-9_-]*, an unknown replacement, a component twice,
  * an enabled_by that names no boolean setting, an error code declared
- * twice or malformed).
+ * twice or malformed, a redis_prefix that is not a key prefix).
  *
  * Every field but name may be left out. The struct only grows at its end,
  * so designated initializers keep compiling. */
@@ -120,6 +120,13 @@ typedef struct shoal_service {
      * `errors` command lists them after the library's. Each code is
      * declared once over all of them and the library's. */
     const shoal_error_table *const *errors;
+    /* The default of --redis-prefix (SHOAL_REDIS_PREFIX): put before every
+     * Redis key of the node (sessions, rate limits, idempotency keys,
+     * cache-aside) and its invalidation channel, so that services on one
+     * Redis never read or clear each other's. NULL: "<name>:"; "" keeps
+     * 0.1's layout (shoal-node, so that its sessions outlive an upgrade).
+     * At most 40 bytes of [A-Za-z0-9_.:-]. */
+    const char *redis_prefix;
 } shoal_service;
 
 /* Runs the node (or a command, --help, --version) and returns the exit

@@ -142,8 +142,8 @@ static shoal_flow claim_key(shoal_ctx *ctx, void *data)
         scope = shoal_session_parse_authorization(authorization, token) == SHOAL_SESSION_OK ? token : authorization;
     size_t body_length = 0;
     const char *body = shoal_body(ctx, &body_length);
-    int derived = cache_idempotency_key(scope, shoal_client_address(ctx), shoal_method_name(ctx), shoal_path(ctx),
-                                        client_key, record->key);
+    int derived = cache_idempotency_key(cache_key_prefix(shoal_cache(ctx)), scope, shoal_client_address(ctx),
+                                        shoal_method_name(ctx), shoal_path(ctx), client_key, record->key);
     explicit_bzero(token, sizeof token);
     if (derived != 0 || cache_idempotency_fingerprint(body, body_length, record->fingerprint) != 0) {
         shoal_log(SHOAL_LOG_ERROR, "idempotency", "libsodium failed");

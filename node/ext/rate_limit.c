@@ -406,15 +406,14 @@ static shoal_rate_limit_status run(shoal_ctx *ctx, const char *name, const char 
                   MAX_KEY_LENGTH);
         return SHOAL_RATE_LIMIT_ERROR;
     }
-    size_t name_length = strlen(name);
-    size_t size = 3 + name_length + 1 + key_length;
-    char *redis_key = shoal_arena_alloc(shoal_ctx_arena(ctx), size);
+    /* "<prefix>rl:<name>:<key>": the prefix keeps services on one Redis
+     * out of each other's buckets. */
+    const char *prefix = cache_key_prefix(shoal_cache(ctx));
+    char *redis_key = shoal_arena_alloc(shoal_ctx_arena(ctx),
+                                        CACHE_RATELIMIT_KEY_SIZE(strlen(prefix), strlen(name), key_length));
     if (redis_key == NULL)
         return SHOAL_RATE_LIMIT_ERROR;
-    memcpy(redis_key, "rl:", 3);
-    memcpy(redis_key + 3, name, name_length);
-    redis_key[3 + name_length] = ':';
-    memcpy(redis_key + 4 + name_length, key, key_length);
+    size_t size = cache_ratelimit_key(prefix, name, key, key_length, redis_key);
     cache_ratelimit_limit limit = {.count = rule->count, .period_ms = rule->period_ms, .burst = rule->burst};
     cache_ratelimit_result result;
     cache_status status = peek ? cache_ratelimit_peek(shoal_cache(ctx), redis_key, size, &limit, &result)

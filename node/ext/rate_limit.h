@@ -98,8 +98,8 @@ typedef struct shoal_rate_limit_result {
  * rule, and says whether it was allowed. name is [a-z0-9._-]{1,64}, not
  * "route" (which route rules use): e.g. "login-failure", with key the
  * client address, or the account and the address. key is any bytes up to
- * 512. The Redis key is "rl:<name>:<key>", shared by every node. out may be
- * NULL. */
+ * 512. The Redis key is "<prefix>rl:<name>:<key>" (--redis-prefix), shared
+ * by every node of the service. out may be NULL. */
 shoal_rate_limit_status shoal_rate_limit_check(shoal_ctx *ctx, const char *name, const char *key,
                                                const shoal_rate_limit_rule *rule, shoal_rate_limit_result *out);
 /* The same without counting: would one more be allowed now? Peek before

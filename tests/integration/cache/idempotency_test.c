@@ -31,7 +31,7 @@ static void fresh_key(char out[CACHE_IDEMPOTENCY_KEY_SIZE])
     unsigned long long nonce = 0;
     assert_int_equal(getrandom(&nonce, sizeof nonce, 0), (ssize_t)sizeof nonce);
     snprintf(client_key, sizeof client_key, "key-%llx", nonce);
-    assert_int_equal(cache_idempotency_key(NULL, "192.0.2.1", "POST", "/things", client_key, out), 0);
+    assert_int_equal(cache_idempotency_key("", NULL, "192.0.2.1", "POST", "/things", client_key, out), 0);
 }
 
 static void fingerprint(const char *body, unsigned char out[CACHE_IDEMPOTENCY_FINGERPRINT_BYTES])

@@ -93,6 +93,12 @@ static void test_defaults(void **state)
     /* The credential endpoints only. */
     assert_string_equal(c.rate_limits, "POST /api/users/login=10/min burst 5,POST /api/users=20/h burst 10");
     assert_int_equal(c.idempotency_ttl_s, 86400);
+    /* The library's default is 0.1's layout; shoal_main gives a service's. */
+    assert_string_equal(c.redis_prefix, "");
+    assert_string_equal(c.session_prefix, "");
+    cache_config redis = shoal_config_cache(&c), tier = shoal_config_cache_tier(&c);
+    assert_string_equal(redis.key_prefix, "");
+    assert_string_equal(tier.session_prefix, "");
     /* An empty node name becomes the host name. */
     assert_non_null(c.node_name);
     assert_true(c.node_name[0] != '\0');
@@ -468,6 +474,31 @@ static void test_overload_settings(void **state)
     assert_fails_naming(ENV("SHOAL_REQUEST_DEADLINE_MS", "soon"), NULL, "SHOAL_REQUEST_DEADLINE_MS");
 }
 
+static void test_redis_prefixes(void **state)
+{
+    (void)state;
+    shoal_config c;
+    assert_loads(&c, ENV("SHOAL_REDIS_PREFIX", "hello:"), NULL);
+    assert_string_equal(c.redis_prefix, "hello:");
+    assert_string_equal(c.session_prefix, "hello:"); /* sessions follow */
+    cache_config redis = shoal_config_cache(&c), tier = shoal_config_cache_tier(&c);
+    assert_string_equal(redis.key_prefix, "hello:");
+    assert_string_equal(redis.session_prefix, "hello:");
+    assert_string_equal(tier.key_prefix, "hello:");
+    shoal_config_free(&c);
+    /* Shared on purpose: another service's sessions, with keys of its own. */
+    assert_loads(&c, ENV("SHOAL_REDIS_PREFIX", "hello:"), ARGS("--session-prefix", ""));
+    assert_string_equal(c.redis_prefix, "hello:");
+    assert_string_equal(c.session_prefix, "");
+    redis = shoal_config_cache(&c);
+    assert_string_equal(redis.session_prefix, "");
+    shoal_config_free(&c);
+    assert_fails_naming(NULL, ARGS("--redis-prefix", "two words"), "--redis-prefix");
+    assert_fails_naming(ENV("SHOAL_REDIS_PREFIX", "glob*"), NULL, "SHOAL_REDIS_PREFIX");
+    assert_fails_naming(NULL, ARGS("--session-prefix", "x{y}"), "--session-prefix");
+    assert_fails_naming(NULL, ARGS("--redis-prefix", "0123456789012345678901234567890123456789:"), "longer than 40");
+}
+
 static void test_statement_timeout_stays_below_the_answer_timeout(void **state)
 {
     (void)state;
@@ -690,6 +721,7 @@ int main(void)
         cmocka_unit_test(test_libpq_variables_replace_the_default_database_url),
         cmocka_unit_test(test_addresses_and_urls_are_checked_at_start),
         cmocka_unit_test(test_statement_timeout_stays_below_the_answer_timeout),
+        cmocka_unit_test(test_redis_prefixes),
         cmocka_unit_test(test_overload_settings),
         cmocka_unit_test(test_redis_url_must_use_the_redis_scheme),
         cmocka_unit_test(test_the_cache_may_have_its_own_instance),

@@ -288,7 +288,7 @@ static int run_main(const shoal_service *service, int argc, char **argv)
 static greeter seen_greeter;
 static door seen_door;
 static int seen_times, seen_port;
-static const char *seen_greeting;
+static const char *seen_greeting, *seen_redis_prefix, *seen_session_prefix;
 
 typedef struct greet_flags {
     int times;
@@ -310,10 +310,15 @@ static int greet(const shoal_config *config, const shoal_settings_values *values
     assert_non_null(flags);
     assert_null(shoal_settings_of(values, &clashing_settings)); /* not the service's */
     seen_greeter = *settings;
+    free((void *)seen_greeting);
     seen_greeting = strdup(settings->greeting);
     seen_door = *entrance;
     seen_times = flags->times;
     seen_port = config->port;
+    free((void *)seen_redis_prefix);
+    free((void *)seen_session_prefix);
+    seen_redis_prefix = strdup(config->redis_prefix);
+    seen_session_prefix = strdup(config->session_prefix);
     return 7;
 }
 
@@ -331,7 +336,8 @@ static const shoal_service service = {
 static void clear_environment(void)
 {
     static const char *const names[] = {"TEST_GREETING", "TEST_REPEAT", "TEST_BUFFER",  "TEST_LOUD",
-                                        "TEST_DOOR_PORT", "TEST_DOOR_NAME", "SHOAL_PORT", "SHOAL_THREADS"};
+                                        "TEST_DOOR_PORT", "TEST_DOOR_NAME", "SHOAL_PORT", "SHOAL_THREADS",
+                                        "SHOAL_REDIS_PREFIX", "SHOAL_SESSION_PREFIX"};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         unsetenv(names[i]);
 }
@@ -351,7 +357,9 @@ static int teardown_main(void **state)
     free(captured_err);
     captured_out = captured_err = NULL;
     free((void *)seen_greeting);
-    seen_greeting = NULL;
+    free((void *)seen_redis_prefix);
+    free((void *)seen_session_prefix);
+    seen_greeting = seen_redis_prefix = seen_session_prefix = NULL;
     return 0;
 }
 
@@ -493,6 +501,67 @@ static void test_main_refuses_a_malformed_service_with_70(void **state)
     assert_int_equal(MAIN(&switched, "--version"), 0);
 }
 
+/* Services on one Redis do not meet: every key and the channel start with
+ * the service's name unless it says otherwise (shoal-node: ""); sessions
+ * follow --redis-prefix unless --session-prefix shares another's. */
+static void test_main_redis_prefix_defaults_to_the_service(void **state)
+{
+    (void)state;
+    assert_int_equal(MAIN(&service, "greet"), 7);
+    assert_string_equal(seen_redis_prefix, "greeter-service:");
+    assert_string_equal(seen_session_prefix, "greeter-service:");
+    assert_int_equal(MAIN(&service, "greet", "--session-prefix", ""), 7);
+    assert_string_equal(seen_redis_prefix, "greeter-service:");
+    assert_string_equal(seen_session_prefix, "");
+    setenv("SHOAL_REDIS_PREFIX", "blue:", 1);
+    assert_int_equal(MAIN(&service, "greet"), 7);
+    assert_string_equal(seen_redis_prefix, "blue:");
+    assert_string_equal(seen_session_prefix, "blue:");
+    setenv("SHOAL_SESSION_PREFIX", "green:", 1);
+    assert_int_equal(MAIN(&service, "greet", "--redis-prefix", "red:"), 7);
+    assert_string_equal(seen_redis_prefix, "red:");
+    assert_string_equal(seen_session_prefix, "green:");
+    unsetenv("SHOAL_REDIS_PREFIX");
+    unsetenv("SHOAL_SESSION_PREFIX");
+
+    shoal_service legacy = service;
+    legacy.redis_prefix = "";
+    assert_int_equal(MAIN(&legacy, "greet"), 7);
+    assert_string_equal(seen_redis_prefix, "");
+    assert_string_equal(seen_session_prefix, "");
+    legacy.redis_prefix = "shared.v2:";
+    assert_int_equal(MAIN(&legacy, "greet"), 7);
+    assert_string_equal(seen_redis_prefix, "shared.v2:");
+
+    /* --help shows the default this service has. */
+    assert_int_equal(MAIN(&service, "--help"), 0);
+    assert_non_null(strstr(captured_out, "\n  --redis-prefix               SHOAL_REDIS_PREFIX\n"));
+    assert_non_null(strstr(captured_out, "(default: greeter-service:)\n"));
+    assert_non_null(strstr(captured_out, "(default: " SHOAL_SESSION_PREFIX_SAME ")\n"));
+    legacy.redis_prefix = "";
+    assert_int_equal(MAIN(&legacy, "--help"), 0);
+    const char *flag = strstr(captured_out, "\n  --redis-prefix ");
+    assert_non_null(flag);
+    const char *end = strstr(flag + 1, "\n  --");
+    assert_non_null(end);
+    const char *shown = strstr(flag, "(default: empty)\n");
+    assert_true(shown != NULL && shown < end);
+
+    /* Bad prefixes exit 2 naming the flag; a bad default is the service's fault. */
+    assert_int_equal(MAIN(&service, "--redis-prefix", "a b"), 2);
+    assert_non_null(strstr(captured_err, "--redis-prefix: 'a b' has a character other than A-Z a-z 0-9 _ . : -"));
+    assert_int_equal(MAIN(&service, "--redis-prefix", "a-prefix-that-is-longer-than-forty-bytes-x:"), 2);
+    assert_non_null(strstr(captured_err, "--redis-prefix: 'a-prefix-that-is-longer-than-forty-bytes-x:' is longer "
+                                         "than 40 bytes"));
+    setenv("SHOAL_SESSION_PREFIX", "*", 1);
+    assert_int_equal(MAIN(&service, "--version"), 2);
+    assert_non_null(strstr(captured_err, "SHOAL_SESSION_PREFIX (--session-prefix): '*'"));
+    unsetenv("SHOAL_SESSION_PREFIX");
+    legacy.redis_prefix = "no spaces";
+    assert_int_equal(MAIN(&legacy, "--version"), 70);
+    assert_non_null(strstr(captured_err, "redis_prefix: 'no spaces' has a character other than"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -512,6 +581,7 @@ int main(void)
                                         teardown_main),
         cmocka_unit_test_setup_teardown(test_main_command_sees_every_table_env_and_flags, setup_main, teardown_main),
         cmocka_unit_test_setup_teardown(test_main_refuses_a_malformed_service_with_70, setup_main, teardown_main),
+        cmocka_unit_test_setup_teardown(test_main_redis_prefix_defaults_to_the_service, setup_main, teardown_main),
     };
     return cmocka_run_group_tests_name("node/settings", tests, NULL, NULL);
 }
