@@ -989,6 +989,11 @@ void shoal_ctx_reject(shoal_ctx *ctx, int status, const char *code, const char *
     ctx->rejection_message = message;
 }
 
+void shoal_ctx_reject_with(shoal_ctx *ctx, const shoal_error_code *error, const char *message)
+{
+    shoal_ctx_reject(ctx, error->status, error->code, message != NULL ? message : error->message);
+}
+
 shoal_app *shoal_ctx_app(shoal_ctx *ctx)
 {
     return ctx->app;
@@ -1391,8 +1396,7 @@ bool shoal_json_body(shoal_ctx *ctx, json_t **out)
     *out = NULL;
     const char *content_type = shoal_header(ctx, "Content-Type");
     if (content_type != NULL && *content_type != '\0' && !is_json_media_type(content_type)) {
-        shoal_error(ctx, 415, "request.unsupported_media_type", "body",
-                    "the body must be JSON (Content-Type: application/json)");
+        shoal_fail(ctx, &shoal_code_request_unsupported_media_type);
         return false;
     }
     char message[256];
@@ -1402,13 +1406,13 @@ bool shoal_json_body(shoal_ctx *ctx, json_t **out)
     case SHOAL_JSON_OK:
         break;
     case SHOAL_JSON_EMPTY:
-        shoal_error(ctx, 400, "request.empty_body", "body", message);
+        shoal_fail_with(ctx, &shoal_code_request_empty_body, NULL, message);
         return false;
     case SHOAL_JSON_TOO_DEEP:
-        shoal_error(ctx, 400, "request.json_too_deep", "body", message);
+        shoal_fail_with(ctx, &shoal_code_request_json_too_deep, NULL, message);
         return false;
     case SHOAL_JSON_MALFORMED:
-        shoal_error(ctx, 400, "request.malformed_json", "body", message);
+        shoal_fail_with(ctx, &shoal_code_request_malformed_json, NULL, message);
         return false;
     }
     if (shoal_arena_on_release(&ctx->arena, release_json, value) != 0) {
@@ -1462,12 +1466,12 @@ bool shoal_json_member(shoal_ctx *ctx, json_t *object, const char *key, json_typ
     if (value == NULL) {
         if (!required)
             return true;
-        shoal_error(ctx, 422, "request.missing_field", key, "is required");
+        shoal_fail_with(ctx, &shoal_code_request_missing_field, key, NULL);
         return false;
     }
     if (!has_type(value, type)) {
         char *message = shoal_arena_printf(&ctx->arena, "must be %s", type_name(type));
-        shoal_error(ctx, 422, "request.invalid_field", key, message != NULL ? message : "has the wrong type");
+        shoal_fail_with(ctx, &shoal_code_request_invalid_field, key, message);
         return false;
     }
     *out = value;
@@ -1486,7 +1490,7 @@ static void answer_without_handler(shoal_ctx *ctx)
     case SHOAL_ROUTER_FOUND:
         break;
     case SHOAL_ROUTER_NOT_FOUND:
-        shoal_error(ctx, 404, "route.not_found", "body", "no such path");
+        shoal_fail(ctx, &shoal_code_route_not_found);
         return;
     case SHOAL_ROUTER_METHOD_NOT_ALLOWED: {
         const char *allow = shoal_allowed_methods(ctx);
@@ -1497,7 +1501,7 @@ static void answer_without_handler(shoal_ctx *ctx)
         if (ctx->method == SHOAL_METHOD_OPTIONS)
             shoal_empty(ctx, 204);
         else
-            shoal_error(ctx, 405, "route.method_not_allowed", "body", "method not allowed here");
+            shoal_fail(ctx, &shoal_code_route_method_not_allowed);
         return;
     }
     }
@@ -1506,7 +1510,7 @@ static void answer_without_handler(shoal_ctx *ctx)
     if (rc != 0 || ctx->answer_count == answers_before) {
         shoal_log(SHOAL_LOG_ERROR, "handler", "%s %s returned %d%s", ctx->method_name, ctx->path, rc,
                   ctx->answer_count == answers_before ? " without answering" : "");
-        shoal_error(ctx, 500, "internal", "body", "internal error");
+        shoal_fail(ctx, &shoal_code_internal);
     }
 }
 
@@ -1566,7 +1570,7 @@ void shoal_app_dispatch(shoal_app *app, shoal_ctx *ctx)
         if (!refused && !shoal_answered(ctx)) {
             shoal_log(SHOAL_LOG_ERROR, "hook", "a before hook stopped %s %s without answering",
                       ctx->method_name, ctx->path);
-            shoal_error(ctx, 500, "internal", "body", "internal error");
+            shoal_fail(ctx, &shoal_code_internal);
         }
     } else if (guarded && shoal_deadline_passed(ctx)) {
         shoal_error_deadline(ctx);

@@ -6,6 +6,7 @@
 #include <stdint.h>
 
 #include "cache.h"
+#include "errors_internal.h"
 #include "metrics.h"
 #include "settings.h"
 #include "shoal.h"
@@ -90,6 +91,8 @@ void shoal_ctx_init(shoal_ctx *ctx, shoal_app *app, shoal_worker *worker,
                     const char *path, void *arena_block, size_t arena_block_size);
 void shoal_ctx_set_body(shoal_ctx *ctx, const char *body, size_t length);
 void shoal_ctx_reject(shoal_ctx *ctx, int status, const char *code, const char *message);
+/* The same for a code of a table; message NULL: the code's. */
+void shoal_ctx_reject_with(shoal_ctx *ctx, const shoal_error_code *error, const char *message);
 
 /* Admission: counts a request into the node; false when --max-in-flight
  * requests were in it already (the request is counted all the same, and

@@ -203,8 +203,7 @@ static void reject_too_large(request *r, size_t limit)
 {
     r->body_too_large = true;
     char *message = shoal_arena_printf(&r->ctx.arena, "the body is larger than %zu bytes", limit);
-    shoal_ctx_reject(&r->ctx, 413, "request.body_too_large",
-                     message != NULL ? message : "the body is too large");
+    shoal_ctx_reject_with(&r->ctx, &shoal_code_request_body_too_large, message);
 }
 
 static bool append_body(request *r, const char *data, size_t size)
@@ -366,15 +365,14 @@ static enum MHD_Result begin_request(const listener *from, struct MHD_Connection
     if (header_bytes(connection) > http->config->max_header_bytes) {
         char *message = shoal_arena_printf(&r->ctx.arena, "the request line and headers exceed %zu bytes",
                                            http->config->max_header_bytes);
-        shoal_ctx_reject(&r->ctx, 431, "request.headers_too_large",
-                         message != NULL ? message : "the headers are too large");
+        shoal_ctx_reject_with(&r->ctx, &shoal_code_request_headers_too_large, message);
         return respond(http, r, connection);
     }
 
     header_census census;
     const char *problem = malformed(connection, url, version, &census);
     if (problem != NULL) {
-        shoal_ctx_reject(&r->ctx, 400, "request.malformed", problem);
+        shoal_ctx_reject_with(&r->ctx, &shoal_code_request_malformed, problem);
         /* Answered on this first call, libmicrohttpd closes the connection
          * after the answer: what follows an ambiguous body is not read as
          * a request. Otherwise the request goes on as usual (its body read

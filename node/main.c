@@ -55,6 +55,8 @@ int main(int argc, char **argv)
         .settings = (const shoal_settings *const[]){&shoal_config_demo_settings, NULL},
         .migrations = (const shoal_migrations *const[]){&conduit, &techempower, NULL},
         .commands = (const shoal_service_command *const[]){&seed_command, NULL},
+        /* The TechEmpower routes answer only the library's codes. */
+        .errors = (const shoal_error_table *const[]){&shoal_api_errors, NULL},
     };
     return shoal_main(&service, argc, argv);
 }

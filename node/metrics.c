@@ -324,10 +324,10 @@ static int metrics(shoal_ctx *ctx)
 
     if (text.failed || text.data == NULL) {
         shoal_metrics_text_free(&text);
-        return shoal_error(ctx, 500, "internal", "body", "out of memory");
+        return shoal_fail_with(ctx, &shoal_code_internal, NULL, "out of memory");
     }
     if (shoal_arena_on_release(shoal_ctx_arena(ctx), free, text.data) != 0)
-        return shoal_error(ctx, 500, "internal", "body", "out of memory");
+        return shoal_fail_with(ctx, &shoal_code_internal, NULL, "out of memory");
     shoal_set_header(ctx, "Cache-Control", "no-store");
     return shoal_text(ctx, 200, "text/plain; version=0.0.4; charset=utf-8", text.data, text.length);
 }

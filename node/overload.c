@@ -42,10 +42,10 @@ int shoal_overload_register_metrics(shoal_app *app)
     return shoal_app_core_metrics(app)->shed != NULL ? 0 : -1;
 }
 
-static int refuse(shoal_ctx *ctx, shoal_shed_reason reason, const char *code, const char *message)
+static int refuse(shoal_ctx *ctx, shoal_shed_reason reason, const shoal_error_code *error)
 {
     shoal_count(ctx, shoal_app_core_metrics(ctx->app)->shed, reason, 1);
-    if (shoal_error(ctx, 503, code, "body", message) != 0)
+    if (shoal_fail(ctx, error) != 0)
         return -1;
     return shoal_set_header(ctx, "Retry-After", OVERLOAD_RETRY_AFTER_SECONDS);
 }
@@ -57,13 +57,12 @@ bool shoal_deadline_passed(const shoal_ctx *ctx)
 
 int shoal_error_deadline(shoal_ctx *ctx)
 {
-    return refuse(ctx, SHOAL_SHED_DEADLINE, "request.deadline_exceeded",
-                  "the node could not start this request in time; retry shortly");
+    return refuse(ctx, SHOAL_SHED_DEADLINE, &shoal_code_request_deadline_exceeded);
 }
 
 int shoal_error_overloaded(shoal_ctx *ctx)
 {
-    return refuse(ctx, SHOAL_SHED_IN_FLIGHT, "node.overloaded", "the node is busy; retry shortly");
+    return refuse(ctx, SHOAL_SHED_IN_FLIGHT, &shoal_code_node_overloaded);
 }
 
 bool shoal_request_start_parse(const char *text, uint64_t *epoch_us)

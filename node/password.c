@@ -8,6 +8,15 @@
 #include <string.h>
 #include <time.h>
 
+#include "errors_internal.h"
+
+const shoal_error_code shoal_password_code_busy = {503, "password.busy", NULL, "too many logins at once; try again"};
+
+const shoal_error_table shoal_password_errors = {
+    "password",
+    (const shoal_error_code *const[]){&shoal_password_code_busy, NULL},
+};
+
 _Static_assert(SHOAL_PASSWORD_HASH_SIZE == crypto_pwhash_STRBYTES, "the hash buffer is libsodium's size");
 
 struct shoal_password {

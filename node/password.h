@@ -13,6 +13,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "errors.h"
+
 /* crypto_pwhash_STRBYTES: the encoded hash and its NUL. */
 #define SHOAL_PASSWORD_HASH_SIZE 128
 
@@ -51,5 +53,9 @@ int shoal_password_in_progress(shoal_password *passwords);
 /* True when hash was made with another cost than the configured one, so
  * that a login can store a new hash after the cost was raised. */
 bool shoal_password_needs_rehash(const shoal_password *passwords, const char *hash);
+
+/* The answer for SHOAL_PASSWORD_BUSY (module "password" in `errors`): 503
+ * password.busy; send Retry-After with it. */
+extern const shoal_error_code shoal_password_code_busy;
 
 #endif

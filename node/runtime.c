@@ -13,6 +13,7 @@
 #include "config.h"
 #include "config_tables.h"
 #include "context.h"
+#include "errors_internal.h"
 #include "ext/cors.h"
 #include "ext/idempotency.h"
 #include "ext/rate_limit.h"
@@ -125,6 +126,87 @@ static int check_migrations(const shoal_service *service, char *error, size_t er
     return 0;
 }
 
+/* ---- error codes ----------------------------------------------------------- */
+
+static bool replaced(const shoal_service *service, const char *standard_name)
+{
+    for (size_t i = 0; service->replace != NULL && service->replace[i] != NULL; i++)
+        if (service->replace[i]->name != NULL && strcmp(service->replace[i]->name, standard_name) == 0)
+            return true;
+    return false;
+}
+
+/* Each code's table: the library's (the standard extensions' when loaded
+ * as the library's, not switched off or replaced), then the service's.
+ * A replacement's codes are the service's to list. NULL when memory ran
+ * out. */
+static const shoal_error_table **error_tables(const shoal_service *service, size_t *count)
+{
+    /* standard: the bit of the standard extension that answers them, whose
+     * index in standard_names is its log2; 0: always (the core, the tiers,
+     * password hashing). */
+    static const struct {
+        unsigned standard;
+        const shoal_error_table *table;
+    } library[] = {
+        {0, &shoal_core_errors},
+        {0, &shoal_tier_errors},
+        {0, &shoal_password_errors},
+        {SHOAL_STANDARD_RATE_LIMIT, &shoal_rate_limit_errors},
+        {SHOAL_STANDARD_SESSION, &shoal_session_errors},
+        {SHOAL_STANDARD_IDEMPOTENCY, &shoal_idempotency_errors},
+    };
+    size_t library_count = sizeof library / sizeof library[0];
+    size_t own = count_of((const void *const *)service->errors);
+    const shoal_error_table **tables = calloc(library_count + own + 1, sizeof *tables);
+    if (tables == NULL)
+        return NULL;
+    size_t n = 0;
+    for (size_t i = 0; i < library_count; i++) {
+        unsigned standard = library[i].standard;
+        bool loaded = (service->standard_off & standard) == 0;
+        for (size_t s = 0; standard != 0 && s < STANDARD_COUNT; s++)
+            if (standard == 1u << s)
+                loaded = loaded && !replaced(service, standard_names[s]);
+        if (loaded)
+            tables[n++] = library[i].table;
+    }
+    for (size_t i = 0; i < own; i++)
+        tables[n++] = service->errors[i];
+    *count = n;
+    return tables;
+}
+
+static int check_errors(const shoal_service *service, char *error, size_t error_size)
+{
+    size_t count = 0;
+    const shoal_error_table **tables = error_tables(service, &count);
+    if (tables == NULL) {
+        snprintf(error, error_size, "out of memory");
+        return -1;
+    }
+    int rc = shoal_error_tables_check(tables, count, error, error_size);
+    free(tables);
+    return rc;
+}
+
+/* `errors`: what docs/api.md's table is checked against
+ * (tests/unit/docs/error_codes_test.py). */
+static int run_errors(const shoal_config *config, const shoal_settings_values *values, void *data)
+{
+    (void)config;
+    (void)values;
+    size_t count = 0;
+    const shoal_error_table **tables = error_tables(data, &count);
+    if (tables == NULL) {
+        fprintf(stderr, "out of memory\n");
+        return 1;
+    }
+    shoal_error_tables_print(stdout, tables, count);
+    free(tables);
+    return fflush(stdout) == 0 ? 0 : 1;
+}
+
 /* Whatever is wrong with the service itself, before any setting is read. */
 static int check_service(const shoal_service *service, char *error, size_t error_size)
 {
@@ -138,7 +220,7 @@ static int check_service(const shoal_service *service, char *error, size_t error
     for (size_t i = 0; service->commands != NULL && service->commands[i] != NULL; i++) {
         const shoal_service_command *command = service->commands[i];
         if (!valid_name(command->name) || command->run == NULL || strcmp(command->name, "serve") == 0 ||
-            strcmp(command->name, "migrate") == 0) {
+            strcmp(command->name, "migrate") == 0 || strcmp(command->name, "errors") == 0) {
             snprintf(error, error_size, "command '%s': needs a name of its own ([a-z][a-z0-9_-]*) and run",
                      command->name != NULL ? command->name : "(none)");
             return -1;
@@ -166,7 +248,7 @@ static int check_service(const shoal_service *service, char *error, size_t error
             return -1;
         }
     }
-    return 0;
+    return check_errors(service, error, error_size);
 }
 
 /* The library's tables over shoal_config write into the node's config;
@@ -259,7 +341,8 @@ static void print_usage(FILE *out, const char *program, const shoal_service *ser
             "] [--option value]...\n"
             "\n"
             "  serve    (default) apply migrations unless --migrate=false, then serve HTTP\n"
-            "  migrate  apply database migrations and exit\n");
+            "  migrate  apply database migrations and exit\n"
+            "  errors   print every error code the node may answer (status, code, module) and exit\n");
     for (size_t i = 0; service->commands != NULL && service->commands[i] != NULL; i++) {
         const shoal_service_command *command = service->commands[i];
         fprintf(out, "  %-8s %s%s\n", command->name, command->summary != NULL ? command->summary : "",
@@ -606,8 +689,9 @@ static int run_command(const shoal_service *service, const shoal_service_command
 
 /* The chosen command (NULL: serve) from argv[1] when it is a word; index
  * is then 2. */
-static int choose_command(const shoal_service *service, int argc, char **argv, bool *migrate_command,
-                          const shoal_service_command **chosen, int *index, char *error, size_t error_size)
+static int choose_command(const shoal_service *service, const shoal_service_command *errors_command, int argc,
+                          char **argv, bool *migrate_command, const shoal_service_command **chosen, int *index,
+                          char *error, size_t error_size)
 {
     *migrate_command = false;
     *chosen = NULL;
@@ -619,6 +703,10 @@ static int choose_command(const shoal_service *service, int argc, char **argv, b
         return 0;
     if (strcmp(argv[1], "migrate") == 0) {
         *migrate_command = true;
+        return 0;
+    }
+    if (strcmp(argv[1], "errors") == 0) {
+        *chosen = errors_command;
         return 0;
     }
     for (size_t i = 0; service->commands != NULL && service->commands[i] != NULL; i++)
@@ -646,7 +734,10 @@ int shoal_main(const shoal_service *service, int argc, char **argv)
     bool migrate_command = false;
     const shoal_service_command *chosen = NULL;
     int index = 1;
-    int rc = choose_command(service, argc, argv, &migrate_command, &chosen, &index, error, sizeof error);
+    /* Lists the tables; data is the service (run_errors). */
+    const shoal_service_command errors_command = {.name = "errors", .run = run_errors, .data = (void *)service};
+    int rc = choose_command(service, &errors_command, argc, argv, &migrate_command, &chosen, &index, error,
+                            sizeof error);
     node_settings node;
     if (node_settings_make(&node, service, chosen, error, sizeof error) != 0) {
         fprintf(stderr, "%s: %s\n", program, error);

@@ -8,7 +8,9 @@
  *   - settings: the library's table and the service's (<shoal/settings.h>)
  *     from the environment and the flags; --help lists them by owner,
  *     --version prints "<name> <version> (libshoal <version>)";
- *   - commands: `serve` (the default), `migrate`, and the service's own;
+ *   - commands: `serve` (the default), `migrate`, `errors` (every error
+ *     code the node may answer, "status<TAB>code<TAB>module" a line: the
+ *     library's tables, then the service's), and the service's own;
  *   - serve: waits for PostgreSQL and applies the migrations (unless
  *     --migrate=false), checks the PostgreSQL connection budget, starts the
  *     tier monitor, loads the standard extensions (below), the service's
@@ -21,7 +23,8 @@
  * bad setting, an unknown flag or command (with a message that names it);
  * 70 when the service itself is malformed (a flag declared twice, a name
  * that is not [a-z][a-z0-9_-]*, an unknown replacement, a component twice,
- * an enabled_by that names no boolean setting).
+ * an enabled_by that names no boolean setting, an error code declared
+ * twice or malformed).
  *
  * Every field but name may be left out. The struct only grows at its end,
  * so designated initializers keep compiling. */
@@ -113,6 +116,10 @@ typedef struct shoal_service {
     /* Replacements, NULL-terminated: each is loaded in place of the
      * standard extension of the same name ("cors"). */
     const shoal_extension *const *replace;
+    /* Its error codes' tables (<shoal/errors.h>), NULL-terminated: the
+     * `errors` command lists them after the library's. Each code is
+     * declared once over all of them and the library's. */
+    const shoal_error_table *const *errors;
 } shoal_service;
 
 /* Runs the node (or a command, --help, --version) and returns the exit

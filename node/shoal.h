@@ -17,6 +17,7 @@
  * Errors produced with shoal_error go through the error handler registered
  * for their status (blueprint first, then app) or become the JSON envelope
  *   {"errors": {"<field>": ["<message>"]}, "code": "<stable.code>"}.
+ * Codes are declared in tables and answered with shoal_fail (errors.h).
  *
  * Setup (routes, hooks, blueprints, extensions, slots) must happen before
  * the node serves; afterwards every registration fails with -1 and a log
@@ -30,6 +31,7 @@
 
 #include "arena.h"
 #include "config.h"
+#include "errors.h"
 #include "json.h"
 #include "router.h"
 #include "settings.h"
@@ -328,7 +330,10 @@ int shoal_json_send(shoal_ctx *ctx, int status, shoal_json_writer *writer);
 int shoal_text(shoal_ctx *ctx, int status, const char *content_type, const char *body,
                size_t length);
 int shoal_empty(shoal_ctx *ctx, int status);
-/* field may be NULL for "body". Runs the error handler for status. */
+/* field may be NULL for "body". Runs the error handler for status. The
+ * library and the demo services declare their codes in tables and answer
+ * with shoal_fail (errors.h), so that each code is listed once; this call
+ * stays for any code. */
 int shoal_error(shoal_ctx *ctx, int status, const char *code, const char *field,
                 const char *message);
 

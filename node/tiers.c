@@ -2,6 +2,7 @@
  * answer. Clients get a stable code and, for outages, Retry-After; never the
  * tier's own text, which goes to the log instead. */
 #include "cache.h"
+#include "errors_internal.h"
 #include "log.h"
 #include "shoal.h"
 #include "store.h"
@@ -10,9 +11,38 @@
  * spreads the retries without making clients wait longer than the outage. */
 #define TIER_RETRY_AFTER_SECONDS "1"
 
-static int answer_retry_later(shoal_ctx *ctx, const char *code, const char *message)
+static const shoal_error_code code_cache_unavailable = {503, "cache.unavailable", NULL,
+                                                   "the cache is unavailable; retry shortly"};
+static const shoal_error_code code_cache_error = {500, "cache.error", NULL, "internal error"};
+static const shoal_error_code code_store_unavailable = {503, "store.unavailable", NULL,
+                                                   "the database is unavailable; retry shortly"};
+static const shoal_error_code code_store_timeout = {503, "store.timeout", NULL,
+                                               "the database took too long; retry shortly"};
+static const shoal_error_code code_store_busy = {503, "store.busy", NULL, "the database is busy; retry shortly"};
+static const shoal_error_code code_store_conflict = {422, "store.conflict", NULL, "has already been taken"};
+static const shoal_error_code code_store_invalid = {422, "store.invalid", NULL, "is invalid"};
+static const shoal_error_code code_store_not_found = {404, "store.not_found", NULL, "not found"};
+static const shoal_error_code code_store_error = {500, "store.error", NULL, "internal error"};
+
+const shoal_error_table shoal_tier_errors = {
+    "tiers",
+    (const shoal_error_code *const[]){
+        &code_cache_unavailable,
+        &code_cache_error,
+        &code_store_unavailable,
+        &code_store_timeout,
+        &code_store_busy,
+        &code_store_conflict,
+        &code_store_invalid,
+        &code_store_not_found,
+        &code_store_error,
+        NULL,
+    },
+};
+
+static int answer_retry_later(shoal_ctx *ctx, const shoal_error_code *error)
 {
-    if (shoal_error(ctx, 503, code, "body", message) != 0)
+    if (shoal_fail(ctx, error) != 0)
         return -1;
     return shoal_set_header(ctx, "Retry-After", TIER_RETRY_AFTER_SECONDS);
 }
@@ -20,8 +50,8 @@ static int answer_retry_later(shoal_ctx *ctx, const char *code, const char *mess
 int shoal_error_from_cache(shoal_ctx *ctx, int status)
 {
     if (status == CACHE_UNAVAILABLE)
-        return answer_retry_later(ctx, "cache.unavailable", "the cache is unavailable; retry shortly");
-    return shoal_error(ctx, 500, "cache.error", "body", "internal error");
+        return answer_retry_later(ctx, &code_cache_unavailable);
+    return shoal_fail(ctx, &code_cache_error);
 }
 
 int shoal_error_from_store(shoal_ctx *ctx, store *s)
@@ -45,21 +75,21 @@ int shoal_error_from_store(shoal_ctx *ctx, store *s)
                   error->constraint[0] != '\0' ? error->constraint : "-", error->message);
     switch (error->status) {
     case STORE_UNAVAILABLE:
-        return answer_retry_later(ctx, "store.unavailable", "the database is unavailable; retry shortly");
+        return answer_retry_later(ctx, &code_store_unavailable);
     case STORE_TIMEOUT:
-        return answer_retry_later(ctx, "store.timeout", "the database took too long; retry shortly");
+        return answer_retry_later(ctx, &code_store_timeout);
     case STORE_BUSY:
-        return answer_retry_later(ctx, "store.busy", "the database is busy; retry shortly");
+        return answer_retry_later(ctx, &code_store_busy);
     case STORE_CONFLICT:
-        return shoal_error(ctx, 422, "store.conflict", error->field, "has already been taken");
+        return shoal_fail_with(ctx, &code_store_conflict, error->field, NULL);
     case STORE_INVALID:
-        return shoal_error(ctx, 422, "store.invalid", error->field, "is invalid");
+        return shoal_fail_with(ctx, &code_store_invalid, error->field, NULL);
     case STORE_NOT_FOUND:
-        return shoal_error(ctx, 404, "store.not_found", "body", "not found");
+        return shoal_fail(ctx, &code_store_not_found);
     case STORE_DEADLINE: /* answered above */
     case STORE_OK:
     case STORE_ERROR:
         break;
     }
-    return shoal_error(ctx, 500, "store.error", "body", "internal error");
+    return shoal_fail(ctx, &code_store_error);
 }

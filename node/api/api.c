@@ -23,31 +23,31 @@ void api_write_author(shoal_json_writer *out, const char *username, const char *
     shoal_json_close_object(out);
 }
 
-int api_invalid(shoal_ctx *ctx, const char *field, const char *code, const char *message)
+int api_invalid(shoal_ctx *ctx, const char *field, const shoal_error_code *code, const char *message)
 {
-    shoal_error(ctx, 422, code, field, message);
+    shoal_fail_with(ctx, code, field, message);
     return 0;
 }
 
-int api_store_failure(shoal_ctx *ctx, store_status status, const char *code, const char *field)
+int api_store_failure(shoal_ctx *ctx, store_status status, const shoal_error_code *not_found)
 {
     store *s = shoal_store(ctx);
     if (status == STORE_NOT_FOUND)
-        return shoal_error(ctx, 404, code, field, "not found");
+        return shoal_fail(ctx, not_found);
     if (s != NULL && store_last_error(s)->status == status)
         return shoal_error_from_store(ctx, s);
     shoal_log(SHOAL_LOG_ERROR, "api", "%s: store status %d", shoal_path(ctx), (int)status);
-    return shoal_error(ctx, 500, "internal", "body", "internal error");
+    return shoal_fail(ctx, &shoal_code_internal);
 }
 
 int api_password_failure(shoal_ctx *ctx, shoal_password_status status)
 {
     if (status == SHOAL_PASSWORD_BUSY) {
         shoal_set_header(ctx, "Retry-After", "1");
-        return shoal_error(ctx, 503, "password.busy", "body", "too many logins at once; try again");
+        return shoal_fail(ctx, &shoal_password_code_busy);
     }
     shoal_log(SHOAL_LOG_ERROR, "api", "%s: password hashing failed", shoal_path(ctx));
-    return shoal_error(ctx, 500, "internal", "body", "internal error");
+    return shoal_fail(ctx, &shoal_code_internal);
 }
 
 void api_author_changed(shoal_ctx *ctx)

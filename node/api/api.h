@@ -22,5 +22,7 @@
 #include "shoal.h"
 
 extern const shoal_extension shoal_api_extension;
+/* Its error codes (module "conduit"), for the service's errors list. */
+extern const shoal_error_table shoal_api_errors;
 
 #endif

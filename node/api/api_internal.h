@@ -2,6 +2,7 @@
 #ifndef API_INTERNAL_H
 #define API_INTERNAL_H
 
+#include "api_errors.h"
 #include "article.h"
 #include "comment.h"
 #include "ext/rate_limit.h"
@@ -59,11 +60,12 @@ void api_author_changed(shoal_ctx *ctx);
 void api_write_author(shoal_json_writer *out, const char *username, const char *bio, const char *image,
                       bool following);
 
-/* A 422 naming field with message and code. Returns 0 (answered). */
-int api_invalid(shoal_ctx *ctx, const char *field, const char *code, const char *message);
-/* A store failure in the one place that maps them; STORE_NOT_FOUND as 404
- * with code and field given. */
-int api_store_failure(shoal_ctx *ctx, store_status status, const char *code, const char *field);
+/* A 422 with code (api_errors.h; request.invalid_field) naming field with
+ * message. Returns 0 (answered). */
+int api_invalid(shoal_ctx *ctx, const char *field, const shoal_error_code *code, const char *message);
+/* A store failure in the one place that maps them; STORE_NOT_FOUND as
+ * not_found (article.not_found, ...). */
+int api_store_failure(shoal_ctx *ctx, store_status status, const shoal_error_code *not_found);
 /* 503 password.busy with Retry-After: 1, or 500 for an error. */
 int api_password_failure(shoal_ctx *ctx, shoal_password_status status);
 

@@ -49,7 +49,7 @@ static bool parse_id_text(const char *text, int64_t *out)
 
 static int internal_error(shoal_ctx *ctx)
 {
-    return shoal_error(ctx, 500, "internal", "body", "internal error");
+    return shoal_fail(ctx, &shoal_code_internal);
 }
 
 /* ---- answers ---------------------------------------------------------------- */
@@ -141,12 +141,12 @@ static bool text_member(shoal_ctx *ctx, json_t *object, const char *key, size_t 
     *value = member != NULL ? json_string_value(member) : NULL;
     if (member != NULL && strlen(*value) != json_string_length(member)) {
         /* A NUL inside would be cut short by every C string after this. */
-        api_invalid(ctx, key, "api.invalid", "is invalid");
+        api_invalid(ctx, key, &api_code_invalid, "is invalid");
         return false;
     }
     if (*value == NULL && !required)
         return true;
-    const char *code = NULL;
+    const shoal_error_code *code = NULL;
     const char *message = api_check_text(*value, maximum, &code);
     if (message != NULL) {
         api_invalid(ctx, key, code, message);
@@ -166,11 +166,11 @@ static bool tag_list_member(shoal_ctx *ctx, json_t *object, const char **tags)
         return true;
     size_t count = json_array_size(list);
     if (!json_is_array(list))
-        return api_invalid(ctx, "tagList", "request.invalid_field", "must be an array of strings"), false;
+        return api_invalid(ctx, "tagList", &shoal_code_request_invalid_field, "must be an array of strings"), false;
     /* Repeats are dropped below; the bound before that keeps the sort
      * short whatever is sent. */
     if (count > 4 * API_TAGS_MAX)
-        return api_invalid(ctx, "tagList", "api.too_long", "has too many tags (maximum is 32)"), false;
+        return api_invalid(ctx, "tagList", &api_code_too_long, "has too many tags (maximum is 32)"), false;
     shoal_arena *arena = shoal_ctx_arena(ctx);
     const char **names = shoal_arena_calloc(arena, count + 1, sizeof *names);
     size_t *lengths = shoal_arena_calloc(arena, count + 1, sizeof *lengths);
@@ -179,20 +179,20 @@ static bool tag_list_member(shoal_ctx *ctx, json_t *object, const char **tags)
     for (size_t i = 0; i < count; i++) {
         json_t *tag = json_array_get(list, i);
         if (!json_is_string(tag) || strlen(json_string_value(tag)) != json_string_length(tag))
-            return api_invalid(ctx, "tagList", "request.invalid_field", "must be an array of strings"), false;
+            return api_invalid(ctx, "tagList", &shoal_code_request_invalid_field, "must be an array of strings"), false;
         names[i] = json_string_value(tag);
         lengths[i] = json_string_length(tag);
     }
     count = api_article_tags(names, lengths, count);
     if (count > API_TAGS_MAX)
-        return api_invalid(ctx, "tagList", "api.too_long", "has too many tags (maximum is 32)"), false;
+        return api_invalid(ctx, "tagList", &api_code_too_long, "has too many tags (maximum is 32)"), false;
     shoal_json_writer *out = shoal_json_writer_new(arena);
     shoal_json_open_array(out);
     for (size_t i = 0; i < count; i++) {
         char *name = shoal_arena_strndup(arena, names[i], lengths[i]);
         if (name == NULL)
             return internal_error(ctx), false;
-        const char *code = NULL;
+        const shoal_error_code *code = NULL;
         const char *message = api_check_text(name, API_TAG_MAX, &code);
         if (message != NULL)
             return api_invalid(ctx, "tagList", code, message), false;
@@ -221,7 +221,7 @@ static bool paging(shoal_ctx *ctx, int64_t *limit, int64_t *offset)
         size_t length = strlen(text);
         bool digits = length > 0 && length <= 18 && strspn(text, "0123456789") == length;
         if (!digits) {
-            api_invalid(ctx, names[i], "api.invalid", "must be a whole number of at least 0");
+            api_invalid(ctx, names[i], &api_code_invalid, "must be a whole number of at least 0");
             return false;
         }
         *values[i] = (int64_t)strtoll(text, NULL, 10);
@@ -312,12 +312,12 @@ static int answer_list(shoal_ctx *ctx, store_article_query *query)
     if (failure < 0)
         return internal_error(ctx);
     if (failure > 0)
-        return api_store_failure(ctx, (store_status)failure, "article.not_found", "article");
+        return api_store_failure(ctx, (store_status)failure, &api_code_article_not_found);
     store_result *result = NULL;
     store_status status = store_article_list(shoal_store(ctx), &api->articles, query, articles, &count,
                                              counted ? NULL : &total, &result);
     if (status != STORE_OK)
-        return api_store_failure(ctx, status, "article.not_found", "article");
+        return api_store_failure(ctx, status, &api_code_article_not_found);
     shoal_keep_result(ctx, result);
     shoal_json_writer *out = shoal_json_begin(ctx);
     shoal_json_open_object(out);
@@ -423,7 +423,7 @@ static int get_article(shoal_ctx *ctx)
     if (rc < 0)
         return internal_error(ctx);
     if (rc > 0)
-        return api_store_failure(ctx, (store_status)rc, "article.not_found", "article");
+        return api_store_failure(ctx, (store_status)rc, &api_code_article_not_found);
     store_article article;
     if (!decode_article(value, length, &article)) {
         /* Written by a node of another version, say: read it whole. */
@@ -431,7 +431,7 @@ static int get_article(shoal_ctx *ctx)
         store_result *result = NULL;
         store_status status = store_article_get(s, &api->articles, viewer, slug, &article, &result);
         if (status != STORE_OK)
-            return api_store_failure(ctx, status, "article.not_found", "article");
+            return api_store_failure(ctx, status, &api_code_article_not_found);
         shoal_keep_result(ctx, result);
         return answer_article(ctx, 200, &article);
     }
@@ -439,7 +439,7 @@ static int get_article(shoal_ctx *ctx)
         store_status status = store_article_viewer(s, &api->articles, viewer, article.id, article.author_id,
                                                    &article.favorited, &article.following);
         if (status != STORE_OK)
-            return api_store_failure(ctx, status, "article.not_found", "article");
+            return api_store_failure(ctx, status, &api_code_article_not_found);
     }
     return answer_article(ctx, 200, &article);
 }
@@ -491,7 +491,7 @@ static int create_article(shoal_ctx *ctx)
         next_slug(input.title, slug);
     }
     if (status != STORE_OK)
-        return api_store_failure(ctx, status, "article.not_found", "article");
+        return api_store_failure(ctx, status, &api_code_article_not_found);
     shoal_keep_result(ctx, result);
     shoal_cache_invalidate(ctx, API_CACHE_COUNT);
     if (strcmp(created.tag_list, "[]") != 0)
@@ -508,12 +508,12 @@ static bool owned(shoal_ctx *ctx, const api_state *api, int64_t caller, const ch
     store_result *result = NULL;
     store_status status = store_article_owner(shoal_store(ctx), &api->articles, slug, id, &author, title, &result);
     if (status != STORE_OK) {
-        api_store_failure(ctx, status, "article.not_found", "article");
+        api_store_failure(ctx, status, &api_code_article_not_found);
         return false;
     }
     shoal_keep_result(ctx, result);
     if (author != caller) {
-        shoal_error(ctx, 403, "article.forbidden", "article", "is not yours");
+        shoal_fail(ctx, &api_code_article_forbidden);
         return false;
     }
     return true;
@@ -557,7 +557,7 @@ static int update_article(shoal_ctx *ctx)
         next_slug(input.title, new_slug);
     }
     if (status != STORE_OK)
-        return api_store_failure(ctx, status, "article.not_found", "article");
+        return api_store_failure(ctx, status, &api_code_article_not_found);
     shoal_keep_result(ctx, result);
     /* The whole family, not the old slug's key: an edit is rare, and a
      * family's version cannot be raced by a fill that read the old row
@@ -580,9 +580,9 @@ static int delete_article(shoal_ctx *ctx)
     store_status status =
         store_article_delete(shoal_store(ctx), &api->articles, shoal_param(ctx, "slug"), caller, &deleted);
     if (status != STORE_OK)
-        return api_store_failure(ctx, status, "article.not_found", "article");
+        return api_store_failure(ctx, status, &api_code_article_not_found);
     if (!deleted)
-        return shoal_error(ctx, 403, "article.forbidden", "article", "is not yours");
+        return shoal_fail(ctx, &api_code_article_forbidden);
     shoal_cache_invalidate(ctx, API_CACHE_ARTICLE);
     shoal_cache_invalidate(ctx, API_CACHE_TAGS);
     shoal_cache_invalidate(ctx, API_CACHE_COUNT);
@@ -601,7 +601,7 @@ static int change_favorite(shoal_ctx *ctx, bool favorite)
     store_status status =
         store_article_favorite(shoal_store(ctx), &api->articles, caller, slug, favorite, &article, &result);
     if (status != STORE_OK)
-        return api_store_failure(ctx, status, "article.not_found", "article");
+        return api_store_failure(ctx, status, &api_code_article_not_found);
     shoal_keep_result(ctx, result);
     /* Only the count changed, and favourites are frequent: dropping the
      * one key keeps every other article cached. */
@@ -645,7 +645,7 @@ static int list_tags(shoal_ctx *ctx)
     if (rc < 0)
         return internal_error(ctx);
     if (rc > 0)
-        return api_store_failure(ctx, (store_status)rc, "tag.not_found", "tags");
+        return api_store_failure(ctx, (store_status)rc, &api_code_tag_not_found);
     shoal_json_writer *out = shoal_json_begin(ctx);
     shoal_json_open_object(out);
     shoal_json_write_key(out, "tags");

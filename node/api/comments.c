@@ -25,12 +25,12 @@ static void write_comment(shoal_json_writer *out, const store_comment *comment)
 
 static int article_missing(shoal_ctx *ctx)
 {
-    return shoal_error(ctx, 404, "article.not_found", "article", "not found");
+    return shoal_fail(ctx, &api_code_article_not_found);
 }
 
 static int comment_missing(shoal_ctx *ctx)
 {
-    return shoal_error(ctx, 404, "comment.not_found", "comment", "not found");
+    return shoal_fail(ctx, &api_code_comment_not_found);
 }
 
 /* The body's comment.body, or NULL after answering 4xx. A missing body is
@@ -43,7 +43,7 @@ static const char *comment_body(shoal_ctx *ctx)
         return NULL;
     /* The parser refuses "\u0000", so the text is whole as a C string. */
     const char *text = body != NULL ? json_string_value(body) : NULL;
-    const char *code = NULL;
+    const shoal_error_code *code = NULL;
     const char *message = api_check_text(text, API_COMMENT_BODY_MAX, &code);
     if (message != NULL) {
         api_invalid(ctx, "body", code, message);
@@ -68,7 +68,7 @@ static int add_comment(shoal_ctx *ctx)
     if (status == STORE_NOT_FOUND)
         return article_missing(ctx);
     if (status != STORE_OK)
-        return api_store_failure(ctx, status, "article.not_found", "article");
+        return api_store_failure(ctx, status, &api_code_article_not_found);
     shoal_keep_result(ctx, result);
     shoal_json_writer *out = shoal_json_begin(ctx);
     shoal_json_open_object(out);
@@ -94,7 +94,7 @@ static int list_comments(shoal_ctx *ctx)
     if (status == STORE_NOT_FOUND)
         return article_missing(ctx);
     if (status != STORE_OK)
-        return api_store_failure(ctx, status, "article.not_found", "article");
+        return api_store_failure(ctx, status, &api_code_article_not_found);
     shoal_keep_result(ctx, result);
     shoal_json_writer *out = shoal_json_begin(ctx);
     shoal_json_open_object(out);
@@ -103,7 +103,7 @@ static int list_comments(shoal_ctx *ctx)
     for (int i = 0; i < count; i++) {
         store_comment comment;
         if (store_comment_at(result, i, &comment) != STORE_OK)
-            return api_store_failure(ctx, STORE_ERROR, "article.not_found", "article");
+            return api_store_failure(ctx, STORE_ERROR, &api_code_article_not_found);
         write_comment(out, &comment);
     }
     shoal_json_close_array(out);
@@ -139,14 +139,14 @@ static int delete_comment(shoal_ctx *ctx)
     store_status status = store_comment_delete(shoal_store(ctx), &api->comments, shoal_param(ctx, "slug"),
                                                comment_id(shoal_param(ctx, "id")), session->user_id, &outcome);
     if (status != STORE_OK)
-        return api_store_failure(ctx, status, "comment.not_found", "comment");
+        return api_store_failure(ctx, status, &api_code_comment_not_found);
     switch (outcome) {
     case STORE_COMMENT_DELETED:
         return shoal_empty(ctx, 204);
     case STORE_COMMENT_NO_ARTICLE:
         return article_missing(ctx);
     case STORE_COMMENT_NOT_AUTHOR:
-        return shoal_error(ctx, 403, "comment.forbidden", "comment", "can only be deleted by its author");
+        return shoal_fail(ctx, &api_code_comment_forbidden);
     case STORE_COMMENT_NO_COMMENT:
         break;
     }

@@ -12,7 +12,7 @@ static int answer_profile(shoal_ctx *ctx, const store_profile *profile)
     json_t *body = json_pack("{s:{s:s, s:s?, s:s?, s:b}}", "profile", "username", profile->username, "bio",
                              profile->bio, "image", profile->image, "following", profile->following);
     if (body == NULL)
-        return shoal_error(ctx, 500, "internal", "body", "internal error");
+        return shoal_fail(ctx, &shoal_code_internal);
     return shoal_json(ctx, 200, body);
 }
 
@@ -71,16 +71,16 @@ static int get_profile(shoal_ctx *ctx)
     size_t length = 0;
     int rc = shoal_cached(ctx, API_CACHE_PROFILE, username, API_PROFILE_TTL_MS, fill_profile, api, &value, &length);
     if (rc < 0)
-        return shoal_error(ctx, 500, "internal", "body", "internal error");
+        return shoal_fail(ctx, &shoal_code_internal);
     if (rc > 0)
-        return api_store_failure(ctx, (store_status)rc, "profile.not_found", "profile");
+        return api_store_failure(ctx, (store_status)rc, &api_code_profile_not_found);
     store_profile profile;
     if (!decode_profile(value, length, &profile)) {
         /* Written by a node of another version, say: read it whole. */
         store_result *result = NULL;
         store_status found = store_profile_get(s, &api->profiles, viewer, username, &profile, &result);
         if (found != STORE_OK)
-            return api_store_failure(ctx, found, "profile.not_found", "profile");
+            return api_store_failure(ctx, found, &api_code_profile_not_found);
         shoal_keep_result(ctx, result);
         return answer_profile(ctx, &profile);
     }
@@ -88,7 +88,7 @@ static int get_profile(shoal_ctx *ctx)
     if (viewer != 0 && viewer != profile.id) {
         store_status found = store_profile_following(s, &api->profiles, viewer, profile.id, &profile.following);
         if (found != STORE_OK)
-            return api_store_failure(ctx, found, "profile.not_found", "profile");
+            return api_store_failure(ctx, found, &api_code_profile_not_found);
     }
     return answer_profile(ctx, &profile);
 }
@@ -106,10 +106,10 @@ static int change_follow(shoal_ctx *ctx, bool follow)
     store_status status = follow ? store_profile_follow(s, &api->profiles, session->user_id, username, &profile, &result)
                                  : store_profile_unfollow(s, &api->profiles, session->user_id, username, &profile, &result);
     if (status != STORE_OK)
-        return api_store_failure(ctx, status, "profile.not_found", "profile");
+        return api_store_failure(ctx, status, &api_code_profile_not_found);
     shoal_keep_result(ctx, result);
     if (follow && profile.id == session->user_id)
-        return api_invalid(ctx, "username", "api.self_follow", "cannot follow yourself");
+        return api_invalid(ctx, "username", &api_code_self_follow, "cannot follow yourself");
     return answer_profile(ctx, &profile);
 }
 

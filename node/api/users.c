@@ -20,7 +20,7 @@ static int answer_user(shoal_ctx *ctx, int status, const store_user *user, const
     json_t *body = json_pack("{s:{s:s, s:s, s:s, s:s?, s:s?}}", "user", "email", user->email, "token", token,
                              "username", user->username, "bio", user->bio, "image", user->image);
     if (body == NULL)
-        return shoal_error(ctx, 500, "internal", "body", "internal error");
+        return shoal_fail(ctx, &shoal_code_internal);
     return shoal_json(ctx, status, body);
 }
 
@@ -46,18 +46,20 @@ static bool string_member(shoal_ctx *ctx, json_t *object, const char *key, bool 
         *length = member != NULL ? json_string_length(member) : 0;
     if (member != NULL && strlen(*value) != json_string_length(member)) {
         /* A NUL inside would be cut short by every C string after this. */
-        api_invalid(ctx, key, "api.invalid", "is invalid");
+        api_invalid(ctx, key, &api_code_invalid, "is invalid");
         return false;
     }
     return true;
 }
 
-/* Runs check's verdict: true when it passed, else answers 422. */
-static bool passes(shoal_ctx *ctx, const char *field, const char *message, const char *code)
+/* Runs check's verdict: true when it passed, else answers 422 with the
+ * code the check set. code is read through its address, after the check
+ * ran: arguments are evaluated in no fixed order. */
+static bool passes(shoal_ctx *ctx, const char *field, const char *message, const shoal_error_code *const *code)
 {
     if (message == NULL)
         return true;
-    api_invalid(ctx, field, code, message);
+    api_invalid(ctx, field, *code, message);
     return false;
 }
 
@@ -67,15 +69,16 @@ static int register_user(shoal_ctx *ctx)
     json_t *user = user_object(ctx);
     if (user == NULL)
         return 0;
-    const char *email = NULL, *username = NULL, *password = NULL, *code = NULL;
+    const char *email = NULL, *username = NULL, *password = NULL;
+    const shoal_error_code *code = NULL;
     size_t password_length = 0;
     if (!string_member(ctx, user, "username", false, &username, NULL) ||
         !string_member(ctx, user, "email", false, &email, NULL) ||
         !string_member(ctx, user, "password", false, &password, &password_length))
         return 0;
-    if (!passes(ctx, "username", api_check_username(username, &code), code) ||
-        !passes(ctx, "email", api_check_email(email, &code), code) ||
-        !passes(ctx, "password", api_check_password(password, password_length, &code), code))
+    if (!passes(ctx, "username", api_check_username(username, &code), &code) ||
+        !passes(ctx, "email", api_check_email(email, &code), &code) ||
+        !passes(ctx, "password", api_check_password(password, password_length, &code), &code))
         return 0;
     /* A hash is the costliest work a request does: not after its deadline. */
     if (shoal_deadline_passed(ctx))
@@ -89,7 +92,7 @@ static int register_user(shoal_ctx *ctx)
     store_result *result = NULL;
     store_status status = store_user_create(s, &api->users, email, username, hash, &created, &result);
     if (status != STORE_OK)
-        return api_store_failure(ctx, status, "user.not_found", "user");
+        return api_store_failure(ctx, status, &api_code_user_not_found);
     shoal_keep_result(ctx, result);
     const char *token = NULL;
     shoal_session_status session = shoal_session_create(ctx, created.id, &token);
@@ -135,7 +138,7 @@ static int login_failed(shoal_ctx *ctx, const api_state *api, const char *accoun
     shoal_rate_limit_check(ctx, FAILURES_PER_ADDRESS, shoal_client_address(ctx), &api->failures_per_address, NULL);
     shoal_rate_limit_check(ctx, FAILURES_PER_ACCOUNT, account, &api->failures_per_account, NULL);
     shoal_set_header(ctx, "WWW-Authenticate", "Token");
-    return shoal_error(ctx, 401, "auth.invalid_credentials", "email or password", "is invalid");
+    return shoal_fail(ctx, &api_code_invalid_credentials);
 }
 
 static int login(shoal_ctx *ctx)
@@ -144,17 +147,18 @@ static int login(shoal_ctx *ctx)
     json_t *user = user_object(ctx);
     if (user == NULL)
         return 0;
-    const char *email = NULL, *password = NULL, *code = NULL;
+    const char *email = NULL, *password = NULL;
+    const shoal_error_code *code = NULL;
     size_t password_length = 0;
     if (!string_member(ctx, user, "email", false, &email, NULL) ||
         !string_member(ctx, user, "password", false, &password, &password_length))
         return 0;
-    if (!passes(ctx, "email", api_check_email(email, &code), code) ||
-        !passes(ctx, "password", api_check_password(password, password_length, &code), code))
+    if (!passes(ctx, "email", api_check_email(email, &code), &code) ||
+        !passes(ctx, "password", api_check_password(password, password_length, &code), &code))
         return 0;
     const char *account = account_key(ctx, email);
     if (account == NULL)
-        return shoal_error(ctx, 500, "internal", "body", "internal error");
+        return shoal_fail(ctx, &shoal_code_internal);
     if (!login_allowed(ctx, api, account))
         return 0;
     store *s = shoal_store(ctx);
@@ -173,7 +177,7 @@ static int login(shoal_ctx *ctx)
         return login_failed(ctx, api, account);
     }
     if (status != STORE_OK)
-        return api_store_failure(ctx, status, "user.not_found", "user");
+        return api_store_failure(ctx, status, &api_code_user_not_found);
     shoal_keep_result(ctx, result);
     shoal_password_status verified = shoal_password_verify(api->passwords, found.password_hash, password,
                                                            password_length);
@@ -196,7 +200,7 @@ static bool caller(shoal_ctx *ctx, const shoal_session_info **session, const cha
     char *copy = shoal_arena_alloc(shoal_ctx_arena(ctx), SHOAL_SESSION_TOKEN_SIZE);
     if (copy == NULL ||
         shoal_session_parse_authorization(shoal_header(ctx, "Authorization"), copy) != SHOAL_SESSION_OK) {
-        shoal_error(ctx, 500, "internal", "body", "internal error");
+        shoal_fail(ctx, &shoal_code_internal);
         return false;
     }
     *token = copy;
@@ -208,7 +212,7 @@ static int user_gone(shoal_ctx *ctx)
 {
     shoal_session_revoke(ctx);
     shoal_set_header(ctx, "WWW-Authenticate", "Token");
-    return shoal_error(ctx, 401, "auth.invalid", "token", "is invalid");
+    return shoal_fail_with(ctx, &shoal_session_code_invalid, NULL, "is invalid");
 }
 
 /* The user as GET /api/user shows it, cached: every authenticated client
@@ -302,7 +306,7 @@ static int get_current_user(shoal_ctx *ctx)
     if (status == STORE_NOT_FOUND)
         return user_gone(ctx);
     if (status != STORE_OK)
-        return api_store_failure(ctx, status, "user.not_found", "user");
+        return api_store_failure(ctx, status, &api_code_user_not_found);
     return answer_user(ctx, 200, &found, token);
 }
 
@@ -316,12 +320,12 @@ static bool nullable_member(shoal_ctx *ctx, json_t *object, const char *key, siz
     if (member == NULL || json_is_null(member))
         return true;
     if (!json_is_string(member) || strlen(json_string_value(member)) != json_string_length(member)) {
-        api_invalid(ctx, key, "request.invalid_field", "must be a string or null");
+        api_invalid(ctx, key, &shoal_code_request_invalid_field, "must be a string or null");
         return false;
     }
     *value = json_string_value(member);
-    const char *code = NULL;
-    return passes(ctx, key, api_check_optional(*value, maximum, &code), code);
+    const shoal_error_code *code = NULL;
+    return passes(ctx, key, api_check_optional(*value, maximum, &code), &code);
 }
 
 static int update_current_user(shoal_ctx *ctx)
@@ -335,7 +339,8 @@ static int update_current_user(shoal_ctx *ctx)
     if (user == NULL)
         return 0;
     store_user_change change = {0};
-    const char *password = NULL, *code = NULL;
+    const char *password = NULL;
+    const shoal_error_code *code = NULL;
     size_t password_length = 0;
     if (!string_member(ctx, user, "email", false, &change.email, NULL) ||
         !string_member(ctx, user, "username", false, &change.username, NULL) ||
@@ -343,9 +348,9 @@ static int update_current_user(shoal_ctx *ctx)
         !nullable_member(ctx, user, "bio", API_BIO_MAX, &change.set_bio, &change.bio) ||
         !nullable_member(ctx, user, "image", API_IMAGE_MAX, &change.set_image, &change.image))
         return 0;
-    if ((change.email != NULL && !passes(ctx, "email", api_check_email(change.email, &code), code)) ||
-        (change.username != NULL && !passes(ctx, "username", api_check_username(change.username, &code), code)) ||
-        (password != NULL && !passes(ctx, "password", api_check_password(password, password_length, &code), code)))
+    if ((change.email != NULL && !passes(ctx, "email", api_check_email(change.email, &code), &code)) ||
+        (change.username != NULL && !passes(ctx, "username", api_check_username(change.username, &code), &code)) ||
+        (password != NULL && !passes(ctx, "password", api_check_password(password, password_length, &code), &code)))
         return 0;
     char hash[SHOAL_PASSWORD_HASH_SIZE];
     if (password != NULL) {
@@ -362,7 +367,7 @@ static int update_current_user(shoal_ctx *ctx)
     if (status == STORE_NOT_FOUND)
         return user_gone(ctx);
     if (status != STORE_OK)
-        return api_store_failure(ctx, status, "user.not_found", "user");
+        return api_store_failure(ctx, status, &api_code_user_not_found);
     shoal_keep_result(ctx, result);
     /* Should Redis miss this, the old row lives at most USER_TTL_MS in the
      * other nodes' caches; PostgreSQL has the change either way. */

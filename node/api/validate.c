@@ -4,6 +4,8 @@
 #include <stdbool.h>
 #include <string.h>
 
+#include "api_errors.h"
+
 static bool blank(const char *value)
 {
     for (; *value != '\0'; value++)
@@ -22,9 +24,9 @@ static size_t characters(const char *value)
     return count;
 }
 
-static const char *too_long(size_t maximum, const char **code)
+static const char *too_long(size_t maximum, const shoal_error_code **code)
 {
-    *code = "api.too_long";
+    *code = &api_code_too_long;
     switch (maximum) {
     case API_EMAIL_MAX:
         return "is too long (maximum is 254 characters)";
@@ -47,10 +49,10 @@ static const char *too_long(size_t maximum, const char **code)
     }
 }
 
-static const char *not_blank(const char *value, size_t maximum, const char **code)
+static const char *not_blank(const char *value, size_t maximum, const shoal_error_code **code)
 {
     if (value == NULL || blank(value)) {
-        *code = "api.blank";
+        *code = &api_code_blank;
         return "can't be blank";
     }
     if (characters(value) > maximum)
@@ -58,16 +60,16 @@ static const char *not_blank(const char *value, size_t maximum, const char **cod
     return NULL;
 }
 
-static const char *invalid(const char **code)
+static const char *invalid(const shoal_error_code **code)
 {
-    *code = "api.invalid";
+    *code = &api_code_invalid;
     return "is invalid";
 }
 
 /* One '@' with something on each side, a dot inside the domain, and no
  * white space or control characters: what a mail server could deliver to,
  * without pretending to implement RFC 5322. */
-const char *api_check_email(const char *value, const char **code)
+const char *api_check_email(const char *value, const shoal_error_code **code)
 {
     const char *message = not_blank(value, API_EMAIL_MAX, code);
     if (message != NULL)
@@ -84,7 +86,7 @@ const char *api_check_email(const char *value, const char **code)
     return NULL;
 }
 
-const char *api_check_username(const char *value, const char **code)
+const char *api_check_username(const char *value, const shoal_error_code **code)
 {
     const char *message = not_blank(value, API_USERNAME_MAX, code);
     if (message != NULL)
@@ -98,10 +100,10 @@ const char *api_check_username(const char *value, const char **code)
     return NULL;
 }
 
-const char *api_check_password(const char *value, size_t length, const char **code)
+const char *api_check_password(const char *value, size_t length, const shoal_error_code **code)
 {
     if (value == NULL || length == 0 || blank(value)) {
-        *code = "api.blank";
+        *code = &api_code_blank;
         return "can't be blank";
     }
     if (length > API_PASSWORD_MAX)
@@ -109,14 +111,14 @@ const char *api_check_password(const char *value, size_t length, const char **co
     return NULL;
 }
 
-const char *api_check_optional(const char *value, size_t maximum, const char **code)
+const char *api_check_optional(const char *value, size_t maximum, const shoal_error_code **code)
 {
     if (value != NULL && characters(value) > maximum)
         return too_long(maximum, code);
     return NULL;
 }
 
-const char *api_check_text(const char *value, size_t maximum, const char **code)
+const char *api_check_text(const char *value, size_t maximum, const shoal_error_code **code)
 {
     return not_blank(value, maximum, code);
 }

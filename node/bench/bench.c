@@ -37,7 +37,7 @@ static const char hello[] = "Hello, World!";
 
 static int answer_internal_error(shoal_ctx *ctx)
 {
-    return shoal_error(ctx, 500, "internal", "body", "internal error");
+    return shoal_fail(ctx, &shoal_code_internal);
 }
 
 /* A failure the store reported goes through the one place that maps tier

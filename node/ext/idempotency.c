@@ -7,12 +7,25 @@
 #include <strings.h>
 
 #include "../log.h"
+#include "../errors_internal.h"
 #include "cache.h"
 #include "session.h"
 /* cache/idempotency.h: a quoted "idempotency.h" here is this folder's own. */
 #include "../../cache/idempotency.h"
 
 #define PUBLISHED_NAME "idempotency"
+
+static const shoal_error_code code_invalid_key = {400, "idempotency.invalid_key", "Idempotency-Key",
+                                                  "must be 1 to 255 printable ASCII characters"};
+static const shoal_error_code code_in_progress = {409, "idempotency.in_progress", "Idempotency-Key",
+                                                  "a request with this key is still running; retry shortly"};
+static const shoal_error_code code_mismatch = {422, "idempotency.mismatch", "Idempotency-Key",
+                                               "was used with a different request body"};
+
+const shoal_error_table shoal_idempotency_errors = {
+    "idempotency",
+    (const shoal_error_code *const[]){&code_invalid_key, &code_in_progress, &code_mismatch, NULL},
+};
 
 /* Besides Content-Type, what a replay repeats: what the client may act on.
  * Per-request headers (X-Request-ID, RateLimit-*, CORS) are made fresh. */
@@ -85,7 +98,7 @@ static void replay(shoal_ctx *ctx, cache_idempotency_response *stored)
     if (headers == NULL || (stored->body_length > 0 && body == NULL) ||
         replay_headers(ctx, headers, &content_type) != 0) {
         shoal_log(SHOAL_LOG_ERROR, "idempotency", "cannot replay a stored answer (out of memory or malformed)");
-        shoal_error(ctx, 500, "internal", "body", "internal error");
+        shoal_fail(ctx, &shoal_code_internal);
         return;
     }
     if (body != NULL)
@@ -110,14 +123,13 @@ static shoal_flow claim_key(shoal_ctx *ctx, void *data)
     if (client_key == NULL || !shoal_route_matched(ctx) || shoal_rejected(ctx))
         return SHOAL_NEXT;
     if (!shoal_idempotency_key_valid(client_key)) {
-        shoal_error(ctx, 400, "idempotency.invalid_key", "Idempotency-Key",
-                    "must be 1 to 255 printable ASCII characters");
+        shoal_fail(ctx, &code_invalid_key);
         return SHOAL_STOP;
     }
     const idempotency_state *state = state_of(ctx);
     claim *record = shoal_arena_calloc(shoal_ctx_arena(ctx), 1, sizeof *record);
     if (state == NULL || record == NULL) {
-        shoal_error(ctx, 500, "internal", "body", "internal error");
+        shoal_fail(ctx, &shoal_code_internal);
         return SHOAL_STOP;
     }
 
@@ -135,7 +147,7 @@ static shoal_flow claim_key(shoal_ctx *ctx, void *data)
     explicit_bzero(token, sizeof token);
     if (derived != 0 || cache_idempotency_fingerprint(body, body_length, record->fingerprint) != 0) {
         shoal_log(SHOAL_LOG_ERROR, "idempotency", "libsodium failed");
-        shoal_error(ctx, 500, "internal", "body", "internal error");
+        shoal_fail(ctx, &shoal_code_internal);
         return SHOAL_STOP;
     }
 
@@ -159,13 +171,11 @@ static shoal_flow claim_key(shoal_ctx *ctx, void *data)
         cache_idempotency_response_free(&stored);
         return SHOAL_STOP;
     case CACHE_IDEMPOTENCY_RUNNING:
-        if (shoal_error(ctx, 409, "idempotency.in_progress", "Idempotency-Key",
-                        "a request with this key is still running; retry shortly") == 0)
+        if (shoal_fail(ctx, &code_in_progress) == 0)
             shoal_set_header(ctx, "Retry-After", "1");
         return SHOAL_STOP;
     case CACHE_IDEMPOTENCY_MISMATCH:
-        shoal_error(ctx, 422, "idempotency.mismatch", "Idempotency-Key",
-                    "was used with a different request body");
+        shoal_fail(ctx, &code_mismatch);
         return SHOAL_STOP;
     }
     return SHOAL_NEXT;

@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "../log.h"
+#include "../errors_internal.h"
 #include "cache.h"
 #include "ratelimit.h"
 
@@ -20,6 +21,13 @@
 #define MAX_KEY_LENGTH 512
 /* Published so that the app owns the limits; the hook reads them as its data. */
 #define PUBLISHED_NAME "rate-limit"
+
+static const shoal_error_code code_limited = {429, "rate.limited", NULL, "too many requests; retry later"};
+
+const shoal_error_table shoal_rate_limit_errors = {
+    "rate-limit",
+    (const shoal_error_code *const[]){&code_limited, NULL},
+};
 #define ALL_METHODS                                                                                \
     (SHOAL_METHOD_GET | SHOAL_METHOD_HEAD | SHOAL_METHOD_POST | SHOAL_METHOD_PUT | SHOAL_METHOD_DELETE |      \
      SHOAL_METHOD_PATCH | SHOAL_METHOD_OPTIONS)
@@ -471,7 +479,7 @@ int shoal_rate_limit_headers(shoal_ctx *ctx, const shoal_rate_limit_rule *rule, 
 
 int shoal_rate_limit_reject(shoal_ctx *ctx, const shoal_rate_limit_rule *rule, const shoal_rate_limit_result *result)
 {
-    int rc = shoal_error(ctx, 429, "rate.limited", "body", "too many requests; retry later");
+    int rc = shoal_fail(ctx, &code_limited);
     if (rc != 0)
         return rc;
     char retry_after[24];
@@ -489,7 +497,7 @@ static shoal_flow limit_route(shoal_ctx *ctx, void *data)
     const shoal_rate_limits *limits = data;
     char *path = shoal_arena_strdup(shoal_ctx_arena(ctx), shoal_path(ctx));
     if (path == NULL) {
-        shoal_error(ctx, 500, "internal", "body", "internal error");
+        shoal_fail(ctx, &shoal_code_internal);
         return SHOAL_STOP;
     }
     const shoal_rate_limit_route *route = shoal_rate_limits_find(limits, shoal_method(ctx), path);

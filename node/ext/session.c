@@ -6,6 +6,7 @@
 #include <strings.h>
 
 #include "../log.h"
+#include "../errors_internal.h"
 #include "../metrics.h"
 #include "cache.h"
 /* cache/session.h: a quoted "session.h" here is this folder's own. */
@@ -14,6 +15,14 @@
 _Static_assert(SHOAL_SESSION_TOKEN_SIZE == CACHE_SESSION_TOKEN_SIZE, "one token size");
 
 #define PUBLISHED_NAME "session"
+
+const shoal_error_code shoal_session_code_required = {401, "auth.required", "token", "is missing"};
+const shoal_error_code shoal_session_code_invalid = {401, "auth.invalid", "token", "is invalid or expired"};
+
+const shoal_error_table shoal_session_errors = {
+    "session",
+    (const shoal_error_code *const[]){&shoal_session_code_required, &shoal_session_code_invalid, NULL},
+};
 
 typedef struct session_state {
     shoal_request_slot slot;
@@ -168,10 +177,10 @@ int shoal_session_fail(shoal_ctx *ctx, shoal_session_status status)
     int rc;
     switch (status) {
     case SHOAL_SESSION_NONE:
-        rc = shoal_error(ctx, 401, "auth.required", "token", "is missing");
+        rc = shoal_fail(ctx, &shoal_session_code_required);
         break;
     case SHOAL_SESSION_INVALID:
-        rc = shoal_error(ctx, 401, "auth.invalid", "token", "is invalid or expired");
+        rc = shoal_fail(ctx, &shoal_session_code_invalid);
         break;
     case SHOAL_SESSION_UNAVAILABLE:
         return shoal_error_from_cache(ctx, CACHE_UNAVAILABLE);

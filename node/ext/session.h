@@ -48,6 +48,11 @@ shoal_flow shoal_session_required(shoal_ctx *ctx, void *data);
 /* Answers for a status that is not OK, as shoal_session_require does;
  * returns what shoal_error returns. */
 int shoal_session_fail(shoal_ctx *ctx, shoal_session_status status);
+/* Its codes (module "session" in `errors`), for a service that answers
+ * them itself: 401 auth.required ("token": "is missing") and 401
+ * auth.invalid ("token": "is invalid or expired"). */
+extern const shoal_error_code shoal_session_code_required;
+extern const shoal_error_code shoal_session_code_invalid;
 
 /* Makes a session for user_id (login, registration) through the worker's
  * Redis connection; *token (arena memory) is what the client sends back.

@@ -12,6 +12,10 @@
 #   - each binary runs: --version names the service and libshoal, hello's
 #     --help lists --greeting beside --port; the shared ones need
 #     libshoal.so, the static one does not
+#   - examples/hello/Dockerfile's build stage, without Docker: its COPY
+#     lines and RUN lines on PREFIX as the SDK's /opt/shoal; and the
+#     runtime stages of both Dockerfiles install the package of every
+#     library their binary needs (hello, PREFIX/bin/shoal-node)
 # shellcheck disable=SC2015 # "check && pass || fail": pass never fails
 set -euo pipefail
 
@@ -99,6 +103,62 @@ for kind in shared static; do
     fail "hello: find_package(shoal 0.2), $kind: does not build"
   fi
 done
+
+# ---- the Dockerfiles' build and runtime stages -----------------------------------
+# examples/hello/Dockerfile's build stage, run without Docker: its COPY
+# lines into a bare folder (the image's /src), then its RUN lines with the
+# SDK's /opt/shoal as this PREFIX and /usr/local/bin inside OUT. It must
+# build from exactly what it copies. Then each runtime stage must install
+# the Debian package of every library its binary needs (hello, and the
+# shoal-node that the SDK's `cmake --install` put in PREFIX/bin).
+image=$OUT/hello-image
+mkdir -p "$image/src" "$image/usr/local/bin"
+dockerfile=$SOURCE/examples/hello/Dockerfile
+build_stage=$(awk 'toupper($1) == "FROM" { n++ } n == 1' "$dockerfile")
+copied=1
+while read -r _ source destination; do
+  destination=${destination%/}
+  [ "$destination" = . ] && destination=$source
+  mkdir -p "$image/src/$(dirname "$destination")"
+  cp -a "$SOURCE/examples/hello/$source" "$image/src/$destination" || copied=0
+done < <(grep -E '^COPY ' <<<"$build_stage")
+# RUN lines, continuations joined; nproc, the SDK's prefix and the install
+# folder are the only things replaced.
+run=$(awk '/^RUN / { on = 1; sub(/^RUN /, "") } on { line = line $0; if ($0 !~ /\\$/) { print line; line = ""; on = 0 } else sub(/\\$/, "", line) }' \
+        <<<"$build_stage" | sed -e "s#/opt/shoal#$PREFIX#g" -e "s#/usr/local/bin/#$image/usr/local/bin/#g")
+if [ "$copied" = 1 ] && [ -n "$run" ] &&
+   (cd "$image/src" && PATH="$(dirname "$CMAKE"):$PATH" bash -euo pipefail -c "$run") >"$OUT/image.log" 2>&1 &&
+   [ -x "$image/usr/local/bin/hello" ]; then
+  pass "examples/hello/Dockerfile: the build stage builds from exactly its COPY lines on the SDK's install"
+  ! needs_libshoal "$image/usr/local/bin/hello" && pass "examples/hello/Dockerfile: libshoal linked in" ||
+    fail "examples/hello/Dockerfile: the image's hello needs libshoal.so, which its runtime stage lacks"
+  runs "hello (its Dockerfile's build stage)" "$image/usr/local/bin/hello" "hello 0.1.0"
+else
+  tail -n 20 "$OUT/image.log" 2>/dev/null || true
+  fail "examples/hello/Dockerfile: the build stage does not build from what it copies"
+fi
+
+# runtime_packages DOCKERFILE BINARY: every shared library BINARY needs comes
+# from a package the runtime stage installs, or from debian:12-slim itself.
+runtime_packages() {
+  local dockerfile=$1 binary=$2 runtime wanted missing="" lib path pkg
+  runtime=$(awk 'toupper($1) == "FROM" { stage = "" } { stage = stage $0 "\n" } END { printf "%s", stage }' "$dockerfile")
+  wanted=" $(tr -s ' \\\n' ' ' <<<"$runtime") "
+  for lib in $(readelf -d "$binary" | sed -n 's/.*NEEDED.*\[\(.*\)\]/\1/p'); do
+    path=$(ldd "$binary" | awk -v lib="$lib" '$1 == lib { print $3 }')
+    pkg=$(dpkg -S "$(readlink -f "$path")" 2>/dev/null | head -n 1 | cut -d: -f1) || pkg=""
+    [ -z "$pkg" ] && pkg=$(dpkg -S "$path" 2>/dev/null | head -n 1 | cut -d: -f1)
+    case $pkg in
+      libc6 | libgcc-s1) continue ;;   # in every Debian image
+      "") missing="$missing $lib(no Debian package: ${path:-not found})"; continue ;;
+    esac
+    [[ $wanted == *" $pkg "* ]] || missing="$missing $lib($pkg)"
+  done
+  [ -z "$missing" ] && pass "$dockerfile: the runtime stage installs every library $(basename "$binary") needs" ||
+    fail "$dockerfile: the runtime stage lacks the packages of:$missing"
+}
+[ -x "$image/usr/local/bin/hello" ] && runtime_packages "$dockerfile" "$image/usr/local/bin/hello"
+runtime_packages "$SOURCE/deploy/Dockerfile" "$PREFIX/bin/shoal-node"
 
 [ "$FAILED" = 0 ] && echo "hello_build: all checks passed" || echo "hello_build: some checks FAILED"
 exit "$FAILED"

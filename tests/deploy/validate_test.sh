@@ -13,7 +13,13 @@
 #     in gradually (slowstart)
 #   - HAProxy's own error answers (lb/errors/*.http) carry the JSON envelope
 #   - the Dockerfile's runtime stage runs as a non-root user, and its build
-#     stage configures from what it copies
+#     stage (the SDK: libshoal installed in /opt/shoal) configures from, and
+#     installs, what it copies; the node image takes shoal-node from it
+#   - examples/hello (a user's service) ships a Dockerfile on that SDK with
+#     the same runtime rules, a compose file docker-compose accepts that
+#     scales hello behind HAProxy, which finds the replicas by DNS and
+#     checks their admin port (haproxy -c), and its black-box test script;
+#     docs/guide.md shows its files as they are
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -254,29 +260,60 @@ then :; else FAILED=1; fi
 
 # ------------------------------------------------------------ Dockerfile
 
+# dockerfile_runtime FILE: its runtime stage (everything after the last
+# FROM) runs as a numeric non-root user on debian:12-slim, after a build
+# stage, and exposes, sets and stops what an orchestrator needs.
+dockerfile_runtime() {
+  local file=$1 runtime user stages image_admin
+  runtime=$(awk 'toupper($1) == "FROM" { stage = "" } { stage = stage $0 "\n" } END { printf "%s", stage }' "$file")
+  user=$(awk 'toupper($1) == "USER" { u = $2 } END { print u }' <<<"$runtime")
+  if [[ $user =~ ^[0-9]+(:[0-9]+)?$ ]] && [[ ! $user =~ ^0(:|$) ]]; then
+    pass "$file: runtime stage runs as non-root numeric USER $user"
+  else
+    fail "$file: runtime stage has no non-root numeric USER (found '${user:-none}')"
+  fi
+  stages=$(grep -ciE '^FROM ' "$file")
+  if [ "$stages" -ge 2 ] && grep -qiE '^FROM debian:12-slim' <<<"$runtime"; then
+    pass "$file: multi-stage build, runtime on debian:12-slim"
+  else
+    fail "$file: expected a build stage and a debian:12-slim runtime stage"
+  fi
+  for want in 'EXPOSE 8080' 'STOPSIGNAL SIGTERM' 'ENTRYPOINT'; do
+    if grep -qE "^$want" <<<"$runtime"; then pass "$file: runtime stage has $want"; else fail "$file: runtime stage lacks $want"; fi
+  done
+  image_admin=$(grep -oE 'SHOAL_ADMIN_PORT=[0-9]+' <<<"$runtime" | tail -n 1 | cut -d= -f2)
+  if [ -n "$image_admin" ] && grep -qE "^EXPOSE .*\b$image_admin\b" <<<"$runtime"; then
+    pass "$file: runtime stage sets and exposes the admin port ($image_admin)"
+  else
+    fail "$file: runtime stage lacks SHOAL_ADMIN_PORT, or does not EXPOSE it"
+  fi
+  if grep -qE 'apt-get install' <<<"$runtime" && ! grep -qE -- '-dev\b|build-essential|cmake' <<<"$runtime"; then
+    pass "$file: runtime stage installs runtime packages only (no -dev, compiler or cmake)"
+  else
+    fail "$file: runtime stage installs build packages, or nothing"
+  fi
+}
+
 echo "# deploy/Dockerfile"
-# The runtime stage is everything after the last FROM; its last USER wins.
-runtime=$(awk 'toupper($1) == "FROM" { stage = "" } { stage = stage $0 "\n" } END { printf "%s", stage }' deploy/Dockerfile)
-user=$(awk 'toupper($1) == "USER" { u = $2 } END { print u }' <<<"$runtime")
-if [ -n "$user" ] && [[ ! $user =~ ^(root|0)(:|$) ]]; then
-  pass "runtime stage runs as non-root USER $user"
+dockerfile_runtime deploy/Dockerfile
+# The SDK: the first stage, named, libshoal installed where a service's
+# build looks for it (examples/hello/Dockerfile, docs/guide.md).
+sdk_stage=$(awk 'toupper($1) == "FROM" { n++ } n == 1' deploy/Dockerfile)
+if grep -qE '^FROM debian:12 AS sdk$' <<<"$sdk_stage" &&
+   grep -qE 'CMAKE_INSTALL_PREFIX=/opt/shoal' <<<"$sdk_stage" &&
+   grep -qE 'cmake --install build' <<<"$sdk_stage" &&
+   grep -qE '^ENV CMAKE_PREFIX_PATH=/opt/shoal' <<<"$sdk_stage"; then
+  pass "deploy/Dockerfile: the first stage is 'sdk', with libshoal installed in /opt/shoal"
 else
-  fail "runtime stage has no non-root USER (found '${user:-none}')"
+  fail "deploy/Dockerfile: no first stage 'FROM debian:12 AS sdk' that installs libshoal into /opt/shoal"
 fi
-stages=$(grep -ciE '^FROM ' deploy/Dockerfile)
-if [ "$stages" -ge 2 ] && grep -qiE '^FROM debian:12-slim' <<<"$runtime"; then
-  pass "multi-stage build, runtime on debian:12-slim"
+# shoal-node comes out of the SDK's install, as a service's binary comes out
+# of its build on the SDK: the runtime copies nothing else.
+if [ "$(grep -ciE '^COPY --from=' deploy/Dockerfile)" = 1 ] &&
+   grep -qE '^COPY --from=sdk /opt/shoal/bin/shoal-node ' deploy/Dockerfile; then
+  pass "deploy/Dockerfile: the node image takes shoal-node from the SDK's install"
 else
-  fail "expected a build stage and a debian:12-slim runtime stage"
-fi
-for want in 'EXPOSE 8080' 'STOPSIGNAL SIGTERM' 'ENTRYPOINT'; do
-  if grep -qE "^$want" <<<"$runtime"; then pass "runtime stage has $want"; else fail "runtime stage lacks $want"; fi
-done
-image_admin=$(grep -oE 'SHOAL_ADMIN_PORT=[0-9]+' <<<"$runtime" | tail -n 1 | cut -d= -f2)
-if [ -n "$image_admin" ] && grep -qE "^EXPOSE .*\b$image_admin\b" <<<"$runtime"; then
-  pass "runtime stage sets and exposes the admin port ($image_admin)"
-else
-  fail "runtime stage lacks SHOAL_ADMIN_PORT, or does not EXPOSE it"
+  fail "deploy/Dockerfile: the node image should copy only /opt/shoal/bin/shoal-node from the sdk stage"
 fi
 
 # The build stage configures from what it copies, nothing else: each COPY
@@ -296,9 +333,164 @@ while read -r _ source destination; do
 done < <(grep -iE '^COPY ' <<<"$build_stage")
 if [ "$copied" = 1 ] && cmake -S "$context" -B "$context/build" -DCMAKE_BUILD_TYPE=Release >"$TMP/docker-configure.log" 2>&1; then
   pass "the build stage's COPY lines hold everything CMake's configure reads"
+  # `cmake --install` copies source files too (LICENSE, CHANGELOG.md, the
+  # CMake modules): each must be in the context.
+  missing=$(grep -rhoE "\"$context/[^\"]*\"" --include=cmake_install.cmake "$context/build" | tr -d '"' |
+            grep -v "^$context/build/" | sort -u | while read -r f; do [ -e "$f" ] || printf "%s " "${f#"$context"/}"; done)
+  if [ -z "$missing" ]; then
+    pass "the build stage's COPY lines hold every source file cmake --install copies"
+  else
+    fail "cmake --install in the build stage would miss: $missing"
+  fi
 else
   sed 's/^/    /' "$TMP/docker-configure.log" | grep -iE 'error|cannot|not find' | head -n 5 || true
   fail "the build stage does not configure from what it copies (COPY every folder the CMakeLists.txt files read)"
+fi
+
+# ------------------------------------------------------------ examples/hello
+
+# A user's service as a user ships it: its own image built on the SDK, its
+# own compose file (PostgreSQL, Redis, the service scaled, HAProxy finding
+# the replicas by DNS) and its own HAProxy configuration.
+# (tests/deploy/hello_build_test.sh builds its image's build stage.)
+echo "# examples/hello"
+hello=examples/hello
+for f in Dockerfile docker-compose.yml haproxy.cfg tests/hello_test.sh; do
+  if [ -f "$hello/$f" ]; then pass "$hello/$f exists"; else fail "$hello/$f is missing"; fi
+done
+if [ -f "$hello/Dockerfile" ]; then
+  dockerfile_runtime "$hello/Dockerfile"
+  # The build stage is the SDK image (ARG SHOAL_SDK, default shoal-sdk:MAJOR.MINOR
+  # of this tree), finding libshoal where the SDK installs it, linked in.
+  version=$(sed -nE 's/^project\(shoal VERSION ([0-9]+\.[0-9]+)\..*/\1/p' CMakeLists.txt)
+  first=$(awk 'toupper($1) == "FROM" { n++ } n == 1' "$hello/Dockerfile")
+  if grep -qE "^ARG SHOAL_SDK=shoal-sdk:$version\$" "$hello/Dockerfile" &&
+     grep -qE '^FROM \$\{SHOAL_SDK\} AS build$' <<<"$first"; then
+    pass "$hello/Dockerfile: builds FROM the SDK image (ARG SHOAL_SDK=shoal-sdk:$version)"
+  else
+    fail "$hello/Dockerfile: the build stage should be 'FROM \${SHOAL_SDK} AS build' with ARG SHOAL_SDK=shoal-sdk:$version"
+  fi
+  if grep -qE -- '-DCMAKE_PREFIX_PATH=/opt/shoal\b' <<<"$first" && grep -qE -- '-DSHOAL_USE_STATIC=ON\b' <<<"$first"; then
+    pass "$hello/Dockerfile: find_package(shoal) in /opt/shoal, libshoal.a linked in"
+  else
+    fail "$hello/Dockerfile: the build should pass -DCMAKE_PREFIX_PATH=/opt/shoal -DSHOAL_USE_STATIC=ON"
+  fi
+  if grep -qE '^(COPY|ADD) ' <<<"$first" && ! grep -qE '^(COPY|ADD) +\.\.' <<<"$first"; then
+    pass "$hello/Dockerfile: copies from its own folder only (the build context is the service's folder)"
+  else
+    fail "$hello/Dockerfile: copies nothing, or from outside its folder"
+  fi
+fi
+# docs/guide.md writes the service from an empty folder: each file it shows
+# in full (a "<!-- file: PATH -->" line before the block) must be the
+# skeleton's, which the suite builds and runs.
+if python3 - docs/guide.md "$hello" <<'PY'
+import os, re, sys
+text = open(sys.argv[1]).read()
+blocks = re.findall(r"<!-- file: (\S+) -->\n```[a-z]*\n(.*?)```", text, re.S)
+problems = 0
+for path, body in blocks:
+    full = os.path.join(sys.argv[2], path)
+    if os.path.exists(full) and open(full).read() != body:
+        print("FAIL - docs/guide.md's %s differs from %s: copy the file into the guide" % (path, full))
+        problems += 1
+shown = {p for p, _ in blocks}
+for need in ("CMakeLists.txt", "src/main.c", "migrations/0001_greetings.sql"):
+    if need not in shown:
+        print("FAIL - docs/guide.md does not show %s" % need)
+        problems += 1
+sys.exit(1 if problems else 0)
+PY
+then
+  pass "docs/guide.md shows the skeleton's CMakeLists.txt, src/main.c and migration, as they are"
+else
+  fail "docs/guide.md's files are not the skeleton's"
+fi
+if [ -f "$hello/docker-compose.yml" ] && [ -f "$hello/haproxy.cfg" ]; then
+  if out=$(docker-compose -f "$hello/docker-compose.yml" config -q 2>&1); then
+    pass "docker-compose config -q accepts $hello/docker-compose.yml"
+  else
+    echo "$out"
+    fail "docker-compose config -q rejects $hello/docker-compose.yml"
+  fi
+  haproxy_check "$hello/haproxy.cfg" -- "$hello/haproxy.cfg"
+  haproxy_check "$hello/haproxy.cfg with its compose environment" HELLO_LB_PORT=8080 HELLO_STATS_PORT=8404 \
+    -- "$hello/haproxy.cfg"
+  if docker-compose -f "$hello/docker-compose.yml" config >"$TMP/hello-compose.yml" 2>"$TMP/hello-compose.err"; then
+    if python3 - "$TMP/hello-compose.yml" "$hello" <<'PY'
+import os, re, sys, yaml
+c = yaml.safe_load(open(sys.argv[1]))
+folder = sys.argv[2]
+cfg = open(os.path.join(folder, "haproxy.cfg")).read()
+dockerfile = open(os.path.join(folder, "Dockerfile")).read()
+runtime = re.split(r"(?im)^FROM ", dockerfile)[-1]
+problems = []
+def check(cond, what):
+    print(("ok   - " if cond else "FAIL - ") + what)
+    if not cond:
+        problems.append(what)
+s = c["services"]
+check(set(s) >= {"postgres", "redis", "hello", "lb"}, "hello's compose: services postgres, redis, hello and lb")
+h = s.get("hello", {})
+check(os.path.realpath(h.get("build", {}).get("context", "")) == os.path.realpath(folder)
+      and h.get("build", {}).get("dockerfile", "Dockerfile") == "Dockerfile",
+      "hello builds its own folder's Dockerfile")
+check("container_name" not in h, "hello has no container_name (--scale hello=N)")
+ports = h.get("ports", [])
+def published(p):
+    return str(p.get("published", "")) if isinstance(p, dict) else (str(p).split(":")[-2] if str(p).count(":") >= 1 else "")
+def host_ip(p):
+    return str(p.get("host_ip", "")) if isinstance(p, dict) else (str(p).split(":")[0] if str(p).count(":") == 2 else "")
+check(all(published(p) in ("", "None") for p in ports), "hello publishes no fixed host port (--scale hello=N)")
+check(all(host_ip(p) == "127.0.0.1" for p in ports), "whatever hello publishes is on the host's loopback only")
+check(float(h.get("cpus", 0) or 0) > 0, "hello has a CPU limit (cpus)")
+env = h.get("environment", {})
+def seconds(v):
+    m = re.fullmatch(r"(?:(\d+)m)?(?:(\d+)s)?", str(v))
+    return int(m.group(1) or 0) * 60 + int(m.group(2) or 0) if m else 0
+drain = int(env.get("SHOAL_DRAIN_DELAY_MS", 5000)) + int(env.get("SHOAL_GRACE_PERIOD_MS", 10000))
+check(seconds(h.get("stop_grace_period", "10s")) * 1000 > drain,
+      "hello's stop_grace_period exceeds drain delay + grace period (%d ms)" % drain)
+dep = h.get("depends_on", {})
+check(isinstance(dep, dict) and all(dep.get(t, {}).get("condition") == "service_healthy" for t in ("postgres", "redis")),
+      "hello waits for a healthy postgres and redis")
+check("@postgres:" in env.get("DATABASE_URL", "") and "//redis:" in env.get("REDIS_URL", ""),
+      "hello reaches postgres and redis by service name")
+for tier in ("postgres", "redis"):
+    check("healthcheck" in s.get(tier, {}), "%s has a healthcheck" % tier)
+# The image's ports, unless the compose file overrides them.
+def image_env(name):
+    m = re.findall(r"\b%s=(\d+)" % name, runtime)
+    return m[-1] if m else ""
+port = str(env.get("SHOAL_PORT", image_env("SHOAL_PORT")))
+admin = str(env.get("SHOAL_ADMIN_PORT", image_env("SHOAL_ADMIN_PORT")))
+check(port.isdigit() and admin.isdigit() and port != admin, "hello has a public port (%s) and an admin port (%s)" % (port, admin))
+check({port, admin} <= {str(p) for p in h.get("expose", [])}, "hello exposes both to the compose network")
+templates = re.findall(r"^\s*server-template\s+\S+\s+(\d+)-(\d+)\s+(\S+):(\d+)\s.*\bresolvers docker\b", cfg, re.M)
+check(len(templates) == 1 and templates[0][2] == "hello" and templates[0][3] == port,
+      "haproxy.cfg finds the replicas by DNS: server-template on hello:%s with resolvers docker" % port)
+check(re.search(r"^\s*nameserver\s+\S+\s+127\.0\.0\.11:53\s*$", cfg, re.M) is not None,
+      "haproxy.cfg asks Docker's embedded DNS (127.0.0.11)")
+check(re.search(r"^\s*default-server\s.*\bcheck\b.*\bport %s\b" % re.escape(admin), cfg, re.M) is not None
+      and re.search(r"^\s*option httpchk GET /readyz\s*$", cfg, re.M) is not None,
+      "haproxy.cfg checks each replica's /readyz on the admin port (%s)" % admin)
+check("balance leastconn" in cfg, "haproxy.cfg balances on outstanding requests (leastconn)")
+lb = s.get("lb", {})
+check(str(lb.get("image", "")).startswith("haproxy:2.6"), "lb runs haproxy:2.6")
+mounts = [str(v) for v in lb.get("volumes", [])]
+check(any(v.startswith(os.path.realpath(os.path.join(folder, "haproxy.cfg")) + ":") for v in mounts),
+      "lb mounts the folder's haproxy.cfg")
+targets = {str(p["target"]) if isinstance(p, dict) else str(p).split("/")[0].rsplit(":", 1)[-1] for p in lb.get("ports", [])}
+check(port in targets, "lb publishes the public port")
+check("--scale hello=" in open(os.path.join(folder, "docker-compose.yml")).read(),
+      "the compose file says how to scale (--scale hello=N)")
+sys.exit(1 if problems else 0)
+PY
+    then :; else FAILED=1; fi
+  else
+    cat "$TMP/hello-compose.err"
+    fail "docker-compose config could not resolve $hello/docker-compose.yml"
+  fi
 fi
 
 # ------------------------------------------------------------ launcher
@@ -306,7 +498,7 @@ fi
 echo "# deploy/local"
 if bash -n deploy/local; then pass "deploy/local parses"; else fail "deploy/local does not parse"; fi
 if command -v shellcheck >/dev/null; then
-  if shellcheck deploy/local tests/deploy/validate_test.sh tests/e2e/two_nodes_test.sh; then
+  if shellcheck deploy/local tests/deploy/validate_test.sh tests/e2e/two_nodes_test.sh examples/hello/tests/hello_test.sh; then
     pass "shellcheck is clean"
   else
     fail "shellcheck found problems"

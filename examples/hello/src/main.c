@@ -3,10 +3,11 @@
  *   GET /hello/:name   {"message": "<greeting>, <name>!"}
  *
  * counted on /metrics by metrics of its own (hello_greetings_total,
- * hello_name_bytes), plus everything shoal_main gives every node: /healthz, /readyz and
- * /metrics on the admin port, request ids, security headers, CORS, rate
- * limits, sessions, idempotency keys, the settings of the library beside
- * the service's own (--help), `migrate`, and the drain on SIGTERM.
+ * hello_name_bytes), plus everything shoal_main gives every node:
+ * /healthz, /readyz and /metrics on the admin port, request ids, security
+ * headers, CORS, rate limits, sessions, idempotency keys, the settings of
+ * the library beside the service's own (--help), `migrate`, and the drain
+ * on SIGTERM.
  *
  * Its schema is its own: migrations/NNNN_name.sql, embedded into the
  * binary at build time (shoal_add_migrations in CMakeLists.txt; with

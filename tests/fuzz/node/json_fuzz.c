@@ -75,7 +75,7 @@ static size_t code_points(const char *text)
     return count;
 }
 
-static void check_verdict(const char *what, const char *message, const char *code)
+static void check_verdict(const char *what, const char *message, const shoal_error_code *code)
 {
     if (message != NULL && code == NULL)
         fuzz_fail("validate: %s gave a message without a code", what);
@@ -83,7 +83,7 @@ static void check_verdict(const char *what, const char *message, const char *cod
 
 static void check_string(const char *text, size_t length, size_t small)
 {
-    const char *code = NULL;
+    const shoal_error_code *code = NULL;
     const char *message = api_check_email(text, &code);
     check_verdict("email", message, code);
     code = NULL;

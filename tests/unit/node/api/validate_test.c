@@ -11,7 +11,8 @@
 
 /* code is read through its address, after the check ran: arguments are
  * evaluated in no fixed order. */
-static void expect(const char *message, const char *const *code, const char *wanted_message, const char *wanted_code)
+static void expect(const char *message, const shoal_error_code *const *code, const char *wanted_message,
+                   const char *wanted_code)
 {
     if (wanted_message == NULL) {
         assert_null(message);
@@ -19,13 +20,14 @@ static void expect(const char *message, const char *const *code, const char *wan
     }
     assert_non_null(message);
     assert_string_equal(message, wanted_message);
-    assert_string_equal(*code, wanted_code);
+    assert_string_equal((*code)->code, wanted_code);
+    assert_int_equal((*code)->status, 422);
 }
 
 static void emails(void **state)
 {
     (void)state;
-    const char *code = NULL;
+    const shoal_error_code *code = NULL;
     expect(api_check_email("a@b.co", &code), &code, NULL, NULL);
     expect(api_check_email("first.last+tag@sub.example.org", &code), &code, NULL, NULL);
     expect(api_check_email(NULL, &code), &code, "can't be blank", "api.blank");
@@ -45,7 +47,7 @@ static void emails(void **state)
 static void usernames(void **state)
 {
     (void)state;
-    const char *code = NULL;
+    const shoal_error_code *code = NULL;
     expect(api_check_username("jake_2.x-y", &code), &code, NULL, NULL);
     expect(api_check_username("", &code), &code, "can't be blank", "api.blank");
     const char *invalid[] = {"a b", "a/b", "a?b", "caf\xc3\xa9", "a%2F"};
@@ -63,7 +65,7 @@ static void usernames(void **state)
 static void passwords_and_optional_text(void **state)
 {
     (void)state;
-    const char *code = NULL;
+    const shoal_error_code *code = NULL;
     expect(api_check_password("x", 1, &code), &code, NULL, NULL);
     expect(api_check_password(NULL, 0, &code), &code, "can't be blank", "api.blank");
     expect(api_check_password("   ", 3, &code), &code, "can't be blank", "api.blank");
@@ -87,7 +89,7 @@ static void passwords_and_optional_text(void **state)
 static void article_text(void **state)
 {
     (void)state;
-    const char *code = NULL;
+    const shoal_error_code *code = NULL;
     expect(api_check_text("How to train your dragon", API_TITLE_MAX, &code), &code, NULL, NULL);
     expect(api_check_text(NULL, API_TITLE_MAX, &code), &code, "can't be blank", "api.blank");
     expect(api_check_text(" \n\t", API_DESCRIPTION_MAX, &code), &code, "can't be blank", "api.blank");
@@ -110,7 +112,7 @@ static void article_text(void **state)
 static void required_text(void **state)
 {
     (void)state;
-    const char *code = NULL;
+    const shoal_error_code *code = NULL;
     expect(api_check_text("first!", API_COMMENT_BODY_MAX, &code), &code, NULL, NULL);
     expect(api_check_text(NULL, API_COMMENT_BODY_MAX, &code), &code, "can't be blank", "api.blank");
     expect(api_check_text("", API_COMMENT_BODY_MAX, &code), &code, "can't be blank", "api.blank");
