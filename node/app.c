@@ -16,6 +16,7 @@
 #include "l1.h"
 #include "log.h"
 #include "metrics.h"
+#include "metrics_registry.h"
 #include "proxy.h"
 #include "store.h"
 
@@ -108,7 +109,8 @@ struct shoal_worker {
     unsigned long request_counter;
     shoal_route_counters *route_counters; /* by metrics_index, on lines of their own */
     size_t route_counter_count;
-    shoal_worker_counters counters; /* cache reads, session lookups */
+    atomic_ullong *metric_cells; /* the registered metrics' (metrics_registry.c), on lines of their own */
+    size_t metric_cell_count;
 };
 
 struct shoal_app {
@@ -148,6 +150,8 @@ struct shoal_app {
     cache_l1 *l1; /* shared by the workers; NULL when memory ran out at start */
     cache_invalidation *subscriber; /* keeps l1 coherent; NULL until started */
     const shoal_settings_values *settings; /* shoal_main's tables; NULL otherwise */
+    shoal_metric_registry *metrics; /* what shoal_app_counter and _histogram registered */
+    shoal_core_metrics core_metrics;
 };
 
 static atomic_ulong next_generation = 1;
@@ -168,6 +172,7 @@ static void free_app_basics(shoal_app *app)
     shoal_router_free(app->router);
     shoal_router_free(app->admin_router);
     store_registry_free(app->statements);
+    shoal_metric_registry_free(app->metrics);
     free(app->root.name);
     free(app->root.prefix);
     free(app->admin.name);
@@ -188,8 +193,10 @@ shoal_app *shoal_app_new(const shoal_config *config)
     app->admin.name = strdup("admin");
     app->admin.prefix = strdup("");
     app->admitted = aligned_alloc(CACHE_LINE_BYTES, CACHE_LINE_BYTES);
+    app->metrics = shoal_metric_registry_new();
     if (app->router == NULL || app->admin_router == NULL || app->statements == NULL || app->root.name == NULL ||
-        app->root.prefix == NULL || app->admin.name == NULL || app->admin.prefix == NULL || app->admitted == NULL) {
+        app->root.prefix == NULL || app->admin.name == NULL || app->admin.prefix == NULL || app->admitted == NULL ||
+        app->metrics == NULL) {
         free_app_basics(app);
         return NULL;
     }
@@ -229,6 +236,12 @@ shoal_app *shoal_app_new(const shoal_config *config)
     /* An L1 without its subscriber would serve other nodes' overwritten
      * values until they expire: it serves nothing until one subscribes. */
     cache_l1_suspend(app->l1, true);
+    /* The core's own modules register their metrics as any extension
+     * does, first: /metrics lists them before the extensions'. */
+    if (shoal_overload_register_metrics(app) != 0 || shoal_cached_register_metrics(app) != 0) {
+        shoal_app_free(app);
+        return NULL;
+    }
     return app;
 }
 
@@ -249,6 +262,7 @@ static void free_worker(shoal_app *app, shoal_worker *worker)
             app->worker_slots[i].destroy(worker->slots[i]);
     free(worker->slots);
     free(worker->route_counters);
+    free(worker->metric_cells);
     store_close(worker->store);
     if (worker->cache_tier != worker->cache)
         cache_close(worker->cache_tier);
@@ -307,6 +321,7 @@ void shoal_app_free(shoal_app *app)
     shoal_router_free(app->admin_router);
     /* After the workers: their stores read it until they close. */
     store_registry_free(app->statements);
+    shoal_metric_registry_free(app->metrics);
     pthread_mutex_destroy(&app->workers_lock);
     free(app->admitted);
     free(app);
@@ -722,18 +737,33 @@ void shoal_app_tier_totals(shoal_app *app, store_stats *postgres, cache_stats *r
     pthread_mutex_unlock(&app->workers_lock);
 }
 
-void shoal_app_worker_totals(shoal_app *app, shoal_worker_totals *totals)
+shoal_metric_registry *shoal_app_metric_registry(shoal_app *app)
 {
-    *totals = (shoal_worker_totals){0};
-    pthread_mutex_lock(&app->workers_lock);
-    for (shoal_worker *worker = app->workers; worker != NULL; worker = worker->next)
-        shoal_worker_counters_add_to(&worker->counters, totals);
-    pthread_mutex_unlock(&app->workers_lock);
+    return app->metrics;
 }
 
-shoal_worker_counters *shoal_ctx_worker_counters(shoal_ctx *ctx)
+shoal_core_metrics *shoal_app_core_metrics(shoal_app *app)
 {
-    return ctx->worker != NULL ? &ctx->worker->counters : NULL;
+    return &app->core_metrics;
+}
+
+atomic_ullong *shoal_ctx_metric_cells(shoal_ctx *ctx, size_t *count)
+{
+    if (ctx == NULL || ctx->worker == NULL) {
+        *count = 0;
+        return NULL;
+    }
+    *count = ctx->worker->metric_cell_count;
+    return ctx->worker->metric_cells;
+}
+
+void shoal_app_metric_cells_each(shoal_app *app, shoal_metric_cells_fn fn, void *data)
+{
+    pthread_mutex_lock(&app->workers_lock);
+    for (shoal_worker *worker = app->workers; worker != NULL; worker = worker->next)
+        if (worker->metric_cell_count > 0)
+            fn(worker->metric_cells, worker->metric_cell_count, data);
+    pthread_mutex_unlock(&app->workers_lock);
 }
 
 /* Relaxed: the count orders nothing else. */
@@ -786,6 +816,18 @@ static shoal_worker *worker_new(shoal_app *app)
         memset(worker->route_counters, 0, counters_bytes);
         worker->route_counter_count = app->route_count + 1;
     }
+    /* Every metric registered now has its cells (after freeze, every one
+     * there is). */
+    size_t cells = shoal_metric_registry_cells(app->metrics);
+    if (cells > 0) {
+        size_t cells_bytes = cells * sizeof *worker->metric_cells;
+        cells_bytes = (cells_bytes + CACHE_LINE_BYTES - 1) / CACHE_LINE_BYTES * CACHE_LINE_BYTES;
+        worker->metric_cells = aligned_alloc(CACHE_LINE_BYTES, cells_bytes);
+        if (worker->metric_cells != NULL) {
+            memset(worker->metric_cells, 0, cells_bytes);
+            worker->metric_cell_count = cells;
+        }
+    }
     worker->store = store_open(&app->store_config);
     char reason[256] = "";
     worker->cache = cache_open(&app->cache_config, reason, sizeof reason);
@@ -793,7 +835,8 @@ static shoal_worker *worker_new(shoal_app *app)
     worker->cache_tier = app->cache_separate && worker->cache != NULL
                              ? cache_open(&app->cache_tier_config, reason, sizeof reason)
                              : worker->cache;
-    if (worker->slots == NULL || worker->route_counters == NULL || worker->store == NULL || worker->cache == NULL || worker->cache_tier == NULL) {
+    if (worker->slots == NULL || worker->route_counters == NULL || (cells > 0 && worker->metric_cells == NULL) ||
+        worker->store == NULL || worker->cache == NULL || worker->cache_tier == NULL) {
         if ((worker->cache == NULL || worker->cache_tier == NULL) && reason[0] != '\0')
             shoal_log(SHOAL_LOG_ERROR, "worker", "cannot set up Redis: %s", reason);
         store_close(worker->store);
@@ -802,6 +845,7 @@ static shoal_worker *worker_new(shoal_app *app)
         cache_close(worker->cache);
         free(worker->slots);
         free(worker->route_counters);
+        free(worker->metric_cells);
         free(worker);
         return NULL;
     }

@@ -2,10 +2,41 @@
  * the memory and the node's L1 in front. */
 #include "aside.h"
 #include "config.h"
+#include "context.h"
 #include "log.h"
 #include "metrics.h"
+#include "metrics_registry.h"
 #include "shoal.h"
 #include "store.h"
+
+/* cache_aside_source's values, in its order; one past the last counts
+ * nowhere. Not by cache family: a family is any name a caller passes,
+ * and a label from it would have no bound. */
+#define CACHE_SOURCES (CACHE_ASIDE_STALE_IF_ERROR + 1)
+static const char *const cache_sources[CACHE_SOURCES + 1] = {
+    [CACHE_ASIDE_L1] = "l1",
+    [CACHE_ASIDE_REDIS] = "redis",
+    [CACHE_ASIDE_STALE] = "stale",
+    [CACHE_ASIDE_FILLED] = "filled",
+    [CACHE_ASIDE_BYPASSED] = "bypassed",
+    [CACHE_ASIDE_STALE_IF_ERROR] = "stale_if_error",
+    [CACHE_SOURCES] = NULL,
+};
+
+int shoal_cached_register_metrics(shoal_app *app)
+{
+    static const shoal_metric_spec reads = {
+        .name = "shoal_cache_reads_total",
+        .help = "Values read through the cache-aside helper, by where they came from: l1 and redis are hits, "
+                "stale a stale copy served while another fills, filled and bypassed misses that PostgreSQL "
+                "answered (bypassed: Redis unreachable), stale_if_error a copy past its freshness answered "
+                "because PostgreSQL could not.",
+        .label = "source",
+        .values = cache_sources,
+    };
+    shoal_app_core_metrics(app)->cache_reads = shoal_app_counter(app, &reads);
+    return shoal_app_core_metrics(app)->cache_reads != NULL ? 0 : -1;
+}
 
 typedef struct fill_call {
     shoal_ctx *ctx;
@@ -71,12 +102,12 @@ int shoal_cached(shoal_ctx *ctx, const char *family, const char *key, int ttl_ms
      * (STORE_DEADLINE), and the L1's copy kept for errors may answer that. */
     cache *tier = shoal_deadline_passed(ctx) ? NULL : shoal_cache_tier(ctx);
     /* Out of range until a value (or a fill that found nothing) names it. */
-    cache_aside_value out = {.source = (cache_aside_source)SHOAL_METRICS_CACHE_SOURCES};
+    cache_aside_value out = {.source = (cache_aside_source)CACHE_SOURCES};
     int rc = cache_aside_get(tier, shoal_app_l1(shoal_ctx_app(ctx)), family, key, &options, call_fill, &call,
                              &allocator, &out);
     /* A fill that found nothing (rc > 0) was a miss all the same. */
     if (rc >= 0)
-        shoal_worker_counters_cache_read(shoal_ctx_worker_counters(ctx), out.source, 1);
+        shoal_count(ctx, shoal_app_core_metrics(shoal_ctx_app(ctx))->cache_reads, (size_t)out.source, 1);
     *value = rc == 0 ? out.bytes : NULL;
     *length = rc == 0 ? out.length : 0;
     return rc;
@@ -97,9 +128,9 @@ int shoal_cached_many(shoal_ctx *ctx, const char *family, const char *const *key
                                   &call, &allocator, out);
     /* After a failed fill the later values have no source: nothing counts. */
     if (rc == 0) {
-        shoal_worker_counters *counters = shoal_ctx_worker_counters(ctx);
+        const shoal_counter *reads = shoal_app_core_metrics(shoal_ctx_app(ctx))->cache_reads;
         for (size_t i = 0; i < count; i++)
-            shoal_worker_counters_cache_read(counters, out[i].source, 1);
+            shoal_count(ctx, reads, (size_t)out[i].source, 1);
     }
     for (size_t i = 0; i < count; i++)
         values[i] = rc == 0 ? (shoal_cached_value){out[i].bytes, out[i].length} : (shoal_cached_value){NULL, 0};

@@ -10,6 +10,7 @@
 
 #include "cache.h"
 #include "context.h"
+#include "metrics_registry.h"
 #include "store.h"
 
 const uint64_t shoal_metrics_bucket_bounds_ns[SHOAL_METRICS_BUCKETS] = {
@@ -46,39 +47,6 @@ void shoal_route_counters_add_to(const shoal_route_counters *counters, shoal_rou
     for (size_t i = 0; i <= SHOAL_METRICS_BUCKETS; i++)
         totals->buckets[i] += atomic_load_explicit(&counters->buckets[i], memory_order_relaxed);
     totals->duration_ns += atomic_load_explicit(&counters->duration_ns, memory_order_relaxed);
-}
-
-static void bump_by(atomic_ulong *counter, unsigned long count)
-{
-    atomic_store_explicit(counter, atomic_load_explicit(counter, memory_order_relaxed) + count, memory_order_relaxed);
-}
-
-void shoal_worker_counters_cache_read(shoal_worker_counters *counters, cache_aside_source source, unsigned long count)
-{
-    if (counters != NULL && (unsigned)source < SHOAL_METRICS_CACHE_SOURCES)
-        bump_by(&counters->cache_reads[source], count);
-}
-
-void shoal_worker_counters_session_lookup(shoal_worker_counters *counters, shoal_session_lookup result)
-{
-    if (counters != NULL && (unsigned)result < SHOAL_METRICS_SESSION_RESULTS)
-        bump(&counters->session_lookups[result]);
-}
-
-void shoal_worker_counters_shed(shoal_worker_counters *counters, shoal_shed_reason reason)
-{
-    if (counters != NULL && (unsigned)reason < SHOAL_METRICS_SHED_REASONS)
-        bump(&counters->shed[reason]);
-}
-
-void shoal_worker_counters_add_to(const shoal_worker_counters *counters, shoal_worker_totals *totals)
-{
-    for (size_t i = 0; i < SHOAL_METRICS_SHED_REASONS; i++)
-        totals->shed[i] += atomic_load_explicit(&counters->shed[i], memory_order_relaxed);
-    for (size_t i = 0; i < SHOAL_METRICS_CACHE_SOURCES; i++)
-        totals->cache_reads[i] += atomic_load_explicit(&counters->cache_reads[i], memory_order_relaxed);
-    for (size_t i = 0; i < SHOAL_METRICS_SESSION_RESULTS; i++)
-        totals->session_lookups[i] += atomic_load_explicit(&counters->session_lookups[i], memory_order_relaxed);
 }
 
 /* ---- the text format ------------------------------------------------------------ */
@@ -210,53 +178,58 @@ void shoal_metrics_histogram(shoal_metrics_text *text, const char *name, const s
     sample_with(text, name, "_count", labels, label_count, NULL, (double)cumulative);
 }
 
-static const char *const cache_sources[SHOAL_METRICS_CACHE_SOURCES] = {
-    [CACHE_ASIDE_L1] = "l1",
-    [CACHE_ASIDE_REDIS] = "redis",
-    [CACHE_ASIDE_STALE] = "stale",
-    [CACHE_ASIDE_FILLED] = "filled",
-    [CACHE_ASIDE_BYPASSED] = "bypassed",
-    [CACHE_ASIDE_STALE_IF_ERROR] = "stale_if_error",
-};
-
-static const char *const session_results[SHOAL_METRICS_SESSION_RESULTS] = {
-    [SHOAL_SESSION_LOOKUP_FOUND] = "found",
-    [SHOAL_SESSION_LOOKUP_MISSING] = "missing",
-    [SHOAL_SESSION_LOOKUP_ERROR] = "error",
-};
-
-static const char *const shed_reasons[SHOAL_METRICS_SHED_REASONS] = {
-    [SHOAL_SHED_IN_FLIGHT] = "in_flight",
-    [SHOAL_SHED_DEADLINE] = "deadline",
-};
-
-void shoal_metrics_worker_totals(shoal_metrics_text *text, const shoal_worker_totals *totals)
+/* The shortest text that reads back as bound: le="0.25", not le="0.25000000000000000". */
+static void format_bound(char *out, size_t size, double bound)
 {
-    shoal_metrics_family(text, "shoal_http_requests_shed_total", "counter",
-                         "Requests answered 503 with Retry-After for the node's own load, by reason: in_flight "
-                         "(--max-in-flight requests were already in the node when it arrived) or deadline "
-                         "(--request-deadline-ms passed before work it needed could start).");
-    for (size_t i = 0; i < SHOAL_METRICS_SHED_REASONS; i++) {
-        shoal_metrics_label labels[] = {{"reason", shed_reasons[i]}};
-        shoal_metrics_sample(text, "shoal_http_requests_shed_total", NULL, labels, 1, (double)totals->shed[i]);
+    for (int digits = 1; digits <= 17; digits++) {
+        snprintf(out, size, "%.*g", digits, bound);
+        if (strtod(out, NULL) == bound)
+            return;
     }
-    shoal_metrics_family(text, "shoal_cache_reads_total", "counter",
-                         "Values read through the cache-aside helper, by where they came from: l1 and redis "
-                         "are hits, stale a stale copy served while another fills, filled and bypassed misses "
-                         "that PostgreSQL answered (bypassed: Redis unreachable), stale_if_error a copy past "
-                         "its freshness answered because PostgreSQL could not.");
-    for (size_t i = 0; i < SHOAL_METRICS_CACHE_SOURCES; i++) {
-        shoal_metrics_label labels[] = {{"source", cache_sources[i]}};
-        shoal_metrics_sample(text, "shoal_cache_reads_total", NULL, labels, 1, (double)totals->cache_reads[i]);
+}
+
+void shoal_metrics_histogram_of(shoal_metrics_text *text, const char *name, const shoal_metrics_label *labels,
+                                size_t label_count, const double *bounds, size_t bound_count,
+                                const unsigned long long *buckets, double sum)
+{
+    unsigned long long cumulative = 0;
+    for (size_t i = 0; i <= bound_count; i++) {
+        cumulative += buckets[i];
+        char le[32];
+        if (i < bound_count)
+            format_bound(le, sizeof le, bounds[i]);
+        else
+            snprintf(le, sizeof le, "+Inf");
+        sample_with(text, name, "_bucket", labels, label_count, le, (double)cumulative);
     }
-    shoal_metrics_family(text, "shoal_session_lookups_total", "counter",
-                         "Requests that presented a session token, by result: found, missing (malformed, "
-                         "unknown, expired or revoked) or error (Redis unreachable or broken).");
-    for (size_t i = 0; i < SHOAL_METRICS_SESSION_RESULTS; i++) {
-        shoal_metrics_label labels[] = {{"result", session_results[i]}};
-        shoal_metrics_sample(text, "shoal_session_lookups_total", NULL, labels, 1,
-                             (double)totals->session_lookups[i]);
-    }
+    sample_with(text, name, "_sum", labels, label_count, NULL, sum);
+    sample_with(text, name, "_count", labels, label_count, NULL, (double)cumulative);
+}
+
+/* ---- the names the core writes by hand ---------------------------------------- */
+
+static const char *const core_families[] = {
+    "shoal_http_requests_total",
+    "shoal_http_request_duration_seconds",
+    "shoal_http_requests_in_flight",
+    "shoal_http_requests_in_flight_limit",
+    "shoal_process_start_time_seconds",
+    "shoal_postgres_calls_total",
+    "shoal_postgres_errors_total",
+    "shoal_postgres_call_seconds_total",
+    "shoal_postgres_reconnects_total",
+    "shoal_redis_calls_total",
+    "shoal_redis_errors_total",
+    "shoal_redis_call_seconds_total",
+    "shoal_redis_reconnects_total",
+};
+
+bool shoal_metrics_core_name_taken(const char *name)
+{
+    for (size_t i = 0; i < sizeof core_families / sizeof core_families[0]; i++)
+        if (strcmp(name, core_families[i]) == 0)
+            return true;
+    return false;
 }
 
 /* ---- the route ------------------------------------------------------------------- */
@@ -336,9 +309,8 @@ static int metrics(shoal_ctx *ctx)
                postgres.duration_ns);
     write_tier(&text, "redis", "Redis", redis.calls, redis.errors, redis.reconnects, redis.duration_ns);
 
-    shoal_worker_totals worker_totals = {0};
-    shoal_app_worker_totals(app, &worker_totals);
-    shoal_metrics_worker_totals(&text, &worker_totals);
+    /* What the core's modules, the extensions and the service registered. */
+    shoal_metric_registry_write(app, &text);
 
     shoal_metrics_family(&text, "shoal_http_requests_in_flight_limit", "gauge",
                          "--max-in-flight: requests the node holds (shoal_http_requests_in_flight) before it "

@@ -1,5 +1,6 @@
 /* node/metrics.h: GET /metrics, the node's counters in the Prometheus text
- * exposition format (version 0.0.4).
+ * exposition format (version 0.0.4), and the metrics services and
+ * extensions register for themselves (shoal_app_counter, below).
  *
  * Counting costs the request path no lock and no allocation: each worker
  * owns a slot per route, written by its own thread with relaxed atomics
@@ -13,7 +14,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "aside.h"
 #include "shoal.h"
 
 /* Upper bounds of the latency buckets, 0.5 ms to 5 s; +Inf follows. */
@@ -42,47 +42,69 @@ void shoal_route_counters_observe(shoal_route_counters *counters, int status, ui
 /* From any thread. */
 void shoal_route_counters_add_to(const shoal_route_counters *counters, shoal_route_totals *totals);
 
-/* Cache-aside reads by where the value came from (cache_aside_source), and
- * session lookups by their result. Not by cache family: a family is any
- * name a caller passes, and a label from it would have no bound. */
-#define SHOAL_METRICS_CACHE_SOURCES (CACHE_ASIDE_STALE_IF_ERROR + 1)
+/* ---- metrics of services and extensions --------------------------------------
+ *
+ * A service or extension registers its own counters and histograms at
+ * setup (its setup function or an extension's init), keeps the handle and
+ * counts with it on the request path; GET /metrics writes every registered
+ * family, each of its series always present (a series that appears late
+ * makes rate() miss its first increase), in the order they were
+ * registered.
+ *
+ *   static const char *const results[] = {"found", "missing", NULL};
+ *   static const shoal_metric_spec spec = {
+ *       .name = "myservice_lookups_total", .help = "Lookups by result.",
+ *       .label = "result", .values = results};
+ *   const shoal_counter *lookups = shoal_app_counter(app, &spec);   (setup)
+ *   shoal_count(ctx, lookups, 1, 1);            (a request: result="missing")
+ *
+ * The series are bounded by construction: one label at most, whose values
+ * are a fixed list given at registration; a request picks one by its index
+ * and never names a new one. Counting takes no lock and no allocation: each
+ * worker (one per HTTP thread) owns its cells, written by its own thread
+ * only (a relaxed load and store), and a scrape sums every worker's. */
 
-typedef enum shoal_session_lookup {
-    SHOAL_SESSION_LOOKUP_FOUND,   /* a live session */
-    SHOAL_SESSION_LOOKUP_MISSING, /* malformed, unknown, expired or revoked token */
-    SHOAL_SESSION_LOOKUP_ERROR,   /* Redis unreachable or answering garbage */
-} shoal_session_lookup;
-#define SHOAL_METRICS_SESSION_RESULTS (SHOAL_SESSION_LOOKUP_ERROR + 1)
+/* A label's values and a histogram's buckets, at most. */
+#define SHOAL_METRIC_VALUES_MAX 32
+#define SHOAL_METRIC_BUCKETS_MAX 32
 
-/* Why the node refused a request for its own load (node/overload.c). */
-typedef enum shoal_shed_reason {
-    SHOAL_SHED_IN_FLIGHT, /* --max-in-flight requests were already in the node when it arrived */
-    SHOAL_SHED_DEADLINE,  /* its deadline passed before work it needed could start */
-} shoal_shed_reason;
-#define SHOAL_METRICS_SHED_REASONS (SHOAL_SHED_DEADLINE + 1)
+typedef struct shoal_metric_spec {
+    const char *name;  /* [a-zA-Z_:][a-zA-Z0-9_:]*; a counter's ends in _total */
+    const char *help;  /* one line for # HELP; not empty */
+    const char *label; /* [a-zA-Z_][a-zA-Z0-9_]*, or NULL: one series without labels */
+    const char *const *values; /* the label's values, NULL-terminated, distinct, not empty */
+} shoal_metric_spec;
 
-/* One worker's counters beside the routes'. */
-typedef struct shoal_worker_counters {
-    atomic_ulong cache_reads[SHOAL_METRICS_CACHE_SOURCES];
-    atomic_ulong session_lookups[SHOAL_METRICS_SESSION_RESULTS];
-    atomic_ulong shed[SHOAL_METRICS_SHED_REASONS];
-} shoal_worker_counters;
+typedef struct shoal_counter shoal_counter;
+typedef struct shoal_histogram shoal_histogram;
 
-typedef struct shoal_worker_totals {
-    unsigned long cache_reads[SHOAL_METRICS_CACHE_SOURCES];
-    unsigned long session_lookups[SHOAL_METRICS_SESSION_RESULTS];
-    unsigned long shed[SHOAL_METRICS_SHED_REASONS];
-} shoal_worker_totals;
+/* Registers a counter (the spec's strings are copied). NULL, and the setup
+ * fails with a reason (shoal_app_fail) naming the metric, for a name that
+ * is malformed or taken (by another registration or by the core's own
+ * families), a malformed label or value list, memory running out, or a
+ * call after setup (shoal_app_freeze). The app owns the handle. */
+const shoal_counter *shoal_app_counter(shoal_app *app, const shoal_metric_spec *spec);
 
-/* By the owning worker's thread only; counters may be NULL (a request
- * served without a worker), and a source out of range counts nowhere. */
-void shoal_worker_counters_cache_read(shoal_worker_counters *counters, cache_aside_source source, unsigned long count);
-void shoal_worker_counters_session_lookup(shoal_worker_counters *counters, shoal_session_lookup result);
-void shoal_worker_counters_shed(shoal_worker_counters *counters, shoal_shed_reason reason);
-/* From any thread. */
-void shoal_worker_counters_add_to(const shoal_worker_counters *counters, shoal_worker_totals *totals);
-/* The request's worker's counters; NULL when it has none. */
-shoal_worker_counters *shoal_ctx_worker_counters(shoal_ctx *ctx);
+/* Registers a histogram with its buckets' upper bounds (finite, increasing,
+ * 1 to SHOAL_METRIC_BUCKETS_MAX; +Inf follows) in the unit the name says
+ * (_seconds, _bytes); bounds NULL gives the request latency's buckets, 0.5 ms
+ * to 5 s. Its label, if any, may not be "le". Fails as shoal_app_counter. */
+const shoal_histogram *shoal_app_histogram(shoal_app *app, const shoal_metric_spec *spec, const double *bounds,
+                                           size_t bound_count);
+
+/* Adds n to the series of the label's value number value (its index in the
+ * spec's values; 0 without a label), in the request's worker. A value out
+ * of range, a NULL handle or a ctx without a worker counts nowhere. */
+void shoal_count(shoal_ctx *ctx, const shoal_counter *counter, size_t value, unsigned long n);
+
+/* One observation of observed (in the histogram's unit) in the series of
+ * value, as shoal_count; NaN counts nowhere. */
+void shoal_observe(shoal_ctx *ctx, const shoal_histogram *histogram, size_t value, double observed);
+
+/* The series' sum over the workers, as a scrape would read it (tests,
+ * and anyone who reads the app's counters in the process); 0 for a value
+ * out of range or a NULL handle. */
+unsigned long long shoal_counter_total(shoal_app *app, const shoal_counter *counter, size_t value);
 
 /* ---- the text format (tested on its own) ------------------------------------ */
 
@@ -111,11 +133,12 @@ void shoal_metrics_histogram(shoal_metrics_text *text, const char *name, const s
                              size_t label_count, const unsigned long buckets[SHOAL_METRICS_BUCKETS + 1],
                              uint64_t duration_ns);
 
-/* The shoal_cache_reads_total, shoal_session_lookups_total and
- * shoal_http_requests_shed_total families,
- * every source and result always present (a series that appears late
- * makes rate() miss its first increase). */
-void shoal_metrics_worker_totals(shoal_metrics_text *text, const shoal_worker_totals *totals);
+/* The same from any upper bounds (bound_count of them, +Inf after) and
+ * per-bucket counts (bound_count + 1, not cumulative), with the sum as is;
+ * each le is the shortest text that reads back as its bound. */
+void shoal_metrics_histogram_of(shoal_metrics_text *text, const char *name, const shoal_metrics_label *labels,
+                                size_t label_count, const double *bounds, size_t bound_count,
+                                const unsigned long long *buckets, double sum);
 
 /* Routes GET /metrics on the admin listener (shoal_app_admin). */
 extern const shoal_extension shoal_metrics_extension;

@@ -8,7 +8,7 @@
 #include <time.h>
 
 #include "context.h"
-#include "metrics.h"
+#include "metrics_registry.h"
 
 /* A full node drains within a fraction of a second; one second spreads the
  * retries without making clients wait long. */
@@ -21,9 +21,30 @@ static uint64_t monotonic_ns(void)
     return (uint64_t)now.tv_sec * 1000000000u + (uint64_t)now.tv_nsec;
 }
 
+/* shoal_shed_reason's values, in its order. */
+static const char *const shed_reasons[] = {
+    [SHOAL_SHED_IN_FLIGHT] = "in_flight",
+    [SHOAL_SHED_DEADLINE] = "deadline",
+    NULL,
+};
+
+int shoal_overload_register_metrics(shoal_app *app)
+{
+    static const shoal_metric_spec shed = {
+        .name = "shoal_http_requests_shed_total",
+        .help = "Requests answered 503 with Retry-After for the node's own load, by reason: in_flight "
+                "(--max-in-flight requests were already in the node when it arrived) or deadline "
+                "(--request-deadline-ms passed before work it needed could start).",
+        .label = "reason",
+        .values = shed_reasons,
+    };
+    shoal_app_core_metrics(app)->shed = shoal_app_counter(app, &shed);
+    return shoal_app_core_metrics(app)->shed != NULL ? 0 : -1;
+}
+
 static int refuse(shoal_ctx *ctx, shoal_shed_reason reason, const shoal_error_code *error)
 {
-    shoal_worker_counters_shed(shoal_ctx_worker_counters(ctx), reason);
+    shoal_count(ctx, shoal_app_core_metrics(ctx->app)->shed, reason, 1);
     if (shoal_fail(ctx, error) != 0)
         return -1;
     return shoal_set_header(ctx, "Retry-After", OVERLOAD_RETRY_AFTER_SECONDS);

@@ -27,7 +27,28 @@ const shoal_error_table shoal_session_errors = {
 typedef struct session_state {
     shoal_request_slot slot;
     int ttl_s;
+    const shoal_counter *lookups; /* shoal_session_lookups_total{result} */
 } session_state;
+
+/* The values of shoal_session_lookups_total's result, in this order. */
+typedef enum session_lookup {
+    SESSION_LOOKUP_FOUND,   /* a live session */
+    SESSION_LOOKUP_MISSING, /* malformed, unknown, expired or revoked token */
+    SESSION_LOOKUP_ERROR,   /* Redis unreachable or answering garbage */
+} session_lookup;
+static const char *const session_lookup_results[] = {
+    [SESSION_LOOKUP_FOUND] = "found",
+    [SESSION_LOOKUP_MISSING] = "missing",
+    [SESSION_LOOKUP_ERROR] = "error",
+    NULL,
+};
+static const shoal_metric_spec session_lookups_spec = {
+    .name = "shoal_session_lookups_total",
+    .help = "Requests that presented a session token, by result: found, missing (malformed, unknown, expired or "
+            "revoked) or error (Redis unreachable or broken).",
+    .label = "result",
+    .values = session_lookup_results,
+};
 
 /* What the request slot holds once anyone asked. */
 typedef struct request_session {
@@ -99,15 +120,15 @@ static void wipe(void *object)
 
 /* A malformed token is as missing as an unknown one; only a token that was
  * sent counts. */
-static shoal_session_lookup lookup_of(shoal_session_status status)
+static session_lookup lookup_of(shoal_session_status status)
 {
     switch (status) {
     case SHOAL_SESSION_OK:
-        return SHOAL_SESSION_LOOKUP_FOUND;
+        return SESSION_LOOKUP_FOUND;
     case SHOAL_SESSION_INVALID:
-        return SHOAL_SESSION_LOOKUP_MISSING;
+        return SESSION_LOOKUP_MISSING;
     default:
-        return SHOAL_SESSION_LOOKUP_ERROR;
+        return SESSION_LOOKUP_ERROR;
     }
 }
 
@@ -134,7 +155,7 @@ static request_session *record_of(shoal_ctx *ctx)
         record->info.created = info.created;
     }
     if (record->status != SHOAL_SESSION_NONE)
-        shoal_worker_counters_session_lookup(shoal_ctx_worker_counters(ctx), lookup_of(record->status));
+        shoal_count(ctx, state->lookups, lookup_of(record->status), 1);
     shoal_request_set(ctx, state->slot, record);
     return record;
 }
@@ -245,6 +266,9 @@ static int init(shoal_app *app, void *data)
     state->ttl_s = shoal_app_config(app)->session_ttl_s;
     /* The app frees the state from here on, whatever happens next. */
     if (shoal_app_publish(app, PUBLISHED_NAME, state, free) != 0)
+        return -1;
+    state->lookups = shoal_app_counter(app, &session_lookups_spec);
+    if (state->lookups == NULL)
         return -1;
     state->slot = shoal_app_request_slot(app);
     return state->slot < 0 ? -1 : 0;

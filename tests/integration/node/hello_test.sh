@@ -15,6 +15,10 @@
 #   - serving: its route answers (the flag wins over HELLO_GREETING), with
 #     the standard extensions' request id; /healthz, /readyz, /metrics
 #     answer on the admin port and /readyz is 404 on the public one
+#   - its own metrics on /metrics: hello_greetings_total{audience} counts
+#     the greeting by audience (every value listed), the histogram
+#     hello_name_bytes has its buckets, sum and count, and promtool (when
+#     installed) accepts the text
 #   - SIGTERM: /readyz turns 503, the node drains and exits 0
 #   - minimal.c: --version, its route, /healthz, SIGTERM exits 0
 #
@@ -171,6 +175,25 @@ if start "$hello" --greeting Hi; then
   get "$admin_port" /metrics
   check "admin /metrics answers 200 (got $status)" [ "$status" = 200 ]
   check "and counts hello's route" grep -q 'route="/hello/:name"' <<<"$body"
+  check "hello's own counter: one greeting of the world" grep -qx 'hello_greetings_total{audience="world"} 1' <<<"$body"
+  check "every audience listed, before anyone is greeted" grep -qx 'hello_greetings_total{audience="someone"} 0' <<<"$body"
+  check "with its help and type" bash -c "grep -qx '# TYPE hello_greetings_total counter' <<<\"\$1\" &&
+    grep -q '^# HELP hello_greetings_total Greetings answered' <<<\"\$1\"" _ "$body"
+  check "hello's histogram: \"world\" (5 bytes) in the le=8 bucket, none in le=4" \
+    bash -c "grep -qx 'hello_name_bytes_bucket{le=\"4\"} 0' <<<\"\$1\" &&
+             grep -qx 'hello_name_bytes_bucket{le=\"8\"} 1' <<<\"\$1\" &&
+             grep -qx 'hello_name_bytes_bucket{le=\"+Inf\"} 1' <<<\"\$1\" &&
+             grep -qx 'hello_name_bytes_sum 5' <<<\"\$1\" && grep -qx 'hello_name_bytes_count 1' <<<\"\$1\"" _ "$body"
+  if command -v promtool >/dev/null; then
+    check "promtool check metrics accepts hello's /metrics" bash -c 'promtool check metrics <<<"$1"' _ "$body"
+  else
+    echo "# promtool is not installed: hello's /metrics text is not linted"
+  fi
+  get "$port" /hello/someone-else
+  get "$admin_port" /metrics
+  check "another name counts as someone" grep -qx 'hello_greetings_total{audience="someone"} 1' <<<"$body"
+  check "and the world's count stays" grep -qx 'hello_greetings_total{audience="world"} 1' <<<"$body"
+  check "no name becomes a label" bash -c "! grep -q 'someone-else' <<<\"\$1\"" _ "$body"
   get "$port" /readyz
   check "the public port answers /readyz 404 (got $status)" [ "$status" = 404 ]
   check "the log names the service and the library" grep -q '"message":"hello 0.1.0 (libshoal ' "$log"

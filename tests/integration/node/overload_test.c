@@ -21,6 +21,7 @@
 #include "http.h"
 #include "http_client.h"
 #include "metrics.h"
+#include "metrics_registry.h"
 #include "store.h"
 #include "test_env.h"
 
@@ -210,9 +211,7 @@ static void release_blocked(void)
 
 static unsigned long shed_count(test_server *server, shoal_shed_reason reason)
 {
-    shoal_worker_totals totals;
-    shoal_app_worker_totals(server->app, &totals);
-    return totals.shed[reason];
+    return (unsigned long)shoal_counter_total(server->app, shoal_app_core_metrics(server->app)->shed, reason);
 }
 
 static void a_full_node_sheds_new_requests_and_serves_the_rest(void **state)

@@ -1,6 +1,7 @@
 /* tests/unit/node/metrics_test.c: the Prometheus text of node/metrics.c
- * (escaping, histograms, numbers, the cache and session families) and the
- * per-worker counting, without a server. */
+ * (escaping, histograms, numbers) and the routes' per-worker counting,
+ * without a server. The registered families (cache reads, session lookups,
+ * shed requests among them): metrics_registry_test.c. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -87,71 +88,6 @@ static void observations_land_in_their_class_and_bucket(void **state)
     assert_int_equal(totals.duration_ns, 2 * (500000ull + 500001ull + 6000000000ull + 1ull));
 }
 
-static void worker_counters_sum_by_source_and_result(void **state)
-{
-    (void)state;
-    shoal_worker_counters counters;
-    memset(&counters, 0, sizeof counters);
-    shoal_worker_counters_cache_read(&counters, CACHE_ASIDE_L1, 3);
-    shoal_worker_counters_cache_read(&counters, CACHE_ASIDE_BYPASSED, 1);
-    shoal_worker_counters_cache_read(&counters, (cache_aside_source)SHOAL_METRICS_CACHE_SOURCES, 7); /* none */
-    shoal_worker_counters_cache_read(NULL, CACHE_ASIDE_L1, 1);                                      /* no worker */
-    shoal_worker_counters_session_lookup(&counters, SHOAL_SESSION_LOOKUP_MISSING);
-    shoal_worker_counters_session_lookup(&counters, SHOAL_SESSION_LOOKUP_MISSING);
-    shoal_worker_counters_session_lookup(&counters, SHOAL_SESSION_LOOKUP_ERROR);
-    shoal_worker_counters_shed(&counters, SHOAL_SHED_IN_FLIGHT);
-    shoal_worker_counters_shed(&counters, SHOAL_SHED_DEADLINE);
-    shoal_worker_counters_shed(&counters, SHOAL_SHED_DEADLINE);
-    shoal_worker_counters_shed(&counters, (shoal_shed_reason)SHOAL_METRICS_SHED_REASONS); /* none */
-    shoal_worker_counters_shed(NULL, SHOAL_SHED_DEADLINE);                                /* no worker */
-    shoal_worker_totals totals = {0};
-    shoal_worker_counters_add_to(&counters, &totals);
-    shoal_worker_counters_add_to(&counters, &totals); /* a second worker */
-    assert_int_equal(totals.shed[SHOAL_SHED_IN_FLIGHT], 2);
-    assert_int_equal(totals.shed[SHOAL_SHED_DEADLINE], 4);
-    assert_int_equal(totals.cache_reads[CACHE_ASIDE_L1], 6);
-    assert_int_equal(totals.cache_reads[CACHE_ASIDE_REDIS], 0);
-    assert_int_equal(totals.cache_reads[CACHE_ASIDE_BYPASSED], 2);
-    assert_int_equal(totals.session_lookups[SHOAL_SESSION_LOOKUP_FOUND], 0);
-    assert_int_equal(totals.session_lookups[SHOAL_SESSION_LOOKUP_MISSING], 4);
-    assert_int_equal(totals.session_lookups[SHOAL_SESSION_LOOKUP_ERROR], 2);
-}
-
-static void cache_and_session_families_list_every_label_value(void **state)
-{
-    (void)state;
-    shoal_worker_totals totals = {0};
-    totals.cache_reads[CACHE_ASIDE_L1] = 5;
-    totals.cache_reads[CACHE_ASIDE_FILLED] = 2;
-    totals.cache_reads[CACHE_ASIDE_STALE_IF_ERROR] = 3;
-    totals.session_lookups[SHOAL_SESSION_LOOKUP_MISSING] = 1;
-    totals.shed[SHOAL_SHED_DEADLINE] = 4;
-    shoal_metrics_text text = {0};
-    shoal_metrics_worker_totals(&text, &totals);
-    assert_false(text.failed);
-    const char *expected_samples = "shoal_cache_reads_total{source=\"l1\"} 5\n"
-                                   "shoal_cache_reads_total{source=\"redis\"} 0\n"
-                                   "shoal_cache_reads_total{source=\"stale\"} 0\n"
-                                   "shoal_cache_reads_total{source=\"filled\"} 2\n"
-                                   "shoal_cache_reads_total{source=\"bypassed\"} 0\n"
-                                   "shoal_cache_reads_total{source=\"stale_if_error\"} 3\n";
-    assert_non_null(strstr(text.data, expected_samples));
-    assert_non_null(strstr(text.data, "shoal_session_lookups_total{result=\"found\"} 0\n"
-                                      "shoal_session_lookups_total{result=\"missing\"} 1\n"
-                                      "shoal_session_lookups_total{result=\"error\"} 0\n"));
-    assert_non_null(strstr(text.data, "# TYPE shoal_http_requests_shed_total counter\n"));
-    assert_non_null(strstr(text.data, "shoal_http_requests_shed_total{reason=\"in_flight\"} 0\n"
-                                      "shoal_http_requests_shed_total{reason=\"deadline\"} 4\n"));
-    /* Each family is declared once, before its samples. */
-    const char *type = strstr(text.data, "# TYPE shoal_cache_reads_total counter\n");
-    assert_non_null(type);
-    assert_true(type < strstr(text.data, expected_samples));
-    assert_null(strstr(type + 1, "# TYPE shoal_cache_reads_total"));
-    assert_non_null(strstr(text.data, "# TYPE shoal_session_lookups_total counter\n"));
-    assert_true(strstr(text.data, "# TYPE shoal_session_lookups_total") < strstr(text.data, "result=\"found\""));
-    shoal_metrics_text_free(&text);
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -160,8 +96,6 @@ int main(void)
         cmocka_unit_test(values_are_integers_or_exact_floats),
         cmocka_unit_test(histograms_are_cumulative_with_le_last),
         cmocka_unit_test(observations_land_in_their_class_and_bucket),
-        cmocka_unit_test(worker_counters_sum_by_source_and_result),
-        cmocka_unit_test(cache_and_session_families_list_every_label_value),
     };
     return cmocka_run_group_tests_name("unit/node/metrics", tests, NULL, NULL);
 }

@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# tests/integration/node/metric_families_test.sh: what shoal-node's
+# GET /metrics offers, as a dashboard or an alert sees it, stays what
+# metric_families.txt lists: every family's HELP and TYPE line, in order,
+# and every series by its labels, with their values for the families of a
+# fixed label set (cache read sources, session results, shed reasons) and
+# the label names alone for the per-route families (their values follow
+# the traffic). The text also passes `promtool check metrics`.
+# Families moved from hand-written code to registrations (issue 15) must
+# read exactly as before; a new family or label is added to the list on
+# purpose.
+#
+#   metric_families_test.sh SHOAL_NODE EXPECTED_LIST [WRAPPER...]
+set -euo pipefail
+binary=$1
+expected=$2
+shift 2
+wrapper=("$@")
+# shellcheck source=SCRIPTDIR/../../support/node_checks.sh
+source "$(dirname "$0")/../../support/node_checks.sh"
+scale=${SHOAL_TEST_TIME_SCALE:-1}
+scale=${scale%%.*}
+[ "$scale" -ge 1 ] 2>/dev/null || scale=1
+: "${SHOAL_TEST_DATABASE_URL:?run by ctest with the tiers fixture}" "${SHOAL_TEST_REDIS_URL:?}"
+
+node_pid=""
+log=$(mktemp)
+scrape=$(mktemp)
+trap 'stop_pid "$node_pid" KILL; rm -f "$log" "$scrape"' EXIT
+
+env DATABASE_URL="$SHOAL_TEST_DATABASE_URL" REDIS_URL="$SHOAL_TEST_REDIS_URL" SHOAL_PORT=0 SHOAL_ADMIN_PORT=0 \
+  SHOAL_THREADS=2 SHOAL_NODE_NAME=metric-families "${wrapper[@]}" "$binary" 2>"$log" &
+node_pid=$!
+line=""
+for _ in $(seq $((200 * scale))); do
+  line=$(grep -o '"message":"serving on [^"]*' "$log" || true)
+  [ -n "$line" ] && break
+  kill -0 "$node_pid" 2>/dev/null || break
+  sleep 0.05
+done
+port=$(sed -n 's/.*serving on [^ ]*:\([0-9]*\) with.*/\1/p' <<<"$line")
+admin_port=$(sed -n 's/.*admin on [^ ]*:\([0-9]*\);.*/\1/p' <<<"$line")
+if [ -z "$port" ] || [ -z "$admin_port" ]; then
+  echo "shoal-node did not start serving; its log:"
+  cat "$log"
+  exit 1
+fi
+
+# A route answered, so that the per-route families have series.
+curl -s -o /dev/null --max-time $((5 * scale)) "http://127.0.0.1:$port/json" || true
+check "GET /metrics answers 200" \
+  [ "$(curl -s -o "$scrape" -w '%{http_code}' --max-time $((5 * scale)) "http://127.0.0.1:$admin_port/metrics")" = 200 ]
+
+# HELP and TYPE lines as they are; samples without their value, the
+# per-route ones without their label values; each shape once.
+families=$(sed -E -e '/^#/b' -e 's/ [^ ]+$//' \
+                  -e '/^shoal_http_request(s_total|_duration_seconds_)/s/="([^"\\]|\\.)*"//g' "$scrape" |
+           awk '!seen[$0]++')
+if diff -u "$expected" <(printf '%s\n' "$families"); then
+  check "the families, their help, types and label sets are the listed ones" true
+else
+  check "the families, their help, types and label sets are the listed ones (diff above: - listed, + served)" false
+fi
+check "promtool check metrics passes" promtool check metrics <"$scrape"
+
+stop_node
+checks_summary
