@@ -18,6 +18,7 @@
 #   - the public port: /healthz 200, /readyz 404 (served on the admin port only)
 #   - the admin port: /healthz 200; /readyz 200 with PostgreSQL and Redis up;
 #     /metrics in the Prometheus text format, counting GET /hello/:name
+#     and hello's own hello_greetings_total
 #     (through a load balancer: after up to 64 more greetings, until that
 #     replica has had one)
 # Exit status: 0 when every check passed, 1 otherwise. It writes nothing
@@ -85,6 +86,8 @@ if [ -n "$ADMIN_URL" ]; then
     get "$ADMIN_URL/metrics"
   done
   check "counting GET /hello/:name" body_matches '^shoal_http_requests_total\{.*route="/hello/:name".*\} [1-9][0-9]*$'
+  check "and hello's own counter, hello_greetings_total{audience=\"world\"}" \
+    body_matches '^hello_greetings_total\{audience="world"\} [1-9][0-9]*$'
 else
   echo "# no ADMIN_URL: /healthz, /readyz and /metrics on the admin port not checked"
 fi
