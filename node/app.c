@@ -201,6 +201,7 @@ shoal_app *shoal_app_new(const shoal_config *config)
         return NULL;
     }
     app->config = config;
+    app->settings = config->settings; /* shoal_config_load's tables; shoal_main sets its own */
     app->generation = atomic_fetch_add(&next_generation, 1);
     app->root.app = app;
     app->root.listener = SHOAL_LISTENER_PUBLIC;

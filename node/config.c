@@ -1,11 +1,11 @@
-/* node/config.c: the core's settings table (and, until they move to their
- * owners, the demo services' and the seed command's), its checks, and the
- * tiers' settings derived from it. The parsing is node/settings.c's. */
+/* node/config.c: the core's settings table (HTTP, overload, lifecycle,
+ * logging, the tiers), its checks, and the tiers' settings derived from it.
+ * Every other setting lives in its owner's table (the standard extensions',
+ * password hashing's, a service's); the parsing is node/settings.c's and
+ * shoal_config_load is node/config_load.c's. */
 #include "config.h"
 #include "config_tables.h"
-#include "ext/rate_limit.h"
 #include "proxy.h"
-#include "seed.h"
 
 #include <arpa/inet.h>
 #include <limits.h>
@@ -63,12 +63,6 @@ static const setting core_settings[] = {
      1073741824, "request body, in bytes; larger bodies get 413", NULL},
     {"max-json-depth", "SHOAL_MAX_JSON_DEPTH", SETTING_INT, FIELD(max_json_depth), "32", 1, 1000,
      "nesting depth of JSON request bodies; deeper bodies get 400", NULL},
-    {"cors-origins", "SHOAL_CORS_ORIGINS", SETTING_STRING, FIELD(cors_origins), "*", 0, 0,
-     "origins whose pages may call the node: * (any; no credentials are ever allowed), a comma-separated "
-     "list, or empty (CORS off)", NULL},
-    {"security-headers", "SHOAL_SECURITY_HEADERS", SETTING_BOOL, FIELD(security_headers), "true", 0, 0,
-     "send X-Content-Type-Options, Content-Security-Policy and Referrer-Policy on every answer, and "
-     "Cache-Control: no-store on answers to requests with credentials or that may change something", NULL},
     {"trusted-proxies", "SHOAL_TRUSTED_PROXIES", SETTING_STRING, FIELD(trusted_proxies),
      "127.0.0.0/8,::1", 0, 0,
      "comma-separated addresses and CIDRs of proxies whose X-Forwarded-For names the client "
@@ -132,46 +126,6 @@ static const setting core_settings[] = {
      "300000", 0, 86400000,
      "milliseconds past its freshness a cached copy still answers a read that PostgreSQL cannot "
      "(instead of 503); Redis and the per-node cache keep copies that long; 0 turns it off", NULL},
-    {"session-ttl", "SHOAL_SESSION_TTL", SETTING_INT, FIELD(session_ttl_s), "1209600", 60, 31536000,
-     "seconds a session lives after its last use (14 days; each use slides it)", NULL},
-    {"rate-limits", "SHOAL_RATE_LIMITS", SETTING_STRING, FIELD(rate_limits), SHOAL_RATE_LIMITS_DEFAULT, 0, 0,
-     "per-client limits shared by all nodes, comma-separated rules "
-     "'METHODS PATTERN=COUNT/[N]UNIT [burst B] [fail-open]' (units s, min, h, day); empty: none", NULL},
-    {"idempotency-ttl", "SHOAL_IDEMPOTENCY_TTL", SETTING_INT, FIELD(idempotency_ttl_s), "86400", 1, 2592000,
-     "seconds a POST or PATCH sent with an Idempotency-Key is answered from its first run", NULL},
-    {"password-ops-limit", "SHOAL_PASSWORD_OPS_LIMIT", SETTING_INT, FIELD(password_ops_limit), "2", 1, 64,
-     "argon2id passes per password hash (libsodium's interactive level is 2)", NULL},
-    {"password-mem-limit", "SHOAL_PASSWORD_MEM_LIMIT", SETTING_SIZE, FIELD(password_mem_limit), "64m", 8192,
-     4294967296LL, "memory per argon2id password hash (k, m and g suffixes; interactive: 64m)", NULL},
-    {"password-concurrency", "SHOAL_PASSWORD_CONCURRENCY", SETTING_INT, FIELD(password_concurrency), "4", 1, 1024,
-     "password hashes computed at once per node; memory for them is at most this times --password-mem-limit", NULL},
-    {"password-queue-timeout-ms", "SHOAL_PASSWORD_QUEUE_TIMEOUT_MS", SETTING_INT, FIELD(password_queue_timeout_ms),
-     "1000", 0, 60000, "milliseconds a login or registration waits for a hashing turn, then 503 with Retry-After", NULL},
-};
-
-/* The demo services' settings (node/api/, node/bench/), still in
- * shoal_config until they move to their owners: shoal_config_load joins
- * them to the core's, shoal-node's service declares them, other services
- * never see them. */
-static int check_login_rule(const char *value, char *reason, size_t reason_size)
-{
-    shoal_rate_limit_rule rule;
-    return shoal_rate_limit_parse_rule(value, &rule, reason, reason_size);
-}
-
-static const setting demo_settings[] = {
-    {"api", "SHOAL_API", SETTING_BOOL, FIELD(api), "true", 0, 0, "serve the RealWorld API under /api", NULL},
-    {"api-max-limit", "SHOAL_API_MAX_LIMIT", SETTING_INT, FIELD(api_max_limit), "100", 1, 1000,
-     "most articles one page of GET /api/articles or /api/articles/feed returns; a larger ?limit= is cut to it", NULL},
-    {"login-failures-per-address", "SHOAL_LOGIN_FAILURES_PER_ADDRESS", SETTING_STRING,
-     FIELD(login_failures_per_address), "20/15min burst 20", 0, 0,
-     "failed logins allowed per client address, 'COUNT/[N]UNIT [burst B]'; more get 429", check_login_rule},
-    {"login-failures-per-account", "SHOAL_LOGIN_FAILURES_PER_ACCOUNT", SETTING_STRING,
-     FIELD(login_failures_per_account), "5/15min burst 5", 0, 0,
-     "failed logins allowed per account from one client address; more get 429 (other addresses are not locked out)",
-     check_login_rule},
-    {"bench", "SHOAL_BENCH", SETTING_BOOL, FIELD(bench), "true", 0, 0,
-     "serve the TechEmpower benchmark routes (/json, /plaintext, /db, /queries, /updates, /fortunes)", NULL},
 };
 
 static bool libpq_variables_present(shoal_config_env_fn env)
@@ -184,33 +138,6 @@ static bool libpq_variables_present(shoal_config_env_fn env)
             return true;
     }
     return false;
-}
-
-/* Each entry of the CORS list is "*" or an origin as browsers send it:
- * scheme://host[:port], without a path. */
-static bool valid_origins(const char *origins)
-{
-    const char *cursor = origins;
-    while (*cursor != '\0') {
-        cursor += strspn(cursor, " ,");
-        size_t length = strcspn(cursor, ",");
-        while (length > 0 && cursor[length - 1] == ' ')
-            length--;
-        if (length == 0)
-            break;
-        bool wildcard = length == 1 && cursor[0] == '*';
-        bool web = (strncmp(cursor, "https://", 8) == 0 && length > 8) ||
-                   (strncmp(cursor, "http://", 7) == 0 && length > 7);
-        if (!wildcard && !web)
-            return false;
-        size_t scheme = wildcard ? 1 : strchr(cursor, '/') - cursor + 2;
-        for (size_t i = scheme; i < length; i++)
-            if (cursor[i] == '/' || cursor[i] == ' ')
-                return false;
-        cursor += length;
-        cursor += strcspn(cursor, ",");
-    }
-    return true;
 }
 
 /* What a table entry cannot say: values that must parse as addresses and
@@ -262,25 +189,12 @@ static int validate(void *values, char *error, size_t error_size)
                  config->database_statement_timeout_ms, config->database_timeout_ms);
         return -1;
     }
-    if (!valid_origins(config->cors_origins)) {
-        snprintf(error, error_size,
-                 "--cors-origins (SHOAL_CORS_ORIGINS): '%s' is not * or a list of origins like "
-                 "https://app.example",
-                 config->cors_origins);
-        return -1;
-    }
     shoal_proxies *proxies = shoal_proxies_parse(config->trusted_proxies, reason, sizeof reason);
     if (proxies == NULL) {
         snprintf(error, error_size, "--trusted-proxies (SHOAL_TRUSTED_PROXIES): %s", reason);
         return -1;
     }
     shoal_proxies_free(proxies);
-    shoal_rate_limits *limits = shoal_rate_limits_parse(config->rate_limits, reason, sizeof reason);
-    if (limits == NULL) {
-        snprintf(error, error_size, "--rate-limits (SHOAL_RATE_LIMITS): %s", reason);
-        return -1;
-    }
-    shoal_rate_limits_free(limits);
     /* Derived here, so that every reader sees the prefix and the number in
      * force. */
     if (strcmp(config->session_prefix, SHOAL_SESSION_PREFIX_SAME) == 0) {
@@ -350,24 +264,6 @@ bool shoal_config_cache_separate(const shoal_config *config)
 }
 
 const shoal_settings shoal_config_settings = SHOAL_SETTINGS("shoal", shoal_config, core_settings, validate);
-const shoal_settings shoal_config_demo_settings =
-    SHOAL_SETTINGS("the demo services (Conduit, TechEmpower)", shoal_config, demo_settings, NULL);
-
-/* The seed command's own flags (node/seed_command.h): no variables, so
- * that they are never settings of a node. */
-#define SEED_DEFAULT_USERS "1000"
-#define SEED_DEFAULT_ARTICLES "10000"
-static const setting seed_flags[] = {
-    {"users", NULL, SETTING_INT, FIELD(seed_users), SEED_DEFAULT_USERS, 1, STORE_SEED_MAX_USERS,
-     "users user00001.. (userNNNNN@example.com, password 'password')", NULL},
-    {"articles", NULL, SETTING_INT, FIELD(seed_articles), SEED_DEFAULT_ARTICLES, 0, STORE_SEED_MAX_ARTICLES,
-     "articles, with tags, favourites and comments", NULL},
-    {"seed", NULL, SETTING_INT, FIELD(seed_number), "0", 0, INT_MAX,
-     "another seed, another data set of the same shape", NULL},
-    {"reset", NULL, SETTING_BOOL, FIELD(seed_reset), "false", 0, 0,
-     "empty the Conduit tables first; without it a database that holds users is refused (exit status 3)", NULL},
-};
-const shoal_settings shoal_config_seed_flags = SHOAL_SETTINGS("seed", shoal_config, seed_flags, NULL);
 
 int shoal_config_use_libpq_variables(shoal_config *config, shoal_config_env_fn env)
 {
@@ -381,92 +277,3 @@ int shoal_config_use_libpq_variables(shoal_config *config, shoal_config_env_fn e
     return 0;
 }
 
-/* What shoal_config_load parses: the core's and the demo's settings, and
- * the seed command's flags when that is the command. */
-static size_t legacy_groups(shoal_config *config, bool seed, settings_group *groups)
-{
-    size_t count = 0;
-    groups[count++] = (settings_group){&shoal_config_settings, config};
-    groups[count++] = (settings_group){&shoal_config_demo_settings, config};
-    if (seed)
-        groups[count++] = (settings_group){&shoal_config_seed_flags, config};
-    return count;
-}
-
-int shoal_config_load(shoal_config *config, int argc, char **argv, shoal_config_env_fn env,
-                      char *error, size_t error_size)
-{
-    memset(config, 0, sizeof *config);
-    config->command = SHOAL_COMMAND_SERVE;
-    int index = 1;
-    if (index < argc && argv[index][0] != '-') {
-        if (strcmp(argv[index], "serve") == 0) {
-            config->command = SHOAL_COMMAND_SERVE;
-        } else if (strcmp(argv[index], "migrate") == 0) {
-            config->command = SHOAL_COMMAND_MIGRATE;
-        } else if (strcmp(argv[index], "seed") == 0) {
-            config->command = SHOAL_COMMAND_SEED;
-        } else {
-            snprintf(error, error_size, "unknown command '%s' (commands: serve, migrate, seed)", argv[index]);
-            return -1;
-        }
-        index++;
-    }
-    settings_group groups[3];
-    size_t count = legacy_groups(config, config->command == SHOAL_COMMAND_SEED, groups);
-    /* The seed command's defaults are there whatever the command. */
-    settings_group seed = {&shoal_config_seed_flags, config};
-    if (shoal_settings_defaults(groups, count, error, error_size) != 0 ||
-        shoal_settings_defaults(&seed, 1, error, error_size) != 0 ||
-        shoal_settings_environment(groups, count, env, error, error_size) != 0)
-        goto fail;
-    if (shoal_config_use_libpq_variables(config, env) != 0) {
-        snprintf(error, error_size, "out of memory");
-        goto fail;
-    }
-    switch (shoal_settings_arguments(groups, count, argc, argv, index, error, error_size)) {
-    case SETTINGS_HELP:
-        config->command = SHOAL_COMMAND_HELP;
-        return 0;
-    case SETTINGS_VERSION:
-        config->command = SHOAL_COMMAND_VERSION;
-        return 0;
-    case SETTINGS_INVALID:
-        goto fail;
-    case SETTINGS_PARSED:
-        break;
-    }
-    if (shoal_settings_validate(groups, count, error, error_size) != 0)
-        goto fail;
-    return 0;
-
-fail:
-    shoal_config_free(config);
-    return -1;
-}
-
-void shoal_config_free(shoal_config *config)
-{
-    settings_group groups[3];
-    size_t count = legacy_groups(config, true, groups);
-    shoal_settings_release(groups, count);
-}
-
-void shoal_config_usage(FILE *out, const char *program)
-{
-    fprintf(out,
-            "Usage: %s [serve|migrate|seed] [--option value]...\n"
-            "\n"
-            "  serve    (default) apply migrations unless --migrate=false, then serve HTTP\n"
-            "  migrate  apply database migrations and exit\n"
-            "  seed     apply migrations unless --migrate=false, fill the database with a\n"
-            "           reproducible Conduit data set for load tests, and exit; its flags:\n",
-            program);
-    shoal_settings_print(out, &shoal_config_seed_flags, "    ");
-    fprintf(out, "\n"
-                 "Every option can also be set by its environment variable; flags win.\n"
-                 "Sizes accept k, m and g suffixes. Bad settings exit with status 2.\n\n");
-    shoal_settings_print(out, &shoal_config_settings, "  ");
-    shoal_settings_print(out, &shoal_config_demo_settings, "  ");
-    fprintf(out, "\n  --help                     this text\n  --version                  print the version\n");
-}

@@ -1,4 +1,4 @@
-/* node/config.h: every setting, from flags and the environment.
+/* node/config.h: the core's settings, from flags and the environment.
  *
  * Each setting has a flag (--port) and an environment variable
  * (SHOAL_PORT; DATABASE_URL and REDIS_URL keep their usual names). The
@@ -6,7 +6,11 @@
  * validation and --help, so a setting cannot exist in one and not the
  * others (node/config.c; the tables' format and the parser:
  * <shoal/settings.h>, node/settings.c). A service's own settings come in
- * tables of its own, joined to these by shoal_main (<shoal/service.h>). */
+ * tables of its own, joined to these by shoal_main (<shoal/service.h>); so
+ * do the standard extensions (--cors-origins, --rate-limits, --session-ttl,
+ * --idempotency-ttl, --security-headers: node/ext/ headers) and password
+ * hashing (--password-*: node/password.h), whose values an app reads with
+ * shoal_app_settings. */
 #ifndef SHOAL_CONFIG_H
 #define SHOAL_CONFIG_H
 
@@ -15,6 +19,7 @@
 #include <stdio.h>
 
 #include "cache.h"
+#include "settings.h"
 #include "store.h"
 
 typedef enum shoal_command {
@@ -52,8 +57,6 @@ typedef struct shoal_config {
     size_t max_header_bytes;
     size_t max_body_bytes;
     int max_json_depth;
-    char *cors_origins; /* "*" (the default), a comma-separated list, or "" (off) */
-    bool security_headers; /* node/ext/security_headers.h */
     char *trusted_proxies; /* addresses and CIDRs whose X-Forwarded-For is believed */
 
     /* overload (node/overload.c) */
@@ -67,9 +70,6 @@ typedef struct shoal_config {
     int startup_timeout_s; /* how long to wait for PostgreSQL at start */
     bool migrate;
     bool strict; /* refuse to start past the PostgreSQL connection budget (node/budget.h) */
-
-    /* the TechEmpower benchmark routes (node/bench/) */
-    bool bench;
 
     /* logging */
     int access_log_sample; /* 0 = off, 1 = every request, N = one in N */
@@ -89,42 +89,33 @@ typedef struct shoal_config {
     int l1_ttl_ms;
     int cache_stale_if_error_ms; /* a stale copy answers a failed fill this long; 0: never */
 
-    /* sessions */
-    int session_ttl_s; /* idle lifetime; slides on use */
-
-    /* rate limits and idempotency keys */
-    char *rate_limits;     /* rules, node/ext/rate_limit.h; "" limits nothing */
-    int idempotency_ttl_s; /* how long a finished request's answer is replayed */
-
-    /* passwords (node/password.h) */
-    int password_ops_limit;
-    size_t password_mem_limit;
-    int password_concurrency;      /* argon2id hashes at once per node */
-    int password_queue_timeout_ms; /* wait for a turn, then 503 */
-
-    /* the RealWorld API (node/api/) */
-    bool api;
-    int api_max_limit; /* most articles one list page returns */
-    char *login_failures_per_address; /* "COUNT/[N]UNIT [burst B]" */
-    char *login_failures_per_account; /* per account and address */
-
-    /* `seed` only (node/seed_command.h): its own flags, not settings of a node, so
-     * they have no environment variables and other commands refuse them. */
-    int seed_users;
-    int seed_articles;
-    int seed_number; /* --seed */
-    bool seed_reset;
+    /* Every other table's values that shoal_config_load parsed (the
+     * standard extensions', password hashing's, and those given to
+     * shoal_config_load_with); shoal_app_new hands them to the app, where
+     * shoal_app_settings reads them. NULL when the config was not loaded
+     * so (shoal_main gives the app its own). */
+    const shoal_settings_values *settings;
 } shoal_config;
 
 /* Looks up an environment variable; getenv fits. */
 typedef const char *(*shoal_config_env_fn)(const char *name);
 
 /* Fills config from env then argv (argv[0] is the program name; an optional
- * first word `serve`, `migrate` or `seed` selects the command). Returns 0, or -1 with
- * a message naming the setting and the problem in error. Strings in config
- * are heap copies: release them with shoal_config_free. */
+ * first word `serve`, `migrate` or `seed` selects the command): the core's
+ * settings, and into config->settings those of the library's other tables
+ * (the standard extensions', password hashing's). Returns 0, or -1 with a
+ * message naming the setting and the problem in error. Strings in config
+ * are heap copies: release them with shoal_config_free. For a node built
+ * by hand; shoal_main does this itself. */
 int shoal_config_load(shoal_config *config, int argc, char **argv, shoal_config_env_fn env,
                       char *error, size_t error_size);
+
+/* As shoal_config_load, with more tables (NULL-terminated, e.g. a
+ * service's) and defaults over the tables' own (NULL-terminated, as
+ * shoal_service's defaults). */
+int shoal_config_load_with(shoal_config *config, const shoal_settings *const *tables,
+                           const shoal_setting_default *defaults, int argc, char **argv, shoal_config_env_fn env,
+                           char *error, size_t error_size);
 
 void shoal_config_free(shoal_config *config);
 

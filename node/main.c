@@ -4,8 +4,9 @@
 
 #include "api/api.h"
 #include "bench/bench.h"
-#include "config_tables.h"
+#include "password.h"
 #include "demo_migrations.h"
+#include "demo_settings.h"
 #include "seed_command.h"
 #include "service.h"
 
@@ -19,24 +20,18 @@ static int setup(shoal_app *app, void *data)
 }
 
 /* `shoal-node seed`: its flags (--users, --articles, --seed, --reset) are
- * parsed into a shoal_config of their own. */
+ * shoal_seed_flags, parsed for this command only. */
 static int seed(const shoal_config *config, const shoal_settings_values *values, void *data)
 {
     (void)data;
-    const shoal_config *flags = shoal_settings_of(values, &shoal_config_seed_flags);
-    shoal_config seeding = *config;
-    seeding.seed_users = flags->seed_users;
-    seeding.seed_articles = flags->seed_articles;
-    seeding.seed_number = flags->seed_number;
-    seeding.seed_reset = flags->seed_reset;
-    return shoal_seed_run(&seeding, stdout, stderr, NULL);
+    return shoal_seed_run(config, values, stdout, stderr, NULL);
 }
 
 static const shoal_service_command seed_command = {
     .name = "seed",
     .summary = "apply migrations unless --migrate=false, fill the database with a\n"
                "           reproducible Conduit data set for load tests, and exit",
-    .flags = &shoal_config_seed_flags,
+    .flags = &shoal_seed_flags,
     .migrate_first = true,
     .run = seed,
 };
@@ -52,7 +47,8 @@ int main(int argc, char **argv)
         .name = "shoal-node",
         .version = SHOAL_VERSION_STRING,
         .setup = setup,
-        .settings = (const shoal_settings *const[]){&shoal_config_demo_settings, NULL},
+        .settings = (const shoal_settings *const[]){&shoal_conduit_settings, &shoal_techempower_settings,
+                                                    &shoal_password_settings, NULL},
         .migrations = (const shoal_migrations *const[]){&conduit, &techempower, NULL},
         .commands = (const shoal_service_command *const[]){&seed_command, NULL},
         /* The TechEmpower routes answer only the library's codes. */
@@ -60,6 +56,9 @@ int main(int argc, char **argv)
         /* 0.1's key layout, byte for byte: sessions, idempotent replays
          * and the invalidation channel carry over a rolling upgrade. */
         .redis_prefix = "",
+        /* Conduit's credential endpoints are limited unless
+         * SHOAL_RATE_LIMITS says otherwise (empty: none), as in 0.1. */
+        .defaults = shoal_demo_defaults,
     };
     return shoal_main(&service, argc, argv);
 }

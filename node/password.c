@@ -30,6 +30,34 @@ struct shoal_password {
     sem_t turns;
 };
 
+static const shoal_setting password_table[] = {
+    {"password-ops-limit", "SHOAL_PASSWORD_OPS_LIMIT", SHOAL_SETTING_INT,
+     offsetof(shoal_password_settings_values, ops_limit), "2", 1, 64,
+     "argon2id passes per password hash (libsodium's interactive level is 2)", NULL},
+    {"password-mem-limit", "SHOAL_PASSWORD_MEM_LIMIT", SHOAL_SETTING_SIZE,
+     offsetof(shoal_password_settings_values, mem_limit), "64m", 8192, 4294967296LL,
+     "memory per argon2id password hash (k, m and g suffixes; interactive: 64m)", NULL},
+    {"password-concurrency", "SHOAL_PASSWORD_CONCURRENCY", SHOAL_SETTING_INT,
+     offsetof(shoal_password_settings_values, concurrency), "4", 1, 1024,
+     "password hashes computed at once per node; memory for them is at most this times --password-mem-limit", NULL},
+    {"password-queue-timeout-ms", "SHOAL_PASSWORD_QUEUE_TIMEOUT_MS", SHOAL_SETTING_INT,
+     offsetof(shoal_password_settings_values, queue_timeout_ms), "1000", 0, 60000,
+     "milliseconds a login or registration waits for a hashing turn, then 503 with Retry-After", NULL},
+};
+const shoal_settings shoal_password_settings =
+    SHOAL_SETTINGS("password hashing", shoal_password_settings_values, password_table, NULL);
+
+shoal_password_config shoal_password_config_of(const shoal_password_settings_values *values)
+{
+    if (values == NULL)
+        return (shoal_password_config){.ops_limit = 2, .mem_limit = 64u * 1024 * 1024, .concurrency = 4,
+                                       .queue_timeout_ms = 1000};
+    return (shoal_password_config){.ops_limit = (unsigned long long)values->ops_limit,
+                                   .mem_limit = values->mem_limit,
+                                   .concurrency = values->concurrency,
+                                   .queue_timeout_ms = values->queue_timeout_ms};
+}
+
 shoal_password *shoal_password_new(const shoal_password_config *config)
 {
     if (sodium_init() < 0 || config->concurrency < 1 || config->queue_timeout_ms < 0 ||

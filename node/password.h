@@ -14,6 +14,7 @@
 #include <stddef.h>
 
 #include "errors.h"
+#include "settings.h"
 
 /* crypto_pwhash_STRBYTES: the encoded hash and its NUL. */
 #define SHOAL_PASSWORD_HASH_SIZE 128
@@ -53,6 +54,24 @@ int shoal_password_in_progress(shoal_password *passwords);
 /* True when hash was made with another cost than the configured one, so
  * that a login can store a new hash after the cost was raised. */
 bool shoal_password_needs_rehash(const shoal_password *passwords, const char *hash);
+
+/* The --password-* settings (SHOAL_PASSWORD_*), for a service that hashes
+ * passwords: it lists shoal_password_settings among its settings tables
+ * and makes its hasher from the values,
+ *
+ *     const shoal_password_settings_values *values = shoal_app_settings(app, &shoal_password_settings);
+ *     shoal_password_config config = shoal_password_config_of(values);
+ *
+ * A service that does not list it has no such flags. */
+typedef struct shoal_password_settings_values {
+    int ops_limit;
+    size_t mem_limit;
+    int concurrency;      /* hashes at once per node */
+    int queue_timeout_ms; /* wait for a turn, then SHOAL_PASSWORD_BUSY */
+} shoal_password_settings_values;
+extern const shoal_settings shoal_password_settings;
+/* The hasher's configuration from the values; NULL: the table's defaults. */
+shoal_password_config shoal_password_config_of(const shoal_password_settings_values *values);
 
 /* The answer for SHOAL_PASSWORD_BUSY (module "password" in `errors`): 503
  * password.busy; send Retry-After with it. */

@@ -268,54 +268,78 @@ static void service_redis_prefix(const shoal_service *service, char out[CACHE_KE
         snprintf(out, CACHE_KEY_PREFIX_MAX + 1, "%s:", service->name);
 }
 
-static const shoal_setting *core_setting(const char *flag)
-{
-    for (size_t i = 0; i < shoal_config_settings.count; i++)
-        if (strcmp(shoal_config_settings.table[i].flag, flag) == 0)
-            return &shoal_config_settings.table[i];
-    return NULL;
-}
-
-/* Over the library's default, before the environment and the flags. */
-static int apply_service_defaults(const shoal_service *service, shoal_config *config, char *error,
-                                  size_t error_size)
+/* Over the tables' own defaults, before the environment and the flags:
+ * the service's --redis-prefix, then its defaults. A default for a flag
+ * the node does not have, or one that does not parse, is the service's
+ * bug. */
+static int apply_service_defaults(const shoal_service *service, const settings_group *groups, size_t count,
+                                  char *error, size_t error_size)
 {
     char prefix[CACHE_KEY_PREFIX_MAX + 1];
     service_redis_prefix(service, prefix);
-    const shoal_setting *setting = core_setting("redis-prefix");
-    return setting != NULL ? shoal_settings_apply(config, setting, prefix, "the service's redis_prefix", error,
-                                                  error_size)
-                           : 0;
+    const shoal_setting_default redis_prefix[] = {{"redis-prefix", prefix}, {NULL, NULL}};
+    return shoal_settings_overrides(groups, count, redis_prefix, "the service's redis_prefix", error, error_size) == 0
+               ? shoal_settings_overrides(groups, count, service->defaults, "the service's default", error, error_size)
+               : -1;
 }
 
-/* The library's table as --help shows it to this service's users: with
- * the service's default of --redis-prefix. */
-static void print_core_settings(FILE *out, const shoal_service *service)
+/* The default --help shows for a setting: the service's, or the table's. */
+static const char *shown_default(const shoal_service *service, const shoal_setting *setting, const char *prefix)
 {
-    const shoal_settings *core = &shoal_config_settings;
-    shoal_setting *table = malloc(core->count * sizeof *table);
+    if (strcmp(setting->flag, "redis-prefix") == 0)
+        return prefix;
+    const char *value = setting->default_value;
+    for (size_t d = 0; service->defaults != NULL && service->defaults[d].flag != NULL; d++)
+        if (strcmp(service->defaults[d].flag, setting->flag) == 0)
+            value = service->defaults[d].value;
+    return value;
+}
+
+/* A table as --help shows it to this service's users: with the defaults
+ * the service set (its --redis-prefix, its defaults). */
+static void print_settings(FILE *out, const shoal_service *service, const shoal_settings *settings)
+{
+    shoal_setting *table = malloc((settings->count > 0 ? settings->count : 1) * sizeof *table);
     if (table == NULL) {
-        shoal_settings_print(out, core, "  ");
+        shoal_settings_print(out, settings, "  ");
         return;
     }
-    memcpy(table, core->table, core->count * sizeof *table);
+    memcpy(table, settings->table, settings->count * sizeof *table);
     char prefix[CACHE_KEY_PREFIX_MAX + 1];
     service_redis_prefix(service, prefix);
-    for (size_t i = 0; i < core->count; i++)
-        if (strcmp(table[i].flag, "redis-prefix") == 0)
-            table[i].default_value = prefix;
-    shoal_settings shown = *core;
+    for (size_t i = 0; i < settings->count; i++)
+        table[i].default_value = shown_default(service, &table[i], prefix);
+    shoal_settings shown = *settings;
     shown.table = table;
     shoal_settings_print(out, &shown, "  ");
     free(table);
 }
 
-/* The library's tables over shoal_config write into the node's config;
- * every other table gets a struct of its own. */
+/* The core's table writes into the node's config; every other table gets
+ * a struct of its own. */
 static bool in_core_config(const shoal_settings *settings)
 {
-    return settings == &shoal_config_settings || settings == &shoal_config_demo_settings ||
-           settings == &shoal_config_seed_flags;
+    return settings == &shoal_config_settings;
+}
+
+/* The standard extensions in their order (the health extension, made
+ * per tier monitor, has no settings: NULL here). */
+static const shoal_extension *const standard_extensions[STANDARD_COUNT] = {
+    &shoal_request_id_extension, &shoal_security_headers_extension, &shoal_cors_extension,
+    &shoal_rate_limit_extension, &shoal_session_extension,          &shoal_idempotency_extension,
+    NULL,                        &shoal_metrics_extension,
+};
+
+/* The standard extension in place at s (the service's replacement, or
+ * the library's), or NULL when switched off or made at serve time. */
+static const shoal_extension *standard_in_place(const shoal_service *service, size_t s)
+{
+    if (service->standard_off & (1u << s))
+        return NULL;
+    for (size_t i = 0; service->replace != NULL && service->replace[i] != NULL; i++)
+        if (service->replace[i]->name != NULL && strcmp(service->replace[i]->name, standard_names[s]) == 0)
+            return service->replace[i];
+    return standard_extensions[s];
 }
 
 /* Every table: the service's, the library's, then the command's flags
@@ -332,7 +356,7 @@ static void node_settings_free(node_settings *node)
 {
     if (node->groups == NULL)
         return;
-    shoal_settings_release(node->groups, node->count);
+    shoal_settings_release(node->groups, node->checked);
     for (size_t g = 0; g < node->checked; g++)
         if (node->groups[g].values != &node->config)
             free(node->groups[g].values);
@@ -349,13 +373,23 @@ static int node_settings_make(node_settings *node, const shoal_service *service,
     memset(node, 0, sizeof *node);
     size_t tables = count_of((const void *const *)service->settings);
     size_t commands = count_of((const void *const *)service->commands);
-    node->groups = calloc(tables + 1 + commands, sizeof *node->groups);
+    size_t extensions = count_of((const void *const *)service->extensions);
+    node->groups = calloc(tables + 1 + STANDARD_COUNT + extensions + commands, sizeof *node->groups);
     if (node->groups == NULL)
         goto out_of_memory;
     size_t n = 0;
     for (size_t i = 0; i < tables; i++)
         node->groups[n++].settings = service->settings[i];
     node->groups[n++].settings = &shoal_config_settings;
+    /* The extensions' own tables: those loaded, in their load order. */
+    for (size_t s = 0; s < STANDARD_COUNT; s++) {
+        const shoal_extension *extension = standard_in_place(service, s);
+        if (extension != NULL && extension->settings != NULL)
+            node->groups[n++].settings = extension->settings;
+    }
+    for (size_t i = 0; i < extensions; i++)
+        if (service->extensions[i]->settings != NULL)
+            node->groups[n++].settings = service->extensions[i]->settings;
     if (chosen != NULL && chosen->flags != NULL)
         node->groups[n++].settings = chosen->flags;
     node->count = n;
@@ -420,13 +454,11 @@ static void print_usage(FILE *out, const char *program, const shoal_service *ser
             command_flags = command_flags || service->commands[i]->flags == settings;
         if (command_flags)
             continue;
-        if (settings == &shoal_config_settings) {
+        if (settings == &shoal_config_settings)
             fprintf(out, "\nlibshoal %s (every node):\n", shoal_version());
-            print_core_settings(out, service);
-            continue;
-        }
-        fprintf(out, "\n%s:\n", settings->owner != NULL ? settings->owner : service->name);
-        shoal_settings_print(out, settings, "  ");
+        else
+            fprintf(out, "\n%s:\n", settings->owner != NULL ? settings->owner : service->name);
+        print_settings(out, service, settings);
     }
     fprintf(out, "\n  --help                     this text\n  --version                  print the version\n");
 }
@@ -558,18 +590,12 @@ static migrate_outcome migrate(const shoal_service *service, const node_settings
 static int load_standard(shoal_app *app, const shoal_service *service, shoal_tier_monitor *monitor)
 {
     const shoal_extension health = shoal_health_extension(monitor);
-    const shoal_extension *standard[STANDARD_COUNT] = {
-        &shoal_request_id_extension, &shoal_security_headers_extension, &shoal_cors_extension,
-        &shoal_rate_limit_extension, &shoal_session_extension,          &shoal_idempotency_extension,
-        &health,                     &shoal_metrics_extension,
-    };
     for (size_t s = 0; s < STANDARD_COUNT; s++) {
         if (service->standard_off & (1u << s))
             continue;
-        const shoal_extension *extension = standard[s];
-        for (size_t i = 0; service->replace != NULL && service->replace[i] != NULL; i++)
-            if (strcmp(service->replace[i]->name, standard_names[s]) == 0)
-                extension = service->replace[i];
+        const shoal_extension *extension = standard_in_place(service, s);
+        if (extension == NULL)
+            extension = &health; /* not replaced: the library's, made for this monitor */
         if (shoal_app_extend(app, extension) != 0)
             return -1;
     }
@@ -810,10 +836,16 @@ int shoal_main(const shoal_service *service, int argc, char **argv)
         return EXIT_SERVICE_MALFORMED;
     }
     node.config.command = migrate_command ? SHOAL_COMMAND_MIGRATE : SHOAL_COMMAND_SERVE;
+    /* The tables' defaults and the service's are the program's own: one
+     * that does not parse is a bug, whatever the command line says. */
+    if (shoal_settings_defaults(node.groups, node.checked, error, sizeof error) != 0 ||
+        apply_service_defaults(service, node.groups, node.checked, error, sizeof error) != 0) {
+        fprintf(stderr, "%s: malformed service: %s\n", program, error);
+        node_settings_free(&node);
+        return EXIT_SERVICE_MALFORMED;
+    }
     settings_outcome outcome = SETTINGS_INVALID;
-    if (rc == 0 && shoal_settings_defaults(node.groups, node.count, error, sizeof error) == 0 &&
-        apply_service_defaults(service, &node.config, error, sizeof error) == 0 &&
-        shoal_settings_environment(node.groups, node.count, environment, error, sizeof error) == 0) {
+    if (rc == 0 && shoal_settings_environment(node.groups, node.count, environment, error, sizeof error) == 0) {
         if (shoal_config_use_libpq_variables(&node.config, environment) != 0)
             snprintf(error, sizeof error, "out of memory");
         else

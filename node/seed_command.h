@@ -21,9 +21,22 @@
 #define SHOAL_SEED_FAILED 1
 #define SHOAL_SEED_REFUSED 3 /* the database holds users and --reset was not given */
 
-/* Seeds the database of config with config's seed_* options (the schema
- * must be migrated), writes each step and a summary to out and failures to
- * errors; the report when not NULL. Returns 0 or an exit status above. */
-int shoal_seed_run(const shoal_config *config, FILE *out, FILE *errors, store_seed_report *report);
+/* The command's own flags: --users, --articles, --seed, --reset (no
+ * variables: they are never settings of a node). */
+typedef struct shoal_seed_flags_values {
+    int users;
+    int articles;
+    int seed;
+    bool reset;
+} shoal_seed_flags_values;
+extern const shoal_settings shoal_seed_flags;
+
+/* Seeds the database of config with values' shoal_seed_flags (the schema
+ * must be migrated), hashing with values' shoal_password_settings (their
+ * defaults when absent); writes each step and a summary to out and
+ * failures to errors; the report when not NULL. Returns 0 or an exit
+ * status above. */
+int shoal_seed_run(const shoal_config *config, const shoal_settings_values *values, FILE *out, FILE *errors,
+                   store_seed_report *report);
 
 #endif

@@ -24,7 +24,8 @@
  * 70 when the service itself is malformed (a flag declared twice, a name
  * that is not [a-z][a-z0-9_-]*, an unknown replacement, a component twice,
  * an enabled_by that names no boolean setting, an error code declared
- * twice or malformed, a redis_prefix that is not a key prefix).
+ * twice or malformed, a redis_prefix that is not a key prefix, a default
+ * for no setting or one that does not parse).
  *
  * Every field but name may be left out. The struct only grows at its end,
  * so designated initializers keep compiling. */
@@ -127,6 +128,13 @@ typedef struct shoal_service {
      * 0.1's layout (shoal-node, so that its sessions outlive an upgrade).
      * At most 40 bytes of [A-Za-z0-9_.:-]. */
     const char *redis_prefix;
+    /* Defaults it sets for settings of other tables (a standard
+     * extension's, the library's), NULL-terminated: parsed over the
+     * tables' own defaults and shown by --help; the environment and the
+     * flags still win. shoal-node: {{"rate-limits", SHOAL_CONDUIT_RATE_LIMITS},
+     * {NULL, NULL}}. A flag the node does not have, or a value that does
+     * not parse, exits 70. */
+    const shoal_setting_default *defaults;
 } shoal_service;
 
 /* Runs the node (or a command, --help, --version) and returns the exit

@@ -1,11 +1,12 @@
 /* node/settings.h (<shoal/settings.h>): settings declared in tables.
  *
- * A service (or, later, an extension) declares its settings in a table:
- * each entry is a flag (--greeting), an environment variable
- * (HELLO_GREETING), a type, a default, bounds or a check, and a line of
- * help. shoal_main (<shoal/service.h>) joins the library's table and the
- * service's into one --help and one parse: defaults first, then the
- * environment, then the flags, so a flag wins over its variable. A value
+ * A service or an extension declares its settings in a table: each entry
+ * is a flag (--greeting), an environment variable (HELLO_GREETING), a
+ * type, a default, bounds or a check, and a line of help. shoal_main
+ * (<shoal/service.h>) joins the core's table, the loaded extensions' and
+ * the service's into one --help and one parse: the tables' defaults first,
+ * then the service's (shoal_service's defaults), then the environment,
+ * then the flags, so a flag wins over its variable. A value
  * that does not parse, is out of bounds or fails its check, an unknown
  * flag or an unexpected argument makes the program exit with status 2 and
  * a message that names the flag (and the variable, when it came from
@@ -74,6 +75,16 @@ typedef struct shoal_settings {
 /* A table of TYPE's settings owned by OWNER; VALIDATE may be NULL. */
 #define SHOAL_SETTINGS(owner, type, table, validate) \
     {(owner), (table), sizeof(table) / sizeof((table)[0]), sizeof(type), (validate)}
+
+/* A default a service sets for a setting of another table (a standard
+ * extension's, the library's): shoal_service's defaults, e.g.
+ * {"rate-limits", "POST /api/users/login=10/min burst 5"}. It is parsed
+ * like a given value, shown by --help, and the environment and the flags
+ * still win over it. */
+typedef struct shoal_setting_default {
+    const char *flag; /* without "--" */
+    const char *value;
+} shoal_setting_default;
 
 /* The values of a table the running service declared (its struct, filled
  * in), or NULL when shoal_main did not parse that table for this app. Valid

@@ -132,6 +132,11 @@ typedef struct shoal_extension {
     int (*init)(shoal_app *app, void *data);      /* 0 or -1 */
     void (*shutdown)(shoal_app *app, void *data); /* may be NULL */
     void *data;
+    /* Its settings table (<shoal/settings.h>), or NULL: shoal_main parses
+     * it with the node's when the extension is a standard one or listed in
+     * the service's extensions; init reads the values with
+     * shoal_app_settings(app, settings). */
+    const shoal_settings *settings;
 } shoal_extension;
 /* 0, or -1 when init failed or a registration it made failed. */
 int shoal_app_extend(shoal_app *app, const shoal_extension *extension);

@@ -69,20 +69,19 @@ static void free_state(void *data)
 
 static int register_all(shoal_app *app, api_state *state)
 {
-    const shoal_config *config = shoal_app_config(app);
+    const shoal_conduit_settings_values *settings = shoal_app_settings(app, &shoal_conduit_settings);
     char reason[256];
-    if (shoal_rate_limit_parse_rule(config->login_failures_per_address, &state->failures_per_address, reason,
+    if (settings == NULL)
+        return shoal_app_fail(app, "its settings were not parsed: list shoal_conduit_settings among the service's");
+    if (shoal_rate_limit_parse_rule(settings->login_failures_per_address, &state->failures_per_address, reason,
                                     sizeof reason) != 0 ||
-        shoal_rate_limit_parse_rule(config->login_failures_per_account, &state->failures_per_account, reason,
+        shoal_rate_limit_parse_rule(settings->login_failures_per_account, &state->failures_per_account, reason,
                                     sizeof reason) != 0) {
         return shoal_app_fail(app, "login failure limits: %s", reason);
     }
-    shoal_password_config passwords = {
-        .ops_limit = (unsigned long long)config->password_ops_limit,
-        .mem_limit = config->password_mem_limit,
-        .concurrency = config->password_concurrency,
-        .queue_timeout_ms = config->password_queue_timeout_ms,
-    };
+    state->max_limit = settings->max_limit;
+    /* Without the password table: its defaults. */
+    shoal_password_config passwords = shoal_password_config_of(shoal_app_settings(app, &shoal_password_settings));
     state->passwords = shoal_password_new(&passwords);
     if (state->passwords == NULL)
         /* The configuration checked the costs against libsodium's bounds. */
@@ -103,7 +102,8 @@ static int register_all(shoal_app *app, api_state *state)
 static int init(shoal_app *app, void *data)
 {
     (void)data;
-    if (!shoal_app_config(app)->api)
+    const shoal_conduit_settings_values *settings = shoal_app_settings(app, &shoal_conduit_settings);
+    if (settings != NULL && !settings->api)
         return 0;
     api_state *state = calloc(1, sizeof *state);
     if (state == NULL)

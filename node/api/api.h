@@ -22,6 +22,24 @@
 #include "shoal.h"
 
 extern const shoal_extension shoal_api_extension;
+
+/* Conduit's settings (node/api/settings.c): --api, --api-max-limit,
+ * --login-failures-per-address, --login-failures-per-account. A service
+ * that loads shoal_api_extension lists shoal_conduit_settings (and
+ * shoal_password_settings, for its hasher) among its tables. */
+typedef struct shoal_conduit_settings_values {
+    bool api;      /* serve it at all */
+    int max_limit; /* most articles one list page returns */
+    const char *login_failures_per_address; /* "COUNT/[N]UNIT [burst B]" */
+    const char *login_failures_per_account; /* per account and address */
+} shoal_conduit_settings_values;
+extern const shoal_settings shoal_conduit_settings;
+
+/* Conduit's --rate-limits: its credential endpoints (reads are never
+ * limited). The library's default is none; shoal-node sets this one with
+ * shoal_service's defaults. */
+#define SHOAL_CONDUIT_RATE_LIMITS "POST /api/users/login=10/min burst 5,POST /api/users=20/h burst 10"
+
 /* Its error codes (module "conduit"), for the service's errors list. */
 extern const shoal_error_table shoal_api_errors;
 

@@ -38,6 +38,7 @@ typedef struct api_state {
     shoal_password *passwords;
     shoal_rate_limit_rule failures_per_address;
     shoal_rate_limit_rule failures_per_account;
+    int max_limit; /* --api-max-limit */
 } api_state;
 
 /* Registers the user routes on bp; 0 or -1. */

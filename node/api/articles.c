@@ -226,7 +226,8 @@ static bool paging(shoal_ctx *ctx, int64_t *limit, int64_t *offset)
         }
         *values[i] = (int64_t)strtoll(text, NULL, 10);
     }
-    int64_t maximum = shoal_app_config(shoal_ctx_app(ctx))->api_max_limit;
+    const api_state *api = shoal_route_data(ctx);
+    int64_t maximum = api->max_limit;
     if (*limit > maximum)
         *limit = maximum;
     return true;

@@ -326,10 +326,18 @@ static int register_all(shoal_app *app, bench_state *bench)
     return 0;
 }
 
+static const shoal_setting techempower_table[] = {
+    {"bench", "SHOAL_BENCH", SHOAL_SETTING_BOOL, offsetof(shoal_techempower_settings_values, bench), "true", 0, 0,
+     "serve the TechEmpower benchmark routes (/json, /plaintext, /db, /queries, /updates, /fortunes)", NULL},
+};
+const shoal_settings shoal_techempower_settings =
+    SHOAL_SETTINGS("techempower", shoal_techempower_settings_values, techempower_table, NULL);
+
 static int init(shoal_app *app, void *data)
 {
     (void)data;
-    if (!shoal_app_config(app)->bench)
+    const shoal_techempower_settings_values *settings = shoal_app_settings(app, &shoal_techempower_settings);
+    if (settings != NULL && !settings->bench)
         return 0;
     bench_state *bench = calloc(1, sizeof *bench);
     if (bench == NULL)

@@ -27,4 +27,10 @@
  * is false. Its state is published under the name "techempower". */
 extern const shoal_extension shoal_bench_extension;
 
+/* --bench (SHOAL_BENCH): serve the routes at all (default true). */
+typedef struct shoal_techempower_settings_values {
+    bool bench;
+} shoal_techempower_settings_values;
+extern const shoal_settings shoal_techempower_settings;
+
 #endif

@@ -1,6 +1,8 @@
 /* node/ext/cors.c */
 #include "cors.h"
 
+#include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 /* How long a browser may reuse a preflight's answer: Chromium caps it at
@@ -85,16 +87,69 @@ static void allow_listed_origin(shoal_ctx *ctx, void *origins)
     shoal_set_header(ctx, "Access-Control-Expose-Headers", EXPOSED_HEADERS);
 }
 
+/* Each entry of the list is "*" or an origin as browsers send it:
+ * scheme://host[:port], without a path. */
+static bool valid_origins(const char *origins)
+{
+    const char *cursor = origins;
+    while (*cursor != '\0') {
+        cursor += strspn(cursor, " ,");
+        size_t length = strcspn(cursor, ",");
+        while (length > 0 && cursor[length - 1] == ' ')
+            length--;
+        if (length == 0)
+            break;
+        bool wildcard = length == 1 && cursor[0] == '*';
+        bool web = (strncmp(cursor, "https://", 8) == 0 && length > 8) ||
+                   (strncmp(cursor, "http://", 7) == 0 && length > 7);
+        if (!wildcard && !web)
+            return false;
+        size_t scheme = wildcard ? 1 : strchr(cursor, '/') - cursor + 2;
+        for (size_t i = scheme; i < length; i++)
+            if (cursor[i] == '/' || cursor[i] == ' ')
+                return false;
+        cursor += length;
+        cursor += strcspn(cursor, ",");
+    }
+    return true;
+}
+
+/* Checked at start, so that a typo exits 2 instead of refusing every
+ * browser later. */
+static int validate(void *values, char *error, size_t error_size)
+{
+    const shoal_cors_settings_values *cors = values;
+    if (valid_origins(cors->origins))
+        return 0;
+    snprintf(error, error_size,
+             "--cors-origins (SHOAL_CORS_ORIGINS): '%s' is not * or a list of origins like https://app.example",
+             cors->origins);
+    return -1;
+}
+
+static const shoal_setting cors_table[] = {
+    {"cors-origins", "SHOAL_CORS_ORIGINS", SHOAL_SETTING_STRING, offsetof(shoal_cors_settings_values, origins), "*", 0,
+     0,
+     "origins whose pages may call the node: * (any; no credentials are ever allowed), a comma-separated "
+     "list, or empty (CORS off)",
+     NULL},
+};
+const shoal_settings shoal_cors_settings = SHOAL_SETTINGS("cors", shoal_cors_settings_values, cors_table, validate);
+
 static int init(shoal_app *app, void *data)
 {
     (void)data;
-    char *origins = shoal_app_config(app)->cors_origins;
+    /* An app made without the table parsed runs on its default. */
+    const shoal_cors_settings_values *values = shoal_app_settings(app, &shoal_cors_settings);
+    const char *origins = values != NULL ? values->origins : "*";
     if (origins == NULL || *origins == '\0')
         return 0; /* off */
     /* Only an entry that is "*" itself allows the origin "*". */
     shoal_after_fn allow = shoal_cors_origin_allowed(origins, "*") ? allow_any_origin : allow_listed_origin;
     shoal_blueprint *root = shoal_app_root(app);
-    if (shoal_before(root, answer_preflight, origins) != 0 || shoal_after(root, allow, origins) != 0)
+    /* The hooks only read the list, which lives as long as the app. */
+    void *list = (void *)(uintptr_t)origins;
+    if (shoal_before(root, answer_preflight, list) != 0 || shoal_after(root, allow, list) != 0)
         return -1;
     return 0;
 }
@@ -102,4 +157,5 @@ static int init(shoal_app *app, void *data)
 const shoal_extension shoal_cors_extension = {
     .name = "cors",
     .init = init,
+    .settings = &shoal_cors_settings,
 };

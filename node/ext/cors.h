@@ -15,6 +15,13 @@
  * answer from the page. Credentials are never allowed. */
 extern const shoal_extension shoal_cors_extension;
 
+/* --cors-origins (SHOAL_CORS_ORIGINS): "*" (the default), a comma-separated
+ * list of origins, or "" (off). */
+typedef struct shoal_cors_settings_values {
+    const char *origins;
+} shoal_cors_settings_values;
+extern const shoal_settings shoal_cors_settings;
+
 /* True when origin is in the list (exact match, or the list holds "*"). */
 bool shoal_cors_origin_allowed(const char *origins, const char *origin);
 

@@ -236,13 +236,22 @@ static void release_claim(shoal_ctx *ctx, void *data)
                   shoal_method_name(ctx), shoal_path(ctx), SHOAL_IDEMPOTENCY_RUNNING_TTL_MS);
 }
 
+static const shoal_setting idempotency_table[] = {
+    {"idempotency-ttl", "SHOAL_IDEMPOTENCY_TTL", SHOAL_SETTING_INT, offsetof(shoal_idempotency_settings_values, ttl_s),
+     "86400", 1, 2592000, "seconds a POST or PATCH sent with an Idempotency-Key is answered from its first run", NULL},
+};
+const shoal_settings shoal_idempotency_settings =
+    SHOAL_SETTINGS("idempotency keys", shoal_idempotency_settings_values, idempotency_table, NULL);
+
 static int init(shoal_app *app, void *data)
 {
     (void)data;
     idempotency_state *state = calloc(1, sizeof *state);
     if (state == NULL)
         return shoal_app_fail(app, "out of memory");
-    state->ttl_ms = (long long)shoal_app_config(app)->idempotency_ttl_s * 1000;
+    /* An app made without the table parsed runs on its default. */
+    const shoal_idempotency_settings_values *values = shoal_app_settings(app, &shoal_idempotency_settings);
+    state->ttl_ms = (long long)(values != NULL ? values->ttl_s : 86400) * 1000;
     /* The app frees the state from here on, also when a hook below cannot
      * be registered. */
     if (shoal_app_publish(app, PUBLISHED_NAME, state, free) != 0)
@@ -258,4 +267,5 @@ static int init(shoal_app *app, void *data)
 const shoal_extension shoal_idempotency_extension = {
     .name = "idempotency",
     .init = init,
+    .settings = &shoal_idempotency_settings,
 };

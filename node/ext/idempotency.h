@@ -36,6 +36,13 @@
  * the extensions whose headers should be fresh on a replay. */
 extern const shoal_extension shoal_idempotency_extension;
 
+/* --idempotency-ttl (SHOAL_IDEMPOTENCY_TTL): seconds a finished request's
+ * answer is replayed. */
+typedef struct shoal_idempotency_settings_values {
+    int ttl_s;
+} shoal_idempotency_settings_values;
+extern const shoal_settings shoal_idempotency_settings;
+
 /* 1 to 255 bytes of printable ASCII (space to '~'). */
 bool shoal_idempotency_key_valid(const char *key);
 

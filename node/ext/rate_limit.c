@@ -534,10 +534,37 @@ static void release_limits(void *limits)
     shoal_rate_limits_free(limits);
 }
 
+/* The rules parse at start, so that a typo exits 2 rather than limiting
+ * nothing (or everything) later. */
+static int validate(void *values, char *error, size_t error_size)
+{
+    const shoal_rate_limit_settings_values *settings = values;
+    char reason[512];
+    shoal_rate_limits *limits = shoal_rate_limits_parse(settings->rules, reason, sizeof reason);
+    if (limits == NULL) {
+        snprintf(error, error_size, "--rate-limits (SHOAL_RATE_LIMITS): %s", reason);
+        return -1;
+    }
+    shoal_rate_limits_free(limits);
+    return 0;
+}
+
+static const shoal_setting rate_limit_table[] = {
+    {"rate-limits", "SHOAL_RATE_LIMITS", SHOAL_SETTING_STRING, offsetof(shoal_rate_limit_settings_values, rules), "", 0,
+     0,
+     "per-client limits shared by all nodes, comma-separated rules "
+     "'METHODS PATTERN=COUNT/[N]UNIT [burst B] [fail-open]' (units s, min, h, day); empty: none",
+     NULL},
+};
+const shoal_settings shoal_rate_limit_settings =
+    SHOAL_SETTINGS("rate limits", shoal_rate_limit_settings_values, rate_limit_table, validate);
+
 static int init(shoal_app *app, void *data)
 {
     (void)data;
-    const char *text = shoal_app_config(app)->rate_limits;
+    /* An app made without the table parsed limits nothing (the default). */
+    const shoal_rate_limit_settings_values *values = shoal_app_settings(app, &shoal_rate_limit_settings);
+    const char *text = values != NULL ? values->rules : "";
     char error[512];
     shoal_rate_limits *limits = shoal_rate_limits_parse(text != NULL ? text : "", error, sizeof error);
     if (limits == NULL)
@@ -561,4 +588,5 @@ static int init(shoal_app *app, void *data)
 const shoal_extension shoal_rate_limit_extension = {
     .name = "rate-limit",
     .init = init,
+    .settings = &shoal_rate_limit_settings,
 };

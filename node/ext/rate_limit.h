@@ -37,8 +37,6 @@
 
 #include "../shoal.h"
 
-/* The credential endpoints; reads are never limited by default. */
-#define SHOAL_RATE_LIMITS_DEFAULT "POST /api/users/login=10/min burst 5,POST /api/users=20/h burst 10"
 
 typedef struct shoal_rate_limit_rule {
     long long count;     /* requests ... */
@@ -78,6 +76,14 @@ const shoal_rate_limit_route *shoal_rate_limits_find(const shoal_rate_limits *li
  * nothing when the list is empty. Load it after the request id and before
  * the extensions whose work it protects. */
 extern const shoal_extension shoal_rate_limit_extension;
+
+/* --rate-limits (SHOAL_RATE_LIMITS): the rules above. The library's
+ * default is "" (no limits); a service sets its own with shoal_service's
+ * defaults (shoal-node: Conduit's credential endpoints). */
+typedef struct shoal_rate_limit_settings_values {
+    const char *rules;
+} shoal_rate_limit_settings_values;
+extern const shoal_settings shoal_rate_limit_settings;
 
 /* ---- for handlers: limits on keys of their own ------------------------------ */
 

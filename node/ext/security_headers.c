@@ -44,10 +44,22 @@ static void add_security_headers(shoal_ctx *ctx, void *data)
         add_if_absent(ctx, "Cache-Control", "no-store");
 }
 
+static const shoal_setting security_headers_table[] = {
+    {"security-headers", "SHOAL_SECURITY_HEADERS", SHOAL_SETTING_BOOL,
+     offsetof(shoal_security_headers_settings_values, enabled), "true", 0, 0,
+     "send X-Content-Type-Options, Content-Security-Policy and Referrer-Policy on every answer, and "
+     "Cache-Control: no-store on answers to requests with credentials or that may change something",
+     NULL},
+};
+const shoal_settings shoal_security_headers_settings =
+    SHOAL_SETTINGS("security headers", shoal_security_headers_settings_values, security_headers_table, NULL);
+
 static int init(shoal_app *app, void *data)
 {
     (void)data;
-    if (!shoal_app_config(app)->security_headers)
+    /* An app made without the table parsed runs on its default (on). */
+    const shoal_security_headers_settings_values *values = shoal_app_settings(app, &shoal_security_headers_settings);
+    if (values != NULL && !values->enabled)
         return 0;
     return shoal_after(shoal_app_root(app), add_security_headers, NULL);
 }
@@ -55,4 +67,5 @@ static int init(shoal_app *app, void *data)
 const shoal_extension shoal_security_headers_extension = {
     .name = "security_headers",
     .init = init,
+    .settings = &shoal_security_headers_settings,
 };

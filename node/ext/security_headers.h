@@ -18,6 +18,12 @@
  * the Kubernetes Ingress), not on a node that speaks plain HTTP. */
 extern const shoal_extension shoal_security_headers_extension;
 
+/* --security-headers (SHOAL_SECURITY_HEADERS): on by default. */
+typedef struct shoal_security_headers_settings_values {
+    bool enabled;
+} shoal_security_headers_settings_values;
+extern const shoal_settings shoal_security_headers_settings;
+
 #define SHOAL_CONTENT_SECURITY_POLICY "default-src 'none'; frame-ancestors 'none'"
 
 #endif

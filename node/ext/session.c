@@ -255,6 +255,13 @@ shoal_session_status shoal_session_revoke_user(shoal_ctx *ctx, int64_t user_id)
     return status;
 }
 
+static const shoal_setting session_table[] = {
+    {"session-ttl", "SHOAL_SESSION_TTL", SHOAL_SETTING_INT, offsetof(shoal_session_settings_values, ttl_s), "1209600",
+     60, 31536000, "seconds a session lives after its last use (14 days; each use slides it)", NULL},
+};
+const shoal_settings shoal_session_settings =
+    SHOAL_SETTINGS("sessions", shoal_session_settings_values, session_table, NULL);
+
 static int init(shoal_app *app, void *data)
 {
     (void)data;
@@ -263,7 +270,9 @@ static int init(shoal_app *app, void *data)
     session_state *state = calloc(1, sizeof *state);
     if (state == NULL)
         return shoal_app_fail(app, "out of memory");
-    state->ttl_s = shoal_app_config(app)->session_ttl_s;
+    /* An app made without the table parsed runs on its default. */
+    const shoal_session_settings_values *values = shoal_app_settings(app, &shoal_session_settings);
+    state->ttl_s = values != NULL ? values->ttl_s : 1209600;
     /* The app frees the state from here on, whatever happens next. */
     if (shoal_app_publish(app, PUBLISHED_NAME, state, free) != 0)
         return -1;
@@ -277,4 +286,5 @@ static int init(shoal_app *app, void *data)
 const shoal_extension shoal_session_extension = {
     .name = "session",
     .init = init,
+    .settings = &shoal_session_settings,
 };

@@ -32,6 +32,13 @@ typedef struct shoal_session_info {
  * the blueprints that use it. */
 extern const shoal_extension shoal_session_extension;
 
+/* --session-ttl (SHOAL_SESSION_TTL): seconds a session lives after its
+ * last use. */
+typedef struct shoal_session_settings_values {
+    int ttl_s;
+} shoal_session_settings_values;
+extern const shoal_settings shoal_session_settings;
+
 /* The request's session: OK with *out set (valid until the request ends),
  * or why there is none (*out NULL). out may be NULL. */
 shoal_session_status shoal_session(shoal_ctx *ctx, const shoal_session_info **out);

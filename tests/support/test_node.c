@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "demo_migrations.h"
+#include "demo_settings.h"
 #include "config.h"
 #include "store.h"
 #include "test_env.h"
@@ -27,7 +28,7 @@ void test_node_migrate(void)
     shoal_config config;
     const char *argv[] = {"shoal-node", "--database-url", TEST_DATABASE_URL()};
     char error[512];
-    if (shoal_config_load(&config, 3, (char **)argv, no_environment, error, sizeof error) != 0)
+    if (shoal_demo_config_load(&config, 3, (char **)argv, no_environment, error, sizeof error) != 0)
         fail_msg("config: %s", error);
     store_config store = shoal_config_store(&config);
     store_migrate_report report[2];
@@ -51,7 +52,7 @@ void test_node_start(test_node *node, const char *const *flags, const shoal_exte
         argv[argc++] = (char *)flags[i];
     }
     char error[512];
-    if (shoal_config_load(&node->config, argc, argv, no_environment, error, sizeof error) != 0)
+    if (shoal_demo_config_load(&node->config, argc, argv, no_environment, error, sizeof error) != 0)
         fail_msg("configuration: %s", error);
     node->app = shoal_app_new(&node->config);
     assert_non_null(node->app);

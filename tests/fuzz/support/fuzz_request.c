@@ -1,4 +1,5 @@
 /* tests/fuzz/support/fuzz_request.c */
+#include "demo_settings.h"
 #include "fuzz_request.h"
 
 #include <fcntl.h>
@@ -286,7 +287,7 @@ void fuzz_node_open(fuzz_node *node, const char *database_url, const char *redis
     for (size_t i = 0; flags != NULL && flags[i] != NULL && argc < 64; i++)
         argv[argc++] = (char *)flags[i];
     char error[512] = "";
-    if (shoal_config_load(&node->config, argc, argv, no_environment, error, sizeof error) != 0)
+    if (shoal_demo_config_load(&node->config, argc, argv, no_environment, error, sizeof error) != 0)
         fuzz_fail("configuration: %s", error);
     node->app = shoal_app_new(&node->config);
     if (node->app == NULL)

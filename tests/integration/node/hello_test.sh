@@ -124,8 +124,14 @@ check "--help lists the library's --port beside it" grep -qE '^  --port +SHOAL_P
 check "--help: hello's settings under their own heading, before the library's" \
   bash -c "grep -nE '^(hello|libshoal [0-9.]+ \\(every node\\)):$' <<<\"\$1\" | cut -d: -f2 | tr '\n' ' ' |
            grep -qE '^hello libshoal'" _ "$out"
-check "--help names no demo setting (--api, --bench, --login-failures-*)" \
-  bash -c "! grep -qE '^  --(api|bench|api-max-limit|login-failures-per-address) ' <<<\"\$1\"" _ "$out"
+check "--help names no demo setting (--api, --bench, --api-max-limit, --login-failures-*)" \
+  bash -c "! grep -qE '^  --(api|bench|api-max-limit|login-failures-per-address|login-failures-per-account) ' <<<\"\$1\"" _ "$out"
+check "--help names no password setting (hello hashes none)" \
+  bash -c "! grep -qE '^  --password-' <<<\"\$1\"" _ "$out"
+check "--help: --rate-limits defaults to none for hello (Conduit's rules are shoal-node's)" \
+  bash -c "grep -A1 -E '^  --rate-limits +SHOAL_RATE_LIMITS$' <<<\"\$1\" | grep -qE '\\(default: empty\\)$'" _ "$out"
+check "--help: the standard extensions' settings under their owners (rate limits, sessions)" \
+  bash -c "grep -qx 'rate limits:' <<<\"\$1\" && grep -qx 'sessions:' <<<\"\$1\"" _ "$out"
 check "--help offers no seed command" bash -c "! grep -q 'seed' <<<\"\$1\"" _ "$out"
 run_status "${wrapper[@]}" "$hello" --version
 check "hello --version names hello and libshoal (got: $out)" \

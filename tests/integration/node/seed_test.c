@@ -20,6 +20,7 @@
 
 #include "api/api.h"
 #include "demo_migrations.h"
+#include "demo_settings.h"
 #include "ext/request_id.h"
 #include "ext/session.h"
 #include "seed_command.h"
@@ -52,12 +53,12 @@ static int seed(const char *conninfo, const char *const *args, store_seed_report
         argv[argc++] = args[i];
     shoal_config config;
     char error[512];
-    if (shoal_config_load(&config, argc, (char **)argv, no_environment, error, sizeof error) != 0)
+    if (shoal_demo_config_load(&config, argc, (char **)argv, no_environment, error, sizeof error) != 0)
         fail_msg("config: %s", error);
     assert_int_equal(config.command, SHOAL_COMMAND_SEED);
     FILE *out = fopen("/dev/null", "w");
     assert_non_null(out);
-    int rc = shoal_seed_run(&config, out, stderr, report);
+    int rc = shoal_seed_run(&config, config.settings, out, stderr, report);
     fclose(out);
     shoal_config_free(&config);
     return rc;

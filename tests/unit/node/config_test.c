@@ -9,7 +9,28 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "api/api.h"
+#include "bench/bench.h"
 #include "config.h"
+#include "demo_settings.h"
+#include "ext/cors.h"
+#include "ext/idempotency.h"
+#include "ext/rate_limit.h"
+#include "ext/session.h"
+#include "password.h"
+#include "seed_command.h"
+
+/* The owners' values, which shoal_config_load keeps in config.settings. */
+#define OWNER(c, type, table) ((const type *)shoal_settings_of((c).settings, &(table)))
+#define CORS(c) OWNER(c, shoal_cors_settings_values, shoal_cors_settings)
+#define SESSION(c) OWNER(c, shoal_session_settings_values, shoal_session_settings)
+#define RATE(c) OWNER(c, shoal_rate_limit_settings_values, shoal_rate_limit_settings)
+#define IDEMPOTENCY(c) OWNER(c, shoal_idempotency_settings_values, shoal_idempotency_settings)
+#define PASSWORD(c) OWNER(c, shoal_password_settings_values, shoal_password_settings)
+#define CONDUIT(c) OWNER(c, shoal_conduit_settings_values, shoal_conduit_settings)
+#define TECHEMPOWER(c) OWNER(c, shoal_techempower_settings_values, shoal_techempower_settings)
+#define SEED(c) OWNER(c, shoal_seed_flags_values, shoal_seed_flags)
+
 
 /* The environment the loader sees: name/value pairs, NULL-terminated. */
 static const char *const *environment;
@@ -33,7 +54,8 @@ static int load(shoal_config *config, const char *const *env, const char *const 
         argv[argc++] = (char *)args[i];
     environment = env;
     error[0] = '\0';
-    return shoal_config_load(config, argc, argv, fake_env, error, sizeof error);
+    /* As shoal-node loads them: its tables and defaults beside the library's. */
+    return shoal_demo_config_load(config, argc, argv, fake_env, error, sizeof error);
 }
 
 #define ARGS(...) ((const char *const[]){__VA_ARGS__, NULL})
@@ -76,12 +98,12 @@ static void test_defaults(void **state)
     assert_int_equal(c.max_header_bytes, 16 * 1024);
     assert_int_equal(c.max_body_bytes, 1024 * 1024);
     assert_int_equal(c.max_json_depth, 32);
-    assert_string_equal(c.cors_origins, "*");
+    assert_string_equal(CORS(c)->origins, "*");
     assert_int_equal(c.drain_delay_ms, 5000);
     assert_int_equal(c.grace_period_ms, 10000);
     assert_int_equal(c.startup_timeout_s, 30);
     assert_true(c.migrate);
-    assert_true(c.bench);
+    assert_true(TECHEMPOWER(c)->bench);
     assert_int_equal(c.access_log_sample, 1);
     assert_string_equal(c.database_url, "postgresql://shoal:shoal@127.0.0.1:5433/shoal");
     assert_int_equal(c.database_connect_timeout_s, 2);
@@ -89,10 +111,10 @@ static void test_defaults(void **state)
     assert_int_equal(c.database_statement_timeout_ms, 1500);
     assert_string_equal(c.redis_url, "redis://127.0.0.1:6380/0");
     assert_int_equal(c.redis_timeout_ms, 1000);
-    assert_int_equal(c.session_ttl_s, 14 * 86400);
-    /* The credential endpoints only. */
-    assert_string_equal(c.rate_limits, "POST /api/users/login=10/min burst 5,POST /api/users=20/h burst 10");
-    assert_int_equal(c.idempotency_ttl_s, 86400);
+    assert_int_equal(SESSION(c)->ttl_s, 14 * 86400);
+    /* shoal-node's default: the credential endpoints only. */
+    assert_string_equal(RATE(c)->rules, "POST /api/users/login=10/min burst 5,POST /api/users=20/h burst 10");
+    assert_int_equal(IDEMPOTENCY(c)->ttl_s, 86400);
     /* The library's default is 0.1's layout; shoal_main gives a service's. */
     assert_string_equal(c.redis_prefix, "");
     assert_string_equal(c.session_prefix, "");
@@ -135,7 +157,7 @@ static void test_flags_take_a_separate_or_attached_value(void **state)
                                 "--database-url=postgresql:///shoal?host=/tmp&port=5432"));
     assert_int_equal(c.port, 0);
     assert_int_equal(c.threads, 16);
-    assert_string_equal(c.cors_origins, "");
+    assert_string_equal(CORS(c)->origins, "");
     assert_string_equal(c.bind_address, "0.0.0.0");
     /* Only the first '=' separates the flag from its value. */
     assert_string_equal(c.database_url, "postgresql:///shoal?host=/tmp&port=5432");
@@ -148,7 +170,7 @@ static void test_a_later_flag_wins(void **state)
     shoal_config c;
     /* Neither value is the default, so the default cannot pass for either. */
     assert_loads(&c, NULL, ARGS("--cors-origins", "https://a.example", "--cors-origins", "https://b.example"));
-    assert_string_equal(c.cors_origins, "https://b.example");
+    assert_string_equal(CORS(c)->origins, "https://b.example");
     shoal_config_free(&c);
 }
 
@@ -177,7 +199,7 @@ static void test_session_ttl_is_a_minute_to_a_year(void **state)
     (void)state;
     shoal_config c;
     assert_loads(&c, ENV("SHOAL_SESSION_TTL", "3600"), NULL);
-    assert_int_equal(c.session_ttl_s, 3600);
+    assert_int_equal(SESSION(c)->ttl_s, 3600);
     shoal_config_free(&c);
     assert_fails_naming(NULL, ARGS("--session-ttl", "59"), "--session-ttl");
     assert_fails_naming(NULL, ARGS("--session-ttl", "31536001"), "--session-ttl");
@@ -189,10 +211,10 @@ static void test_rate_limits_are_checked_at_start(void **state)
     (void)state;
     shoal_config c;
     assert_loads(&c, ENV("SHOAL_RATE_LIMITS", "GET|HEAD /api/articles=100/s burst 20 fail-open"), NULL);
-    assert_string_equal(c.rate_limits, "GET|HEAD /api/articles=100/s burst 20 fail-open");
+    assert_string_equal(RATE(c)->rules, "GET|HEAD /api/articles=100/s burst 20 fail-open");
     shoal_config_free(&c);
     assert_loads(&c, ENV("SHOAL_RATE_LIMITS", "POST /x=1/s"), ARGS("--rate-limits="));
-    assert_string_equal(c.rate_limits, "");
+    assert_string_equal(RATE(c)->rules, "");
     shoal_config_free(&c);
     assert_fails_naming(NULL, ARGS("--rate-limits", "POST /api/users/login=10/fortnight"), "--rate-limits");
     assert_fails_naming(NULL, ARGS("--rate-limits", "POST /api/users/login=10/fortnight"), "fortnight");
@@ -205,17 +227,17 @@ static void test_password_cost_and_login_limits(void **state)
     shoal_config c;
     assert_loads(&c, NULL, NULL);
     /* libsodium's interactive level, and a bounded queue. */
-    assert_int_equal(c.password_ops_limit, 2);
-    assert_int_equal(c.password_mem_limit, 64 * 1024 * 1024);
-    assert_int_equal(c.password_concurrency, 4);
-    assert_int_equal(c.password_queue_timeout_ms, 1000);
-    assert_true(c.api);
-    assert_string_equal(c.login_failures_per_address, "20/15min burst 20");
-    assert_string_equal(c.login_failures_per_account, "5/15min burst 5");
+    assert_int_equal(PASSWORD(c)->ops_limit, 2);
+    assert_int_equal(PASSWORD(c)->mem_limit, 64 * 1024 * 1024);
+    assert_int_equal(PASSWORD(c)->concurrency, 4);
+    assert_int_equal(PASSWORD(c)->queue_timeout_ms, 1000);
+    assert_true(CONDUIT(c)->api);
+    assert_string_equal(CONDUIT(c)->login_failures_per_address, "20/15min burst 20");
+    assert_string_equal(CONDUIT(c)->login_failures_per_account, "5/15min burst 5");
     shoal_config_free(&c);
     assert_loads(&c, ENV("SHOAL_PASSWORD_MEM_LIMIT", "256m"), ARGS("--password-ops-limit", "3"));
-    assert_int_equal(c.password_mem_limit, 256 * 1024 * 1024);
-    assert_int_equal(c.password_ops_limit, 3);
+    assert_int_equal(PASSWORD(c)->mem_limit, 256 * 1024 * 1024);
+    assert_int_equal(PASSWORD(c)->ops_limit, 3);
     shoal_config_free(&c);
     assert_fails_naming(NULL, ARGS("--password-ops-limit", "0"), "--password-ops-limit");
     assert_fails_naming(NULL, ARGS("--password-mem-limit", "1k"), "--password-mem-limit");
@@ -229,10 +251,10 @@ static void test_idempotency_ttl_is_a_second_to_thirty_days(void **state)
     (void)state;
     shoal_config c;
     assert_loads(&c, ENV("SHOAL_IDEMPOTENCY_TTL", "1"), NULL);
-    assert_int_equal(c.idempotency_ttl_s, 1);
+    assert_int_equal(IDEMPOTENCY(c)->ttl_s, 1);
     shoal_config_free(&c);
     assert_loads(&c, NULL, ARGS("--idempotency-ttl", "2592000"));
-    assert_int_equal(c.idempotency_ttl_s, 30 * 86400);
+    assert_int_equal(IDEMPOTENCY(c)->ttl_s, 30 * 86400);
     shoal_config_free(&c);
     assert_fails_naming(NULL, ARGS("--idempotency-ttl", "0"), "--idempotency-ttl");
     assert_fails_naming(NULL, ARGS("--idempotency-ttl", "2592001"), "--idempotency-ttl");
@@ -267,10 +289,10 @@ static void test_booleans(void **state)
     assert_fails_naming(NULL, ARGS("--migrate", "maybe"), "--migrate");
     shoal_config c;
     assert_loads(&c, ENV("SHOAL_BENCH", "false"), NULL);
-    assert_false(c.bench);
+    assert_false(TECHEMPOWER(c)->bench);
     shoal_config_free(&c);
     assert_loads(&c, ENV("SHOAL_BENCH", "false"), ARGS("--bench", "true"));
-    assert_true(c.bench);
+    assert_true(TECHEMPOWER(c)->bench);
     shoal_config_free(&c);
     assert_fails_naming(ENV("SHOAL_MIGRATE", ""), NULL, "SHOAL_MIGRATE");
 }
@@ -358,10 +380,10 @@ static void test_the_seed_command_and_its_flags(void **state)
     shoal_config c;
     assert_loads(&c, NULL, ARGS("seed"));
     assert_int_equal(c.command, SHOAL_COMMAND_SEED);
-    assert_int_equal(c.seed_users, 1000);
-    assert_int_equal(c.seed_articles, 10000);
-    assert_int_equal(c.seed_number, 0);
-    assert_false(c.seed_reset);
+    assert_int_equal(SEED(c)->users, 1000);
+    assert_int_equal(SEED(c)->articles, 10000);
+    assert_int_equal(SEED(c)->seed, 0);
+    assert_false(SEED(c)->reset);
     assert_true(c.migrate);
     shoal_config_free(&c);
 
@@ -369,15 +391,15 @@ static void test_the_seed_command_and_its_flags(void **state)
     assert_loads(&c, NULL,
                  ARGS("seed", "--users", "50", "--articles=200", "--reset", "--seed", "7", "--migrate", "false",
                       "--database-url", "postgresql://x/y"));
-    assert_int_equal(c.seed_users, 50);
-    assert_int_equal(c.seed_articles, 200);
-    assert_int_equal(c.seed_number, 7);
-    assert_true(c.seed_reset);
+    assert_int_equal(SEED(c)->users, 50);
+    assert_int_equal(SEED(c)->articles, 200);
+    assert_int_equal(SEED(c)->seed, 7);
+    assert_true(SEED(c)->reset);
     assert_false(c.migrate);
     assert_string_equal(c.database_url, "postgresql://x/y");
     shoal_config_free(&c);
     assert_loads(&c, NULL, ARGS("seed", "--articles", "0"));
-    assert_int_equal(c.seed_articles, 0);
+    assert_int_equal(SEED(c)->articles, 0);
     shoal_config_free(&c);
 
     assert_fails_naming(NULL, ARGS("seed", "--users", "0"), "--users");
@@ -626,7 +648,6 @@ static void test_usage_lists_every_flag_and_variable(void **state)
         {"--grace-period-ms", "SHOAL_GRACE_PERIOD_MS"},
         {"--startup-timeout", "SHOAL_STARTUP_TIMEOUT"},
         {"--migrate", "SHOAL_MIGRATE"},
-        {"--bench", "SHOAL_BENCH"},
         {"--access-log-sample", "SHOAL_ACCESS_LOG_SAMPLE"},
         {"--database-url", "DATABASE_URL"},
         {"--database-connect-timeout", "SHOAL_DATABASE_CONNECT_TIMEOUT"},
@@ -646,16 +667,11 @@ static void test_usage_lists_every_flag_and_variable(void **state)
         {"--password-mem-limit", "SHOAL_PASSWORD_MEM_LIMIT"},
         {"--password-concurrency", "SHOAL_PASSWORD_CONCURRENCY"},
         {"--password-queue-timeout-ms", "SHOAL_PASSWORD_QUEUE_TIMEOUT_MS"},
-        {"--api", "SHOAL_API"},
-        {"--login-failures-per-address", "SHOAL_LOGIN_FAILURES_PER_ADDRESS"},
-        {"--login-failures-per-account", "SHOAL_LOGIN_FAILURES_PER_ACCOUNT"},
+        {"--security-headers", "SHOAL_SECURITY_HEADERS"},
     };
     char *text = usage_text();
     assert_non_null(strstr(text, "Usage: shoal-test"));
     assert_non_null(strstr(text, "migrate"));
-    assert_non_null(strstr(text, "seed"));
-    for (size_t i = 0; i < 4; i++)
-        assert_non_null(strstr(text, (const char *const[]){"--users", "--articles", "--seed", "--reset"}[i]));
     assert_non_null(strstr(text, "--help"));
     assert_non_null(strstr(text, "--version"));
     for (size_t i = 0; i < sizeof expected / sizeof expected[0]; i++) {
@@ -699,10 +715,43 @@ static void test_every_flag_in_usage_is_accepted(void **state)
     free(text);
 }
 
+/* The library alone: its own tables, its own defaults; the demo's
+ * settings are no settings of it. */
+static void test_the_library_alone_limits_nothing_and_knows_no_demo_setting(void **state)
+{
+    (void)state;
+    shoal_config c;
+    char *argv[4] = {"node"};
+    environment = NULL;
+    assert_int_equal(shoal_config_load(&c, 1, argv, fake_env, error, sizeof error), 0);
+    assert_string_equal(RATE(c)->rules, "");
+    assert_string_equal(CORS(c)->origins, "*");
+    assert_int_equal(PASSWORD(c)->ops_limit, 2);
+    assert_null(CONDUIT(c));
+    shoal_config_free(&c);
+    assert_null(c.settings);
+    static const char *const demo[] = {"--api-max-limit", "--login-failures-per-address", "--api", "--bench",
+                                       "--users"};
+    for (size_t i = 0; i < sizeof demo / sizeof demo[0]; i++) {
+        argv[1] = (char *)demo[i];
+        argv[2] = "1";
+        assert_int_equal(shoal_config_load(&c, 3, argv, fake_env, error, sizeof error), -1);
+        if (strstr(error, "unknown option") == NULL || strstr(error, demo[i]) == NULL)
+            fail_msg("%s: %s", demo[i], error);
+    }
+    /* Empty still means none, given by the variable too. */
+    environment = ENV("SHOAL_RATE_LIMITS", "");
+    assert_int_equal(shoal_demo_config_load(&c, 1, argv, fake_env, error, sizeof error), 0);
+    assert_string_equal(RATE(c)->rules, "");
+    shoal_config_free(&c);
+    environment = NULL;
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_defaults),
+        cmocka_unit_test(test_the_library_alone_limits_nothing_and_knows_no_demo_setting),
         cmocka_unit_test(test_environment_overrides_defaults_and_flags_override_both),
         cmocka_unit_test(test_flags_take_a_separate_or_attached_value),
         cmocka_unit_test(test_a_later_flag_wins),

@@ -17,6 +17,8 @@
 #include <shoal/version.h>
 
 #include "config_tables.h"
+#include "ext/rate_limit.h"
+#include "ext/session.h"
 #include "settings_engine.h"
 
 /* ---- two tables of a service's ------------------------------------------- */
@@ -501,6 +503,70 @@ static void test_main_refuses_a_malformed_service_with_70(void **state)
     assert_int_equal(MAIN(&switched, "--version"), 0);
 }
 
+/* What the limits command saw: --rate-limits (the extension's table) and
+ * --session-ttl. */
+static char seen_rules[256];
+static int seen_ttl;
+
+static int limits(const shoal_config *config, const shoal_settings_values *values, void *data)
+{
+    (void)config;
+    (void)data;
+    const shoal_rate_limit_settings_values *rate = shoal_settings_of(values, &shoal_rate_limit_settings);
+    const shoal_session_settings_values *session = shoal_settings_of(values, &shoal_session_settings);
+    snprintf(seen_rules, sizeof seen_rules, "%s", rate != NULL ? rate->rules : "(no table)");
+    seen_ttl = session != NULL ? session->ttl_s : -1;
+    return 5;
+}
+
+/* A standard extension's settings come with it, with the library's
+ * default (no rate limits); a service changes another table's default
+ * with .defaults, shown by --help, and the variable and the flag still
+ * win (empty: none). A default for no setting, or one that does not
+ * parse, is the service's bug (70). */
+static void test_main_service_defaults_override_another_tables(void **state)
+{
+    (void)state;
+    static const shoal_service_command limits_command = {.name = "limits", .run = limits};
+    static const shoal_service_command *const commands[] = {&limits_command, NULL};
+    shoal_service plain = {.name = "plain", .commands = commands};
+    assert_int_equal(MAIN(&plain, "limits"), 5);
+    assert_string_equal(seen_rules, "");
+    assert_int_equal(seen_ttl, 1209600);
+
+    static const shoal_setting_default conduit_like[] = {
+        {"rate-limits", "POST /api/users/login=10/min burst 5"}, {"session-ttl", "3600"}, {NULL, NULL}};
+    shoal_service limited = {.name = "limited", .commands = commands, .defaults = conduit_like};
+    assert_int_equal(MAIN(&limited, "limits"), 5);
+    assert_string_equal(seen_rules, "POST /api/users/login=10/min burst 5");
+    assert_int_equal(seen_ttl, 3600);
+    assert_int_equal(MAIN(&limited, "--help"), 0);
+    assert_non_null(strstr(captured_out, "(default: POST /api/users/login=10/min burst 5)"));
+    assert_non_null(strstr(captured_out, "\nrate limits:\n"));
+    setenv("SHOAL_RATE_LIMITS", "", 1);
+    assert_int_equal(MAIN(&limited, "limits", "--session-ttl", "60"), 5);
+    assert_string_equal(seen_rules, ""); /* the variable, empty: none */
+    assert_int_equal(seen_ttl, 60);     /* the flag */
+    unsetenv("SHOAL_RATE_LIMITS");
+    /* A bad rule exits 2 naming the flag, as in 0.1. */
+    assert_int_equal(MAIN(&limited, "limits", "--rate-limits", "bogus"), 2);
+    assert_non_null(strstr(captured_err, "--rate-limits (SHOAL_RATE_LIMITS): rule 1 'bogus'"));
+
+    /* Switched off: no flag, and a default for it names nothing. */
+    shoal_service unlimited = {.name = "unlimited", .commands = commands, .standard_off = SHOAL_STANDARD_RATE_LIMIT};
+    assert_int_equal(MAIN(&unlimited, "limits"), 5);
+    assert_string_equal(seen_rules, "(no table)");
+    assert_int_equal(MAIN(&unlimited, "--rate-limits", "x"), 2);
+    assert_non_null(strstr(captured_err, "unknown option '--rate-limits'"));
+    unlimited.defaults = conduit_like;
+    assert_int_equal(MAIN(&unlimited, "--version"), 70);
+    assert_non_null(strstr(captured_err, "--rate-limits is no setting of this node"));
+    static const shoal_setting_default too_short[] = {{"session-ttl", "5"}, {NULL, NULL}};
+    shoal_service broken = {.name = "broken", .defaults = too_short};
+    assert_int_equal(MAIN(&broken, "--version"), 70);
+    assert_non_null(strstr(captured_err, "--session-ttl"));
+}
+
 /* Services on one Redis do not meet: every key and the channel start with
  * the service's name unless it says otherwise (shoal-node: ""); sessions
  * follow --redis-prefix unless --session-prefix shares another's. */
@@ -582,6 +648,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_main_command_sees_every_table_env_and_flags, setup_main, teardown_main),
         cmocka_unit_test_setup_teardown(test_main_refuses_a_malformed_service_with_70, setup_main, teardown_main),
         cmocka_unit_test_setup_teardown(test_main_redis_prefix_defaults_to_the_service, setup_main, teardown_main),
+        cmocka_unit_test_setup_teardown(test_main_service_defaults_override_another_tables, setup_main, teardown_main),
     };
     return cmocka_run_group_tests_name("node/settings", tests, NULL, NULL);
 }

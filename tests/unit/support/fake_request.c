@@ -5,6 +5,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "demo_settings.h"
 #include "fake_request.h"
 
 #include <stdio.h>
@@ -77,7 +78,7 @@ void fake_config_load(shoal_config *config, const char *const *flags)
         argv[argc++] = (char *)flags[i];
     }
     char error[256] = "";
-    if (shoal_config_load(config, argc, argv, no_environment, error, sizeof error) != 0)
+    if (shoal_demo_config_load(config, argc, argv, no_environment, error, sizeof error) != 0)
         fail_msg("config: %s", error);
     config->access_log_sample = 0;
 }

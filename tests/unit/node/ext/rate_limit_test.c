@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "api/api.h"
 #include "ext/rate_limit.h"
 #include "fake_request.h"
 
@@ -124,10 +125,10 @@ static void malformed_rates_say_what_is_wrong(void **state)
 
 /* ---- the list ------------------------------------------------------------------- */
 
-static void the_default_guards_login_and_registration_only(void **state)
+static void conduits_rules_guard_login_and_registration_only(void **state)
 {
     (void)state;
-    shoal_rate_limits *limits = limits_of(SHOAL_RATE_LIMITS_DEFAULT);
+    shoal_rate_limits *limits = limits_of(SHOAL_CONDUIT_RATE_LIMITS);
     assert_int_equal(shoal_rate_limits_count(limits), 2);
     const shoal_rate_limit_route *login = shoal_rate_limits_at(limits, 0);
     assert_int_equal(login->methods, SHOAL_METHOD_POST);
@@ -325,7 +326,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(rates_are_a_count_per_period_with_an_optional_burst),
         cmocka_unit_test(malformed_rates_say_what_is_wrong),
-        cmocka_unit_test(the_default_guards_login_and_registration_only),
+        cmocka_unit_test(conduits_rules_guard_login_and_registration_only),
         cmocka_unit_test(patterns_match_as_the_router_matches),
         cmocka_unit_test(an_empty_list_limits_nothing),
         cmocka_unit_test(malformed_lists_name_the_rule_and_the_problem),
