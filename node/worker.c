@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "app_internal.h"
+#include "clock.h"
 #include "log.h"
 
 static _Thread_local shoal_worker *thread_worker;
@@ -214,13 +215,6 @@ shoal_worker *shoal_app_admin_thread_worker(shoal_app *app)
     return thread_worker_of(app, false);
 }
 
-static uint64_t monotonic_ms(void)
-{
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    return (uint64_t)now.tv_sec * 1000u + (uint64_t)now.tv_nsec / 1000000u;
-}
-
 /* Both of a worker's Redis connections (one when the cache shares the
  * sessions' instance). */
 static bool warm_redis(shoal_worker *worker)
@@ -244,7 +238,7 @@ int shoal_app_warm_workers(shoal_app *app, int count, uint64_t deadline_ms, bool
             return -1;
         /* Its first connection attempts, when they fail, happen now; the
          * next ones wait for a request, as on any worker. */
-        if (monotonic_ms() >= deadline_ms) {
+        if (shoal_monotonic_ms() >= deadline_ms) {
             report->timed_out = true;
         } else {
             if (postgres_reachable) {
@@ -257,7 +251,7 @@ int shoal_app_warm_workers(shoal_app *app, int count, uint64_t deadline_ms, bool
                              store_last_error(worker->store)->message);
                 }
             }
-            if (redis_reachable && monotonic_ms() < deadline_ms) {
+            if (redis_reachable && shoal_monotonic_ms() < deadline_ms) {
                 if (warm_redis(worker))
                     report->redis++;
                 else
