@@ -159,13 +159,6 @@ static void sleep_ms(int milliseconds)
     }
 }
 
-static uint64_t monotonic_ms(void)
-{
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    return (uint64_t)now.tv_sec * 1000u + (uint64_t)now.tv_nsec / 1000000u;
-}
-
 static int copy_out(const cache_aside_allocator *allocator, const char *bytes, size_t length,
                     cache_aside_source source, cache_aside_value *out)
 {
@@ -245,7 +238,7 @@ static int answer_stale_if_error(int rc, const cache_aside_options *options, con
         return rc;
     /* The fill may have waited for the database: the copy aged meanwhile. */
     if (copy != NULL && copy->present &&
-        copy->past_ms + (int64_t)(monotonic_ms() - copy->read_at) < (int64_t)options->stale_if_error_ms)
+        copy->past_ms + (int64_t)(cache_monotonic_ms() - copy->read_at) < (int64_t)options->stale_if_error_ms)
         return copy_out(allocator, copy->bytes, copy->length, CACHE_ASIDE_STALE_IF_ERROR, out);
     void *bytes = NULL;
     size_t length = 0;
@@ -387,7 +380,7 @@ int cache_aside_get(cache *c, cache_l1 *l1, const char *family, const char *key,
         return answer_stale_if_error(rc, &options, NULL, l1, family, key, allocator, out);
     }
     cache_l1_learn_version(l1, family, version);
-    stored_copy copy = read_copy(reply->element[1], reply->element[2], monotonic_ms());
+    stored_copy copy = read_copy(reply->element[1], reply->element[2], cache_monotonic_ms());
     bool locked = reply->element[3]->type == REDIS_REPLY_INTEGER && reply->element[3]->integer == 1;
 
     char key_name[MAX_REDIS_KEY], lock_name[MAX_REDIS_KEY];
@@ -424,11 +417,11 @@ int cache_aside_get(cache *c, cache_l1 *l1, const char *family, const char *key,
     /* Somebody else fills and there is nothing to serve meanwhile (a copy
      * kept only for errors is not served while the database may answer):
      * wait for the fresh value, a little longer each time, up to wait_ms. */
-    uint64_t deadline = monotonic_ms() + (uint64_t)options.wait_ms;
+    uint64_t deadline = cache_monotonic_ms() + (uint64_t)options.wait_ms;
     int pause = 1;
     const char *peek_argv[] = {key_name};
     size_t peek_lengths[] = {strlen(key_name)};
-    while (monotonic_ms() < deadline) {
+    while (cache_monotonic_ms() < deadline) {
         sleep_ms(pause);
         if (pause < 8)
             pause *= 2;
@@ -438,7 +431,7 @@ int cache_aside_get(cache *c, cache_l1 *l1, const char *family, const char *key,
             freeReplyObject(answer);
             break;
         }
-        stored_copy polled = read_copy(answer->element[0], answer->element[1], monotonic_ms());
+        stored_copy polled = read_copy(answer->element[0], answer->element[1], cache_monotonic_ms());
         if (fresh_copy(&polled)) {
             rc = copy_out(allocator, polled.bytes, polled.length, CACHE_ASIDE_REDIS, out);
             freeReplyObject(answer);
@@ -553,7 +546,7 @@ int cache_aside_get_many(cache *c, cache_l1 *l1, const char *family, const char 
     }
     uint64_t version = parse_version(reply->element[0]);
     cache_l1_learn_version(l1, family, version);
-    uint64_t read_at = monotonic_ms();
+    uint64_t read_at = cache_monotonic_ms();
 
     size_t filled = 0;
     for (size_t m = 0; m < misses; m++) {

@@ -37,13 +37,6 @@ struct cache {
     char session_prefix[CACHE_KEY_PREFIX_MAX + 1];
 };
 
-static uint64_t monotonic_ms(void)
-{
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    return (uint64_t)now.tv_sec * 1000u + (uint64_t)now.tv_nsec / 1000000u;
-}
-
 /* ---- URLs ------------------------------------------------------------------ */
 
 static int hex_value(char c)
@@ -385,7 +378,7 @@ static bool ensure_connected(cache *c, bool forced)
 {
     if (cache_connected(c))
         return true;
-    uint64_t now = monotonic_ms();
+    uint64_t now = cache_monotonic_ms();
     unsigned long reached = c->reach != NULL ? atomic_load(c->reach) : 0;
     bool waiting = c->last_attempt_failed && now - c->last_attempt_ms < CACHE_RECONNECT_INTERVAL_MS &&
                    reached == c->reach_at_attempt;
@@ -600,13 +593,6 @@ void cache_stats_read(const cache *c, cache_stats *out)
     out->duration_ns = atomic_load_explicit(&c->duration_ns, memory_order_relaxed);
 }
 
-static uint64_t monotonic_ns(void)
-{
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    return (uint64_t)now.tv_sec * 1000000000u + (uint64_t)now.tv_nsec;
-}
-
 /* Only the connection's own thread writes: a load and a store, no locked add. */
 static cache_status count_call(cache *c, uint64_t started_ns, cache_status status)
 {
@@ -616,8 +602,8 @@ static cache_status count_call(cache *c, uint64_t started_ns, cache_status statu
     if (status == CACHE_UNAVAILABLE)
         atomic_store_explicit(&c->errors, atomic_load_explicit(&c->errors, memory_order_relaxed) + 1,
                               memory_order_relaxed);
-    atomic_store_explicit(&c->duration_ns,
-                          atomic_load_explicit(&c->duration_ns, memory_order_relaxed) + (monotonic_ns() - started_ns),
+    uint64_t spent_ns = cache_monotonic_ns() - started_ns;
+    atomic_store_explicit(&c->duration_ns, atomic_load_explicit(&c->duration_ns, memory_order_relaxed) + spent_ns,
                           memory_order_relaxed);
     return status;
 }
@@ -627,7 +613,7 @@ static cache_status count_call(cache *c, uint64_t started_ns, cache_status statu
 cache_status cache_command_run(cache *c, cache_resend resend, int argc, const char **argv, const size_t *lengths,
                                redisReply **reply)
 {
-    uint64_t started_ns = monotonic_ns();
+    uint64_t started_ns = cache_monotonic_ns();
     const char **argvs[] = {argv};
     const size_t *all_lengths[] = {lengths};
     return count_call(c, started_ns, run(c, resend, 1, &argc, (const char **const *)argvs, all_lengths, reply));
@@ -641,7 +627,7 @@ cache_status cache_command_argv(cache *c, int argc, const char **argv, const siz
 cache_status cache_pipeline(cache *c, int count, const int *argcs, const char **const *argvs,
                             const size_t *const *lengths, redisReply **replies)
 {
-    uint64_t started_ns = monotonic_ns();
+    uint64_t started_ns = cache_monotonic_ns();
     return count_call(c, started_ns, run(c, CACHE_SEND_ONCE, count, argcs, argvs, lengths, replies));
 }
 

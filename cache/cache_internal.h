@@ -4,8 +4,25 @@
 #define CACHE_INTERNAL_H
 
 #include <hiredis/hiredis.h>
+#include <stdint.h>
+#include <time.h>
 
 #include "cache.h"
+
+/* CLOCK_MONOTONIC readings (inline: every command is timed). */
+static inline uint64_t cache_monotonic_ns(void)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (uint64_t)now.tv_sec * 1000000000u + (uint64_t)now.tv_nsec;
+}
+
+static inline uint64_t cache_monotonic_ms(void)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (uint64_t)now.tv_sec * 1000u + (uint64_t)now.tv_nsec / 1000000u;
+}
 
 /* Whether a command may be sent a second time when the connection broke
  * after it went out (so it may have run): only when running it twice does

@@ -102,13 +102,6 @@ struct cache_invalidation {
     char channel[CACHE_INVALIDATION_CHANNEL_SIZE];
 };
 
-static uint64_t monotonic_ms(void)
-{
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    return (uint64_t)now.tv_sec * 1000u + (uint64_t)now.tv_nsec / 1000000u;
-}
-
 /* Sleeps up to milliseconds; returns early (true) when stop was asked. */
 static bool wait_or_stop(cache_invalidation *s, int milliseconds)
 {
@@ -192,7 +185,7 @@ static void handle(cache_invalidation *s, redisReply *reply)
 /* Reads messages until the connection is lost (false) or stop (true). */
 static bool listen_on(cache_invalidation *s, redisContext *c)
 {
-    uint64_t last_traffic = monotonic_ms(), ping_sent = 0;
+    uint64_t last_traffic = cache_monotonic_ms(), ping_sent = 0;
     for (;;) {
         struct pollfd fds[2] = {{.fd = c->fd, .events = POLLIN}, {.fd = s->wake[0], .events = POLLIN}};
         int rc = poll(fds, 2, 100);
@@ -200,7 +193,7 @@ static bool listen_on(cache_invalidation *s, redisContext *c)
             return true;
         if (rc < 0 && errno != EINTR)
             return false;
-        uint64_t now = monotonic_ms();
+        uint64_t now = cache_monotonic_ms();
         if (rc > 0 && fds[0].revents != 0) {
             if (redisBufferRead(c) != REDIS_OK)
                 return false; /* EOF: Redis went away or killed us */

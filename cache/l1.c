@@ -1,5 +1,6 @@
 /* cache/l1.c: sharded LRU with TTLs and family versions. */
 #include "l1.h"
+#include "cache_internal.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -56,9 +57,7 @@ struct cache_l1 {
 static uint64_t monotonic_ms(void *unused)
 {
     (void)unused;
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    return (uint64_t)now.tv_sec * 1000u + (uint64_t)now.tv_nsec / 1000000u;
+    return cache_monotonic_ms();
 }
 
 static uint64_t hash_of(const char *family, size_t family_length, const char *key, size_t key_length)

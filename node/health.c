@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "cache.h"
+#include "clock.h"
 #include "log.h"
 #include "store.h"
 
@@ -47,14 +48,7 @@ static void *run(void *argument)
     shoal_tier_monitor *monitor = argument;
     pthread_mutex_lock(&monitor->lock);
     while (!monitor->stopping) {
-        struct timespec deadline;
-        clock_gettime(CLOCK_MONOTONIC, &deadline);
-        deadline.tv_sec += monitor->interval_ms / 1000;
-        deadline.tv_nsec += (long)(monitor->interval_ms % 1000) * 1000000L;
-        if (deadline.tv_nsec >= 1000000000L) {
-            deadline.tv_sec++;
-            deadline.tv_nsec -= 1000000000L;
-        }
+        struct timespec deadline = shoal_monotonic_deadline(monitor->interval_ms);
         pthread_cond_timedwait(&monitor->wake, &monitor->lock, &deadline);
         if (monitor->stopping)
             break;

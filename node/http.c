@@ -17,6 +17,7 @@
 
 #include <shoal/version.h>
 
+#include "clock.h"
 #include "context.h"
 #include "log.h"
 #include "url.h"
@@ -73,13 +74,6 @@ typedef struct request {
     bool admitted; /* counted against --max-in-flight (shoal_app_admit) */
     alignas(max_align_t) unsigned char arena_block[REQUEST_ARENA_BYTES];
 } request;
-
-static uint64_t monotonic_ns(void)
-{
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    return (uint64_t)now.tv_sec * 1000000000u + (uint64_t)now.tv_nsec;
-}
 
 /* ---- what the pipeline reads through the transport ---------------------- */
 
@@ -342,7 +336,7 @@ static enum MHD_Result begin_request(const listener *from, struct MHD_Connection
     if (r == NULL)
         return MHD_NO;
     /* Read always: the latency histograms of /metrics need it. */
-    r->started_ns = monotonic_ns();
+    r->started_ns = shoal_monotonic_ns();
     r->body = NULL;
     r->body_length = 0;
     r->body_capacity = 0;
@@ -478,7 +472,7 @@ static void request_completed(void *context, struct MHD_Connection *connection, 
     if (!r->dispatched)
         r->ctx.status = 499; /* the client went away before it was answered */
     shoal_worker *worker = r->ctx.worker;
-    shoal_ctx_finish(&r->ctx, monotonic_ns() - r->started_ns);
+    shoal_ctx_finish(&r->ctx, shoal_monotonic_ns() - r->started_ns);
     shoal_worker_request_finished(worker);
     if (r->admitted)
         shoal_app_leave(http->app);

@@ -7,19 +7,13 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "clock.h"
 #include "context.h"
 #include "metrics_registry.h"
 
 /* A full node drains within a fraction of a second; one second spreads the
  * retries without making clients wait long. */
 #define OVERLOAD_RETRY_AFTER_SECONDS "1"
-
-static uint64_t monotonic_ns(void)
-{
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    return (uint64_t)now.tv_sec * 1000000000u + (uint64_t)now.tv_nsec;
-}
 
 /* shoal_shed_reason's values, in its order. */
 static const char *const shed_reasons[] = {
@@ -52,7 +46,7 @@ static int refuse(shoal_ctx *ctx, shoal_shed_reason reason, const shoal_error_co
 
 bool shoal_deadline_passed(const shoal_ctx *ctx)
 {
-    return ctx->deadline_ns != 0 && monotonic_ns() >= ctx->deadline_ns;
+    return ctx->deadline_ns != 0 && shoal_monotonic_ns() >= ctx->deadline_ns;
 }
 
 int shoal_error_deadline(shoal_ctx *ctx)

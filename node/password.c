@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
 #include "errors_internal.h"
 
 const shoal_error_code shoal_password_code_busy = {503, "password.busy", NULL, "too many logins at once; try again"};
@@ -90,14 +91,7 @@ static bool take_turn(shoal_password *passwords)
 {
     if (sem_trywait(&passwords->turns) == 0)
         return true;
-    struct timespec deadline;
-    clock_gettime(CLOCK_MONOTONIC, &deadline);
-    deadline.tv_sec += passwords->queue_timeout_ms / 1000;
-    deadline.tv_nsec += (long)(passwords->queue_timeout_ms % 1000) * 1000000L;
-    if (deadline.tv_nsec >= 1000000000L) {
-        deadline.tv_sec++;
-        deadline.tv_nsec -= 1000000000L;
-    }
+    struct timespec deadline = shoal_monotonic_deadline(passwords->queue_timeout_ms);
     for (;;) {
         if (sem_clockwait(&passwords->turns, CLOCK_MONOTONIC, &deadline) == 0)
             return true;

@@ -11,6 +11,7 @@
 
 #include "budget.h"
 #include "config.h"
+#include "clock.h"
 #include "config_tables.h"
 #include "context.h"
 #include "errors_internal.h"
@@ -34,13 +35,6 @@
 #define EXIT_SERVICE_MALFORMED 70
 #define EXIT_BAD_SETTING 2
 #define STANDARD_COUNT 8
-
-static uint64_t monotonic_ms(void)
-{
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    return (uint64_t)now.tv_sec * 1000u + (uint64_t)now.tv_nsec / 1000000u;
-}
 
 static void sleep_ms(int milliseconds)
 {
@@ -536,7 +530,7 @@ static migrate_outcome migrate(const shoal_service *service, const node_settings
         };
     }
     store_config store = shoal_config_store(config);
-    uint64_t deadline = monotonic_ms() + (uint64_t)config->startup_timeout_s * 1000u;
+    uint64_t deadline = shoal_monotonic_ms() + (uint64_t)config->startup_timeout_s * 1000u;
     migrate_outcome outcome = MIGRATE_FAILED;
     for (;;) {
         char error[512] = "";
@@ -557,7 +551,7 @@ static migrate_outcome migrate(const shoal_service *service, const node_settings
             outcome = MIGRATED;
             break;
         }
-        if (status == STORE_ERROR || monotonic_ms() >= deadline) {
+        if (status == STORE_ERROR || shoal_monotonic_ms() >= deadline) {
             shoal_log(SHOAL_LOG_ERROR, "migrate", "%s", error);
             break;
         }
@@ -620,11 +614,11 @@ static int setup(shoal_app *app, const shoal_service *service, shoal_tier_monito
  * workers' first requests, as it would be after an outage. */
 static int warm_workers(shoal_app *app, const shoal_config *config, uint64_t startup_deadline, bool skip_postgres)
 {
-    uint64_t started = monotonic_ms();
+    uint64_t started = shoal_monotonic_ms();
     shoal_warm_report report;
     if (shoal_app_warm_workers(app, config->threads, startup_deadline, skip_postgres, &report) != 0)
         return -1;
-    unsigned long long took = (unsigned long long)(monotonic_ms() - started);
+    unsigned long long took = (unsigned long long)(shoal_monotonic_ms() - started);
     if (report.postgres == report.workers && report.redis == report.workers) {
         shoal_log(SHOAL_LOG_INFO, "warm", "%d workers connected to PostgreSQL (statements prepared) and Redis in %llu ms",
                   report.workers, took);
@@ -667,8 +661,8 @@ static void drain(shoal_http *http, shoal_app *app, const shoal_config *config, 
             shoal_log(SHOAL_LOG_INFO, "drain", "signal %d: cutting the drain delay short", received);
     }
     shoal_http_stop_accepting(http);
-    uint64_t deadline = monotonic_ms() + (uint64_t)config->grace_period_ms;
-    while (shoal_app_in_flight(app) > 0 && monotonic_ms() < deadline)
+    uint64_t deadline = shoal_monotonic_ms() + (uint64_t)config->grace_period_ms;
+    while (shoal_app_in_flight(app) > 0 && shoal_monotonic_ms() < deadline)
         sleep_ms(10);
     int left = shoal_app_in_flight(app);
     if (left > 0)
@@ -700,7 +694,7 @@ static int serve(const shoal_service *service, node_settings *node)
 
     /* Migrations wait for PostgreSQL, the budget check and the workers'
      * connections come after them: all within the one startup timeout. */
-    uint64_t startup_deadline = monotonic_ms() + (uint64_t)config->startup_timeout_s * 1000u;
+    uint64_t startup_deadline = shoal_monotonic_ms() + (uint64_t)config->startup_timeout_s * 1000u;
     if (config->migrate && has_migrations(service)) {
         migrate_outcome outcome = migrate(service, node, &stop_signals);
         if (outcome != MIGRATED)

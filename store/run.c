@@ -163,13 +163,6 @@ static store_status run_once(store *s, store_statement statement, const char *na
 
 /* ---- counting, for /metrics ---------------------------------------------------- */
 
-static uint64_t monotonic_ns(void)
-{
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    return (uint64_t)now.tv_sec * 1000000000u + (uint64_t)now.tv_nsec;
-}
-
 /* Only the store's own thread writes: a load and a store, no locked add. */
 static void bump(atomic_ulong *counter, unsigned long by)
 {
@@ -181,7 +174,7 @@ static void count_call(store *s, uint64_t started_ns, store_status status)
     bump(&s->calls, 1);
     if (status == STORE_UNAVAILABLE || status == STORE_ERROR || status == STORE_TIMEOUT || status == STORE_BUSY)
         bump(&s->errors, 1);
-    uint64_t spent = monotonic_ns() - started_ns;
+    uint64_t spent = store_monotonic_ns() - started_ns;
     atomic_store_explicit(&s->duration_ns, atomic_load_explicit(&s->duration_ns, memory_order_relaxed) + spent,
                           memory_order_relaxed);
 }
@@ -190,7 +183,7 @@ static void count_call(store *s, uint64_t started_ns, store_status status)
  * failed before it ran is not sent again, whatever the reason. */
 static bool deadline_reached(const store *s)
 {
-    return s->deadline_ns != 0 && monotonic_ns() >= s->deadline_ns;
+    return s->deadline_ns != 0 && store_monotonic_ns() >= s->deadline_ns;
 }
 
 static store_status run_statement(store *s, store_statement statement, const char *const *params,
@@ -235,7 +228,7 @@ void store_set_deadline(store *s, uint64_t deadline_ns)
  * transaction ends as a whole. Not a call for /metrics: nothing was sent. */
 static bool past_deadline(store *s)
 {
-    if (s->deadline_ns == 0 || s->in_transaction || monotonic_ns() < s->deadline_ns)
+    if (s->deadline_ns == 0 || s->in_transaction || store_monotonic_ns() < s->deadline_ns)
         return false;
     store_fail(s, STORE_DEADLINE, "the request's deadline passed before the call was sent");
     return true;
@@ -247,7 +240,7 @@ store_status store_run(store *s, store_statement statement, const char *const *p
         *result = NULL;
         return STORE_DEADLINE;
     }
-    uint64_t started_ns = monotonic_ns();
+    uint64_t started_ns = store_monotonic_ns();
     store_status status = run_statement(s, statement, params, result);
     count_call(s, started_ns, status);
     return status;
@@ -428,7 +421,7 @@ store_status store_batch(store *s, store_batch_item *items, size_t count)
         }
         return STORE_DEADLINE;
     }
-    uint64_t started_ns = monotonic_ns();
+    uint64_t started_ns = store_monotonic_ns();
     store_status status = run_batch(s, items, count);
     count_call(s, started_ns, status);
     return status;

@@ -13,13 +13,6 @@
 
 #include "store_internal.h"
 
-uint64_t store_monotonic_ms(void)
-{
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    return (uint64_t)now.tv_sec * 1000u + (uint64_t)now.tv_nsec / 1000000u;
-}
-
 static void ignore_notice(void *context, const char *message)
 {
     (void)context;

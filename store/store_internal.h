@@ -7,6 +7,7 @@
 #include <libpq-fe.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "store.h"
 
@@ -54,7 +55,20 @@ PGconn *store_connect_or_explain(const store_config *config, char *error, size_t
  * makes one a single line for logs and error strings, in place. */
 void store_tidy_message(char *text);
 
-uint64_t store_monotonic_ms(void);
+/* CLOCK_MONOTONIC readings (inline: every statement reads the clock). */
+static inline uint64_t store_monotonic_ns(void)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (uint64_t)now.tv_sec * 1000000000u + (uint64_t)now.tv_nsec;
+}
+
+static inline uint64_t store_monotonic_ms(void)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (uint64_t)now.tv_sec * 1000u + (uint64_t)now.tv_nsec / 1000000u;
+}
 
 /* ---- the connection (store.c) ----------------------------------------------- */
 
