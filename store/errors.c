@@ -1,5 +1,6 @@
 /* store/errors.c: what PostgreSQL's failures mean to a caller, decided in
- * one place from the SQLSTATE, never from the message text. */
+ * one place from the SQLSTATE, never from the message text, and their
+ * messages made into one line for logs and error strings. */
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -38,6 +39,16 @@ store_status store_status_for_sqlstate(const char *sqlstate)
 bool store_sqlstate_retryable(const char *sqlstate)
 {
     return sqlstate != NULL && (strcmp(sqlstate, "40001") == 0 || strcmp(sqlstate, "40P01") == 0);
+}
+
+void store_tidy_message(char *text)
+{
+    for (char *p = text; *p != '\0'; p++)
+        if (*p == '\n' || *p == '\t')
+            *p = ' ';
+    size_t length = strlen(text);
+    while (length > 0 && text[length - 1] == ' ')
+        text[--length] = '\0';
 }
 
 static void copy_text(char *out, size_t size, const char *text)

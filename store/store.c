@@ -415,16 +415,6 @@ store_status store_ping(store *s)
     return STORE_UNAVAILABLE;
 }
 
-void store_tidy_message(char *text)
-{
-    for (char *p = text; *p != '\0'; p++)
-        if (*p == '\n' || *p == '\t')
-            *p = ' ';
-    size_t length = strlen(text);
-    while (length > 0 && text[length - 1] == ' ')
-        text[--length] = '\0';
-}
-
 int store_conninfo_check(const char *conninfo, char *error, size_t error_size)
 {
     if (conninfo == NULL || conninfo[0] == '\0')

@@ -51,10 +51,6 @@ PGconn *store_connect(const store_config *config);
  * error when there is no good one. */
 PGconn *store_connect_or_explain(const store_config *config, char *error, size_t error_size);
 
-/* libpq's messages span lines ("...failed\n\tIs the server running..."):
- * makes one a single line for logs and error strings, in place. */
-void store_tidy_message(char *text);
-
 /* CLOCK_MONOTONIC readings (inline: every statement reads the clock). */
 static inline uint64_t store_monotonic_ns(void)
 {
@@ -113,6 +109,10 @@ void store_fail(store *s, store_status status, const char *format, ...)
  * connection that broke is STORE_UNAVAILABLE whatever the SQLSTATE. */
 store_status store_fail_result(store *s, const PGresult *result);
 void store_succeed(store *s);
+
+/* libpq's messages span lines ("...failed\n\tIs the server running..."):
+ * makes one a single line for logs and error strings, in place. */
+void store_tidy_message(char *text);
 
 /* ---- the registry (statements.c) ------------------------------------------- */
 
