@@ -1,8 +1,9 @@
-/* node/app_internal.h: what app.c, worker.c, ctx.c, answer.c, body.c and
- * pipeline.c share: the layouts of the app, its blueprints, routes and
- * workers, and the helpers more than one of them calls on the request
- * path, inline so that splitting app.c by job added no call there. Only
- * those files include it; the rest of node/ sees context.h. */
+/* node/app_internal.h: what app.c, app_lifecycle.c, worker.c, ctx.c,
+ * answer.c, body.c and pipeline.c share: the layouts of the app, its
+ * blueprints, routes and workers, and the helpers more than one of them
+ * calls on the request path, inline so that splitting app.c by job added
+ * no call there. Only those files include it; the rest of node/ sees
+ * context.h. */
 #ifndef SHOAL_APP_INTERNAL_H
 #define SHOAL_APP_INTERNAL_H
 
@@ -169,6 +170,10 @@ static inline void shoal_answer_internal_error(shoal_ctx *ctx)
     static const char body[] = "{\"errors\":{\"body\":[\"internal error\"]},\"code\":\"internal\"}";
     shoal_text(ctx, 500, "application/json", body, sizeof body - 1);
 }
+
+/* app.c: frees what a blueprint holds, not the blueprint (shoal_app_free
+ * and a failed shoal_blueprint_new). */
+void shoal_blueprint_free_contents(shoal_blueprint *bp);
 
 /* worker.c: closes a worker's connections and frees it, with its slots'
  * state (shoal_app_free, once the threads have stopped). */

@@ -187,6 +187,16 @@ void *shoal_worker_get(shoal_ctx *ctx, shoal_worker_slot slot)
     return ctx->worker->slots[slot];
 }
 
+atomic_ullong *shoal_ctx_metric_cells(shoal_ctx *ctx, size_t *count)
+{
+    if (ctx == NULL || ctx->worker == NULL) {
+        *count = 0;
+        return NULL;
+    }
+    *count = ctx->worker->metric_cell_count;
+    return ctx->worker->metric_cells;
+}
+
 store *shoal_store(shoal_ctx *ctx)
 {
     return ctx->worker != NULL ? ctx->worker->store : NULL;

@@ -24,7 +24,7 @@ size_t shoal_metric_registry_cells(const shoal_metric_registry *registry);
  * were registered. */
 void shoal_metric_registry_write(shoal_app *app, shoal_metrics_text *text);
 
-/* ---- what app.c offers the registry ---------------------------------------- */
+/* ---- what app.c and ctx.c offer the registry ------------------------------ */
 
 shoal_metric_registry *shoal_app_metric_registry(shoal_app *app);
 /* The request's worker's cells (*count of them); NULL and 0 without one. */

@@ -85,25 +85,6 @@ void shoal_app_tier_totals(shoal_app *app, store_stats *postgres, cache_stats *r
     pthread_mutex_unlock(&app->workers_lock);
 }
 
-atomic_ullong *shoal_ctx_metric_cells(shoal_ctx *ctx, size_t *count)
-{
-    if (ctx == NULL || ctx->worker == NULL) {
-        *count = 0;
-        return NULL;
-    }
-    *count = ctx->worker->metric_cell_count;
-    return ctx->worker->metric_cells;
-}
-
-void shoal_app_metric_cells_each(shoal_app *app, shoal_metric_cells_fn fn, void *data)
-{
-    pthread_mutex_lock(&app->workers_lock);
-    for (shoal_worker *worker = app->workers; worker != NULL; worker = worker->next)
-        if (worker->metric_cell_count > 0)
-            fn(worker->metric_cells, worker->metric_cell_count, data);
-    pthread_mutex_unlock(&app->workers_lock);
-}
-
 /* Relaxed: the count orders nothing else, and draining polls it. */
 void shoal_worker_request_started(shoal_worker *worker)
 {
