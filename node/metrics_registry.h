@@ -53,8 +53,8 @@ typedef enum shoal_shed_reason {
     SHOAL_SHED_DEADLINE,  /* its deadline passed before work it needed could start */
 } shoal_shed_reason;
 
-/* The families the core writes by hand (metrics.c), whose names no
- * registration may take. Exact names are enough: a counter's name ends in
+/* The families the core writes by hand (metrics.c; the list is in
+ * metrics_text.c), whose names no registration may take. Exact names are enough: a counter's name ends in
  * _total and a histogram's never does, nor in _bucket, _sum or _count, so
  * no series of one family can be named like another family. */
 bool shoal_metrics_core_name_taken(const char *name);
