@@ -8,10 +8,8 @@ archive holds two errors.c.o, node's and store's): an object that leaves a
 symbol undefined depends on the object that defines it. Every strongly
 connected set of more than one object is a cycle and is printed.
 
-Usage: no_cycles_test.py [--gate OBJ,OBJ...] OBJECT...   (CMake: $<TARGET_OBJECTS:shoal_static>)
-  Without --gate every cycle fails the test. With it, only a cycle that
-  holds one of the named objects fails; the others are reported (the gate
-  for the whole archive waits for node/app.c's split, issue 15 step S5a).
+Usage: no_cycles_test.py OBJECT...   (CMake: $<TARGET_OBJECTS:shoal_static>)
+  Every cycle fails the test.
 """
 import re
 import subprocess
@@ -97,29 +95,21 @@ def cycles(edges):
 
 
 def main():
-    args = sys.argv[1:]
-    gate = None
-    if "--gate" in args:
-        i = args.index("--gate")
-        gate = set(args[i + 1].split(","))
-        del args[i:i + 2]
     # CMake hands $<TARGET_OBJECTS:...> over as one ';'-separated list.
-    objects = [o for arg in args for o in arg.split(";") if o]
+    objects = [o for arg in sys.argv[1:] for o in arg.split(";") if o]
     edges = graph(objects)
     if len(edges) < 10:
         print("only %d objects: not the library's?" % len(edges))
         return 1
-    failed = False
-    for component in cycles(edges):
+    found = cycles(edges)
+    for component in found:
         inner = {o: sorted(edges[o] & set(component)) for o in component}
-        fatal = gate is None or any(o in gate for o in component)
-        failed = failed or fatal
-        print("%s: cycle among %s" % ("FAIL" if fatal else "known (reported, not gated)", ", ".join(component)))
+        print("FAIL: cycle among %s" % ", ".join(component))
         for o in component:
             print("    %s -> %s" % (o, ", ".join(inner[o])))
-    if not failed:
-        print("%d objects; no cycle%s" % (len(edges), " through " + ", ".join(sorted(gate)) if gate else ""))
-    return 1 if failed else 0
+    if not found:
+        print("%d objects; no cycle" % len(edges))
+    return 1 if found else 0
 
 
 if __name__ == "__main__":
