@@ -1,7 +1,8 @@
-/* tests/unit/node/metrics_test.c: the Prometheus text of node/metrics.c
- * (escaping, histograms, numbers) and the routes' per-worker counting,
- * without a server. The registered families (cache reads, session lookups,
- * shed requests among them): metrics_registry_test.c. */
+/* tests/unit/node/metrics_test.c: the Prometheus text of
+ * node/metrics_text.c (escaping, histograms, numbers) and the routes'
+ * per-worker counting of node/route_counters.c, without a server. The
+ * registered families (cache reads, session lookups, shed requests among
+ * them): metrics_registry_test.c. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
