@@ -8,6 +8,9 @@
 #   stop_node                      SIGINT to node_pid, then checks it exited 0
 #                                  and its log holds no sanitizer report
 #   checks_summary                 the counts; its status is the test's
+#   time_scale                     SHOAL_TEST_TIME_SCALE as a whole number >= 1
+#   wait_serving LOG PID [POLLS]   until the node writing LOG serves; sets
+#                                  serving_port and serving_admin_port
 failures=0
 passes=0
 
@@ -43,4 +46,32 @@ stop_node() {
 checks_summary() {
   echo "$passes passed, $failures failed"
   [ "$failures" = 0 ]
+}
+
+time_scale() {
+  local scale=${SHOAL_TEST_TIME_SCALE:-1}
+  scale=${scale%%.*}
+  [ "$scale" -ge 1 ] 2>/dev/null || scale=1
+  echo "$scale"
+}
+
+# A node started on port 0 says where it serves in its log's "serving on"
+# line: wait for it (POLLS polls of 50 ms, 200 times the time scale by
+# default) or for the node to exit. Prints the log and returns 1 when it
+# never served.
+wait_serving() {
+  local log_file=$1 pid=$2 polls=${3:-$((200 * $(time_scale)))} line=""
+  for _ in $(seq "$polls"); do
+    line=$(grep -o '"message":"serving on [^"]*' "$log_file" || true)
+    [ -n "$line" ] && break
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.05
+  done
+  serving_port=$(sed -n 's/.*serving on [^ ]*:\([0-9]*\) with.*/\1/p' <<<"$line")
+  serving_admin_port=$(sed -n 's/.*admin on [^ ]*:\([0-9]*\);.*/\1/p' <<<"$line")
+  if [ -z "$serving_port" ] || [ -z "$serving_admin_port" ]; then
+    echo "the node did not start serving; its log ($log_file):"
+    cat "$log_file"
+    return 1
+  fi
 }

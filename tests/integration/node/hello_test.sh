@@ -31,9 +31,7 @@ shift 2
 wrapper=("$@")
 # shellcheck source=SCRIPTDIR/../../support/node_checks.sh
 source "$(dirname "$0")/../../support/node_checks.sh"
-scale=${SHOAL_TEST_TIME_SCALE:-1}
-scale=${scale%%.*}
-[ "$scale" -ge 1 ] 2>/dev/null || scale=1
+scale=$(time_scale)
 
 node_pid=""
 log=$(mktemp)
@@ -67,20 +65,9 @@ start() {
     SHOAL_THREADS=2 SHOAL_NODE_NAME=hello-test SHOAL_DRAIN_DELAY_MS=$((1500 * scale)) \
     SHOAL_GRACE_PERIOD_MS=2000 "${extra_env[@]}" "${wrapper[@]}" "$binary" "$@" 2>"$log" &
   node_pid=$!
-  local line=""
-  for _ in $(seq $((200 * scale))); do
-    line=$(grep -o '"message":"serving on [^"]*' "$log" || true)
-    [ -n "$line" ] && break
-    kill -0 "$node_pid" 2>/dev/null || break
-    sleep 0.05
-  done
-  port=$(sed -n 's/.*serving on [^ ]*:\([0-9]*\) with.*/\1/p' <<<"$line")
-  admin_port=$(sed -n 's/.*admin on [^ ]*:\([0-9]*\);.*/\1/p' <<<"$line")
-  if [ -z "$port" ] || [ -z "$admin_port" ]; then
-    echo "$binary did not start serving; its log:"
-    cat "$log"
-    return 1
-  fi
+  wait_serving "$log" "$node_pid" || return 1
+  port=$serving_port
+  admin_port=$serving_admin_port
 }
 
 # get PORT PATH: sets status and body.

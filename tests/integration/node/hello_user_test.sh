@@ -17,9 +17,7 @@ script=$here/../../../examples/hello/tests/hello_test.sh
 source "$here/../../support/node_checks.sh"
 : "${SHOAL_TEST_DATABASE_URL:?run by ctest with the tiers fixture}" "${SHOAL_TEST_REDIS_URL:?}"
 : "${SHOAL_TEST_ADMIN_DATABASE_URL:?}"
-scale=${SHOAL_TEST_TIME_SCALE:-1}
-scale=${scale%%.*}
-[ "$scale" -ge 1 ] 2>/dev/null || scale=1
+scale=$(time_scale)
 
 node_pid=""
 log=$(mktemp)
@@ -33,20 +31,9 @@ trap 'stop_pid "$node_pid" KILL; rm -f "$log"; admin_psql -c "DROP DATABASE IF E
 env DATABASE_URL="$hello_url" REDIS_URL="$SHOAL_TEST_REDIS_URL" SHOAL_PORT=0 SHOAL_ADMIN_PORT=0 \
   SHOAL_THREADS=2 SHOAL_NODE_NAME=hello-user-test "$hello" 2>"$log" &
 node_pid=$!
-line=""
-for _ in $(seq $((200 * scale))); do
-  line=$(grep -o '"message":"serving on [^"]*' "$log" || true)
-  [ -n "$line" ] && break
-  kill -0 "$node_pid" 2>/dev/null || break
-  sleep 0.05
-done
-port=$(sed -n 's/.*serving on [^ ]*:\([0-9]*\) with.*/\1/p' <<<"$line")
-admin_port=$(sed -n 's/.*admin on [^ ]*:\([0-9]*\);.*/\1/p' <<<"$line")
-if [ -z "$port" ] || [ -z "$admin_port" ]; then
-  echo "hello did not start serving; its log:"
-  cat "$log"
-  exit 1
-fi
+wait_serving "$log" "$node_pid" || exit 1
+port=$serving_port
+admin_port=$serving_admin_port
 # Readiness turns 200 once the workers' connections are open.
 for _ in $(seq $((100 * scale))); do
   [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$admin_port/readyz")" = 200 ] && break

@@ -18,9 +18,7 @@ shift 2
 wrapper=("$@")
 # shellcheck source=SCRIPTDIR/../../support/node_checks.sh
 source "$(dirname "$0")/../../support/node_checks.sh"
-scale=${SHOAL_TEST_TIME_SCALE:-1}
-scale=${scale%%.*}
-[ "$scale" -ge 1 ] 2>/dev/null || scale=1
+scale=$(time_scale)
 : "${SHOAL_TEST_DATABASE_URL:?run by ctest with the tiers fixture}" "${SHOAL_TEST_REDIS_URL:?}"
 
 node_pid=""
@@ -31,20 +29,9 @@ trap 'stop_pid "$node_pid" KILL; rm -f "$log" "$scrape"' EXIT
 env DATABASE_URL="$SHOAL_TEST_DATABASE_URL" REDIS_URL="$SHOAL_TEST_REDIS_URL" SHOAL_PORT=0 SHOAL_ADMIN_PORT=0 \
   SHOAL_THREADS=2 SHOAL_NODE_NAME=metric-families "${wrapper[@]}" "$binary" 2>"$log" &
 node_pid=$!
-line=""
-for _ in $(seq $((200 * scale))); do
-  line=$(grep -o '"message":"serving on [^"]*' "$log" || true)
-  [ -n "$line" ] && break
-  kill -0 "$node_pid" 2>/dev/null || break
-  sleep 0.05
-done
-port=$(sed -n 's/.*serving on [^ ]*:\([0-9]*\) with.*/\1/p' <<<"$line")
-admin_port=$(sed -n 's/.*admin on [^ ]*:\([0-9]*\);.*/\1/p' <<<"$line")
-if [ -z "$port" ] || [ -z "$admin_port" ]; then
-  echo "shoal-node did not start serving; its log:"
-  cat "$log"
-  exit 1
-fi
+wait_serving "$log" "$node_pid" || exit 1
+port=$serving_port
+admin_port=$serving_admin_port
 
 # A route answered, so that the per-route families have series.
 curl -s -o /dev/null --max-time $((5 * scale)) "http://127.0.0.1:$port/json" || true

@@ -32,9 +32,7 @@ shift 3
 wrapper=("$@")
 # shellcheck source=SCRIPTDIR/../../support/node_checks.sh
 source "$(dirname "$0")/../../support/node_checks.sh"
-scale=${SHOAL_TEST_TIME_SCALE:-1}
-scale=${scale%%.*}
-[ "$scale" -ge 1 ] 2>/dev/null || scale=1
+scale=$(time_scale)
 : "${SHOAL_TEST_DATABASE_URL:?run by ctest with the tiers fixture}" "${SHOAL_TEST_REDIS_URL:?}"
 
 tmp=$(mktemp -d)
@@ -56,23 +54,13 @@ db_psql() { psql "$SHOAL_TEST_DATABASE_URL" -XAtq -v ON_ERROR_STOP=1 "$@"; }
 start() {
   local name=$1 binary=$2
   shift 2
-  local log="$tmp/$name.log" line=""
+  local log="$tmp/$name.log"
   env DATABASE_URL="$SHOAL_TEST_DATABASE_URL" REDIS_URL="$SHOAL_TEST_REDIS_URL" SHOAL_PORT=0 SHOAL_ADMIN_PORT=0 \
     SHOAL_THREADS=2 SHOAL_NODE_NAME="$name" SHOAL_RATE_LIMITS= SHOAL_PASSWORD_MEM_LIMIT=8m \
     "${wrapper[@]}" "$binary" "$@" 2>"$log" &
   pids[$name]=$!
-  for _ in $(seq $((300 * scale))); do
-    line=$(grep -o '"message":"serving on [^"]*' "$log" || true)
-    [ -n "$line" ] && break
-    kill -0 "${pids[$name]}" 2>/dev/null || break
-    sleep 0.05
-  done
-  ports[$name]=$(sed -n 's/.*serving on [^ ]*:\([0-9]*\) with.*/\1/p' <<<"$line")
-  if [ -z "${ports[$name]}" ]; then
-    echo "$name did not start serving; its log:"
-    cat "$log"
-    return 1
-  fi
+  wait_serving "$log" "${pids[$name]}" $((300 * scale)) || return 1
+  ports[$name]=$serving_port
 }
 
 # stop NAME: SIGINT, exit 0, no sanitizer report.
