@@ -12,12 +12,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include <shoal/errors.h>
 #include <shoal/service.h>
 
 #include "fake_request.h"
+#include "main_capture.h"
 
 static const shoal_error_code greeting_unknown = {404, "greeting.unknown_language", "lang", "has no greeting"};
 static const shoal_error_code greeting_rude = {422, "greeting.rude", NULL, "is rude"};
@@ -99,44 +99,13 @@ static void test_fail_answers_the_entry_and_fail_with_overrides_field_and_messag
 
 static char *captured_out, *captured_err;
 
-static char *slurp(FILE *file)
-{
-    fflush(file);
-    long size = ftell(file);
-    assert_true(size >= 0);
-    char *text = calloc(1, (size_t)size + 1);
-    assert_non_null(text);
-    rewind(file);
-    assert_int_equal(fread(text, 1, (size_t)size, file), (size_t)size);
-    fclose(file);
-    return text;
-}
-
 /* shoal_main(service, {"test", word}) with stdout and stderr caught. */
 static int run_main(const shoal_service *service, const char *word)
 {
     free(captured_out);
     free(captured_err);
-    FILE *out = tmpfile(), *err = tmpfile();
-    assert_non_null(out);
-    assert_non_null(err);
-    fflush(stdout);
-    fflush(stderr);
-    int saved_out = dup(STDOUT_FILENO), saved_err = dup(STDERR_FILENO);
-    assert_true(saved_out >= 0 && saved_err >= 0);
-    assert_true(dup2(fileno(out), STDOUT_FILENO) >= 0 && dup2(fileno(err), STDERR_FILENO) >= 0);
     char *argv[] = {"test", (char *)word, NULL};
-    int rc = shoal_main(service, word != NULL ? 2 : 1, argv);
-    fflush(stdout);
-    fflush(stderr);
-    assert_true(dup2(saved_out, STDOUT_FILENO) >= 0 && dup2(saved_err, STDERR_FILENO) >= 0);
-    close(saved_out);
-    close(saved_err);
-    fseek(out, 0, SEEK_END);
-    fseek(err, 0, SEEK_END);
-    captured_out = slurp(out);
-    captured_err = slurp(err);
-    return rc;
+    return test_main_capture(service, word != NULL ? 2 : 1, argv, &captured_out, &captured_err);
 }
 
 static void test_errors_lists_the_library_tables_then_the_service_s(void **state)

@@ -17,6 +17,7 @@
 #include <shoal/version.h>
 
 #include "config_tables.h"
+#include "main_capture.h"
 #include "ext/rate_limit.h"
 #include "ext/session.h"
 #include "settings_engine.h"
@@ -246,44 +247,12 @@ static void test_a_flag_or_variable_declared_twice_is_refused(void **state)
 
 static char *captured_out, *captured_err;
 
-/* Reads and removes a temporary file. */
-static char *slurp(FILE *file)
-{
-    fflush(file);
-    long size = ftell(file);
-    assert_true(size >= 0);
-    char *text = calloc(1, (size_t)size + 1);
-    assert_non_null(text);
-    rewind(file);
-    assert_int_equal(fread(text, 1, (size_t)size, file), (size_t)size);
-    fclose(file);
-    return text;
-}
-
 /* shoal_main(service, argv) with stdout and stderr caught. */
 static int run_main(const shoal_service *service, int argc, char **argv)
 {
     free(captured_out);
     free(captured_err);
-    FILE *out = tmpfile(), *err = tmpfile();
-    assert_non_null(out);
-    assert_non_null(err);
-    fflush(stdout);
-    fflush(stderr);
-    int saved_out = dup(STDOUT_FILENO), saved_err = dup(STDERR_FILENO);
-    assert_true(saved_out >= 0 && saved_err >= 0);
-    assert_true(dup2(fileno(out), STDOUT_FILENO) >= 0 && dup2(fileno(err), STDERR_FILENO) >= 0);
-    int rc = shoal_main(service, argc, argv);
-    fflush(stdout);
-    fflush(stderr);
-    assert_true(dup2(saved_out, STDOUT_FILENO) >= 0 && dup2(saved_err, STDERR_FILENO) >= 0);
-    close(saved_out);
-    close(saved_err);
-    fseek(out, 0, SEEK_END);
-    fseek(err, 0, SEEK_END);
-    captured_out = slurp(out);
-    captured_err = slurp(err);
-    return rc;
+    return test_main_capture(service, argc, argv, &captured_out, &captured_err);
 }
 
 /* What the command below saw. */
