@@ -1,7 +1,6 @@
 /* tests/unit/node/password_test.c: argon2id hashes through libsodium, and
  * the bound on how many run at once. */
 #include <pthread.h>
-#include <sched.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -170,9 +169,12 @@ static void hashes_beyond_the_bound_wait_then_give_up(void **state)
         racer holder = {.passwords = passwords, .status = SHOAL_PASSWORD_ERROR};
         pthread_t thread;
         assert_int_equal(pthread_create(&thread, NULL, hash_once, &holder), 0);
-        /* Bounded: a holder that came and went unseen leaves it at 0. */
-        for (double start = now_ms(); shoal_password_in_progress(passwords) == 0 && now_ms() - start < 2000;)
-            sched_yield();
+        /* Bounded: a holder that came and went unseen leaves it at 0. A
+         * sleep, not sched_yield: under valgrind, which runs one thread at a
+         * time, a thread spinning on sched_yield kept the holder from ever
+         * starting (CI, 2026-12-07: five attempts, none seen). */
+        for (double start = now_ms(); shoal_password_in_progress(passwords) == 0 && now_ms() - start < 5000;)
+            nanosleep(&(struct timespec){.tv_nsec = 1000000}, NULL);
         bool seen_held = shoal_password_in_progress(passwords) == 1;
         if (!seen_held)
             print_message("attempt %d: the holder's hash was not seen in progress\n", attempt);
