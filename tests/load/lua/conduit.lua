@@ -211,20 +211,10 @@ function response(status, headers, body)
 end
 
 function done(summary, latency, requests)
-  local bad, unauth = 0, 0
-  local by_status = {}
-  for _, t in ipairs(threads) do
-    bad = bad + (t:get("non2xx") or 0)
-    unauth = unauth + (t:get("unauthorized") or 0)
-    for status, count in pairs(t:get("statuses") or {}) do
-      by_status[status] = (by_status[status] or 0) + count
-    end
-  end
-  report.done(summary, latency, nil, bad)
-  local parts = {}
-  for status, count in pairs(by_status) do parts[#parts + 1] = status .. "=" .. count end
-  table.sort(parts)
-  io.write(string.format("LOAD_NOTE unauthorized=%d non2xx_by_status=%s\n", unauth,
-                         #parts > 0 and table.concat(parts, ",") or "none"))
+  local bad, by_status = report.non2xx(threads)
+  local unauth = 0
+  for _, t in ipairs(threads) do unauth = unauth + (t:get("unauthorized") or 0) end
+  report.done(summary, latency, bad)
+  io.write(string.format("LOAD_NOTE unauthorized=%d non2xx_by_status=%s\n", unauth, by_status))
   timeline.report(threads)
 end

@@ -10,10 +10,26 @@
 -- time per answer, so the TechEmpower scripts do not); otherwise it is "-".
 local report = {}
 
--- counters(thread) -> the thread's table of extra counters, or nil. Scripts
--- that count per thread keep them in a global named `counts` in each
--- thread's Lua state; wrk's thread:get reads it from the main state.
-function report.done(summary, latency, threads, non2xx)
+-- non2xx(threads) -> the answers outside 2xx over every thread, and them by
+-- status as "401=3,404=7" (or "none"), sorted. Scripts that count answers
+-- keep, in each thread's Lua state, a global `non2xx` (a number) and
+-- `statuses` (status -> count); wrk's thread:get reads them from the main
+-- state.
+function report.non2xx(threads)
+  local bad, by_status = 0, {}
+  for _, t in ipairs(threads) do
+    bad = bad + (t:get("non2xx") or 0)
+    for status, count in pairs(t:get("statuses") or {}) do
+      by_status[status] = (by_status[status] or 0) + count
+    end
+  end
+  local parts = {}
+  for status, count in pairs(by_status) do parts[#parts + 1] = status .. "=" .. count end
+  table.sort(parts)
+  return bad, #parts > 0 and table.concat(parts, ",") or "none"
+end
+
+function report.done(summary, latency, non2xx)
   local ms = function(us) return string.format("%.3f", us / 1000) end
   local secs = summary.duration / 1e6
   local e = summary.errors

@@ -59,17 +59,8 @@ function response(status, headers, body)
 end
 
 function done(summary, latency, requests)
-  local bad, by_status = 0, {}
-  for _, t in ipairs(threads) do
-    bad = bad + (t:get("non2xx") or 0)
-    for status, count in pairs(t:get("statuses") or {}) do
-      by_status[status] = (by_status[status] or 0) + count
-    end
-  end
-  report.done(summary, latency, nil, bad)
-  local parts = {}
-  for status, count in pairs(by_status) do parts[#parts + 1] = status .. "=" .. count end
-  table.sort(parts)
-  io.write(string.format("LOAD_NOTE non2xx_by_status=%s\n", #parts > 0 and table.concat(parts, ",") or "none"))
+  local bad, by_status = report.non2xx(threads)
+  report.done(summary, latency, bad)
+  io.write(string.format("LOAD_NOTE non2xx_by_status=%s\n", by_status))
   timeline.report(threads)
 end

@@ -39,11 +39,11 @@ end
 
 function done(summary, latency, requests)
   if not counting then
-    report.done(summary, latency, nil, nil)
+    report.done(summary, latency, nil)
     return
   end
   local bad = 0
   for _, t in ipairs(threads) do bad = bad + (t:get("non2xx") or 0) end
-  report.done(summary, latency, nil, bad)
+  report.done(summary, latency, bad)
   timeline.report(threads)
 end

@@ -34,6 +34,6 @@ function done(summary, latency, requests)
   if user_done then user_done(summary, latency, requests) end
   local bad = 0
   for _, t in ipairs(load_threads) do bad = bad + (t:get("load_non2xx") or 0) end
-  report.done(summary, latency, nil, bad)
+  report.done(summary, latency, bad)
   timeline.report(load_threads)
 end
