@@ -9,13 +9,10 @@
  * identities hand out. */
 #include "seed.h"
 
-#include <libpq-fe.h>
 #include <stdint.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-
-#include "store_internal.h"
+#include <time.h>
 
 #define STRINGIFY_(x) #x
 #define STRINGIFY(x) STRINGIFY_(x)
@@ -278,42 +275,45 @@ static const char analyze_tables[] =
     "VACUUM (ANALYZE) users, follows, articles, tags, article_tags, favorites, comments";
 
 typedef struct seeding {
-    PGconn *connection;
+    store_admin *admin;
     const store_seed_options *options;
     char *error;
     size_t error_size;
     store_status failure; /* what a failed step comes to */
 } seeding;
 
+static uint64_t monotonic_ms(void)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (uint64_t)now.tv_sec * 1000u + (uint64_t)now.tv_nsec / 1000000u;
+}
+
 static double seconds_since(uint64_t start_ms)
 {
-    return (double)(store_monotonic_ms() - start_ms) / 1000.0;
+    return (double)(monotonic_ms() - start_ms) / 1000.0;
+}
+
+/* A failed step names itself. */
+static bool failed(seeding *seed, const char *name, store_status status, const char *reason)
+{
+    snprintf(seed->error, seed->error_size, "%s: %s", name, reason);
+    seed->failure = status;
+    return false;
 }
 
 /* Runs one step (several statements when param_count is 0); rows, when
  * asked, from the last command's tag, and then the step is reported to the
- * progress callback. A failure names the step. */
+ * progress callback. */
 static bool step(seeding *seed, const char *name, const char *sql, int param_count, const char *const *params,
                  long long *rows)
 {
-    uint64_t start = store_monotonic_ms();
-    PGresult *result = param_count > 0
-                           ? PQexecParams(seed->connection, sql, param_count, NULL, params, NULL, NULL, 0)
-                           : PQexec(seed->connection, sql);
-    ExecStatusType status = result != NULL ? PQresultStatus(result) : PGRES_FATAL_ERROR;
-    if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK) {
-        char reason[400];
-        snprintf(reason, sizeof reason, "%s", PQerrorMessage(seed->connection));
-        store_tidy_message(reason);
-        snprintf(seed->error, seed->error_size, "%s: %s", name, reason);
-        seed->failure = PQstatus(seed->connection) == CONNECTION_OK ? STORE_ERROR : STORE_UNAVAILABLE;
-        PQclear(result);
-        return false;
-    }
-    /* "" for commands that count nothing (ANALYZE): -1. */
-    const char *tuples = PQcmdTuples(result);
-    long long affected = tuples[0] != '\0' ? atoll(tuples) : -1;
-    PQclear(result);
+    uint64_t start = monotonic_ms();
+    long long affected;
+    char reason[400];
+    store_status status = store_admin_exec(seed->admin, sql, param_count, params, &affected, reason, sizeof reason);
+    if (status != STORE_OK)
+        return failed(seed, name, status, reason);
     if (rows != NULL) {
         *rows = affected;
         if (seed->options->progress != NULL)
@@ -322,21 +322,16 @@ static bool step(seeding *seed, const char *name, const char *sql, int param_cou
     return true;
 }
 
-/* One integer from a query's first row, or -1 after a failure. */
+/* One integer from a query, or -1 after a failure. */
 static long long query_number(seeding *seed, const char *name, const char *sql)
 {
-    PGresult *result = PQexec(seed->connection, sql);
-    long long value = -1;
-    if (result != NULL && PQresultStatus(result) == PGRES_TUPLES_OK && PQntuples(result) == 1)
-        value = atoll(PQgetvalue(result, 0, 0));
-    else {
-        char reason[400];
-        snprintf(reason, sizeof reason, "%s", PQerrorMessage(seed->connection));
-        store_tidy_message(reason);
-        snprintf(seed->error, seed->error_size, "%s: %s", name, reason);
-        seed->failure = PQstatus(seed->connection) == CONNECTION_OK ? STORE_ERROR : STORE_UNAVAILABLE;
+    long long value;
+    char reason[400];
+    store_status status = store_admin_number(seed->admin, sql, &value, reason, sizeof reason);
+    if (status != STORE_OK) {
+        failed(seed, name, status, reason);
+        return -1;
     }
-    PQclear(result);
     return value;
 }
 
@@ -446,34 +441,35 @@ store_status store_seed(const store_config *config, const store_seed_options *op
     unlimited.statement_timeout_ms = 0;
     if (unlimited.application_name == NULL || unlimited.application_name[0] == '\0')
         unlimited.application_name = "shoal-seed";
-    PGconn *connection = store_connect_or_explain(&unlimited, error, error_size);
-    if (connection == NULL)
+    store_admin *admin = store_admin_open(&unlimited, error, error_size);
+    if (admin == NULL)
         return STORE_UNAVAILABLE;
-    seeding seed = {.connection = connection, .options = options, .error = error, .error_size = error_size,
+    seeding seed = {.admin = admin, .options = options, .error = error, .error_size = error_size,
                     .failure = STORE_ERROR};
-    uint64_t start = store_monotonic_ms();
+    uint64_t start = monotonic_ms();
     bool done = step(&seed, "settings", session_settings, 0, NULL, NULL) &&
                 step(&seed, "begin", "BEGIN", 0, NULL, NULL) && fill(&seed, report) &&
                 step(&seed, "commit", "COMMIT", 0, NULL, NULL);
     report->seconds = seconds_since(start);
     if (!done) {
         /* Nothing of it stays: the transaction is rolled back with the
-         * connection, if ROLLBACK itself cannot be sent. */
-        PGresult *rollback = PQexec(connection, "ROLLBACK");
-        PQclear(rollback);
-        PQfinish(connection);
+         * connection if ROLLBACK itself cannot be sent, so its outcome does
+         * not matter. */
+        char ignored[200];
+        (void)store_admin_exec(admin, "ROLLBACK", 0, NULL, NULL, ignored, sizeof ignored);
+        store_admin_close(admin);
         return seed.failure;
     }
     /* Fresh statistics, or the first requests plan for empty tables, and
      * the visibility map (analyze_tables). VACUUM runs outside the
      * transaction, as it must. */
-    uint64_t analyze_start = store_monotonic_ms();
+    uint64_t analyze_start = monotonic_ms();
     long long no_rows;
     if (!step(&seed, "analyze", analyze_tables, 0, NULL, &no_rows)) {
-        PQfinish(connection);
+        store_admin_close(admin);
         return seed.failure;
     }
     report->analyze_seconds = seconds_since(analyze_start);
-    PQfinish(connection);
+    store_admin_close(admin);
     return STORE_OK;
 }

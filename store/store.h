@@ -269,6 +269,30 @@ store_status store_migrate(const store_config *config, const store_migration *mi
                            size_t count, store_migrate_report *report, char *error,
                            size_t error_size);
 
+/* ---- administrative work (admin.c) ------------------------------------------ */
+
+/* A connection of its own for work that is not a request: seeding, a
+ * backfill, maintenance. Nothing bounds its statements but the config's
+ * statement_timeout_ms (0: none). Not for requests, which use store_run on
+ * the workers' connections. */
+typedef struct store_admin store_admin;
+
+/* NULL, with "cannot connect to PostgreSQL: <reason>" in error, when the
+ * server cannot be reached. */
+store_admin *store_admin_open(const store_config *config, char *error, size_t error_size);
+/* Runs sql: several statements when param_count is 0, else one statement
+ * with $1..$param_count (text parameters, NULL for SQL NULL). affected
+ * (may be NULL) gets the rows the last command counted, or -1 for a
+ * command that counts none. STORE_OK; STORE_ERROR with the server's
+ * reason; STORE_UNAVAILABLE when the connection is gone. */
+store_status store_admin_exec(store_admin *admin, const char *sql, int param_count, const char *const *params,
+                              long long *affected, char *error, size_t error_size);
+/* Runs a query that answers one integer (the first column of its one row). */
+store_status store_admin_number(store_admin *admin, const char *sql, long long *value, char *error,
+                                size_t error_size);
+/* Closes the connection; an open transaction is rolled back. NULL is fine. */
+void store_admin_close(store_admin *admin);
+
 /* ---- the connection budget (capacity.c) ------------------------------------ */
 
 /* How many more connections a server takes. Only client sessions count
