@@ -1,5 +1,5 @@
 /* cache/aside.c: get-or-fill with versions, jitter and one filler per key. */
-#include "aside.h"
+#include <shoal/aside.h>
 #include "cache_internal.h"
 #include "cache_script.h"
 #include "invalidation.h"

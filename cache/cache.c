@@ -1,5 +1,5 @@
 /* cache/cache.c: a worker's Redis connection. */
-#include "cache.h"
+#include <shoal/cache.h>
 #include "cache_internal.h"
 
 #include <ctype.h>

@@ -7,7 +7,7 @@
 #include <stdint.h>
 #include <time.h>
 
-#include "cache.h"
+#include <shoal/cache.h>
 
 /* CLOCK_MONOTONIC readings (inline: every command is timed). */
 static inline uint64_t cache_monotonic_ns(void)

@@ -19,7 +19,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "cache.h"
+#include <shoal/cache.h>
 
 #define CACHE_IDEMPOTENCY_KEY_SIZE (CACHE_KEY_PREFIX_MAX + 5 + 64 + 1) /* prefix, "idem:", hex, NUL */
 #define CACHE_IDEMPOTENCY_FINGERPRINT_BYTES 32

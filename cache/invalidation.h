@@ -22,8 +22,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "cache.h"
-#include "l1.h"
+#include <shoal/cache.h>
+#include <shoal/l1.h>
 
 #define CACHE_INVALIDATION_CHANNEL "shoal:invalidate"
 #define CACHE_INVALIDATION_CHANNEL_SIZE (CACHE_KEY_PREFIX_MAX + sizeof CACHE_INVALIDATION_CHANNEL)

@@ -1,5 +1,5 @@
 /* cache/l1.c: sharded LRU with TTLs and family versions. */
-#include "l1.h"
+#include <shoal/l1.h>
 #include "cache_internal.h"
 
 #include <pthread.h>

@@ -14,7 +14,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "cache.h"
+#include <shoal/cache.h>
 
 typedef struct cache_ratelimit_limit {
     long long count;     /* requests ... */

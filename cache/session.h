@@ -19,7 +19,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "cache.h"
+#include <shoal/cache.h>
 
 #define CACHE_SESSION_TOKEN_LENGTH 43 /* characters, base64url of 32 bytes */
 #define CACHE_SESSION_TOKEN_SIZE (CACHE_SESSION_TOKEN_LENGTH + 1)

@@ -5,7 +5,7 @@
  * maintenance command runs for minutes, in one transaction, with SQL
  * assembled at run time: it needs its own connection and no statement
  * timeout, and a service should not need libpq to get one. */
-#include "store.h"
+#include <shoal/store.h>
 
 #include <libpq-fe.h>
 #include <stdio.h>

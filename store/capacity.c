@@ -1,10 +1,10 @@
 /* store/capacity.c: what a PostgreSQL server can still take, for the
- * connection budget check at a node's start (node/budget.h). */
+ * connection budget check at a node's start (node/lib/include/shoal/budget.h). */
 #include <libpq-fe.h>
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "store.h"
+#include <shoal/store.h>
 #include "store_internal.h"
 
 /* reserved_connections exists from PostgreSQL 16 on; current_setting's

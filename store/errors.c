@@ -17,7 +17,7 @@ store_status store_status_for_sqlstate(const char *sqlstate)
         return STORE_INVALID;
     /* Text that is not UTF-8 (22021) or has no UTF-8 form (22P05): a
      * client's bytes in a path or query parameter, refused by PostgreSQL
-     * before the statement ran (found by tests/fuzz/node/api/request). */
+     * before the statement ran (found by tests/fuzz/node/services/conduit/request). */
     if (strcmp(sqlstate, "22021") == 0 || strcmp(sqlstate, "22P05") == 0)
         return STORE_INVALID;
     if (strcmp(sqlstate, "57014") == 0)

@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "store.h"
+#include <shoal/store.h>
 #include "store_internal.h"
 
 /* Any constant works as long as nothing else uses it: "shoal" in ASCII. */

@@ -1,5 +1,5 @@
 /* store/store.c: a worker's PostgreSQL connection. */
-#include "store.h"
+#include <shoal/store.h>
 
 #include <errno.h>
 #include <libpq-fe.h>

@@ -9,7 +9,7 @@
 #include <stdint.h>
 #include <time.h>
 
-#include "store.h"
+#include <shoal/store.h>
 
 struct store {
     PGconn *connection;

@@ -20,8 +20,12 @@ install(TARGETS ${shoal_targets} EXPORT shoal-targets
   LIBRARY DESTINATION "${CMAKE_INSTALL_LIBDIR}" NAMELINK_COMPONENT Development
   RUNTIME DESTINATION "${CMAKE_INSTALL_BINDIR}")
 install(TARGETS shoal-node RUNTIME DESTINATION "${CMAKE_INSTALL_BINDIR}")
-install(FILES ${staged_headers} DESTINATION "${CMAKE_INSTALL_INCLUDEDIR}/shoal")
-install(FILES ${staged_ext_headers} DESTINATION "${CMAKE_INSTALL_INCLUDEDIR}/shoal/ext")
+# The three include/shoal folders merge into one; version.h.in stays
+# behind, its product comes from the build tree.
+foreach(dir IN LISTS SHOAL_PUBLIC_INCLUDE_DIRS)
+  install(DIRECTORY "${dir}/shoal" DESTINATION "${CMAKE_INSTALL_INCLUDEDIR}" FILES_MATCHING PATTERN "*.h")
+endforeach()
+install(FILES "${SHOAL_GENERATED_INCLUDE_DIR}/shoal/version.h" DESTINATION "${CMAKE_INSTALL_INCLUDEDIR}/shoal")
 install(FILES "${PROJECT_SOURCE_DIR}/LICENSE" "${PROJECT_SOURCE_DIR}/CHANGELOG.md"
         DESTINATION "${CMAKE_INSTALL_DOCDIR}")
 

@@ -83,7 +83,7 @@ CFLAGS_SHOAL=$(pkg-config --cflags shoal)
 
 mapfile -t headers < <(cd "$PREFIX/include" && find shoal -name '*.h' | sort)
 echo "# ${#headers[@]} headers: ${headers[*]}"
-private=$(printf '%s\n' "${headers[@]}" | grep -E '(_internal|/context|/cache_script|/proxy|/random|/url|/seed|/seed_command|/builtin_migrations|/demo_migrations|/api|/bench|/world|/fortune|/user|/profile|/article|/tag|/comment|/timestamp)\.h$' || true)
+private=$(printf '%s\n' "${headers[@]}" | grep -E '(_internal|/context|/cache_script|/proxy|/url|/seed|/seed_command|/builtin_migrations|/demo_migrations|/api|/bench|/world|/fortune|/user|/profile|/article|/tag|/comment|/timestamp)\.h$' || true)
 [ -z "$private" ] && pass "no private or demo header installed" || fail "private or demo headers installed: $private"
 for header in "${headers[@]}"; do
   # shellcheck disable=SC2086

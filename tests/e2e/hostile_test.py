@@ -55,7 +55,7 @@ PG_PORT = os.environ.get("SHOAL_E2E_PG_PORT", "15633")
 REDIS_PORT = os.environ.get("SHOAL_E2E_REDIS_PORT", "16580")
 
 RUN = "".join(random.choice(string.ascii_lowercase + string.digits) for _ in range(6))
-# The node's limits (node/config.c defaults, which the stack keeps).
+# The node's limits (node/lib/config.c defaults, which the stack keeps).
 MAX_HEADER_BYTES = 16 * 1024
 MAX_BODY_BYTES = 1024 * 1024
 MAX_JSON_DEPTH = 32

@@ -126,7 +126,7 @@ def connection_budget(max_connections, threads, spare=SPARE_CONNECTIONS):
 def live_connections(database_url):
     """Client connections a running stack holds, by application_name: a
     node names its libpq connections after itself (SHOAL_NODE_NAME,
-    node/config.c), so each node's count shows apart from psql and tools."""
+    node/lib/config.c), so each node's count shows apart from psql and tools."""
     sql = ("SELECT coalesce(nullif(application_name, ''), '(unnamed)'), count(*) FROM pg_stat_activity "
            "WHERE backend_type = 'client backend' AND pid <> pg_backend_pid() GROUP BY 1 ORDER BY 1; "
            "SHOW max_connections")

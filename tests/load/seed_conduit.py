@@ -37,7 +37,7 @@ import urllib.parse
 import urllib.request
 
 TAGS = ["load", "scaling", "redis", "postgres", "haproxy", "flask", "c"]
-SEEDED_PASSWORD = "password"  # node/seed_command.h SHOAL_SEED_PASSWORD
+SEEDED_PASSWORD = "password"  # node/services/conduit/seed_command.h SHOAL_SEED_PASSWORD
 API_USERS = 20
 API_ARTICLES = 3
 SLUG_PAGES = 20

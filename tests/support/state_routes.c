@@ -4,8 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ext/session.h"
-#include "store.h"
+#include <shoal/ext/session.h>
+#include <shoal/store.h>
 
 #define GET_ITEM "state_routes_get_item"
 #define PUT_ITEM "state_routes_put_item"

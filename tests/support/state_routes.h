@@ -19,7 +19,7 @@
 #ifndef TEST_STATE_ROUTES_H
 #define TEST_STATE_ROUTES_H
 
-#include "shoal.h"
+#include <shoal/shoal.h>
 
 #define STATE_ROUTES_FAMILY "state_item"
 #define STATE_ROUTES_TTL_MS 60000

@@ -13,8 +13,8 @@
 
 #include "demo_migrations.h"
 #include "demo_settings.h"
-#include "config.h"
-#include "store.h"
+#include <shoal/config.h>
+#include <shoal/store.h>
 #include "test_env.h"
 
 static const char *no_environment(const char *name)

@@ -6,9 +6,9 @@
 #ifndef TEST_NODE_H
 #define TEST_NODE_H
 
-#include "http.h"
+#include <shoal/http.h>
 #include "http_client.h"
-#include "shoal.h"
+#include <shoal/shoal.h>
 
 typedef struct test_node {
     shoal_config config;

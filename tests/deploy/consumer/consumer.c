@@ -6,7 +6,7 @@
  *
  * It composes the node by hand, as far as the public headers allow today:
  * no PostgreSQL or Redis is needed because the route touches neither (a
- * worker connects on first use). What node/main.c adds beyond this (warmed
+ * worker connects on first use). What node/bin/main.c adds beyond this (warmed
  * workers, the drain, migrations) comes with shoal_main. */
 #define _POSIX_C_SOURCE 200809L
 

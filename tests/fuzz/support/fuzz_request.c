@@ -11,20 +11,20 @@
 #include <strings.h>
 #include <unistd.h>
 
-#include "api/api.h"
-#include "bench/bench.h"
-#include "config.h"
-#include "ext/cors.h"
-#include "ext/idempotency.h"
-#include "ext/rate_limit.h"
-#include "ext/request_id.h"
-#include "ext/session.h"
-#include "json.h"
-#include "metrics.h"
-#include "store.h"
+#include "conduit/api.h"
+#include "techempower/bench.h"
+#include <shoal/config.h>
+#include <shoal/ext/cors.h>
+#include <shoal/ext/idempotency.h>
+#include <shoal/ext/rate_limit.h>
+#include <shoal/ext/request_id.h>
+#include <shoal/ext/session.h>
+#include <shoal/json.h>
+#include <shoal/metrics.h>
+#include <shoal/store.h>
 #include "url.h"
 
-/* As node/http.c gives each request: most answers fit, bigger ones spill
+/* As node/lib/http.c gives each request: most answers fit, bigger ones spill
  * into heap blocks of the arena. */
 #define REQUEST_ARENA_BYTES 8192
 
@@ -371,7 +371,7 @@ void fuzz_dispatch(fuzz_node *node, fuzz_request *request, fuzz_answer *out)
     if (listener != NULL && strcmp(listener, "admin") == 0)
         ctx.listener = SHOAL_LISTENER_ADMIN;
     shoal_worker_request_started(node->worker);
-    /* node/http.c refuses a body over the limit before dispatch, the same way. */
+    /* node/lib/http.c refuses a body over the limit before dispatch, the same way. */
     if (request->body_length > node->config.max_body_bytes)
         shoal_ctx_reject(&ctx, 413, "request.body_too_large", "the body is too large");
     else

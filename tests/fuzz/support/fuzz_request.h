@@ -17,7 +17,7 @@
  * real extensions, as main.c loads them, on a transport that answers header
  * and query lookups from the parsed input the way libmicrohttpd answers
  * them: the path and each query name and value percent-decoded by
- * node/url.c, '+' read as a space in the query, the first of repeated names,
+ * node/lib/url.c, '+' read as a space in the query, the first of repeated names,
  * names compared without case. */
 #ifndef SHOAL_FUZZ_REQUEST_H
 #define SHOAL_FUZZ_REQUEST_H

@@ -11,7 +11,7 @@
 
 #include <cmocka.h>
 
-#include "cache.h"
+#include <shoal/cache.h>
 #include "test_env.h"
 
 /* A second, plain connection: the test's view of the server. */

@@ -12,7 +12,7 @@
 
 #include <cmocka.h>
 
-#include "cache.h"
+#include <shoal/cache.h>
 #include "idempotency.h"
 #include "test_env.h"
 

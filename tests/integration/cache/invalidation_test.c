@@ -17,8 +17,8 @@
 
 #include <cmocka.h>
 
-#include "aside.h"
-#include "cache.h"
+#include <shoal/aside.h>
+#include <shoal/cache.h>
 #include "invalidation.h"
 #include "test_env.h"
 

@@ -11,7 +11,7 @@
 
 #include <cmocka.h>
 
-#include "cache.h"
+#include <shoal/cache.h>
 #include "ratelimit.h"
 #include "test_env.h"
 

@@ -14,7 +14,7 @@
 
 #include <cmocka.h>
 
-#include "cache.h"
+#include <shoal/cache.h>
 #include "session.h"
 #include "session_internal.h"
 #include "test_env.h"

@@ -24,8 +24,8 @@
 
 #include <cmocka.h>
 
-#include "aside.h"
-#include "cache.h"
+#include <shoal/aside.h>
+#include <shoal/cache.h>
 #include "cache_internal.h"
 #include "idempotency.h"
 #include "ratelimit.h"

@@ -105,7 +105,7 @@ extra_env=()
 
 # ---- hello: --help, --version, bad settings ----------------------------------
 # Only --help runs under the wrapper: the parse, --version and the exits
-# for bad settings are shoal_main's in-process paths, which unit.node.settings
+# for bad settings are shoal_main's in-process paths, which unit.node.lib.settings
 # already runs under valgrind and the sanitizers; each start under valgrind
 # costs seconds.
 run_status "${wrapper[@]}" "$hello" --help

@@ -3,7 +3,7 @@
 # (the fixture's), as whole nodes on free ports.
 #
 # prefix: shoal-node (prefix "", 0.1's layout), prefix-node
-# (tests/integration/node/prefix_node.c: default prefix "prefix-node:") and
+# (tests/integration/node/lib/prefix_node.c: default prefix "prefix-node:") and
 # a second prefix-node with --redis-prefix other: --session-prefix ""
 # (sharing the demo's sessions on purpose):
 #   - a demo token is refused (401) by prefix-node and accepted by the one

@@ -19,7 +19,7 @@
 #include <cmocka.h>
 
 #include "demo_migrations.h"
-#include "store.h"
+#include <shoal/store.h>
 #include "test_env.h"
 #include "test_pg.h"
 

@@ -15,7 +15,7 @@
 
 #include <cmocka.h>
 
-#include "store.h"
+#include <shoal/store.h>
 #include "test_env.h"
 #include "test_pg.h"
 

@@ -17,7 +17,7 @@
 #include <cmocka.h>
 
 #include "demo_migrations.h"
-#include "store.h"
+#include <shoal/store.h>
 #include "test_env.h"
 
 /* ---- helpers over a superuser connection ---------------------------------- */

@@ -16,15 +16,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "config.h"
-#include "ext/cors.h"
-#include "ext/idempotency.h"
-#include "ext/rate_limit.h"
-#include "ext/request_id.h"
-#include "ext/security_headers.h"
-#include "ext/session.h"
-#include "http.h"
-#include "log.h"
+#include <shoal/config.h>
+#include <shoal/ext/cors.h>
+#include <shoal/ext/idempotency.h>
+#include <shoal/ext/rate_limit.h>
+#include <shoal/ext/request_id.h>
+#include <shoal/ext/security_headers.h>
+#include <shoal/ext/session.h>
+#include <shoal/http.h>
+#include <shoal/log.h>
 
 static const char hello[] = "Hello, World!";
 

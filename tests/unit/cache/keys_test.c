@@ -12,8 +12,8 @@
 
 #include <string.h>
 
-#include "aside.h"
-#include "cache.h"
+#include <shoal/aside.h>
+#include <shoal/cache.h>
 #include "idempotency.h"
 #include "invalidation.h"
 #include "ratelimit.h"

@@ -10,7 +10,7 @@
 
 #include <cmocka.h>
 
-#include "l1.h"
+#include <shoal/l1.h>
 
 static uint64_t fake_now;
 

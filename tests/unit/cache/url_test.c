@@ -7,7 +7,7 @@
 
 #include <string.h>
 
-#include "cache.h"
+#include <shoal/cache.h>
 
 static cache_endpoint parse_ok(const char *url)
 {

@@ -3,8 +3,8 @@
 
 `shoal-node errors` prints every code the node may answer, one line each:
 status, code and module, from the tables the code declares them in
-(node/errors.c, node/tiers.c, the standard extensions, the Conduit API's
-node/api/api_errors.c). This test compares that listing with the table under
+(node/lib/errors.c, node/lib/tiers.c, the standard extensions, the Conduit API's
+node/services/conduit/api_errors.c). This test compares that listing with the table under
 "## Errors" in docs/api.md: each code listed there, with the same status, and
 nothing there that the node does not declare. It also reads every
 `word.word` code quoted anywhere in docs/ and README.md: one that looks like

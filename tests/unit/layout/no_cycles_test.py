@@ -19,7 +19,7 @@ LINE = re.compile(r"^(.*\.o):\s*(?:[0-9a-fA-F]+\s+)?(\S)\s+(\S+)$")
 
 
 def short(path):
-    """node/ext/rate_limit.c.o from .../shoal_static.dir/ext/rate_limit.c.o."""
+    """node/lib/ext/rate_limit.c.o from .../shoal_static.dir/ext/rate_limit.c.o."""
     marker = ".dir/"
     return path[path.index(marker) + len(marker):] if marker in path else path
 

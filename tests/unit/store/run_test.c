@@ -9,7 +9,7 @@
 
 #include <time.h>
 
-#include "store.h"
+#include <shoal/store.h>
 
 static uint64_t now_ns(void)
 {

@@ -2,7 +2,9 @@
 """tests/unit/store/sql_parameters_test.py: SQL goes to PostgreSQL only as
 constant text, with values as parameters.
 
-Reads every C file of store/ (the only folder that includes libpq-fe.h) and
+Reads every C file of store/ (the only folder that includes libpq-fe.h)
+and of the demo services (node/services/, whose SQL reaches PostgreSQL
+through store/'s calls: statements added to a registry, store_admin) and
 finds each call that hands SQL text to PostgreSQL: libpq's PQexec,
 PQexecParams, PQsendQuery, PQsendQueryParams, PQprepare and PQsendPrepare,
 and every function of ours that passes one of its own parameters on to such
@@ -27,7 +29,8 @@ import re
 import sys
 
 REPO = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", ".."))
-STORE = os.path.join(REPO, "store")
+# Where SQL is written: the tier engine, and the services on top of it.
+SCANNED = ["store", "node/services"]
 
 # libpq's functions and the position (from 0) of their SQL text.
 LIBPQ_SINKS = {"PQexec": 1, "PQexecParams": 1, "PQsendQuery": 1, "PQsendQueryParams": 1,
@@ -39,23 +42,23 @@ DEFERRED_SINKS = {"store_registry_add": 2}
 
 # (file, function, SQL argument) -> why its text holds no value from outside.
 REVIEWED = {
-    ("migrate.c", "apply_one", "migration->sql"):
+    ("store/migrate.c", "apply_one", "migration->sql"):
         "a service's migrations (node/services/*/migrations, a user's folder), embedded in the binary at "
         "build time by shoal_add_migrations; what a program hands store_migrate[_sets] is its own schema",
-    ("migrate.c", "run_params", "statement->sql"):
+    ("store/migrate.c", "run_params", "statement->sql"):
         "a record_statement's SQL: string literals in migrate.c (the rows that record a migration, "
         "LEGACY_TABLE); components, versions and names travel as $N parameters",
-    ("store.c", "prepare_statements", "store_registry_sql(registry, i)"):
+    ("store/store.c", "prepare_statements", "store_registry_sql(registry, i)"):
         "the registry's statements, each added through store_registry_add, whose callers this test checks",
-    ("run.c", "store_transaction", "begin_statement(isolation)"):
+    ("store/run.c", "store_transaction", "begin_statement(isolation)"):
         "begin_statement returns one of three constant BEGIN statements, chosen by an enum",
-    ("seed.c", "fill", "unit_function"):
+    ("node/services/conduit/seed.c", "fill", "unit_function"):
         "snprintf of a constant function definition with one %d: the seed command's --seed, an int "
         "(a function body takes no parameters, and a constant lets PostgreSQL inline it); not a node's path",
-    ("article.c", "add_page_of", "sql"):
+    ("node/services/conduit/sql/article.c", "add_page_of", "sql"):
         "snprintf of a constant format with `page`, which add_page and register_lists build from "
         "constant text only: list_filters[] (a static table) and $N placeholder numbers",
-    ("article.c", "add_count", "sql"):
+    ("node/services/conduit/sql/article.c", "add_count", "sql"):
         "snprintf of a constant format with `filter`: list_filters[] and $N numbers (variant_filter), "
         "or FEED_FILTER",
 }
@@ -187,10 +190,12 @@ def constant(expression, arrays=frozenset()):
 
 
 def main():
-    sources = sorted(f for f in os.listdir(STORE) if f.endswith(".c"))
+    sources = sorted(os.path.relpath(os.path.join(root, name), REPO)
+                     for folder in SCANNED for root, _, names in os.walk(os.path.join(REPO, folder))
+                     for name in names if name.endswith(".c"))
     defined = [(source, name, parameters, body)
-               for source in sources for name, parameters, body in functions(os.path.join(STORE, source))]
-    arrays = {source: constant_arrays(os.path.join(STORE, source)) for source in sources}
+               for source in sources for name, parameters, body in functions(os.path.join(REPO, source))]
+    arrays = {source: constant_arrays(os.path.join(REPO, source)) for source in sources}
     sinks = dict(LIBPQ_SINKS, **DEFERRED_SINKS)
     failures, seen_reviewed, checked = [], set(), 0
     changed = True
@@ -228,7 +233,8 @@ def main():
         failures.append(f"REVIEWED entry {entry} matches no call any more: update the list")
     if checked < 20:
         failures.append(f"only {checked} calls found: the scan no longer sees store/'s calls")
-    # Only store/ may talk to PostgreSQL, or the scan would miss calls.
+    # Only store/ may talk to PostgreSQL (services go through it), or the
+    # scan would miss calls.
     for folder in ("node", "cache"):
         for root, _, files in os.walk(os.path.join(REPO, folder)):
             for name in files:

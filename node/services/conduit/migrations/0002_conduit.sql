@@ -1,4 +1,4 @@
--- 0003: the RealWorld "Conduit" schema (the routes in node/api/).
+-- 0003: the RealWorld "Conduit" schema (the routes in node/services/conduit/).
 --
 -- Emails and usernames are citext (0001): unique regardless of case, so
 -- "Alice@Example.com" cannot register beside "alice@example.com", and

@@ -1,5 +1,5 @@
 -- 0002: the tables of the TechEmpower Framework Benchmarks (the routes in
--- node/bench/). Their shapes and the twelve fortunes are fixed by the
+-- node/services/techempower/). Their shapes and the twelve fortunes are fixed by the
 -- benchmark's specification, so that our answers compare with everyone
 -- else's. Column names are lower case on purpose: PostgreSQL folds the
 -- unquoted randomNumber of the original script to randomnumber anyway, and

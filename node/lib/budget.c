@@ -1,0 +1,59 @@
+/* node/lib/budget.c */
+#include <shoal/budget.h>
+
+#include <stdio.h>
+
+#include <shoal/health.h>
+#include <shoal/log.h>
+
+int shoal_budget_postgres_connections(const shoal_config *config)
+{
+    /* One worker per HTTP thread: libmicrohttpd's pool has config->threads
+     * of them (one thread serves alone when threads is 1). */
+    return config->threads + SHOAL_TIER_MONITOR_POSTGRES_CONNECTIONS;
+}
+
+bool shoal_budget_fits(int needed, const store_capacity *capacity)
+{
+    return needed <= store_capacity_free(capacity);
+}
+
+void shoal_budget_describe(const shoal_config *config, const store_capacity *capacity, char *out, size_t size)
+{
+    int needed = shoal_budget_postgres_connections(config);
+    int written = snprintf(out, size,
+                           "this node holds %d PostgreSQL connections (%d worker threads + %d tier monitor); "
+                           "the server has %d free (max_connections %d - %d reserved for superusers - %d in use)",
+                           needed, config->threads, SHOAL_TIER_MONITOR_POSTGRES_CONNECTIONS,
+                           store_capacity_free(capacity), capacity->max_connections, capacity->reserved,
+                           capacity->in_use);
+    if (shoal_budget_fits(needed, capacity) || written < 0 || (size_t)written >= size)
+        return;
+    snprintf(out + written, size - (size_t)written,
+             ", so %d of its workers will fail to connect and answer 503. Raise max_connections (nodes x "
+             "(threads + 2) + 20), run fewer --threads (SHOAL_THREADS), or put PgBouncer in transaction mode "
+             "between the nodes and PostgreSQL (docs/operations.md, the connection budget)",
+             needed - store_capacity_free(capacity));
+}
+
+shoal_budget_outcome shoal_budget_check(const shoal_config *config)
+{
+    store_config database = shoal_config_store(config);
+    store_capacity capacity;
+    char error[512] = "";
+    store_status status = store_capacity_read(&database, &capacity, error, sizeof error);
+    if (status != STORE_OK) {
+        shoal_log(SHOAL_LOG_WARNING, "budget", "PostgreSQL connection budget not checked: %s", error);
+        return status == STORE_UNAVAILABLE ? SHOAL_BUDGET_UNREACHABLE : SHOAL_BUDGET_UNCHECKED;
+    }
+    char line[1024];
+    shoal_budget_describe(config, &capacity, line, sizeof line);
+    if (shoal_budget_fits(shoal_budget_postgres_connections(config), &capacity)) {
+        shoal_log(SHOAL_LOG_INFO, "budget", "PostgreSQL connection budget: %s", line);
+        return SHOAL_BUDGET_FITS;
+    }
+    shoal_log(config->strict ? SHOAL_LOG_ERROR : SHOAL_LOG_WARNING, "budget",
+              "PostgreSQL connection budget exceeded%s: %s", config->strict ? " (--strict: not starting)" : "",
+              line);
+    return SHOAL_BUDGET_EXCEEDED;
+}
