@@ -67,6 +67,20 @@ static void free_state(void *data)
     free(state);
 }
 
+/* Logins by outcome: a rise of wrong credentials or limited ones is
+ * someone guessing passwords, which no route counter shows (every login is
+ * POST /api/users/login, answered 200, 401 or 429 alike for other reasons). */
+static const char *const login_results[] = {
+    [API_LOGIN_SUCCEEDED] = "succeeded", [API_LOGIN_WRONG_CREDENTIALS] = "wrong_credentials",
+    [API_LOGIN_LIMITED] = "limited", NULL};
+static const shoal_metric_spec logins_spec = {
+    .name = "conduit_logins_total",
+    .help = "Logins by result: succeeded, wrong_credentials (no such email, or a wrong password), limited "
+            "(refused by the login failure limits).",
+    .label = "result",
+    .values = login_results,
+};
+
 static int register_all(shoal_app *app, api_state *state)
 {
     const shoal_conduit_settings_values *settings = shoal_app_settings(app, &shoal_conduit_settings);
@@ -80,6 +94,9 @@ static int register_all(shoal_app *app, api_state *state)
         return shoal_app_fail(app, "login failure limits: %s", reason);
     }
     state->max_limit = settings->max_limit;
+    state->logins = shoal_app_counter(app, &logins_spec);
+    if (state->logins == NULL)
+        return -1;
     /* Without the password table: its defaults. */
     shoal_password_config passwords = shoal_password_config_of(shoal_app_settings(app, &shoal_password_settings));
     state->passwords = shoal_password_new(&passwords);

@@ -6,6 +6,7 @@
 #include "sql/article.h"
 #include "sql/comment.h"
 #include <shoal/ext/rate_limit.h>
+#include <shoal/metrics.h>
 #include <shoal/password.h>
 #include "sql/profile.h"
 #include <shoal/shoal.h>
@@ -39,7 +40,15 @@ typedef struct api_state {
     shoal_rate_limit_rule failures_per_address;
     shoal_rate_limit_rule failures_per_account;
     int max_limit; /* --api-max-limit */
+    const shoal_counter *logins; /* conduit_logins_total{result}: api_login_result */
 } api_state;
+
+/* conduit_logins_total's results, in the order of its label values. */
+typedef enum api_login_result {
+    API_LOGIN_SUCCEEDED,
+    API_LOGIN_WRONG_CREDENTIALS, /* no such email, or a wrong password */
+    API_LOGIN_LIMITED,           /* refused by the login failure limits (429) */
+} api_login_result;
 
 /* Registers the user routes on bp; 0 or -1. */
 int api_users_register(shoal_blueprint *bp, api_state *state);

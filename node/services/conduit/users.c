@@ -123,11 +123,13 @@ static bool login_allowed(shoal_ctx *ctx, const api_state *api, const char *acco
     if (shoal_rate_limit_peek(ctx, FAILURES_PER_ADDRESS, shoal_client_address(ctx), &api->failures_per_address,
                               &result) == SHOAL_RATE_LIMIT_LIMITED) {
         shoal_rate_limit_reject(ctx, &api->failures_per_address, &result);
+        shoal_count(ctx, api->logins, API_LOGIN_LIMITED, 1);
         return false;
     }
     if (shoal_rate_limit_peek(ctx, FAILURES_PER_ACCOUNT, account, &api->failures_per_account, &result) ==
         SHOAL_RATE_LIMIT_LIMITED) {
         shoal_rate_limit_reject(ctx, &api->failures_per_account, &result);
+        shoal_count(ctx, api->logins, API_LOGIN_LIMITED, 1);
         return false;
     }
     return true;
@@ -137,6 +139,7 @@ static int login_failed(shoal_ctx *ctx, const api_state *api, const char *accoun
 {
     shoal_rate_limit_check(ctx, FAILURES_PER_ADDRESS, shoal_client_address(ctx), &api->failures_per_address, NULL);
     shoal_rate_limit_check(ctx, FAILURES_PER_ACCOUNT, account, &api->failures_per_account, NULL);
+    shoal_count(ctx, api->logins, API_LOGIN_WRONG_CREDENTIALS, 1);
     shoal_set_header(ctx, "WWW-Authenticate", "Token");
     return shoal_fail(ctx, &api_code_invalid_credentials);
 }
@@ -189,6 +192,7 @@ static int login(shoal_ctx *ctx)
     shoal_session_status session = shoal_session_create(ctx, found.id, &token);
     if (session != SHOAL_SESSION_OK)
         return shoal_session_fail(ctx, session);
+    shoal_count(ctx, api->logins, API_LOGIN_SUCCEEDED, 1);
     return answer_user(ctx, 200, &found, token);
 }
 

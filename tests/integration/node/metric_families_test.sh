@@ -8,7 +8,7 @@
 # the traffic). The text also passes `promtool check metrics`.
 # Families moved from hand-written code to registrations (issue 15) must
 # read exactly as before; a new family or label is added to the list on
-# purpose.
+# purpose (Conduit's own conduit_logins_total was, with its value checked).
 #
 #   metric_families_test.sh SHOAL_NODE EXPECTED_LIST [WRAPPER...]
 set -euo pipefail
@@ -27,14 +27,19 @@ scrape=$(mktemp)
 trap 'stop_pid "$node_pid" KILL; rm -f "$log" "$scrape"' EXIT
 
 env DATABASE_URL="$SHOAL_TEST_DATABASE_URL" REDIS_URL="$SHOAL_TEST_REDIS_URL" SHOAL_PORT=0 SHOAL_ADMIN_PORT=0 \
-  SHOAL_THREADS=2 SHOAL_NODE_NAME=metric-families "${wrapper[@]}" "$binary" 2>"$log" &
+  SHOAL_THREADS=2 SHOAL_NODE_NAME=metric-families SHOAL_PASSWORD_MEM_LIMIT=8m "${wrapper[@]}" "$binary" 2>"$log" &
 node_pid=$!
 wait_serving "$log" "$node_pid" || exit 1
 port=$serving_port
 admin_port=$serving_admin_port
 
-# A route answered, so that the per-route families have series.
+# A route answered, so that the per-route families have series; and a
+# login with an email nobody has, which Conduit counts as its own.
 curl -s -o /dev/null --max-time $((5 * scale)) "http://127.0.0.1:$port/json" || true
+login_status=$(curl -s -o /dev/null -w '%{http_code}' --max-time $((10 * scale)) -H 'Content-Type: application/json' \
+  -d '{"user":{"email":"nobody-'"$$"'@example.com","password":"not-a-password"}}' \
+  "http://127.0.0.1:$port/api/users/login" || true)
+check "a login with an unknown email answers 401" [ "$login_status" = 401 ]
 check "GET /metrics answers 200" \
   [ "$(curl -s -o "$scrape" -w '%{http_code}' --max-time $((5 * scale)) "http://127.0.0.1:$admin_port/metrics")" = 200 ]
 
@@ -49,6 +54,9 @@ else
   check "the families, their help, types and label sets are the listed ones (diff above: - listed, + served)" false
 fi
 check "promtool check metrics passes" promtool check metrics <"$scrape"
+check "Conduit counted the login: conduit_logins_total{result=\"wrong_credentials\"} 1" \
+  grep -qx 'conduit_logins_total{result="wrong_credentials"} 1' "$scrape"
+check "and no other" grep -qx 'conduit_logins_total{result="succeeded"} 0' "$scrape"
 
 stop_node
 checks_summary
