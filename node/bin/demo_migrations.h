@@ -8,12 +8,8 @@
 
 #include <shoal/service.h>
 
-/* Component "conduit": 1 baseline (citext), 2 conduit (the RealWorld
- * tables); adopts schema_migrations' 1 baseline and 3 conduit. */
-extern const shoal_migrations shoal_conduit_migrations;
-/* Component "techempower": 1 techempower (world, fortune); adopts
- * schema_migrations' 2 techempower. */
-extern const shoal_migrations shoal_techempower_migrations;
+#include "conduit/api.h"        /* shoal_conduit_migrations */
+#include "techempower/bench.h"  /* shoal_techempower_migrations */
 
 /* Both sets, applied (store_migrate_sets) as shoal-node applies them with
  * every part on; reports: NULL or 2 (conduit, techempower). For tests and

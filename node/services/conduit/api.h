@@ -19,6 +19,7 @@
 #ifndef SHOAL_API_H
 #define SHOAL_API_H
 
+#include <shoal/service.h>
 #include <shoal/shoal.h>
 
 extern const shoal_extension shoal_api_extension;
@@ -42,5 +43,10 @@ extern const shoal_settings shoal_conduit_settings;
 
 /* Its error codes (module "conduit"), for the service's errors list. */
 extern const shoal_error_table shoal_api_errors;
+
+/* Its schema (migrations/, embedded by shoal_add_migrations), component
+ * "conduit": 1 baseline (citext), 2 conduit (the RealWorld tables); adopts
+ * 0.1's schema_migrations rows 1 baseline and 3 conduit. */
+extern const shoal_migrations shoal_conduit_migrations;
 
 #endif

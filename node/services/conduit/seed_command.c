@@ -94,3 +94,18 @@ int shoal_seed_run(const shoal_config *config, const shoal_settings_values *valu
     fflush(out);
     return 0;
 }
+
+static int run_seed(const shoal_config *config, const shoal_settings_values *values, void *data)
+{
+    (void)data;
+    return shoal_seed_run(config, values, stdout, stderr, NULL);
+}
+
+const shoal_service_command shoal_seed_command = {
+    .name = "seed",
+    .summary = "apply migrations unless --migrate=false, fill the database with a\n"
+               "           reproducible Conduit data set for load tests, and exit",
+    .flags = &shoal_seed_flags,
+    .migrate_first = true,
+    .run = run_seed,
+};

@@ -13,6 +13,7 @@
 #include <stdio.h>
 
 #include <shoal/config.h>
+#include <shoal/service.h>
 #include "seed.h"
 
 #define SHOAL_SEED_PASSWORD "password"
@@ -38,5 +39,9 @@ extern const shoal_settings shoal_seed_flags;
  * status above. */
 int shoal_seed_run(const shoal_config *config, const shoal_settings_values *values, FILE *out, FILE *errors,
                    store_seed_report *report);
+
+/* `<program> seed` for a service's commands (shoal_service.commands):
+ * shoal_seed_run on stdout and stderr, after the migrations. */
+extern const shoal_service_command shoal_seed_command;
 
 #endif

@@ -20,6 +20,7 @@
 #ifndef SHOAL_BENCH_H
 #define SHOAL_BENCH_H
 
+#include <shoal/service.h>
 #include <shoal/shoal.h>
 
 /* Registers the statements (node/services/techempower/sql/world.h, node/services/techempower/sql/fortune.h), a worker slot
@@ -32,5 +33,9 @@ typedef struct shoal_techempower_settings_values {
     bool bench;
 } shoal_techempower_settings_values;
 extern const shoal_settings shoal_techempower_settings;
+
+/* Its schema, component "techempower": 1 techempower (world, fortune);
+ * adopts 0.1's schema_migrations row 2 techempower. */
+extern const shoal_migrations shoal_techempower_migrations;
 
 #endif
