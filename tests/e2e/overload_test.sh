@@ -9,9 +9,9 @@
 #      503, Retry-After: 1 and the envelope (node.overloaded), and answers
 #      the rest 200, with nothing else;
 #   2. through HAProxy: every request answers 200, none is shed, HAProxy's
-#      stats show requests queued (qmax > 0) and never more than
-#      2 at the node at once (smax <= 2), and the slowest answer stays well
-#      inside `timeout queue`.
+#      stats show requests queued (qmax > 0) and at most 2 at the node at
+#      once, give or take HAProxy's own race (smax <= 3, below), and the
+#      slowest answer stays well inside `timeout queue`.
 #
 # SHOAL_BIN: the node binary (ctest passes it); without it deploy/local builds.
 # Ports (override when taken): SHOAL_E2E_OVERLOAD_LB_PORT (18680),
@@ -165,8 +165,14 @@ qmax=$(( $(lb_field qmax BACKEND) + $(lb_field qmax) ))
 smax=$(lb_field smax)
 [ "$qmax" -gt 0 ] || fail "requests waited in HAProxy's queue (qmax $qmax)"
 pass "requests waited in HAProxy's queue (qmax of the backend and node1: $qmax)"
-[ "$smax" -le 2 ] || fail "node1 never had more than 2 requests from HAProxy at once (smax $smax)"
-pass "node1 never had more than 2 requests from HAProxy at once (smax $smax)"
+# Debian 12's HAProxy (2.6) counts a server's connection only some time
+# after picking the server, so two threads may both hand it a request when
+# it has one slot left: one over maxconn, seen here once in CI (smax 3).
+# Upstream fixed it in 3.2 ("BUG/MEDIUM: queues: Stricly respect maxconn for
+# outgoing connections", 3372a2ea0). One over is still under the node's
+# --max-in-flight (4), which is what keeps it from shedding; more would not be.
+[ "$smax" -le 3 ] || fail "node1 never had more than 2 requests from HAProxy at once, or 3 in HAProxy 2.6's race (smax $smax)"
+pass "node1 had at most 2 requests from HAProxy at once, or 3 in HAProxy 2.6's race (smax $smax)"
 slowest=$(json "$through" 'r["slowest_s"]')
 /usr/bin/python3 -c "import sys; sys.exit(0 if $slowest < 5 else 1)" \
   || fail "the slowest answer through HAProxy came inside timeout queue (5 s): $slowest s"
