@@ -1,5 +1,6 @@
 /* node/lib/app.c: the app itself: what setup registers (blueprints, routes,
- * hooks, extensions, slots, published state), the freeze that ends setup,
+ * hooks, extensions and their instances, slots, published state), the
+ * freeze that ends setup,
  * setup failures, readiness, and the state the whole node shares
  * (statements, the L1 and its subscriber, metrics). Making and freeing
  * it, which compose the pieces, are app_lifecycle.c's. */
@@ -250,6 +251,17 @@ int shoal_errorhandler(shoal_blueprint *bp, int status, shoal_error_handler_fn h
     return 0;
 }
 
+/* Room for one more instance, made before create runs so that an instance
+ * once created is always kept (and destroyed with the app). */
+static int reserve_instance(shoal_app *app)
+{
+    instance_entry *grown = realloc(app->instances, (app->instance_count + 1) * sizeof *grown);
+    if (grown == NULL)
+        return -1;
+    app->instances = grown;
+    return 0;
+}
+
 int shoal_app_extend(shoal_app *app, const shoal_extension *extension)
 {
     if (!setup_open(app, "an extension"))
@@ -266,7 +278,19 @@ int shoal_app_extend(shoal_app *app, const shoal_extension *extension)
     unsigned failures_before = app->setup_failures;
     const char *outer = app->initializing; /* an init may load another extension */
     app->initializing = name;
-    int rc = extension->init != NULL ? extension->init(app, extension->data) : 0;
+    if (extension->create != NULL) {
+        void *instance = reserve_instance(app) == 0 ? extension->create(app, extension->data) : NULL;
+        if (instance == NULL) {
+            if (app->setup_failures == failures_before)
+                shoal_app_fail(app, "cannot create its instance: out of memory");
+            app->initializing = outer;
+            free(entry);
+            return -1;
+        }
+        app->instances[app->instance_count++] = (instance_entry){extension, instance, extension->destroy};
+        entry->extension.data = instance; /* what init and shutdown receive */
+    }
+    int rc = extension->init != NULL ? extension->init(app, entry->extension.data) : 0;
     if (rc != 0 && app->setup_failures == failures_before)
         shoal_app_fail(app, "its init failed without saying why");
     app->initializing = outer;
@@ -297,11 +321,19 @@ shoal_worker_slot shoal_app_worker_slot(shoal_app *app, void *(*create)(void *da
     return app->worker_slot_count++;
 }
 
+static published_entry *find_published(const shoal_app *app, const char *name)
+{
+    published_entry *entry = app->published;
+    while (entry != NULL && strcmp(entry->name, name) != 0)
+        entry = entry->next;
+    return entry;
+}
+
 static int add_published(shoal_app *app, const char *name, void *state, void (*release)(void *state))
 {
     if (!setup_open(app, "published state"))
         return -1;
-    if (name == NULL || shoal_app_published(app, name) != NULL)
+    if (name == NULL || find_published(app, name) != NULL)
         return setup_error(app, "published state", "the name is missing or taken");
     published_entry *entry = calloc(1, sizeof *entry);
     char *copy = strdup(name);
@@ -340,10 +372,27 @@ const void *shoal_app_settings(const shoal_app *app, const shoal_settings *setti
 
 void *shoal_app_published(const shoal_app *app, const char *name)
 {
-    for (const published_entry *entry = app->published; entry != NULL; entry = entry->next)
-        if (strcmp(entry->name, name) == 0)
-            return entry->state;
+    const published_entry *entry = find_published(app, name);
+    return entry != NULL ? entry->state : NULL;
+}
+
+void *shoal_app_instance(const shoal_app *app, const shoal_extension *extension)
+{
+    /* Newest first, as an extension loaded twice would be found. */
+    for (size_t i = app->instance_count; i > 0; i--)
+        if (app->instances[i - 1].extension == extension)
+            return app->instances[i - 1].instance;
     return NULL;
+}
+
+int shoal_app_set_standard_instance(shoal_app *app, shoal_standard_instance which, void *instance)
+{
+    if (!setup_open(app, "a standard instance"))
+        return -1;
+    if (app->standard_instances[which] != NULL)
+        return shoal_app_fail(app, "is loaded twice");
+    app->standard_instances[which] = instance;
+    return 0;
 }
 
 shoal_request_slot shoal_app_request_slot(shoal_app *app)

@@ -89,6 +89,13 @@ typedef struct published_entry {
     struct published_entry *next;
 } published_entry;
 
+/* An extension's instance (its create's), destroyed with the app. */
+typedef struct instance_entry {
+    const shoal_extension *extension; /* the address given to shoal_app_extend */
+    void *instance;
+    void (*destroy)(void *instance); /* may be NULL */
+} instance_entry;
+
 typedef struct extension_entry {
     shoal_extension extension;
     struct extension_entry *next;
@@ -127,6 +134,9 @@ struct shoal_app {
     size_t route_count;
     extension_entry *extensions; /* newest first */
     published_entry *published;
+    instance_entry *instances; /* oldest first */
+    size_t instance_count;
+    void *standard_instances[SHOAL_INSTANCE_COUNT]; /* shoal_app_set_standard_instance */
     worker_slot_spec *worker_slots;
     int worker_slot_count;
     int request_slot_count;

@@ -136,6 +136,12 @@ void shoal_app_free(shoal_app *app)
         free(entry);
         entry = next;
     }
+    /* Last, newest first: an extension's published state and hooks may
+     * point into its instance, never the other way round. */
+    for (size_t i = app->instance_count; i > 0; i--)
+        if (app->instances[i - 1].destroy != NULL)
+            app->instances[i - 1].destroy(app->instances[i - 1].instance);
+    free(app->instances);
     free(app->worker_slots);
     shoal_proxies_free(app->trusted_proxies);
     cache_invalidation_stop(app->subscriber); /* it writes to the L1 until it stops */

@@ -116,6 +116,21 @@ uint64_t shoal_request_deadline(uint64_t arrived_ns, int budget_ms, uint64_t wai
  * X-Forwarded-For and X-Request-Start are believed. */
 bool shoal_ctx_peer_trusted(shoal_ctx *ctx);
 
+/* The standard extensions whose instances the library's own request-time
+ * helpers reach without a hook's data (the shoal_session_* calls): a slot
+ * of the app's each, one pointer load away, which the extension's init
+ * fills. A user's extension uses shoal_ctx_instance instead. */
+typedef enum shoal_standard_instance {
+    SHOAL_INSTANCE_SESSION,
+    SHOAL_INSTANCE_COUNT,
+} shoal_standard_instance;
+/* Called from the extension's init with its instance; -1 (setup fails)
+ * when the slot is taken: the extension is loaded twice. */
+int shoal_app_set_standard_instance(shoal_app *app, shoal_standard_instance which, void *instance);
+/* The instance in which's slot of the request's app, or NULL (not loaded,
+ * or replaced by a service's own). */
+void *shoal_ctx_standard_instance(const shoal_ctx *ctx, shoal_standard_instance which);
+
 /* Runs the whole pipeline; afterwards ctx holds an answer. */
 void shoal_app_dispatch(shoal_app *app, shoal_ctx *ctx);
 

@@ -47,6 +47,16 @@ shoal_app *shoal_ctx_app(shoal_ctx *ctx)
     return ctx->app;
 }
 
+void *shoal_ctx_instance(const shoal_ctx *ctx, const shoal_extension *extension)
+{
+    return shoal_app_instance(ctx->app, extension);
+}
+
+void *shoal_ctx_standard_instance(const shoal_ctx *ctx, shoal_standard_instance which)
+{
+    return ctx->app->standard_instances[which];
+}
+
 shoal_arena *shoal_ctx_arena(shoal_ctx *ctx)
 {
     return &ctx->arena;

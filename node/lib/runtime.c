@@ -122,12 +122,15 @@ static int check_migrations(const shoal_service *service, char *error, size_t er
 
 /* ---- error codes ----------------------------------------------------------- */
 
-static bool replaced(const shoal_service *service, const char *standard_name)
+/* The service's replacement for the standard extension at s, or NULL.
+ * The one place a replacement is matched by name (shoal_service's replace
+ * is declared so); only at start, never per request. */
+static const shoal_extension *replacement_of(const shoal_service *service, size_t s)
 {
     for (size_t i = 0; service->replace != NULL && service->replace[i] != NULL; i++)
-        if (service->replace[i]->name != NULL && strcmp(service->replace[i]->name, standard_name) == 0)
-            return true;
-    return false;
+        if (service->replace[i]->name != NULL && strcmp(service->replace[i]->name, standard_names[s]) == 0)
+            return service->replace[i];
+    return NULL;
 }
 
 /* Each code's table: the library's (the standard extensions' when loaded
@@ -161,7 +164,7 @@ static const shoal_error_table **error_tables(const shoal_service *service, size
         bool loaded = (service->standard_off & standard) == 0;
         for (size_t s = 0; standard != 0 && s < STANDARD_COUNT; s++)
             if (standard == 1u << s)
-                loaded = loaded && !replaced(service, standard_names[s]);
+                loaded = loaded && replacement_of(service, s) == NULL;
         if (loaded)
             tables[n++] = library[i].table;
     }
@@ -330,10 +333,8 @@ static const shoal_extension *standard_in_place(const shoal_service *service, si
 {
     if (service->standard_off & (1u << s))
         return NULL;
-    for (size_t i = 0; service->replace != NULL && service->replace[i] != NULL; i++)
-        if (service->replace[i]->name != NULL && strcmp(service->replace[i]->name, standard_names[s]) == 0)
-            return service->replace[i];
-    return standard_extensions[s];
+    const shoal_extension *replacement = replacement_of(service, s);
+    return replacement != NULL ? replacement : standard_extensions[s];
 }
 
 /* Every table: the service's, the library's, then the command's flags

@@ -13,8 +13,6 @@
 /* cache/idempotency.h: a quoted "idempotency.h" here is this folder's own. */
 #include "cache/idempotency.h"
 
-#define PUBLISHED_NAME "idempotency"
-
 static const shoal_error_code code_invalid_key = {400, "idempotency.invalid_key", "Idempotency-Key",
                                                   "must be 1 to 255 printable ASCII characters"};
 static const shoal_error_code code_in_progress = {409, "idempotency.in_progress", "Idempotency-Key",
@@ -31,6 +29,7 @@ const shoal_error_table shoal_idempotency_errors = {
  * Per-request headers (X-Request-ID, RateLimit-*, CORS) are made fresh. */
 static const char *const kept_headers[] = {"Location", "ETag", "Last-Modified", "Content-Location"};
 
+/* The extension's instance, which its hooks receive as their data. */
 typedef struct idempotency_state {
     shoal_request_slot slot;
     long long ttl_ms;
@@ -107,14 +106,8 @@ static void replay(shoal_ctx *ctx, cache_idempotency_response *stored)
     shoal_set_header(ctx, "Idempotent-Replayed", "true");
 }
 
-static const idempotency_state *state_of(shoal_ctx *ctx)
-{
-    return shoal_app_published(shoal_ctx_app(ctx), PUBLISHED_NAME);
-}
-
 static shoal_flow claim_key(shoal_ctx *ctx, void *data)
 {
-    (void)data;
     if ((shoal_method(ctx) & (SHOAL_METHOD_POST | SHOAL_METHOD_PATCH)) == 0)
         return SHOAL_NEXT;
     const char *client_key = shoal_header(ctx, "Idempotency-Key");
@@ -126,9 +119,9 @@ static shoal_flow claim_key(shoal_ctx *ctx, void *data)
         shoal_fail(ctx, &code_invalid_key);
         return SHOAL_STOP;
     }
-    const idempotency_state *state = state_of(ctx);
+    const idempotency_state *state = data;
     claim *record = shoal_arena_calloc(shoal_ctx_arena(ctx), 1, sizeof *record);
-    if (state == NULL || record == NULL) {
+    if (record == NULL) {
         shoal_fail(ctx, &shoal_code_internal);
         return SHOAL_STOP;
     }
@@ -191,9 +184,8 @@ static char *append_header(shoal_arena *arena, char *block, const char *name, co
 
 static void keep_answer(shoal_ctx *ctx, void *data)
 {
-    (void)data;
-    const idempotency_state *state = state_of(ctx);
-    claim *record = state != NULL ? shoal_request_get(ctx, state->slot) : NULL;
+    const idempotency_state *state = data;
+    claim *record = shoal_request_get(ctx, state->slot);
     if (record == NULL || record->settled || !shoal_idempotency_status_kept(shoal_status(ctx)))
         return; /* the teardown releases what is not kept */
     shoal_arena *arena = shoal_ctx_arena(ctx);
@@ -225,9 +217,8 @@ static void keep_answer(shoal_ctx *ctx, void *data)
 
 static void release_claim(shoal_ctx *ctx, void *data)
 {
-    (void)data;
-    const idempotency_state *state = state_of(ctx);
-    claim *record = state != NULL ? shoal_request_get(ctx, state->slot) : NULL;
+    const idempotency_state *state = data;
+    claim *record = shoal_request_get(ctx, state->slot);
     if (record == NULL || record->settled)
         return;
     record->settled = true;
@@ -243,23 +234,27 @@ static const shoal_setting idempotency_table[] = {
 const shoal_settings shoal_idempotency_settings =
     SHOAL_SETTINGS("idempotency keys", shoal_idempotency_settings_values, idempotency_table, NULL);
 
-static int init(shoal_app *app, void *data)
+static void *create(shoal_app *app, void *data)
 {
     (void)data;
     idempotency_state *state = calloc(1, sizeof *state);
     if (state == NULL)
-        return shoal_app_fail(app, "out of memory");
+        return NULL;
     /* An app made without the table parsed runs on its default. */
     const shoal_idempotency_settings_values *values = shoal_app_settings(app, &shoal_idempotency_settings);
     state->ttl_ms = (long long)(values != NULL ? values->ttl_s : 86400) * 1000;
-    /* The app frees the state from here on, also when a hook below cannot
-     * be registered. */
-    if (shoal_app_publish(app, PUBLISHED_NAME, state, free) != 0)
-        return -1;
+    return state;
+}
+
+/* The app holds the instance from create on, so the hooks that point to it
+ * never outlive it, whatever fails here. */
+static int init(shoal_app *app, void *instance)
+{
+    idempotency_state *state = instance;
     state->slot = shoal_app_request_slot(app);
     shoal_blueprint *root = shoal_app_root(app);
-    if (state->slot < 0 || shoal_before(root, claim_key, NULL) != 0 || shoal_after(root, keep_answer, NULL) != 0 ||
-        shoal_teardown(root, release_claim, NULL) != 0)
+    if (state->slot < 0 || shoal_before(root, claim_key, state) != 0 || shoal_after(root, keep_answer, state) != 0 ||
+        shoal_teardown(root, release_claim, state) != 0)
         return -1;
     return 0;
 }
@@ -268,4 +263,6 @@ const shoal_extension shoal_idempotency_extension = {
     .name = "idempotency",
     .init = init,
     .settings = &shoal_idempotency_settings,
+    .create = create,
+    .destroy = free,
 };

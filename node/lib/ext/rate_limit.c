@@ -19,8 +19,6 @@
 #define MAX_PERIOD_MS (7LL * 24 * 3600 * 1000)
 #define MAX_NAME_LENGTH 64
 #define MAX_KEY_LENGTH 512
-/* Published so that the app owns the limits; the hook reads them as its data. */
-#define PUBLISHED_NAME "rate-limit"
 
 static const shoal_error_code code_limited = {429, "rate.limited", NULL, "too many requests; retry later"};
 
@@ -529,11 +527,6 @@ static shoal_flow limit_route(shoal_ctx *ctx, void *data)
     return SHOAL_STOP;
 }
 
-static void release_limits(void *limits)
-{
-    shoal_rate_limits_free(limits);
-}
-
 /* The rules parse at start, so that a typo exits 2 rather than limiting
  * nothing (or everything) later. */
 static int validate(void *values, char *error, size_t error_size)
@@ -559,7 +552,8 @@ static const shoal_setting rate_limit_table[] = {
 const shoal_settings shoal_rate_limit_settings =
     SHOAL_SETTINGS("rate limits", shoal_rate_limit_settings_values, rate_limit_table, validate);
 
-static int init(shoal_app *app, void *data)
+/* The instance: the parsed rules, which the hook reads as its data. */
+static void *create(shoal_app *app, void *data)
 {
     (void)data;
     /* An app made without the table parsed limits nothing (the default). */
@@ -568,15 +562,21 @@ static int init(shoal_app *app, void *data)
     char error[512];
     shoal_rate_limits *limits = shoal_rate_limits_parse(text != NULL ? text : "", error, sizeof error);
     if (limits == NULL)
-        return shoal_app_fail(app, "--rate-limits: %s", error);
-    if (limits->count == 0) {
-        shoal_rate_limits_free(limits);
+        shoal_app_fail(app, "--rate-limits: %s", error);
+    return limits;
+}
+
+static void destroy(void *limits)
+{
+    shoal_rate_limits_free(limits);
+}
+
+static int init(shoal_app *app, void *instance)
+{
+    const shoal_rate_limits *limits = instance;
+    if (limits->count == 0)
         return 0;
-    }
-    /* Published first: the app frees the limits from then on, also when
-     * the hook that reads them cannot be registered. */
-    if (shoal_app_publish(app, PUBLISHED_NAME, limits, release_limits) != 0 ||
-        shoal_before(shoal_app_root(app), limit_route, limits) != 0)
+    if (shoal_before(shoal_app_root(app), limit_route, instance) != 0)
         return -1;
     for (size_t i = 0; i < limits->count; i++)
         shoal_log(SHOAL_LOG_INFO, "rate_limit", "%s: %lld per %lld ms, burst %lld%s", limits->routes[i].name,
@@ -589,4 +589,6 @@ const shoal_extension shoal_rate_limit_extension = {
     .name = "rate-limit",
     .init = init,
     .settings = &shoal_rate_limit_settings,
+    .create = create,
+    .destroy = destroy,
 };

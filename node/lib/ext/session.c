@@ -6,6 +6,7 @@
 #include <strings.h>
 
 #include <shoal/log.h>
+#include "../context.h"
 #include "../errors_internal.h"
 #include <shoal/metrics.h>
 #include <shoal/cache.h>
@@ -13,8 +14,6 @@
 #include "cache/session.h"
 
 _Static_assert(SHOAL_SESSION_TOKEN_SIZE == CACHE_SESSION_TOKEN_SIZE, "one token size");
-
-#define PUBLISHED_NAME "session"
 
 const shoal_error_code shoal_session_code_required = {401, "auth.required", "token", "is missing"};
 const shoal_error_code shoal_session_code_invalid = {401, "auth.invalid", "token", "is invalid or expired"};
@@ -24,6 +23,7 @@ const shoal_error_table shoal_session_errors = {
     (const shoal_error_code *const[]){&shoal_session_code_required, &shoal_session_code_invalid, NULL},
 };
 
+/* The extension's instance: one per app, in the app's standard slot. */
 typedef struct session_state {
     shoal_request_slot slot;
     int ttl_s;
@@ -106,7 +106,7 @@ static shoal_session_status from_cache(cache_session_status status, const char *
 
 static const session_state *state_of(shoal_ctx *ctx)
 {
-    const session_state *state = shoal_app_published(shoal_ctx_app(ctx), PUBLISHED_NAME);
+    const session_state *state = shoal_ctx_standard_instance(ctx, SHOAL_INSTANCE_SESSION);
     if (state == NULL)
         shoal_log(SHOAL_LOG_ERROR, "session", "the session extension is not loaded");
     return state;
@@ -247,7 +247,7 @@ shoal_session_status shoal_session_revoke_user(shoal_ctx *ctx, int64_t user_id)
 {
     shoal_session_status status =
         from_cache(cache_session_revoke_user(shoal_cache(ctx), user_id, NULL), "session revoke-user");
-    const session_state *state = shoal_app_published(shoal_ctx_app(ctx), PUBLISHED_NAME);
+    const session_state *state = shoal_ctx_standard_instance(ctx, SHOAL_INSTANCE_SESSION);
     request_session *record = state != NULL ? shoal_request_get(ctx, state->slot) : NULL;
     if (status == SHOAL_SESSION_OK && record != NULL && record->status == SHOAL_SESSION_OK &&
         record->info.user_id == user_id)
@@ -262,19 +262,24 @@ static const shoal_setting session_table[] = {
 const shoal_settings shoal_session_settings =
     SHOAL_SETTINGS("sessions", shoal_session_settings_values, session_table, NULL);
 
-static int init(shoal_app *app, void *data)
+static void *create(shoal_app *app, void *data)
 {
     (void)data;
-    if (cache_session_init() != 0)
-        return shoal_app_fail(app, "libsodium failed to initialise");
     session_state *state = calloc(1, sizeof *state);
     if (state == NULL)
-        return shoal_app_fail(app, "out of memory");
+        return NULL;
     /* An app made without the table parsed runs on its default. */
     const shoal_session_settings_values *values = shoal_app_settings(app, &shoal_session_settings);
     state->ttl_s = values != NULL ? values->ttl_s : 1209600;
-    /* The app frees the state from here on, whatever happens next. */
-    if (shoal_app_publish(app, PUBLISHED_NAME, state, free) != 0)
+    return state;
+}
+
+static int init(shoal_app *app, void *instance)
+{
+    session_state *state = instance;
+    if (cache_session_init() != 0)
+        return shoal_app_fail(app, "libsodium failed to initialise");
+    if (shoal_app_set_standard_instance(app, SHOAL_INSTANCE_SESSION, state) != 0)
         return -1;
     state->lookups = shoal_app_counter(app, &session_lookups_spec);
     if (state->lookups == NULL)
@@ -287,4 +292,6 @@ const shoal_extension shoal_session_extension = {
     .name = "session",
     .init = init,
     .settings = &shoal_session_settings,
+    .create = create,
+    .destroy = free,
 };

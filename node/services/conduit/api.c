@@ -6,8 +6,6 @@
 #include "api_internal.h"
 #include <shoal/log.h>
 
-#define PUBLISHED_NAME "realworld"
-
 void api_write_author(shoal_json_writer *out, const char *username, const char *bio, const char *image,
                       bool following)
 {
@@ -116,24 +114,27 @@ static int register_all(shoal_app *app, api_state *state)
     return 0;
 }
 
-static int init(shoal_app *app, void *data)
+/* The instance: the app frees it (and what register_all puts in it) from
+ * create on, so the routes that keep a pointer to it never outlive it,
+ * whatever fails in init. */
+static void *create(shoal_app *app, void *data)
 {
+    (void)app;
     (void)data;
+    return calloc(1, sizeof(api_state));
+}
+
+static int init(shoal_app *app, void *instance)
+{
     const shoal_conduit_settings_values *settings = shoal_app_settings(app, &shoal_conduit_settings);
     if (settings != NULL && !settings->api)
         return 0;
-    api_state *state = calloc(1, sizeof *state);
-    if (state == NULL)
-        return shoal_app_fail(app, "out of memory");
-    /* Published first: the app frees the state (and what register_all puts
-     * in it) from then on, so the routes that keep a pointer to it never
-     * outlive it, whatever fails below. */
-    if (shoal_app_publish(app, PUBLISHED_NAME, state, free_state) != 0 || register_all(app, state) != 0)
-        return -1;
-    return 0;
+    return register_all(app, instance);
 }
 
 const shoal_extension shoal_api_extension = {
     .name = "realworld",
     .init = init,
+    .create = create,
+    .destroy = free_state,
 };

@@ -14,7 +14,6 @@
 #include "sql/world.h"
 
 #define WORLD_ROWS 10000
-#define PUBLISHED_NAME "techempower"
 
 /* /cached-queries keeps each world's random number in the cache family
  * "world", keyed by id. /updates invalidates the family after every
@@ -333,23 +332,26 @@ static const shoal_setting techempower_table[] = {
 const shoal_settings shoal_techempower_settings =
     SHOAL_SETTINGS("techempower", shoal_techempower_settings_values, techempower_table, NULL);
 
-static int init(shoal_app *app, void *data)
+/* The instance: the app frees it (destroy) from create on, so the routes
+ * that keep a pointer to it never outlive it, whatever fails in init. */
+static void *create(shoal_app *app, void *data)
 {
+    (void)app;
     (void)data;
+    return calloc(1, sizeof(bench_state));
+}
+
+static int init(shoal_app *app, void *instance)
+{
     const shoal_techempower_settings_values *settings = shoal_app_settings(app, &shoal_techempower_settings);
     if (settings != NULL && !settings->bench)
         return 0;
-    bench_state *bench = calloc(1, sizeof *bench);
-    if (bench == NULL)
-        return shoal_app_fail(app, "out of memory");
-    /* Published first: the app frees the state from then on, so the routes
-     * that keep a pointer to it never outlive it, whatever fails below. */
-    if (shoal_app_publish(app, PUBLISHED_NAME, bench, free) != 0 || register_all(app, bench) != 0)
-        return -1;
-    return 0;
+    return register_all(app, instance);
 }
 
 const shoal_extension shoal_bench_extension = {
     .name = "techempower",
     .init = init,
+    .create = create,
+    .destroy = free,
 };

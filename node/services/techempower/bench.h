@@ -25,7 +25,7 @@
 
 /* Registers the statements (node/services/techempower/sql/world.h, node/services/techempower/sql/fortune.h), a worker slot
  * for each thread's random generator and the routes; nothing when --bench
- * is false. Its state is published under the name "techempower". */
+ * is false. Its state is its instance (shoal_app_instance). */
 extern const shoal_extension shoal_bench_extension;
 
 /* --bench (SHOAL_BENCH): serve the routes at all (default true). */

@@ -118,15 +118,16 @@ int shoal_errorhandler(shoal_blueprint *bp, int status, shoal_error_handler_fn h
  *
  * Whatever init hands to the app is the app's from then on and is
  * released with it, whether init succeeds or fails: hooks, routes, slots,
- * statements, and state published with its release function. So a failed
- * init is not undone and gets no shutdown: init never frees what it
- * published, and before returning -1 frees only what it still holds
- * itself. The safe order is to allocate the state, publish it at once,
- * then register the hooks and routes that point to it.
+ * statements, its instance, and state published with its release
+ * function. So a failed init is not undone and gets no shutdown: init
+ * never frees its instance or what it published, and before returning -1
+ * frees only what it still holds itself. The safe order is to let create make the state (the app holds
+ * it before init runs), then register from init the hooks and routes that
+ * point to it.
  *
  * shutdown (may be NULL) runs in shoal_app_free for each extension whose
  * init succeeded, newest first, after the worker threads stopped and
- * before published state is released. */
+ * before published state and instances are released. */
 typedef struct shoal_extension {
     const char *name;
     int (*init)(shoal_app *app, void *data);      /* 0 or -1 */
@@ -137,6 +138,20 @@ typedef struct shoal_extension {
      * the service's extensions; init reads the values with
      * shoal_app_settings(app, settings). */
     const shoal_settings *settings;
+    /* Its instance (since 0.2.0; both may be NULL): the extension's state
+     * in this app, so that two apps in one process never share it.
+     * create runs in shoal_app_extend before init, with data; it returns
+     * the instance, or NULL to fail setup (with a reason given by
+     * shoal_app_fail, else "out of memory"). init and shutdown then
+     * receive the instance as their data, and init hands it on as the
+     * data of the hooks and routes it registers, so that they never look
+     * it up. The app owns the instance from create on, whether init
+     * succeeds or not: destroy runs once in shoal_app_free, after every
+     * shutdown and after the published state is released, newest instance
+     * first. Code that has only the app or the request reaches it with
+     * shoal_app_instance or shoal_ctx_instance. */
+    void *(*create)(shoal_app *app, void *data);
+    void (*destroy)(void *instance);
 } shoal_extension;
 /* 0, or -1 when init failed or a registration it made failed. */
 int shoal_app_extend(shoal_app *app, const shoal_extension *extension);
@@ -149,6 +164,14 @@ int shoal_app_fail(shoal_app *app, const char *format, ...) __attribute__((forma
  * or NULL while nothing failed. */
 const char *shoal_app_failure(const shoal_app *app);
 
+/* The instance create made for extension in app, or NULL (not loaded, no
+ * create). extension is the address given to shoal_app_extend: the
+ * extension's own, not a copy. A walk over the app's instances comparing
+ * addresses, no strings; a hook already has its instance as its data. */
+void *shoal_app_instance(const shoal_app *app, const shoal_extension *extension);
+/* The same for the app that serves the request. */
+void *shoal_ctx_instance(const shoal_ctx *ctx, const shoal_extension *extension);
+
 /* Per-worker state, typed per extension: create runs once for each worker
  * before its thread's first request (for the workers warmed at start, on
  * the thread that warms them), destroy at shutdown. */
@@ -159,7 +182,12 @@ shoal_worker_slot shoal_app_worker_slot(shoal_app *app, void *(*create)(void *da
 typedef int shoal_request_slot;
 shoal_request_slot shoal_app_request_slot(shoal_app *app);
 
-/* App-wide state an extension publishes under its name from init, for code
+/* Deprecated since 0.2.0: give the extension an instance (create and
+ * destroy above) and reach it with shoal_app_instance or
+ * shoal_ctx_instance, which find it by address, not by a string compared
+ * on every call. Both calls below keep working as before.
+ *
+ * App-wide state an extension publishes under its name from init, for code
  * that later has only the request (the session helpers find their request
  * slot and TTL this way). The app owns state from this call on, whether
  * publishing succeeds or not: it calls release(state) in shoal_app_free

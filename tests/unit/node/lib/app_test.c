@@ -968,6 +968,214 @@ static void test_state_that_cannot_be_published_is_released_at_once(void **state
     shoal_config_free(&config);
 }
 
+/* ---- extension instances ------------------------------------------------- */
+
+/* A user's extension with an instance: a counter of the requests its app
+ * served, labelled with the extension's data. */
+typedef struct counter_instance {
+    char label[16];
+    int requests;
+    int hook_calls; /* the before hook, which gets the instance as its data */
+} counter_instance;
+
+static const shoal_extension counter_extension;
+
+static void *counter_create(shoal_app *app, void *data)
+{
+    (void)app;
+    counter_instance *counter = calloc(1, sizeof *counter);
+    if (counter != NULL)
+        snprintf(counter->label, sizeof counter->label, "%s", (const char *)data);
+    char event[48];
+    snprintf(event, sizeof event, "create:%s", (const char *)data);
+    note(event);
+    return counter;
+}
+
+static void counter_destroy(void *instance)
+{
+    counter_instance *counter = instance;
+    char event[48];
+    snprintf(event, sizeof event, "destroy:%s", counter->label);
+    note(event);
+    free(counter);
+}
+
+static shoal_flow counter_hook(shoal_ctx *ctx, void *data)
+{
+    counter_instance *counter = data;
+    counter->hook_calls++;
+    /* The hook's data and the accessor agree. */
+    if (shoal_ctx_instance(ctx, &counter_extension) != data)
+        note("hook-data-is-not-the-instance");
+    return SHOAL_NEXT;
+}
+
+/* Reaches the instance with only the request in hand. */
+static int counter_handler(shoal_ctx *ctx)
+{
+    counter_instance *counter = shoal_ctx_instance(ctx, &counter_extension);
+    if (counter == NULL)
+        return shoal_error(ctx, 500, "test.no_instance", "body", "no instance");
+    counter->requests++;
+    return shoal_json(ctx, 200, json_pack("{s:s,s:i}", "label", counter->label, "requests", counter->requests));
+}
+
+static int counter_init(shoal_app *app, void *instance)
+{
+    /* init gets the instance, not the extension's data. */
+    if (instance != shoal_app_instance(app, &counter_extension))
+        return shoal_app_fail(app, "init did not get the instance");
+    if (shoal_before(shoal_app_root(app), counter_hook, instance) != 0)
+        return -1;
+    return shoal_route(shoal_app_root(app), "GET", "/count", counter_handler);
+}
+
+static void counter_shutdown(shoal_app *app, void *instance)
+{
+    (void)app;
+    char event[48];
+    snprintf(event, sizeof event, "shutdown:%s", ((counter_instance *)instance)->label);
+    note(event);
+}
+
+static const shoal_extension counter_extension = {
+    .name = "counter",
+    .init = counter_init,
+    .shutdown = counter_shutdown,
+    .data = "counter",
+    .create = counter_create,
+    .destroy = counter_destroy,
+};
+
+/* GET /count on app: the label and the count its instance answers. */
+static void expect_count(shoal_app *app, const char *label, int requests)
+{
+    fake_request r;
+    fake_request_init(&r, app, NULL, "GET", "/count");
+    fake_request_dispatch(&r);
+    assert_int_equal(shoal_status(&r.ctx), 200);
+    json_t *body = json_loads(fake_response_body(&r), 0, NULL);
+    assert_non_null(body);
+    assert_string_equal(json_string_value(json_object_get(body, "label")), label);
+    assert_int_equal(json_integer_value(json_object_get(body, "requests")), requests);
+    json_decref(body);
+    fake_request_finish(&r);
+}
+
+static void test_an_extension_reaches_its_instance_from_its_hooks_and_handlers(void **state)
+{
+    (void)state;
+    shoal_config config;
+    fake_config_load(&config, NULL);
+    shoal_app *first = shoal_app_new(&config);
+    shoal_app *second = shoal_app_new(&config);
+    trace[0] = '\0';
+    assert_int_equal(shoal_app_extend(first, &counter_extension), 0);
+    assert_int_equal(shoal_app_extend(second, &counter_extension), 0);
+    assert_string_equal(trace, "create:counter create:counter");
+    serve(first);
+    serve(second);
+    counter_instance *first_counter = shoal_app_instance(first, &counter_extension);
+    counter_instance *second_counter = shoal_app_instance(second, &counter_extension);
+    assert_non_null(first_counter);
+    assert_non_null(second_counter);
+    assert_ptr_not_equal(first_counter, second_counter);
+    /* Each app counts in its own instance. */
+    expect_count(first, "counter", 1);
+    expect_count(first, "counter", 2);
+    expect_count(second, "counter", 1);
+    assert_int_equal(first_counter->hook_calls, 2);
+    assert_int_equal(second_counter->hook_calls, 1);
+    /* A copy of the extension is another extension: found by address. */
+    shoal_extension copy = counter_extension;
+    assert_null(shoal_app_instance(first, &copy));
+    assert_string_equal(trace, "create:counter create:counter");
+    trace[0] = '\0';
+    shoal_app_free(first);
+    assert_string_equal(trace, "shutdown:counter destroy:counter");
+    expect_count(second, "counter", 2);
+    shoal_app_free(second);
+    shoal_config_free(&config);
+}
+
+static void test_instances_are_destroyed_once_each_newest_first_after_the_shutdowns(void **state)
+{
+    (void)state;
+    shoal_config config;
+    fake_config_load(&config, NULL);
+    shoal_app *app = shoal_app_new(&config);
+    shoal_extension first = {.name = "first", .create = counter_create, .destroy = counter_destroy,
+                             .shutdown = counter_shutdown, .data = "first"};
+    shoal_extension second = first;
+    second.name = "second";
+    second.data = "second";
+    /* Published state (deprecated) is released before the instances: its
+     * init publishes under its instance's label ("third", the first field). */
+    shoal_extension third = {.name = "third", .init = publish, .create = counter_create,
+                             .destroy = counter_destroy, .data = "third"};
+    trace[0] = '\0';
+    assert_int_equal(shoal_app_extend(app, &first), 0);
+    assert_int_equal(shoal_app_extend(app, &second), 0);
+    assert_int_equal(shoal_app_extend(app, &third), 0);
+    assert_string_equal(trace, "create:first create:second create:third");
+    assert_string_equal(shoal_app_published(app, "third"), "third");
+    assert_null(shoal_app_failure(app));
+    trace[0] = '\0';
+    shoal_app_free(app);
+    assert_string_equal(trace,
+                        "shutdown:second shutdown:first release:third destroy:third destroy:second destroy:first");
+    shoal_config_free(&config);
+}
+
+static void *create_nothing(shoal_app *app, void *data)
+{
+    (void)app;
+    note(data);
+    return NULL;
+}
+
+static void *create_nothing_with_a_reason(shoal_app *app, void *data)
+{
+    (void)data;
+    shoal_app_fail(app, "--widgets: %s", "none to make");
+    return NULL;
+}
+
+static int init_never_runs(shoal_app *app, void *data)
+{
+    (void)app;
+    (void)data;
+    note("init-ran");
+    return 0;
+}
+
+static void test_an_instance_that_cannot_be_created_fails_the_setup_without_init(void **state)
+{
+    (void)state;
+    shoal_config config;
+    fake_config_load(&config, NULL);
+    shoal_app *app = shoal_app_new(&config);
+    shoal_extension nothing = {.name = "nothing", .init = init_never_runs, .shutdown = note_shutdown,
+                               .create = create_nothing, .destroy = counter_destroy, .data = "create-ran"};
+    trace[0] = '\0';
+    assert_int_equal(shoal_app_extend(app, &nothing), -1);
+    assert_string_equal(shoal_app_failure(app), "extension nothing: cannot create its instance: out of memory");
+    assert_null(shoal_app_instance(app, &nothing));
+    assert_int_equal(shoal_app_freeze(app), -1);
+    shoal_app_free(app);
+    /* No init, no shutdown, nothing to destroy. */
+    assert_string_equal(trace, "create-ran");
+
+    app = shoal_app_new(&config);
+    shoal_extension reasoned = {.name = "reasoned", .init = init_never_runs, .create = create_nothing_with_a_reason};
+    assert_int_equal(shoal_app_extend(app, &reasoned), -1);
+    assert_string_equal(shoal_app_failure(app), "extension reasoned: --widgets: none to make");
+    shoal_app_free(app);
+    assert_string_equal(trace, "create-ran");
+    shoal_config_free(&config);
+}
+
 /* ---- request and worker state --------------------------------------------- */
 
 static shoal_request_slot user_slot = -1;
@@ -1798,6 +2006,9 @@ int main(void)
         cmocka_unit_test(test_a_failed_init_says_why_under_its_name),
         cmocka_unit_test(test_an_init_that_ignores_a_failed_registration_still_fails_the_setup),
         cmocka_unit_test(test_state_that_cannot_be_published_is_released_at_once),
+        cmocka_unit_test(test_an_extension_reaches_its_instance_from_its_hooks_and_handlers),
+        cmocka_unit_test(test_instances_are_destroyed_once_each_newest_first_after_the_shutdowns),
+        cmocka_unit_test(test_an_instance_that_cannot_be_created_fails_the_setup_without_init),
         TEST(test_request_slots_are_per_request),
         TEST(test_worker_is_made_once_per_thread_with_its_slots),
         TEST(test_without_a_worker_there_is_no_store_cache_or_worker_state),

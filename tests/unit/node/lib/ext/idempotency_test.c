@@ -154,6 +154,59 @@ static void other_requests_never_ask(void **state)
     assert_int_equal(handler_runs, 3);
 }
 
+/* An app with the extension after slots_before request slots of its own. */
+static shoal_app *app_with_keys(const shoal_config *config, int slots_before)
+{
+    shoal_app *app = shoal_app_new(config);
+    assert_non_null(app);
+    for (int i = 0; i < slots_before; i++)
+        assert_true(shoal_app_request_slot(app) >= 0);
+    assert_int_equal(shoal_app_extend(app, &shoal_idempotency_extension), 0);
+    assert_int_equal(shoal_route(shoal_app_root(app), "GET|POST|PUT|PATCH", "/things", count_and_answer), 0);
+    assert_int_equal(shoal_app_freeze(app), 0);
+    return app;
+}
+
+/* A keyed POST (503 without Redis) and a plain one (201): the hooks run
+ * before and after the handler and in the teardown, on the app's instance. */
+static void post_twice(shoal_app *app)
+{
+    fake_request r;
+    fake_request_init(&r, app, NULL, "POST", "/things");
+    fake_request_header(&r, "Idempotency-Key", "k-1");
+    fake_request_dispatch(&r);
+    assert_error_envelope(&r, 503, "cache.unavailable", "body");
+    fake_request_finish(&r);
+    fake_request_init(&r, app, NULL, "POST", "/things");
+    fake_request_dispatch(&r);
+    assert_int_equal(shoal_status(&r.ctx), 201);
+    fake_request_finish(&r);
+}
+
+static void two_apps_each_have_their_own_instance(void **state)
+{
+    (void)state;
+    shoal_config config;
+    fake_config_load(&config, NULL);
+    shoal_app *first = app_with_keys(&config, 0);
+    shoal_app *second = app_with_keys(&config, 2);
+    void *first_instance = shoal_app_instance(first, &shoal_idempotency_extension);
+    void *second_instance = shoal_app_instance(second, &shoal_idempotency_extension);
+    assert_non_null(first_instance);
+    assert_non_null(second_instance);
+    assert_ptr_not_equal(first_instance, second_instance);
+    handler_runs = 0;
+    post_twice(first);
+    post_twice(second);
+    /* The second serves on once the first is freed: its hooks hold its own
+     * instance (ASan and valgrind would see a read of the first's). */
+    shoal_app_free(first);
+    post_twice(second);
+    assert_int_equal(handler_runs, 3);
+    shoal_app_free(second);
+    shoal_config_free(&config);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -162,6 +215,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(a_bad_key_is_400_before_anything_runs, setup, teardown),
         cmocka_unit_test_setup_teardown(a_post_or_patch_with_a_key_needs_redis, setup, teardown),
         cmocka_unit_test_setup_teardown(other_requests_never_ask, setup, teardown),
+        cmocka_unit_test(two_apps_each_have_their_own_instance),
     };
     return cmocka_run_group_tests_name("unit.node.ext.idempotency", tests, NULL, NULL);
 }

@@ -198,6 +198,83 @@ static void without_the_extension_asking_is_a_500(void **state)
     fake_request_finish(r);
 }
 
+/* ---- one instance per app ------------------------------------------------ */
+
+/* The request's own app's instance, the one the app hands out, or a 500. */
+static int instance_page(shoal_ctx *ctx)
+{
+    void *mine = shoal_ctx_instance(ctx, &shoal_session_extension);
+    if (mine == NULL || mine != shoal_app_instance(shoal_ctx_app(ctx), &shoal_session_extension))
+        return shoal_error(ctx, 500, "test.instance", "body", "not the app's own instance");
+    return private_page(ctx);
+}
+
+/* An app with the session extension after slots_before request slots of
+ * its own, so that its session slot is another app's neighbour's. */
+static shoal_app *app_with_sessions(const shoal_config *config, int slots_before)
+{
+    shoal_app *app = shoal_app_new(config);
+    assert_non_null(app);
+    for (int i = 0; i < slots_before; i++)
+        assert_true(shoal_app_request_slot(app) >= 0);
+    assert_int_equal(shoal_app_extend(app, &shoal_session_extension), 0);
+    assert_int_equal(shoal_route(shoal_app_root(app), "GET", "/private", instance_page), 0);
+    assert_int_equal(shoal_app_freeze(app), 0);
+    return app;
+}
+
+/* A malformed token: 401 auth.invalid, the second question answered from
+ * the app's own request slot. */
+static void ask_with_a_malformed_token(shoal_app *app)
+{
+    fake_request r;
+    seen[0] = seen[1] = -1;
+    fake_request_init(&r, app, NULL, "GET", "/private");
+    fake_request_header(&r, "Authorization", "Token short");
+    fake_request_dispatch(&r);
+    assert_error_envelope(&r, 401, "auth.invalid", "token");
+    assert_int_equal(seen[0], SHOAL_SESSION_INVALID);
+    assert_int_equal(seen[1], SHOAL_SESSION_INVALID);
+    fake_request_finish(&r);
+}
+
+static void two_apps_each_have_their_own_session_instance(void **state)
+{
+    (void)state;
+    shoal_config config;
+    fake_config_load(&config, NULL);
+    shoal_app *first = app_with_sessions(&config, 0);
+    shoal_app *second = app_with_sessions(&config, 3);
+    void *first_instance = shoal_app_instance(first, &shoal_session_extension);
+    void *second_instance = shoal_app_instance(second, &shoal_session_extension);
+    assert_non_null(first_instance);
+    assert_non_null(second_instance);
+    assert_ptr_not_equal(first_instance, second_instance);
+    ask_with_a_malformed_token(first);
+    ask_with_a_malformed_token(second);
+    /* The second serves on once the first is freed: nothing of the
+     * first's is reached from it (ASan and valgrind would see a read). */
+    shoal_app_free(first);
+    ask_with_a_malformed_token(second);
+    shoal_app_free(second);
+    shoal_config_free(&config);
+}
+
+static void loading_it_twice_fails_setup(void **state)
+{
+    (void)state;
+    shoal_config config;
+    fake_config_load(&config, NULL);
+    shoal_app *app = shoal_app_new(&config);
+    assert_non_null(app);
+    assert_int_equal(shoal_app_extend(app, &shoal_session_extension), 0);
+    assert_int_equal(shoal_app_extend(app, &shoal_session_extension), -1);
+    assert_non_null(strstr(shoal_app_failure(app), "extension session: "));
+    assert_int_equal(shoal_app_freeze(app), -1);
+    shoal_app_free(app);
+    shoal_config_free(&config);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -209,6 +286,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(a_good_token_without_redis_is_503_with_retry_after, setup, teardown),
         cmocka_unit_test_setup_teardown(the_before_hook_guards_a_whole_blueprint, setup, teardown),
         cmocka_unit_test_setup_teardown(without_the_extension_asking_is_a_500, setup_without_extension, teardown),
+        cmocka_unit_test(two_apps_each_have_their_own_session_instance),
+        cmocka_unit_test(loading_it_twice_fails_setup),
     };
     return cmocka_run_group_tests_name("unit.node.ext.session", tests, NULL, NULL);
 }

@@ -10,7 +10,7 @@
 # sanitizer's report (the ASan build's node checks for leaks at exit). WRAPPER,
 # when given (tests/valgrind passes valgrind and its options), runs the
 # node for the last allocation of idempotency and of rate-limit, the hook
-# each registers after publishing its state: a few seconds each under
+# each registers after creating its instance: a few seconds each under
 # memcheck, where the whole walk would take minutes (the unit test
 # setup_failures walks every allocation under it in-process). No server is
 # needed: migrations are off and the tiers are on port 1, where nothing

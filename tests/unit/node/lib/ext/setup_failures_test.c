@@ -5,7 +5,8 @@
  * the nth allocation made from the first shoal_app_extend on fails
  * (alloc_faults.h), for n = 1, 2, ... until every init succeeds. At each n:
  * the extension that failed says so with its name and why, the app
- * refuses to serve, whatever is published is a live block, and freeing the
+ * refuses to serve, every instance made is a live block (and every
+ * extension loaded before the failure has its own), and freeing the
  * app frees every block setup made. The suite also runs under ASan and
  * valgrind, which report the same faults in their own words. */
 #include <setjmp.h>
@@ -31,9 +32,6 @@
 #include <shoal/health.h>
 #include <shoal/metrics.h>
 #include <shoal/shoal.h>
-
-/* What the extensions publish (their PUBLISHED_NAME). */
-static const char *const published_names[] = {"rate-limit", "session", "idempotency", "realworld", "techempower"};
 
 /* Every extension on, with the tiers somewhere nothing listens: nothing
  * here connects but the tier monitor's first probe. */
@@ -120,7 +118,7 @@ static void extend_in_order(setup *s, shoal_app *app, attempt *result)
     result->log[length > 0 ? length : 0] = '\0';
 }
 
-/* Where the first bytes of published state are read into: a load whose
+/* Where the first bytes of instances are read into: a load whose
  * value is never used is optimised away, by valgrind's JIT too. */
 static volatile unsigned char first_bytes;
 
@@ -158,16 +156,23 @@ static void attempt_setup(setup *s, unsigned long nth, attempt *result)
     else if (result->rc != 0 && strstr(result->log, logged) == NULL)
         snprintf(problem, sizeof problem, "no setup_invalid line says: %s", failure);
 
-    /* Published state is the extension's own or nothing, never a block
-     * that was freed: read its first byte (ASan and valgrind report a
-     * freed one), then ask the record (which reports it in any build). */
-    for (size_t i = 0; i < sizeof published_names / sizeof published_names[0]; i++) {
-        const unsigned char *published = shoal_app_published(app, published_names[i]);
-        if (published == NULL)
+    /* An instance is the extension's own or nothing, never a block that
+     * was freed: read its first byte (ASan and valgrind report a freed
+     * one), then ask the record (which reports it in any build). Every
+     * extension with a create that loaded has one. */
+    bool reached_failed = false;
+    for (size_t i = 0; i < s->count; i++) {
+        const shoal_extension *extension = s->extensions[i];
+        reached_failed = reached_failed || (result->failed != NULL && strcmp(extension->name, result->failed) == 0);
+        const unsigned char *instance = shoal_app_instance(app, extension);
+        if (instance == NULL) {
+            if (extension->create != NULL && !reached_failed && problem[0] == '\0')
+                snprintf(problem, sizeof problem, "'%s' loaded without its instance", extension->name);
             continue;
-        first_bytes ^= *published;
-        if (!alloc_faults_is_live((const void *)published) && problem[0] == '\0')
-            snprintf(problem, sizeof problem, "'%s' is published but was freed", published_names[i]);
+        }
+        first_bytes ^= *instance;
+        if (!alloc_faults_is_live((const void *)instance) && problem[0] == '\0')
+            snprintf(problem, sizeof problem, "the instance of '%s' was freed", extension->name);
     }
     int frozen = shoal_app_freeze(app);
     shoal_app_free(app);
