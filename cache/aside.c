@@ -1,5 +1,6 @@
 /* cache/aside.c: get-or-fill with versions, jitter and one filler per key. */
 #include <shoal/aside.h>
+
 #include "cache_internal.h"
 #include "cache_script.h"
 #include "invalidation.h"

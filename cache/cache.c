@@ -1,5 +1,6 @@
 /* cache/cache.c: a worker's Redis connection. */
 #include <shoal/cache.h>
+
 #include "cache_internal.h"
 
 #include <ctype.h>

@@ -1,5 +1,6 @@
 /* cache/l1.c: sharded LRU with TTLs and family versions. */
 #include <shoal/l1.h>
+
 #include "cache_internal.h"
 
 #include <pthread.h>

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 
 #include <shoal/store.h>
+
 #include "store_internal.h"
 
 /* reserved_connections exists from PostgreSQL 16 on; current_setting's

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include <shoal/store.h>
+
 #include "store_internal.h"
 
 /* Any constant works as long as nothing else uses it: "shoal" in ASCII. */

@@ -4,9 +4,10 @@
 #include <string.h>
 #include <strings.h>
 
-#include "app_internal.h"
 #include <shoal/json.h>
 #include <shoal/log.h>
+
+#include "app_internal.h"
 
 int shoal_text(shoal_ctx *ctx, int status, const char *content_type, const char *body, size_t length)
 {

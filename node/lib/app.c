@@ -10,8 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "app_internal.h"
 #include <shoal/log.h>
+
+#include "app_internal.h"
 
 void shoal_blueprint_free_contents(shoal_blueprint *bp)
 {

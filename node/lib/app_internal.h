@@ -14,13 +14,14 @@
 #include <stddef.h>
 
 #include <shoal/cache.h>
-#include "context.h"
-#include "cache/invalidation.h"
 #include <shoal/l1.h>
 #include <shoal/metrics.h>
+#include <shoal/store.h>
+
+#include "cache/invalidation.h"
+#include "context.h"
 #include "metrics_registry.h"
 #include "proxy.h"
-#include <shoal/store.h>
 
 /* Growable arrays of hooks; only touched during setup. */
 #define DEFINE_LIST(type, name)                                                                    \

@@ -7,8 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "app_internal.h"
 #include <shoal/log.h>
+
+#include "app_internal.h"
 
 static atomic_ulong next_generation = 1;
 

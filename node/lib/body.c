@@ -4,8 +4,9 @@
 #include <string.h>
 #include <strings.h>
 
-#include "app_internal.h"
 #include <shoal/json.h>
+
+#include "app_internal.h"
 
 static void release_json(void *value)
 {

@@ -2,12 +2,13 @@
  * the memory and the node's L1 in front. */
 #include <shoal/aside.h>
 #include <shoal/config.h>
-#include "context.h"
 #include <shoal/log.h>
 #include <shoal/metrics.h>
-#include "metrics_registry.h"
 #include <shoal/shoal.h>
 #include <shoal/store.h>
+
+#include "context.h"
+#include "metrics_registry.h"
 
 /* cache_aside_source's values, in its order; one past the last counts
  * nowhere. Not by cache family: a family is any name a caller passes,

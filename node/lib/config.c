@@ -4,6 +4,7 @@
  * password hashing's, a service's); the parsing is node/lib/settings.c's and
  * shoal_config_load is node/lib/config_load.c's. */
 #include <shoal/config.h>
+
 #include "config_tables.h"
 #include "proxy.h"
 

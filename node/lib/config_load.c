@@ -3,13 +3,14 @@
  * Apart from node/lib/config.c so that the core's table does not reach into
  * the extensions that own the others. */
 #include <shoal/config.h>
-#include "config_tables.h"
 #include <shoal/ext/cors.h>
 #include <shoal/ext/idempotency.h>
 #include <shoal/ext/rate_limit.h>
 #include <shoal/ext/security_headers.h>
 #include <shoal/ext/session.h>
 #include <shoal/password.h>
+
+#include "config_tables.h"
 
 #include <stdlib.h>
 #include <string.h>

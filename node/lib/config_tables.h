@@ -5,6 +5,7 @@
 #define SHOAL_CONFIG_TABLES_H
 
 #include <shoal/config.h>
+
 #include "settings_engine.h"
 
 /* HTTP, overload, lifecycle, logging, the tiers. */

@@ -6,11 +6,12 @@
 #include <stdint.h>
 
 #include <shoal/cache.h>
-#include "errors_internal.h"
 #include <shoal/metrics.h>
 #include <shoal/settings.h>
 #include <shoal/shoal.h>
 #include <shoal/store.h>
+
+#include "errors_internal.h"
 
 typedef struct shoal_worker shoal_worker;
 typedef struct shoal_route_entry shoal_route_entry;

@@ -7,8 +7,9 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "errors_internal.h"
 #include <shoal/shoal.h>
+
+#include "errors_internal.h"
 
 const shoal_error_code shoal_code_internal = {500, "internal", NULL, "internal error"};
 const shoal_error_code shoal_code_route_not_found = {404, "route.not_found", NULL, "no such path"};

@@ -7,9 +7,10 @@
 #include <time.h>
 
 #include <shoal/cache.h>
-#include "clock.h"
 #include <shoal/log.h>
 #include <shoal/store.h>
+
+#include "clock.h"
 
 struct shoal_tier_monitor {
     pthread_t thread;

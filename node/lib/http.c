@@ -17,9 +17,10 @@
 
 #include <shoal/version.h>
 
+#include <shoal/log.h>
+
 #include "clock.h"
 #include "context.h"
-#include <shoal/log.h>
 #include "url.h"
 
 /* Most requests fit their whole arena in this block, inside the request,

@@ -9,9 +9,10 @@
 #include <time.h>
 
 #include <shoal/cache.h>
+#include <shoal/store.h>
+
 #include "context.h"
 #include "metrics_registry.h"
-#include <shoal/store.h>
 
 static double process_start_seconds;
 

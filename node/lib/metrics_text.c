@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include <shoal/metrics.h>
+
 #include "metrics_registry.h"
 
 /* ---- the text format ------------------------------------------------------------ */

@@ -4,8 +4,9 @@
  * counters, access log, the arena released). */
 #include <stdatomic.h>
 
-#include "app_internal.h"
 #include <shoal/log.h>
+
+#include "app_internal.h"
 
 /* Relaxed: the count orders nothing else. */
 bool shoal_app_admit(shoal_app *app)

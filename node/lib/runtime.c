@@ -11,10 +11,6 @@
 
 #include <shoal/budget.h>
 #include <shoal/config.h>
-#include "clock.h"
-#include "config_tables.h"
-#include "context.h"
-#include "errors_internal.h"
 #include <shoal/ext/cors.h>
 #include <shoal/ext/idempotency.h>
 #include <shoal/ext/rate_limit.h>
@@ -27,8 +23,13 @@
 #include <shoal/log.h>
 #include <shoal/metrics.h>
 #include <shoal/service.h>
-#include "settings_engine.h"
 #include <shoal/store.h>
+
+#include "clock.h"
+#include "config_tables.h"
+#include "context.h"
+#include "errors_internal.h"
+#include "settings_engine.h"
 
 /* A malformed service: a bug in the program, not a bad setting (sysexits'
  * EX_SOFTWARE). */

@@ -2,10 +2,11 @@
  * answer. Clients get a stable code and, for outages, Retry-After; never the
  * tier's own text, which goes to the log instead. */
 #include <shoal/cache.h>
-#include "errors_internal.h"
 #include <shoal/log.h>
 #include <shoal/shoal.h>
 #include <shoal/store.h>
+
+#include "errors_internal.h"
 
 /* Outages of a shared tier last seconds (a restart, a failover): one second
  * spreads the retries without making clients wait longer than the outage. */

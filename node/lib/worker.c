@@ -9,9 +9,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <shoal/log.h>
+
 #include "app_internal.h"
 #include "clock.h"
-#include <shoal/log.h>
 
 static _Thread_local shoal_worker *thread_worker;
 /* Kept apart from the worker: the worker is freed with its app, and a later

@@ -11,10 +11,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "demo_migrations.h"
-#include "demo_settings.h"
 #include <shoal/config.h>
 #include <shoal/store.h>
+
+#include "demo_migrations.h"
+#include "demo_settings.h"
 #include "test_env.h"
 
 static const char *no_environment(const char *name)

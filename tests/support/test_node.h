@@ -7,8 +7,9 @@
 #define TEST_NODE_H
 
 #include <shoal/http.h>
-#include "http_client.h"
 #include <shoal/shoal.h>
+
+#include "http_client.h"
 
 typedef struct test_node {
     shoal_config config;

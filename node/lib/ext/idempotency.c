@@ -6,11 +6,12 @@
 #include <string.h>
 #include <strings.h>
 
-#include <shoal/log.h>
-#include "../errors_internal.h"
 #include <shoal/cache.h>
 #include <shoal/ext/session.h>
-/* cache/idempotency.h: a quoted "idempotency.h" here is this folder's own. */
+#include <shoal/log.h>
+
+#include "../errors_internal.h"
+/* The cache tier's half of idempotency keys, not <shoal/ext/idempotency.h>. */
 #include "cache/idempotency.h"
 
 static const shoal_error_code code_invalid_key = {400, "idempotency.invalid_key", "Idempotency-Key",

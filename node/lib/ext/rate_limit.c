@@ -9,9 +9,10 @@
 #include <string.h>
 #include <time.h>
 
-#include <shoal/log.h>
-#include "../errors_internal.h"
 #include <shoal/cache.h>
+#include <shoal/log.h>
+
+#include "../errors_internal.h"
 #include "cache/ratelimit.h"
 
 #define MAX_COUNT 1000000LL

@@ -5,12 +5,13 @@
 #include <string.h>
 #include <strings.h>
 
+#include <shoal/cache.h>
 #include <shoal/log.h>
+#include <shoal/metrics.h>
+
 #include "../context.h"
 #include "../errors_internal.h"
-#include <shoal/metrics.h>
-#include <shoal/cache.h>
-/* cache/session.h: a quoted "session.h" here is this folder's own. */
+/* The cache tier's half of sessions, not <shoal/ext/session.h>. */
 #include "cache/session.h"
 
 _Static_assert(SHOAL_SESSION_TOKEN_SIZE == CACHE_SESSION_TOKEN_SIZE, "one token size");

@@ -3,8 +3,9 @@
 
 #include <stdlib.h>
 
-#include "api_internal.h"
 #include <shoal/log.h>
+
+#include "api_internal.h"
 
 void api_write_author(shoal_json_writer *out, const char *username, const char *bio, const char *image,
                       bool following)

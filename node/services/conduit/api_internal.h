@@ -2,14 +2,15 @@
 #ifndef API_INTERNAL_H
 #define API_INTERNAL_H
 
-#include "api_errors.h"
-#include "sql/article.h"
-#include "sql/comment.h"
 #include <shoal/ext/rate_limit.h>
 #include <shoal/metrics.h>
 #include <shoal/password.h>
-#include "sql/profile.h"
 #include <shoal/shoal.h>
+
+#include "api_errors.h"
+#include "sql/article.h"
+#include "sql/comment.h"
+#include "sql/profile.h"
 #include "sql/tag.h"
 #include "sql/user.h"
 

@@ -6,10 +6,11 @@
 #include <sys/random.h>
 #include <time.h>
 
-#include "api_internal.h"
-#include "article_rules.h"
 #include <shoal/ext/session.h>
 #include <shoal/log.h>
+
+#include "api_internal.h"
+#include "article_rules.h"
 #include "record.h"
 #include "validate.h"
 

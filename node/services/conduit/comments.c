@@ -1,8 +1,9 @@
 /* node/services/conduit/comments.c: comments on articles. */
 #include <string.h>
 
-#include "api_internal.h"
 #include <shoal/ext/session.h>
+
+#include "api_internal.h"
 #include "validate.h"
 
 /* {"id","createdAt","updatedAt","body","author":{profile}} */

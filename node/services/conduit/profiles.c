@@ -2,8 +2,9 @@
 #include <inttypes.h>
 #include <stdlib.h>
 
-#include "api_internal.h"
 #include <shoal/ext/session.h>
+
+#include "api_internal.h"
 #include "record.h"
 
 /* {"profile":{"username","bio","image","following"}} */

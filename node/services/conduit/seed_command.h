@@ -14,6 +14,7 @@
 
 #include <shoal/config.h>
 #include <shoal/service.h>
+
 #include "seed.h"
 
 #define SHOAL_SEED_PASSWORD "password"

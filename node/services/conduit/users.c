@@ -5,9 +5,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "api_internal.h"
 #include <shoal/ext/session.h>
 #include <shoal/log.h>
+
+#include "api_internal.h"
 #include "validate.h"
 
 #define FAILURES_PER_ADDRESS "login-failure"

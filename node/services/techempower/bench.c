@@ -5,12 +5,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "sql/fortune.h"
+#include <shoal/log.h>
+#include <shoal/random.h>
+
 #include "fortunes.h"
 #include "json_text.h"
-#include <shoal/log.h>
 #include "query_count.h"
-#include <shoal/random.h>
+#include "sql/fortune.h"
 #include "sql/world.h"
 
 #define WORLD_ROWS 10000

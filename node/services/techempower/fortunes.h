@@ -10,6 +10,7 @@
 #include <stddef.h>
 
 #include <shoal/arena.h>
+
 #include "sql/fortune.h"
 
 #define BENCH_EXTRA_FORTUNE_ID 0

@@ -11,6 +11,7 @@
 #include <stddef.h>
 
 #include <shoal/arena.h>
+
 #include "sql/world.h"
 
 /* {"message":"<message, escaped>"}; message is UTF-8. NULL when memory ran out. */

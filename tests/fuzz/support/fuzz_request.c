@@ -11,8 +11,6 @@
 #include <strings.h>
 #include <unistd.h>
 
-#include "conduit/api.h"
-#include "techempower/bench.h"
 #include <shoal/config.h>
 #include <shoal/ext/cors.h>
 #include <shoal/ext/idempotency.h>
@@ -22,6 +20,9 @@
 #include <shoal/json.h>
 #include <shoal/metrics.h>
 #include <shoal/store.h>
+
+#include "conduit/api.h"
+#include "techempower/bench.h"
 #include "url.h"
 
 /* As node/lib/http.c gives each request: most answers fit, bigger ones spill

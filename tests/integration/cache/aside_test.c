@@ -19,6 +19,7 @@
 
 #include <shoal/aside.h>
 #include <shoal/cache.h>
+
 #include "test_env.h"
 
 /* ---- helpers ------------------------------------------------------------------------- */

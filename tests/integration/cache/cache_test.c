@@ -12,6 +12,7 @@
 #include <cmocka.h>
 
 #include <shoal/cache.h>
+
 #include "test_env.h"
 
 /* A second, plain connection: the test's view of the server. */

@@ -13,6 +13,7 @@
 #include <cmocka.h>
 
 #include <shoal/cache.h>
+
 #include "idempotency.h"
 #include "test_env.h"
 

@@ -12,6 +12,7 @@
 #include <cmocka.h>
 
 #include <shoal/cache.h>
+
 #include "ratelimit.h"
 #include "test_env.h"
 

@@ -15,6 +15,7 @@
 #include <cmocka.h>
 
 #include <shoal/cache.h>
+
 #include "session.h"
 #include "session_internal.h"
 #include "test_env.h"

@@ -26,6 +26,7 @@
 
 #include <shoal/aside.h>
 #include <shoal/cache.h>
+
 #include "cache_internal.h"
 #include "idempotency.h"
 #include "ratelimit.h"

@@ -18,8 +18,9 @@
 
 #include <cmocka.h>
 
-#include "demo_migrations.h"
 #include <shoal/store.h>
+
+#include "demo_migrations.h"
 #include "test_env.h"
 #include "test_pg.h"
 

@@ -16,6 +16,7 @@
 #include <cmocka.h>
 
 #include <shoal/store.h>
+
 #include "test_env.h"
 #include "test_pg.h"
 

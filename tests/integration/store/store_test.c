@@ -16,8 +16,9 @@
 
 #include <cmocka.h>
 
-#include "demo_migrations.h"
 #include <shoal/store.h>
+
+#include "demo_migrations.h"
 #include "test_env.h"
 
 /* ---- helpers over a superuser connection ---------------------------------- */

@@ -11,6 +11,7 @@
 #include <cmocka.h>
 
 #include <shoal/aside.h>
+
 #include "invalidation.h"
 
 static void family_messages_round_trip(void **state)

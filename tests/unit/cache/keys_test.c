@@ -14,6 +14,7 @@
 
 #include <shoal/aside.h>
 #include <shoal/cache.h>
+
 #include "idempotency.h"
 #include "invalidation.h"
 #include "ratelimit.h"

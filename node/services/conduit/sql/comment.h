@@ -7,8 +7,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "profile.h"
 #include <shoal/store.h>
+
+#include "profile.h"
 
 /* The schema's bound (comments_body_length), in characters. */
 #define STORE_COMMENT_BODY_MAX 65536

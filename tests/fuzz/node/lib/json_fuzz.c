@@ -23,11 +23,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <shoal/arena.h>
+#include <shoal/json.h>
+
 #include "conduit/record.h"
 #include "conduit/validate.h"
-#include <shoal/arena.h>
 #include "fuzz_request.h"
-#include <shoal/json.h>
 
 static fuzz_node node;
 

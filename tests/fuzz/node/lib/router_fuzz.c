@@ -17,8 +17,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "fuzz_request.h"
 #include <shoal/router.h>
+
+#include "fuzz_request.h"
 
 #define MAX_ROUTES 64
 #define MAX_PATH 4096

@@ -18,12 +18,13 @@
 
 #include <cmocka.h>
 
-#include "context.h"
 #include <shoal/ext/cors.h>
 #include <shoal/ext/request_id.h>
 #include <shoal/health.h>
 #include <shoal/http.h>
 #include <shoal/metrics.h>
+
+#include "context.h"
 #include "http_client.h"
 #include "test_env.h"
 

@@ -18,12 +18,13 @@
 #include <cmocka.h>
 #include <jansson.h>
 
-#include "conduit/api.h"
-#include "techempower/bench.h"
 #include <shoal/ext/session.h>
-#include "http_client.h"
 #include <shoal/metrics.h>
 #include <shoal/store.h>
+
+#include "conduit/api.h"
+#include "http_client.h"
+#include "techempower/bench.h"
 #include "test_env.h"
 #include "test_node.h"
 

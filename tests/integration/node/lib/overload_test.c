@@ -16,13 +16,14 @@
 
 #include <cmocka.h>
 
-#include "context.h"
 #include <shoal/health.h>
 #include <shoal/http.h>
-#include "http_client.h"
 #include <shoal/metrics.h>
-#include "metrics_registry.h"
 #include <shoal/store.h>
+
+#include "context.h"
+#include "http_client.h"
+#include "metrics_registry.h"
 #include "test_env.h"
 
 typedef struct test_server {

@@ -19,9 +19,10 @@
 
 #include <shoal/ext/request_id.h>
 #include <shoal/ext/session.h>
-#include "http_client.h"
 #include <shoal/l1.h>
 #include <shoal/metrics.h>
+
+#include "http_client.h"
 #include "spare_redis.h"
 #include "state_routes.h"
 #include "test_env.h"

@@ -9,16 +9,17 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "conduit/api.h"
-#include "techempower/bench.h"
 #include <shoal/config.h>
-#include "demo_settings.h"
 #include <shoal/ext/cors.h>
 #include <shoal/ext/idempotency.h>
 #include <shoal/ext/rate_limit.h>
 #include <shoal/ext/session.h>
 #include <shoal/password.h>
+
+#include "conduit/api.h"
 #include "conduit/seed_command.h"
+#include "demo_settings.h"
+#include "techempower/bench.h"
 
 /* The owners' values, which shoal_config_load keeps in config.settings. */
 #define OWNER(c, type, table) ((const type *)shoal_settings_of((c).settings, &(table)))

@@ -21,8 +21,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "alloc_faults.h"
 #include <shoal/ext/session.h>
+
+#include "alloc_faults.h"
 #include "fake_request.h"
 #include "metrics_registry.h"
 

@@ -16,10 +16,11 @@
 #include <shoal/settings.h>
 #include <shoal/version.h>
 
-#include "config_tables.h"
-#include "main_capture.h"
 #include <shoal/ext/rate_limit.h>
 #include <shoal/ext/session.h>
+
+#include "config_tables.h"
+#include "main_capture.h"
 #include "settings_engine.h"
 
 /* ---- two tables of a service's ------------------------------------------- */

@@ -7,8 +7,9 @@
 
 #include <string.h>
 
-#include "fake_request.h"
 #include <shoal/shoal.h>
+
+#include "fake_request.h"
 #include "store_internal.h"
 
 typedef struct fixture {

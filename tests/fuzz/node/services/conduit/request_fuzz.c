@@ -25,9 +25,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <shoal/store.h>
+
 #include "demo_migrations.h"
 #include "fuzz_request.h"
-#include <shoal/store.h>
 
 static fuzz_node node;
 static unsigned generation;

@@ -23,6 +23,7 @@
 
 #include <shoal/ext/idempotency.h>
 #include <shoal/ext/request_id.h>
+
 #include "test_env.h"
 #include "test_node.h"
 

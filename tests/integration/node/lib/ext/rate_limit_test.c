@@ -21,6 +21,7 @@
 
 #include <shoal/ext/rate_limit.h>
 #include <shoal/ext/request_id.h>
+
 #include "test_env.h"
 #include "test_node.h"
 

@@ -15,10 +15,11 @@
 
 #include <cmocka.h>
 
-#include "context.h"
 #include <shoal/ext/request_id.h>
 #include <shoal/ext/session.h>
 #include <shoal/http.h>
+
+#include "context.h"
 #include "http_client.h"
 #include "test_env.h"
 

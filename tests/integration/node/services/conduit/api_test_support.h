@@ -17,10 +17,11 @@
 
 #include <cmocka.h>
 
-#include "conduit/api.h"
 #include <shoal/ext/request_id.h>
 #include <shoal/ext/session.h>
 #include <shoal/store.h>
+
+#include "conduit/api.h"
 #include "test_env.h"
 #include "test_node.h"
 

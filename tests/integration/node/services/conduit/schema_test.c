@@ -17,9 +17,10 @@
 
 #include <cmocka.h>
 
-#include "demo_migrations.h"
 #include <shoal/config.h>
 #include <shoal/store.h>
+
+#include "demo_migrations.h"
 #include "test_env.h"
 
 #define FAVOURITING_USERS 100

@@ -18,16 +18,17 @@
 #include <cmocka.h>
 #include <jansson.h>
 
-#include "conduit/api.h"
-#include "demo_migrations.h"
-#include "demo_settings.h"
 #include <shoal/ext/request_id.h>
 #include <shoal/ext/session.h>
-#include "conduit/seed_command.h"
 #include <shoal/store.h>
+
+#include "conduit/api.h"
+#include "conduit/seed_command.h"
+#include "demo_migrations.h"
+#include "demo_settings.h"
 #include "test_env.h"
-#include "test_pg.h"
 #include "test_node.h"
+#include "test_pg.h"
 
 #define SCRATCH_A "shoal_seed_test_a"
 #define SCRATCH_B "shoal_seed_test_b"

@@ -12,8 +12,9 @@
  * real time. Stops and starts the fixture's PostgreSQL: runs alone. */
 #include <hiredis/hiredis.h>
 
-#include "api_test_support.h"
 #include <shoal/cache.h>
+
+#include "api_test_support.h"
 
 static int start_node(void **state)
 {

@@ -21,15 +21,16 @@
 #include <cmocka.h>
 #include <hiredis/hiredis.h>
 
-#include "techempower/bench.h"
 #include <shoal/cache.h>
-#include "context.h"
 #include <shoal/ext/request_id.h>
 #include <shoal/ext/session.h>
 #include <shoal/http.h>
-#include "http_client.h"
 #include <shoal/l1.h>
 #include <shoal/store.h>
+
+#include "context.h"
+#include "http_client.h"
+#include "techempower/bench.h"
 #include "test_env.h"
 #include "test_node.h"
 

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include <shoal/ext/cors.h>
+
 #include "fake_request.h"
 
 static void test_origin_must_match_an_entry_exactly(void **state)

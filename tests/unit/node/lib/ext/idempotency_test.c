@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include <shoal/ext/idempotency.h>
+
 #include "fake_request.h"
 
 static void keys_are_1_to_255_printable_ascii_bytes(void **state)

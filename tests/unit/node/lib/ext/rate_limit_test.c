@@ -11,8 +11,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "conduit/api.h"
 #include <shoal/ext/rate_limit.h>
+
+#include "conduit/api.h"
 #include "fake_request.h"
 
 static char error[512];

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include <shoal/ext/request_id.h>
+
 #include "fake_request.h"
 
 static void test_valid_ids_use_a_safe_alphabet(void **state)

@@ -10,6 +10,7 @@
 
 #include <shoal/ext/cors.h>
 #include <shoal/ext/security_headers.h>
+
 #include "fake_request.h"
 
 static int answer_ok(shoal_ctx *ctx)

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include <shoal/ext/session.h>
+
 #include "fake_request.h"
 
 #define GOOD "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8"

@@ -13,8 +13,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "alloc_faults.h"
 #include <shoal/shoal.h>
+
+#include "alloc_faults.h"
 
 int __real_shoal_app_extend(shoal_app *app, const shoal_extension *extension);
 int __wrap_shoal_app_extend(shoal_app *app, const shoal_extension *extension);

@@ -19,19 +19,20 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "alloc_faults.h"
-#include "conduit/api.h"
-#include "techempower/bench.h"
 #include <shoal/ext/cors.h>
 #include <shoal/ext/idempotency.h>
 #include <shoal/ext/rate_limit.h>
 #include <shoal/ext/request_id.h>
 #include <shoal/ext/security_headers.h>
 #include <shoal/ext/session.h>
-#include "fake_request.h"
 #include <shoal/health.h>
 #include <shoal/metrics.h>
 #include <shoal/shoal.h>
+
+#include "alloc_faults.h"
+#include "conduit/api.h"
+#include "fake_request.h"
+#include "techempower/bench.h"
 
 /* Every extension on, with the tiers somewhere nothing listens: nothing
  * here connects but the tier monitor's first probe. */

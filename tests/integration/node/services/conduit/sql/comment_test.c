@@ -19,9 +19,10 @@
 
 #include <cmocka.h>
 
-#include "demo_migrations.h"
-#include "conduit/sql/comment.h"
 #include <shoal/store.h>
+
+#include "conduit/sql/comment.h"
+#include "demo_migrations.h"
 #include "test_env.h"
 
 static char run_tag[64];
