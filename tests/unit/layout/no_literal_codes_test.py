@@ -17,13 +17,11 @@ own C code (node/, cache/, store/, examples/) finds what would slip past:
 
 It checks itself on examples of each kind first. No compiler, no servers.
 """
-import glob
-import os
 import re
-import sys
 import unittest
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+import source_scan
+
 SCANNED = ["node", "cache", "store", "examples"]
 # SQL has names shaped like codes ("a.id"): the tier engine and the
 # services' SQL modules are scanned for calls only.
@@ -170,22 +168,9 @@ class SelfCheck(unittest.TestCase):
 
 
 def main():
-    suite = unittest.defaultTestLoader.loadTestsFromTestCase(SelfCheck)
-    if not unittest.TextTestRunner(verbosity=1).run(suite).wasSuccessful():
-        sys.exit("the scan's own checks failed")
-    problems, files = [], 0
-    for folder in SCANNED:
-        for path in sorted(glob.glob(os.path.join(REPO, folder, "**", "*.[ch]"), recursive=True)):
-            relative = os.path.relpath(path, REPO)
-            with open(path, encoding="utf-8") as f:
-                source = f.read()
-            files += 1
-            problems += problems_in(relative, source, not SQL_FOLDERS.match(relative))
-    for problem in problems:
-        print(problem)
-    if problems:
-        sys.exit(1)
-    print("%d files: every error code is declared in a table" % files)
+    source_scan.run(SelfCheck, SCANNED,
+                    lambda relative, source: problems_in(relative, source, not SQL_FOLDERS.match(relative)),
+                    "%d files: every error code is declared in a table")
 
 
 if __name__ == "__main__":

@@ -18,13 +18,13 @@ a relative path. Each #include must be
 
 It checks itself on examples of each kind first. No compiler, no servers.
 """
-import glob
 import os
 import re
-import sys
 import unittest
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+import source_scan
+
+REPO = source_scan.REPO
 OUTSIDE = ["node/services", "node/bin", "examples"]
 PUBLIC_ROOTS = ["node/lib/include", "store/include", "cache/include"]
 GENERATED = {"shoal/version.h"}
@@ -76,21 +76,8 @@ class SelfCheck(unittest.TestCase):
 
 
 def main():
-    suite = unittest.defaultTestLoader.loadTestsFromTestCase(SelfCheck)
-    if not unittest.TextTestRunner(verbosity=1).run(suite).wasSuccessful():
-        sys.exit("the scan's own checks failed")
-    problems, files = [], 0
-    for folder in OUTSIDE:
-        for path in sorted(glob.glob(os.path.join(REPO, folder, "**", "*.[ch]"), recursive=True)):
-            relative = os.path.relpath(path, REPO)
-            with open(path, encoding="utf-8") as f:
-                problems += problems_in(relative, f.read(), REPO)
-            files += 1
-    for problem in problems:
-        print(problem)
-    if problems:
-        sys.exit(1)
-    print(f"{files} files outside the library include only installed headers and their own")
+    source_scan.run(SelfCheck, OUTSIDE, lambda relative, text: problems_in(relative, text, REPO),
+                    "%d files outside the library include only installed headers and their own")
 
 
 if __name__ == "__main__":
