@@ -110,11 +110,20 @@ grep -E '^/\* [^:]*/include/shoal/' "$TMP/aux.txt" | grep -v '^/\*[^*]*\*/ *stat
   sed -E 's/\(.*//; s/.*[ *]([A-Za-z_][A-Za-z0-9_]*) *$/\1/' | sort -u >"$TMP/declared"
 nm -g --defined-only "$LIBDIR/libshoal.a" 2>/dev/null | awk 'NF == 3 {print $3}' | sort -u >"$TMP/static.syms"
 nm -D --defined-only "$LIBDIR/libshoal.so" | awk 'NF == 3 {print $3}' | sort -u >"$TMP/shared.syms"
+# and the objects they declare (extern tables, extensions, error codes).
+cat "$PREFIX/include/shoal"/*.h "$PREFIX/include/shoal/ext"/*.h | grep -E '^extern [^;(]*;' |
+  sed -E 's/\[[^]]*\]//; s/^([^;]*[ *])?([A-Za-z_][A-Za-z0-9_]*) *;.*/\2/' >>"$TMP/declared"
+sort -u -o "$TMP/declared" "$TMP/declared"
 missing_static=$(comm -23 "$TMP/declared" "$TMP/static.syms" | tr '\n' ' ')
 missing_shared=$(comm -23 "$TMP/declared" "$TMP/shared.syms" | tr '\n' ' ')
 [ -s "$TMP/declared" ] && [ -z "$missing_static$missing_shared" ] &&
-  pass "all $(wc -l <"$TMP/declared") declared functions are exported by libshoal.a and libshoal.so" ||
+  pass "all $(wc -l <"$TMP/declared") declared functions and objects are exported by libshoal.a and libshoal.so" ||
   fail "declared but not exported: libshoal.a: ${missing_static:-none}; libshoal.so: ${missing_shared:-none}"
+# and the shared library exports nothing else: what the library keeps
+# for itself (shoal_app_dispatch, cache_session_lookup, ...) is no promise.
+extra_shared=$(comm -13 "$TMP/declared" "$TMP/shared.syms" | tr '\n' ' ')
+[ -z "$extra_shared" ] && pass "libshoal.so exports only what the headers declare" ||
+  fail "libshoal.so exports what no installed header declares: $extra_shared"
 
 # ---- no demo code in the library ----------------------------------------------
 demo_pattern='^(api_|bench_|shoal_api_|shoal_bench_|shoal_seed|store_(user|profile|article|tag|comment|world|fortune)_|store_seed|store_builtin_migration|shoal_demo_|shoal_(conduit|techempower)_migrations)'
