@@ -313,33 +313,34 @@ class Stack:
 
 def ulfius_binary(args):
     """(path of the ulfius peer, None) or (None, why there is none). Found
-    like the node: --ulfius-bin or SHOAL_ULFIUS_BIN; else beside SHOAL_BIN in
-    its build tree; else in the repository's build/, built there when
-    missing, as deploy/local builds shoal-node there when SHOAL_BIN is unset."""
+    like the node: --ulfius-bin or SHOAL_ULFIUS_BIN; else in the build tree of
+    SHOAL_BIN (BUILD/node/shoal-node: BUILD/tests/load/peers/); else in the
+    repository's build/, where it is built when missing, as deploy/local
+    builds shoal-node there."""
     if args.ulfius_bin:
         if os.path.isfile(args.ulfius_bin) and os.access(args.ulfius_bin, os.X_OK):
             return args.ulfius_bin, None
         return None, "no ulfius peer at %s (--ulfius-bin or SHOAL_ULFIUS_BIN)" % args.ulfius_bin
+    build = os.path.join(REPO, "build")
+    builds = [build]
     node = os.environ.get("SHOAL_BIN")
     if node:
-        # SHOAL_BIN is BUILD/node/shoal-node; the peer is BUILD/tests/load/peers/.
-        build = os.path.dirname(os.path.dirname(os.path.abspath(node)))
-    else:
-        build = os.path.join(REPO, "build")
-    path = os.path.join(build, "tests", "load", "peers", ULFIUS_TARGET)
-    if os.path.isfile(path) and os.access(path, os.X_OK):
-        return path, None
-    if node or not os.path.isfile(os.path.join(build, "CMakeCache.txt")):
-        return None, ("no ulfius peer at %s (build the %s target there; it needs libulfius-dev, "
-                      "deploy/local deps --load)" % (path, ULFIUS_TARGET))
+        builds.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(node))))
+    paths = [os.path.join(b, "tests", "load", "peers", ULFIUS_TARGET) for b in builds]
+    for path in paths:
+        if os.path.isfile(path) and os.access(path, os.X_OK):
+            return path, None
+    if not os.path.isfile(os.path.join(build, "CMakeCache.txt")):
+        return None, ("no ulfius peer at %s (build the %s target; it needs libulfius-dev, "
+                      "deploy/local deps --load)" % (" or ".join(paths), ULFIUS_TARGET))
     log("ulfius: building the %s target in %s" % (ULFIUS_TARGET, build))
     r = subprocess.run(["cmake", "--build", build, "--target", ULFIUS_TARGET],
                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    if r.returncode != 0 or not os.path.isfile(path):
+    if r.returncode != 0 or not os.path.isfile(paths[-1]):
         why = r.stderr.strip().splitlines()[-1] if r.stderr.strip() else "no binary"
         return None, ("building %s in %s failed (is libulfius-dev installed? deploy/local deps --load): %s"
                       % (ULFIUS_TARGET, build, why))
-    return path, None
+    return paths[-1], None
 
 
 class Peers:
