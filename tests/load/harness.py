@@ -58,6 +58,9 @@ TIER_COST = {"db": ("pgbench", 1), "fortunes": ("pgbench", 1),
              "queries": ("pgbench", 20), "session": ("redis-get", 1)}
 CPU_GROUPS = ["node", "lb", "peer", "postgres", "redis", "client"]
 NGINX_WORKLOADS = {"json", "plaintext"}
+# tests/load/peers/ulfius_peer.c: the closest C peer (libmicrohttpd + jansson).
+ULFIUS_WORKLOADS = {"json", "plaintext", "db"}
+ULFIUS_TARGET = "ulfius-peer"
 FLASK_WORKLOADS = {"json", "plaintext", "db", "queries", "fortunes", "updates",
                    "cached-queries", "session"}
 
@@ -308,12 +311,45 @@ class Stack:
 
 # ------------------------------------------------------------------ peers
 
+def ulfius_binary(args):
+    """(path of the ulfius peer, None) or (None, why there is none). Found
+    like the node: --ulfius-bin or SHOAL_ULFIUS_BIN; else in the build tree of
+    SHOAL_BIN (BUILD/node/shoal-node: BUILD/tests/load/peers/); else in the
+    repository's build/, where it is built when missing, as deploy/local
+    builds shoal-node there."""
+    if args.ulfius_bin:
+        if os.path.isfile(args.ulfius_bin) and os.access(args.ulfius_bin, os.X_OK):
+            return args.ulfius_bin, None
+        return None, "no ulfius peer at %s (--ulfius-bin or SHOAL_ULFIUS_BIN)" % args.ulfius_bin
+    build = os.path.join(REPO, "build")
+    builds = [build]
+    node = os.environ.get("SHOAL_BIN")
+    if node:
+        builds.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(node))))
+    paths = [os.path.join(b, "tests", "load", "peers", ULFIUS_TARGET) for b in builds]
+    for path in paths:
+        if os.path.isfile(path) and os.access(path, os.X_OK):
+            return path, None
+    if not os.path.isfile(os.path.join(build, "CMakeCache.txt")):
+        return None, ("no ulfius peer at %s (build the %s target; it needs libulfius-dev, "
+                      "deploy/local deps --load)" % (" or ".join(paths), ULFIUS_TARGET))
+    log("ulfius: building the %s target in %s" % (ULFIUS_TARGET, build))
+    r = subprocess.run(["cmake", "--build", build, "--target", ULFIUS_TARGET],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    if r.returncode != 0 or not os.path.isfile(paths[-1]):
+        why = r.stderr.strip().splitlines()[-1] if r.stderr.strip() else "no binary"
+        return None, ("building %s in %s failed (is libulfius-dev installed? deploy/local deps --load): %s"
+                      % (ULFIUS_TARGET, build, why))
+    return paths[-1], None
+
+
 class Peers:
     def __init__(self, args, stack, workdir):
         self.args, self.stack, self.workdir = args, stack, workdir
-        self.nginx = self.flask = None
-        self.nginx_url = self.flask_url = None
+        self.nginx = self.flask = self.ulfius = None
+        self.nginx_url = self.flask_url = self.ulfius_url = None
         self.flask_token = None
+        self.ulfius_missing = None  # why there is no ulfius peer, for the table
 
     def start_nginx(self):
         if not shutil.which("nginx"):
@@ -368,9 +404,35 @@ class Peers:
         subprocess.run(["redis-cli", "-h", "127.0.0.1", "-p", self.stack.env["SHOAL_REDIS_PORT"],
                         "SET", key, user, "EX", "3600"], capture_output=True, check=False)
 
+    def start_ulfius(self):
+        binary, why = ulfius_binary(self.args)
+        if binary is None:
+            self.ulfius_missing = why
+            log("ulfius: skipped: " + why)
+            return
+        port = self.args.port_base + 4
+        errlog = os.path.join(self.workdir, "ulfius.log")
+        threads = self.args.ulfius_threads
+        log("ulfius: starting %s with a pool of %d threads on 127.0.0.1:%d" % (binary, threads, port))
+        with open(errlog, "w") as out:
+            self.ulfius = subprocess.Popen(
+                [binary, "--port", str(port), "--threads", str(threads),
+                 "--database-url", self.stack.env["DATABASE_URL"]],
+                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        self.ulfius_url = "http://127.0.0.1:%d" % port
+        if not wait_http(self.ulfius_url + "/json", 10, self.ulfius):
+            self.ulfius_missing = "%s did not start (see %s)" % (binary, errlog)
+            log("ulfius: " + self.ulfius_missing)
+            stop_process(self.ulfius, signal.SIGTERM, "ulfius")
+            self.ulfius = self.ulfius_url = None
+
     def stop(self):
         stop_process(self.flask, signal.SIGTERM, "flask")
         stop_process(self.nginx, signal.SIGQUIT, "nginx")
+        stop_process(self.ulfius, signal.SIGTERM, "ulfius")
+        if self.ulfius is not None and self.ulfius.returncode != 0:
+            log("ulfius: exited %d (see %s)" % (self.ulfius.returncode,
+                                              os.path.join(self.workdir, "ulfius.log")))
 
 
 # ------------------------------------------------------------------ the run
@@ -437,6 +499,9 @@ class Harness:
         if peers and peers.nginx_url:
             ts.append({"name": "nginx", "url": peers.nginx_url,
                        "groups": {"peer": [peers.nginx.pid]}, "only": NGINX_WORKLOADS})
+        if peers and peers.ulfius_url:
+            ts.append({"name": "ulfius", "url": peers.ulfius_url,
+                       "groups": dict(common, peer=[peers.ulfius.pid]), "only": ULFIUS_WORKLOADS})
         return ts
 
     def compiled_scenario(self, t, workload, user):
@@ -683,10 +748,10 @@ class Harness:
             out.append(m)
         by = {(m["workload"], m["target"]): m for m in out}
         for m in out:
-            m["vs_flask"] = m["vs_nginx"] = m["tier_share"] = None
+            m["vs_flask"] = m["vs_nginx"] = m["vs_ulfius"] = m["tier_share"] = None
             if m["target"] not in ("shoal", "shoal-lb", "target") or not m["rps"]:
                 continue
-            for peer in ("flask", "nginx"):
+            for peer in ("flask", "nginx", "ulfius"):
                 p = by.get((m["workload"], peer))
                 if p and p["rps"]:
                     m["vs_" + peer] = m["rps"] / p["rps"]
@@ -702,7 +767,7 @@ class Harness:
 
 FIELDS = ["workload", "target", "connections", "runs", "rps", "p50_ms", "p90_ms", "p99_ms",
           "p999_ms", "errors", "non2xx"] + ["cpu_" + g for g in CPU_GROUPS] + \
-         ["vs_flask", "vs_nginx", "tier_share"]
+         ["vs_flask", "vs_nginx", "vs_ulfius", "tier_share"]
 
 
 def fmt(v, spec, width=0):
@@ -722,9 +787,9 @@ def write_csv(path, rows, fields):
 
 def table(meds, skipped, header):
     lines = list(header)
-    cols = ("%-14s %-9s %5s %10s %7s %7s %7s %7s %7s | %6s %6s %6s %6s %6s %6s | %6s %6s %6s"
+    cols = ("%-14s %-9s %5s %10s %7s %7s %7s %7s %7s | %6s %6s %6s %6s %6s %6s | %6s %6s %7s %6s"
             % ("workload", "target", "conns", "req/s", "p50ms", "p90ms", "p99ms", "p99.9ms", "errors",
-               "node", "lb", "peer", "pg", "redis", "client", "xflask", "xnginx", "tier"))
+               "node", "lb", "peer", "pg", "redis", "client", "xflask", "xnginx", "xulfius", "tier"))
     lines.append("%-83s | %-41s | %s" % ("", "CPU seconds per 1,000 requests", "shoal's ratio"))
     lines.append(cols)
     lines.append("-" * len(cols))
@@ -733,10 +798,11 @@ def table(meds, skipped, header):
         errs = m["errors"]
         if m["non2xx"] is not None:
             errs = max(errs or 0, m["non2xx"])
-        lines.append("%-14s %-9s %5s %10s %7s %7s %7s %7s %7s | %s | %6s %6s %6s" % (
+        lines.append("%-14s %-9s %5s %10s %7s %7s %7s %7s %7s | %s | %6s %6s %7s %6s" % (
             m["workload"], m["target"], m["connections"], fmt(m["rps"], "%.0f"),
             fmt(m["p50_ms"], "%.2f"), fmt(m["p90_ms"], "%.2f"), fmt(m["p99_ms"], "%.2f"),
             fmt(m["p999_ms"], "%.2f"), fmt(errs, "%d"), cpu, fmt(m["vs_flask"], "%.2fx"), fmt(m["vs_nginx"], "%.2fx"),
+            fmt(m.get("vs_ulfius"), "%.2fx"),
             fmt(m["tier_share"] * 100 if m["tier_share"] is not None else None, "%.0f%%")))
     for target, workload, reason in skipped:
         lines.append("%-14s %-9s skipped: %s" % (workload, target, reason))
@@ -749,8 +815,7 @@ def chart(out, meds, workloads):
     if not shutil.which("gnuplot"):
         log("gnuplot is missing: no chart")
         return
-    targets = [t for t in ("shoal", "shoal-lb", "target", "flask", "nginx")
-               if any(m["target"] == t for m in meds)]
+    targets = [t for t in HTTP_TARGETS if any(m["target"] == t for m in meds)]
     ws = [w for w in workloads if any(m["workload"] == w for m in meds)]
     if not targets or not ws:
         return
@@ -803,7 +868,7 @@ plot for [i=%(first2)d:%(last2)d] '%(dat)s' using i:xtic(1) title columnheader(i
         log("gnuplot failed: %s" % r.stderr.strip()[-300:])
 
 
-HTTP_TARGETS = ("shoal", "shoal-lb", "target", "flask", "nginx")
+HTTP_TARGETS = ("shoal", "shoal-lb", "target", "flask", "nginx", "ulfius")
 # Where each percentile sits on the latency chart's x axis: its "nines",
 # -log10(1 - p), so that p99 and p99.9 are as far apart as p90 and p99.
 PERCENTILES = [("p50", "p50_ms", 0.30103), ("p90", "p90_ms", 1.0), ("p99", "p99_ms", 2.0),
@@ -1004,9 +1069,14 @@ def parse_args(argv):
                     help="count answers per second for the built-in TechEmpower workloads too "
                     "(a Lua callback per answer, which costs wrk CPU; the Conduit mix, "
                     "scenarios and wrk scripts always count)")
-    ap.add_argument("--peers", default="flask,nginx,pgbench,redis",
-                    help="side-by-side peers: flask, nginx, pgbench, redis, or none")
+    ap.add_argument("--peers", default="flask,nginx,ulfius,pgbench,redis",
+                    help="side-by-side peers: flask, nginx, ulfius, pgbench, redis, or none")
     ap.add_argument("--flask-workers", type=int, default=4)
+    ap.add_argument("--ulfius-bin", metavar="PATH", default=os.environ.get("SHOAL_ULFIUS_BIN") or None,
+                    help="the ulfius peer (tests/load/peers/ulfius_peer.c; default: SHOAL_ULFIUS_BIN, else "
+                    "tests/load/peers/ulfius-peer in SHOAL_BIN's build tree, else in build/, built when missing)")
+    ap.add_argument("--ulfius-threads", type=int, default=os.cpu_count() or 1,
+                    help="the ulfius peer's libmicrohttpd thread pool")
     ap.add_argument("--pgbench-scale", type=int, default=10)
     ap.add_argument("--seed-users", type=int, default=10000,
                     help="conduit: users `shoal-node seed` makes in the stack's database")
@@ -1018,7 +1088,7 @@ def parse_args(argv):
                     help="conduit: seeded users the mix logs in and sends requests as")
     ap.add_argument("--out", help="output folder (default load-results/DATE-TIME)")
     ap.add_argument("--port-base", type=int, default=int(os.environ.get("SHOAL_LOAD_PORT_BASE", 28080)),
-                    help="HAProxy BASE, stats BASE+1, nginx BASE+2, Flask BASE+3, nodes BASE+10...")
+                    help="HAProxy BASE, stats BASE+1, nginx BASE+2, Flask BASE+3, ulfius BASE+4, nodes BASE+10...")
     ap.add_argument("--pg-port", type=int, default=int(os.environ.get("SHOAL_LOAD_PG_PORT", 25433)))
     ap.add_argument("--redis-port", type=int,
                     default=int(os.environ.get("SHOAL_LOAD_REDIS_PORT", 26380)))
@@ -1056,7 +1126,7 @@ def parse_args(argv):
             ap.error("--binary %s: not an executable file" % a.binary)
         a.binary = os.path.abspath(a.binary)
     a.peers = set() if a.peers == "none" else set(p for p in a.peers.split(",") if p)
-    unknown = a.peers - {"flask", "nginx", "pgbench", "redis"}
+    unknown = a.peers - {"flask", "nginx", "ulfius", "pgbench", "redis"}
     if unknown:
         ap.error("unknown peers: %s" % ", ".join(sorted(unknown)))
     a.via = set(a.via.split(","))
@@ -1067,9 +1137,11 @@ def parse_args(argv):
     if a.url and a.stack is None and a.peers:
         a.peers_note = "peers need the stack's PostgreSQL and Redis: none with --url alone (add --stack DIR)"
         a.peers = set()
-    if not set(a.workloads) & (FLASK_WORKLOADS | NGINX_WORKLOADS):
+    if not set(a.workloads) & (FLASK_WORKLOADS | NGINX_WORKLOADS | ULFIUS_WORKLOADS):
         # They serve only the built-in workloads: none of them here.
-        a.peers -= {"flask", "nginx"}
+        a.peers -= {"flask", "nginx", "ulfius"}
+    elif not set(a.workloads) & ULFIUS_WORKLOADS:
+        a.peers.discard("ulfius")
     if not a.out:
         a.out = os.path.join(os.getcwd(), "load-results",
                              datetime.datetime.now().strftime("%Y%m%d-%H%M%S"))
@@ -1108,12 +1180,17 @@ def main(argv):
             access = ("access log OFF (SHOAL_ACCESS_LOG_SAMPLE=0), as nginx's ceiling runs with access_log off; "
                       "rate limits OFF (SHOAL_RATE_LIMITS=), since the load generator is one client")
         log(access)
-        if stack and (a.peers & {"flask", "nginx"}):
+        if stack and (a.peers & {"flask", "nginx", "ulfius"}):
             peers = Peers(a, stack, stack.state if not a.stack else a.out)
             if "nginx" in a.peers:
                 peers.start_nginx()
             if "flask" in a.peers:
                 peers.start_flask()
+            if "ulfius" in a.peers:
+                peers.start_ulfius()
+                if peers.ulfius_missing:
+                    h.skipped += [("ulfius", w, peers.ulfius_missing)
+                                  for w in a.workloads if w in ULFIUS_WORKLOADS]
         if stack:
             h.prepare_pgbench(stack)
         if stack and "conduit" in a.workloads:
