@@ -46,3 +46,25 @@ int test_main_capture(const shoal_service *service, int argc, char **argv, char 
     *err = slurp(err_file);
     return rc;
 }
+
+char *capture_stderr(void (*fn)(void *), void *argument)
+{
+    static char output[8192];
+    int pipe_ends[2];
+    assert_int_equal(pipe(pipe_ends), 0);
+    fflush(stderr);
+    int saved = dup(STDERR_FILENO);
+    assert_true(saved >= 0);
+    assert_true(dup2(pipe_ends[1], STDERR_FILENO) >= 0);
+    fn(argument);
+    assert_true(dup2(saved, STDERR_FILENO) >= 0);
+    close(saved);
+    close(pipe_ends[1]);
+    size_t length = 0;
+    ssize_t n;
+    while ((n = read(pipe_ends[0], output + length, sizeof output - 1 - length)) > 0)
+        length += (size_t)n;
+    close(pipe_ends[0]);
+    output[length] = '\0';
+    return output;
+}

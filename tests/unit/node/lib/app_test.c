@@ -5,11 +5,10 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include <stdio.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "app_fixture.h"
+#include "main_capture.h"
 
 /* ---- blueprints -------------------------------------------------------------- */
 
@@ -173,29 +172,6 @@ static int ignore_a_failed_registration(shoal_app *app, void *data)
     note(data);
     shoal_before(shoal_app_root(app), NULL, NULL);
     return 0;
-}
-
-/* Runs fn with stderr going into a pipe; returns what came out. */
-static const char *capture_stderr(void (*fn)(void *), void *argument)
-{
-    static char output[4096];
-    int pipe_ends[2];
-    assert_int_equal(pipe(pipe_ends), 0);
-    fflush(stderr);
-    int saved = dup(STDERR_FILENO);
-    assert_true(saved >= 0);
-    assert_true(dup2(pipe_ends[1], STDERR_FILENO) >= 0);
-    fn(argument);
-    assert_true(dup2(saved, STDERR_FILENO) >= 0);
-    close(saved);
-    close(pipe_ends[1]);
-    size_t length = 0;
-    ssize_t n;
-    while ((n = read(pipe_ends[0], output + length, sizeof output - 1 - length)) > 0)
-        length += (size_t)n;
-    close(pipe_ends[0]);
-    output[length] = '\0';
-    return output;
 }
 
 typedef struct extend_call {

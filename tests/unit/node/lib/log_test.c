@@ -9,31 +9,10 @@
 #include <regex.h>
 #include <stdio.h>
 #include <string.h>
-#include <unistd.h>
 
 #include <shoal/log.h>
 
-/* Runs write_lines with stderr going into a pipe; returns what came out. */
-static char *capture(void (*write_lines)(void))
-{
-    int pipe_ends[2];
-    assert_int_equal(pipe(pipe_ends), 0);
-    int saved = dup(STDERR_FILENO);
-    assert_true(saved >= 0);
-    assert_true(dup2(pipe_ends[1], STDERR_FILENO) >= 0);
-    write_lines();
-    assert_true(dup2(saved, STDERR_FILENO) >= 0);
-    close(saved);
-    close(pipe_ends[1]);
-    static char output[8192];
-    size_t length = 0;
-    ssize_t n;
-    while ((n = read(pipe_ends[0], output + length, sizeof output - 1 - length)) > 0)
-        length += (size_t)n;
-    close(pipe_ends[0]);
-    output[length] = '\0';
-    return output;
-}
+#include "main_capture.h"
 
 static json_t *parse_line(const char *line)
 {
@@ -54,8 +33,9 @@ static void assert_time_format(const char *text)
     regfree(&pattern);
 }
 
-static void write_access_lines(void)
+static void write_access_lines(void *unused)
 {
+    (void)unused;
     shoal_observation plain = {
         .method = "GET", .path = "/articles/feed", .status = 200, .duration_ns = 1234567,
         .request_id = "abc-123", .response_bytes = 27,
@@ -74,7 +54,7 @@ static void test_access_lines_are_json_with_every_field(void **state)
 {
     (void)state;
     shoal_log_set_node("node \"7\"");
-    char *output = capture(write_access_lines);
+    char *output = capture_stderr(write_access_lines, NULL);
     char *lines[3];
     char *cursor = output;
     for (int i = 0; i < 3; i++) {
