@@ -24,35 +24,8 @@
 #include <shoal/ext/session.h>
 
 #include "alloc_faults.h"
-#include "fake_request.h"
+#include "app_fixture.h"
 #include "metrics_registry.h"
-
-typedef struct fixture {
-    shoal_config config;
-    shoal_app *app;
-} fixture;
-
-static int setup(void **state)
-{
-    fixture *f = calloc(1, sizeof *f);
-    if (f == NULL)
-        return -1;
-    fake_config_load(&f->config, NULL);
-    f->app = shoal_app_new(&f->config);
-    if (f->app == NULL)
-        return -1;
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    fixture *f = *state;
-    shoal_app_free(f->app);
-    shoal_config_free(&f->config);
-    free(f);
-    return 0;
-}
 
 /* Runs fn with stderr in a temporary file (the setup_invalid lines). */
 static void quietly(void (*fn)(void *), void *data)
