@@ -1,5 +1,4 @@
-/* tests/unit/support/app_fixture.c: the fixture and helpers the unit tests
- * of node/lib's app, worker, ctx, answer, body and pipeline share. */
+/* tests/unit/support/app_fixture.c: see app_fixture.h. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
