@@ -1,8 +1,8 @@
 /* tests/unit/support/app_fixture.h: the fixture and helpers the unit tests
  * of node/lib's app, app_lifecycle, worker, ctx, answer, body and pipeline
- * (and metrics_registry's setup) share: a fresh
- * app per test, requests through the fake transport (fake_request.h), and
- * hooks, handlers and extensions that note what ran in `trace`.
+ * (and metrics_registry's setup) share: a fresh app per test, requests
+ * through the fake transport (fake_request.h), and hooks, handlers and
+ * extensions that note what ran in `trace`.
  * Include after cmocka.h: the helpers assert with cmocka. */
 #ifndef SHOAL_UNIT_APP_FIXTURE_H
 #define SHOAL_UNIT_APP_FIXTURE_H
