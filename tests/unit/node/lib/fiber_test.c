@@ -499,7 +499,9 @@ static void test_large_locals_fit_a_large_stack(void **state)
 }
 
 /* Runs body in a forked child with stderr into a pipe; returns the wait
- * status, the child's stderr in output. The child never returns. */
+ * status, the child's stderr in output. The child never returns. It starts
+ * with SIGSEGV's default action: cmocka's handler, there while a test
+ * runs, would carry on with the remaining tests inside the child. */
 static int run_child(void (*body)(void), char *output, size_t cap)
 {
     int pipe_fds[2];
@@ -508,6 +510,7 @@ static int run_child(void (*body)(void), char *output, size_t cap)
     pid_t child = fork();
     assert_true(child >= 0);
     if (child == 0) {
+        signal(SIGSEGV, SIG_DFL);
         dup2(pipe_fds[1], STDERR_FILENO);
         close(pipe_fds[0]);
         close(pipe_fds[1]);
@@ -580,8 +583,7 @@ static void test_overflow_stops_with_a_message(void **state)
 
 /* A fault outside every guard (here a PROT_NONE page of the test's own,
  * from inside a fiber) is not ours: the handler that was there before gets
- * it. The children set that handler first (cmocka's own is there while a
- * test runs, and would carry on with the tests in the child). */
+ * it, the default action or a handler of the program's. */
 static void stray_fault_run(void *arg)
 {
     *(volatile int *)arg = 1;
