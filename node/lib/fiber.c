@@ -1,11 +1,11 @@
 /* node/lib/fiber.c: a worker thread's pool of fibers (fiber.h).
  *
- * The switch. On x86-64 a few instructions of our own (switch_x86_64
- * below): the callee-saved registers of the System V ABI (rbx, rbp,
- * r12-r15), the MXCSR and the x87 control word (their control bits are
- * callee-saved too: a fiber keeps its rounding mode) are pushed on the
- * stack being left, its stack pointer is stored, and the other stack's
- * pointer is loaded and popped the same way. Everything else is
+ * The switch. On x86-64 a few instructions of our own
+ * (shoal_fiber_switch_x86_64 below): the callee-saved registers of the
+ * System V ABI (rbx, rbp, r12-r15), the MXCSR and the x87 control word
+ * (their control bits are callee-saved too: a fiber keeps its rounding
+ * mode) are pushed on the stack being left, its stack pointer is stored,
+ * and the other stack's pointer is loaded and popped the same way. Everything else is
  * caller-saved, so the compiler already keeps it around the call. No
  * signal mask is saved: swapcontext() makes a sigprocmask system call on
  * every switch, which is what this avoids (tests/load/fiber_bench.c
@@ -122,9 +122,10 @@ static pthread_mutex_t guard_lock = PTHREAD_MUTEX_INITIALIZER;
 /* ---- the switch ---------------------------------------------------- */
 
 #ifdef FIBER_SWITCH_X86_64
-/* switch_x86_64(&save, load): what fiber.c's header comment says. The
- * pushes and the pops are mirror images; fiber_new lays out a new stack
- * the same way, with fiber_entry where the return address goes. */
+/* shoal_fiber_switch_x86_64(&save, load): what this file's first comment
+ * says. The pushes and the pops are mirror images; stack_prepare lays out
+ * a new stack the same way, with fiber_entry where the return address
+ * goes. */
 void shoal_fiber_switch_x86_64(void **save, void *load) __attribute__((visibility("hidden")));
 __asm__(".text\n"
         ".globl shoal_fiber_switch_x86_64\n"
