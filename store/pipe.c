@@ -631,6 +631,11 @@ void store_pipe_on_readable(store_pipe *pipe)
         lose(pipe, "the connection to PostgreSQL was lost: %s", connection_message(pipe));
         return;
     }
+    /* With nothing out, libpq parses what came only when asked: this asks
+     * (a FATAL then reaches on_notice), and drops notifications, which no
+     * one here listens for. */
+    for (PGnotify *notify = PQnotifies(pipe->connection); notify != NULL; notify = PQnotifies(pipe->connection))
+        PQfreemem(notify);
     if (pipe->server_closing) {
         lose(pipe, "PostgreSQL is closing the connection");
         return;

@@ -334,6 +334,72 @@ static void a_cancelled_request_is_answered_once_and_its_late_result_discarded(v
     store_pipe_close(pipe);
 }
 
+/* ---- a backend that goes, or stops answering ---------------------------------------- */
+
+/* Terminated while idle: PostgreSQL says FATAL with nothing out, which
+ * libpq hands to the notice receiver (the end of the stream comes to light
+ * only on a later read); the pipe connects again at once and the request
+ * is answered on the new backend. */
+static void a_backend_terminated_while_idle_is_replaced(void **state)
+{
+    (void)state;
+    store_config config = config_for(conninfo, 2);
+    store_pipe *pipe = store_pipe_open(&config);
+    assert_non_null(pipe);
+    turn_until_ready(pipe);
+    int pid = store_pipe_backend_pid(pipe);
+    assert_true(pid > 0);
+    char sql[96];
+    snprintf(sql, sizeof sql, "SELECT pg_terminate_backend(%d, 10000)::int", pid);
+    assert_int_equal(test_pg_number(TEST_ADMIN_DATABASE_URL(), sql), 1);
+    /* A handler of the turn that finds the connection closing queues its
+     * statement before the pipe reads the socket: it must not go out on the
+     * dying connection (it would be lost, outcome unknown), but on the next. */
+    answered = 0;
+    answer next = {0};
+    enqueue_world(pipe, 9, &next);
+    turn_until(pipe, &answered, 1, 5000);
+    if (next.status != STORE_OK) fail_msg("status %d: %s", next.status, next.message);
+    assert_int_not_equal(store_pipe_backend_pid(pipe), pid);
+    assert_int_equal(store_pipe_reconnect_count(pipe), 1);
+    expect_world(&next, 9);
+    store_pipe_close(pipe);
+}
+
+/* A server that stops answering (here: a statement that outlasts the
+ * answer timeout, with no statement_timeout to end it) must not hold
+ * every request of the loop: the connection is dropped, what was out is
+ * answered unavailable, and the next request runs on a new one. */
+static void a_server_that_stops_answering_is_left_after_the_answer_timeout(void **state)
+{
+    (void)state;
+    store_config config = config_for(conninfo, 2);
+    config.answer_timeout_ms = (int)(300 * test_env_time_scale());
+    config.statement_timeout_ms = 0;
+    store_pipe *pipe = store_pipe_open(&config);
+    assert_non_null(pipe);
+    turn_until_ready(pipe);
+    answered = 0;
+    answer stuck = {0}, behind = {0}, next = {0};
+    char seconds[16];
+    snprintf(seconds, sizeof seconds, "%d", (int)(3 * test_env_time_scale()));
+    uint64_t started = now_ms();
+    enqueue(pipe, slow_number, (const char *const[]){seconds, "1"}, &stuck);
+    enqueue_world(pipe, 10, &behind);
+    store_pipe_flush(pipe);
+    turn_until(pipe, &answered, 2, 2000);
+    uint64_t waited = now_ms() - started;
+    assert_int_equal(stuck.status, STORE_UNAVAILABLE);
+    assert_non_null(strstr(stuck.message, "did not answer"));
+    assert_int_equal(behind.status, STORE_UNAVAILABLE);
+    assert_true(waited >= (uint64_t)config.answer_timeout_ms);
+    enqueue_world(pipe, 11, &next);
+    turn_until(pipe, &answered, 3, 5000);
+    expect_world(&next, 11);
+    assert_int_equal(store_pipe_reconnect_count(pipe), 1);
+    store_pipe_close(pipe);
+}
+
 /* ---- PostgreSQL restarted and stopped ------------------------------------------------------ */
 
 static bool postgres_stopped;
@@ -625,6 +691,8 @@ int main(void)
         cmocka_unit_test(many_requests_come_back_in_order_to_their_own_callbacks),
         cmocka_unit_test(a_failing_statement_fails_only_its_request),
         cmocka_unit_test(a_cancelled_request_is_answered_once_and_its_late_result_discarded),
+        cmocka_unit_test(a_backend_terminated_while_idle_is_replaced),
+        cmocka_unit_test(a_server_that_stops_answering_is_left_after_the_answer_timeout),
         cmocka_unit_test(connecting_never_blocks_the_loop),
         cmocka_unit_test(closing_answers_every_waiting_request),
         cmocka_unit_test(measure_postgres_cpu_per_select),
