@@ -36,8 +36,26 @@ typedef enum waiter_state {
     WAITER_DROPPED, /* cancelled before it was sent: never will be */
 } waiter_state;
 
+/* A batch's items go into the ring one after another, each a waiter with
+ * its own sync (store_batch's contract: each item succeeds or fails on its
+ * own), all pointing here; the caller's callback comes once, when the last
+ * is answered, or at once when the batch is lost or cancelled. */
+typedef struct pipe_batch {
+    store_pipe_batch_callback callback; /* NULL once answered */
+    void *cookie;
+    store_batch_item *items;
+    size_t count;
+    store_pipe_ticket first_ticket;
+    size_t in_ring;      /* its waiters not popped yet: the last one frees it */
+    size_t failed_item;  /* the first item, in order, that failed; count when none */
+    store_error failure; /* that item's error */
+    char field[64];      /* failure.field, when it came from the server */
+} pipe_batch;
+
 typedef struct waiter {
-    store_pipe_callback callback; /* NULL once answered (cancelled) */
+    store_pipe_callback callback; /* NULL once answered (cancelled); NULL for a batch's items */
+    pipe_batch *batch;            /* the batch it is an item of, or NULL */
+    size_t item;
     void *cookie;
     store_statement statement;
     /* One block: the pointers, then the texts; NULL without parameters. */
@@ -178,12 +196,21 @@ static waiter pop(store_pipe *pipe)
     return head;
 }
 
+static void answer_item(store_pipe *pipe, pipe_batch *batch, size_t item, store_status status, PGresult *result,
+                        bool lost);
+
 /* Gives a popped waiter its answer (result: NULL unless STORE_OK; the
- * callback takes it) with pipe->error, and releases what it held. */
-static void answer(store_pipe *pipe, waiter *w, store_status status, PGresult *result)
+ * callback takes it) with pipe->error, and releases what it held. lost:
+ * the answer is the connection's loss (or the pipe's end), not the
+ * server's word on this statement. */
+static void answer(store_pipe *pipe, waiter *w, store_status status, PGresult *result, bool lost)
 {
     free(w->params);
     forget_reading(&w->reading);
+    if (w->batch != NULL) {
+        answer_item(pipe, w->batch, w->item, status, result, lost);
+        return;
+    }
     if (w->callback == NULL) {
         PQclear(result);
         return;
@@ -191,6 +218,68 @@ static void answer(store_pipe *pipe, waiter *w, store_status status, PGresult *r
     if (status == STORE_OK)
         memset(&pipe->error, 0, sizeof pipe->error);
     w->callback(w->cookie, status, result != NULL ? store_result_of(result) : NULL, &pipe->error);
+}
+
+/* The batch's items still queued are never sent: it was answered already. */
+static void drop_unsent_items(store_pipe *pipe, pipe_batch *batch)
+{
+    for (size_t i = 0; i < batch->count; i++) {
+        store_pipe_ticket ticket = batch->first_ticket + i;
+        if (ticket < pipe->head_ticket || ticket - pipe->head_ticket >= pipe->count)
+            continue;
+        waiter *w = waiter_at(pipe, (size_t)(ticket - pipe->head_ticket));
+        if (w->batch == batch && w->state == WAITER_QUEUED)
+            w->state = WAITER_DROPPED;
+    }
+}
+
+/* Calls the batch's callback once. Any status but STORE_OK from a loss, a
+ * cancel or the end of the pipe leaves no item a result, as store_batch
+ * does; otherwise each item keeps its own answer. */
+static void finish_batch(store_pipe *pipe, pipe_batch *batch, store_status status, bool whole)
+{
+    store_pipe_batch_callback callback = batch->callback;
+    batch->callback = NULL;
+    drop_unsent_items(pipe, batch);
+    if (whole)
+        for (size_t i = 0; i < batch->count; i++) {
+            store_result_free(batch->items[i].result);
+            batch->items[i].result = NULL;
+            batch->items[i].status = status;
+        }
+    callback(batch->cookie, status, &pipe->error);
+}
+
+static void answer_item(store_pipe *pipe, pipe_batch *batch, size_t item, store_status status, PGresult *result,
+                        bool lost)
+{
+    batch->in_ring--;
+    if (batch->callback != NULL && lost) {
+        finish_batch(pipe, batch, status, true);
+    } else if (batch->callback != NULL) {
+        store_batch_item *answered = &batch->items[item];
+        answered->status = status;
+        answered->result = status == STORE_OK ? store_result_of(result) : NULL;
+        result = NULL;
+        if (status != STORE_OK && item < batch->failed_item) {
+            batch->failed_item = item;
+            batch->failure = pipe->error;
+            if (pipe->error.field == pipe->field) {
+                snprintf(batch->field, sizeof batch->field, "%s", pipe->field);
+                batch->failure.field = batch->field;
+            }
+        }
+        if (batch->in_ring == 0) {
+            if (batch->failed_item < batch->count)
+                pipe->error = batch->failure;
+            else
+                memset(&pipe->error, 0, sizeof pipe->error);
+            finish_batch(pipe, batch, pipe->error.status, false);
+        }
+    }
+    PQclear(result);
+    if (batch->in_ring == 0)
+        free(batch);
 }
 
 /* Answers every waiter in the ring (none was sent) with status and the
@@ -202,7 +291,7 @@ static void answer_all(store_pipe *pipe, store_status status)
     for (size_t left = pipe->count; left > 0 && pipe->count > 0; left--) {
         waiter w = pop(pipe);
         pipe->error = failure;
-        answer(pipe, &w, status, NULL);
+        answer(pipe, &w, status, NULL, true);
     }
 }
 
@@ -405,11 +494,14 @@ static void send_queued(store_pipe *pipe)
             describe(pipe, STORE_ERROR, "cannot send %s: %s", name, PQerrorMessage(connection));
             store_pipe_callback callback = w->callback;
             void *cookie = w->cookie;
+            pipe_batch *batch = w->batch;
             w->callback = NULL;
             w->state = WAITER_DROPPED;
             pipe->passed++;
             unsigned long generation = pipe->generation;
-            if (callback != NULL)
+            if (batch != NULL && batch->callback != NULL)
+                finish_batch(pipe, batch, STORE_ERROR, true);
+            else if (callback != NULL)
                 callback(cookie, STORE_ERROR, NULL, &pipe->error);
             if (pipe->generation != generation || pipe->state != PIPE_READY)
                 return;
@@ -468,7 +560,7 @@ static void answer_head(store_pipe *pipe)
     PGresult *after = w.reading.after;
     w.reading = (reading){0};
     if (succeeded(first) && after == NULL) {
-        answer(pipe, &w, STORE_OK, first);
+        answer(pipe, &w, STORE_OK, first, false);
         return;
     }
     store_status status;
@@ -480,7 +572,7 @@ static void answer_head(store_pipe *pipe)
     }
     PQclear(first);
     PQclear(after);
-    answer(pipe, &w, status, NULL);
+    answer(pipe, &w, status, NULL, false);
 }
 
 static bool expecting(store_pipe *pipe)
@@ -492,7 +584,7 @@ static bool expecting(store_pipe *pipe)
     /* Cancelled before they went out: nothing of theirs will come. */
     while (pipe->count > 0 && waiter_at(pipe, 0)->state == WAITER_DROPPED) {
         waiter w = pop(pipe);
-        answer(pipe, &w, STORE_DEADLINE, NULL);
+        answer(pipe, &w, STORE_DEADLINE, NULL, true);
     }
     return pipe->count > 0 && waiter_at(pipe, 0)->state == WAITER_SENT;
 }
@@ -549,7 +641,7 @@ static void lose(store_pipe *pipe, const char *format, ...)
     while (pipe->passed > 0) {
         waiter w = pop(pipe);
         describe(pipe, STORE_UNAVAILABLE, "%s (the statement was sent: its outcome is unknown)", reason);
-        answer(pipe, &w, STORE_UNAVAILABLE, NULL);
+        answer(pipe, &w, STORE_UNAVAILABLE, NULL, true);
     }
     pipe->losing = false;
     start_attempt(pipe);
@@ -592,7 +684,7 @@ void store_pipe_close(store_pipe *pipe)
             describe(pipe, STORE_UNAVAILABLE, "the pipe closed (the statement was sent: its outcome is unknown)");
         else
             describe(pipe, STORE_UNAVAILABLE, "the pipe closed before the statement was sent");
-        answer(pipe, &w, STORE_UNAVAILABLE, NULL);
+        answer(pipe, &w, STORE_UNAVAILABLE, NULL, true);
     }
     free(pipe->ring);
     free((char *)pipe->config.conninfo);
@@ -713,26 +805,42 @@ static bool copy_params(int count, const char *const *params, const char ***out)
     return true;
 }
 
+/* Whether a request may queue now; starts a connection when there is
+ * none and none failed within the reconnect interval. */
+static store_status admit(store_pipe *pipe)
+{
+    if (pipe->closing)
+        return STORE_UNAVAILABLE;
+    if (pipe->state != PIPE_DOWN || pipe->losing)
+        return STORE_OK;
+    if (pipe->attempt_failed && store_monotonic_ms() < pipe->retry_after_ms)
+        return STORE_UNAVAILABLE;
+    start_attempt(pipe);
+    return pipe->state == PIPE_DOWN ? STORE_UNAVAILABLE : STORE_OK;
+}
+
+static bool make_room(store_pipe *pipe, size_t more)
+{
+    while (pipe->capacity - pipe->count < more)
+        if (!grow(pipe))
+            return false;
+    return true;
+}
+
 store_status store_pipe_enqueue(store_pipe *pipe, store_statement statement, const char *const *params,
                                 store_pipe_callback callback, void *cookie, store_pipe_ticket *ticket)
 {
     if (ticket != NULL)
         *ticket = 0;
-    if (pipe->closing)
-        return STORE_UNAVAILABLE;
     if (store_registry_name(pipe->config.registry, statement) == NULL || callback == NULL)
         return STORE_ERROR;
-    if (pipe->state == PIPE_DOWN && !pipe->losing) {
-        if (pipe->attempt_failed && store_monotonic_ms() < pipe->retry_after_ms)
-            return STORE_UNAVAILABLE;
-        start_attempt(pipe);
-        if (pipe->state == PIPE_DOWN)
-            return STORE_UNAVAILABLE;
-    }
+    store_status admitted = admit(pipe);
+    if (admitted != STORE_OK)
+        return admitted;
     const char **copied = NULL;
     if (!copy_params(store_registry_param_count(pipe->config.registry, statement), params, &copied))
         return STORE_ERROR;
-    if (pipe->count == pipe->capacity && !grow(pipe)) {
+    if (!make_room(pipe, 1)) {
         free(copied);
         return STORE_ERROR;
     }
@@ -744,9 +852,74 @@ store_status store_pipe_enqueue(store_pipe *pipe, store_statement statement, con
     return STORE_OK;
 }
 
+store_status store_pipe_enqueue_batch(store_pipe *pipe, store_batch_item *items, size_t count,
+                                      store_pipe_batch_callback callback, void *cookie, store_pipe_ticket *ticket)
+{
+    if (ticket != NULL)
+        *ticket = 0;
+    if (count == 0 || callback == NULL)
+        return STORE_ERROR;
+    for (size_t i = 0; i < count; i++)
+        if (store_registry_name(pipe->config.registry, items[i].statement) == NULL)
+            return STORE_ERROR;
+    store_status admitted = admit(pipe);
+    if (admitted != STORE_OK)
+        return admitted;
+    pipe_batch *batch = calloc(1, sizeof *batch);
+    if (batch == NULL || !make_room(pipe, count)) {
+        free(batch);
+        return STORE_ERROR;
+    }
+    *batch = (pipe_batch){.callback = callback,
+                          .cookie = cookie,
+                          .items = items,
+                          .count = count,
+                          .first_ticket = pipe->head_ticket + pipe->count,
+                          .in_ring = count,
+                          .failed_item = count};
+    for (size_t i = 0; i < count; i++) {
+        const char **copied = NULL;
+        if (!copy_params(store_registry_param_count(pipe->config.registry, items[i].statement), items[i].params,
+                         &copied)) {
+            for (size_t j = 0; j < i; j++)
+                free(waiter_at(pipe, pipe->count + j)->params);
+            free(batch);
+            return STORE_ERROR;
+        }
+        *waiter_at(pipe, pipe->count + i) = (waiter){.batch = batch,
+                                                     .item = i,
+                                                     .statement = items[i].statement,
+                                                     .params = copied,
+                                                     .state = WAITER_QUEUED};
+        items[i].result = NULL;
+        items[i].status = STORE_OK;
+    }
+    pipe->count += count;
+    if (ticket != NULL)
+        *ticket = batch->first_ticket;
+    return STORE_OK;
+}
+
 void store_pipe_flush(store_pipe *pipe)
 {
     send_queued(pipe);
+}
+
+static void cancel_batch(store_pipe *pipe, pipe_batch *batch)
+{
+    bool sent = false;
+    for (size_t i = 0; i < batch->count; i++) {
+        store_pipe_ticket ticket = batch->first_ticket + i;
+        if (ticket >= pipe->head_ticket && ticket - pipe->head_ticket < pipe->count &&
+            waiter_at(pipe, (size_t)(ticket - pipe->head_ticket))->state == WAITER_SENT)
+            sent = true;
+    }
+    if (sent)
+        describe(pipe, STORE_UNAVAILABLE,
+                 "the request's deadline passed while PostgreSQL had the batch: its outcome is unknown");
+    else
+        describe(pipe, STORE_DEADLINE, "the request's deadline passed before the batch was sent");
+    finish_batch(pipe, batch, pipe->error.status, true);
 }
 
 void store_pipe_cancel(store_pipe *pipe, store_pipe_ticket ticket)
@@ -754,6 +927,11 @@ void store_pipe_cancel(store_pipe *pipe, store_pipe_ticket ticket)
     if (ticket < pipe->head_ticket || ticket - pipe->head_ticket >= pipe->count)
         return;
     waiter *w = waiter_at(pipe, (size_t)(ticket - pipe->head_ticket));
+    if (w->batch != NULL) {
+        if (w->batch->callback != NULL)
+            cancel_batch(pipe, w->batch);
+        return;
+    }
     store_pipe_callback callback = w->callback;
     if (callback == NULL)
         return;

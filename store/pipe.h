@@ -86,6 +86,26 @@ void store_pipe_on_timer(store_pipe *pipe);
 store_status store_pipe_enqueue(store_pipe *pipe, store_statement statement, const char *const *params,
                                 store_pipe_callback callback, void *cookie, store_pipe_ticket *ticket);
 
+/* The caller's callback for a batch: each item's status and result (the
+ * caller's, released with store_result_free) are in the items it gave, as
+ * store_batch leaves them; status is STORE_OK when every item succeeded,
+ * else the first failed item's (error says why). A batch lost with its
+ * connection, cancelled or refused leaves no item a result, every item
+ * with that status. */
+typedef void (*store_pipe_batch_callback)(void *cookie, store_status status, const store_error *error);
+
+/* Queues count (> 0) registered statements as one request: each with a
+ * sync of its own, so that each succeeds or fails on its own, as
+ * store_batch's items do; their answers come back in order into items,
+ * which the caller keeps until its callback comes (their params are
+ * copied). The callback comes once, after the last item, or at once when
+ * the batch is cancelled (the ticket names the whole batch) or lost; a
+ * batch that is lost is not sent again, not even its unsent items.
+ * Returns as store_pipe_enqueue; an unregistered statement refuses the
+ * whole batch (STORE_ERROR). */
+store_status store_pipe_enqueue_batch(store_pipe *pipe, store_batch_item *items, size_t count,
+                                      store_pipe_batch_callback callback, void *cookie, store_pipe_ticket *ticket);
+
 /* Sends every request queued so far (the end of a loop turn): libpq 15's
  * PQpipelineSync writes at each sync, so the sends are gathered here
  * rather than made as requests come. */

@@ -334,6 +334,130 @@ static void a_cancelled_request_is_answered_once_and_its_late_result_discarded(v
     store_pipe_close(pipe);
 }
 
+/* ---- batches ------------------------------------------------------------------------- */
+
+typedef struct batch_answer {
+    int calls;
+    store_status status;
+    char field[32];
+    int order;
+} batch_answer;
+
+static void record_batch(void *cookie, store_status status, const store_error *error)
+{
+    batch_answer *a = cookie;
+    a->calls++;
+    a->status = status;
+    a->order = ++answered;
+    assert_non_null(error);
+    assert_int_equal(error->status, status);
+    snprintf(a->field, sizeof a->field, "%s", error->field != NULL ? error->field : "");
+}
+
+static void expect_item_world(const store_batch_item *item, int id)
+{
+    char expected[16];
+    if (item->status != STORE_OK)
+        fail_msg("item for world %d: status %d", id, item->status);
+    assert_non_null(item->result);
+    assert_int_equal(store_result_rows(item->result), 1);
+    snprintf(expected, sizeof expected, "%d", id);
+    assert_string_equal(store_result_value(item->result, 0, 0), expected);
+}
+
+static void free_items(store_batch_item *items, size_t count)
+{
+    for (size_t i = 0; i < count; i++) {
+        store_result_free(items[i].result);
+        items[i].result = NULL;
+    }
+}
+
+/* A batch is one request of many statements, each with its own sync (as
+ * store_batch's items): its failures stay in their items, the requests
+ * around it are untouched, and its callback comes once, in its turn. */
+static void a_batch_answers_each_item_on_its_own_in_order(void **state)
+{
+    (void)state;
+    test_pg_exec(conninfo, "INSERT INTO notes (text) VALUES ('batch taken') ON CONFLICT DO NOTHING");
+    store_config config = config_for(conninfo, 2);
+    store_pipe *pipe = store_pipe_open(&config);
+    assert_non_null(pipe);
+    turn_until_ready(pipe);
+    answered = 0;
+    answer first = {0}, last = {0};
+    batch_answer batch = {0};
+    store_batch_item items[] = {
+        {.statement = world_by_id, .params = (const char *const[]){"21"}},
+        {.statement = note_insert, .params = (const char *const[]){"batch taken"}},
+        {.statement = world_by_id, .params = (const char *const[]){"22"}},
+        {.statement = broken},
+    };
+    enqueue_world(pipe, 20, &first);
+    store_pipe_ticket ticket = 0;
+    assert_int_equal(store_pipe_enqueue_batch(pipe, items, 4, record_batch, &batch, &ticket), STORE_OK);
+    assert_true(ticket != 0);
+    enqueue_world(pipe, 23, &last);
+    store_pipe_flush(pipe);
+    turn_until(pipe, &answered, 3, 5000);
+    assert_int_equal(batch.calls, 1);
+    assert_int_equal(batch.status, STORE_CONFLICT);
+    assert_string_equal(batch.field, "text");
+    expect_item_world(&items[0], 21);
+    assert_int_equal(items[1].status, STORE_CONFLICT);
+    assert_null(items[1].result);
+    expect_item_world(&items[2], 22);
+    assert_int_equal(items[3].status, STORE_ERROR);
+    expect_world(&first, 20);
+    expect_world(&last, 23);
+    assert_true(first.order < batch.order && batch.order < last.order);
+    free_items(items, 4);
+    store_pipe_cancel(pipe, ticket); /* answered: ignored */
+    assert_int_equal(batch.calls, 1);
+
+    /* Cancelled while PostgreSQL runs its first item: answered at once,
+     * no item keeps a result, and what comes late is dropped. */
+    batch = (batch_answer){0};
+    answer behind = {0};
+    store_batch_item slow[] = {
+        {.statement = slow_number, .params = (const char *const[]){"0.3", "1"}},
+        {.statement = world_by_id, .params = (const char *const[]){"24"}},
+    };
+    assert_int_equal(store_pipe_enqueue_batch(pipe, slow, 2, record_batch, &batch, &ticket), STORE_OK);
+    enqueue_world(pipe, 25, &behind);
+    store_pipe_flush(pipe);
+    turn(pipe, 20);
+    store_pipe_cancel(pipe, ticket);
+    assert_int_equal(batch.calls, 1);
+    assert_int_equal(batch.status, STORE_UNAVAILABLE);
+    assert_null(slow[0].result);
+    assert_null(slow[1].result);
+    assert_int_equal(slow[1].status, STORE_UNAVAILABLE);
+    turn_until(pipe, &behind.calls, 1, 5000);
+    expect_world(&behind, 25);
+    assert_int_equal(batch.calls, 1);
+    assert_int_equal(store_pipe_waiting(pipe), 0);
+
+    /* Cancelled before it went out: never sent. */
+    batch = (batch_answer){0};
+    store_batch_item unsent[] = {{.statement = note_insert, .params = (const char *const[]){"never sent"}}};
+    assert_int_equal(store_pipe_enqueue_batch(pipe, unsent, 1, record_batch, &batch, &ticket), STORE_OK);
+    store_pipe_cancel(pipe, ticket);
+    assert_int_equal(batch.status, STORE_DEADLINE);
+    answer after = {0};
+    enqueue_world(pipe, 26, &after);
+    turn_until(pipe, &after.calls, 1, 5000);
+    expect_world(&after, 26);
+    assert_int_equal(test_pg_number(conninfo, "SELECT count(*) FROM notes WHERE text = 'never sent'"), 0);
+
+    /* Refused whole: a statement the registry does not have, or none. */
+    store_batch_item unknown[] = {{.statement = 999}};
+    assert_int_equal(store_pipe_enqueue_batch(pipe, unknown, 1, record_batch, &batch, &ticket), STORE_ERROR);
+    assert_int_equal(ticket, 0);
+    assert_int_equal(store_pipe_enqueue_batch(pipe, unknown, 0, record_batch, &batch, &ticket), STORE_ERROR);
+    store_pipe_close(pipe);
+}
+
 /* ---- a backend that goes, or stops answering ---------------------------------------- */
 
 /* Terminated while idle: PostgreSQL says FATAL with nothing out, which
@@ -386,15 +510,23 @@ static void a_server_that_stops_answering_is_left_after_the_answer_timeout(void 
     uint64_t started = now_ms();
     enqueue(pipe, slow_number, (const char *const[]){seconds, "1"}, &stuck);
     enqueue_world(pipe, 10, &behind);
+    batch_answer batch = {0};
+    store_batch_item items[] = {{.statement = world_by_id, .params = (const char *const[]){"12"}},
+                                {.statement = world_by_id, .params = (const char *const[]){"13"}}};
+    assert_int_equal(store_pipe_enqueue_batch(pipe, items, 2, record_batch, &batch, NULL), STORE_OK);
     store_pipe_flush(pipe);
-    turn_until(pipe, &answered, 2, 2000);
+    turn_until(pipe, &answered, 3, 2000);
+    assert_int_equal(batch.calls, 1);
+    assert_int_equal(batch.status, STORE_UNAVAILABLE);
+    assert_null(items[0].result);
+    assert_null(items[1].result);
     uint64_t waited = now_ms() - started;
     assert_int_equal(stuck.status, STORE_UNAVAILABLE);
     assert_non_null(strstr(stuck.message, "did not answer"));
     assert_int_equal(behind.status, STORE_UNAVAILABLE);
     assert_true(waited >= (uint64_t)config.answer_timeout_ms);
     enqueue_world(pipe, 11, &next);
-    turn_until(pipe, &answered, 3, 5000);
+    turn_until(pipe, &answered, 4, 5000);
     expect_world(&next, 11);
     assert_int_equal(store_pipe_reconnect_count(pipe), 1);
     store_pipe_close(pipe);
@@ -445,6 +577,10 @@ static void a_restart_fails_what_was_sent_and_sends_the_rest_after(void **state)
     enqueue(pipe, slow_number, (const char *const[]){"3", "1"}, &sent[0]);
     for (int i = 1; i < SENT; i++)
         enqueue_world(pipe, 100 + i, &sent[i]);
+    batch_answer sent_batch = {0};
+    store_batch_item sent_items[] = {{.statement = world_by_id, .params = (const char *const[]){"150"}},
+                                     {.statement = world_by_id, .params = (const char *const[]){"151"}}};
+    assert_int_equal(store_pipe_enqueue_batch(pipe, sent_items, 2, record_batch, &sent_batch, NULL), STORE_OK);
     store_pipe_flush(pipe);
     turn(pipe, 20);
     assert_int_equal(answered, 0);
@@ -459,7 +595,19 @@ static void a_restart_fails_what_was_sent_and_sends_the_rest_after(void **state)
     answer queued[QUEUED] = {0};
     for (int i = 0; i < QUEUED; i++)
         enqueue_world(pipe, 200 + i, &queued[i]);
-    turn_until(pipe, &answered, SENT + QUEUED, 10000);
+    batch_answer queued_batch = {0};
+    store_batch_item queued_items[] = {{.statement = world_by_id, .params = (const char *const[]){"250"}},
+                                       {.statement = world_by_id, .params = (const char *const[]){"251"}}};
+    assert_int_equal(store_pipe_enqueue_batch(pipe, queued_items, 2, record_batch, &queued_batch, NULL), STORE_OK);
+    turn_until(pipe, &answered, SENT + QUEUED + 2, 10000);
+    assert_int_equal(sent_batch.calls, 1);
+    assert_int_equal(sent_batch.status, STORE_UNAVAILABLE);
+    assert_null(sent_items[0].result);
+    assert_int_equal(queued_batch.calls, 1);
+    assert_int_equal(queued_batch.status, STORE_OK);
+    expect_item_world(&queued_items[0], 250);
+    expect_item_world(&queued_items[1], 251);
+    free_items(queued_items, 2);
     for (int i = 0; i < SENT; i++) {
         assert_int_equal(sent[i].calls, 1);
         if (sent[i].status != STORE_UNAVAILABLE)
@@ -691,6 +839,7 @@ int main(void)
         cmocka_unit_test(many_requests_come_back_in_order_to_their_own_callbacks),
         cmocka_unit_test(a_failing_statement_fails_only_its_request),
         cmocka_unit_test(a_cancelled_request_is_answered_once_and_its_late_result_discarded),
+        cmocka_unit_test(a_batch_answers_each_item_on_its_own_in_order),
         cmocka_unit_test(a_backend_terminated_while_idle_is_replaced),
         cmocka_unit_test(a_server_that_stops_answering_is_left_after_the_answer_timeout),
         cmocka_unit_test(connecting_never_blocks_the_loop),
