@@ -34,7 +34,7 @@
 
 static char conninfo[512];
 static store_registry *registry;
-static store_statement world_by_id, note_insert, slow_number, deferred_insert, broken;
+static store_statement world_by_id, note_insert, slow_number, deferred_insert, broken, text_length;
 
 static uint64_t now_ms(void)
 {
@@ -66,6 +66,7 @@ static int set_up(void **state)
     note_insert = add("note_insert", "INSERT INTO notes (text) VALUES ($1) RETURNING id", 1);
     slow_number = add("slow_number", "SELECT $2::int FROM pg_sleep($1::float8)", 2);
     deferred_insert = add("deferred_insert", "INSERT INTO deferred_notes (text) VALUES ($1) RETURNING text", 1);
+    text_length = add("text_length", "SELECT length($1::text)", 1);
     /* One that cannot prepare must not keep the others from preparing. */
     broken = add("broken", "SELECT * FROM no_such_table", 0);
     assert_int_equal(store_registry_constraint(registry, "notes_text_key", "text"), 0);
@@ -245,6 +246,43 @@ static void many_requests_come_back_in_order_to_their_own_callbacks(void **state
     assert_int_equal(store_pipe_waiting(pipe), 0);
     assert_int_equal(store_pipe_reconnect_count(pipe), 0);
     printf("200 statements of 50 requests answered in %d more turns\n", turns);
+    store_pipe_close(pipe);
+}
+
+/* More than the socket takes in one go (64 statements of 256 KiB each):
+ * the flush leaves the rest to the socket's turns (store_pipe_wants_write,
+ * store_pipe_on_writable) while answers come back, and nothing is lost. */
+static void a_flush_larger_than_the_socket_goes_out_over_turns(void **state)
+{
+    (void)state;
+    store_config config = config_for(conninfo, 2);
+    store_pipe *pipe = store_pipe_open(&config);
+    assert_non_null(pipe);
+    turn_until_ready(pipe);
+    enum { COUNT = 64, SIZE = 256 * 1024 };
+    char *text = malloc(SIZE + 1);
+    assert_non_null(text);
+    static answer answers[COUNT];
+    memset(answers, 0, sizeof answers);
+    answered = 0;
+    for (int i = 0; i < COUNT; i++) {
+        int length = SIZE - i;
+        memset(text, 'a' + i % 26, (size_t)length);
+        text[length] = '\0';
+        enqueue(pipe, text_length, (const char *const[]){text}, &answers[i]);
+    }
+    free(text);
+    store_pipe_flush(pipe);
+    bool waited_to_write = store_pipe_wants_write(pipe);
+    turn_until(pipe, &answered, COUNT, 10000);
+    for (int i = 0; i < COUNT; i++) {
+        char expected[16];
+        snprintf(expected, sizeof expected, "%d", SIZE - i);
+        assert_int_equal(answers[i].status, STORE_OK);
+        assert_string_equal(answers[i].value, expected);
+        assert_int_equal(answers[i].order, i + 1);
+    }
+    assert_true(waited_to_write);
     store_pipe_close(pipe);
 }
 
@@ -837,6 +875,7 @@ int main(void)
     atexit(at_exit_restart);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(many_requests_come_back_in_order_to_their_own_callbacks),
+        cmocka_unit_test(a_flush_larger_than_the_socket_goes_out_over_turns),
         cmocka_unit_test(a_failing_statement_fails_only_its_request),
         cmocka_unit_test(a_cancelled_request_is_answered_once_and_its_late_result_discarded),
         cmocka_unit_test(a_batch_answers_each_item_on_its_own_in_order),
