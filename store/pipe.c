@@ -62,6 +62,10 @@ typedef struct waiter {
     const char **params;
     waiter_state state;
     reading reading;
+    int attempts; /* runs that ended in a serialization failure or deadlock */
+    /* The ticket its request was given, when it was queued again after a
+     * serialization failure or deadlock (and its place changed); else 0. */
+    store_pipe_ticket origin;
 } waiter;
 
 typedef enum pipe_state {
@@ -171,6 +175,14 @@ static bool grow(store_pipe *pipe)
     pipe->ring = ring;
     pipe->capacity = capacity;
     pipe->head = 0;
+    return true;
+}
+
+static bool make_room(store_pipe *pipe, size_t more)
+{
+    while (pipe->capacity - pipe->count < more)
+        if (!grow(pipe))
+            return false;
     return true;
 }
 
@@ -553,8 +565,29 @@ static int feed(reading *r, PGresult *result)
 /* The head's sync came: its answer. Outside BEGIN the statement was its own
  * transaction, committed at the sync; a failure after its rows is the
  * commit failing, and the rows must not be taken for success. */
+/* A lone statement is its own transaction: a serialization failure or a
+ * deadlock rolled all of it back, so it may run again, as store_run runs
+ * it, up to STORE_TRANSACTION_ATTEMPTS times in all. It goes to the back
+ * of the FIFO (out with the turn's flush) and its request's ticket
+ * follows it (origin). false when it may not, or memory ran out. */
+static bool queue_again(store_pipe *pipe, waiter *w, store_pipe_ticket ticket)
+{
+    if (w->batch != NULL || w->callback == NULL || w->attempts + 1 >= STORE_TRANSACTION_ATTEMPTS ||
+        !make_room(pipe, 1))
+        return false;
+    waiter again = *w;
+    again.state = WAITER_QUEUED;
+    again.reading = (reading){0};
+    again.attempts++;
+    again.origin = w->origin != 0 ? w->origin : ticket;
+    *waiter_at(pipe, pipe->count) = again;
+    pipe->count++;
+    return true;
+}
+
 static void answer_head(store_pipe *pipe)
 {
+    store_pipe_ticket ticket = pipe->head_ticket;
     waiter w = pop(pipe);
     PGresult *first = w.reading.first;
     PGresult *after = w.reading.after;
@@ -572,6 +605,8 @@ static void answer_head(store_pipe *pipe)
     }
     PQclear(first);
     PQclear(after);
+    if (status == STORE_BUSY && queue_again(pipe, &w, ticket))
+        return;
     answer(pipe, &w, status, NULL, false);
 }
 
@@ -819,14 +854,6 @@ static store_status admit(store_pipe *pipe)
     return pipe->state == PIPE_DOWN ? STORE_UNAVAILABLE : STORE_OK;
 }
 
-static bool make_room(store_pipe *pipe, size_t more)
-{
-    while (pipe->capacity - pipe->count < more)
-        if (!grow(pipe))
-            return false;
-    return true;
-}
-
 store_status store_pipe_enqueue(store_pipe *pipe, store_statement statement, const char *const *params,
                                 store_pipe_callback callback, void *cookie, store_pipe_ticket *ticket)
 {
@@ -922,11 +949,25 @@ static void cancel_batch(store_pipe *pipe, pipe_batch *batch)
     finish_batch(pipe, batch, pipe->error.status, true);
 }
 
+/* Where a request's ticket is now: its place, or, when that is gone, the
+ * place of the statement it queued again (rare: a search). */
+static waiter *find(store_pipe *pipe, store_pipe_ticket ticket)
+{
+    if (ticket >= pipe->head_ticket && ticket - pipe->head_ticket < pipe->count)
+        return waiter_at(pipe, (size_t)(ticket - pipe->head_ticket));
+    if (ticket == 0 || ticket >= pipe->head_ticket)
+        return NULL;
+    for (size_t i = 0; i < pipe->count; i++)
+        if (waiter_at(pipe, i)->origin == ticket)
+            return waiter_at(pipe, i);
+    return NULL;
+}
+
 void store_pipe_cancel(store_pipe *pipe, store_pipe_ticket ticket)
 {
-    if (ticket < pipe->head_ticket || ticket - pipe->head_ticket >= pipe->count)
+    waiter *w = find(pipe, ticket);
+    if (w == NULL)
         return;
-    waiter *w = waiter_at(pipe, (size_t)(ticket - pipe->head_ticket));
     if (w->batch != NULL) {
         if (w->batch->callback != NULL)
             cancel_batch(pipe, w->batch);

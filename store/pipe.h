@@ -79,6 +79,10 @@ void store_pipe_on_timer(store_pipe *pipe);
 /* Queues one registered statement; params (text, NULL for SQL NULL, as
  * many as the statement takes) are copied. STORE_OK: callback(cookie, ...)
  * comes later, exactly once, and *ticket (may be NULL) names the request.
+ * A serialization failure or deadlock (STORE_BUSY) runs it again, as
+ * store_run does (the statement was its own transaction, rolled back
+ * whole), up to STORE_TRANSACTION_ATTEMPTS runs in all; the ticket still
+ * names it.
  * Otherwise nothing was queued and the callback never comes:
  * STORE_UNAVAILABLE within the reconnect interval after a failed attempt,
  * STORE_ERROR for a statement the registry does not have or when memory

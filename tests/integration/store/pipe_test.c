@@ -34,7 +34,7 @@
 
 static char conninfo[512];
 static store_registry *registry;
-static store_statement world_by_id, note_insert, slow_number, deferred_insert, broken, text_length;
+static store_statement world_by_id, note_insert, slow_number, deferred_insert, broken, text_length, flaky, always_busy;
 
 static uint64_t now_ms(void)
 {
@@ -60,6 +60,14 @@ static int set_up(void **state)
                            /* Checked at the implicit commit, at the sync, after the rows. */
                            "CREATE TABLE deferred_notes (text text NOT NULL,"
                            " CONSTRAINT deferred_notes_text_key UNIQUE (text) DEFERRABLE INITIALLY DEFERRED);"
+                           /* Serialization failures on purpose; a sequence counts
+                            * the runs (nextval is not rolled back). */
+                           "CREATE SEQUENCE runs;"
+                           "CREATE FUNCTION flaky() RETURNS bigint LANGUAGE plpgsql AS"
+                           " $$DECLARE n bigint := nextval('runs'); BEGIN IF n % 3 <> 0 THEN"
+                           " RAISE EXCEPTION 'forced' USING ERRCODE = 'serialization_failure'; END IF; RETURN n; END$$;"
+                           "CREATE FUNCTION always_busy() RETURNS bigint LANGUAGE plpgsql AS"
+                           " $$BEGIN PERFORM nextval('runs'); RAISE EXCEPTION 'forced' USING ERRCODE = 'deadlock_detected'; END$$;"
                            "ANALYZE world;");
     registry = store_registry_new();
     world_by_id = add("world_by_id", "SELECT id, randomnumber FROM world WHERE id = $1", 1);
@@ -67,6 +75,8 @@ static int set_up(void **state)
     slow_number = add("slow_number", "SELECT $2::int FROM pg_sleep($1::float8)", 2);
     deferred_insert = add("deferred_insert", "INSERT INTO deferred_notes (text) VALUES ($1) RETURNING text", 1);
     text_length = add("text_length", "SELECT length($1::text)", 1);
+    flaky = add("flaky", "SELECT flaky()", 0);
+    always_busy = add("always_busy", "SELECT always_busy()", 0);
     /* One that cannot prepare must not keep the others from preparing. */
     broken = add("broken", "SELECT * FROM no_such_table", 0);
     assert_int_equal(store_registry_constraint(registry, "notes_text_key", "text"), 0);
@@ -324,6 +334,72 @@ static void a_failing_statement_fails_only_its_request(void **state)
     expect_world(&last, 43);
     assert_int_equal(test_pg_number(conninfo, "SELECT count(*) FROM notes WHERE text IN ('before', 'after')"), 2);
     assert_int_equal(test_pg_number(conninfo, "SELECT count(*) FROM deferred_notes"), 1);
+    store_pipe_close(pipe);
+}
+
+/* ---- serialization failures and deadlocks -------------------------------------------------- */
+
+static long long runs_so_far(void)
+{
+    return test_pg_number(conninfo, "SELECT last_value FROM runs");
+}
+
+/* A lone statement is its own transaction, rolled back whole by a
+ * serialization failure or deadlock: it runs again, as store_run runs it,
+ * at most STORE_TRANSACTION_ATTEMPTS times, and its ticket follows it. */
+static void a_serialization_failure_or_deadlock_runs_the_statement_again(void **state)
+{
+    (void)state;
+    store_config config = config_for(conninfo, 2);
+    store_pipe *pipe = store_pipe_open(&config);
+    assert_non_null(pipe);
+    turn_until_ready(pipe);
+    answered = 0;
+    long long before = test_pg_number(conninfo, "SELECT nextval('runs')");
+    /* Aligned so that flaky fails twice, then succeeds on its third run. */
+    while ((before + 1) % 3 != 1)
+        before = test_pg_number(conninfo, "SELECT nextval('runs')");
+    answer recovered = {0}, behind = {0};
+    enqueue(pipe, flaky, NULL, &recovered);
+    enqueue_world(pipe, 30, &behind);
+    turn_until(pipe, &recovered.calls, 1, 5000);
+    assert_int_equal(recovered.status, STORE_OK);
+    assert_int_equal(atoll(recovered.value), before + 3);
+    expect_world(&behind, 30);
+
+    answer busy = {0};
+    before = runs_so_far();
+    enqueue(pipe, always_busy, NULL, &busy);
+    turn_until(pipe, &busy.calls, 1, 5000);
+    assert_int_equal(busy.status, STORE_BUSY);
+    assert_string_equal(busy.sqlstate, "40P01");
+    assert_int_equal(runs_so_far() - before, STORE_TRANSACTION_ATTEMPTS);
+
+    /* Cancelled by its first ticket once queued again: answered once, and
+     * not run again. */
+    answer cancelled = {0};
+    before = runs_so_far();
+    store_pipe_ticket ticket = enqueue(pipe, always_busy, NULL, &cancelled);
+    store_pipe_flush(pipe);
+    uint64_t give_up = now_ms() + (uint64_t)(5000 * test_env_time_scale());
+    /* Its first run answered and it queued again: nothing out (no answer
+     * timer), one waiting. */
+    while (runs_so_far() == before || store_pipe_waiting(pipe) != 1 || store_pipe_timer_ms(pipe) != -1) {
+        if (now_ms() > give_up)
+            fail_msg("the first run was not answered");
+        struct pollfd watch = {.fd = store_pipe_fd(pipe), .events = POLLIN};
+        if (poll(&watch, 1, 20) > 0)
+            store_pipe_on_readable(pipe); /* no flush: it stays queued */
+    }
+    store_pipe_cancel(pipe, ticket);
+    assert_int_equal(cancelled.calls, 1);
+    assert_int_equal(cancelled.status, STORE_DEADLINE);
+    answer next = {0};
+    enqueue_world(pipe, 31, &next);
+    turn_until(pipe, &next.calls, 1, 5000);
+    expect_world(&next, 31);
+    assert_int_equal(runs_so_far() - before, 1);
+    assert_int_equal(cancelled.calls, 1);
     store_pipe_close(pipe);
 }
 
@@ -879,6 +955,7 @@ int main(void)
         cmocka_unit_test(a_failing_statement_fails_only_its_request),
         cmocka_unit_test(a_cancelled_request_is_answered_once_and_its_late_result_discarded),
         cmocka_unit_test(a_batch_answers_each_item_on_its_own_in_order),
+        cmocka_unit_test(a_serialization_failure_or_deadlock_runs_the_statement_again),
         cmocka_unit_test(a_backend_terminated_while_idle_is_replaced),
         cmocka_unit_test(a_server_that_stops_answering_is_left_after_the_answer_timeout),
         cmocka_unit_test(connecting_never_blocks_the_loop),
