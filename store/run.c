@@ -7,8 +7,7 @@
 
 #include "store_internal.h"
 
-/* A result is libpq's own, handed out under the opaque name: wrapping it
- * would cost an allocation per statement for nothing. */
+/* The other way round from store_result_of (store_internal.h). */
 static PGresult *native(const store_result *result)
 {
     return (PGresult *)(void *)result;
@@ -202,7 +201,7 @@ static store_status run_statement(store *s, store_statement statement, const cha
         store_status status = run_once(s, statement, name, params, &answer, resent > 0, &resend);
         if (status == STORE_OK) {
             store_succeed(s);
-            *result = (store_result *)(void *)answer;
+            *result = store_result_of(answer);
             return STORE_OK;
         }
         if (s->in_transaction)
@@ -303,7 +302,7 @@ static bool read_item(store *s, store_batch_item *item, uint64_t deadline, store
             PQclear(result);
     }
     if (answer != NULL && succeeded(answer)) {
-        item->result = (store_result *)(void *)answer;
+        item->result = store_result_of(answer);
         item->status = STORE_OK;
         return true;
     }

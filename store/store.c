@@ -19,7 +19,9 @@ static void ignore_notice(void *context, const char *message)
     (void)message;
 }
 
-PGconn *store_connect(const store_config *config)
+/* Starts a connection (blocking: PQconnectdbParams; or not: PQconnectStartParams)
+ * with the timeouts and application name applied and notices silenced. */
+static PGconn *connect_with(const store_config *config, bool blocking)
 {
     char timeout[16];
     snprintf(timeout, sizeof timeout, "%d", config->connect_timeout_s > 0 ? config->connect_timeout_s : 2);
@@ -38,10 +40,21 @@ PGconn *store_connect(const store_config *config)
                             options,
                             config->conninfo != NULL && config->conninfo[0] != '\0' ? config->conninfo : NULL,
                             NULL};
-    PGconn *connection = PQconnectdbParams(keywords, values, 1);
+    PGconn *connection =
+        blocking ? PQconnectdbParams(keywords, values, 1) : PQconnectStartParams(keywords, values, 1);
     if (connection != NULL)
         PQsetNoticeProcessor(connection, ignore_notice, NULL);
     return connection;
+}
+
+PGconn *store_connect(const store_config *config)
+{
+    return connect_with(config, true);
+}
+
+PGconn *store_connect_start(const store_config *config)
+{
+    return connect_with(config, false);
 }
 
 /* ---- reachability, shared by the stores of one server ------------------------ */

@@ -46,10 +46,21 @@ struct store {
 /* A new connection with the timeouts and application name applied and
  * notices silenced; check PQstatus. */
 PGconn *store_connect(const store_config *config);
+/* The same without blocking (PQconnectStartParams): the caller drives
+ * PQconnectPoll. libpq does not enforce connect_timeout then; the caller
+ * must. */
+PGconn *store_connect_start(const store_config *config);
 /* The same for a connection of its own (migrations, seeding, the budget
  * check): NULL with "cannot connect to PostgreSQL: <libpq's reason>" in
  * error when there is no good one. */
 PGconn *store_connect_or_explain(const store_config *config, char *error, size_t error_size);
+
+/* A result is libpq's own, handed out under the opaque name (run.c):
+ * wrapping it would cost an allocation per statement for nothing. */
+static inline store_result *store_result_of(PGresult *result)
+{
+    return (store_result *)(void *)result;
+}
 
 /* CLOCK_MONOTONIC readings (inline: every statement reads the clock). */
 static inline uint64_t store_monotonic_ns(void)

@@ -1,0 +1,133 @@
+/* store/pipe.h: one non-blocking PostgreSQL connection in pipeline mode,
+ * shared by every request of one event loop (private to libshoal; the
+ * engine's loop drives it, docs/engine.md).
+ *
+ * The pipe owns no loop. Its caller watches store_pipe_fd() for reading
+ * (always) and for writing (while store_pipe_wants_write()), calls
+ * store_pipe_on_readable / store_pipe_on_writable when it may, calls
+ * store_pipe_flush once at the end of each loop turn, and
+ * store_pipe_on_timer when store_pipe_timer_ms() says. The fd may change
+ * after any call (a reconnect, or libpq trying the next address of a host):
+ * read it again each turn.
+ *
+ * Requests queue statements during a turn; the flush sends them all, each
+ * followed by its own sync, so that each is its own implicit transaction:
+ * one request's failure (and the pipeline abort that follows it) stops at
+ * its sync and touches no other request. Results come back in the order
+ * sent and go to each request's callback, which is called exactly once for
+ * every enqueue that returned STORE_OK, never from inside
+ * store_pipe_enqueue.
+ *
+ * A statement counts as done only when its sync comes back (the server
+ * commits an implicit transaction there). When the connection breaks,
+ * every request that was sent and not done gets STORE_UNAVAILABLE: its
+ * outcome is unknown, so it is never sent again. Requests queued but not
+ * sent stay queued and go out on the next connection, which is started at
+ * once, without blocking. A connect attempt that fails answers every
+ * queued request STORE_UNAVAILABLE (nothing of theirs was sent), and for
+ * STORE_RECONNECT_INTERVAL_MS after it store_pipe_enqueue refuses at once,
+ * as store_run does, so that an outage is a quick 503 rather than a
+ * request's whole deadline spent waiting; the next enqueue after the
+ * interval starts the next attempt.
+ *
+ * A pipe belongs to one thread. Callbacks may enqueue, flush and cancel;
+ * they must not close the pipe. */
+#ifndef STORE_PIPE_H
+#define STORE_PIPE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <shoal/store.h>
+
+typedef struct store_pipe store_pipe;
+
+/* Names one enqueued request, for store_pipe_cancel; 0 is never one. */
+typedef uint64_t store_pipe_ticket;
+
+/* status STORE_OK: result is the statement's (the caller's, released with
+ * store_result_free). Otherwise result is NULL and error says why (the
+ * SQLSTATE, the constraint and the field it guards, a message for logs);
+ * error is valid during the call only. */
+typedef void (*store_pipe_callback)(void *cookie, store_status status, store_result *result,
+                                    const store_error *error);
+
+/* Starts connecting at once, without blocking, and prepares the config's
+ * registry (frozen, as store_open requires) on every connection. NULL only
+ * when memory runs out or the registry is not frozen; an unreachable
+ * server shows in the requests' answers. The config's strings are copied. */
+store_pipe *store_pipe_open(const store_config *config);
+/* Every request still waiting is answered first: STORE_UNAVAILABLE if it
+ * was sent (outcome unknown), STORE_UNAVAILABLE if it was only queued. */
+void store_pipe_close(store_pipe *pipe);
+
+/* What to watch: the connection's socket (-1 while there is none), always
+ * for reading, and for writing while store_pipe_wants_write. */
+int store_pipe_fd(const store_pipe *pipe);
+bool store_pipe_wants_write(const store_pipe *pipe);
+void store_pipe_on_readable(store_pipe *pipe);
+void store_pipe_on_writable(store_pipe *pipe);
+
+/* Milliseconds until store_pipe_on_timer must run (0: now), or -1 for no
+ * timer: the connect timeout while connecting, and the answer timeout
+ * while statements are out (a server that accepts and never answers must
+ * not hold every request of the loop). */
+int store_pipe_timer_ms(const store_pipe *pipe);
+void store_pipe_on_timer(store_pipe *pipe);
+
+/* Queues one registered statement; params (text, NULL for SQL NULL, as
+ * many as the statement takes) are copied. STORE_OK: callback(cookie, ...)
+ * comes later, exactly once, and *ticket (may be NULL) names the request.
+ * A serialization failure or deadlock (STORE_BUSY) runs it again, as
+ * store_run does (the statement was its own transaction, rolled back
+ * whole), up to STORE_TRANSACTION_ATTEMPTS runs in all; the ticket still
+ * names it.
+ * Otherwise nothing was queued and the callback never comes:
+ * STORE_UNAVAILABLE within the reconnect interval after a failed attempt,
+ * STORE_ERROR for a statement the registry does not have or when memory
+ * runs out. */
+store_status store_pipe_enqueue(store_pipe *pipe, store_statement statement, const char *const *params,
+                                store_pipe_callback callback, void *cookie, store_pipe_ticket *ticket);
+
+/* The caller's callback for a batch: each item's status and result (the
+ * caller's, released with store_result_free) are in the items it gave, as
+ * store_batch leaves them; status is STORE_OK when every item succeeded,
+ * else the first failed item's (error says why). A batch lost with its
+ * connection, cancelled or refused leaves no item a result, every item
+ * with that status. */
+typedef void (*store_pipe_batch_callback)(void *cookie, store_status status, const store_error *error);
+
+/* Queues count (> 0) registered statements as one request: each with a
+ * sync of its own, so that each succeeds or fails on its own, as
+ * store_batch's items do; their answers come back in order into items,
+ * which the caller keeps until its callback comes (their params are
+ * copied). The callback comes once, after the last item, or at once when
+ * the batch is cancelled (the ticket names the whole batch) or lost; a
+ * batch that is lost is not sent again, not even its unsent items.
+ * Returns as store_pipe_enqueue; an unregistered statement refuses the
+ * whole batch (STORE_ERROR). */
+store_status store_pipe_enqueue_batch(store_pipe *pipe, store_batch_item *items, size_t count,
+                                      store_pipe_batch_callback callback, void *cookie, store_pipe_ticket *ticket);
+
+/* Sends every request queued so far (the end of a loop turn): libpq 15's
+ * PQpipelineSync writes at each sync, so the sends are gathered here
+ * rather than made as requests come. */
+void store_pipe_flush(store_pipe *pipe);
+
+/* The request's deadline passed: its callback comes now, STORE_DEADLINE if
+ * it was not sent (and it never will be), STORE_UNAVAILABLE if it was (its
+ * outcome is unknown, as for a lost connection). Its result, when it comes,
+ * is discarded. A ticket already answered or unknown is ignored. */
+void store_pipe_cancel(store_pipe *pipe, store_pipe_ticket ticket);
+
+/* Connected, statements prepared, in pipeline mode. */
+bool store_pipe_ready(const store_pipe *pipe);
+/* The server's backend PID (0 when not connected), for tests. */
+int store_pipe_backend_pid(const store_pipe *pipe);
+/* Requests waiting: queued or sent, answered or cancelled or not. */
+size_t store_pipe_waiting(const store_pipe *pipe);
+/* Connections made after a lost one or after a failed attempt. */
+unsigned long store_pipe_reconnect_count(const store_pipe *pipe);
+
+#endif
