@@ -296,9 +296,13 @@ static bool read_item(store *s, store_batch_item *item, uint64_t deadline, store
             PQclear(result);
             break;
         }
-        if (answer == NULL)
+        /* Outside BEGIN the item commits at its sync, after its rows: an
+         * error between them is the commit failing (a deferred
+         * constraint), and it is the item's answer, as in run_once. */
+        if (answer == NULL || (succeeded(answer) && !succeeded(result))) {
+            PQclear(answer);
             answer = result;
-        else
+        } else
             PQclear(result);
     }
     if (answer != NULL && succeeded(answer)) {

@@ -304,6 +304,36 @@ static void a_failing_insert_in_a_batch_keeps_the_others(void **state)
     store_close(s);
 }
 
+/* A batch item outside BEGIN is its own transaction, committed at its
+ * sync after its rows: a deferred constraint failing there fails that item
+ * (nothing of it stays), never reported as stored; the others stand. */
+static void a_batch_item_whose_commit_fails_is_not_stored(void **state)
+{
+    (void)state;
+    store *s = open_store(1500, 2000);
+    long long before = scalar("SELECT count(*) FROM deferred_notes");
+    store_batch_item items[] = {
+        {.statement = deferred_insert, .params = (const char *const[]){"batch commit"}},
+        {.statement = deferred_insert, .params = (const char *const[]){"batch commit"}}, /* fails at its sync */
+        {.statement = deferred_insert, .params = (const char *const[]){"batch commit after"}},
+    };
+    assert_int_equal(store_batch(s, items, 3), STORE_CONFLICT);
+    assert_int_equal(items[0].status, STORE_OK);
+    assert_int_equal(items[1].status, STORE_CONFLICT);
+    assert_null(items[1].result);
+    assert_int_equal(items[2].status, STORE_OK);
+    assert_string_equal(store_last_error(s)->constraint, "deferred_notes_text_key");
+    for (int i = 0; i < 3; i++)
+        store_result_free(items[i].result);
+    assert_true(store_connected(s));
+    assert_int_equal(scalar("SELECT count(*) FROM deferred_notes"), before + 2);
+    /* The table as it was, for the tests that count it. */
+    assert_int_equal(scalar("WITH gone AS (DELETE FROM deferred_notes WHERE text LIKE 'batch commit%' RETURNING 1)"
+                            " SELECT count(*) FROM gone"),
+                     2);
+    store_close(s);
+}
+
 typedef struct batch_then {
     store_status outcome;
 } batch_then;
@@ -738,6 +768,7 @@ int main(void)
         cmocka_unit_test(a_transaction_left_open_is_rolled_back_before_the_next_run),
         cmocka_unit_test(a_batch_answers_every_item_on_its_own),
         cmocka_unit_test(a_failing_insert_in_a_batch_keeps_the_others),
+        cmocka_unit_test(a_batch_item_whose_commit_fails_is_not_stored),
         cmocka_unit_test(a_batch_inside_a_transaction_belongs_to_it),
         cmocka_unit_test(a_serialization_failure_is_retried),
         cmocka_unit_test(a_deadlock_is_retried),
