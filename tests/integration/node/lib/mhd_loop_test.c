@@ -1,5 +1,5 @@
 /* tests/integration/node/lib/mhd_loop_test.c: a learning test of
- * libmicrohttpd 0.9.75 as the engine will use it (docs/engine.md#http-in-the-loop):
+ * libmicrohttpd 0.9.75 as the engine will use it (docs/engine.md, "HTTP in the loop"):
  * one daemon in external epoll mode (no thread of its own) with
  * suspend/resume, its epoll fd watched by node/lib/loop.c, MHD_run after
  * its events and after resumes, MHD_get_timeout as a loop timer. A request
