@@ -68,6 +68,7 @@ struct server {
     atomic_int handler_errors;       /* a libmicrohttpd call that failed */
     atomic_int last_termination;     /* MHD_RequestTerminationCode */
     atomic_int answered_while_suspended; /* /json answers with a /slow suspended */
+    atomic_int answered_json;
 };
 
 /* ---- the daemon on the loop ---------------------------------------------- */
@@ -202,6 +203,8 @@ static enum MHD_Result handle(void *context, struct MHD_Connection *connection, 
     }
     if (!r->slow && s->suspended != NULL)
         atomic_fetch_add(&s->answered_while_suspended, 1);
+    if (!r->slow)
+        atomic_fetch_add(&s->answered_json, 1);
     char body[64];
     snprintf(body, sizeof body, "%s %s", r->slow ? "slow" : "json", r->id);
     return answer(s, connection, MHD_HTTP_OK, body);
@@ -251,19 +254,22 @@ static void *serve(void *arg)
     return NULL;
 }
 
-static void server_start(server *s, uint64_t slow_after_ms)
+/* On port (0: any), sharing it with other daemons (SO_REUSEPORT) when
+ * share_port is set. */
+static void server_start_on(server *s, uint64_t slow_after_ms, int port, bool share_port)
 {
     memset(s, 0, sizeof *s);
     s->slow_after_ms = slow_after_ms;
     s->loop = shoal_loop_create();
     assert_non_null(s->loop);
     shoal_loop_timer_init(&s->mhd_timer);
-    struct sockaddr_in address = {.sin_family = AF_INET, .sin_port = 0};
+    struct sockaddr_in address = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
     address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     s->daemon = MHD_start_daemon(MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_TURBO | MHD_USE_ERROR_LOG, 0,
                                  NULL, NULL, handle, s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&address,
                                  MHD_OPTION_NOTIFY_COMPLETED, completed, s, MHD_OPTION_CONNECTION_TIMEOUT,
-                                 (unsigned)10, MHD_OPTION_END);
+                                 (unsigned)10, MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)(share_port ? 1 : 0),
+                                 MHD_OPTION_END);
     assert_non_null(s->daemon);
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_EPOLL_FD);
     assert_non_null(info);
@@ -276,6 +282,11 @@ static void server_start(server *s, uint64_t slow_after_ms)
     assert_int_equal(shoal_loop_hook_add(s->loop, end_of_turn, s), 0);
     shoal_loop_on_wake(s->loop, begin_drain, s);
     assert_int_equal(pthread_create(&s->thread, NULL, serve, s), 0);
+}
+
+static void server_start(server *s, uint64_t slow_after_ms)
+{
+    server_start_on(s, slow_after_ms, 0, false);
 }
 
 /* The drain, then the daemon stopped with nothing suspended. */
@@ -437,6 +448,39 @@ static void test_drain_with_suspended(void **state)
     assert_int_equal(atomic_load(&s.completed_with_error), 0);
 }
 
+/* One daemon per worker sharing the port, each on its own loop thread:
+ * the kernel spreads new connections over them (SO_REUSEPORT hashes the
+ * client's address and port), and each answers its own. 32 connections
+ * all landing on one of two daemons would be a 2^-31 chance. */
+static void test_two_daemons_share_a_port(void **state)
+{
+    (void)state;
+    server *workers = calloc(2, sizeof *workers);
+    assert_non_null(workers);
+    server_start_on(&workers[0], slow_ms(), 0, true);
+    server_start_on(&workers[1], slow_ms(), workers[0].port, true);
+    assert_int_equal(workers[1].port, workers[0].port);
+    enum { CONNECTIONS = 32 };
+    for (int i = 0; i < CONNECTIONS; i++) {
+        int fd = test_http_connect(workers[0].port);
+        assert_true(fd >= 0);
+        char raw[128], text[32];
+        snprintf(raw, sizeof raw, "GET /json?id=%d HTTP/1.1\r\nHost: t\r\n\r\n", i);
+        snprintf(text, sizeof text, "json %d", i);
+        assert_true(test_http_send(fd, raw, strlen(raw)));
+        expect_body(fd, 200, text);
+        close(fd);
+    }
+    int first = atomic_load(&workers[0].answered_json);
+    int second = atomic_load(&workers[1].answered_json);
+    assert_int_equal(first + second, CONNECTIONS);
+    assert_true(first > 0);
+    assert_true(second > 0);
+    server_stop(&workers[0]);
+    server_stop(&workers[1]);
+    free(workers);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -444,6 +488,7 @@ int main(void)
         cmocka_unit_test(test_pipelined_while_suspended),
         cmocka_unit_test(test_client_disconnects_while_suspended),
         cmocka_unit_test(test_drain_with_suspended),
+        cmocka_unit_test(test_two_daemons_share_a_port),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
