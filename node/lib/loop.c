@@ -12,6 +12,7 @@
 
 /* Events taken per epoll_wait: more wait in the kernel for the next turn. */
 #define LOOP_BATCH 64
+#define LOOP_TIMER_MAX_MS ((uint64_t)365 * 24 * 3600 * 1000)
 
 struct shoal_loop_watch {
     shoal_loop *loop;
@@ -290,6 +291,9 @@ int shoal_loop_timer_start(shoal_loop *loop, shoal_loop_timer *timer, uint64_t a
         loop->heap_capacity = capacity;
     }
     shoal_loop_timer_stop(loop, timer);
+    /* Beyond about 584 years the nanoseconds would wrap: a year will do. */
+    if (after_ms > LOOP_TIMER_MAX_MS)
+        after_ms = LOOP_TIMER_MAX_MS;
     timer->deadline_ns = shoal_loop_now_ns() + after_ms * 1000000u;
     timer->sequence = loop->next_sequence++;
     timer->fn = fn;

@@ -63,7 +63,7 @@ int shoal_loop_watch_modify(shoal_loop_watch *watch, unsigned interest);
 int shoal_loop_watch_remove(shoal_loop_watch *watch);
 
 void shoal_loop_timer_init(shoal_loop_timer *timer);
-/* Arms (or re-arms) the timer to call fn(loop, arg) once, after_ms
+/* Arms (or re-arms) the timer to call fn(loop, arg) once, after_ms (at most a year)
  * milliseconds from now; it is disarmed before fn runs, so fn may arm it
  * again or free it. O(log n). -1 with errno ENOMEM when the heap could not
  * grow (the timer stays as it was). */

@@ -249,7 +249,14 @@ static void test_timers_in_order_and_cancel(void **state)
     /* Nothing armed: a turn waits only its own bound. */
     assert_int_equal(shoal_loop_turn(loop, 0), 0);
     assert_int_equal(log.count, 6);
+    /* A delay whose nanoseconds would wrap waits (a year), not fires now. */
+    assert_int_equal(shoal_loop_timer_start(loop, &timers[0].timer, UINT64_MAX, log_fire, &timers[0]), 0);
+    assert_int_equal(shoal_loop_turn(loop, 0), 0);
+    assert_int_equal(log.count, 6);
+    assert_true(shoal_loop_timer_armed(&timers[0].timer));
     shoal_loop_destroy(loop);
+    /* destroy disarmed it */
+    assert_false(shoal_loop_timer_armed(&timers[0].timer));
 }
 
 /* Many timers in random order come out sorted: the heap under load. */
