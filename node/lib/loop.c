@@ -162,10 +162,12 @@ void shoal_loop_destroy(shoal_loop *loop)
         loop->heap[i]->heap_index = SIZE_MAX;
     free(loop->heap);
     free(loop->hooks);
+    /* close(2) frees the descriptor even when it reports an error, and
+     * these two never had data to lose: nothing to do about one. */
     if (loop->wake_fd >= 0)
-        close(loop->wake_fd);
+        (void)close(loop->wake_fd);
     if (loop->epoll_fd >= 0)
-        close(loop->epoll_fd);
+        (void)close(loop->epoll_fd);
     free(loop);
 }
 
