@@ -302,6 +302,147 @@ static void a_deadline_answers_before_the_reply(void **state)
     cache_async_close(async);
 }
 
+/* ---- a flush bigger than the socket's buffer --------------------------------------------------- */
+
+#define BIG_VALUES 100
+#define BIG_VALUE_BYTES (40 * 1024)
+
+/* 4 MiB in one flush through a 4 KiB send buffer: the write is partial,
+ * the rest goes out as the socket takes it, and every answer comes. */
+static void a_flush_bigger_than_the_socket_buffer_goes_out_over_turns(void **state)
+{
+    (void)state;
+    cache_async *async = open_async(TEST_REDIS_URL(), scaled(5000));
+    turn_until_ready(async);
+    int small = 4096;
+    assert_int_equal(setsockopt(cache_async_fd(async), SOL_SOCKET, SO_SNDBUF, &small, sizeof small), 0);
+    static char value[BIG_VALUE_BYTES];
+    memset(value, 'v', sizeof value);
+    static answer stored[BIG_VALUES];
+    answer length;
+    answered = 0;
+    for (int i = 0; i < BIG_VALUES; i++) {
+        char key[64];
+        snprintf(key, sizeof key, "shoal-async-test:big:%d", i % 4);
+        const char *argv[] = {"SET", key, value};
+        const size_t lengths[] = {3, strlen(key), sizeof value};
+        memset(&stored[i], 0, sizeof stored[i]);
+        assert_int_equal(cache_async_command(async, 3, argv, lengths, record, &stored[i]), CACHE_OK);
+    }
+    queue(async, &length, "STRLEN shoal-async-test:big:3");
+    cache_async_flush(async);
+    assert_true(cache_async_wants_write(async));
+    turn_until(async, &answered, BIG_VALUES + 1, 10000);
+    for (int i = 0; i < BIG_VALUES; i++)
+        assert_int_equal(stored[i].status, CACHE_OK);
+    assert_int_equal(length.integer, BIG_VALUE_BYTES);
+    assert_false(cache_async_wants_write(async));
+    cache_async_stats stats;
+    cache_async_stats_read(async, &stats);
+    printf("4 MiB went out in %lu writes\n", stats.writes);
+    assert_true(stats.writes > 2);
+    cache_async_close(async);
+}
+
+/* ---- a connection that died while idle ---------------------------------------------------------- */
+
+/* Killed by the server between two turns, after the loop last looked: the
+ * flush finds it closed before sending, and the command goes out on a new
+ * connection instead of being lost with the old one. */
+static void a_connection_found_dead_before_sending_is_replaced(void **state)
+{
+    (void)state;
+    cache_async *async = open_async(TEST_REDIS_URL(), scaled(2000));
+    turn_until_ready(async);
+    answer id, set, got;
+    answered = 0;
+    queue(async, &id, "CLIENT ID");
+    queue(async, &set, "SET shoal-async-test:idle still-here");
+    turn_until(async, &answered, 2, 5000);
+    assert_int_equal(id.status, CACHE_OK);
+
+    cache_config config = {.url = TEST_REDIS_URL(), .timeout_ms = scaled(2000)};
+    char error[256];
+    cache *blocking = cache_open(&config, error, sizeof error);
+    assert_non_null(blocking);
+    char id_text[32];
+    snprintf(id_text, sizeof id_text, "%lld", id.integer);
+    const char *kill_argv[] = {"CLIENT", "KILL", "ID", id_text};
+    const size_t kill_lengths[] = {6, 4, 2, strlen(id_text)};
+    redisReply *reply = NULL;
+    assert_int_equal(cache_command_argv(blocking, 4, kill_argv, kill_lengths, &reply), CACHE_OK);
+    assert_int_equal(reply->integer, 1);
+    freeReplyObject(reply);
+    cache_close(blocking);
+    /* Its end reaches our socket; the loop does not look. */
+    usleep(50 * 1000);
+
+    answered = 0;
+    queue(async, &got, "GET shoal-async-test:idle");
+    cache_async_flush(async);
+    turn_until(async, &answered, 1, 5000);
+    assert_int_equal(got.status, CACHE_OK);
+    assert_string_equal(got.text, "still-here");
+    cache_async_stats stats;
+    cache_async_stats_read(async, &stats);
+    assert_int_equal(stats.lost, 0);
+    assert_int_equal(stats.reconnects, 1);
+    cache_async_close(async);
+}
+
+/* ---- a hung server ------------------------------------------------------------------------------ */
+
+/* A Redis that stops answering (SIGSTOP): the command is answered at its
+ * deadline, the connection is replaced after twice the timeout without an
+ * answer, and commands are served again once the server resumes. */
+static void a_hung_server_times_out_and_is_recovered_from(void **state)
+{
+    (void)state;
+    spare_redis_start(&spare, NULL);
+    int timeout_ms = scaled(300);
+    cache_async *async = open_async(spare.url, timeout_ms);
+    turn_until_ready(async);
+    assert_int_equal(kill(spare.pid, SIGSTOP), 0);
+    answer hung;
+    answered = 0;
+    queue(async, &hung, "SET shoal-async-test:hung never");
+    turn_until(async, &answered, 1, 5000);
+    assert_int_equal(hung.status, CACHE_UNAVAILABLE);
+
+    cache_async_stats stats;
+    cache_async_stats_read(async, &stats);
+    unsigned long connects = stats.connects;
+    uint64_t give_up = now_ms() + (uint64_t)scaled(5000);
+    while (stats.connects == connects) {
+        if (now_ms() > give_up)
+            fail_msg("the hung connection was not replaced");
+        turn(async, 50);
+        cache_async_stats_read(async, &stats);
+    }
+    assert_int_equal(kill(spare.pid, SIGCONT), 0);
+
+    /* Commands are refused during a reconnect interval, if the new
+     * connection's handshake timed out first: ask until one is taken. */
+    answer back;
+    memset(&back, 0, sizeof back);
+    const char *argv[] = {"PING"};
+    const size_t lengths[] = {4};
+    bool waiting = false;
+    give_up = now_ms() + (uint64_t)scaled(5000);
+    while (back.calls == 0 || back.status != CACHE_OK) {
+        if (now_ms() > give_up)
+            fail_msg("no answer after the server resumed");
+        if (!waiting || back.calls > 0) {
+            memset(&back, 0, sizeof back);
+            waiting = cache_async_command(async, 1, argv, lengths, record, &back) == CACHE_OK;
+        }
+        turn(async, 50);
+    }
+    assert_string_equal(back.text, "PONG");
+    cache_async_close(async);
+    spare_redis_stop(&spare);
+}
+
 /* ---- a restart mid-pipeline ----------------------------------------------------------------- */
 
 #define HALF 100
@@ -525,6 +666,9 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(many_requests_share_one_pipeline),
         cmocka_unit_test(a_deadline_answers_before_the_reply),
+        cmocka_unit_test(a_flush_bigger_than_the_socket_buffer_goes_out_over_turns),
+        cmocka_unit_test(a_connection_found_dead_before_sending_is_replaced),
+        cmocka_unit_test_teardown(a_hung_server_times_out_and_is_recovered_from, tear_down),
         cmocka_unit_test_teardown(a_restart_fails_what_was_sent_and_resends_the_rest, tear_down),
         cmocka_unit_test(a_loading_reply_is_unavailable),
         cmocka_unit_test(a_server_that_never_answers_times_out_the_connect),
