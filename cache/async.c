@@ -318,11 +318,20 @@ static void drop_connection(cache_async *a)
 
 static void flush_now(cache_async *a);
 
-/* redisAsyncHandleWrite makes one write() of its whole output buffer when
- * there is something in it (and the socket is connected, or connects). */
-static void count_write(cache_async *a)
+/* Lets hiredis write its output buffer: one write() when there is
+ * something in it and the socket is connected (or connects now), counted
+ * as it happens. */
+static void write_out(cache_async *a)
 {
-    if (sdslen(a->context->c.obuf) > 0)
+    redisAsyncContext *context = a->context;
+    bool pending = sdslen(context->c.obuf) > 0;
+    bool was_connected = (context->c.flags & REDIS_CONNECTED) != 0;
+    a->in_hiredis = true;
+    redisAsyncHandleWrite(context);
+    a->in_hiredis = false;
+    /* Freed inside (context_gone): a write, or a connect, that failed. */
+    bool connected = was_connected || (!a->context_gone && (context->c.flags & REDIS_CONNECTED) != 0);
+    if (pending && connected)
         a->stats.writes++;
 }
 
@@ -418,10 +427,7 @@ void cache_async_on_writable(cache_async *a)
 {
     if (a->context == NULL)
         return;
-    count_write(a);
-    a->in_hiredis = true;
-    redisAsyncHandleWrite(a->context);
-    a->in_hiredis = false;
+    write_out(a);
     settle(a);
 }
 
@@ -496,10 +502,7 @@ static void flush_now(cache_async *a)
         a->stats.sent++;
     }
     a->stats.flushes++;
-    count_write(a);
-    a->in_hiredis = true;
-    redisAsyncHandleWrite(a->context);
-    a->in_hiredis = false;
+    write_out(a);
     settle(a);
 }
 
