@@ -31,4 +31,9 @@ void test_http_response_free(test_response *response);
 /* True when the peer closed the connection within timeout_ms. */
 bool test_http_closed_within(int fd, int timeout_ms);
 
+/* A hung server: a socket on 127.0.0.1 (a free port, put in *port) that
+ * listens and never accepts, so connects complete from the kernel's
+ * backlog and nobody ever speaks. The socket, or -1; close it when done. */
+int test_silent_listener(int *port);
+
 #endif

@@ -34,6 +34,7 @@
 
 #include "async.h"
 #include "spare_redis.h"
+#include "http_client.h"
 #include "test_env.h"
 
 static spare_redis spare;
@@ -542,15 +543,11 @@ static void a_loading_reply_is_unavailable(void **state)
 static void a_server_that_never_answers_times_out_the_connect(void **state)
 {
     (void)state;
-    int listener = socket(AF_INET, SOCK_STREAM, 0);
+    int port = 0;
+    int listener = test_silent_listener(&port);
     assert_true(listener >= 0);
-    struct sockaddr_in address = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    assert_int_equal(bind(listener, (struct sockaddr *)&address, sizeof address), 0);
-    assert_int_equal(listen(listener, 8), 0);
-    socklen_t size = sizeof address;
-    assert_int_equal(getsockname(listener, (struct sockaddr *)&address, &size), 0);
     char url[64];
-    snprintf(url, sizeof url, "redis://127.0.0.1:%d/0", ntohs(address.sin_port));
+    snprintf(url, sizeof url, "redis://127.0.0.1:%d/0", port);
 
     int timeout_ms = scaled(300);
     uint64_t started = now_ms();

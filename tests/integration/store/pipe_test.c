@@ -26,6 +26,7 @@
 #include <shoal/store.h>
 
 #include "pipe.h"
+#include "http_client.h"
 #include "test_env.h"
 #include "test_pg.h"
 
@@ -798,15 +799,11 @@ static void a_restart_fails_what_was_sent_and_sends_the_rest_after(void **state)
 static void connecting_never_blocks_the_loop(void **state)
 {
     (void)state;
-    int listener = socket(AF_INET, SOCK_STREAM, 0);
+    int port = 0;
+    int listener = test_silent_listener(&port);
     assert_true(listener >= 0);
-    struct sockaddr_in address = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    assert_int_equal(bind(listener, (struct sockaddr *)&address, sizeof address), 0);
-    assert_int_equal(listen(listener, 8), 0);
-    socklen_t length = sizeof address;
-    assert_int_equal(getsockname(listener, (struct sockaddr *)&address, &length), 0);
     char silent[160];
-    snprintf(silent, sizeof silent, "postgresql://shoal:shoal@127.0.0.1:%d/shoal", ntohs(address.sin_port));
+    snprintf(silent, sizeof silent, "postgresql://shoal:shoal@127.0.0.1:%d/shoal", port);
 
     const int connect_timeout_s = 2;
     store_config config = config_for(silent, connect_timeout_s);
