@@ -2,6 +2,7 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -81,4 +82,44 @@ void test_pg_scratch_drop(const char *name)
     char sql[256];
     snprintf(sql, sizeof sql, "DROP DATABASE IF EXISTS %s WITH (FORCE)", name);
     test_pg_exec(TEST_ADMIN_DATABASE_URL(), sql);
+}
+
+static bool postgres_stopped;
+
+static void harness(const char *variable)
+{
+    const char *command = test_env_require(variable);
+    if (system(command) != 0)
+        fail_msg("%s failed", command);
+}
+
+int test_pg_restart(void **state)
+{
+    (void)state;
+    if (postgres_stopped) {
+        postgres_stopped = false;
+        if (system(test_env_require("SHOAL_TEST_PG_START")) != 0)
+            fprintf(stderr, "could not start PostgreSQL again\n");
+    }
+    return 0;
+}
+
+static void restart_at_exit(void)
+{
+    test_pg_restart(NULL);
+}
+
+void test_pg_stop(void)
+{
+    static bool exit_handler;
+    if (!exit_handler)
+        exit_handler = atexit(restart_at_exit) == 0;
+    postgres_stopped = true;
+    harness("SHOAL_TEST_PG_STOP");
+}
+
+void test_pg_start(void)
+{
+    harness("SHOAL_TEST_PG_START");
+    postgres_stopped = false;
 }

@@ -33,4 +33,13 @@ void test_pg_scratch_create(const char *name, char *conninfo, size_t size);
 /* Drops database name, even with connections still open to it. */
 void test_pg_scratch_drop(const char *name);
 
+/* The suite's PostgreSQL stopped and started through the tiers harness
+ * (SHOAL_TEST_PG_STOP, SHOAL_TEST_PG_START); a failure fails the test.
+ * While it is stopped, test_pg_restart (a cmocka teardown) and an exit
+ * handler start it again, whatever the test did, so that the tests after
+ * it find it running. */
+void test_pg_stop(void);
+void test_pg_start(void);
+int test_pg_restart(void **state);
+
 #endif

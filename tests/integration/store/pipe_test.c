@@ -653,31 +653,6 @@ static void a_server_that_stops_answering_is_left_after_the_answer_timeout(void 
 
 /* ---- PostgreSQL restarted and stopped ------------------------------------------------------ */
 
-static bool postgres_stopped;
-
-static void tiers(const char *variable)
-{
-    const char *command = test_env_require(variable);
-    if (system(command) != 0)
-        fail_msg("%s failed", command);
-}
-
-static int restart_postgres(void **state)
-{
-    (void)state;
-    if (postgres_stopped) {
-        postgres_stopped = false;
-        if (system(test_env_require("SHOAL_TEST_PG_START")) != 0)
-            fprintf(stderr, "could not start PostgreSQL again\n");
-    }
-    return 0;
-}
-
-static void at_exit_restart(void)
-{
-    restart_postgres(NULL);
-}
-
 #define SENT 10
 #define QUEUED 10
 
@@ -704,10 +679,8 @@ static void a_restart_fails_what_was_sent_and_sends_the_rest_after(void **state)
     turn(pipe, 20);
     assert_int_equal(answered, 0);
 
-    postgres_stopped = true;
-    tiers("SHOAL_TEST_PG_STOP");
-    tiers("SHOAL_TEST_PG_START");
-    postgres_stopped = false;
+    test_pg_stop();
+    test_pg_start();
     /* Handlers of the turn that also finds the connection closed queue
      * theirs before the pipe reads its socket: not sent yet, they go out on
      * the next connection. */
@@ -743,8 +716,7 @@ static void a_restart_fails_what_was_sent_and_sends_the_rest_after(void **state)
     for (int i = 0; i < SENT; i++)
         enqueue_world(pipe, 300 + i, &out[i]);
     store_pipe_flush(pipe);
-    postgres_stopped = true;
-    tiers("SHOAL_TEST_PG_STOP");
+    test_pg_stop();
     answer waiting[QUEUED] = {0};
     for (int i = 0; i < QUEUED; i++)
         enqueue_world(pipe, 400 + i, &waiting[i]);
@@ -772,8 +744,7 @@ static void a_restart_fails_what_was_sent_and_sends_the_rest_after(void **state)
         assert_int_equal(refused.calls, 0);
     }
 
-    tiers("SHOAL_TEST_PG_START");
-    postgres_stopped = false;
+    test_pg_start();
     answer back = {0};
     uint64_t give_up = now_ms() + (uint64_t)(10000 * test_env_time_scale());
     while (back.calls == 0 || back.status != STORE_OK) {
@@ -949,7 +920,6 @@ static void measure_postgres_cpu_per_select(void **state)
 
 int main(void)
 {
-    atexit(at_exit_restart);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(many_requests_come_back_in_order_to_their_own_callbacks),
         cmocka_unit_test(a_flush_larger_than_the_socket_goes_out_over_turns),
@@ -963,7 +933,7 @@ int main(void)
         cmocka_unit_test(closing_answers_every_waiting_request),
         cmocka_unit_test(measure_postgres_cpu_per_select),
         /* Last: it takes every connection down. */
-        cmocka_unit_test_teardown(a_restart_fails_what_was_sent_and_sends_the_rest_after, restart_postgres),
+        cmocka_unit_test_teardown(a_restart_fails_what_was_sent_and_sends_the_rest_after, test_pg_restart),
     };
     return cmocka_run_group_tests_name("integration.store.pipe", tests, set_up, tear_down);
 }

@@ -701,40 +701,13 @@ static void a_refused_store_tries_again_once_another_reached_the_server(void **s
 
 /* ---- PostgreSQL stopped and started again --------------------------------------- */
 
-static bool postgres_stopped;
-
-static void tiers(const char *variable)
-{
-    const char *command = test_env_require(variable);
-    if (system(command) != 0)
-        fail_msg("%s failed", command);
-}
-
-/* Whatever the test did, PostgreSQL runs again afterwards. */
-static int restart_postgres(void **state)
-{
-    (void)state;
-    if (postgres_stopped) {
-        postgres_stopped = false;
-        if (system(test_env_require("SHOAL_TEST_PG_START")) != 0)
-            fprintf(stderr, "could not start PostgreSQL again\n");
-    }
-    return 0;
-}
-
-static void at_exit_restart(void)
-{
-    restart_postgres(NULL);
-}
-
 static void a_stopped_server_is_unavailable_then_recovered_from(void **state)
 {
     (void)state;
     store *s = open_store(1500, 2000);
     assert_int_equal(run_number(s, doubled, (const char *const[]){"3"}), 6);
 
-    postgres_stopped = true;
-    tiers("SHOAL_TEST_PG_STOP");
+    test_pg_stop();
     store_result *result = NULL;
     for (int i = 0; i < 20; i++) {
         assert_int_equal(store_run(s, doubled, (const char *const[]){"3"}, &result), STORE_UNAVAILABLE);
@@ -745,8 +718,7 @@ static void a_stopped_server_is_unavailable_then_recovered_from(void **state)
     assert_int_equal(item.status, STORE_UNAVAILABLE);
     assert_int_equal(store_last_error(s)->status, STORE_UNAVAILABLE);
 
-    tiers("SHOAL_TEST_PG_START");
-    postgres_stopped = false;
+    test_pg_start();
     store_status status = STORE_UNAVAILABLE;
     for (int i = 0; i < 50 * test_env_time_scale() && status != STORE_OK; i++) {
         usleep(100 * 1000);
@@ -761,7 +733,6 @@ static void a_stopped_server_is_unavailable_then_recovered_from(void **state)
 
 int main(void)
 {
-    atexit(at_exit_restart);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(statements_are_prepared_on_connect_and_after_a_kill),
         cmocka_unit_test(results_carry_rows_nulls_and_counts),
@@ -780,7 +751,7 @@ int main(void)
         cmocka_unit_test_teardown(statements_that_could_not_prepare_for_now_are_prepared_again, end_migration),
         cmocka_unit_test_teardown(a_refused_store_tries_again_once_another_reached_the_server, allow_connections),
         /* Last: it takes every connection down. */
-        cmocka_unit_test_teardown(a_stopped_server_is_unavailable_then_recovered_from, restart_postgres),
+        cmocka_unit_test_teardown(a_stopped_server_is_unavailable_then_recovered_from, test_pg_restart),
     };
     return cmocka_run_group_tests_name("integration.store.run", tests, set_up, tear_down);
 }
