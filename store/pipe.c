@@ -691,14 +691,9 @@ store_pipe *store_pipe_open(const store_config *config)
     store_pipe *pipe = calloc(1, sizeof *pipe);
     if (pipe == NULL)
         return NULL;
-    pipe->config = *config;
-    pipe->config.conninfo = strdup(config->conninfo != NULL ? config->conninfo : "");
-    pipe->config.application_name =
-        strdup(config->application_name != NULL ? config->application_name : "shoal-node");
-    if (pipe->config.answer_timeout_ms <= 0)
-        pipe->config.answer_timeout_ms = 1000 * (config->connect_timeout_s > 0 ? config->connect_timeout_s : 2);
+    bool copied = store_config_copy(&pipe->config, config);
     pipe->head_ticket = 1;
-    if (pipe->config.conninfo == NULL || pipe->config.application_name == NULL) {
+    if (!copied) {
         store_pipe_close(pipe);
         return NULL;
     }
@@ -722,8 +717,7 @@ void store_pipe_close(store_pipe *pipe)
         answer(pipe, &w, STORE_UNAVAILABLE, NULL, true);
     }
     free(pipe->ring);
-    free((char *)pipe->config.conninfo);
-    free((char *)pipe->config.application_name);
+    store_config_release(&pipe->config);
     free(pipe);
 }
 

@@ -107,6 +107,23 @@ PGconn *store_connect_or_explain(const store_config *config, char *error, size_t
     return NULL;
 }
 
+bool store_config_copy(store_config *out, const store_config *config)
+{
+    *out = *config;
+    out->conninfo = strdup(config->conninfo != NULL ? config->conninfo : "");
+    out->application_name = strdup(config->application_name != NULL ? config->application_name : "shoal-node");
+    if (out->answer_timeout_ms <= 0)
+        out->answer_timeout_ms = 1000 * (config->connect_timeout_s > 0 ? config->connect_timeout_s : 2);
+    return out->conninfo != NULL && out->application_name != NULL;
+}
+
+void store_config_release(store_config *config)
+{
+    free((char *)config->conninfo);
+    free((char *)config->application_name);
+    config->conninfo = config->application_name = NULL;
+}
+
 store *store_open(const store_config *config)
 {
     /* Workers read a registry without locks: it must not change any more. */
@@ -115,12 +132,7 @@ store *store_open(const store_config *config)
     store *s = calloc(1, sizeof *s);
     if (s == NULL)
         return NULL;
-    s->config = *config;
-    s->config.conninfo = strdup(config->conninfo != NULL ? config->conninfo : "");
-    s->config.application_name = strdup(config->application_name != NULL ? config->application_name : "shoal-node");
-    if (s->config.answer_timeout_ms <= 0)
-        s->config.answer_timeout_ms = 1000 * (config->connect_timeout_s > 0 ? config->connect_timeout_s : 2);
-    if (s->config.conninfo == NULL || s->config.application_name == NULL) {
+    if (!store_config_copy(&s->config, config)) {
         store_close(s);
         return NULL;
     }
@@ -134,8 +146,7 @@ void store_close(store *s)
         return;
     if (s->connection != NULL)
         PQfinish(s->connection);
-    free((char *)s->config.conninfo);
-    free((char *)s->config.application_name);
+    store_config_release(&s->config);
     free(s);
 }
 

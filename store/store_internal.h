@@ -62,6 +62,13 @@ static inline store_result *store_result_of(PGresult *result)
     return (store_result *)(void *)result;
 }
 
+/* A connection owner's own copy of config (store_open, store_pipe_open):
+ * the strings duplicated, the application name and the answer timeout
+ * defaulted. false when out of memory (out then holds what it could copy;
+ * store_config_release frees it either way). */
+bool store_config_copy(store_config *out, const store_config *config);
+void store_config_release(store_config *config);
+
 /* CLOCK_MONOTONIC readings (inline: every statement reads the clock). */
 static inline uint64_t store_monotonic_ns(void)
 {
