@@ -5,8 +5,6 @@
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 #include <hiredis/sds.h>
-#include <errno.h>
-#include <poll.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -461,17 +459,6 @@ cache_status cache_async_command(cache_async *a, int argc, const char **argv, co
     return CACHE_OK;
 }
 
-/* A connection with nothing out has nothing to read unless the server
- * closed it (a restart, CLIENT KILL, its idle timeout) or said something
- * unasked; the loop may not have looked since (it arrived after the
- * turn's poll), so look before sending on it, as cache.c does. */
-static bool idle_connection_closed(const cache_async *a)
-{
-    struct pollfd readable = {.fd = a->context->c.fd, .events = POLLIN};
-    int ready = poll(&readable, 1, 0);
-    return ready > 0 || (ready < 0 && errno != EINTR);
-}
-
 /* Hands every queued command to hiredis, which only appends it to its
  * output buffer and asks our adapter for a write, then writes that buffer
  * with one write(). */
@@ -479,7 +466,9 @@ static void flush_now(cache_async *a)
 {
     if (a->context == NULL || !a->ready || a->queued.head == NULL)
         return;
-    if (a->sent.head == NULL && idle_connection_closed(a)) {
+    /* With nothing out, the server may have closed the connection since
+     * the turn's poll looked: look again before sending on it. */
+    if (a->sent.head == NULL && !cache_idle_socket_open(a->context->c.fd)) {
         /* Read what it said (its end, or maxclients) now, while the
          * commands are certainly unsent: they go out on the next
          * connection instead of being lost with this one. */

@@ -6,7 +6,6 @@
 #include <ctype.h>
 #include <errno.h>
 #include <hiredis/hiredis.h>
-#include <poll.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -408,22 +407,10 @@ static bool ensure_connected(cache *c, bool forced)
     return true;
 }
 
-/* A connection waiting for the next command has nothing to read unless the
- * server closed it (a restart, CLIENT KILL, its timeout: end of file) or
- * said something unasked (maxclients). Looking now finds a dead connection
- * before a command is sent on it, when sending it on a new one is still
- * certainly safe. */
-static bool idle_connection_open(const cache *c)
-{
-    struct pollfd readable = {.fd = c->connection->fd, .events = POLLIN};
-    int ready = poll(&readable, 1, 0);
-    return ready == 0 || (ready < 0 && errno == EINTR);
-}
-
 /* Drops a connection that died while idle; true when it did. */
 static bool dropped_dead_connection(cache *c)
 {
-    if (c->connection == NULL || idle_connection_open(c))
+    if (c->connection == NULL || cache_idle_socket_open(c->connection->fd))
         return false;
     drop_connection(c);
     return true;

@@ -3,7 +3,10 @@
 #ifndef CACHE_INTERNAL_H
 #define CACHE_INTERNAL_H
 
+#include <errno.h>
 #include <hiredis/hiredis.h>
+#include <poll.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <time.h>
 
@@ -75,5 +78,17 @@ int cache_timeout_ms(const cache *c);
 /* Tells the connections to endpoint that it answers again, as their own
  * connects do: those waiting out their reconnect interval try at once. */
 void cache_endpoint_reached(const cache_endpoint *endpoint);
+
+/* A connection waiting for its next command has nothing to read unless
+ * the server closed it (a restart, CLIENT KILL, its timeout: end of file)
+ * or said something unasked (maxclients). Looking just before sending finds
+ * a dead connection while sending on a new one is still certainly safe
+ * (cache.c, async.c). */
+static inline bool cache_idle_socket_open(int fd)
+{
+    struct pollfd readable = {.fd = fd, .events = POLLIN};
+    int ready = poll(&readable, 1, 0);
+    return ready == 0 || (ready < 0 && errno == EINTR);
+}
 
 #endif

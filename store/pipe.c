@@ -535,12 +535,6 @@ static void send_queued(store_pipe *pipe)
         lose(pipe, "cannot send to PostgreSQL: %s", PQerrorMessage(connection));
 }
 
-static bool succeeded(const PGresult *result)
-{
-    ExecStatusType status = PQresultStatus(result);
-    return status == PGRES_TUPLES_OK || status == PGRES_COMMAND_OK;
-}
-
 /* Takes one of PQgetResult's answers: 1 when the sync came (done), 0 when
  * more is to come, -1 when the answers are out of step with what was sent
  * (the connection cannot be trusted then). */
@@ -555,16 +549,13 @@ static int feed(reading *r, PGresult *result)
     }
     if (r->first == NULL)
         r->first = result;
-    else if (r->after == NULL && !succeeded(result))
+    else if (r->after == NULL && !store_result_succeeded(result))
         r->after = result;
     else
         PQclear(result);
     return 0;
 }
 
-/* The head's sync came: its answer. Outside BEGIN the statement was its own
- * transaction, committed at the sync; a failure after its rows is the
- * commit failing, and the rows must not be taken for success. */
 /* A lone statement is its own transaction: a serialization failure or a
  * deadlock rolled all of it back, so it may run again, as store_run runs
  * it, up to STORE_TRANSACTION_ATTEMPTS times in all. It goes to the back
@@ -585,6 +576,9 @@ static bool queue_again(store_pipe *pipe, waiter *w, store_pipe_ticket ticket)
     return true;
 }
 
+/* The head's sync came: its answer. Outside BEGIN the statement was its own
+ * transaction, committed at the sync; a failure after its rows is the
+ * commit failing, and the rows must not be taken for success. */
 static void answer_head(store_pipe *pipe)
 {
     store_pipe_ticket ticket = pipe->head_ticket;
@@ -592,16 +586,16 @@ static void answer_head(store_pipe *pipe)
     PGresult *first = w.reading.first;
     PGresult *after = w.reading.after;
     w.reading = (reading){0};
-    if (succeeded(first) && after == NULL) {
+    if (store_result_succeeded(first) && after == NULL) {
         answer(pipe, &w, STORE_OK, first, false);
         return;
     }
     store_status status;
-    if (!succeeded(first) && PQresultStatus(first) == PGRES_PIPELINE_ABORTED) {
+    if (!store_result_succeeded(first) && PQresultStatus(first) == PGRES_PIPELINE_ABORTED) {
         describe(pipe, STORE_ERROR, "skipped: an earlier statement of the pipeline failed");
         status = STORE_ERROR;
     } else {
-        status = describe_result(pipe, succeeded(first) ? after : first);
+        status = describe_result(pipe, store_result_succeeded(first) ? after : first);
     }
     PQclear(first);
     PQclear(after);

@@ -65,12 +65,6 @@ void store_result_free(store_result *result)
     PQclear(native(result));
 }
 
-static bool succeeded(const PGresult *result)
-{
-    ExecStatusType status = PQresultStatus(result);
-    return status == PGRES_TUPLES_OK || status == PGRES_COMMAND_OK;
-}
-
 /* The server answered a statement with 57P01 (terminated by an
  * administrator or a fast shutdown) before anything else: the backend was
  * gone before it ran the statement, or rolled it back, so resending it on a
@@ -119,7 +113,7 @@ static store_status run_once(store *s, store_statement statement, const char *na
             break;
         if (first == NULL)
             first = result;
-        else if (after == NULL && !succeeded(result))
+        else if (after == NULL && !store_result_succeeded(result))
             after = result;
         else
             PQclear(result);
@@ -133,7 +127,7 @@ static store_status run_once(store *s, store_statement statement, const char *na
      * shutdown): either way the caller must not be told it is stored (the
      * faults test lost an acknowledged comment to exactly this), and it is
      * never resent, since it may have committed. */
-    if (first != NULL && succeeded(first) && (after != NULL || PQstatus(s->connection) != CONNECTION_OK)) {
+    if (first != NULL && store_result_succeeded(first) && (after != NULL || PQstatus(s->connection) != CONNECTION_OK)) {
         if (after != NULL)
             store_fail_result(s, after);
         else
@@ -144,7 +138,7 @@ static store_status run_once(store *s, store_statement statement, const char *na
         return s->last_error.status;
     }
     PQclear(after);
-    if (first != NULL && succeeded(first)) {
+    if (first != NULL && store_result_succeeded(first)) {
         *out = first;
         return STORE_OK;
     }
@@ -299,13 +293,13 @@ static bool read_item(store *s, store_batch_item *item, uint64_t deadline, store
         /* Outside BEGIN the item commits at its sync, after its rows: an
          * error between them is the commit failing (a deferred
          * constraint), and it is the item's answer, as in run_once. */
-        if (answer == NULL || (succeeded(answer) && !succeeded(result))) {
+        if (answer == NULL || (store_result_succeeded(answer) && !store_result_succeeded(result))) {
             PQclear(answer);
             answer = result;
         } else
             PQclear(result);
     }
-    if (answer != NULL && succeeded(answer)) {
+    if (answer != NULL && store_result_succeeded(answer)) {
         item->result = store_result_of(answer);
         item->status = STORE_OK;
         return true;

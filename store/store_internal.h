@@ -62,6 +62,14 @@ static inline store_result *store_result_of(PGresult *result)
     return (store_result *)(void *)result;
 }
 
+/* A statement's result that carries rows or a command tag (not an error,
+ * not a pipeline's abort or sync). */
+static inline bool store_result_succeeded(const PGresult *result)
+{
+    ExecStatusType status = PQresultStatus(result);
+    return status == PGRES_TUPLES_OK || status == PGRES_COMMAND_OK;
+}
+
 /* A connection owner's own copy of config (store_open, store_pipe_open):
  * the strings duplicated, the application name and the answer timeout
  * defaulted. false when out of memory (out then holds what it could copy;
