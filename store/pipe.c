@@ -82,6 +82,7 @@ struct store_pipe {
     /* Bumped with every new connection: a caller of a callback checks it to
      * see whether the connection it was using is still the one. */
     unsigned long generation;
+    unsigned long socket_serial; /* store_pipe_socket_serial */
     PostgresPollingStatusType polling; /* PIPE_CONNECTING: what PQconnectPoll waits for */
     bool flush_pending;                /* PQflush left data for a writable socket */
     uint64_t connect_deadline_ms;      /* PIPE_CONNECTING and PIPE_PREPARING */
@@ -359,6 +360,7 @@ static void start_attempt(store_pipe *pipe)
     pipe->ever_attempted = true;
     pipe->connection = store_connect_start(&pipe->config);
     pipe->generation++;
+    pipe->socket_serial++;
     if (pipe->connection == NULL) {
         attempt_failed(pipe, "cannot connect to PostgreSQL: out of memory");
         return;
@@ -435,6 +437,7 @@ static void begin_session(store_pipe *pipe)
 
 static void poll_connect(store_pipe *pipe)
 {
+    pipe->socket_serial++;
     PostgresPollingStatusType polled = PQconnectPoll(pipe->connection);
     switch (polled) {
     case PGRES_POLLING_READING:
@@ -996,4 +999,9 @@ size_t store_pipe_waiting(const store_pipe *pipe)
 unsigned long store_pipe_reconnect_count(const store_pipe *pipe)
 {
     return pipe->reconnects;
+}
+
+unsigned long store_pipe_socket_serial(const store_pipe *pipe)
+{
+    return pipe->socket_serial;
 }

@@ -129,5 +129,35 @@ int store_pipe_backend_pid(const store_pipe *pipe);
 size_t store_pipe_waiting(const store_pipe *pipe);
 /* Connections made after a lost one or after a failed attempt. */
 unsigned long store_pipe_reconnect_count(const store_pipe *pipe);
+/* Changes whenever the socket may have changed, even to one with the same
+ * number (libpq closes and opens sockets while it connects; epoll forgets a
+ * closed one): a loop watching store_pipe_fd registers it again then. */
+unsigned long store_pipe_socket_serial(const store_pipe *pipe);
+
+/* ---- a store's calls on the pipe ------------------------------------------
+ *
+ * How store_run and store_batch wait for the pipe without blocking their
+ * thread: the engine parks the calling request (a fiber) and runs others
+ * meanwhile. Every function is called on the store's thread. */
+typedef struct store_wait {
+    void *context;
+    /* The caller, when it can be parked (it runs on a fiber of the loop
+     * that drives the pipe), else NULL: the call then takes the store's own
+     * blocking connection. */
+    void *(*caller)(void *context);
+    /* Parks caller until wake(context, caller). When deadline_ns (0: none)
+     * passes first, expired(argument) runs on the loop (it cancels the
+     * statement, which wakes the caller). */
+    void (*park)(void *context, void *caller, uint64_t deadline_ns, void (*expired)(void *argument),
+                 void *argument);
+    /* Makes a parked caller runnable; from the pipe's callbacks. */
+    void (*wake)(void *context, void *caller);
+} store_wait;
+
+/* From now on the store's calls outside store_transaction go through pipe
+ * when wait->caller says they can (NULL pipe: never again). The store does
+ * not own the pipe; wait is copied. Transactions keep the store's own
+ * connection: their statements must not mix with other requests'. */
+void store_use_pipe(store *s, store_pipe *pipe, const store_wait *wait);
 
 #endif

@@ -1,69 +1,11 @@
 /* store/run.c: running registered statements, alone, in batches (libpq
  * pipeline mode) and in transactions. */
-#include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "store_internal.h"
-
-/* The other way round from store_result_of (store_internal.h). */
-static PGresult *native(const store_result *result)
-{
-    return (PGresult *)(void *)result;
-}
-
-int store_result_rows(const store_result *result)
-{
-    return PQntuples(native(result));
-}
-
-int store_result_columns(const store_result *result)
-{
-    return PQnfields(native(result));
-}
-
-const char *store_result_value(const store_result *result, int row, int column)
-{
-    if (row < 0 || row >= PQntuples(native(result)) || column < 0 || column >= PQnfields(native(result)) ||
-        PQgetisnull(native(result), row, column))
-        return NULL;
-    return PQgetvalue(native(result), row, column);
-}
-
-int store_result_length(const store_result *result, int row, int column)
-{
-    return PQgetlength(native(result), row, column);
-}
-
-bool store_result_is_null(const store_result *result, int row, int column)
-{
-    return PQgetisnull(native(result), row, column) != 0;
-}
-
-bool store_result_int64(const store_result *result, int row, int column, int64_t *out)
-{
-    if (PQgetisnull(native(result), row, column))
-        return false;
-    const char *text = PQgetvalue(native(result), row, column);
-    char *end = NULL;
-    errno = 0;
-    long long value = strtoll(text, &end, 10);
-    if (end == text || *end != '\0' || errno == ERANGE)
-        return false;
-    *out = (int64_t)value;
-    return true;
-}
-
-long long store_result_affected(const store_result *result)
-{
-    return atoll(PQcmdTuples(native(result)));
-}
-
-void store_result_free(store_result *result)
-{
-    PQclear(native(result));
-}
 
 /* The server answered a statement with 57P01 (terminated by an
  * administrator or a fast shutdown) before anything else: the backend was
@@ -227,6 +169,136 @@ static bool past_deadline(store *s)
     return true;
 }
 
+/* ---- on the pipe (store_use_pipe) ------------------------------------------------ */
+
+void store_use_pipe(store *s, store_pipe *pipe, const store_wait *wait)
+{
+    s->pipe = pipe;
+    if (pipe != NULL && wait != NULL)
+        s->wait = *wait;
+    else
+        s->wait = (store_wait){0};
+}
+
+/* One parked call: its answer lands here from the pipe's callback, on the
+ * parked caller's stack, which lives until the caller runs again. */
+typedef struct pipe_call {
+    store *s;
+    void *caller;
+    store_pipe_ticket ticket;
+    bool answered;
+    store_status status;
+    store_result *result;
+    store_error error;
+    char field[sizeof ((store *)0)->field];
+} pipe_call;
+
+/* The pipe's error is valid during its callback only. */
+static void keep_failure(pipe_call *call, store_status status, const store_error *error)
+{
+    if (error != NULL) {
+        call->error = *error;
+        if (error->field != NULL) {
+            snprintf(call->field, sizeof call->field, "%s", error->field);
+            call->error.field = call->field;
+        }
+    } else {
+        call->error = (store_error){.status = status};
+    }
+    call->error.status = status;
+}
+
+static void answered(pipe_call *call, store_status status, const store_error *error)
+{
+    call->answered = true;
+    call->status = status;
+    if (status != STORE_OK)
+        keep_failure(call, status, error);
+    call->s->wait.wake(call->s->wait.context, call->caller);
+}
+
+static void statement_answered(void *cookie, store_status status, store_result *result, const store_error *error)
+{
+    pipe_call *call = cookie;
+    call->result = result;
+    answered(call, status, error);
+}
+
+static void batch_answered(void *cookie, store_status status, const store_error *error)
+{
+    answered(cookie, status, error);
+}
+
+/* The request's deadline passed while its statement waited: cancelling
+ * answers it at once (STORE_DEADLINE when unsent, STORE_UNAVAILABLE when
+ * its outcome is unknown), which wakes the caller. */
+static void call_expired(void *argument)
+{
+    pipe_call *call = argument;
+    store_pipe_cancel(call->s->pipe, call->ticket);
+}
+
+/* The caller, when this call can go through the pipe. */
+static void *pipe_caller(store *s)
+{
+    if (s->pipe == NULL || s->in_transaction)
+        return NULL;
+    return s->wait.caller(s->wait.context);
+}
+
+static store_status refused_by_pipe(store *s, store_status status)
+{
+    if (status == STORE_UNAVAILABLE)
+        store_fail(s, status, "PostgreSQL is unreachable: a connection attempt failed moments ago");
+    else
+        store_fail(s, status, "the statement could not be queued (not registered, or out of memory)");
+    return status;
+}
+
+/* Parks the caller until the answer; s->deadline_ns is the caller's (the
+ * engine restores it whenever it resumes a request). */
+static store_status wait_for_answer(store *s, pipe_call *call)
+{
+    while (!call->answered)
+        s->wait.park(s->wait.context, call->caller, s->deadline_ns, call_expired, call);
+    if (call->status == STORE_OK) {
+        store_succeed(s);
+        return STORE_OK;
+    }
+    s->last_error = call->error;
+    if (call->error.field != NULL) {
+        snprintf(s->field, sizeof s->field, "%s", call->field);
+        s->last_error.field = s->field;
+    }
+    return call->status;
+}
+
+static store_status run_on_pipe(store *s, void *caller, store_statement statement, const char *const *params,
+                                store_result **result)
+{
+    pipe_call call = {.s = s, .caller = caller};
+    store_status status = store_pipe_enqueue(s->pipe, statement, params, statement_answered, &call, &call.ticket);
+    if (status != STORE_OK)
+        return refused_by_pipe(s, status);
+    status = wait_for_answer(s, &call);
+    *result = status == STORE_OK ? call.result : NULL;
+    return status;
+}
+
+static store_status batch_on_pipe(store *s, void *caller, store_batch_item *items, size_t count)
+{
+    pipe_call call = {.s = s, .caller = caller};
+    store_status status = store_pipe_enqueue_batch(s->pipe, items, count, batch_answered, &call, &call.ticket);
+    if (status != STORE_OK) {
+        for (size_t i = 0; i < count; i++) {
+            items[i].result = NULL;
+            items[i].status = status;
+        }
+        return refused_by_pipe(s, status);
+    }
+    return wait_for_answer(s, &call);
+}
+
 store_status store_run(store *s, store_statement statement, const char *const *params, store_result **result)
 {
     if (past_deadline(s)) {
@@ -234,7 +306,10 @@ store_status store_run(store *s, store_statement statement, const char *const *p
         return STORE_DEADLINE;
     }
     uint64_t started_ns = store_monotonic_ns();
-    store_status status = run_statement(s, statement, params, result);
+    *result = NULL;
+    void *caller = pipe_caller(s);
+    store_status status = caller != NULL ? run_on_pipe(s, caller, statement, params, result)
+                                         : run_statement(s, statement, params, result);
     count_call(s, started_ns, status);
     return status;
 }
@@ -419,7 +494,8 @@ store_status store_batch(store *s, store_batch_item *items, size_t count)
         return STORE_DEADLINE;
     }
     uint64_t started_ns = store_monotonic_ns();
-    store_status status = run_batch(s, items, count);
+    void *caller = count > 0 ? pipe_caller(s) : NULL;
+    store_status status = caller != NULL ? batch_on_pipe(s, caller, items, count) : run_batch(s, items, count);
     count_call(s, started_ns, status);
     return status;
 }

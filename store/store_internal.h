@@ -11,6 +11,8 @@
 
 #include <shoal/store.h>
 
+#include "pipe.h"
+
 struct store {
     PGconn *connection;
     store_config config; /* its strings are this store's own copies */
@@ -34,6 +36,10 @@ struct store {
     bool in_transaction;
     bool transaction_retryable;
     uint64_t deadline_ns; /* store_set_deadline; 0: none */
+    /* store_use_pipe: where calls outside a transaction go when the caller
+     * can be parked. */
+    store_pipe *pipe;
+    store_wait wait;
     store_error last_error;
     /* last_error.field points here when the field came from the server (a
      * column name) rather than from the registry. */
