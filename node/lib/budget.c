@@ -8,9 +8,10 @@
 
 int shoal_budget_postgres_connections(const shoal_config *config)
 {
-    /* One worker per HTTP thread: libmicrohttpd's pool has config->threads
-     * of them (one thread serves alone when threads is 1). */
-    return config->threads + SHOAL_TIER_MONITOR_POSTGRES_CONNECTIONS;
+    /* Two per worker thread: its pipe, which carries every request's
+     * statements, and its own connection for transactions (whose statements
+     * must not mix with other requests'); docs/engine.md. */
+    return 2 * config->threads + SHOAL_TIER_MONITOR_POSTGRES_CONNECTIONS;
 }
 
 bool shoal_budget_fits(int needed, const store_capacity *capacity)
@@ -22,7 +23,7 @@ void shoal_budget_describe(const shoal_config *config, const store_capacity *cap
 {
     int needed = shoal_budget_postgres_connections(config);
     int written = snprintf(out, size,
-                           "this node holds %d PostgreSQL connections (%d worker threads + %d tier monitor); "
+                           "this node holds %d PostgreSQL connections (2 for each of %d worker threads + %d tier monitor); "
                            "the server has %d free (max_connections %d - %d reserved for superusers - %d in use)",
                            needed, config->threads, SHOAL_TIER_MONITOR_POSTGRES_CONNECTIONS,
                            store_capacity_free(capacity), capacity->max_connections, capacity->reserved,
@@ -31,7 +32,7 @@ void shoal_budget_describe(const shoal_config *config, const store_capacity *cap
         return;
     snprintf(out + written, size - (size_t)written,
              ", so %d of its workers will fail to connect and answer 503. Raise max_connections (nodes x "
-             "(threads + 2) + 20), run fewer --threads (SHOAL_THREADS), or put PgBouncer in transaction mode "
+             "(2 x threads + 2) + 20), run fewer --threads (SHOAL_THREADS), or put PgBouncer in transaction mode "
              "between the nodes and PostgreSQL (docs/operations.md, the connection budget)",
              needed - store_capacity_free(capacity));
 }

@@ -36,9 +36,9 @@ static int check_session_prefix(const char *value, char *reason, size_t reason_s
     return strcmp(value, SHOAL_SESSION_PREFIX_SAME) == 0 ? 0 : cache_key_prefix_check(value, reason, reason_size);
 }
 
-/* Defaults work against `deploy/local up`. The thread count is one
- * PostgreSQL and one Redis connection each; see docs/operations.md for
- * the measurement behind it. */
+/* Defaults work against `deploy/local up`. Each thread holds two
+ * PostgreSQL connections and one Redis connection; see docs/operations.md
+ * and docs/engine.md for the measurements behind the count. */
 static const setting core_settings[] = {
     {"bind", "SHOAL_BIND", SETTING_STRING, FIELD(bind_address), "127.0.0.1", 0, 0,
      "address to listen on (0.0.0.0 in containers)", NULL},
@@ -50,14 +50,21 @@ static const setting core_settings[] = {
     {"admin-port", "SHOAL_ADMIN_PORT", SETTING_INT, FIELD(admin_port), "9081", 0, 65535,
      "TCP port of the admin listener, the only one that serves /readyz and /metrics (0: any free port); "
      "must differ from --port", NULL},
-    {"threads", "SHOAL_THREADS", SETTING_INT, FIELD(threads), "8", 1, 1024,
-     "worker threads (each holds one PostgreSQL and one Redis connection)", NULL},
+    {"threads", "SHOAL_THREADS", SETTING_INT, FIELD(threads), "4", 1, 1024,
+     "worker threads, each an event loop serving many requests at once (each holds two PostgreSQL "
+     "connections and one Redis connection)",
+     NULL},
     {"max-connections", "SHOAL_MAX_CONNECTIONS", SETTING_INT, FIELD(max_connections), "1024", 1,
      1000000, "concurrent client connections; more are refused", NULL},
     {"listen-backlog", "SHOAL_LISTEN_BACKLOG", SETTING_INT, FIELD(listen_backlog), "1024", 1, 65535,
      "kernel accept queue length", NULL},
     {"connection-timeout", "SHOAL_CONNECTION_TIMEOUT", SETTING_INT, FIELD(connection_timeout_s),
      "30", 1, 86400, "seconds a connection may stay idle (slow clients are dropped)", NULL},
+    {"fiber-stack", "SHOAL_FIBER_STACK", SETTING_SIZE, FIELD(fiber_stack_bytes), "256k", 16384,
+     1073741824,
+     "stack of each request on the public listener, in bytes (k, m and g suffixes allowed); a handler that "
+     "needs more stops the node with a message saying so",
+     NULL},
     {"max-header-bytes", "SHOAL_MAX_HEADER_BYTES", SETTING_SIZE, FIELD(max_header_bytes), "16k",
      1024, 1048576, "request line plus headers, in bytes (k, m and g suffixes allowed)", NULL},
     {"max-body-bytes", "SHOAL_MAX_BODY_BYTES", SETTING_SIZE, FIELD(max_body_bytes), "1m", 0,

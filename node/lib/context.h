@@ -75,6 +75,11 @@ struct shoal_ctx {
      * with the node already full. */
     uint64_t deadline_ns;
     bool shed;
+    /* What the pipeline last gave store_set_deadline: deadline_ns while the
+     * before hooks and the handler run, 0 after. Requests of one worker
+     * share its store, so the HTTP layer sets it again whenever it resumes
+     * this request. */
+    uint64_t store_deadline_ns;
 
     /* the answer */
     unsigned answer_count;
@@ -147,6 +152,12 @@ shoal_worker *shoal_app_thread_worker(shoal_app *app);
  * the public threads (the connection budget). Its worker connects only if
  * an admin route uses a tier, which the built-in ones never do. */
 shoal_worker *shoal_app_admin_thread_worker(shoal_app *app);
+/* A PostgreSQL pipe (store/pipe.h) with the app's store settings and
+ * statements, for a worker's loop; NULL when memory runs out. */
+struct store_pipe *shoal_app_store_pipe_open(shoal_app *app);
+/* The worker's store (its PostgreSQL connection, and its pipe once a loop
+ * gave it one). */
+store *shoal_worker_store(shoal_worker *worker);
 
 /* What warming the workers came to. */
 typedef struct shoal_warm_report {

@@ -5,8 +5,10 @@
 #include <errno.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdalign.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +23,9 @@
 
 #include "clock.h"
 #include "context.h"
+#include "fiber.h"
+#include "loop.h"
+#include "pipe.h"
 #include "url.h"
 
 /* Most requests fit their whole arena in this block, inside the request,
@@ -45,16 +50,72 @@
  * end) before the connection is closed without an answer. */
 #define DISCARD_LIMIT_BYTES (64u * 1024 * 1024)
 
-/* One libmicrohttpd daemon: the public port with the worker pool, or the
- * admin port with a thread of its own. */
-typedef struct listener {
-    shoal_http *http;
+/* How long shoal_http_stop_accepting waits for the workers to stop taking
+ * connections before it shuts the listening socket anyway (a worker busy in
+ * a long handler takes it up when that returns). */
+#define QUIESCE_WAIT_MS 1000
+
+typedef struct listener listener;
+typedef struct request request;
+
+/* A worker thread of the public listener: its own loop, and on it its own
+ * libmicrohttpd daemon in external epoll mode, which accepts from the
+ * listener's one socket (shared by every worker's daemon, as libmicrohttpd's
+ * own thread pool shares it), its PostgreSQL pipe, and the fibers its
+ * requests run on (docs/engine.md). The admin listener's daemon has one
+ * too, without a loop: its requests run on libmicrohttpd's thread. */
+typedef struct http_worker {
+    listener *from;
+    unsigned index;
     struct MHD_Daemon *daemon;
+    shoal_loop *loop;               /* NULL on the admin listener */
+    shoal_loop_watch *watch;        /* the daemon's epoll fd */
+    shoal_loop_timer timeout_timer; /* libmicrohttpd's connection timeouts */
+    pthread_t thread;
+    bool thread_started;
+    atomic_bool quiesce_requested;
+    atomic_bool stop_requested;
+    bool quiesced;   /* by its own thread, or by shoal_http_stop after the join */
+    bool run_failed; /* logged once */
+
+    /* Requests on fibers: one runs at a time; one that waits on a tier is
+     * parked (its connection suspended) and becomes ready when its answer
+     * comes, to be resumed at the end of the turn. */
+    shoal_worker *app_worker; /* the app's worker this thread serves with */
+    shoal_fiber_pool *fibers;
+    request *running;
+    request *ready_head;
+    request *ready_tail;
+    shoal_loop_timer ready_timer; /* the next turn must not wait: requests are ready */
+    unsigned suspended;           /* connections suspended while their request waits */
+    bool resumed;                 /* a connection was resumed: libmicrohttpd must run again */
+
+    /* The PostgreSQL pipe: the store's calls outside transactions. */
+    store_pipe *pipe;
+    shoal_loop_watch *pipe_watch;
+    int pipe_fd;
+    unsigned long pipe_serial;
+    unsigned pipe_interest;
+    shoal_loop_timer pipe_timer;
+} http_worker;
+
+/* One listener: the public port with a worker per thread, or the admin port
+ * with libmicrohttpd's thread of its own. */
+struct listener {
+    shoal_http *http;
     shoal_listener kind;
     int port;
     bool accepting;
-    int quiesced_socket; /* closed only after MHD_stop_daemon, as the manual asks */
-} listener;
+    http_worker admin; /* the admin listener's daemon */
+    /* public */
+    int listen_socket;
+    http_worker *workers;
+    unsigned worker_count;
+    pthread_mutex_t quiesce_lock;
+    pthread_cond_t quiesce_done;
+    unsigned quiesced_workers;
+    size_t worker_fibers; /* each worker's most fibers */
+};
 
 struct shoal_http {
     shoal_app *app;
@@ -63,8 +124,15 @@ struct shoal_http {
     listener admin_listener;
 };
 
-typedef struct request {
+struct request {
     shoal_ctx ctx;
+    http_worker *served_by;
+    struct MHD_Connection *connection;
+    shoal_fiber *fiber; /* while its pipeline runs on one */
+    request *next_ready;
+    bool ready;     /* in served_by's ready list */
+    bool finished;  /* the pipeline ended: the answer can be queued */
+    bool suspended; /* its connection, until the answer is queued */
     uint64_t started_ns;
     char *body;
     size_t body_length;
@@ -74,7 +142,7 @@ typedef struct request {
     bool dispatched;
     bool admitted; /* counted against --max-in-flight (shoal_app_admit) */
     alignas(max_align_t) unsigned char arena_block[REQUEST_ARENA_BYTES];
-} request;
+};
 
 /* ---- what the pipeline reads through the transport ---------------------- */
 
@@ -154,11 +222,9 @@ static enum MHD_Result add_header(struct MHD_Response *response, const char *nam
     return MHD_NO;
 }
 
-static enum MHD_Result respond(const shoal_http *http, request *r, struct MHD_Connection *connection)
+static enum MHD_Result queue_answer(const shoal_http *http, request *r, struct MHD_Connection *connection)
 {
     shoal_ctx *ctx = &r->ctx;
-    r->dispatched = true;
-    shoal_app_dispatch(http->app, ctx);
 
     /* The body lives in the request's arena, which is released only in
      * request_completed, after libmicrohttpd has sent it. */
@@ -179,6 +245,125 @@ static enum MHD_Result respond(const shoal_http *http, request *r, struct MHD_Co
     enum MHD_Result result = MHD_queue_response(connection, (unsigned)ctx->status, response);
     MHD_destroy_response(response);
     return result;
+}
+
+/* ---- requests on fibers ------------------------------------------------------ */
+
+static void run_pipeline(void *argument)
+{
+    request *r = argument;
+    shoal_app_dispatch(r->served_by->from->http->app, &r->ctx);
+    r->finished = true;
+}
+
+/* Runs r's fiber until it parks or ends. The worker's requests share its
+ * store, whose deadline is r's again from here. */
+static void resume_request(http_worker *worker, request *r)
+{
+    if (r->ctx.worker != NULL)
+        store_set_deadline(shoal_worker_store(r->ctx.worker), r->ctx.store_deadline_ns);
+    worker->running = r;
+    bool parked = shoal_fiber_resume(r->fiber);
+    worker->running = NULL;
+    if (!parked)
+        r->fiber = NULL;
+}
+
+/* Dispatches the request: on a fiber of the worker's when it has them, so
+ * that a wait on a tier parks it and the worker serves others meanwhile;
+ * otherwise on this thread's stack (the admin listener, or every fiber in
+ * use), where tier calls block. */
+static enum MHD_Result respond(http_worker *worker, request *r, struct MHD_Connection *connection)
+{
+    const shoal_http *http = worker->from->http;
+    r->dispatched = true;
+    r->finished = false;
+    r->fiber = worker->fibers != NULL ? shoal_fiber_new(worker->fibers, run_pipeline, r) : NULL;
+    if (r->fiber == NULL) {
+        shoal_app_dispatch(http->app, &r->ctx);
+        r->finished = true;
+        return queue_answer(http, r, connection);
+    }
+    resume_request(worker, r);
+    if (r->finished)
+        return queue_answer(http, r, connection);
+    /* Answered after the resume, from the access handler's next call. */
+    MHD_suspend_connection(connection);
+    r->suspended = true;
+    worker->suspended++;
+    return MHD_YES;
+}
+
+/* store_wait's calls (store/pipe.h): the request running now is the one
+ * that can be parked. */
+static void *parkable_request(void *context)
+{
+    return ((http_worker *)context)->running;
+}
+
+typedef struct park_deadline {
+    shoal_loop_timer timer;
+    void (*expired)(void *argument);
+    void *argument;
+} park_deadline;
+
+static void park_deadline_due(shoal_loop *loop, void *arg)
+{
+    (void)loop;
+    park_deadline *deadline = arg;
+    deadline->expired(deadline->argument);
+}
+
+static void park_request(void *context, void *caller, uint64_t deadline_ns, void (*expired)(void *argument),
+                         void *argument)
+{
+    http_worker *worker = context;
+    (void)caller;
+    /* On the fiber's stack, which lives until the fiber runs again. */
+    park_deadline deadline = {.expired = expired, .argument = argument};
+    shoal_loop_timer_init(&deadline.timer);
+    if (deadline_ns != 0) {
+        uint64_t now = shoal_loop_now_ns();
+        uint64_t after_ms = deadline_ns > now ? (deadline_ns - now + 999999u) / 1000000u : 0;
+        if (shoal_loop_timer_start(worker->loop, &deadline.timer, after_ms, park_deadline_due, &deadline) != 0)
+            shoal_log(SHOAL_LOG_ERROR, "http", "worker %u: cannot arm a request's deadline", worker->index);
+    }
+    shoal_fiber_suspend();
+    shoal_loop_timer_stop(worker->loop, &deadline.timer);
+}
+
+static void wake_request(void *context, void *caller)
+{
+    http_worker *worker = context;
+    request *r = caller;
+    if (r->ready)
+        return;
+    r->ready = true;
+    r->next_ready = NULL;
+    if (worker->ready_tail != NULL)
+        worker->ready_tail->next_ready = r;
+    else
+        worker->ready_head = r;
+    worker->ready_tail = r;
+}
+
+/* Resumes every ready request; one that ended gets its connection back,
+ * which libmicrohttpd answers on its next run. */
+static void run_ready(http_worker *worker)
+{
+    while (worker->ready_head != NULL) {
+        request *r = worker->ready_head;
+        worker->ready_head = r->next_ready;
+        if (worker->ready_head == NULL)
+            worker->ready_tail = NULL;
+        r->ready = false;
+        resume_request(worker, r);
+        if (r->finished) {
+            worker->suspended--;
+            MHD_resume_connection(r->connection);
+            worker->resumed = true;
+        }
+    }
 }
 
 static bool parse_content_length(const char *text, unsigned long long *out)
@@ -323,10 +508,11 @@ static uint64_t request_waited_ns(shoal_ctx *ctx)
     return now_us > stamp_us ? (now_us - stamp_us) * 1000u : 0;
 }
 
-static enum MHD_Result begin_request(const listener *from, struct MHD_Connection *connection,
+static enum MHD_Result begin_request(http_worker *served_by, struct MHD_Connection *connection,
                                      const char *url, const char *method, const char *version,
                                      void **request_state)
 {
+    const listener *from = served_by->from;
     const shoal_http *http = from->http;
     shoal_worker *worker = from->kind == SHOAL_LISTENER_ADMIN ? shoal_app_admin_thread_worker(http->app)
                                                               : shoal_app_thread_worker(http->app);
@@ -338,6 +524,12 @@ static enum MHD_Result begin_request(const listener *from, struct MHD_Connection
         return MHD_NO;
     /* Read always: the latency histograms of /metrics need it. */
     r->started_ns = shoal_monotonic_ns();
+    r->served_by = served_by;
+    r->connection = connection;
+    r->fiber = NULL;
+    r->ready = false;
+    r->finished = false;
+    r->suspended = false;
     r->body = NULL;
     r->body_length = 0;
     r->body_capacity = 0;
@@ -361,7 +553,7 @@ static enum MHD_Result begin_request(const listener *from, struct MHD_Connection
         char *message = shoal_arena_printf(&r->ctx.arena, "the request line and headers exceed %zu bytes",
                                            http->config->max_header_bytes);
         shoal_ctx_reject_with(&r->ctx, &shoal_code_request_headers_too_large, message);
-        return respond(http, r, connection);
+        return respond(served_by, r, connection);
     }
 
     header_census census;
@@ -373,7 +565,7 @@ static enum MHD_Result begin_request(const listener *from, struct MHD_Connection
          * a request. Otherwise the request goes on as usual (its body read
          * and ignored) and is answered at its end. */
         if (census.content_lengths > 1)
-            return respond(http, r, connection);
+            return respond(served_by, r, connection);
     }
 
     /* Counted against --max-in-flight from when the whole request is here
@@ -404,7 +596,7 @@ static enum MHD_Result begin_request(const listener *from, struct MHD_Connection
             const char *expect = lookup_header(connection, MHD_HTTP_HEADER_EXPECT);
             if ((expect != NULL && strcasecmp(expect, "100-continue") == 0) ||
                 declared - limit > DISCARD_LIMIT_BYTES)
-                return respond(http, r, connection);
+                return respond(served_by, r, connection);
             return MHD_YES;
         }
         if (declared > 0) {
@@ -427,11 +619,12 @@ static enum MHD_Result handle_access(void *context, struct MHD_Connection *conne
                                      const char *upload_data, size_t *upload_data_size,
                                      void **request_state)
 {
-    const listener *from = context;
+    http_worker *served_by = context;
+    const listener *from = served_by->from;
     const shoal_http *http = from->http;
     request *r = *request_state;
     if (r == NULL)
-        return begin_request(from, connection, url, method, version, request_state);
+        return begin_request(served_by, connection, url, method, version, request_state);
 
     if (*upload_data_size > 0) {
         size_t size = *upload_data_size;
@@ -451,20 +644,26 @@ static enum MHD_Result handle_access(void *context, struct MHD_Connection *conne
         }
         return append_body(r, upload_data, size) ? MHD_YES : MHD_NO;
     }
-    if (r->dispatched)
+    if (r->dispatched) {
+        /* Called again after the resume: its pipeline has ended. */
+        if (r->suspended && r->finished) {
+            r->suspended = false;
+            return queue_answer(http, r, connection);
+        }
         return MHD_YES;
+    }
     if (!r->admitted && from->kind == SHOAL_LISTENER_PUBLIC) {
         r->admitted = true;
         r->ctx.shed = !shoal_app_admit(http->app);
     }
     shoal_ctx_set_body(&r->ctx, r->body, r->body_length);
-    return respond(http, r, connection);
+    return respond(served_by, r, connection);
 }
 
 static void request_completed(void *context, struct MHD_Connection *connection, void **request_state,
                               enum MHD_RequestTerminationCode termination)
 {
-    const shoal_http *http = ((const listener *)context)->http;
+    const shoal_http *http = ((const http_worker *)context)->from->http;
     (void)connection;
     (void)termination;
     request *r = *request_state;
@@ -555,66 +754,450 @@ static bool parse_address(const char *text, int port, struct sockaddr_storage *a
     return false;
 }
 
-/* Starts one listener's daemon: threads > 1 is a pool of epoll loops, 1 the
- * daemon's own epoll thread. */
-static bool start_listener(shoal_http *http, listener *l, shoal_listener kind, const char *address_text, int port,
-                           unsigned threads, unsigned max_connections, char *error, size_t error_size)
+/* libmicrohttpd keeps the request line, the headers, a record per header and
+ * the response's own header block in one pool per connection, and clears all
+ * of it after every request (0.9.75 writes zeros over the whole pool, then
+ * again over the unused half of the read buffer): its size is paid per
+ * request. The header limit is enforced exactly, with the JSON envelope, in
+ * begin_request; the pool holds a request at the limit plus room for the
+ * records and the answer's headers, and a request too large for even that
+ * gets libmicrohttpd's own 431 and a closed connection. */
+static size_t connection_memory(const shoal_config *config)
+{
+    return config->max_header_bytes + CONNECTION_ROOM_BYTES;
+}
+
+static void cannot_listen(const char *address_text, int port, shoal_listener kind, char *error, size_t error_size)
+{
+    snprintf(error, error_size, "cannot listen on %s port %d for the %s listener (in use, or not permitted)",
+             address_text, port, kind == SHOAL_LISTENER_ADMIN ? "admin" : "public");
+}
+
+/* The admin listener: a daemon with its own epoll thread. */
+static bool start_admin_listener(shoal_http *http, listener *l, const char *address_text, char *error,
+                                 size_t error_size)
 {
     const shoal_config *config = http->config;
-    const char *setting = kind == SHOAL_LISTENER_ADMIN ? "--admin-bind" : "--bind";
     unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG;
     struct sockaddr_storage address;
-    if (!parse_address(address_text, port, &address, &flags)) {
-        snprintf(error, error_size, "%s: '%s' is not an IPv4 or IPv6 address", setting, address_text);
+    if (!parse_address(address_text, config->admin_port, &address, &flags)) {
+        snprintf(error, error_size, "--admin-bind: '%s' is not an IPv4 or IPv6 address", address_text);
         return false;
     }
     l->http = http;
-    l->kind = kind;
-    l->quiesced_socket = -1;
-
-    /* libmicrohttpd keeps the request line, the headers, a record per
-     * header and the response's own header block in one pool per
-     * connection, and clears all of it after every request (0.9.75 writes
-     * zeros over the whole pool, then again over the unused half of the
-     * read buffer): its size is paid per request. The header limit is
-     * enforced exactly, with the JSON envelope, in begin_request; the pool
-     * holds a request at the limit plus room for the records and the
-     * answer's headers, and a request too large for even that gets
-     * libmicrohttpd's own 431 and a closed connection. */
-    size_t connection_memory = config->max_header_bytes + CONNECTION_ROOM_BYTES;
-    l->daemon = MHD_start_daemon(
-        flags, (uint16_t)port, NULL, NULL, &handle_access, l,
+    l->kind = SHOAL_LISTENER_ADMIN;
+    l->listen_socket = -1;
+    http_worker *admin = &l->admin;
+    admin->from = l;
+    l->admin.daemon = MHD_start_daemon(
+        flags, (uint16_t)config->admin_port, NULL, NULL, &handle_access, admin,
         MHD_OPTION_EXTERNAL_LOGGER, &log_from_library, http, /* first, or early messages escape */
         MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&address,
-        MHD_OPTION_CONNECTION_LIMIT, max_connections,
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned)ADMIN_MAX_CONNECTIONS,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)config->connection_timeout_s,
-        MHD_OPTION_CONNECTION_MEMORY_LIMIT, connection_memory,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, connection_memory(config),
         MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)config->listen_backlog,
-        MHD_OPTION_NOTIFY_COMPLETED, &request_completed, l,
-        MHD_OPTION_NOTIFY_CONNECTION, &connection_changed, l,
-        MHD_OPTION_UNESCAPE_CALLBACK, &unescape_without_nul, l,
-        /* Last: one thread means the daemon's own epoll thread, and naming a
-         * pool of one draws a warning, so the list ends early instead. */
-        threads > 1 ? MHD_OPTION_THREAD_POOL_SIZE : MHD_OPTION_END, threads,
+        MHD_OPTION_NOTIFY_COMPLETED, &request_completed, admin,
+        MHD_OPTION_NOTIFY_CONNECTION, &connection_changed, admin,
+        MHD_OPTION_UNESCAPE_CALLBACK, &unescape_without_nul, admin,
         MHD_OPTION_END);
-    if (l->daemon == NULL) {
-        snprintf(error, error_size, "cannot listen on %s port %d for the %s listener (in use, or not permitted)",
-                 address_text, port, kind == SHOAL_LISTENER_ADMIN ? "admin" : "public");
+    if (admin->daemon == NULL) {
+        cannot_listen(address_text, config->admin_port, SHOAL_LISTENER_ADMIN, error, error_size);
         return false;
     }
-    l->port = bound_port(l->daemon);
+    l->port = bound_port(admin->daemon);
     l->accepting = true;
     return true;
 }
 
-static void stop_listener(listener *l)
+/* The public listener's socket, made here rather than by libmicrohttpd so
+ * that every worker's daemon accepts from it. Not SO_REUSEPORT (a socket per
+ * daemon): with it, a second node started on the same port by mistake would
+ * silently take half the connections instead of failing to start. */
+static int open_listen_socket(const struct sockaddr_storage *address, int backlog)
 {
-    if (l->daemon == NULL)
+    int family = address->ss_family;
+    int fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -1;
+    int on = 1;
+    /* As libmicrohttpd does: a restarted node binds while the old one's
+     * connections sit in TIME_WAIT; and an IPv6 address means IPv6 only. */
+    bool ok = setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on) == 0 &&
+              (family != AF_INET6 || setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof on) == 0);
+    socklen_t length = family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+    if (!ok || bind(fd, (const struct sockaddr *)address, length) != 0 || listen(fd, backlog) != 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+static int socket_port(int fd)
+{
+    struct sockaddr_storage address;
+    socklen_t length = sizeof address;
+    if (getsockname(fd, (struct sockaddr *)&address, &length) != 0)
+        return -1;
+    if (address.ss_family == AF_INET)
+        return ntohs(((struct sockaddr_in *)&address)->sin_port);
+    if (address.ss_family == AF_INET6)
+        return ntohs(((struct sockaddr_in6 *)&address)->sin6_port);
+    return -1;
+}
+
+/* ---- a worker's loop -------------------------------------------------------- */
+
+static void run_daemon(http_worker *worker)
+{
+    if (MHD_run(worker->daemon) != MHD_YES && !worker->run_failed) {
+        worker->run_failed = true;
+        shoal_log(SHOAL_LOG_ERROR, "http", "worker %u: libmicrohttpd could not run its connections", worker->index);
+    }
+}
+
+static void daemon_ready(shoal_loop *loop, int fd, unsigned events, void *arg)
+{
+    (void)loop;
+    (void)fd;
+    (void)events;
+    run_daemon(arg);
+}
+
+static void daemon_timeout_due(shoal_loop *loop, void *arg)
+{
+    (void)loop;
+    run_daemon(arg);
+}
+
+/* ---- the worker's PostgreSQL pipe ------------------------------------------------- */
+
+static void pipe_ready(shoal_loop *loop, int fd, unsigned events, void *arg)
+{
+    (void)loop;
+    (void)fd;
+    http_worker *worker = arg;
+    unsigned long serial = store_pipe_socket_serial(worker->pipe);
+    if (events & (SHOAL_LOOP_READ | SHOAL_LOOP_HANGUP))
+        store_pipe_on_readable(worker->pipe);
+    /* Not on a socket that replaced the one the event was for. */
+    if ((events & SHOAL_LOOP_WRITE) && serial == store_pipe_socket_serial(worker->pipe))
+        store_pipe_on_writable(worker->pipe);
+}
+
+static void pipe_timer_due(shoal_loop *loop, void *arg)
+{
+    (void)loop;
+    http_worker *worker = arg;
+    store_pipe_on_timer(worker->pipe);
+}
+
+/* Watches what the pipe asks for now: its socket (which changes with every
+ * connection, and may keep its number while being another socket), for
+ * writing while it has more to send, and its timer. */
+static void follow_pipe(http_worker *worker)
+{
+    store_pipe *pipe = worker->pipe;
+    int fd = store_pipe_fd(pipe);
+    unsigned long serial = store_pipe_socket_serial(pipe);
+    unsigned interest = SHOAL_LOOP_READ | (store_pipe_wants_write(pipe) ? SHOAL_LOOP_WRITE : 0);
+    if (fd != worker->pipe_fd || serial != worker->pipe_serial) {
+        /* Removing a closed socket's watch fails (epoll forgot it when it
+         * closed) and frees the watch all the same. */
+        if (worker->pipe_watch != NULL)
+            shoal_loop_watch_remove(worker->pipe_watch);
+        worker->pipe_watch = fd >= 0 ? shoal_loop_watch_add(worker->loop, fd, interest, pipe_ready, worker) : NULL;
+        if (fd >= 0 && worker->pipe_watch == NULL)
+            shoal_log(SHOAL_LOG_ERROR, "http", "worker %u: cannot watch its PostgreSQL connection", worker->index);
+        worker->pipe_fd = fd;
+        worker->pipe_serial = serial;
+        worker->pipe_interest = interest;
+    } else if (worker->pipe_watch != NULL && interest != worker->pipe_interest) {
+        if (shoal_loop_watch_modify(worker->pipe_watch, interest) == 0)
+            worker->pipe_interest = interest;
+    }
+    int after_ms = store_pipe_timer_ms(pipe);
+    if (after_ms < 0)
+        shoal_loop_timer_stop(worker->loop, &worker->pipe_timer);
+    else if (shoal_loop_timer_start(worker->loop, &worker->pipe_timer, (uint64_t)after_ms, pipe_timer_due, worker) != 0)
+        shoal_log(SHOAL_LOG_ERROR, "http", "worker %u: cannot arm its PostgreSQL timer", worker->index);
+}
+
+/* From here on every request waiting on the pipe is answered (unavailable:
+ * sent statements' outcome is unknown) and the store's calls block on its
+ * own connection. */
+static void close_pipe(http_worker *worker)
+{
+    if (worker->pipe == NULL)
         return;
-    MHD_stop_daemon(l->daemon);
-    if (l->quiesced_socket >= 0)
-        close(l->quiesced_socket);
-    l->daemon = NULL;
+    if (worker->pipe_watch != NULL)
+        shoal_loop_watch_remove(worker->pipe_watch);
+    worker->pipe_watch = NULL;
+    shoal_loop_timer_stop(worker->loop, &worker->pipe_timer);
+    /* Closing answers the waiting requests through the store, which wakes
+     * them: only then is the store let go of the pipe. */
+    store_pipe_close(worker->pipe);
+    if (worker->app_worker != NULL)
+        store_use_pipe(shoal_worker_store(worker->app_worker), NULL, NULL);
+    worker->pipe = NULL;
+}
+
+static void ready_due(shoal_loop *loop, void *arg)
+{
+    (void)loop;
+    (void)arg; /* only so that the turn does not wait: the end of it resumes them */
+}
+
+/* The end of every turn: parked requests whose answers came run on;
+ * libmicrohttpd runs again when one of them ended (it takes a resumed
+ * connection up only in MHD_run); the statements queued this turn go out
+ * in one go; then libmicrohttpd's own timeouts (idle connections), which in
+ * external epoll mode nothing else wakes it for. */
+static void end_of_turn(shoal_loop *loop, void *arg)
+{
+    http_worker *worker = arg;
+    run_ready(worker);
+    if (worker->resumed) {
+        worker->resumed = false;
+        run_daemon(worker);
+    }
+    if (worker->pipe != NULL) {
+        store_pipe_flush(worker->pipe);
+        follow_pipe(worker);
+    }
+    /* A flush that found the connection lost answered requests now. */
+    if (worker->ready_head != NULL && shoal_loop_timer_start(loop, &worker->ready_timer, 0, ready_due, worker) != 0)
+        shoal_log(SHOAL_LOG_ERROR, "http", "worker %u: cannot arm its ready timer", worker->index);
+    MHD_UNSIGNED_LONG_LONG timeout = 0;
+    if (MHD_get_timeout(worker->daemon, &timeout) == MHD_YES) {
+        if (shoal_loop_timer_start(loop, &worker->timeout_timer, (uint64_t)timeout, daemon_timeout_due, worker) != 0)
+            shoal_log(SHOAL_LOG_ERROR, "http", "worker %u: cannot arm the connections' timeout", worker->index);
+    } else {
+        shoal_loop_timer_stop(loop, &worker->timeout_timer);
+    }
+    if (atomic_load_explicit(&worker->stop_requested, memory_order_acquire) && worker->suspended == 0)
+        shoal_loop_stop(loop);
+}
+
+/* Quiescing a daemon takes its listening socket out of the daemon's epoll
+ * set: it must happen on the worker's own thread, which runs the daemon. */
+static void quiesce_worker(http_worker *worker)
+{
+    if (worker->quiesced)
+        return;
+    worker->quiesced = true;
+    if (MHD_quiesce_daemon(worker->daemon) == MHD_INVALID_SOCKET)
+        shoal_log(SHOAL_LOG_WARNING, "http", "worker %u: libmicrohttpd would not stop accepting", worker->index);
+}
+
+static void woken(shoal_loop *loop, void *arg)
+{
+    (void)loop;
+    http_worker *worker = arg;
+    if (atomic_load_explicit(&worker->quiesce_requested, memory_order_acquire) && !worker->quiesced) {
+        quiesce_worker(worker);
+        listener *l = worker->from;
+        pthread_mutex_lock(&l->quiesce_lock);
+        l->quiesced_workers++;
+        pthread_cond_broadcast(&l->quiesce_done);
+        pthread_mutex_unlock(&l->quiesce_lock);
+    }
+    /* Stopping: libmicrohttpd 0.9.75 must not be stopped with suspended
+     * connections, so every request still parked is answered first (the
+     * end of the turn resumes them and stops the loop when none is left). */
+    if (atomic_load_explicit(&worker->stop_requested, memory_order_acquire))
+        close_pipe(worker);
+}
+
+/* What a worker's thread sets up before serving: pools belong to the thread
+ * that uses them (the fiber pool installs its stack-overflow handler's
+ * signal stack on it). Without fibers or a pipe the worker still serves,
+ * its requests blocking on the tiers as on the admin listener. */
+static void set_up_thread(http_worker *worker, size_t max_fibers)
+{
+    const shoal_http *http = worker->from->http;
+    worker->app_worker = shoal_app_thread_worker(http->app);
+    worker->fibers = shoal_fiber_pool_create(http->config->fiber_stack_bytes, max_fibers);
+    if (worker->fibers == NULL)
+        shoal_log(SHOAL_LOG_ERROR, "http", "worker %u: no fibers (out of memory?); its requests block", worker->index);
+    if (worker->app_worker == NULL || worker->fibers == NULL)
+        return;
+    worker->pipe = shoal_app_store_pipe_open(http->app);
+    if (worker->pipe == NULL) {
+        shoal_log(SHOAL_LOG_ERROR, "http", "worker %u: no PostgreSQL pipe (out of memory?)", worker->index);
+        return;
+    }
+    store_wait wait = {
+        .context = worker, .caller = parkable_request, .park = park_request, .wake = wake_request};
+    store_use_pipe(shoal_worker_store(worker->app_worker), worker->pipe, &wait);
+    follow_pipe(worker);
+}
+
+static void *serve_worker(void *arg)
+{
+    http_worker *worker = arg;
+    char name[16];
+    snprintf(name, sizeof name, "shoal-http-%u", worker->index);
+    pthread_setname_np(pthread_self(), name); /* for top -H and gdb; a failure changes nothing */
+    set_up_thread(worker, worker->from->worker_fibers);
+    if (shoal_loop_run(worker->loop) != 0)
+        shoal_log(SHOAL_LOG_ERROR, "http", "worker %u: its loop failed", worker->index);
+    close_pipe(worker);
+    if (worker->suspended > 0)
+        shoal_log(SHOAL_LOG_ERROR, "http", "worker %u: %u requests still parked at stop", worker->index,
+                  worker->suspended);
+    else if (worker->fibers != NULL) {
+        shoal_fiber_pool_destroy(worker->fibers);
+        worker->fibers = NULL;
+    }
+    return NULL;
+}
+
+static bool start_worker(listener *l, http_worker *worker, unsigned index, unsigned flags, unsigned max_connections)
+{
+    const shoal_config *config = l->http->config;
+    worker->from = l;
+    worker->index = index;
+    worker->pipe_fd = -1;
+    atomic_init(&worker->quiesce_requested, false);
+    atomic_init(&worker->stop_requested, false);
+    shoal_loop_timer_init(&worker->timeout_timer);
+    shoal_loop_timer_init(&worker->ready_timer);
+    shoal_loop_timer_init(&worker->pipe_timer);
+    worker->loop = shoal_loop_create();
+    if (worker->loop == NULL)
+        return false;
+    worker->daemon = MHD_start_daemon(
+        flags, 0, NULL, NULL, &handle_access, worker,
+        MHD_OPTION_EXTERNAL_LOGGER, &log_from_library, l->http, /* first, or early messages escape */
+        MHD_OPTION_LISTEN_SOCKET, (MHD_socket)l->listen_socket,
+        MHD_OPTION_CONNECTION_LIMIT, max_connections,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)config->connection_timeout_s,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, connection_memory(config),
+        MHD_OPTION_NOTIFY_COMPLETED, &request_completed, worker,
+        MHD_OPTION_NOTIFY_CONNECTION, &connection_changed, worker,
+        MHD_OPTION_UNESCAPE_CALLBACK, &unescape_without_nul, worker,
+        MHD_OPTION_END);
+    if (worker->daemon == NULL)
+        return false;
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(worker->daemon, MHD_DAEMON_INFO_EPOLL_FD);
+    if (info == NULL)
+        return false;
+    worker->watch = shoal_loop_watch_add(worker->loop, info->epoll_fd, SHOAL_LOOP_READ, daemon_ready, worker);
+    if (worker->watch == NULL || shoal_loop_hook_add(worker->loop, end_of_turn, worker) != 0)
+        return false;
+    shoal_loop_on_wake(worker->loop, woken, worker);
+    if (pthread_create(&worker->thread, NULL, serve_worker, worker) != 0)
+        return false;
+    worker->thread_started = true;
+    return true;
+}
+
+/* Asks the worker to answer what it has parked and stop; stop_worker joins. */
+static void ask_to_stop(http_worker *worker)
+{
+    if (!worker->thread_started)
+        return;
+    atomic_store_explicit(&worker->stop_requested, true, memory_order_release);
+    if (shoal_loop_wake(worker->loop) != 0)
+        shoal_loop_stop(worker->loop);
+}
+
+/* Joins the worker's thread and frees what it had; the listening socket is
+ * the listener's. MHD_stop_daemon closes the connections left, their
+ * requests ending as completed calls, on this thread. */
+static void stop_worker(http_worker *worker)
+{
+    if (worker->thread_started) {
+        ask_to_stop(worker);
+        pthread_join(worker->thread, NULL);
+        worker->thread_started = false;
+    }
+    if (worker->daemon != NULL && worker->suspended == 0) {
+        /* MHD_stop_daemon closes the listening socket unless the daemon was
+         * quiesced, and every worker's daemon shares it. */
+        quiesce_worker(worker);
+        if (worker->watch != NULL)
+            shoal_loop_watch_remove(worker->watch);
+        MHD_stop_daemon(worker->daemon);
+        worker->daemon = NULL;
+    }
+    worker->watch = NULL;
+    if (worker->loop != NULL && worker->daemon == NULL)
+        shoal_loop_destroy(worker->loop);
+    worker->loop = NULL;
+}
+
+static void stop_public_listener(listener *l)
+{
+    /* All asked first, so that they finish their parked requests at once. */
+    for (unsigned i = 0; i < l->worker_count; i++)
+        ask_to_stop(&l->workers[i]);
+    for (unsigned i = 0; i < l->worker_count; i++)
+        stop_worker(&l->workers[i]);
+    free(l->workers);
+    l->workers = NULL;
+    l->worker_count = 0;
+    if (l->listen_socket >= 0)
+        close(l->listen_socket);
+    l->listen_socket = -1;
+    pthread_cond_destroy(&l->quiesce_done);
+    pthread_mutex_destroy(&l->quiesce_lock);
+}
+
+/* The public listener: --threads workers, each a loop thread with its own
+ * daemon on the one listening socket. */
+static bool start_public_listener(shoal_http *http, listener *l, char *error, size_t error_size)
+{
+    const shoal_config *config = http->config;
+    unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
+    struct sockaddr_storage address;
+    if (!parse_address(config->bind_address, config->port, &address, &flags)) {
+        snprintf(error, error_size, "--bind: '%s' is not an IPv4 or IPv6 address", config->bind_address);
+        return false;
+    }
+    l->http = http;
+    l->kind = SHOAL_LISTENER_PUBLIC;
+    pthread_mutex_init(&l->quiesce_lock, NULL);
+    pthread_cond_init(&l->quiesce_done, NULL);
+    l->listen_socket = open_listen_socket(&address, config->listen_backlog);
+    if (l->listen_socket < 0) {
+        cannot_listen(config->bind_address, config->port, SHOAL_LISTENER_PUBLIC, error, error_size);
+        stop_public_listener(l);
+        return false;
+    }
+    l->port = socket_port(l->listen_socket);
+    unsigned count = (unsigned)config->threads;
+    l->workers = calloc(count, sizeof *l->workers);
+    if (l->workers == NULL) {
+        snprintf(error, error_size, "out of memory");
+        stop_public_listener(l);
+        return false;
+    }
+    l->worker_count = count;
+    /* --max-connections in all, shared out as libmicrohttpd's pool does. */
+    unsigned total = (unsigned)config->max_connections;
+    /* A connection has one request in flight at a time. */
+    l->worker_fibers = total / count + 1;
+    for (unsigned i = 0; i < count; i++) {
+        unsigned share = total / count + (i < total % count ? 1 : 0);
+        if (!start_worker(l, &l->workers[i], i, flags, share > 0 ? share : 1)) {
+            snprintf(error, error_size, "cannot start HTTP worker %u of %u (out of memory or file descriptors)",
+                     i + 1, count);
+            stop_public_listener(l);
+            return false;
+        }
+    }
+    l->accepting = true;
+    return true;
+}
+
+static void stop_admin_listener(listener *l)
+{
+    if (l->admin.daemon == NULL)
+        return;
+    MHD_stop_daemon(l->admin.daemon);
+    l->admin.daemon = NULL;
 }
 
 shoal_http *shoal_http_start(shoal_app *app, char *error, size_t error_size)
@@ -636,11 +1219,9 @@ shoal_http *shoal_http_start(shoal_app *app, char *error, size_t error_size)
     const char *admin_address = config->admin_bind_address != NULL && config->admin_bind_address[0] != '\0'
                                     ? config->admin_bind_address
                                     : config->bind_address;
-    if (!start_listener(http, &http->admin_listener, SHOAL_LISTENER_ADMIN, admin_address, config->admin_port, 1,
-                        ADMIN_MAX_CONNECTIONS, error, error_size) ||
-        !start_listener(http, &http->public_listener, SHOAL_LISTENER_PUBLIC, config->bind_address, config->port,
-                        (unsigned)config->threads, (unsigned)config->max_connections, error, error_size)) {
-        stop_listener(&http->admin_listener);
+    if (!start_admin_listener(http, &http->admin_listener, admin_address, error, error_size) ||
+        !start_public_listener(http, &http->public_listener, error, error_size)) {
+        stop_admin_listener(&http->admin_listener);
         free(http);
         return NULL;
     }
@@ -663,22 +1244,41 @@ void shoal_http_stop_accepting(shoal_http *http)
     if (!l->accepting)
         return;
     l->accepting = false;
-    MHD_socket socket = MHD_quiesce_daemon(l->daemon);
-    if (socket == MHD_INVALID_SOCKET)
-        return;
+    for (unsigned i = 0; i < l->worker_count; i++) {
+        atomic_store_explicit(&l->workers[i].quiesce_requested, true, memory_order_release);
+        if (shoal_loop_wake(l->workers[i].loop) != 0)
+            shoal_log(SHOAL_LOG_ERROR, "http", "cannot wake worker %u to stop accepting", i);
+    }
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += QUIESCE_WAIT_MS / 1000;
+    until.tv_nsec += (long)(QUIESCE_WAIT_MS % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&l->quiesce_lock);
+    while (l->quiesced_workers < l->worker_count)
+        if (pthread_cond_timedwait(&l->quiesce_done, &l->quiesce_lock, &until) != 0)
+            break;
+    unsigned quiesced = l->quiesced_workers;
+    pthread_mutex_unlock(&l->quiesce_lock);
+    if (quiesced < l->worker_count)
+        shoal_log(SHOAL_LOG_WARNING, "http", "%u of %u workers still busy; the listener closes anyway",
+                  l->worker_count - quiesced, l->worker_count);
     /* Quiescing only stops libmicrohttpd from calling accept(); the kernel
      * would go on completing handshakes into the backlog, where clients
      * hang. Shutting the listener down makes new connections fail at once,
-     * so HAProxy retries them on another node. */
-    shutdown(socket, SHUT_RDWR);
-    l->quiesced_socket = socket;
+     * so HAProxy retries them on another node. The socket stays open (every
+     * daemon holds it) until shoal_http_stop. */
+    shutdown(l->listen_socket, SHUT_RDWR);
 }
 
 void shoal_http_stop(shoal_http *http)
 {
     if (http == NULL)
         return;
-    stop_listener(&http->public_listener);
-    stop_listener(&http->admin_listener);
+    stop_public_listener(&http->public_listener);
+    stop_admin_listener(&http->admin_listener);
     free(http);
 }

@@ -96,8 +96,10 @@ void shoal_app_dispatch(shoal_app *app, shoal_ctx *ctx)
         shoal_error_overloaded(ctx);
         stopped = refused = true;
     }
-    if (guarded && ctx->worker != NULL)
+    if (guarded && ctx->worker != NULL) {
+        ctx->store_deadline_ns = ctx->deadline_ns;
         store_set_deadline(ctx->worker->store, ctx->deadline_ns);
+    }
     for (size_t b = 0; b < chain_length && !stopped; b++) {
         const before_list *hooks = &chain[b]->before;
         for (size_t i = 0; i < hooks->count; i++) {
@@ -125,8 +127,10 @@ void shoal_app_dispatch(shoal_app *app, shoal_ctx *ctx)
     }
     /* After the handler, work finishes what it did (an idempotent answer
      * kept, a claim released), whatever the time. */
-    if (guarded && ctx->worker != NULL)
+    if (guarded && ctx->worker != NULL) {
+        ctx->store_deadline_ns = 0;
         store_set_deadline(ctx->worker->store, 0);
+    }
 
     for (size_t b = chain_length; b-- > 0;) {
         const after_list *hooks = &chain[b]->after;

@@ -13,6 +13,7 @@
 
 #include "app_internal.h"
 #include "clock.h"
+#include "pipe.h"
 
 static _Thread_local shoal_worker *thread_worker;
 /* Kept apart from the worker: the worker is freed with its app, and a later
@@ -195,6 +196,16 @@ shoal_worker *shoal_app_thread_worker(shoal_app *app)
 shoal_worker *shoal_app_admin_thread_worker(shoal_app *app)
 {
     return thread_worker_of(app, false);
+}
+
+store *shoal_worker_store(shoal_worker *worker)
+{
+    return worker->store;
+}
+
+struct store_pipe *shoal_app_store_pipe_open(shoal_app *app)
+{
+    return store_pipe_open(&app->store_config);
 }
 
 /* Both of a worker's Redis connections (one when the cache shares the

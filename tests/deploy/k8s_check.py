@@ -247,10 +247,10 @@ def check(objects, report):
     rule(len(cpu_metrics) == 1, "HorizontalPodAutoscaler targets CPU utilisation")
     minimum, maximum = hpa_spec.get("minReplicas", 1), hpa_spec.get("maxReplicas", 0)
     rule(2 <= minimum <= maximum, "HorizontalPodAutoscaler keeps at least 2 nodes")
-    threads = int(settings.get("SHOAL_THREADS", 8))
-    rule(maximum * (threads + 2) <= max_connections,
-         "maxReplicas x (SHOAL_THREADS + 2) = %d PostgreSQL connections fit max_connections %d"
-         % (maximum * (threads + 2), max_connections))
+    threads = int(settings.get("SHOAL_THREADS", 4))
+    rule(maximum * (2 * threads + 2) <= max_connections,
+         "maxReplicas x (2 x SHOAL_THREADS + 2) = %d PostgreSQL connections fit max_connections %d"
+         % (maximum * (2 * threads + 2), max_connections))
 
     pdb_spec = pdb.get("spec") or {}
     pdb_selector = (pdb_spec.get("selector") or {}).get("matchLabels") or {}

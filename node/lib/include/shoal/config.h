@@ -30,11 +30,12 @@ typedef enum shoal_command {
     SHOAL_COMMAND_VERSION, /* --version */
 } shoal_command;
 
-/* --max-in-flight's default per worker thread. A thread serves one request
- * at a time; the others in flight are arriving (a body still coming) or
- * leaving (an answer still being written), or wait for their thread. */
-#define SHOAL_IN_FLIGHT_PER_THREAD 16
-#define SHOAL_IN_FLIGHT_PER_THREAD_TEXT "16"
+/* --max-in-flight's default per worker thread. A thread runs one request at
+ * a time and parks the others while they wait on PostgreSQL (docs/engine.md);
+ * more in flight than this per thread is queueing, better done in HAProxy's
+ * queue, where a request can still go to any node. */
+#define SHOAL_IN_FLIGHT_PER_THREAD 32
+#define SHOAL_IN_FLIGHT_PER_THREAD_TEXT "32"
 
 /* --redis-prefix's bound (CACHE_KEY_PREFIX_MAX), for --help. */
 #define SHOAL_REDIS_PREFIX_MAX_TEXT "40"
@@ -54,6 +55,7 @@ typedef struct shoal_config {
     int max_connections;
     int listen_backlog;
     int connection_timeout_s;
+    size_t fiber_stack_bytes; /* each request's stack on the public listener (docs/engine.md) */
     size_t max_header_bytes;
     size_t max_body_bytes;
     int max_json_depth;

@@ -21,14 +21,14 @@ static shoal_config with_threads(int threads)
     return config;
 }
 
-static void test_a_node_holds_one_connection_per_thread_and_one_for_its_monitor(void **state)
+static void test_a_node_holds_two_connections_per_thread_and_one_for_its_monitor(void **state)
 {
     (void)state;
     shoal_config one = with_threads(1);
-    shoal_config eight = with_threads(8);
+    shoal_config four = with_threads(4);
     assert_int_equal(SHOAL_TIER_MONITOR_POSTGRES_CONNECTIONS, 1);
-    assert_int_equal(shoal_budget_postgres_connections(&one), 2);
-    assert_int_equal(shoal_budget_postgres_connections(&eight), 9);
+    assert_int_equal(shoal_budget_postgres_connections(&one), 3);
+    assert_int_equal(shoal_budget_postgres_connections(&four), 9);
 }
 
 static void test_free_connections_leave_out_reserved_slots_and_sessions_in_use(void **state)
@@ -55,12 +55,12 @@ static void test_a_node_fits_when_there_are_at_least_as_many_free(void **state)
 }
 
 /* The compose stack: PostgreSQL with max_connections 180 (3 reserved),
- * nodes of 8 threads hold 9 each: the 20th node is the first that does
+ * nodes of 4 threads hold 9 each: the 20th node is the first that does
  * not fit. */
-static void test_the_compose_stack_feeds_nineteen_nodes_of_eight_threads(void **state)
+static void test_the_compose_stack_feeds_nineteen_nodes_of_four_threads(void **state)
 {
     (void)state;
-    shoal_config node = with_threads(8);
+    shoal_config node = with_threads(4);
     int needed = shoal_budget_postgres_connections(&node);
     int nodes = 0;
     store_capacity capacity = {.max_connections = 180, .reserved = 3};
@@ -74,11 +74,11 @@ static void test_the_compose_stack_feeds_nineteen_nodes_of_eight_threads(void **
 static void test_the_line_names_every_number_and_past_the_budget_the_fixes(void **state)
 {
     (void)state;
-    shoal_config config = with_threads(8);
+    shoal_config config = with_threads(4);
     char line[1024];
     shoal_budget_describe(&config, &(store_capacity){.max_connections = 20, .reserved = 3, .in_use = 12}, line,
                           sizeof line);
-    const char *past[] = {"9 PostgreSQL connections", "8 worker threads", "1 tier monitor", "5 free",
+    const char *past[] = {"9 PostgreSQL connections", "2 for each of 4 worker threads", "1 tier monitor", "5 free",
                           "max_connections 20", "3 reserved", "12 in use", "4 of its workers", "Raise max_connections",
                           "fewer --threads", "PgBouncer"};
     for (size_t i = 0; i < sizeof past / sizeof past[0]; i++)
@@ -100,10 +100,10 @@ static void test_the_line_names_every_number_and_past_the_budget_the_fixes(void 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_a_node_holds_one_connection_per_thread_and_one_for_its_monitor),
+        cmocka_unit_test(test_a_node_holds_two_connections_per_thread_and_one_for_its_monitor),
         cmocka_unit_test(test_free_connections_leave_out_reserved_slots_and_sessions_in_use),
         cmocka_unit_test(test_a_node_fits_when_there_are_at_least_as_many_free),
-        cmocka_unit_test(test_the_compose_stack_feeds_nineteen_nodes_of_eight_threads),
+        cmocka_unit_test(test_the_compose_stack_feeds_nineteen_nodes_of_four_threads),
         cmocka_unit_test(test_the_line_names_every_number_and_past_the_budget_the_fixes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -92,7 +92,7 @@ static void test_defaults(void **state)
     assert_int_equal(c.port, 8081);
     assert_string_equal(c.admin_bind_address, ""); /* the --bind address */
     assert_int_equal(c.admin_port, 9081);
-    assert_int_equal(c.threads, 8);
+    assert_int_equal(c.threads, 4);
     assert_int_equal(c.max_connections, 1024);
     assert_int_equal(c.listen_backlog, 1024);
     assert_int_equal(c.connection_timeout_s, 30);
@@ -133,11 +133,11 @@ static void test_environment_overrides_defaults_and_flags_override_both(void **s
 {
     (void)state;
     shoal_config c;
-    const char *const *env = ENV("SHOAL_PORT", "9000", "SHOAL_THREADS", "4", "SHOAL_NODE_NAME", "node-a",
+    const char *const *env = ENV("SHOAL_PORT", "9000", "SHOAL_THREADS", "6", "SHOAL_NODE_NAME", "node-a",
                                  "DATABASE_URL", "postgresql://env/db", "REDIS_URL", "redis://env:1/2");
     assert_loads(&c, env, NULL);
     assert_int_equal(c.port, 9000);
-    assert_int_equal(c.threads, 4);
+    assert_int_equal(c.threads, 6);
     assert_string_equal(c.node_name, "node-a");
     assert_string_equal(c.database_url, "postgresql://env/db");
     assert_string_equal(c.redis_url, "redis://env:1/2");
@@ -145,7 +145,7 @@ static void test_environment_overrides_defaults_and_flags_override_both(void **s
 
     assert_loads(&c, env, ARGS("--port", "9100", "--node-name=node-b"));
     assert_int_equal(c.port, 9100);
-    assert_int_equal(c.threads, 4);
+    assert_int_equal(c.threads, 6);
     assert_string_equal(c.node_name, "node-b");
     shoal_config_free(&c);
 }
@@ -310,9 +310,9 @@ static void test_strict_is_off_by_default_and_a_bare_boolean_flag_turns_it_on(vo
     assert_loads(&c, ENV("SHOAL_STRICT", "1"), NULL);
     assert_true(c.strict);
     shoal_config_free(&c);
-    assert_loads(&c, NULL, ARGS("--strict", "--threads", "4"));
+    assert_loads(&c, NULL, ARGS("--strict", "--threads", "5"));
     assert_true(c.strict);
-    assert_int_equal(c.threads, 4);
+    assert_int_equal(c.threads, 5);
     shoal_config_free(&c);
     assert_loads(&c, NULL, ARGS("--threads", "3", "--strict"));
     assert_true(c.strict);
@@ -480,7 +480,7 @@ static void test_overload_settings(void **state)
     shoal_config config;
     assert_loads(&config, NULL, NULL);
     assert_int_equal(config.request_deadline_ms, 10000);
-    assert_int_equal(config.max_in_flight, 8 * SHOAL_IN_FLIGHT_PER_THREAD); /* 8 threads */
+    assert_int_equal(config.max_in_flight, 4 * SHOAL_IN_FLIGHT_PER_THREAD); /* 4 threads */
     shoal_config_free(&config);
 
     assert_loads(&config, ENV("SHOAL_REQUEST_DEADLINE_MS", "250", "SHOAL_MAX_IN_FLIGHT", "7"), NULL);
