@@ -1,7 +1,7 @@
 /* tests/unit/node/lib/side_pool_test.c: node/lib/side_pool.c with a real
  * loop (node/lib/loop.c) on the test's thread, real fibers on it
  * (node/lib/fiber.c) and real pool threads; the public call
- * (shoal_ctx_run_blocking). */
+ * (shoal_ctx_run_blocking) and password.c's use of the pool. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -17,6 +17,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+#include <shoal/password.h>
 
 #include "context.h"
 #include "fiber.h"
@@ -590,6 +592,55 @@ static void test_inline_without_a_loop(void **state)
     harness_close(&h);
 }
 
+/* ---- argon2id goes to the pool ---------------------------------------------- */
+
+typedef struct password_case {
+    shoal_password *passwords;
+    char hash[SHOAL_PASSWORD_HASH_SIZE];
+    shoal_password_status hashed, right, wrong;
+    int done;
+} password_case;
+
+static void hash_and_verify(void *arg)
+{
+    password_case *c = arg;
+    c->hashed = shoal_password_hash(c->passwords, "correct horse", 13, c->hash);
+    c->right = shoal_password_verify(c->passwords, c->hash, "correct horse", 13);
+    c->wrong = shoal_password_verify(c->passwords, c->hash, "battery staple", 14);
+    c->done++;
+}
+
+static void test_password_hashing_goes_to_the_pool(void **state)
+{
+    (void)state;
+    harness h;
+    harness_open(&h, 2);
+    shoal_password_config config = {.ops_limit = 1, .mem_limit = 64 * 1024, .concurrency = 2, .queue_timeout_ms = 1000};
+    password_case c = {.passwords = shoal_password_new(&config)};
+    assert_non_null(c.passwords);
+
+    /* No pool bound: on the fiber itself, as in today's model. */
+    start_fiber(&h, hash_and_verify, &c);
+    assert_int_equal(c.done, 1);
+    assert_int_equal(c.hashed, SHOAL_PASSWORD_OK);
+    assert_int_equal(c.right, SHOAL_PASSWORD_OK);
+    assert_int_equal(c.wrong, SHOAL_PASSWORD_MISMATCH);
+    assert_int_equal(stats_of(&h).ran, 0);
+
+    shoal_side_bind_thread(h.pool, h.inbox);
+    c = (password_case){.passwords = c.passwords};
+    start_fiber(&h, hash_and_verify, &c);
+    assert_int_equal(c.done, 0);
+    turn_until(&h, &c.done, 1);
+    assert_int_equal(c.hashed, SHOAL_PASSWORD_OK);
+    assert_int_equal(c.right, SHOAL_PASSWORD_OK);
+    assert_int_equal(c.wrong, SHOAL_PASSWORD_MISMATCH);
+    assert_int_equal(stats_of(&h).ran, 3);
+    assert_int_equal(shoal_password_in_progress(c.passwords), 0);
+    shoal_password_free(c.passwords);
+    harness_close(&h);
+}
+
 /* ---- signals ------------------------------------------------------------------ */
 
 typedef struct mask_case {
@@ -667,6 +718,7 @@ int main(void)
         cmocka_unit_test(test_destroy_finishes_queued_work_and_refuses_new),
         cmocka_unit_test(test_deadline_passed_in_queue),
         cmocka_unit_test(test_inline_without_a_loop),
+        cmocka_unit_test(test_password_hashing_goes_to_the_pool),
         cmocka_unit_test(test_pool_threads_block_signals),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
