@@ -147,7 +147,7 @@ shoal_side_pool *shoal_side_pool_create(int threads)
         rc = pthread_create(&pool->threads[started], NULL, pool_thread, pool);
         if (rc != 0)
             break;
-        pthread_setname_np(pool->threads[started], "shoal-side");
+        (void)pthread_setname_np(pool->threads[started], "shoal-side"); /* a name for top and gdb only */
     }
     pthread_sigmask(SIG_SETMASK, &previous, NULL);
     if (started < threads) {
