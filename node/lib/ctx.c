@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "app_internal.h"
+#include "side_pool.h"
 
 void shoal_ctx_init(shoal_ctx *ctx, shoal_app *app, shoal_worker *worker,
                     const shoal_transport *transport, void *connection, const char *method,
@@ -220,6 +221,11 @@ cache *shoal_cache(shoal_ctx *ctx)
 cache *shoal_cache_tier(shoal_ctx *ctx)
 {
     return ctx->worker != NULL ? ctx->worker->cache_tier : NULL;
+}
+
+int shoal_ctx_run_blocking(shoal_ctx *ctx, void (*work)(void *arg), void *arg)
+{
+    return shoal_side_run(ctx->deadline_ns, work, arg);
 }
 
 static void release_result(void *result)

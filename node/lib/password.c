@@ -10,6 +10,7 @@
 
 #include "clock.h"
 #include "errors_internal.h"
+#include "side_pool.h"
 
 const shoal_error_code shoal_password_code_busy = {503, "password.busy", NULL, "too many logins at once; try again"};
 
@@ -87,13 +88,13 @@ void shoal_password_free(shoal_password *passwords)
     free(passwords);
 }
 
-static bool take_turn(shoal_password *passwords)
+/* Waits for a hashing turn until deadline (CLOCK_MONOTONIC). */
+static bool take_turn(shoal_password *passwords, const struct timespec *deadline)
 {
     if (sem_trywait(&passwords->turns) == 0)
         return true;
-    struct timespec deadline = shoal_monotonic_deadline(passwords->queue_timeout_ms);
     for (;;) {
-        if (sem_clockwait(&passwords->turns, CLOCK_MONOTONIC, &deadline) == 0)
+        if (sem_clockwait(&passwords->turns, CLOCK_MONOTONIC, deadline) == 0)
             return true;
         if (errno != EINTR)
             return false;
@@ -105,14 +106,52 @@ static void give_turn(shoal_password *passwords)
     sem_post(&passwords->turns);
 }
 
+/* One hash or verification, handed to the side pool whole (the wait for a
+ * turn included), so that a worker's loop neither hashes nor waits. */
+typedef struct password_job {
+    shoal_password *passwords;
+    struct timespec turn_deadline;
+    const char *password;
+    size_t length;
+    const char *hash; /* to verify against; NULL: make one into out */
+    char *out;
+    shoal_password_status status;
+} password_job;
+
+static void password_work(void *arg)
+{
+    password_job *job = arg;
+    if (!take_turn(job->passwords, &job->turn_deadline)) {
+        job->status = SHOAL_PASSWORD_BUSY;
+        return;
+    }
+    if (job->hash == NULL) {
+        int rc = crypto_pwhash_str(job->out, job->password, job->length, job->passwords->ops_limit,
+                                   job->passwords->mem_limit);
+        job->status = rc == 0 ? SHOAL_PASSWORD_OK : SHOAL_PASSWORD_ERROR;
+    } else {
+        int rc = crypto_pwhash_str_verify(job->hash, job->password, job->length);
+        job->status = rc == 0 ? SHOAL_PASSWORD_OK : SHOAL_PASSWORD_MISMATCH;
+    }
+    give_turn(job->passwords);
+}
+
+/* The queue timeout runs from here: time spent in the side pool's queue
+ * counts, and a thread that gets to the job past it still hashes when a
+ * turn is free (sem_trywait), as a caller that found one at once would. */
+static shoal_password_status run_job(password_job *job)
+{
+    job->turn_deadline = shoal_monotonic_deadline(job->passwords->queue_timeout_ms);
+    if (shoal_side_run(0, password_work, job) != 0)
+        return SHOAL_PASSWORD_BUSY; /* the node is stopping */
+    return job->status;
+}
+
 shoal_password_status shoal_password_hash(shoal_password *passwords, const char *password, size_t length,
                                           char out[SHOAL_PASSWORD_HASH_SIZE])
 {
-    if (!take_turn(passwords))
-        return SHOAL_PASSWORD_BUSY;
-    int rc = crypto_pwhash_str(out, password, length, passwords->ops_limit, passwords->mem_limit);
-    give_turn(passwords);
-    return rc == 0 ? SHOAL_PASSWORD_OK : SHOAL_PASSWORD_ERROR;
+    password_job job = {.passwords = passwords, .password = password, .length = length, .out = out};
+    return run_job(&job);
 }
 
 shoal_password_status shoal_password_verify(shoal_password *passwords, const char *hash, const char *password,
@@ -122,11 +161,8 @@ shoal_password_status shoal_password_verify(shoal_password *passwords, const cha
     if (hash == NULL || strnlen(hash, SHOAL_PASSWORD_HASH_SIZE) >= SHOAL_PASSWORD_HASH_SIZE ||
         strncmp(hash, crypto_pwhash_STRPREFIX, strlen(crypto_pwhash_STRPREFIX)) != 0)
         return SHOAL_PASSWORD_MISMATCH;
-    if (!take_turn(passwords))
-        return SHOAL_PASSWORD_BUSY;
-    int rc = crypto_pwhash_str_verify(hash, password, length);
-    give_turn(passwords);
-    return rc == 0 ? SHOAL_PASSWORD_OK : SHOAL_PASSWORD_MISMATCH;
+    password_job job = {.passwords = passwords, .password = password, .length = length, .hash = hash};
+    return run_job(&job);
 }
 
 int shoal_password_in_progress(shoal_password *passwords)

@@ -339,6 +339,26 @@ bool shoal_deadline_passed(const shoal_ctx *ctx);
  * /metrics. Returns what shoal_error returns. */
 int shoal_error_deadline(shoal_ctx *ctx);
 
+/* ---- blocking work (node/lib/side_pool.c) -------------------------------------- */
+
+/* Runs work(arg), something that blocks for long (a CPU-heavy hash, a
+ * library call that waits on the network or a file), without stalling the
+ * other requests of the worker. When the request runs on a worker's event
+ * loop (docs/engine.md) the work goes to the node's side pool, a few
+ * threads of its own, and the request waits suspended while the worker
+ * serves its other connections; otherwise (a worker thread per request, as
+ * today) it runs right here, on the request's thread. Either way the call
+ * returns after work returned: 0.
+ *
+ * work may run on another thread: it may use what arg points to (the
+ * handler's locals included, which stay valid) and thread-safe libraries,
+ * but no shoal_* call with the request, its arena, store or cache.
+ *
+ * -1 when work did not run: the request's deadline passed before it could
+ * start (errno ETIMEDOUT; `return shoal_error_deadline(ctx);`), or the
+ * node is stopping (ECANCELED; answer 503). */
+int shoal_ctx_run_blocking(shoal_ctx *ctx, void (*work)(void *arg), void *arg);
+
 /* ---- answering --------------------------------------------------------- */
 
 /* All return 0, or -1 when memory ran out (the request then gets 500).
