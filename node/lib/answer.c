@@ -116,19 +116,37 @@ static shoal_header_entry *find_header(const shoal_ctx *ctx, const char *name)
     return NULL;
 }
 
-int shoal_add_header(shoal_ctx *ctx, const char *name, const char *value)
+int shoal_ctx_add_header_kept(shoal_ctx *ctx, const char *name, const char *value)
 {
     shoal_header_entry *entry = shoal_arena_alloc(&ctx->arena, sizeof *entry);
     if (entry == NULL)
         return -1;
-    entry->name = shoal_arena_strdup(&ctx->arena, name);
-    entry->value = shoal_arena_strdup(&ctx->arena, value);
-    if (entry->name == NULL || entry->value == NULL)
-        return -1;
+    entry->name = name;
+    entry->value = value;
     entry->next = NULL;
     *ctx->headers_tail = entry;
     ctx->headers_tail = &entry->next;
     return 0;
+}
+
+int shoal_ctx_set_header_kept(shoal_ctx *ctx, const char *name, const char *value)
+{
+    shoal_header_entry *existing = find_header(ctx, name);
+    if (existing == NULL)
+        return shoal_ctx_add_header_kept(ctx, name, value);
+    existing->value = value;
+    return 0;
+}
+
+/* A handler's strings may be its stack's or a result's: copied into the
+ * arena, which lives as long as the answer. */
+int shoal_add_header(shoal_ctx *ctx, const char *name, const char *value)
+{
+    const char *name_copy = shoal_arena_strdup(&ctx->arena, name);
+    const char *value_copy = shoal_arena_strdup(&ctx->arena, value);
+    if (name_copy == NULL || value_copy == NULL)
+        return -1;
+    return shoal_ctx_add_header_kept(ctx, name_copy, value_copy);
 }
 
 int shoal_set_header(shoal_ctx *ctx, const char *name, const char *value)

@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../context.h"
+
 #define MAX_REQUEST_ID_LENGTH 128
 
 bool shoal_request_id_valid(const char *text)
@@ -51,9 +53,10 @@ static shoal_flow adopt_or_generate(shoal_ctx *ctx, void *data)
 static void echo(shoal_ctx *ctx, void *data)
 {
     (void)data;
+    /* The id is in the request's arena (shoal_set_request_id copies it). */
     const char *id = shoal_request_id(ctx);
     if (id != NULL)
-        shoal_set_header(ctx, "X-Request-ID", id);
+        shoal_ctx_set_header_kept(ctx, "X-Request-ID", id);
 }
 
 static int init(shoal_app *app, void *data)
