@@ -139,6 +139,9 @@ void *shoal_ctx_standard_instance(const shoal_ctx *ctx, shoal_standard_instance 
 int shoal_ctx_add_header_kept(shoal_ctx *ctx, const char *name, const char *value);
 int shoal_ctx_set_header_kept(shoal_ctx *ctx, const char *name, const char *value);
 
+/* shoal_set_request_id without the copy: id is in the request's arena. */
+void shoal_ctx_set_request_id_kept(shoal_ctx *ctx, char *id);
+
 /* Runs the whole pipeline; afterwards ctx holds an answer. */
 void shoal_app_dispatch(shoal_app *app, shoal_ctx *ctx);
 
