@@ -2,7 +2,6 @@
  * envelope and the blueprints' error handlers, response headers, and what
  * the HTTP glue and hooks read back of the answer. */
 #include <string.h>
-#include <strings.h>
 
 #include <shoal/json.h>
 #include <shoal/log.h>
@@ -108,10 +107,29 @@ int shoal_error(shoal_ctx *ctx, int status, const char *code, const char *field,
     return shoal_json_send(ctx, status, out);
 }
 
+/* Header names are ASCII tokens, so folding A-Z is the whole of their
+ * case-insensitivity; done inline, a mismatch ends at its first byte, where
+ * strcasecmp went through the locale's table for every answer's headers. */
+static unsigned char fold_ascii(unsigned char c)
+{
+    return (unsigned char)(c - 'A') < 26u ? (unsigned char)(c + ('a' - 'A')) : c;
+}
+
+static bool same_header_name(const char *a, const char *b)
+{
+    for (;; a++, b++) {
+        unsigned char x = fold_ascii((unsigned char)*a);
+        if (x != fold_ascii((unsigned char)*b))
+            return false;
+        if (x == '\0')
+            return true;
+    }
+}
+
 static shoal_header_entry *find_header(const shoal_ctx *ctx, const char *name)
 {
     for (shoal_header_entry *entry = ctx->headers; entry != NULL; entry = entry->next)
-        if (strcasecmp(entry->name, name) == 0)
+        if (same_header_name(entry->name, name))
             return entry;
     return NULL;
 }
