@@ -537,6 +537,13 @@ static void test_escape_truncates_on_a_character_boundary(void **state)
     assert_string_equal(four, "a\\\"");
     assert_int_equal(shoal_json_escape("abcdef", four, sizeof four), 3);
     assert_string_equal(four, "abc");
+    /* A run of plain text that fills the room exactly, then one past it. */
+    assert_int_equal(shoal_json_escape("abc", four, sizeof four), 3);
+    assert_string_equal(four, "abc");
+    assert_int_equal(shoal_json_escape("ab\"", four, sizeof four), 2);
+    assert_string_equal(four, "ab");
+    assert_int_equal(shoal_json_escape("\"abcd", four, sizeof four), 3);
+    assert_string_equal(four, "\\\"a");
 
     char one[1] = {'x'};
     assert_int_equal(shoal_json_escape("abc", one, sizeof one), 0);
