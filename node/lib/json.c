@@ -262,6 +262,16 @@ bool shoal_utf8_valid(const char *text, size_t length)
     const unsigned char *bytes = (const unsigned char *)text;
     size_t i = 0;
     while (i < length) {
+        /* Every request's path and query are checked: ASCII, nearly always,
+         * eight bytes at a time. */
+        uint64_t eight;
+        if (length - i >= sizeof eight) {
+            memcpy(&eight, bytes + i, sizeof eight);
+            if ((eight & 0x8080808080808080u) == 0) {
+                i += sizeof eight;
+                continue;
+            }
+        }
         if (bytes[i] < 0x80) {
             i++;
             continue;

@@ -569,6 +569,15 @@ static void test_utf8_valid_follows_jansson(void **state)
     assert_false(shoal_utf8_valid("\xff\xfe", 2));
     /* Only length bytes count. */
     assert_true(shoal_utf8_valid("ok\xff", 2));
+    assert_true(shoal_utf8_valid("/articles\xff", 9));
+    /* Past and across the eight-byte steps of plain ASCII. */
+    assert_true(shoal_utf8_valid("/articles/how-to-train", 22));
+    assert_true(shoal_utf8_valid("/article\xc3\xa9s/caf\xc3\xa9", 17));
+    assert_true(shoal_utf8_valid("/artic\xf0\x9f\x98\x80les/", 14));
+    assert_false(shoal_utf8_valid("/article\xff", 9));
+    assert_false(shoal_utf8_valid("/articles/longer\x80", 17));
+    assert_false(shoal_utf8_valid("/article\xc3/", 10));
+    assert_false(shoal_utf8_valid("/artic\xf0\x9f\x98", 9));
 }
 
 static void test_valid_utf8_replaces_only_what_is_not(void **state)
