@@ -321,12 +321,24 @@ static bool append_quoted(shoal_json_writer *writer, const char *text, size_t le
 {
     static const char hex[] = "0123456789ABCDEF"; /* jansson writes \u001F, not \u001f */
     const unsigned char *bytes = (const unsigned char *)text;
-    /* Plain text is most of most strings: reserve for it at once. */
+    size_t i = 0;
+    while (i < length && string_class[bytes[i]] == 0)
+        i++;
+    /* Plain text is most of most strings: reserve for it at once, and when
+     * nothing needs a look, write it between its quotes in one copy. */
     if (!reserve(writer, length + 2))
         return false;
-    writer->data[writer->length++] = '"';
+    char *at = writer->data + writer->length;
+    if (i == length) {
+        at[0] = '"';
+        memcpy(at + 1, text, length);
+        at[length + 1] = '"';
+        writer->length += length + 2;
+        return true;
+    }
+    at[0] = '"';
+    writer->length++;
     size_t start = 0;
-    size_t i = 0;
     while (i < length) {
         unsigned char kind = string_class[bytes[i]];
         if (kind == 0) {
