@@ -33,6 +33,10 @@
 # --access-log-sample 1 (every request logged, its lines to a file): what the
 # log adds to a request is the difference from the route's own line.
 #
+# With CALLGRIND_KEEP=DIR, each route's second dump (its 2N requests) is
+# kept as DIR/callgrind_ROUTE.out (callgrind_access-log-ROUTE.out), for
+# callgrind_annotate --inclusive=yes: divide by 2N for one request.
+#
 # Fails when a route costs more than its budget plus the tolerance, or less
 # than half of it (the measurement broke, or the route got much cheaper and
 # its budget should follow). Exits 77 (skipped) when BUDGETS was recorded on
@@ -177,6 +181,10 @@ measure_all() {
         label="${key:+$key }$path"
         measure_route "$path"
         measured[$label]=$per_request
+        if [ -n "${CALLGRIND_KEEP:-}" ]; then
+            mkdir -p "$CALLGRIND_KEEP"
+            cp "$work/cg.$pid.$dumps" "$CALLGRIND_KEEP/callgrind_${key:+$key-}${path//\//}.out"
+        fi
         [ "$record" = yes ] && { echo "$label ${measured[$label]}"; continue; }
         if [ -n "$key" ]; then
             budget=$(awk -v k="$key" -v p="$path" '$1 == k && $2 == p { print $3 }' "$budgets")
