@@ -2,7 +2,6 @@
  * envelope and the blueprints' error handlers, response headers, and what
  * the HTTP glue and hooks read back of the answer. */
 #include <string.h>
-#include <strings.h>
 
 #include <shoal/json.h>
 #include <shoal/log.h>
@@ -108,27 +107,64 @@ int shoal_error(shoal_ctx *ctx, int status, const char *code, const char *field,
     return shoal_json_send(ctx, status, out);
 }
 
+/* Header names are ASCII tokens, so folding A-Z is the whole of their
+ * case-insensitivity; done inline, a mismatch ends at its first byte, where
+ * strcasecmp went through the locale's table for every answer's headers. */
+static unsigned char fold_ascii(unsigned char c)
+{
+    return (unsigned char)(c - 'A') < 26u ? (unsigned char)(c + ('a' - 'A')) : c;
+}
+
+static bool same_header_name(const char *a, const char *b)
+{
+    for (;; a++, b++) {
+        unsigned char x = fold_ascii((unsigned char)*a);
+        if (x != fold_ascii((unsigned char)*b))
+            return false;
+        if (x == '\0')
+            return true;
+    }
+}
+
 static shoal_header_entry *find_header(const shoal_ctx *ctx, const char *name)
 {
     for (shoal_header_entry *entry = ctx->headers; entry != NULL; entry = entry->next)
-        if (strcasecmp(entry->name, name) == 0)
+        if (same_header_name(entry->name, name))
             return entry;
     return NULL;
 }
 
-int shoal_add_header(shoal_ctx *ctx, const char *name, const char *value)
+int shoal_ctx_add_header_kept(shoal_ctx *ctx, const char *name, const char *value)
 {
     shoal_header_entry *entry = shoal_arena_alloc(&ctx->arena, sizeof *entry);
     if (entry == NULL)
         return -1;
-    entry->name = shoal_arena_strdup(&ctx->arena, name);
-    entry->value = shoal_arena_strdup(&ctx->arena, value);
-    if (entry->name == NULL || entry->value == NULL)
-        return -1;
+    entry->name = name;
+    entry->value = value;
     entry->next = NULL;
     *ctx->headers_tail = entry;
     ctx->headers_tail = &entry->next;
     return 0;
+}
+
+int shoal_ctx_set_header_kept(shoal_ctx *ctx, const char *name, const char *value)
+{
+    shoal_header_entry *existing = find_header(ctx, name);
+    if (existing == NULL)
+        return shoal_ctx_add_header_kept(ctx, name, value);
+    existing->value = value;
+    return 0;
+}
+
+/* A handler's strings may be its stack's or a result's: copied into the
+ * arena, which lives as long as the answer. */
+int shoal_add_header(shoal_ctx *ctx, const char *name, const char *value)
+{
+    const char *name_copy = shoal_arena_strdup(&ctx->arena, name);
+    const char *value_copy = shoal_arena_strdup(&ctx->arena, value);
+    if (name_copy == NULL || value_copy == NULL)
+        return -1;
+    return shoal_ctx_add_header_kept(ctx, name_copy, value_copy);
 }
 
 int shoal_set_header(shoal_ctx *ctx, const char *name, const char *value)

@@ -137,6 +137,16 @@ int shoal_app_set_standard_instance(shoal_app *app, shoal_standard_instance whic
  * or replaced by a service's own). */
 void *shoal_ctx_standard_instance(const shoal_ctx *ctx, shoal_standard_instance which);
 
+/* shoal_add_header and shoal_set_header without the copies, for the
+ * library's own hooks, which add the same headers to every answer: name
+ * and value must outlive the request (string literals, or the request's
+ * arena), and are kept as pointers. */
+int shoal_ctx_add_header_kept(shoal_ctx *ctx, const char *name, const char *value);
+int shoal_ctx_set_header_kept(shoal_ctx *ctx, const char *name, const char *value);
+
+/* shoal_set_request_id without the copy: id is in the request's arena. */
+void shoal_ctx_set_request_id_kept(shoal_ctx *ctx, char *id);
+
 /* Runs the whole pipeline; afterwards ctx holds an answer. */
 void shoal_app_dispatch(shoal_app *app, shoal_ctx *ctx);
 

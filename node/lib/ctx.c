@@ -171,6 +171,11 @@ void shoal_set_request_id(shoal_ctx *ctx, const char *request_id)
     ctx->request_id = shoal_arena_strdup(&ctx->arena, request_id);
 }
 
+void shoal_ctx_set_request_id_kept(shoal_ctx *ctx, char *id)
+{
+    ctx->request_id = id;
+}
+
 void *shoal_request_get(const shoal_ctx *ctx, shoal_request_slot slot)
 {
     if (ctx->request_slots == NULL || slot < 0 || slot >= ctx->app->request_slot_count)

@@ -14,8 +14,13 @@ static int hex_digit(char c)
 
 size_t shoal_url_unescape(char *text)
 {
+    /* Up to the first '%' the text stays as it is: nothing to copy (most
+     * paths have no escape at all, and libmicrohttpd calls this for every
+     * request's path). */
     char *out = text;
-    for (const char *in = text; *in != '\0'; in++) {
+    while (*out != '\0' && *out != '%')
+        out++;
+    for (const char *in = out; *in != '\0'; in++) {
         int high, low;
         if (*in == '%' && (high = hex_digit(in[1])) >= 0 && (low = hex_digit(in[2])) >= 0 &&
             (high | low) != 0) {

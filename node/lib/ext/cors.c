@@ -5,6 +5,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "../context.h"
+
 /* How long a browser may reuse a preflight's answer: Chromium caps it at
  * two hours, Firefox at a day. Every slug is a URL of its own, so a long
  * one saves many round trips; a removed origin is still refused at once,
@@ -52,9 +54,9 @@ static shoal_flow answer_preflight(shoal_ctx *ctx, void *origins)
         shoal_header(ctx, "Access-Control-Request-Method") == NULL ||
         !shoal_cors_origin_allowed(origins, shoal_header(ctx, "Origin")))
         return SHOAL_NEXT;
-    if (shoal_set_header(ctx, "Access-Control-Allow-Methods", ALLOWED_METHODS) != 0 ||
-        shoal_set_header(ctx, "Access-Control-Allow-Headers", ALLOWED_HEADERS) != 0 ||
-        shoal_set_header(ctx, "Access-Control-Max-Age", PREFLIGHT_MAX_AGE) != 0)
+    if (shoal_ctx_set_header_kept(ctx, "Access-Control-Allow-Methods", ALLOWED_METHODS) != 0 ||
+        shoal_ctx_set_header_kept(ctx, "Access-Control-Allow-Headers", ALLOWED_HEADERS) != 0 ||
+        shoal_ctx_set_header_kept(ctx, "Access-Control-Max-Age", PREFLIGHT_MAX_AGE) != 0)
         return SHOAL_NEXT;
     shoal_empty(ctx, 204);
     return SHOAL_STOP;
@@ -70,8 +72,8 @@ static void allow_any_origin(shoal_ctx *ctx, void *data)
     const char *origin = shoal_header(ctx, "Origin");
     if (origin == NULL || *origin == '\0')
         return;
-    shoal_set_header(ctx, "Access-Control-Allow-Origin", "*");
-    shoal_set_header(ctx, "Access-Control-Expose-Headers", EXPOSED_HEADERS);
+    shoal_ctx_set_header_kept(ctx, "Access-Control-Allow-Origin", "*");
+    shoal_ctx_set_header_kept(ctx, "Access-Control-Expose-Headers", EXPOSED_HEADERS);
 }
 
 /* With a list the answer depends on the Origin, so every answer says so
@@ -79,12 +81,12 @@ static void allow_any_origin(shoal_ctx *ctx, void *data)
  * answer made for one origin, or for none, to another. */
 static void allow_listed_origin(shoal_ctx *ctx, void *origins)
 {
-    shoal_add_header(ctx, "Vary", "Origin");
+    shoal_ctx_add_header_kept(ctx, "Vary", "Origin");
     const char *origin = shoal_header(ctx, "Origin");
     if (!shoal_cors_origin_allowed(origins, origin))
         return;
-    shoal_set_header(ctx, "Access-Control-Allow-Origin", origin);
-    shoal_set_header(ctx, "Access-Control-Expose-Headers", EXPOSED_HEADERS);
+    shoal_set_header(ctx, "Access-Control-Allow-Origin", origin); /* the client's: copied */
+    shoal_ctx_set_header_kept(ctx, "Access-Control-Expose-Headers", EXPOSED_HEADERS);
 }
 
 /* Each entry of the list is "*" or an origin as browsers send it:

@@ -3,6 +3,8 @@
 
 #include <stddef.h>
 
+#include "../context.h"
+
 /* The API answers JSON (and /fortunes a page without scripts, styles or
  * images): a browser that renders an answer anyway must load nothing, run
  * nothing and show it in no frame (frame-ancestors is the standard form of
@@ -29,10 +31,11 @@ static bool private_answer(shoal_ctx *ctx)
     return method != SHOAL_METHOD_GET && method != SHOAL_METHOD_HEAD && method != SHOAL_METHOD_OPTIONS;
 }
 
+/* Names and values are literals: kept, not copied, on every answer. */
 static void add_if_absent(shoal_ctx *ctx, const char *name, const char *value)
 {
     if (shoal_response_header(ctx, name) == NULL)
-        shoal_add_header(ctx, name, value);
+        shoal_ctx_add_header_kept(ctx, name, value);
 }
 
 static void add_security_headers(shoal_ctx *ctx, void *data)

@@ -7,7 +7,9 @@
 #
 # NODE is a Release build's hotpath_node, BUDGETS the file of budgets
 # (tests/load/hotpath/instruction_budgets: the tolerance, the platform they
-# were measured on, one route and its instructions per request a line), and
+# were measured on, one route and its instructions per request a line, and
+# "access-log ROUTE N" lines for routes measured again with the access log
+# on, shoal-node's default), and
 # PLATFORM names the build's compiler (CMake passes "GNU-12.2.0"); the
 # versions of valgrind and of the libraries on the request path are added
 # here. Environment: REQUESTS (N below, default 200).
@@ -26,7 +28,14 @@
 # with more, how many connections one epoll_wait returns (and so shares its
 # cost between) depends on timing: 2 threads and 4 connections wandered by
 # about 1 % from run to run, 1 and 1 by under 0.07 %, with N 200 as with
-# 1,000 (most of the run is valgrind starting the node).
+# 1,000 (most of the run is valgrind starting the node). The access-log
+# lines are measured the same way on a second node run with
+# --access-log-sample 1 (every request logged, its lines to a file): what the
+# log adds to a request is the difference from the route's own line.
+#
+# With CALLGRIND_KEEP=DIR, each route's second dump (its 2N requests) is
+# kept as DIR/callgrind_ROUTE.out (callgrind_access-log-ROUTE.out), for
+# callgrind_annotate --inclusive=yes: divide by 2N for one request.
 #
 # Fails when a route costs more than its budget plus the tolerance, or less
 # than half of it (the measurement broke, or the route got much cheaper and
@@ -77,25 +86,32 @@ finish() {
 }
 trap finish EXIT
 
-# Made here, not by the redirection below: the background job may open it
-# after the first look for the port line, and sed on a missing file fails.
-: >"$work/node.log"
-# TMPDIR is kept: callgrind_control reaches the node through vgdb's pipes there.
-env -i PATH=/usr/bin:/bin TMPDIR="${TMPDIR:-/tmp}" \
-    valgrind --tool=callgrind --log-file="$work/valgrind.log" --callgrind-out-file="$work/cg.%p" \
-    "$node" --port 0 --admin-port 0 --threads 1 --access-log-sample 0 --node-name hotpath 2>"$work/node.log" &
-pid=$!
-port=
-for _ in $(seq 600); do
-    port=$(sed -n 's/^hotpath_node: serving on port \([0-9]*\)$/\1/p' "$work/node.log")
-    [ -n "$port" ] && break
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.1
-done
-if [ -z "$port" ]; then
-    echo "hotpath_node did not start under callgrind within 60 s" >&2
-    exit 1
-fi
+# Starts NODE under callgrind with the given access-log sample and waits
+# for its port (sets pid and port).
+start_node() {
+    local sample=$1
+    # Made here, not by the redirection below: the background job may open it
+    # after the first look for the port line, and sed on a missing file fails.
+    : >"$work/node.log"
+    # TMPDIR is kept: callgrind_control reaches the node through vgdb's pipes there.
+    env -i PATH=/usr/bin:/bin TMPDIR="${TMPDIR:-/tmp}" \
+        valgrind --tool=callgrind --log-file="$work/valgrind.log" --callgrind-out-file="$work/cg.%p" \
+        "$node" --port 0 --admin-port 0 --threads 1 --access-log-sample "$sample" --node-name hotpath \
+        2>"$work/node.log" &
+    pid=$!
+    dumps=0
+    port=
+    for _ in $(seq 600); do
+        port=$(sed -n 's/^hotpath_node: serving on port \([0-9]*\)$/\1/p' "$work/node.log")
+        [ -n "$port" ] && break
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    if [ -z "$port" ]; then
+        echo "hotpath_node did not start under callgrind within 60 s" >&2
+        exit 1
+    fi
+}
 
 # callgrind_control talks on stderr even when all is well: shown on failure only.
 control() {
@@ -106,7 +122,6 @@ control() {
     fi
 }
 
-dumps=0
 total=
 # Sets total to the instructions executed since the last zero, from
 # callgrind's next dump (a global: a $(...) subshell would lose the count
@@ -149,34 +164,63 @@ measure_route() {
 tolerance=$(awk '$1 == "tolerance_percent" { print $2 }' "$budgets")
 recorded_on=$(sed -n 's/^platform //p' "$budgets")
 mapfile -t routes < <(awk '$1 ~ /^\// { print $1 }' "$budgets")
+mapfile -t logged_routes < <(awk '$1 == "access-log" && $2 ~ /^\// { print $2 }' "$budgets")
 if [ -z "$tolerance" ] || [ ${#routes[@]} -eq 0 ]; then
     echo "$budgets holds no tolerance_percent line or no routes" >&2
     exit 1
 fi
 
+# Measures each route of the arguments on the node running now, and checks
+# it against its budget (the line KEY ROUTE of BUDGETS; KEY empty for the
+# routes' own lines). Fills measured[KEY ROUTE].
 declare -A measured
-for path in "${routes[@]}"; do
-    measure_route "$path"
-    measured[$path]=$per_request
-    [ "$record" = yes ] && { echo "$path ${measured[$path]}"; continue; }
-    budget=$(awk -v p="$path" '$1 == p { print $2 }' "$budgets")
-    verdict=$(awk -v m="${measured[$path]}" -v b="$budget" -v t="$tolerance" 'BEGIN {
-        limit = int(b * (1 + t / 100))
-        change = sprintf("%+.2f %%", (m - b) * 100 / b)
-        if (m > limit) printf "FAILED: %s, over the budget of %d by more than %s %% (limit %d)", change, b, t, limit
-        else if (m < b / 2) printf "FAILED: %s, under half the budget of %d: the measurement broke, or re-record", change, b
-        else if (m < b * (1 - t / 100)) printf "ok (%s against %d: lower the budget with --record to keep the gain)", change, b
-        else printf "ok (%s against %d)", change, b
-    }')
-    printf '%-12s %7d instructions per request: %s\n' "$path" "${measured[$path]}" "$verdict"
-    case $verdict in FAILED*) failed=1 ;; esac
-done
+measure_all() {
+    local key=$1 path label budget verdict
+    shift
+    for path in "$@"; do
+        label="${key:+$key }$path"
+        measure_route "$path"
+        measured[$label]=$per_request
+        if [ -n "${CALLGRIND_KEEP:-}" ]; then
+            mkdir -p "$CALLGRIND_KEEP"
+            cp "$work/cg.$pid.$dumps" "$CALLGRIND_KEEP/callgrind_${key:+$key-}${path//\//}.out"
+        fi
+        [ "$record" = yes ] && { echo "$label ${measured[$label]}"; continue; }
+        if [ -n "$key" ]; then
+            budget=$(awk -v k="$key" -v p="$path" '$1 == k && $2 == p { print $3 }' "$budgets")
+        else
+            budget=$(awk -v p="$path" '$1 == p { print $2 }' "$budgets")
+        fi
+        verdict=$(awk -v m="${measured[$label]}" -v b="$budget" -v t="$tolerance" 'BEGIN {
+            limit = int(b * (1 + t / 100))
+            change = sprintf("%+.2f %%", (m - b) * 100 / b)
+            if (m > limit) printf "FAILED: %s, over the budget of %d by more than %s %% (limit %d)", change, b, t, limit
+            else if (m < b / 2) printf "FAILED: %s, under half the budget of %d: the measurement broke, or re-record", change, b
+            else if (m < b * (1 - t / 100)) printf "ok (%s against %d: lower the budget with --record to keep the gain)", change, b
+            else printf "ok (%s against %d)", change, b
+        }')
+        printf '%-23s %7d instructions per request: %s\n' "$label" "${measured[$label]}" "$verdict"
+        case $verdict in FAILED*) failed=1 ;; esac
+    done
+}
+
+start_node 0
+measure_all "" "${routes[@]}"
 stop
+if [ ${#logged_routes[@]} -gt 0 ]; then
+    start_node 1
+    measure_all access-log "${logged_routes[@]}"
+    stop
+fi
 
 if [ "$record" = yes ]; then
-    awk -v platform="$platform" -v figures="$(for p in "${routes[@]}"; do echo "$p ${measured[$p]}"; done)" '
-        BEGIN { n = split(figures, lines, "\n"); for (i = 1; i <= n; i++) { split(lines[i], f, " "); value[f[1]] = f[2] } }
+    awk -v platform="$platform" -v figures="$(for k in "${!measured[@]}"; do echo "$k ${measured[$k]}"; done)" '
+        BEGIN {
+            n = split(figures, lines, "\n")
+            for (i = 1; i <= n; i++) { m = split(lines[i], f, " "); value[m == 3 ? f[1] " " f[2] : f[1]] = f[m] }
+        }
         /^platform / { print "platform " platform; next }
+        $1 == "access-log" && ($1 " " $2) in value { print $1, $2, value[$1 " " $2]; next }
         $1 in value { print $1, value[$1]; next }
         { print }' "$budgets" >"$work/budgets"
     grep -q '^platform ' "$work/budgets" || echo "platform $platform" >>"$work/budgets"

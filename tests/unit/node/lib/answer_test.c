@@ -32,6 +32,36 @@ static void test_answering_twice_keeps_the_last_answer(void **state)
     fake_request_finish(r);
 }
 
+static int answer_with_lookalike_names(shoal_ctx *ctx)
+{
+    shoal_set_header(ctx, "X-Trace[1]", "brackets");
+    shoal_set_header(ctx, "X-Trace{1}", "braces"); /* '[' and '{' differ by 0x20 too, but are no letters */
+    shoal_set_header(ctx, "X-Tracer", "longer");
+    shoal_set_header(ctx, "X-TRACE", "upper");
+    return shoal_empty(ctx, 204);
+}
+
+/* Names match whole and without regard to the case of letters only. */
+static void test_header_names_fold_letters_only(void **state)
+{
+    fixture *f = *state;
+    assert_int_equal(shoal_route(shoal_app_root(f->app), "GET", "/lookalikes", answer_with_lookalike_names), 0);
+    serve(f->app);
+
+    fake_request *r = dispatch(f, "GET", "/lookalikes");
+    assert_string_equal(shoal_response_header(&r->ctx, "x-trace[1]"), "brackets");
+    assert_string_equal(shoal_response_header(&r->ctx, "X-TRACE{1}"), "braces");
+    assert_string_equal(shoal_response_header(&r->ctx, "x-tracer"), "longer");
+    assert_string_equal(shoal_response_header(&r->ctx, "x-trace"), "upper");
+    assert_null(shoal_response_header(&r->ctx, "X-Trac"));
+    assert_null(shoal_response_header(&r->ctx, "X-Trace[1]x"));
+    int count = 0;
+    for (shoal_header_entry *h = r->ctx.headers; h != NULL; h = h->next)
+        count++;
+    assert_int_equal(count, 4);
+    fake_request_finish(r);
+}
+
 static int answer_with_headers(shoal_ctx *ctx)
 {
     char value[] = "first";
@@ -308,6 +338,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         TEST(test_answering_twice_keeps_the_last_answer),
         TEST(test_set_header_replaces_and_add_header_appends),
+        TEST(test_header_names_fold_letters_only),
         TEST(test_json_answer_of_null_value_is_500),
         TEST(test_json_writer_answers_and_an_unfinished_one_is_500),
         TEST(test_error_envelope_escapes_its_texts),

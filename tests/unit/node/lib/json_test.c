@@ -537,6 +537,13 @@ static void test_escape_truncates_on_a_character_boundary(void **state)
     assert_string_equal(four, "a\\\"");
     assert_int_equal(shoal_json_escape("abcdef", four, sizeof four), 3);
     assert_string_equal(four, "abc");
+    /* A run of plain text that fills the room exactly, then one past it. */
+    assert_int_equal(shoal_json_escape("abc", four, sizeof four), 3);
+    assert_string_equal(four, "abc");
+    assert_int_equal(shoal_json_escape("ab\"", four, sizeof four), 2);
+    assert_string_equal(four, "ab");
+    assert_int_equal(shoal_json_escape("\"abcd", four, sizeof four), 3);
+    assert_string_equal(four, "\\\"a");
 
     char one[1] = {'x'};
     assert_int_equal(shoal_json_escape("abc", one, sizeof one), 0);
@@ -562,6 +569,15 @@ static void test_utf8_valid_follows_jansson(void **state)
     assert_false(shoal_utf8_valid("\xff\xfe", 2));
     /* Only length bytes count. */
     assert_true(shoal_utf8_valid("ok\xff", 2));
+    assert_true(shoal_utf8_valid("/articles\xff", 9));
+    /* Past and across the eight-byte steps of plain ASCII. */
+    assert_true(shoal_utf8_valid("/articles/how-to-train", 22));
+    assert_true(shoal_utf8_valid("/article\xc3\xa9s/caf\xc3\xa9", 17));
+    assert_true(shoal_utf8_valid("/artic\xf0\x9f\x98\x80les/", 14));
+    assert_false(shoal_utf8_valid("/article\xff", 9));
+    assert_false(shoal_utf8_valid("/articles/longer\x80", 17));
+    assert_false(shoal_utf8_valid("/article\xc3/", 10));
+    assert_false(shoal_utf8_valid("/artic\xf0\x9f\x98", 9));
 }
 
 static void test_valid_utf8_replaces_only_what_is_not(void **state)

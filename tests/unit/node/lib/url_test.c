@@ -36,6 +36,15 @@ static void test_keeps_nul_and_incomplete_escapes(void **state)
     expect("%%41", "%A");
 }
 
+static void test_text_before_the_first_escape_stays(void **state)
+{
+    (void)state;
+    expect("/plaintext", "/plaintext");
+    expect("", "");
+    expect("/articles/caf%C3%A9-and-more", "/articles/caf\xc3\xa9-and-more");
+    expect("/a%", "/a%");
+}
+
 static void test_plus_stays_a_plus(void **state)
 {
     (void)state;
@@ -49,6 +58,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_decodes_hex_pairs_in_either_case),
         cmocka_unit_test(test_keeps_nul_and_incomplete_escapes),
+        cmocka_unit_test(test_text_before_the_first_escape_stays),
         cmocka_unit_test(test_plus_stays_a_plus),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
