@@ -31,7 +31,8 @@ void shoal_budget_describe(const shoal_config *config, const store_capacity *cap
     if (shoal_budget_fits(needed, capacity) || written < 0 || (size_t)written >= size)
         return;
     snprintf(out + written, size - (size_t)written,
-             ", so %d of its workers will fail to connect and answer 503. Raise max_connections (nodes x "
+             ", so %d of its connections will fail to open and the requests that need them answer 503. Raise "
+             "max_connections (nodes x "
              "(2 x threads + 2) + 20), run fewer --threads (SHOAL_THREADS), or put PgBouncer in transaction mode "
              "between the nodes and PostgreSQL (docs/operations.md, the connection budget)",
              needed - store_capacity_free(capacity));

@@ -588,3 +588,8 @@ shoal_fiber *shoal_fiber_current(void)
 {
     return fiber_current;
 }
+
+void *shoal_fiber_arg(const shoal_fiber *fiber)
+{
+    return fiber->arg;
+}

@@ -61,6 +61,9 @@ void shoal_fiber_suspend(void);
 
 /* The fiber running on this thread, NULL in the scheduler. */
 shoal_fiber *shoal_fiber_current(void);
+/* The arg the fiber was made with (shoal_fiber_new), for a scheduler that
+ * keeps its own record of each fiber there. */
+void *shoal_fiber_arg(const shoal_fiber *fiber);
 
 /* The pool's usable stack size (after rounding), and how many stacks it has
  * mapped so far (alive or waiting for reuse): it never exceeds

@@ -26,6 +26,7 @@
 #include "fiber.h"
 #include "loop.h"
 #include "pipe.h"
+#include "side_pool.h"
 #include "url.h"
 
 /* Most requests fit their whole arena in this block, inside the request,
@@ -76,6 +77,7 @@ typedef struct http_worker {
     atomic_bool quiesce_requested;
     atomic_bool stop_requested;
     bool quiesced;   /* by its own thread, or by shoal_http_stop after the join */
+    bool settled;    /* its pipe's first connection attempt ended */
     bool run_failed; /* logged once */
 
     /* Requests on fibers: one runs at a time; one that waits on a tier is
@@ -89,6 +91,10 @@ typedef struct http_worker {
     shoal_loop_timer ready_timer; /* the next turn must not wait: requests are ready */
     unsigned suspended;           /* connections suspended while their request waits */
     bool resumed;                 /* a connection was resumed: libmicrohttpd must run again */
+
+    /* Where the side pool's finished work comes back (shoal_ctx_run_blocking,
+     * password hashing). */
+    shoal_side_inbox *inbox;
 
     /* The PostgreSQL pipe: the store's calls outside transactions. */
     store_pipe *pipe;
@@ -111,15 +117,20 @@ struct listener {
     int listen_socket;
     http_worker *workers;
     unsigned worker_count;
-    pthread_mutex_t quiesce_lock;
-    pthread_cond_t quiesce_done;
+    /* What the workers' threads report back: that they stopped accepting
+     * (shoal_http_stop_accepting waits for it) and that their pipe's first
+     * connection attempt ended (shoal_http_start waits for it). */
+    pthread_mutex_t workers_lock;
+    pthread_cond_t workers_changed;
     unsigned quiesced_workers;
+    unsigned settled_workers;
     size_t worker_fibers; /* each worker's most fibers */
 };
 
 struct shoal_http {
     shoal_app *app;
     const shoal_config *config;
+    shoal_side_pool *side_pool; /* blocking work of the public workers' requests */
     listener public_listener;
     listener admin_listener;
 };
@@ -345,6 +356,13 @@ static void wake_request(void *context, void *caller)
     else
         worker->ready_head = r;
     worker->ready_tail = r;
+}
+
+/* The side pool finished a request's work: it runs on at the end of the
+ * turn, as one whose statement was answered. */
+static void side_work_done(void *context, shoal_fiber *fiber)
+{
+    wake_request(context, shoal_fiber_arg(fiber));
 }
 
 /* Resumes every ready request; one that ended gets its connection back,
@@ -870,6 +888,28 @@ static void daemon_timeout_due(shoal_loop *loop, void *arg)
     run_daemon(arg);
 }
 
+/* A CLOCK_REALTIME moment ms from now, for pthread_cond_timedwait. */
+static struct timespec realtime_after_ms(long ms)
+{
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += ms / 1000;
+    until.tv_nsec += (ms % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    return until;
+}
+
+static void report_to_listener(listener *l, unsigned *count)
+{
+    pthread_mutex_lock(&l->workers_lock);
+    (*count)++;
+    pthread_cond_broadcast(&l->workers_changed);
+    pthread_mutex_unlock(&l->workers_lock);
+}
+
 /* ---- the worker's PostgreSQL pipe ------------------------------------------------- */
 
 static void pipe_ready(shoal_loop *loop, int fd, unsigned events, void *arg)
@@ -923,6 +963,19 @@ static void follow_pipe(http_worker *worker)
         shoal_log(SHOAL_LOG_ERROR, "http", "worker %u: cannot arm its PostgreSQL timer", worker->index);
 }
 
+/* Connected or failed: the node's readiness need not wait for this worker
+ * (its warm-up includes the pipes, so that a ready node holds every
+ * connection it will hold). */
+static void note_settled(http_worker *worker)
+{
+    if (worker->settled)
+        return;
+    if (worker->pipe != NULL && !store_pipe_ready(worker->pipe) && store_pipe_fd(worker->pipe) >= 0)
+        return;
+    worker->settled = true;
+    report_to_listener(worker->from, &worker->from->settled_workers);
+}
+
 /* From here on every request waiting on the pipe is answered (unavailable:
  * sent statements' outcome is unknown) and the store's calls block on its
  * own connection. */
@@ -965,6 +1018,7 @@ static void end_of_turn(shoal_loop *loop, void *arg)
         store_pipe_flush(worker->pipe);
         follow_pipe(worker);
     }
+    note_settled(worker);
     /* A flush that found the connection lost answered requests now. */
     if (worker->ready_head != NULL && shoal_loop_timer_start(loop, &worker->ready_timer, 0, ready_due, worker) != 0)
         shoal_log(SHOAL_LOG_ERROR, "http", "worker %u: cannot arm its ready timer", worker->index);
@@ -994,13 +1048,11 @@ static void woken(shoal_loop *loop, void *arg)
 {
     (void)loop;
     http_worker *worker = arg;
+    if (worker->inbox != NULL)
+        shoal_side_inbox_drain(worker->inbox);
     if (atomic_load_explicit(&worker->quiesce_requested, memory_order_acquire) && !worker->quiesced) {
         quiesce_worker(worker);
-        listener *l = worker->from;
-        pthread_mutex_lock(&l->quiesce_lock);
-        l->quiesced_workers++;
-        pthread_cond_broadcast(&l->quiesce_done);
-        pthread_mutex_unlock(&l->quiesce_lock);
+        report_to_listener(worker->from, &worker->from->quiesced_workers);
     }
     /* Stopping: libmicrohttpd 0.9.75 must not be stopped with suspended
      * connections, so every request still parked is answered first (the
@@ -1022,6 +1074,16 @@ static void set_up_thread(http_worker *worker, size_t max_fibers)
         shoal_log(SHOAL_LOG_ERROR, "http", "worker %u: no fibers (out of memory?); its requests block", worker->index);
     if (worker->app_worker == NULL || worker->fibers == NULL)
         return;
+    if (http->side_pool != NULL) {
+        worker->inbox = shoal_side_inbox_create(worker->loop);
+        if (worker->inbox != NULL) {
+            shoal_side_inbox_resume_with(worker->inbox, side_work_done, worker);
+            shoal_side_bind_thread(http->side_pool, worker->inbox);
+        } else {
+            shoal_log(SHOAL_LOG_ERROR, "http", "worker %u: no side pool inbox (out of memory?); its blocking work "
+                      "runs on the loop", worker->index);
+        }
+    }
     worker->pipe = shoal_app_store_pipe_open(http->app);
     if (worker->pipe == NULL) {
         shoal_log(SHOAL_LOG_ERROR, "http", "worker %u: no PostgreSQL pipe (out of memory?)", worker->index);
@@ -1040,9 +1102,15 @@ static void *serve_worker(void *arg)
     snprintf(name, sizeof name, "shoal-http-%u", worker->index);
     pthread_setname_np(pthread_self(), name); /* for top -H and gdb; a failure changes nothing */
     set_up_thread(worker, worker->from->worker_fibers);
+    note_settled(worker);
     if (shoal_loop_run(worker->loop) != 0)
         shoal_log(SHOAL_LOG_ERROR, "http", "worker %u: its loop failed", worker->index);
     close_pipe(worker);
+    if (worker->inbox != NULL && worker->suspended == 0) {
+        shoal_side_bind_thread(NULL, NULL);
+        shoal_side_inbox_destroy(worker->inbox);
+        worker->inbox = NULL;
+    }
     if (worker->suspended > 0)
         shoal_log(SHOAL_LOG_ERROR, "http", "worker %u: %u requests still parked at stop", worker->index,
                   worker->suspended);
@@ -1141,8 +1209,8 @@ static void stop_public_listener(listener *l)
     if (l->listen_socket >= 0)
         close(l->listen_socket);
     l->listen_socket = -1;
-    pthread_cond_destroy(&l->quiesce_done);
-    pthread_mutex_destroy(&l->quiesce_lock);
+    pthread_cond_destroy(&l->workers_changed);
+    pthread_mutex_destroy(&l->workers_lock);
 }
 
 /* The public listener: --threads workers, each a loop thread with its own
@@ -1158,8 +1226,8 @@ static bool start_public_listener(shoal_http *http, listener *l, char *error, si
     }
     l->http = http;
     l->kind = SHOAL_LISTENER_PUBLIC;
-    pthread_mutex_init(&l->quiesce_lock, NULL);
-    pthread_cond_init(&l->quiesce_done, NULL);
+    pthread_mutex_init(&l->workers_lock, NULL);
+    pthread_cond_init(&l->workers_changed, NULL);
     l->listen_socket = open_listen_socket(&address, config->listen_backlog);
     if (l->listen_socket < 0) {
         cannot_listen(config->bind_address, config->port, SHOAL_LISTENER_PUBLIC, error, error_size);
@@ -1188,6 +1256,14 @@ static bool start_public_listener(shoal_http *http, listener *l, char *error, si
             return false;
         }
     }
+    /* Until every pipe connected or failed, bounded by the connect timeout
+     * (the pipe enforces it) and a second to spare. */
+    struct timespec until = realtime_after_ms(1000L * (config->database_connect_timeout_s + 1));
+    pthread_mutex_lock(&l->workers_lock);
+    while (l->settled_workers < l->worker_count)
+        if (pthread_cond_timedwait(&l->workers_changed, &l->workers_lock, &until) != 0)
+            break;
+    pthread_mutex_unlock(&l->workers_lock);
     l->accepting = true;
     return true;
 }
@@ -1214,6 +1290,11 @@ shoal_http *shoal_http_start(shoal_app *app, char *error, size_t error_size)
     }
     http->app = app;
     http->config = config;
+    /* As many side threads as workers: blocking work (a password hash)
+     * keeps at most that many cores busy, whatever it costs. */
+    http->side_pool = shoal_side_pool_create(config->threads);
+    if (http->side_pool == NULL)
+        shoal_log(SHOAL_LOG_ERROR, "http", "no side pool (out of memory?): blocking work runs on the loops");
     /* The admin listener first: HAProxy and the kubelet ask it whether the
      * node is ready, and it answers 503 until main says so. */
     const char *admin_address = config->admin_bind_address != NULL && config->admin_bind_address[0] != '\0'
@@ -1222,6 +1303,7 @@ shoal_http *shoal_http_start(shoal_app *app, char *error, size_t error_size)
     if (!start_admin_listener(http, &http->admin_listener, admin_address, error, error_size) ||
         !start_public_listener(http, &http->public_listener, error, error_size)) {
         stop_admin_listener(&http->admin_listener);
+        shoal_side_pool_destroy(http->side_pool);
         free(http);
         return NULL;
     }
@@ -1249,20 +1331,13 @@ void shoal_http_stop_accepting(shoal_http *http)
         if (shoal_loop_wake(l->workers[i].loop) != 0)
             shoal_log(SHOAL_LOG_ERROR, "http", "cannot wake worker %u to stop accepting", i);
     }
-    struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += QUIESCE_WAIT_MS / 1000;
-    until.tv_nsec += (long)(QUIESCE_WAIT_MS % 1000) * 1000000L;
-    if (until.tv_nsec >= 1000000000L) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000L;
-    }
-    pthread_mutex_lock(&l->quiesce_lock);
+    struct timespec until = realtime_after_ms(QUIESCE_WAIT_MS);
+    pthread_mutex_lock(&l->workers_lock);
     while (l->quiesced_workers < l->worker_count)
-        if (pthread_cond_timedwait(&l->quiesce_done, &l->quiesce_lock, &until) != 0)
+        if (pthread_cond_timedwait(&l->workers_changed, &l->workers_lock, &until) != 0)
             break;
     unsigned quiesced = l->quiesced_workers;
-    pthread_mutex_unlock(&l->quiesce_lock);
+    pthread_mutex_unlock(&l->workers_lock);
     if (quiesced < l->worker_count)
         shoal_log(SHOAL_LOG_WARNING, "http", "%u of %u workers still busy; the listener closes anyway",
                   l->worker_count - quiesced, l->worker_count);
@@ -1280,5 +1355,7 @@ void shoal_http_stop(shoal_http *http)
         return;
     stop_public_listener(&http->public_listener);
     stop_admin_listener(&http->admin_listener);
+    /* After the workers: none of their requests waits on it any more. */
+    shoal_side_pool_destroy(http->side_pool);
     free(http);
 }

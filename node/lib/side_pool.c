@@ -42,6 +42,8 @@ struct shoal_side_inbox {
     _Atomic(side_job *) finished;
     shoal_loop *loop;
     size_t waiting; /* the loop's thread only */
+    void (*resume)(void *context, shoal_fiber *fiber); /* NULL: shoal_fiber_resume */
+    void *resume_context;
 };
 
 static _Thread_local struct {
@@ -209,8 +211,18 @@ void shoal_side_inbox_drain(shoal_side_inbox *inbox)
         oldest_first = job->next;
         job->done = true;
         inbox->waiting--;
-        shoal_fiber_resume(job->fiber);
+        if (inbox->resume != NULL)
+            inbox->resume(inbox->resume_context, job->fiber);
+        else
+            shoal_fiber_resume(job->fiber);
     }
+}
+
+void shoal_side_inbox_resume_with(shoal_side_inbox *inbox, void (*resume)(void *context, shoal_fiber *fiber),
+                                  void *context)
+{
+    inbox->resume = resume;
+    inbox->resume_context = context;
 }
 
 size_t shoal_side_inbox_waiting(const shoal_side_inbox *inbox)

@@ -22,6 +22,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "fiber.h"
 #include "loop.h"
 
 typedef struct shoal_side_pool shoal_side_pool;
@@ -58,6 +59,13 @@ shoal_side_inbox *shoal_side_inbox_create(shoal_loop *loop);
  * wake callback, on the loop's thread, outside any fiber; a drain that
  * finds nothing is a single atomic exchange. */
 void shoal_side_inbox_drain(shoal_side_inbox *inbox);
+/* Instead of resuming a finished fiber itself, the drain hands it to
+ * resume(context, fiber): a loop that resumes its fibers at a moment of its
+ * own choosing (the HTTP workers, at the end of a turn) sets this once,
+ * after create. The fiber's work is done by then; resuming it later is
+ * fine. */
+void shoal_side_inbox_resume_with(shoal_side_inbox *inbox, void (*resume)(void *context, shoal_fiber *fiber),
+                                  void *context);
 /* Fibers that handed work over through this inbox and were not resumed
  * yet (the loop's owner waits for 0 before it stops). */
 size_t shoal_side_inbox_waiting(const shoal_side_inbox *inbox);

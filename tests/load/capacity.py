@@ -30,6 +30,8 @@ REPO = os.path.dirname(os.path.dirname(HERE))
 TIERS = [("node", "node"), ("lb", "HAProxy"), ("redis", "Redis"), ("postgres", "PostgreSQL"),
          ("client", "wrk")]
 SHARED = ["lb", "redis", "postgres"]
+# Per worker: its pipe and its connection for transactions (docs/engine.md).
+CONNECTIONS_PER_WORKER = 2
 # Per node beyond its workers: the tier monitor behind /readyz and the
 # migration connection at start (deploy/local's pg_max_connections).
 CONNECTIONS_PER_NODE_BEYOND_THREADS = 2
@@ -119,7 +121,7 @@ def feeds(cost, node_cpus):
 
 
 def connection_budget(max_connections, threads, spare=SPARE_CONNECTIONS):
-    per_node = threads + CONNECTIONS_PER_NODE_BEYOND_THREADS
+    per_node = CONNECTIONS_PER_WORKER * threads + CONNECTIONS_PER_NODE_BEYOND_THREADS
     return per_node, max(0, (max_connections - spare) // per_node)
 
 
@@ -177,7 +179,7 @@ def parse_args(argv):
                    help="CPU of one node, as docker-compose.yml's cpus: (default 1.0)")
     p.add_argument("--mix", default="article=60,user=25,list=10,write=5",
                    help="workload=weight,... for the mixed figure (default: article=60,user=25,list=10,write=5)")
-    p.add_argument("--threads", type=int, default=8, help="SHOAL_THREADS per node (default 8)")
+    p.add_argument("--threads", type=int, default=4, help="SHOAL_THREADS per node (default 4)")
     p.add_argument("--max-connections", type=int, default=180,
                    help="PostgreSQL max_connections (default 180, docker-compose.yml's)")
     p.add_argument("--database-url", help="also count the connections a running stack holds, per node")
@@ -211,13 +213,13 @@ def main(argv):
 
     per_node, nodes = connection_budget(a.max_connections, a.threads)
     print()
-    print("PostgreSQL connections: %d per node (%d workers + %d), %d spare: %d nodes fit under "
-          "max_connections %d" % (per_node, a.threads, CONNECTIONS_PER_NODE_BEYOND_THREADS,
+    print("PostgreSQL connections: %d per node (%d workers x %d + %d), %d spare: %d nodes fit under "
+          "max_connections %d" % (per_node, a.threads, CONNECTIONS_PER_WORKER, CONNECTIONS_PER_NODE_BEYOND_THREADS,
                                   SPARE_CONNECTIONS, nodes, a.max_connections))
     if a.database_url:
         held, limit = live_connections(a.database_url)
         print("running stack: max_connections %d, client connections by application_name (a node opens "
-              "one per worker before it turns ready, plus its tier monitor's):" % limit)
+              "two per worker before it turns ready, plus its tier monitor's):" % limit)
         for name, count in sorted(held.items()):
             print("  %-20s %d" % (name, count))
     return 0

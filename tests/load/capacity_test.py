@@ -70,10 +70,11 @@ class CapacityTest(unittest.TestCase):
                 capacity.parse_mix(bad, self.costs)
 
     def test_connection_budget_matches_deploy_local(self):
-        # docker-compose.yml: 16 nodes x (8 + 2) + 20 = 180.
-        self.assertEqual(capacity.connection_budget(180, 8), (10, 16))
-        self.assertEqual(capacity.connection_budget(100, 8), (10, 8))
-        self.assertEqual(capacity.connection_budget(10, 8), (10, 0))
+        # docker-compose.yml: 16 nodes x (2 x 4 + 2) + 20 = 180.
+        self.assertEqual(capacity.connection_budget(180, 4), (10, 16))
+        self.assertEqual(capacity.connection_budget(100, 4), (10, 8))
+        self.assertEqual(capacity.connection_budget(10, 4), (10, 0))
+        self.assertEqual(capacity.connection_budget(180, 8), (18, 8))
 
     def test_main_prints_every_workload_and_the_budget(self):
         out = io.StringIO()

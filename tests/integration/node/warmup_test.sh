@@ -101,12 +101,13 @@ redis_sessions() {
 name=warmup-$$
 start_node "$name"
 check "the node turns ready" wait_ready $((10 * scale))
-pg=$(at_most $((threads + 1)) postgres_sessions "$name"); prepared=$(at_most $threads prepared_sessions "$name")
+pg=$(at_most $((2 * threads + 1)) postgres_sessions "$name"); prepared=$(at_most $((2 * threads)) prepared_sessions "$name")
 redis=$(redis_sessions)
 echo "# at the first 200 (after $ready_ms ms): $pg PostgreSQL sessions ($prepared with prepared statements), $redis Redis connections"
-check "PostgreSQL: $threads workers + 1 monitor = $((threads + 1)) sessions at the first 200 (got $pg)" \
-  [ "$pg" = $((threads + 1)) ]
-check "every worker's statements are prepared at the first 200 ($prepared of $threads)" [ "$prepared" = $threads ]
+check "PostgreSQL: $threads workers x 2 (pipe, transactions) + 1 monitor = $((2 * threads + 1)) sessions at the first 200 (got $pg)" \
+  [ "$pg" = $((2 * threads + 1)) ]
+check "every worker's statements are prepared on both at the first 200 ($prepared of $((2 * threads)))" \
+  [ "$prepared" = $((2 * threads)) ]
 check "Redis: $threads workers + 1 monitor = $((threads + 1)) connections at the first 200 (got $redis)" \
   [ "$redis" = $((threads + 1)) ]
 check "the log says the workers connected" grep -q '"event":"warm".*'"$threads"' workers connected' "$log"
@@ -115,7 +116,7 @@ check "the log says the workers connected" grep -q '"event":"warm".*'"$threads"'
 codes=$(seq 200 | xargs -P 8 -I{} curl -s -o /dev/null -w '%{http_code}\n' --max-time 5 "$base/db" | sort | uniq -c)
 check "200 concurrent /db requests answer 200 ($(echo $codes))" [ "$(echo $codes)" = "200 200" ]
 pg=$(postgres_sessions "$name"); redis=$(redis_sessions)
-check "no thread opened a PostgreSQL connection of its own ($pg sessions)" [ "$pg" = $((threads + 1)) ]
+check "no thread opened a PostgreSQL connection of its own ($pg sessions)" [ "$pg" = $((2 * threads + 1)) ]
 check "no thread opened a Redis connection of its own ($redis connections)" [ "$redis" = $((threads + 1)) ]
 stop_node
 

@@ -174,7 +174,11 @@ void *shoal_ctx_instance(const shoal_ctx *ctx, const shoal_extension *extension)
 
 /* Per-worker state, typed per extension: create runs once for each worker
  * before its thread's first request (for the workers warmed at start, on
- * the thread that warms them), destroy at shutdown. */
+ * the thread that warms them), destroy at shutdown. A worker runs one
+ * request at a time but has many in flight: while one waits on a tier
+ * (store_run, store_batch, shoal_ctx_run_blocking) another runs, so a
+ * request must not keep the state in the middle of a change across such a
+ * call. */
 typedef int shoal_worker_slot;
 shoal_worker_slot shoal_app_worker_slot(shoal_app *app, void *(*create)(void *data),
                                         void (*destroy)(void *state), void *data);

@@ -79,7 +79,7 @@ static void test_the_line_names_every_number_and_past_the_budget_the_fixes(void 
     shoal_budget_describe(&config, &(store_capacity){.max_connections = 20, .reserved = 3, .in_use = 12}, line,
                           sizeof line);
     const char *past[] = {"9 PostgreSQL connections", "2 for each of 4 worker threads", "1 tier monitor", "5 free",
-                          "max_connections 20", "3 reserved", "12 in use", "4 of its workers", "Raise max_connections",
+                          "max_connections 20", "3 reserved", "12 in use", "4 of its connections", "Raise max_connections",
                           "fewer --threads", "PgBouncer"};
     for (size_t i = 0; i < sizeof past / sizeof past[0]; i++)
         if (strstr(line, past[i]) == NULL)
