@@ -24,6 +24,7 @@
 #include "clock.h"
 #include "context.h"
 #include "fiber.h"
+#include "http_internal.h"
 #include "loop.h"
 #include "pipe.h"
 #include "side_pool.h"
@@ -1256,14 +1257,6 @@ static bool start_public_listener(shoal_http *http, listener *l, char *error, si
             return false;
         }
     }
-    /* Until every pipe connected or failed, bounded by the connect timeout
-     * (the pipe enforces it) and a second to spare. */
-    struct timespec until = realtime_after_ms(1000L * (config->database_connect_timeout_s + 1));
-    pthread_mutex_lock(&l->workers_lock);
-    while (l->settled_workers < l->worker_count)
-        if (pthread_cond_timedwait(&l->workers_changed, &l->workers_lock, &until) != 0)
-            break;
-    pthread_mutex_unlock(&l->workers_lock);
     l->accepting = true;
     return true;
 }
@@ -1308,6 +1301,20 @@ shoal_http *shoal_http_start(shoal_app *app, char *error, size_t error_size)
         return NULL;
     }
     return http;
+}
+
+bool shoal_http_await_pipes(shoal_http *http, uint64_t deadline_ms)
+{
+    listener *l = &http->public_listener;
+    uint64_t now = shoal_monotonic_ms();
+    struct timespec until = realtime_after_ms(deadline_ms > now ? (long)(deadline_ms - now) : 0);
+    pthread_mutex_lock(&l->workers_lock);
+    while (l->settled_workers < l->worker_count)
+        if (pthread_cond_timedwait(&l->workers_changed, &l->workers_lock, &until) != 0)
+            break;
+    bool settled = l->settled_workers == l->worker_count;
+    pthread_mutex_unlock(&l->workers_lock);
+    return settled;
 }
 
 int shoal_http_port(const shoal_http *http)

@@ -29,6 +29,7 @@
 #include "config_tables.h"
 #include "context.h"
 #include "errors_internal.h"
+#include "http_internal.h"
 #include "settings_engine.h"
 
 /* A malformed service: a bug in the program, not a bad setting (sysexits'
@@ -614,12 +615,14 @@ static int setup(shoal_app *app, const shoal_service *service, shoal_tier_monito
 /* Opens every worker's connections before the node turns ready, within
  * the startup timeout; a tier that cannot be reached is left for the
  * workers' first requests, as it would be after an outage. */
-static int warm_workers(shoal_app *app, const shoal_config *config, uint64_t startup_deadline, bool skip_postgres)
+static int warm_workers(shoal_app *app, const shoal_config *config, uint64_t startup_deadline, bool skip_postgres,
+                        bool *postgres_warm)
 {
     uint64_t started = shoal_monotonic_ms();
     shoal_warm_report report;
     if (shoal_app_warm_workers(app, config->threads, startup_deadline, skip_postgres, &report) != 0)
         return -1;
+    *postgres_warm = report.postgres == report.workers;
     unsigned long long took = (unsigned long long)(shoal_monotonic_ms() - started);
     if (report.postgres == report.workers && report.redis == report.workers) {
         shoal_log(SHOAL_LOG_INFO, "warm", "%d workers connected to PostgreSQL (statements prepared) and Redis in %llu ms",
@@ -725,8 +728,9 @@ static int serve(const shoal_service *service, node_settings *node)
      * no-op): the workers' new connections prepare the registry's
      * statements, which must all be there. PostgreSQL that the budget check
      * just could not reach is not tried again for each worker. */
+    bool postgres_warm = false;
     if (shoal_app_freeze(app) != 0 ||
-        warm_workers(app, config, startup_deadline, budget == SHOAL_BUDGET_UNREACHABLE) != 0) {
+        warm_workers(app, config, startup_deadline, budget == SHOAL_BUDGET_UNREACHABLE, &postgres_warm) != 0) {
         shoal_log(SHOAL_LOG_ERROR, "start", "setup failed");
         return give_up(app, monitor);
     }
@@ -735,6 +739,11 @@ static int serve(const shoal_service *service, node_settings *node)
         shoal_log(SHOAL_LOG_ERROR, "start", "%s", error);
         return give_up(app, monitor);
     }
+    /* The workers' pipes are part of the warm-up: a ready node holds every
+     * connection it will hold. Not when PostgreSQL was not there for the
+     * rest of the warm-up: then the pipes connect on the first requests. */
+    if (postgres_warm)
+        shoal_http_await_pipes(http, startup_deadline);
     shoal_app_set_readiness(app, SHOAL_READY);
     shoal_log(SHOAL_LOG_INFO, "start", "serving on %s:%d with %d worker threads, admin on %s:%d; cache in %s, L1 %s",
               config->bind_address, shoal_http_port(http), config->threads,
