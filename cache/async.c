@@ -588,3 +588,8 @@ void cache_async_stats_read(const cache_async *a, cache_async_stats *out)
 {
     *out = a->stats;
 }
+
+unsigned long cache_async_socket_serial(const cache_async *a)
+{
+    return a->stats.connects;
+}

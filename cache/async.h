@@ -1,6 +1,6 @@
 /* cache/async.h: one non-blocking Redis connection (hiredis async), shared
  * by every request of one event loop, its commands pipelined across
- * requests (private to cache/; the engine's loop drives it,
+ * requests (private to libshoal; the engine's loop drives it,
  * docs/engine.md).
  *
  * It owns no loop, as store/pipe.h does not. Its caller watches
@@ -103,5 +103,32 @@ typedef struct cache_async_stats {
     unsigned long late_replies; /* replies dropped because their command was answered at its deadline */
 } cache_async_stats;
 void cache_async_stats_read(const cache_async *a, cache_async_stats *out);
+/* Changes with every new connection's socket, even one that got the number
+ * of the last (epoll forgot that one when it closed): a loop watching
+ * cache_async_fd registers it again then. */
+unsigned long cache_async_socket_serial(const cache_async *a);
+
+/* ---- a cache's calls on it ---------------------------------------------------
+ *
+ * How cache_command_run and cache_pipeline wait for the async connection
+ * without blocking their thread: the engine parks the calling request (a
+ * fiber) and runs others meanwhile. Every function is called on the
+ * cache's thread. */
+typedef struct cache_wait {
+    void *context;
+    /* The caller, when it can be parked (a fiber of the loop that drives
+     * the connection), else NULL: the call takes the cache's own blocking
+     * connection. */
+    void *(*caller)(void *context);
+    /* Parks caller until wake(context, caller). */
+    void (*park)(void *context, void *caller);
+    void (*wake)(void *context, void *caller);
+} cache_wait;
+
+/* From now on c's commands go through a when wait->caller says they can
+ * (NULL a: never again). c does not own a; wait is copied. The replies
+ * handed back are copies the caller frees with freeReplyObject, as the
+ * blocking connection's. */
+void cache_use_async(cache *c, cache_async *a, const cache_wait *wait);
 
 #endif

@@ -1,6 +1,7 @@
 /* cache/cache.c: a worker's Redis connection. */
 #include <shoal/cache.h>
 
+#include "async.h"
 #include "cache_internal.h"
 
 #include <ctype.h>
@@ -35,167 +36,13 @@ struct cache {
     atomic_ullong duration_ns;
     char key_prefix[CACHE_KEY_PREFIX_MAX + 1];
     char session_prefix[CACHE_KEY_PREFIX_MAX + 1];
+    /* cache_use_async: where commands go when the caller can be parked. */
+    cache_async *async;
+    cache_wait wait;
+    /* The async connection's reconnects as last seen on this thread, for
+     * /metrics (cache_async's own count is not for other threads). */
+    atomic_ulong async_reconnects;
 };
-
-/* ---- URLs ------------------------------------------------------------------ */
-
-static int hex_value(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    c = (char)tolower((unsigned char)c);
-    return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-}
-
-/* Copies text[0..length) into out, decoding %XX; -1 when it does not fit or
- * an escape is broken. */
-static int percent_decode(const char *text, size_t length, char *out, size_t size)
-{
-    size_t written = 0;
-    for (size_t i = 0; i < length; i++) {
-        char c = text[i];
-        if (c == '%') {
-            if (i + 2 >= length)
-                return -1;
-            int high = hex_value(text[i + 1]);
-            int low = hex_value(text[i + 2]);
-            if (high < 0 || low < 0)
-                return -1;
-            c = (char)(high * 16 + low);
-            i += 2;
-        }
-        if (written + 1 >= size)
-            return -1;
-        out[written++] = c;
-    }
-    out[written] = '\0';
-    return 0;
-}
-
-int cache_url_parse(const char *url, cache_endpoint *out, char *error, size_t error_size)
-{
-    memset(out, 0, sizeof *out);
-    out->port = 6379;
-    if (url == NULL || strncmp(url, "redis://", 8) != 0) {
-        snprintf(error, error_size, "a Redis URL starts with redis://");
-        return -1;
-    }
-    const char *cursor = url + 8;
-    const char *end_of_authority = cursor + strcspn(cursor, "/?#");
-    const char *at = NULL;
-    for (const char *p = cursor; p < end_of_authority; p++)
-        if (*p == '@')
-            at = p; /* the last '@': passwords may contain an escaped one */
-    if (at != NULL) {
-        const char *colon = memchr(cursor, ':', (size_t)(at - cursor));
-        const char *user_end = colon != NULL ? colon : at;
-        if (percent_decode(cursor, (size_t)(user_end - cursor), out->username, sizeof out->username) != 0 ||
-            (colon != NULL &&
-             percent_decode(colon + 1, (size_t)(at - colon - 1), out->password, sizeof out->password) != 0)) {
-            snprintf(error, error_size, "the user or password in the Redis URL is malformed or too long");
-            return -1;
-        }
-        cursor = at + 1;
-    }
-
-    const char *host_end;
-    const char *host_start = cursor;
-    if (*cursor == '[') {
-        host_start = cursor + 1;
-        host_end = memchr(host_start, ']', (size_t)(end_of_authority - host_start));
-        if (host_end == NULL) {
-            snprintf(error, error_size, "unclosed [ in the Redis URL's host");
-            return -1;
-        }
-        cursor = host_end + 1;
-    } else {
-        host_end = memchr(cursor, ':', (size_t)(end_of_authority - cursor));
-        if (host_end == NULL)
-            host_end = end_of_authority;
-        cursor = host_end;
-    }
-    size_t host_length = (size_t)(host_end - host_start);
-    if (host_length >= sizeof out->host) {
-        snprintf(error, error_size, "the Redis URL's host is too long");
-        return -1;
-    }
-    memcpy(out->host, host_start, host_length);
-    out->host[host_length] = '\0';
-    if (host_length == 0)
-        strcpy(out->host, "127.0.0.1");
-
-    if (*cursor == ':') {
-        char *end = NULL;
-        errno = 0;
-        long port = strtol(cursor + 1, &end, 10);
-        if (errno != 0 || end == cursor + 1 || end != end_of_authority || port < 1 || port > 65535) {
-            snprintf(error, error_size, "the Redis URL's port must be a number from 1 to 65535");
-            return -1;
-        }
-        out->port = (int)port;
-        cursor = end;
-    } else if (cursor != end_of_authority) {
-        snprintf(error, error_size, "unexpected text after the Redis URL's host");
-        return -1;
-    }
-
-    if (*cursor == '/' && cursor[1] != '\0' && cursor[1] != '?') {
-        char *end = NULL;
-        errno = 0;
-        long database = strtol(cursor + 1, &end, 10);
-        if (errno != 0 || end == cursor + 1 || (*end != '\0' && *end != '?') || database < 0 || database > 1000000) {
-            snprintf(error, error_size, "the Redis URL's database must be a number");
-            return -1;
-        }
-        out->database = (int)database;
-    }
-    return 0;
-}
-
-/* ---- what a reply means ------------------------------------------------------ */
-
-/* An error reply starts with a code word; these say that this server cannot
- * do the work now, for a reason that passes with time (or with another
- * server), not that the command was wrong. */
-static const struct {
-    const char *code;
-    cache_reply_kind kind;
-} reply_codes[] = {
-    {"LOADING", CACHE_REPLY_NOT_NOW},     /* loading its data set after a restart */
-    {"BUSY", CACHE_REPLY_NOT_NOW},        /* running a script past busy-reply-threshold */
-    {"TRYAGAIN", CACHE_REPLY_NOT_NOW},    /* cluster: a slot is moving */
-    {"CLUSTERDOWN", CACHE_REPLY_NOT_NOW}, /* cluster: not all slots served */
-    {"NOREPLICAS", CACHE_REPLY_NOT_NOW},  /* min-replicas-to-write not met */
-    {"MISCONF", CACHE_REPLY_NOT_NOW},     /* cannot persist, so refuses writes */
-    {"OOM", CACHE_REPLY_NOT_NOW},         /* full under noeviction */
-    /* A replica, not the primary (a failover moved it): a new connection
-     * may reach the primary, which this one never will. */
-    {"READONLY", CACHE_REPLY_NOT_HERE},
-    {"MASTERDOWN", CACHE_REPLY_NOT_HERE}, /* a replica that lost its primary */
-    {"NOSCRIPT", CACHE_REPLY_NOSCRIPT},
-};
-
-/* maxclients: said once, then the server closes the connection. */
-#define TOO_MANY_CLIENTS "ERR max number of clients reached"
-
-cache_reply_kind cache_reply_classify(const redisReply *reply)
-{
-    if (reply == NULL)
-        return CACHE_REPLY_NOT_NOW;
-    if (reply->type != REDIS_REPLY_ERROR)
-        return CACHE_REPLY_VALUE;
-    const char *text = reply->str != NULL ? reply->str : "";
-    size_t length = reply->str != NULL ? reply->len : 0;
-    size_t word = 0;
-    while (word < length && text[word] != ' ')
-        word++;
-    for (size_t i = 0; i < sizeof reply_codes / sizeof reply_codes[0]; i++)
-        if (strlen(reply_codes[i].code) == word && memcmp(text, reply_codes[i].code, word) == 0)
-            return reply_codes[i].kind;
-    if (length >= sizeof TOO_MANY_CLIENTS - 1 && memcmp(text, TOO_MANY_CLIENTS, sizeof TOO_MANY_CLIENTS - 1) == 0)
-        return CACHE_REPLY_NOT_HERE;
-    return CACHE_REPLY_ERROR;
-}
 
 /* ---- reachability, shared by the connections to one server -------------------- */
 
@@ -501,6 +348,122 @@ static cache_status judge(cache *c, int count, redisReply **replies)
     return status;
 }
 
+/* ---- on the async connection (cache_use_async) ------------------------------ */
+
+void cache_use_async(cache *c, cache_async *a, const cache_wait *wait)
+{
+    c->async = a;
+    if (a != NULL && wait != NULL)
+        c->wait = *wait;
+    else
+        c->wait = (cache_wait){0};
+}
+
+/* hiredis frees an async reply when its callback returns; the callers of
+ * run() own theirs (freeReplyObject, which frees what this allocates the
+ * way hiredis 0.14's reader does: malloc'd strings, calloc'd arrays). */
+static redisReply *copy_reply(const redisReply *reply)
+{
+    redisReply *copy = calloc(1, sizeof *copy);
+    if (copy == NULL)
+        return NULL;
+    copy->type = reply->type;
+    copy->integer = reply->integer;
+    if (reply->str != NULL) {
+        copy->str = malloc(reply->len + 1);
+        if (copy->str == NULL) {
+            free(copy);
+            return NULL;
+        }
+        memcpy(copy->str, reply->str, reply->len);
+        copy->str[reply->len] = '\0';
+        copy->len = reply->len;
+    }
+    if (reply->elements > 0) {
+        copy->element = calloc(reply->elements, sizeof *copy->element);
+        if (copy->element == NULL) {
+            freeReplyObject(copy);
+            return NULL;
+        }
+        copy->elements = reply->elements;
+        for (size_t i = 0; i < reply->elements; i++)
+            if ((copy->element[i] = copy_reply(reply->element[i])) == NULL) {
+                freeReplyObject(copy);
+                return NULL;
+            }
+    }
+    return copy;
+}
+
+/* One parked call: its replies land here from the connection's callbacks,
+ * on the parked caller's stack. */
+typedef struct async_call {
+    cache *c;
+    void *caller;
+    redisReply **replies;
+    int left;
+    bool unavailable;
+    bool refused; /* an error reply among them */
+} async_call;
+
+typedef struct async_command {
+    async_call *call;
+    int index;
+} async_command;
+
+static void command_answered(void *cookie, cache_status status, const redisReply *reply)
+{
+    async_command *command = cookie;
+    async_call *call = command->call;
+    if (status == CACHE_UNAVAILABLE || reply == NULL) {
+        call->unavailable = true;
+    } else {
+        call->replies[command->index] = copy_reply(reply);
+        if (call->replies[command->index] == NULL)
+            call->unavailable = true; /* out of memory: no answer to give */
+        else if (status == CACHE_ERROR)
+            call->refused = true;
+    }
+    if (--call->left == 0)
+        call->c->wait.wake(call->c->wait.context, call->caller);
+}
+
+/* More commands than this in one call take the blocking connection: their
+ * cookies live on the caller's stack. */
+#define ASYNC_MAX_COMMANDS 16
+
+/* As run() answers: CACHE_OK, CACHE_ERROR (an error reply among them, kept),
+ * or CACHE_UNAVAILABLE with every reply freed. A command sent and lost is
+ * never sent again (its outcome is unknown); one not sent yet goes out on
+ * the next connection (cache/async.h). */
+static cache_status run_on_async(cache *c, void *caller, int count, const int *argcs, const char **const *argvs,
+                                 const size_t *const *lengths, redisReply **replies)
+{
+    async_call call = {.c = c, .caller = caller, .replies = replies};
+    async_command commands[ASYNC_MAX_COMMANDS];
+    for (int i = 0; i < count; i++) {
+        commands[i] = (async_command){&call, i};
+        if (cache_async_command(c->async, argcs[i], argvs[i], lengths[i], command_answered, &commands[i]) !=
+            CACHE_OK) {
+            call.unavailable = true;
+            break;
+        }
+        call.left++;
+    }
+    while (call.left > 0)
+        c->wait.park(c->wait.context, caller);
+    if (c->async != NULL) { /* gone when the node stops: closing it answered this call */
+        cache_async_stats stats;
+        cache_async_stats_read(c->async, &stats);
+        atomic_store_explicit(&c->async_reconnects, stats.reconnects, memory_order_relaxed);
+    }
+    if (call.unavailable) {
+        free_replies(count, replies);
+        return CACHE_UNAVAILABLE;
+    }
+    return call.refused ? CACHE_ERROR : CACHE_OK;
+}
+
 /* The commands of one call, sent once on a good connection, and again on a
  * new one when the first connection turned out to be dead and the commands
  * certainly did not run (found dead before sending, or not sent whole), or
@@ -513,6 +476,9 @@ static cache_status run(cache *c, cache_resend resend, int count, const int *arg
         replies[i] = NULL;
     if (c == NULL)
         return CACHE_UNAVAILABLE; /* a request served without a worker */
+    void *caller = c->async != NULL && count <= ASYNC_MAX_COMMANDS ? c->wait.caller(c->wait.context) : NULL;
+    if (caller != NULL)
+        return run_on_async(c, caller, count, argcs, argvs, lengths, replies);
     for (int attempt = 0; attempt < 2; attempt++) {
         bool forced = dropped_dead_connection(c) || attempt > 0;
         bool reused = cache_connected(c);
@@ -577,7 +543,8 @@ void cache_stats_read(const cache *c, cache_stats *out)
 {
     out->calls = atomic_load_explicit(&c->calls, memory_order_relaxed);
     out->errors = atomic_load_explicit(&c->errors, memory_order_relaxed);
-    out->reconnects = atomic_load_explicit(&c->reconnects, memory_order_relaxed);
+    out->reconnects = atomic_load_explicit(&c->reconnects, memory_order_relaxed) +
+                      atomic_load_explicit(&c->async_reconnects, memory_order_relaxed);
     out->duration_ns = atomic_load_explicit(&c->duration_ns, memory_order_relaxed);
 }
 

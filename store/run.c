@@ -261,6 +261,8 @@ static store_status wait_for_answer(store *s, pipe_call *call)
 {
     while (!call->answered)
         s->wait.park(s->wait.context, call->caller, s->deadline_ns, call_expired, call);
+    if (s->pipe != NULL) /* gone when the node stops: closing it answered this call */
+        atomic_store_explicit(&s->pipe_reconnects, store_pipe_reconnect_count(s->pipe), memory_order_relaxed);
     if (call->status == STORE_OK) {
         store_succeed(s);
         return STORE_OK;

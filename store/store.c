@@ -164,7 +164,8 @@ void store_stats_read(const store *s, store_stats *out)
 {
     out->calls = atomic_load_explicit(&s->calls, memory_order_relaxed);
     out->errors = atomic_load_explicit(&s->errors, memory_order_relaxed);
-    out->reconnects = atomic_load_explicit(&s->reconnects, memory_order_relaxed);
+    out->reconnects = atomic_load_explicit(&s->reconnects, memory_order_relaxed) +
+                      atomic_load_explicit(&s->pipe_reconnects, memory_order_relaxed);
     out->duration_ns = atomic_load_explicit(&s->duration_ns, memory_order_relaxed);
 }
 

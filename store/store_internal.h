@@ -40,6 +40,8 @@ struct store {
      * can be parked. */
     store_pipe *pipe;
     store_wait wait;
+    /* The pipe's reconnects as last seen on this thread, for /metrics. */
+    atomic_ulong pipe_reconnects;
     store_error last_error;
     /* last_error.field points here when the field came from the server (a
      * column name) rather than from the registry. */

@@ -168,6 +168,12 @@ struct store_pipe *shoal_app_store_pipe_open(shoal_app *app);
 /* The worker's store (its PostgreSQL connection, and its pipe once a loop
  * gave it one). */
 store *shoal_worker_store(shoal_worker *worker);
+/* Its Redis connection to the sessions' instance (cache_tier false) or to
+ * the cache's (true; the same one when the cache shares the instance). */
+cache *shoal_worker_cache(shoal_worker *worker, bool cache_tier);
+/* A Redis connection of a worker's loop (cache/async.h) to the sessions'
+ * instance or the cache's; NULL when memory runs out (logged). */
+struct cache_async *shoal_app_redis_open(shoal_app *app, bool cache_tier);
 
 /* What warming the workers came to. */
 typedef struct shoal_warm_report {

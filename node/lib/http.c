@@ -28,6 +28,7 @@
 #include "loop.h"
 #include "pipe.h"
 #include "side_pool.h"
+#include "tier_link.h"
 #include "url.h"
 
 /* Most requests fit their whole arena in this block, inside the request,
@@ -78,7 +79,7 @@ typedef struct http_worker {
     atomic_bool quiesce_requested;
     atomic_bool stop_requested;
     bool quiesced;   /* by its own thread, or by shoal_http_stop after the join */
-    bool settled;    /* its pipe's first connection attempt ended */
+    bool settled;    /* its tier connections' first attempts ended */
     bool run_failed; /* logged once */
 
     /* Requests on fibers: one runs at a time; one that waits on a tier is
@@ -97,13 +98,11 @@ typedef struct http_worker {
      * password hashing). */
     shoal_side_inbox *inbox;
 
-    /* The PostgreSQL pipe: the store's calls outside transactions. */
-    store_pipe *pipe;
-    shoal_loop_watch *pipe_watch;
-    int pipe_fd;
-    unsigned long pipe_serial;
-    unsigned pipe_interest;
-    shoal_loop_timer pipe_timer;
+    /* Its non-blocking tier connections: the PostgreSQL pipe (the store's
+     * calls outside transactions), a Redis connection to the sessions'
+     * instance and, when the cache has its own instance, one to it. */
+    shoal_tier_link *links[3];
+    unsigned link_count;
 } http_worker;
 
 /* One listener: the public port with a worker per thread, or the admin port
@@ -119,8 +118,8 @@ struct listener {
     http_worker *workers;
     unsigned worker_count;
     /* What the workers' threads report back: that they stopped accepting
-     * (shoal_http_stop_accepting waits for it) and that their pipe's first
-     * connection attempt ended (shoal_http_start waits for it). */
+     * (shoal_http_stop_accepting waits for it) and that their tier
+     * connections' first attempts ended (shoal_http_await_pipes waits). */
     pthread_mutex_t workers_lock;
     pthread_cond_t workers_changed;
     unsigned quiesced_workers;
@@ -342,6 +341,13 @@ static void park_request(void *context, void *caller, uint64_t deadline_ns, void
     }
     shoal_fiber_suspend();
     shoal_loop_timer_stop(worker->loop, &deadline.timer);
+}
+
+/* cache_wait's park (cache/async.h): the Redis connection enforces its
+ * timeout itself. */
+static void park_for_redis(void *context, void *caller)
+{
+    park_request(context, caller, 0, NULL, NULL);
 }
 
 static void wake_request(void *context, void *caller)
@@ -911,58 +917,7 @@ static void report_to_listener(listener *l, unsigned *count)
     pthread_mutex_unlock(&l->workers_lock);
 }
 
-/* ---- the worker's PostgreSQL pipe ------------------------------------------------- */
-
-static void pipe_ready(shoal_loop *loop, int fd, unsigned events, void *arg)
-{
-    (void)loop;
-    (void)fd;
-    http_worker *worker = arg;
-    unsigned long serial = store_pipe_socket_serial(worker->pipe);
-    if (events & (SHOAL_LOOP_READ | SHOAL_LOOP_HANGUP))
-        store_pipe_on_readable(worker->pipe);
-    /* Not on a socket that replaced the one the event was for. */
-    if ((events & SHOAL_LOOP_WRITE) && serial == store_pipe_socket_serial(worker->pipe))
-        store_pipe_on_writable(worker->pipe);
-}
-
-static void pipe_timer_due(shoal_loop *loop, void *arg)
-{
-    (void)loop;
-    http_worker *worker = arg;
-    store_pipe_on_timer(worker->pipe);
-}
-
-/* Watches what the pipe asks for now: its socket (which changes with every
- * connection, and may keep its number while being another socket), for
- * writing while it has more to send, and its timer. */
-static void follow_pipe(http_worker *worker)
-{
-    store_pipe *pipe = worker->pipe;
-    int fd = store_pipe_fd(pipe);
-    unsigned long serial = store_pipe_socket_serial(pipe);
-    unsigned interest = SHOAL_LOOP_READ | (store_pipe_wants_write(pipe) ? SHOAL_LOOP_WRITE : 0);
-    if (fd != worker->pipe_fd || serial != worker->pipe_serial) {
-        /* Removing a closed socket's watch fails (epoll forgot it when it
-         * closed) and frees the watch all the same. */
-        if (worker->pipe_watch != NULL)
-            shoal_loop_watch_remove(worker->pipe_watch);
-        worker->pipe_watch = fd >= 0 ? shoal_loop_watch_add(worker->loop, fd, interest, pipe_ready, worker) : NULL;
-        if (fd >= 0 && worker->pipe_watch == NULL)
-            shoal_log(SHOAL_LOG_ERROR, "http", "worker %u: cannot watch its PostgreSQL connection", worker->index);
-        worker->pipe_fd = fd;
-        worker->pipe_serial = serial;
-        worker->pipe_interest = interest;
-    } else if (worker->pipe_watch != NULL && interest != worker->pipe_interest) {
-        if (shoal_loop_watch_modify(worker->pipe_watch, interest) == 0)
-            worker->pipe_interest = interest;
-    }
-    int after_ms = store_pipe_timer_ms(pipe);
-    if (after_ms < 0)
-        shoal_loop_timer_stop(worker->loop, &worker->pipe_timer);
-    else if (shoal_loop_timer_start(worker->loop, &worker->pipe_timer, (uint64_t)after_ms, pipe_timer_due, worker) != 0)
-        shoal_log(SHOAL_LOG_ERROR, "http", "worker %u: cannot arm its PostgreSQL timer", worker->index);
-}
+/* ---- the worker's tier connections --------------------------------------------- */
 
 /* Connected or failed: the node's readiness need not wait for this worker
  * (its warm-up includes the pipes, so that a ready node holds every
@@ -971,29 +926,30 @@ static void note_settled(http_worker *worker)
 {
     if (worker->settled)
         return;
-    if (worker->pipe != NULL && !store_pipe_ready(worker->pipe) && store_pipe_fd(worker->pipe) >= 0)
-        return;
+    for (unsigned i = 0; i < worker->link_count; i++)
+        if (!shoal_tier_link_settled(worker->links[i]))
+            return;
     worker->settled = true;
     report_to_listener(worker->from, &worker->from->settled_workers);
 }
 
-/* From here on every request waiting on the pipe is answered (unavailable:
- * sent statements' outcome is unknown) and the store's calls block on its
- * own connection. */
-static void close_pipe(http_worker *worker)
+/* From here on every request waiting on a tier connection is answered
+ * (unavailable: the outcome of what was sent is unknown), and the store's
+ * and the caches' calls block on their own connections. */
+static void close_links(http_worker *worker)
 {
-    if (worker->pipe == NULL)
+    if (worker->link_count == 0)
         return;
-    if (worker->pipe_watch != NULL)
-        shoal_loop_watch_remove(worker->pipe_watch);
-    worker->pipe_watch = NULL;
-    shoal_loop_timer_stop(worker->loop, &worker->pipe_timer);
-    /* Closing answers the waiting requests through the store, which wakes
-     * them: only then is the store let go of the pipe. */
-    store_pipe_close(worker->pipe);
-    if (worker->app_worker != NULL)
+    /* Closing answers the waiting requests through the store and the
+     * caches, which wake them: only then are those let go of the links. */
+    for (unsigned i = 0; i < worker->link_count; i++)
+        shoal_tier_link_close(worker->links[i]);
+    worker->link_count = 0;
+    if (worker->app_worker != NULL) {
         store_use_pipe(shoal_worker_store(worker->app_worker), NULL, NULL);
-    worker->pipe = NULL;
+        cache_use_async(shoal_worker_cache(worker->app_worker, false), NULL, NULL);
+        cache_use_async(shoal_worker_cache(worker->app_worker, true), NULL, NULL);
+    }
 }
 
 static void ready_due(shoal_loop *loop, void *arg)
@@ -1015,10 +971,8 @@ static void end_of_turn(shoal_loop *loop, void *arg)
         worker->resumed = false;
         run_daemon(worker);
     }
-    if (worker->pipe != NULL) {
-        store_pipe_flush(worker->pipe);
-        follow_pipe(worker);
-    }
+    for (unsigned i = 0; i < worker->link_count; i++)
+        shoal_tier_link_end_turn(worker->links[i]);
     note_settled(worker);
     /* A flush that found the connection lost answered requests now. */
     if (worker->ready_head != NULL && shoal_loop_timer_start(loop, &worker->ready_timer, 0, ready_due, worker) != 0)
@@ -1059,7 +1013,7 @@ static void woken(shoal_loop *loop, void *arg)
      * connections, so every request still parked is answered first (the
      * end of the turn resumes them and stops the loop when none is left). */
     if (atomic_load_explicit(&worker->stop_requested, memory_order_acquire))
-        close_pipe(worker);
+        close_links(worker);
 }
 
 /* What a worker's thread sets up before serving: pools belong to the thread
@@ -1085,15 +1039,31 @@ static void set_up_thread(http_worker *worker, size_t max_fibers)
                       "runs on the loop", worker->index);
         }
     }
-    worker->pipe = shoal_app_store_pipe_open(http->app);
-    if (worker->pipe == NULL) {
+    store_pipe *pipe = shoal_app_store_pipe_open(http->app);
+    shoal_tier_link *link = pipe != NULL ? shoal_tier_link_pipe(worker->loop, pipe) : NULL;
+    if (link != NULL) {
+        worker->links[worker->link_count++] = link;
+        store_wait wait = {.context = worker, .caller = parkable_request, .park = park_request, .wake = wake_request};
+        store_use_pipe(shoal_worker_store(worker->app_worker), pipe, &wait);
+    } else {
         shoal_log(SHOAL_LOG_ERROR, "http", "worker %u: no PostgreSQL pipe (out of memory?)", worker->index);
-        return;
     }
-    store_wait wait = {
-        .context = worker, .caller = parkable_request, .park = park_request, .wake = wake_request};
-    store_use_pipe(shoal_worker_store(worker->app_worker), worker->pipe, &wait);
-    follow_pipe(worker);
+    /* The sessions' Redis, and the cache's own when it has one. */
+    for (int tier = 0; tier < 2; tier++) {
+        cache *blocking = shoal_worker_cache(worker->app_worker, tier == 1);
+        if (tier == 1 && blocking == shoal_worker_cache(worker->app_worker, false))
+            break;
+        cache_async *redis = shoal_app_redis_open(http->app, tier == 1);
+        link = redis != NULL ? shoal_tier_link_redis(worker->loop, redis) : NULL;
+        if (link == NULL) {
+            shoal_log(SHOAL_LOG_ERROR, "http", "worker %u: no Redis connection of its loop (out of memory?)",
+                      worker->index);
+            continue;
+        }
+        worker->links[worker->link_count++] = link;
+        cache_wait wait = {.context = worker, .caller = parkable_request, .park = park_for_redis, .wake = wake_request};
+        cache_use_async(blocking, redis, &wait);
+    }
 }
 
 static void *serve_worker(void *arg)
@@ -1106,7 +1076,7 @@ static void *serve_worker(void *arg)
     note_settled(worker);
     if (shoal_loop_run(worker->loop) != 0)
         shoal_log(SHOAL_LOG_ERROR, "http", "worker %u: its loop failed", worker->index);
-    close_pipe(worker);
+    close_links(worker);
     if (worker->inbox != NULL && worker->suspended == 0) {
         shoal_side_bind_thread(NULL, NULL);
         shoal_side_inbox_destroy(worker->inbox);
@@ -1127,12 +1097,10 @@ static bool start_worker(listener *l, http_worker *worker, unsigned index, unsig
     const shoal_config *config = l->http->config;
     worker->from = l;
     worker->index = index;
-    worker->pipe_fd = -1;
     atomic_init(&worker->quiesce_requested, false);
     atomic_init(&worker->stop_requested, false);
     shoal_loop_timer_init(&worker->timeout_timer);
     shoal_loop_timer_init(&worker->ready_timer);
-    shoal_loop_timer_init(&worker->pipe_timer);
     worker->loop = shoal_loop_create();
     if (worker->loop == NULL)
         return false;

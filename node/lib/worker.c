@@ -13,6 +13,7 @@
 
 #include "app_internal.h"
 #include "clock.h"
+#include "async.h"
 #include "pipe.h"
 
 static _Thread_local shoal_worker *thread_worker;
@@ -201,6 +202,21 @@ shoal_worker *shoal_app_admin_thread_worker(shoal_app *app)
 store *shoal_worker_store(shoal_worker *worker)
 {
     return worker->store;
+}
+
+cache *shoal_worker_cache(shoal_worker *worker, bool cache_tier)
+{
+    return cache_tier ? worker->cache_tier : worker->cache;
+}
+
+struct cache_async *shoal_app_redis_open(shoal_app *app, bool cache_tier)
+{
+    char reason[256] = "";
+    cache_async *redis = cache_async_open(cache_tier ? &app->cache_tier_config : &app->cache_config, reason,
+                                          sizeof reason);
+    if (redis == NULL)
+        shoal_log(SHOAL_LOG_ERROR, "worker", "cannot set up its loop's Redis connection: %s", reason);
+    return redis;
 }
 
 struct store_pipe *shoal_app_store_pipe_open(shoal_app *app)

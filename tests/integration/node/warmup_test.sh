@@ -108,8 +108,8 @@ check "PostgreSQL: $threads workers x 2 (pipe, transactions) + 1 monitor = $((2 
   [ "$pg" = $((2 * threads + 1)) ]
 check "every worker's statements are prepared on both at the first 200 ($prepared of $((2 * threads)))" \
   [ "$prepared" = $((2 * threads)) ]
-check "Redis: $threads workers + 1 monitor = $((threads + 1)) connections at the first 200 (got $redis)" \
-  [ "$redis" = $((threads + 1)) ]
+check "Redis: $threads workers x 2 (blocking, loop) + 1 monitor = $((2 * threads + 1)) connections at the first 200 (got $redis)" \
+  [ "$redis" = $((2 * threads + 1)) ]
 check "the log says the workers connected" grep -q '"event":"warm".*'"$threads"' workers connected' "$log"
 
 # Requests on every thread take the warmed workers: no connection is added.
@@ -117,7 +117,7 @@ codes=$(seq 200 | xargs -P 8 -I{} curl -s -o /dev/null -w '%{http_code}\n' --max
 check "200 concurrent /db requests answer 200 ($(echo $codes))" [ "$(echo $codes)" = "200 200" ]
 pg=$(postgres_sessions "$name"); redis=$(redis_sessions)
 check "no thread opened a PostgreSQL connection of its own ($pg sessions)" [ "$pg" = $((2 * threads + 1)) ]
-check "no thread opened a Redis connection of its own ($redis connections)" [ "$redis" = $((threads + 1)) ]
+check "no thread opened a Redis connection of its own ($redis connections)" [ "$redis" = $((2 * threads + 1)) ]
 stop_node
 
 # ---- only start-up waits: a tier that is not there

@@ -4,9 +4,12 @@
  * answers other connections while a statement runs; answers go back to the
  * right requests; a deadline ends a wait; a PostgreSQL restart, a client
  * that leaves and a node that stops answer or release every parked request.
+ * Redis likewise, on the worker's own Redis connection.
  * One worker thread throughout: what a test sees is one loop's doing. Real
  * sockets, real PostgreSQL and Redis. */
+#include <hiredis/hiredis.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -20,6 +23,7 @@
 
 #include <shoal/store.h>
 
+#include "cache_internal.h"
 #include "context.h"
 #include "http_client.h"
 #include "test_env.h"
@@ -62,6 +66,24 @@ static int echo_route(shoal_ctx *ctx)
     return shoal_json(ctx, 200, body);
 }
 
+/* GET /engine/redis?n=K: K back from Redis (ECHO), on the worker's
+ * connection to the sessions' instance. */
+static int redis_route(shoal_ctx *ctx)
+{
+    const char *n = shoal_query(ctx, "n");
+    const char *argv[] = {"ECHO", n != NULL ? n : "0"};
+    size_t lengths[] = {4, strlen(argv[1])};
+    redisReply *reply = NULL;
+    cache_status status = cache_command_argv(shoal_cache(ctx), 2, argv, lengths, &reply);
+    if (status != CACHE_OK) {
+        freeReplyObject(reply);
+        return shoal_error(ctx, 503, "cache.unavailable", "body", "Redis did not answer");
+    }
+    json_t *body = json_pack("{s:s}", "n", reply->str);
+    freeReplyObject(reply);
+    return shoal_json(ctx, 200, body);
+}
+
 /* GET /engine/fast: no tier at all. */
 static int fast_route(shoal_ctx *ctx)
 {
@@ -77,7 +99,8 @@ static int init(shoal_app *app, void *data)
         return -1;
     shoal_blueprint *bp = shoal_blueprint_new(app, "engine-test", "/engine");
     if (bp == NULL || shoal_route(bp, "GET", "/sleep", sleep_route) != 0 ||
-        shoal_route(bp, "GET", "/echo", echo_route) != 0 || shoal_route(bp, "GET", "/fast", fast_route) != 0)
+        shoal_route(bp, "GET", "/echo", echo_route) != 0 || shoal_route(bp, "GET", "/fast", fast_route) != 0 ||
+        shoal_route(bp, "GET", "/redis", redis_route) != 0)
         return -1;
     return 0;
 }
@@ -325,6 +348,104 @@ static void stopping_answers_parked_requests(void **state)
         fail_msg("stopping took %llu ms", (unsigned long long)took);
 }
 
+/* Redis stopped (SIGSTOP) with requests waiting on it: each is answered
+ * 503 at the Redis timeout (300 ms), and the worker answers /fast
+ * meanwhile; once Redis goes on, answers go back to their requests. */
+static void a_hung_redis_holds_only_its_own_requests(void **state)
+{
+    (void)state;
+    start("0");
+    pid_t redis = test_env_redis_pid();
+    assert_int_equal(kill(redis, SIGSTOP), 0);
+    enum { COUNT = 10 };
+    int fds[COUNT];
+    for (int i = 0; i < COUNT; i++) {
+        char path[64];
+        snprintf(path, sizeof path, "/engine/redis?n=%d", i);
+        fds[i] = send_get(path);
+    }
+    uint64_t began = now_ms();
+    test_response fast = test_node_call(&node, "GET", "/engine/fast", NULL, NULL);
+    uint64_t took = now_ms() - began;
+    assert_int_equal(fast.status, 200);
+    test_http_response_free(&fast);
+    for (int i = 0; i < COUNT; i++) {
+        test_response answer = read_answer(fds[i], 5000);
+        assert_int_equal(answer.status, 503);
+        test_http_response_free(&answer);
+        close(fds[i]);
+    }
+    assert_int_equal(kill(redis, SIGCONT), 0);
+    if ((long)took > scaled_ms(250))
+        fail_msg("/engine/fast took %llu ms beside a hung Redis", (unsigned long long)took);
+    uint64_t until = now_ms() + (uint64_t)scaled_ms(8000);
+    int status = 0;
+    while (status != 200 && now_ms() < until) {
+        test_response echo = test_node_call(&node, "GET", "/engine/redis?n=77", NULL, NULL);
+        status = echo.status;
+        if (status == 200)
+            assert_non_null(strstr(echo.body, "\"77\""));
+        test_http_response_free(&echo);
+        if (status != 200)
+            usleep(100 * 1000);
+    }
+    assert_int_equal(status, 200);
+    wait_until_idle();
+    test_node_stop(&node);
+}
+
+/* A Redis restart with commands out (stopped, then asked to shut down and
+ * started again): every request is answered, its value or 503, none hangs;
+ * then the worker's connection comes back. */
+static void a_redis_restart_answers_every_parked_request(void **state)
+{
+    (void)state;
+    start("0");
+    pid_t redis = test_env_redis_pid();
+    assert_int_equal(kill(redis, SIGSTOP), 0);
+    enum { COUNT = 20 };
+    int fds[COUNT];
+    for (int i = 0; i < COUNT; i++) {
+        char path[64];
+        snprintf(path, sizeof path, "/engine/redis?n=%d", i);
+        fds[i] = send_get(path);
+    }
+    usleep(100 * 1000);
+    assert_int_equal(kill(redis, SIGCONT), 0);
+    assert_int_equal(system(test_env_require("SHOAL_TEST_REDIS_STOP")), 0);
+    assert_int_equal(system(test_env_require("SHOAL_TEST_REDIS_START")), 0);
+    for (int i = 0; i < COUNT; i++) {
+        test_response answer = read_answer(fds[i], 5000);
+        if (answer.status != 200 && answer.status != 503)
+            fail_msg("request %d answered %d: %s", i, answer.status, answer.body);
+        test_http_response_free(&answer);
+        close(fds[i]);
+    }
+    uint64_t until = now_ms() + (uint64_t)scaled_ms(10000);
+    int status = 0;
+    while (status != 200 && now_ms() < until) {
+        test_response echo = test_node_call(&node, "GET", "/engine/redis?n=78", NULL, NULL);
+        status = echo.status;
+        test_http_response_free(&echo);
+        if (status != 200)
+            usleep(200 * 1000);
+    }
+    assert_int_equal(status, 200);
+    wait_until_idle();
+    test_node_stop(&node);
+}
+
+/* Redis running whatever a failed test left it: going on after a SIGSTOP,
+ * and started again after a stop. */
+static int stop_node_and_start_redis(void **state)
+{
+    test_node_stop_started(state);
+    kill(test_env_redis_pid(), SIGCONT);
+    if (system(test_env_require("SHOAL_TEST_REDIS_START")) != 0)
+        return -1;
+    return 0;
+}
+
 /* The node first: a failed assertion leaves PostgreSQL stopped maybe, and
  * the node with it. */
 static int stop_node_and_start_postgres(void **state)
@@ -345,6 +466,8 @@ int main(void)
         cmocka_unit_test_teardown(a_client_leaves_while_parked, test_node_stop_started),
         cmocka_unit_test_teardown(a_postgres_restart_answers_every_parked_request, stop_node_and_start_postgres),
         cmocka_unit_test_teardown(stopping_answers_parked_requests, test_node_stop_started),
+        cmocka_unit_test_teardown(a_hung_redis_holds_only_its_own_requests, stop_node_and_start_redis),
+        cmocka_unit_test_teardown(a_redis_restart_answers_every_parked_request, stop_node_and_start_redis),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

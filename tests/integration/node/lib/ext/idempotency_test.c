@@ -476,12 +476,25 @@ static void with_redis_hung_a_keyed_request_is_503_and_does_not_run(void **state
     assert_int_equal(status, 201);
     assert_int_equal(atomic_load(&runs) - before, 2);
     /* Redis ran the claim it had been sent once it woke, after the node had
-     * answered 503: the key counts as running until the claim expires, so
-     * a retry gets 409 rather than a second run (docs/state.md). */
+     * answered 503. On a blocking connection the node dropped the
+     * connection at the timeout and could not release the claim: the key
+     * counts as running until it expires, and a retry gets 409. On a
+     * worker loop's connection the release went out behind the claim and
+     * ran after it: the key is free, and a retry runs, for the first time
+     * (docs/state.md). Either way the request never runs twice. */
     response = post(&node, "/test/things", key, NULL, "{}");
-    test_expect_error(&response, 409, "idempotency.in_progress");
+    if (response.status == 409) {
+        test_expect_error(&response, 409, "idempotency.in_progress");
+        assert_int_equal(atomic_load(&runs) - before, 2);
+    } else {
+        assert_int_equal(response.status, 201);
+        assert_int_equal(atomic_load(&runs) - before, 3);
+        test_http_response_free(&response);
+        response = post(&node, "/test/things", key, NULL, "{}");
+        assert_string_equal(test_header(&response, "Idempotent-Replayed"), "true");
+        assert_int_equal(atomic_load(&runs) - before, 3);
+    }
     test_http_response_free(&response);
-    assert_int_equal(atomic_load(&runs) - before, 2);
     test_node_stop(&node);
 }
 
