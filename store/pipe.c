@@ -85,7 +85,10 @@ struct store_pipe {
     unsigned long socket_serial; /* store_pipe_socket_serial */
     PostgresPollingStatusType polling; /* PIPE_CONNECTING: what PQconnectPoll waits for */
     bool flush_pending;                /* PQflush left data for a writable socket */
-    uint64_t connect_deadline_ms;      /* PIPE_CONNECTING and PIPE_PREPARING */
+    /* PIPE_CONNECTING: the connect timeout; PIPE_PREPARING: the answer
+     * timeout, as for any statements (preparing a service's statements is
+     * work for the server, which the connect timeout does not measure). */
+    uint64_t connect_deadline_ms;
     uint64_t progress_ms; /* the last answer, or the send that began a wait: the answer timeout counts from it */
     bool attempt_failed;
     uint64_t retry_after_ms;
@@ -427,6 +430,7 @@ static void begin_session(store_pipe *pipe)
             return;
         }
     pipe->prepares_left = count;
+    pipe->connect_deadline_ms = store_monotonic_ms() + (uint64_t)pipe->config.answer_timeout_ms;
     if (count == 0) {
         become_ready(pipe);
         return;
@@ -797,6 +801,8 @@ void store_pipe_on_timer(store_pipe *pipe)
         return;
     if (pipe->state == PIPE_READY)
         lose(pipe, "PostgreSQL did not answer within %d ms", pipe->config.answer_timeout_ms);
+    else if (pipe->state == PIPE_PREPARING)
+        attempt_failed(pipe, "cannot prepare statements: no answer within %d ms", pipe->config.answer_timeout_ms);
     else
         attempt_failed(pipe, "cannot connect to PostgreSQL: no answer within %d s",
                        pipe->config.connect_timeout_s > 0 ? pipe->config.connect_timeout_s : 2);
