@@ -2,6 +2,7 @@
  * (cache/async.h says how it is driven). */
 #include "async.h"
 
+#include <fcntl.h>
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 #include <hiredis/sds.h>
@@ -44,6 +45,11 @@ struct cache_async {
     uint64_t attempt_started_ms;
     uint64_t last_failure_ms;
     bool last_attempt_failed;
+    /* The endpoint's reach count (protocol.c) when the last attempt failed:
+     * when another connection reached the server since, the interval is
+     * over. */
+    atomic_ulong *reach;
+    unsigned long reach_at_failure;
     uint64_t last_reply_ms;
     /* Commands not yet handed to hiredis, and those handed to it, in the
      * order hiredis answers them; both in queueing order, every sent one
@@ -205,6 +211,8 @@ static void on_handshake_reply(redisAsyncContext *context, void *reply_object, v
         if (a->stats.connects > 1)
             a->stats.reconnects++;
         a->last_attempt_failed = false;
+        if (a->reach != NULL)
+            atomic_fetch_add(a->reach, 1);
     }
 }
 
@@ -253,6 +261,13 @@ static bool start_connecting(cache_async *a)
         redisAsyncFree(context);
         return false;
     }
+    /* hiredis 0.14 does not: a child process (a test's system()) must not
+     * keep the socket, and with it its registration in our loop's epoll,
+     * alive after we close it. */
+    if (fcntl(context->c.fd, F_SETFD, FD_CLOEXEC) != 0) {
+        redisAsyncFree(context);
+        return false;
+    }
     context->data = a;
     context->ev.data = a;
     context->ev.addRead = hook_add_read;
@@ -296,6 +311,7 @@ static void attempt_failed(cache_async *a)
 {
     a->last_attempt_failed = true;
     a->last_failure_ms = cache_monotonic_ms();
+    a->reach_at_failure = a->reach != NULL ? atomic_load(a->reach) : 0;
     fail_queued(a);
 }
 
@@ -361,7 +377,8 @@ static void settle(cache_async *a)
 /* The reconnect interval after a failed attempt. */
 static bool waiting_out_interval(const cache_async *a, uint64_t now)
 {
-    return a->last_attempt_failed && now - a->last_failure_ms < CACHE_RECONNECT_INTERVAL_MS;
+    return a->last_attempt_failed && now - a->last_failure_ms < CACHE_RECONNECT_INTERVAL_MS &&
+           (a->reach == NULL || atomic_load(a->reach) == a->reach_at_failure);
 }
 
 /* ---- the public calls ------------------------------------------------------------------- */
@@ -378,6 +395,7 @@ cache_async *cache_async_open(const cache_config *config, char *error, size_t er
         return NULL;
     }
     a->timeout_ms = config->timeout_ms > 0 ? config->timeout_ms : 1000;
+    a->reach = cache_endpoint_reach(&a->endpoint);
     if (!start_connecting(a))
         attempt_failed(a);
     return a;

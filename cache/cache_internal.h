@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <hiredis/hiredis.h>
 #include <poll.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <time.h>
@@ -78,6 +79,10 @@ int cache_timeout_ms(const cache *c);
 /* Tells the connections to endpoint that it answers again, as their own
  * connects do: those waiting out their reconnect interval try at once. */
 void cache_endpoint_reached(const cache_endpoint *endpoint);
+/* The endpoint's count of connections that reached it (protocol.c), for a
+ * connection waiting out its reconnect interval: when it moved since its
+ * attempt failed, the wait has no reason left. NULL when the table is full. */
+atomic_ulong *cache_endpoint_reach(const cache_endpoint *endpoint);
 
 /* A connection waiting for its next command has nothing to read unless
  * the server closed it (a restart, CLIENT KILL, its timeout: end of file)

@@ -1,8 +1,12 @@
-/* cache/protocol.c: what a Redis URL says and what a reply means, shared by
- * the blocking connection (cache.c), the async one (async.c) and the
- * invalidation subscriber, so that none of them needs another. */
+/* cache/protocol.c: what a Redis URL says, what a reply means, and whether
+ * anyone reached a server lately, shared by the blocking connection
+ * (cache.c), the async one (async.c) and the invalidation subscriber, so
+ * that none of them needs another. */
 #include <ctype.h>
 #include <hiredis/hiredis.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -169,4 +173,59 @@ cache_reply_kind cache_reply_classify(const redisReply *reply)
     if (length >= sizeof TOO_MANY_CLIENTS - 1 && memcmp(text, TOO_MANY_CLIENTS, sizeof TOO_MANY_CLIENTS - 1) == 0)
         return CACHE_REPLY_NOT_HERE;
     return CACHE_REPLY_ERROR;
+}
+
+/* ---- reachability, shared by the connections to one server -------------------- */
+
+/* Each connection waits CACHE_RECONNECT_INTERVAL_MS after a failed attempt,
+ * so that an outage does not turn every request into a connect. When one
+ * of them (or the readiness monitor, or the subscriber) reaches the server
+ * again, the wait has no reason left: the connections to the endpoint
+ * count here each time one is served again, and one whose last attempt failed
+ * tries again at once when the count moved since. A connection counts once,
+ * at its first real answer, not at connect: a replica that answers READONLY
+ * accepts connections all the same. A fixed table: a process
+ * talks to one or two servers (tests to a few more); when it is full, the
+ * connections of a new endpoint just wait out their interval. */
+#define REACH_SLOTS 32
+
+static struct {
+    uint64_t key;
+    atomic_ulong connects;
+} reach_table[REACH_SLOTS];
+static int reach_used;
+static pthread_mutex_t reach_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static uint64_t endpoint_key(const cache_endpoint *endpoint)
+{
+    /* FNV-1a of host and port: the server, whatever the database or user. */
+    uint64_t hash = 14695981039346656037ULL;
+    for (const char *p = endpoint->host; *p != '\0'; p++)
+        hash = (hash ^ (unsigned char)*p) * 1099511628211ULL;
+    for (int shift = 0; shift < 32; shift += 8)
+        hash = (hash ^ (unsigned char)((unsigned)endpoint->port >> shift)) * 1099511628211ULL;
+    return hash;
+}
+
+atomic_ulong *cache_endpoint_reach(const cache_endpoint *endpoint)
+{
+    uint64_t key = endpoint_key(endpoint);
+    atomic_ulong *found = NULL;
+    pthread_mutex_lock(&reach_lock);
+    for (int i = 0; i < reach_used && found == NULL; i++)
+        if (reach_table[i].key == key)
+            found = &reach_table[i].connects;
+    if (found == NULL && reach_used < REACH_SLOTS) {
+        reach_table[reach_used].key = key;
+        found = &reach_table[reach_used++].connects;
+    }
+    pthread_mutex_unlock(&reach_lock);
+    return found;
+}
+
+void cache_endpoint_reached(const cache_endpoint *endpoint)
+{
+    atomic_ulong *reach = cache_endpoint_reach(endpoint);
+    if (reach != NULL)
+        atomic_fetch_add(reach, 1);
 }

@@ -20,8 +20,8 @@ struct shoal_loop_watch {
     shoal_loop_fd_fn fn;
     void *arg;
     bool removed;
-    /* Live watches (for destroy), or removed ones waiting for the end of the
-     * batch that may still name them. */
+    /* Live watches (for destroy), or removed ones waiting for the turns
+     * whose events may still name them to pass (loop.dead). */
     shoal_loop_watch *prev, *next;
 };
 
@@ -40,10 +40,15 @@ struct shoal_loop {
     /* Set by shoal_loop_wake before it writes the eventfd, which a stop
      * writes too: only a wake runs the wake callback. */
     atomic_bool wake_pending;
-    bool dispatching;
     uint64_t turns;
     shoal_loop_watch *live;
+    /* Removed watches, freed two turns later rather than at once: epoll
+     * keeps a registration as long as its socket's file is open anywhere,
+     * and a child between fork and exec holds every socket for a moment,
+     * so an event may still come for a watch whose fd was closed and whose
+     * removal could not reach epoll (EBADF). Marked, it is skipped. */
     shoal_loop_watch *dead;
+    shoal_loop_watch *dead_last_turn;
     /* Min-heap of armed timers by (deadline, sequence). */
     shoal_loop_timer **heap;
     size_t heap_count, heap_capacity;
@@ -158,6 +163,7 @@ void shoal_loop_destroy(shoal_loop *loop)
         return;
     free_list(loop->live);
     free_list(loop->dead);
+    free_list(loop->dead_last_turn);
     for (size_t i = 0; i < loop->heap_count; i++)
         loop->heap[i]->heap_index = SIZE_MAX;
     free(loop->heap);
@@ -202,13 +208,10 @@ int shoal_loop_watch_remove(shoal_loop_watch *watch)
     int rc = epoll_ctl(loop->epoll_fd, EPOLL_CTL_DEL, watch->fd, NULL) == 0 ? 0 : -1;
     int saved = errno;
     list_unlink(&loop->live, watch);
-    if (loop->dispatching) {
-        /* The batch being dispatched may still hold this pointer. */
-        watch->removed = true;
-        list_push(&loop->dead, watch);
-    } else {
-        free(watch);
-    }
+    /* The batch being dispatched, or the next one, may still hold this
+     * pointer (loop.dead). */
+    watch->removed = true;
+    list_push(&loop->dead, watch);
     errno = saved;
     return rc;
 }
@@ -415,6 +418,9 @@ int shoal_loop_wake(shoal_loop *loop)
 
 int shoal_loop_turn(shoal_loop *loop, int max_wait_ms)
 {
+    free_list(loop->dead_last_turn);
+    loop->dead_last_turn = loop->dead;
+    loop->dead = NULL;
     struct epoll_event events[LOOP_BATCH];
     int count = epoll_wait(loop->epoll_fd, events, LOOP_BATCH, wait_ms(loop, max_wait_ms));
     if (count < 0) {
@@ -423,16 +429,12 @@ int shoal_loop_turn(shoal_loop *loop, int max_wait_ms)
         count = 0;
     }
     loop->turns++;
-    loop->dispatching = true;
     for (int i = 0; i < count; i++) {
         shoal_loop_watch *watch = events[i].data.ptr;
         if (watch->removed)
             continue;
         watch->fn(loop, watch->fd, loop_events(events[i].events), watch->arg);
     }
-    loop->dispatching = false;
-    free_list(loop->dead);
-    loop->dead = NULL;
     fire_timers(loop);
     run_hooks(loop);
     return 0;
