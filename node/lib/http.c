@@ -743,20 +743,25 @@ static void log_from_library(void *context, const char *format, va_list args)
 
 /* ---- lifecycle ------------------------------------------------------------- */
 
-static int bound_port(struct MHD_Daemon *daemon)
+static int socket_port(int fd)
 {
-    const union MHD_DaemonInfo *info = MHD_get_daemon_info(daemon, MHD_DAEMON_INFO_LISTEN_FD);
-    if (info == NULL)
-        return -1;
     struct sockaddr_storage address;
     socklen_t length = sizeof address;
-    if (getsockname(info->listen_fd, (struct sockaddr *)&address, &length) != 0)
+    if (getsockname(fd, (struct sockaddr *)&address, &length) != 0)
         return -1;
     if (address.ss_family == AF_INET)
         return ntohs(((struct sockaddr_in *)&address)->sin_port);
     if (address.ss_family == AF_INET6)
         return ntohs(((struct sockaddr_in6 *)&address)->sin6_port);
     return -1;
+}
+
+static int bound_port(struct MHD_Daemon *daemon)
+{
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(daemon, MHD_DAEMON_INFO_LISTEN_FD);
+    if (info == NULL)
+        return -1;
+    return socket_port(info->listen_fd);
 }
 
 /* Fills address from text and port; false when text is no IP address. */
@@ -858,18 +863,6 @@ static int open_listen_socket(const struct sockaddr_storage *address, int backlo
     return fd;
 }
 
-static int socket_port(int fd)
-{
-    struct sockaddr_storage address;
-    socklen_t length = sizeof address;
-    if (getsockname(fd, (struct sockaddr *)&address, &length) != 0)
-        return -1;
-    if (address.ss_family == AF_INET)
-        return ntohs(((struct sockaddr_in *)&address)->sin_port);
-    if (address.ss_family == AF_INET6)
-        return ntohs(((struct sockaddr_in6 *)&address)->sin6_port);
-    return -1;
-}
 
 /* ---- a worker's loop -------------------------------------------------------- */
 

@@ -156,6 +156,24 @@ static void wait_until_idle(void)
     assert_int_equal(shoal_app_in_flight(node.app), 0);
 }
 
+/* GET path until it answers 200 (a tier coming back), at most 10 s
+ * (scaled); the body holds expected. */
+static void expect_200_again(const char *path, const char *expected)
+{
+    uint64_t until = now_ms() + (uint64_t)scaled_ms(10000);
+    int status = 0;
+    while (status != 200 && now_ms() < until) {
+        test_response response = test_node_call(&node, "GET", path, NULL, NULL);
+        status = response.status;
+        if (status == 200 && strstr(response.body, expected) == NULL)
+            fail_msg("%s: %s", path, response.body);
+        test_http_response_free(&response);
+        if (status != 200)
+            usleep(100 * 1000);
+    }
+    assert_int_equal(status, 200);
+}
+
 /* ---- tests --------------------------------------------------------------------- */
 
 /* The worker's one thread answers /fast on other connections while a
@@ -234,16 +252,7 @@ static void the_deadline_ends_a_wait(void **state)
         fail_msg("a 400 ms deadline was answered after %llu ms", (unsigned long long)took);
     /* Statements behind the cancelled one wait for it on the pipe (it still
      * runs in PostgreSQL); once it ends, answers go to their own requests. */
-    uint64_t until = now_ms() + (uint64_t)scaled_ms(8000);
-    int status = 0;
-    while (status != 200 && now_ms() < until) {
-        test_response echo = test_node_call(&node, "GET", "/engine/echo?n=42", NULL, NULL);
-        status = echo.status;
-        if (status == 200)
-            assert_non_null(strstr(echo.body, "\"42\""));
-        test_http_response_free(&echo);
-    }
-    assert_int_equal(status, 200);
+    expect_200_again("/engine/echo?n=42", "\"42\"");
     wait_until_idle();
     test_node_stop(&node);
 }
@@ -314,17 +323,7 @@ static void a_postgres_restart_answers_every_parked_request(void **state)
         test_http_response_free(&answer);
         close(fds[i]);
     }
-    uint64_t until = now_ms() + (uint64_t)scaled_ms(10000);
-    int status = 0;
-    while (now_ms() < until) {
-        test_response echo = test_node_call(&node, "GET", "/engine/echo?n=9", NULL, NULL);
-        status = echo.status;
-        test_http_response_free(&echo);
-        if (status == 200)
-            break;
-        usleep(200 * 1000);
-    }
-    assert_int_equal(status, 200);
+    expect_200_again("/engine/echo?n=9", "\"9\"");
     wait_until_idle();
     test_node_stop(&node);
 }
@@ -383,18 +382,7 @@ static void a_hung_redis_holds_only_its_own_requests(void **state)
     assert_int_equal(kill(redis, SIGCONT), 0);
     if ((long)took > scaled_ms(250))
         fail_msg("/engine/fast took %llu ms beside a hung Redis", (unsigned long long)took);
-    uint64_t until = now_ms() + (uint64_t)scaled_ms(8000);
-    int status = 0;
-    while (status != 200 && now_ms() < until) {
-        test_response echo = test_node_call(&node, "GET", "/engine/redis?n=77", NULL, NULL);
-        status = echo.status;
-        if (status == 200)
-            assert_non_null(strstr(echo.body, "\"77\""));
-        test_http_response_free(&echo);
-        if (status != 200)
-            usleep(100 * 1000);
-    }
-    assert_int_equal(status, 200);
+    expect_200_again("/engine/redis?n=77", "\"77\"");
     wait_until_idle();
     test_node_stop(&node);
 }
@@ -426,16 +414,7 @@ static void a_redis_restart_answers_every_parked_request(void **state)
         test_http_response_free(&answer);
         close(fds[i]);
     }
-    uint64_t until = now_ms() + (uint64_t)scaled_ms(10000);
-    int status = 0;
-    while (status != 200 && now_ms() < until) {
-        test_response echo = test_node_call(&node, "GET", "/engine/redis?n=78", NULL, NULL);
-        status = echo.status;
-        test_http_response_free(&echo);
-        if (status != 200)
-            usleep(200 * 1000);
-    }
-    assert_int_equal(status, 200);
+    expect_200_again("/engine/redis?n=78", "\"78\"");
     wait_until_idle();
     test_node_stop(&node);
 }
