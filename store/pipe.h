@@ -160,4 +160,19 @@ typedef struct store_wait {
  * connection: their statements must not mix with other requests'. */
 void store_use_pipe(store *s, store_pipe *pipe, const store_wait *wait);
 
+/* Inside store_transaction: the store's own connection is the
+ * transaction's until it ends, so nothing else of its thread may run
+ * meanwhile; a request there must not be parked for anything (Redis, the
+ * side pool), or another request's statement would join its transaction. */
+bool store_in_transaction(const store *s);
+
+/* store_last_error as one request left it, kept while the request is
+ * parked and others run on the same store (their calls overwrite it). */
+typedef struct store_error_copy {
+    store_error error;
+    char field[64];
+} store_error_copy;
+void store_last_error_save(const store *s, store_error_copy *out);
+void store_last_error_restore(store *s, const store_error_copy *saved);
+
 #endif

@@ -235,7 +235,35 @@ static void batch_answered(void *cookie, store_status status, const store_error 
 static void call_expired(void *argument)
 {
     pipe_call *call = argument;
+    /* Already answered in this turn (the pipe closed at a stop, answering
+     * every call, before the timers fired): nothing to cancel. */
+    if (call->answered || call->s->pipe == NULL)
+        return;
     store_pipe_cancel(call->s->pipe, call->ticket);
+}
+
+bool store_in_transaction(const store *s)
+{
+    return s->in_transaction;
+}
+
+void store_last_error_save(const store *s, store_error_copy *out)
+{
+    out->error = s->last_error;
+    out->field[0] = '\0';
+    if (s->last_error.field == s->field) {
+        memcpy(out->field, s->field, sizeof out->field);
+        out->error.field = NULL; /* restored to the store's own buffer */
+    }
+}
+
+void store_last_error_restore(store *s, const store_error_copy *saved)
+{
+    s->last_error = saved->error;
+    if (saved->field[0] != '\0') {
+        memcpy(s->field, saved->field, sizeof s->field);
+        s->last_error.field = s->field;
+    }
 }
 
 /* The caller, when this call can go through the pipe. */

@@ -168,6 +168,8 @@ struct store_pipe *shoal_app_store_pipe_open(shoal_app *app);
 /* The worker's store (its PostgreSQL connection, and its pipe once a loop
  * gave it one). */
 store *shoal_worker_store(shoal_worker *worker);
+/* Its requests begun and not completed (answers not all written yet). */
+int shoal_worker_in_flight(shoal_worker *worker);
 /* Its Redis connection to the sessions' instance (cache_tier false) or to
  * the cache's (true; the same one when the cache shares the instance). */
 cache *shoal_worker_cache(shoal_worker *worker, bool cache_tier);

@@ -1,7 +1,7 @@
 /* node/lib/fiber.h: fibers, a worker thread's pool of light coroutines
- * (docs/engine.md). A request's pipeline will run on one, so that a call
- * waiting on PostgreSQL or Redis suspends its fiber and the worker serves
- * other connections meanwhile; nothing calls this yet.
+ * (docs/engine.md). Each request's pipeline runs on one (node/lib/http.c),
+ * so that a call waiting on PostgreSQL or Redis suspends its fiber and the
+ * worker serves other connections meanwhile.
  *
  * A pool belongs to the thread that created it: every call below happens
  * on that thread, and nothing locks. The thread's own context (its normal

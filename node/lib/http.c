@@ -58,6 +58,11 @@
  * a long handler takes it up when that returns). */
 #define QUIESCE_WAIT_MS 1000
 
+/* How long a stopping worker goes on writing the answers of its last
+ * requests (the parked ones answered 503 at the stop) before its
+ * connections are closed. */
+#define STOP_WRITE_WAIT_MS 200
+
 typedef struct listener listener;
 typedef struct request request;
 
@@ -93,6 +98,8 @@ typedef struct http_worker {
     shoal_loop_timer ready_timer; /* the next turn must not wait: requests are ready */
     unsigned suspended;           /* connections suspended while their request waits */
     bool resumed;                 /* a connection was resumed: libmicrohttpd must run again */
+    uint64_t stop_by_ns;          /* stopping: the answers' last moment to go out */
+    shoal_loop_timer stop_timer;
 
     /* Where the side pool's finished work comes back (shoal_ctx_run_blocking,
      * password hashing). */
@@ -144,6 +151,10 @@ struct request {
     bool ready;     /* in served_by's ready list */
     bool finished;  /* the pipeline ended: the answer can be queued */
     bool suspended; /* its connection, until the answer is queued */
+    bool parked;    /* its fiber waits (a tier, the side pool) */
+    /* The store's last error as this request left it when it parked: other
+     * requests' calls overwrite the worker's store meanwhile. */
+    store_error_copy store_error;
     uint64_t started_ns;
     char *body;
     size_t body_length;
@@ -271,13 +282,19 @@ static void run_pipeline(void *argument)
  * store, whose deadline is r's again from here. */
 static void resume_request(http_worker *worker, request *r)
 {
-    if (r->ctx.worker != NULL)
-        store_set_deadline(shoal_worker_store(r->ctx.worker), r->ctx.store_deadline_ns);
+    store *s = r->ctx.worker != NULL ? shoal_worker_store(r->ctx.worker) : NULL;
+    if (s != NULL) {
+        store_set_deadline(s, r->ctx.store_deadline_ns);
+        if (r->parked)
+            store_last_error_restore(s, &r->store_error);
+    }
     worker->running = r;
-    bool parked = shoal_fiber_resume(r->fiber);
+    r->parked = shoal_fiber_resume(r->fiber);
     worker->running = NULL;
-    if (!parked)
+    if (!r->parked)
         r->fiber = NULL;
+    else if (s != NULL)
+        store_last_error_save(s, &r->store_error);
 }
 
 /* Dispatches the request: on a fiber of the worker's when it has them, so
@@ -305,11 +322,19 @@ static enum MHD_Result respond(http_worker *worker, request *r, struct MHD_Conne
     return MHD_YES;
 }
 
-/* store_wait's calls (store/pipe.h): the request running now is the one
- * that can be parked. */
+/* The request running now may be parked, unless it is inside a
+ * transaction: the store's own connection is the transaction's until it
+ * ends, and a request that ran meanwhile would put its statements in it. */
+static bool request_may_park(void *context)
+{
+    http_worker *worker = context;
+    return worker->running != NULL && !store_in_transaction(shoal_worker_store(worker->app_worker));
+}
+
+/* store_wait's and cache_wait's caller: the request to park, or NULL. */
 static void *parkable_request(void *context)
 {
-    return ((http_worker *)context)->running;
+    return request_may_park(context) ? ((http_worker *)context)->running : NULL;
 }
 
 typedef struct park_deadline {
@@ -555,6 +580,7 @@ static enum MHD_Result begin_request(http_worker *served_by, struct MHD_Connecti
     r->ready = false;
     r->finished = false;
     r->suspended = false;
+    r->parked = false;
     r->body = NULL;
     r->body_length = 0;
     r->body_capacity = 0;
@@ -977,7 +1003,10 @@ static void end_of_turn(shoal_loop *loop, void *arg)
     } else {
         shoal_loop_timer_stop(loop, &worker->timeout_timer);
     }
-    if (atomic_load_explicit(&worker->stop_requested, memory_order_acquire) && worker->suspended == 0)
+    /* Stopping: once no request is parked and every answer went out (no
+     * request in flight), or the answers' time is up. */
+    if (worker->stop_by_ns != 0 && worker->suspended == 0 &&
+        (shoal_worker_in_flight(worker->app_worker) == 0 || shoal_loop_now_ns() >= worker->stop_by_ns))
         shoal_loop_stop(loop);
 }
 
@@ -1005,8 +1034,14 @@ static void woken(shoal_loop *loop, void *arg)
     /* Stopping: libmicrohttpd 0.9.75 must not be stopped with suspended
      * connections, so every request still parked is answered first (the
      * end of the turn resumes them and stops the loop when none is left). */
-    if (atomic_load_explicit(&worker->stop_requested, memory_order_acquire))
+    if (atomic_load_explicit(&worker->stop_requested, memory_order_acquire) && worker->stop_by_ns == 0) {
+        /* A stop without a drain first: no new connections either. */
+        quiesce_worker(worker);
         close_links(worker);
+        worker->stop_by_ns = shoal_loop_now_ns() + STOP_WRITE_WAIT_MS * 1000000u;
+        if (shoal_loop_timer_start(loop, &worker->stop_timer, STOP_WRITE_WAIT_MS, ready_due, worker) != 0)
+            shoal_log(SHOAL_LOG_ERROR, "http", "worker %u: cannot arm its stop timer", worker->index);
+    }
 }
 
 /* What a worker's thread sets up before serving: pools belong to the thread
@@ -1026,6 +1061,7 @@ static void set_up_thread(http_worker *worker, size_t max_fibers)
         worker->inbox = shoal_side_inbox_create(worker->loop);
         if (worker->inbox != NULL) {
             shoal_side_inbox_resume_with(worker->inbox, side_work_done, worker);
+            shoal_side_inbox_may_park(worker->inbox, request_may_park);
             shoal_side_bind_thread(http->side_pool, worker->inbox);
         } else {
             shoal_log(SHOAL_LOG_ERROR, "http", "worker %u: no side pool inbox (out of memory?); its blocking work "
@@ -1070,11 +1106,7 @@ static void *serve_worker(void *arg)
     if (shoal_loop_run(worker->loop) != 0)
         shoal_log(SHOAL_LOG_ERROR, "http", "worker %u: its loop failed", worker->index);
     close_links(worker);
-    if (worker->inbox != NULL && worker->suspended == 0) {
-        shoal_side_bind_thread(NULL, NULL);
-        shoal_side_inbox_destroy(worker->inbox);
-        worker->inbox = NULL;
-    }
+    shoal_side_bind_thread(NULL, NULL);
     if (worker->suspended > 0)
         shoal_log(SHOAL_LOG_ERROR, "http", "worker %u: %u requests still parked at stop", worker->index,
                   worker->suspended);
@@ -1094,6 +1126,7 @@ static bool start_worker(listener *l, http_worker *worker, unsigned index, unsig
     atomic_init(&worker->stop_requested, false);
     shoal_loop_timer_init(&worker->timeout_timer);
     shoal_loop_timer_init(&worker->ready_timer);
+    shoal_loop_timer_init(&worker->stop_timer);
     worker->loop = shoal_loop_create();
     if (worker->loop == NULL)
         return false;
@@ -1136,12 +1169,24 @@ static void ask_to_stop(http_worker *worker)
 /* Joins the worker's thread and frees what it had; the listening socket is
  * the listener's. MHD_stop_daemon closes the connections left, their
  * requests ending as completed calls, on this thread. */
+static void join_worker(http_worker *worker)
+{
+    if (!worker->thread_started)
+        return;
+    ask_to_stop(worker);
+    pthread_join(worker->thread, NULL);
+    worker->thread_started = false;
+}
+
+/* After every worker's thread was joined and the side pool stopped (its
+ * threads may still touch an inbox and wake a loop just after the loop's
+ * last request ended). */
 static void stop_worker(http_worker *worker)
 {
-    if (worker->thread_started) {
-        ask_to_stop(worker);
-        pthread_join(worker->thread, NULL);
-        worker->thread_started = false;
+    join_worker(worker);
+    if (worker->suspended == 0) {
+        shoal_side_inbox_destroy(worker->inbox);
+        worker->inbox = NULL;
     }
     if (worker->daemon != NULL && worker->suspended == 0) {
         /* MHD_stop_daemon closes the listening socket unless the daemon was
@@ -1158,11 +1203,15 @@ static void stop_worker(http_worker *worker)
     worker->loop = NULL;
 }
 
-static void stop_public_listener(listener *l)
+static void stop_public_listener(listener *l, shoal_side_pool **side_pool)
 {
     /* All asked first, so that they finish their parked requests at once. */
     for (unsigned i = 0; i < l->worker_count; i++)
         ask_to_stop(&l->workers[i]);
+    for (unsigned i = 0; i < l->worker_count; i++)
+        join_worker(&l->workers[i]);
+    shoal_side_pool_destroy(*side_pool);
+    *side_pool = NULL;
     for (unsigned i = 0; i < l->worker_count; i++)
         stop_worker(&l->workers[i]);
     free(l->workers);
@@ -1188,12 +1237,14 @@ static bool start_public_listener(shoal_http *http, listener *l, char *error, si
     }
     l->http = http;
     l->kind = SHOAL_LISTENER_PUBLIC;
-    pthread_mutex_init(&l->workers_lock, NULL);
-    pthread_cond_init(&l->workers_changed, NULL);
+    if (pthread_mutex_init(&l->workers_lock, NULL) != 0 || pthread_cond_init(&l->workers_changed, NULL) != 0) {
+        snprintf(error, error_size, "cannot start the HTTP workers' lock");
+        return false;
+    }
     l->listen_socket = open_listen_socket(&address, config->listen_backlog);
     if (l->listen_socket < 0) {
         cannot_listen(config->bind_address, config->port, SHOAL_LISTENER_PUBLIC, error, error_size);
-        stop_public_listener(l);
+        stop_public_listener(l, &http->side_pool);
         return false;
     }
     l->port = socket_port(l->listen_socket);
@@ -1201,7 +1252,7 @@ static bool start_public_listener(shoal_http *http, listener *l, char *error, si
     l->workers = calloc(count, sizeof *l->workers);
     if (l->workers == NULL) {
         snprintf(error, error_size, "out of memory");
-        stop_public_listener(l);
+        stop_public_listener(l, &http->side_pool);
         return false;
     }
     l->worker_count = count;
@@ -1214,7 +1265,7 @@ static bool start_public_listener(shoal_http *http, listener *l, char *error, si
         if (!start_worker(l, &l->workers[i], i, flags, share > 0 ? share : 1)) {
             snprintf(error, error_size, "cannot start HTTP worker %u of %u (out of memory or file descriptors)",
                      i + 1, count);
-            stop_public_listener(l);
+            stop_public_listener(l, &http->side_pool);
             return false;
         }
     }
@@ -1314,16 +1365,15 @@ void shoal_http_stop_accepting(shoal_http *http)
      * hang. Shutting the listener down makes new connections fail at once,
      * so HAProxy retries them on another node. The socket stays open (every
      * daemon holds it) until shoal_http_stop. */
-    shutdown(l->listen_socket, SHUT_RDWR);
+    if (shutdown(l->listen_socket, SHUT_RDWR) != 0)
+        shoal_log(SHOAL_LOG_WARNING, "http", "cannot shut the listening socket down: %s", strerror(errno));
 }
 
 void shoal_http_stop(shoal_http *http)
 {
     if (http == NULL)
         return;
-    stop_public_listener(&http->public_listener);
+    stop_public_listener(&http->public_listener, &http->side_pool);
     stop_admin_listener(&http->admin_listener);
-    /* After the workers: none of their requests waits on it any more. */
-    shoal_side_pool_destroy(http->side_pool);
     free(http);
 }

@@ -1,6 +1,6 @@
 /* node/lib/loop.h: a worker thread's event loop on epoll (docs/engine.md).
- * The worker's libmicrohttpd daemon, its PostgreSQL pipe and its Redis
- * socket will be watched here; nothing on the request path uses it yet.
+ * Each HTTP worker (node/lib/http.c) runs one: its libmicrohttpd daemon,
+ * its PostgreSQL pipe and its Redis connections are watched here.
  *
  * A loop belongs to the thread that runs it: every call below happens on
  * that thread, except shoal_loop_wake and shoal_loop_stop, which any

@@ -742,8 +742,9 @@ static int serve(const shoal_service *service, node_settings *node)
     /* The workers' pipes are part of the warm-up: a ready node holds every
      * connection it will hold. Not when PostgreSQL was not there for the
      * rest of the warm-up: then the pipes connect on the first requests. */
-    if (postgres_warm)
-        shoal_http_await_pipes(http, startup_deadline);
+    if (postgres_warm && !shoal_http_await_pipes(http, startup_deadline))
+        shoal_log(SHOAL_LOG_WARNING, "warm", "not every worker's own PostgreSQL and Redis connections were up within "
+                  "the startup timeout; they connect on the first requests");
     shoal_app_set_readiness(app, SHOAL_READY);
     shoal_log(SHOAL_LOG_INFO, "start", "serving on %s:%d with %d worker threads, admin on %s:%d; cache in %s, L1 %s",
               config->bind_address, shoal_http_port(http), config->threads,

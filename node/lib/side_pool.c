@@ -44,6 +44,7 @@ struct shoal_side_inbox {
     size_t waiting; /* the loop's thread only */
     void (*resume)(void *context, shoal_fiber *fiber); /* NULL: shoal_fiber_resume */
     void *resume_context;
+    bool (*may_park)(void *context); /* NULL: always */
 };
 
 static _Thread_local struct {
@@ -278,9 +279,19 @@ void shoal_side_bind_thread(shoal_side_pool *pool, shoal_side_inbox *inbox)
     thread_binding.inbox = inbox;
 }
 
+void shoal_side_inbox_may_park(shoal_side_inbox *inbox, bool (*may_park)(void *context))
+{
+    inbox->may_park = may_park;
+}
+
+static bool may_park(const shoal_side_inbox *inbox)
+{
+    return inbox->may_park == NULL || inbox->may_park(inbox->resume_context);
+}
+
 int shoal_side_run(uint64_t deadline_ns, shoal_side_work_fn work, void *arg)
 {
-    if (thread_binding.pool != NULL && shoal_fiber_current() != NULL)
+    if (thread_binding.pool != NULL && shoal_fiber_current() != NULL && may_park(thread_binding.inbox))
         return shoal_side_pool_run(thread_binding.pool, thread_binding.inbox, deadline_ns, work, arg);
     if (deadline_ns != 0 && shoal_monotonic_ns() >= deadline_ns) {
         errno = ETIMEDOUT;

@@ -66,6 +66,11 @@ void shoal_side_inbox_drain(shoal_side_inbox *inbox);
  * fine. */
 void shoal_side_inbox_resume_with(shoal_side_inbox *inbox, void (*resume)(void *context, shoal_fiber *fiber),
                                   void *context);
+/* Whether the running fiber may be parked now (may_park(context), the
+ * context of shoal_side_inbox_resume_with); when it says no,
+ * shoal_side_run runs the work inline. The HTTP workers say no inside a
+ * transaction, whose connection must not serve anyone else meanwhile. */
+void shoal_side_inbox_may_park(shoal_side_inbox *inbox, bool (*may_park)(void *context));
 /* Fibers that handed work over through this inbox and were not resumed
  * yet (the loop's owner waits for 0 before it stops). */
 size_t shoal_side_inbox_waiting(const shoal_side_inbox *inbox);

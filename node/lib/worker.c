@@ -204,6 +204,11 @@ store *shoal_worker_store(shoal_worker *worker)
     return worker->store;
 }
 
+int shoal_worker_in_flight(shoal_worker *worker)
+{
+    return atomic_load_explicit(&worker->in_flight, memory_order_relaxed);
+}
+
 cache *shoal_worker_cache(shoal_worker *worker, bool cache_tier)
 {
     return cache_tier ? worker->cache_tier : worker->cache;

@@ -84,6 +84,36 @@ static int redis_route(shoal_ctx *ctx)
     return shoal_json(ctx, 200, body);
 }
 
+/* GET /engine/transaction: a transaction whose body also calls Redis
+ * (which would park the request, were it not inside a transaction). */
+static store_status transaction_body(store *s, void *data)
+{
+    shoal_ctx *ctx = data;
+    const char *params[] = {"1"};
+    for (int i = 0; i < 3; i++) {
+        store_result *result = NULL;
+        store_status status = store_run(s, statement(ctx, ECHO_STATEMENT), params, &result);
+        if (status != STORE_OK)
+            return status;
+        store_result_free(result);
+        const char *argv[] = {"ECHO", "in a transaction"};
+        size_t lengths[] = {4, strlen(argv[1])};
+        redisReply *reply = NULL;
+        cache_status cached = cache_command_argv(shoal_cache(ctx), 2, argv, lengths, &reply);
+        freeReplyObject(reply);
+        if (cached != CACHE_OK)
+            return STORE_UNAVAILABLE;
+    }
+    return STORE_OK;
+}
+
+static int transaction_route(shoal_ctx *ctx)
+{
+    if (store_transaction(shoal_store(ctx), STORE_READ_COMMITTED, transaction_body, ctx) != STORE_OK)
+        return shoal_error_from_store(ctx, shoal_store(ctx));
+    return shoal_json(ctx, 200, json_pack("{s:b}", "committed", 1));
+}
+
 /* GET /engine/fast: no tier at all. */
 static int fast_route(shoal_ctx *ctx)
 {
@@ -100,7 +130,8 @@ static int init(shoal_app *app, void *data)
     shoal_blueprint *bp = shoal_blueprint_new(app, "engine-test", "/engine");
     if (bp == NULL || shoal_route(bp, "GET", "/sleep", sleep_route) != 0 ||
         shoal_route(bp, "GET", "/echo", echo_route) != 0 || shoal_route(bp, "GET", "/fast", fast_route) != 0 ||
-        shoal_route(bp, "GET", "/redis", redis_route) != 0)
+        shoal_route(bp, "GET", "/redis", redis_route) != 0 ||
+        shoal_route(bp, "GET", "/transaction", transaction_route) != 0)
         return -1;
     return 0;
 }
@@ -253,6 +284,29 @@ static void the_deadline_ends_a_wait(void **state)
     /* Statements behind the cancelled one wait for it on the pipe (it still
      * runs in PostgreSQL); once it ends, answers go to their own requests. */
     expect_200_again("/engine/echo?n=42", "\"42\"");
+    wait_until_idle();
+    test_node_stop(&node);
+}
+
+/* A request inside a transaction is never parked (its Redis call blocks
+ * instead): another request of the worker would otherwise run meanwhile and
+ * find the worker's store inside that transaction (its own transaction
+ * refused as nested: 500; a plain statement run inside it). */
+static void a_transaction_is_not_parked(void **state)
+{
+    (void)state;
+    start("0");
+    enum { COUNT = 10 };
+    int fds[COUNT];
+    for (int i = 0; i < COUNT; i++)
+        fds[i] = send_get(i % 2 == 0 ? "/engine/transaction" : "/engine/echo?n=5");
+    for (int i = 0; i < COUNT; i++) {
+        test_response answer = read_answer(fds[i], 5000);
+        if (answer.status != 200)
+            fail_msg("request %d answered %d: %s", i, answer.status, answer.body);
+        test_http_response_free(&answer);
+        close(fds[i]);
+    }
     wait_until_idle();
     test_node_stop(&node);
 }
@@ -446,6 +500,7 @@ int main(void)
         cmocka_unit_test_teardown(a_slow_statement_does_not_hold_its_worker, test_node_stop_started),
         cmocka_unit_test_teardown(answers_go_back_to_their_requests, test_node_stop_started),
         cmocka_unit_test_teardown(the_deadline_ends_a_wait, test_node_stop_started),
+        cmocka_unit_test_teardown(a_transaction_is_not_parked, test_node_stop_started),
         cmocka_unit_test_teardown(pipelined_requests_behind_a_parked_one, test_node_stop_started),
         cmocka_unit_test_teardown(a_client_leaves_while_parked, test_node_stop_started),
         cmocka_unit_test_teardown(a_postgres_restart_answers_every_parked_request, stop_node_and_start_postgres),
