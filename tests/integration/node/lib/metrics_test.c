@@ -23,6 +23,7 @@
 #include <shoal/store.h>
 
 #include "conduit/api.h"
+#include "context.h"
 #include "http_client.h"
 #include "techempower/bench.h"
 #include "test_env.h"
@@ -52,9 +53,20 @@ static int stop(void **state)
     return 0;
 }
 
+/* A request is counted when libmicrohttpd says it is complete, which comes
+ * on its worker's thread just after the answer's last byte went out: a
+ * client that read the answer may scrape before that. So a scrape waits
+ * (1 s at most, scaled) until no request is in flight. */
+static void wait_for_requests_to_complete(void)
+{
+    for (int i = 0; i < 100 * test_env_time_scale() && shoal_app_in_flight(server.app) > 0; i++)
+        usleep(10 * 1000);
+}
+
 /* The text of a scrape, on the admin port; the caller frees the response. */
 static test_response scrape(void)
 {
+    wait_for_requests_to_complete();
     test_response response = test_node_admin_call(&server, "GET", "/metrics", NULL, NULL);
     assert_int_equal(response.status, 200);
     assert_string_equal(test_header(&response, "Content-Type"), "text/plain; version=0.0.4; charset=utf-8");
