@@ -357,6 +357,13 @@ static void on_notice(void *context, const PGresult *result)
         pipe->server_closing = true;
 }
 
+/* How long connecting may wait for the server without progress. */
+static uint64_t connect_window_ms(const store_pipe *pipe)
+{
+    int timeout_s = pipe->config.connect_timeout_s > 0 ? pipe->config.connect_timeout_s : 2;
+    return 1000u * (uint64_t)timeout_s;
+}
+
 static void start_attempt(store_pipe *pipe)
 {
     pipe->attempt_is_reconnect = pipe->ever_attempted;
@@ -378,8 +385,7 @@ static void start_attempt(store_pipe *pipe)
     /* PQconnectStartParams's contract: act as if PQconnectPoll had said
      * PGRES_POLLING_WRITING. */
     pipe->polling = PGRES_POLLING_WRITING;
-    int timeout_s = pipe->config.connect_timeout_s > 0 ? pipe->config.connect_timeout_s : 2;
-    pipe->connect_deadline_ms = store_monotonic_ms() + 1000u * (uint64_t)timeout_s;
+    pipe->connect_deadline_ms = store_monotonic_ms() + connect_window_ms(pipe);
 }
 
 static void send_queued(store_pipe *pipe);
@@ -446,7 +452,11 @@ static void poll_connect(store_pipe *pipe)
     switch (polled) {
     case PGRES_POLLING_READING:
     case PGRES_POLLING_WRITING:
+        /* A step done: the timeout is for a server that does not answer,
+         * as libpq's connect_timeout, not for our own work between the
+         * steps (SCRAM's key derivation took over a second under valgrind). */
         pipe->polling = polled;
+        pipe->connect_deadline_ms = store_monotonic_ms() + connect_window_ms(pipe);
         return;
     case PGRES_POLLING_OK:
         begin_session(pipe);

@@ -14,8 +14,10 @@
 #include <shoal/config.h>
 #include <shoal/store.h>
 
+#include "clock.h"
 #include "demo_migrations.h"
 #include "demo_settings.h"
+#include "http_internal.h"
 #include "test_env.h"
 
 static const char *no_environment(const char *name)
@@ -44,9 +46,16 @@ static test_node *started[8];
 
 void test_node_start(test_node *node, const char *const *flags, const shoal_extension *const *extensions)
 {
+    /* Timeouts short enough for outage tests, stretched with the build's
+     * time scale: under valgrind a loop thread waits its turn for the
+     * process's one running thread, and a 300 ms handshake is missed. */
+    static char redis_timeout[16], connect_timeout[16];
+    double scale = test_env_time_scale();
+    snprintf(redis_timeout, sizeof redis_timeout, "%d", (int)(300 * scale));
+    snprintf(connect_timeout, sizeof connect_timeout, "%d", (int)(scale + 0.999));
     char *argv[48] = {"shoal-node", "--port", "0", "--admin-port", "0", "--threads", "2", "--access-log-sample",
                       "0", "--database-url", (char *)TEST_DATABASE_URL(), "--redis-url", (char *)TEST_REDIS_URL(),
-                      "--redis-timeout-ms", "300", "--database-connect-timeout", "1"};
+                      "--redis-timeout-ms", redis_timeout, "--database-connect-timeout", connect_timeout};
     int argc = 17;
     for (size_t i = 0; flags != NULL && flags[i] != NULL; i++) {
         assert_true(argc < 48);
@@ -65,6 +74,10 @@ void test_node_start(test_node *node, const char *const *flags, const shoal_exte
     node->http = shoal_http_start(node->app, error, sizeof error);
     if (node->http == NULL)
         fail_msg("start: %s", error);
+    /* As shoal_main's warm-up ends: the workers' own connections up (or
+     * failed) before the first request, so that no test meets a worker
+     * still connecting (a slow build takes seconds to). */
+    shoal_http_await_pipes(node->http, shoal_monotonic_ms() + (uint64_t)(10000 * test_env_time_scale()));
     shoal_app_set_readiness(node->app, SHOAL_READY);
     node->port = shoal_http_port(node->http);
     assert_true(node->port > 0);
