@@ -97,7 +97,14 @@ typedef struct http_worker {
     request *ready_tail;
     shoal_loop_timer ready_timer; /* the next turn must not wait: requests are ready */
     unsigned suspended;           /* connections suspended while their request waits */
-    bool resumed;                 /* a connection was resumed: libmicrohttpd must run again */
+    /* libmicrohttpd must run again at the end of the turn: a connection was
+     * resumed (it takes one up only in MHD_run), or one closed while the
+     * worker was at its connection limit (at the limit it stops watching the
+     * listening socket, and watches it again only at the start of its next
+     * run: without one, new connections would wait for its next timeout). */
+    bool run_again;
+    unsigned connections;      /* open on this worker's daemon */
+    unsigned connection_limit; /* its share of --max-connections */
     uint64_t stop_by_ns;          /* stopping: the answers' last moment to go out */
     shoal_loop_timer stop_timer;
 
@@ -411,7 +418,7 @@ static void run_ready(http_worker *worker)
         if (r->finished) {
             worker->suspended--;
             MHD_resume_connection(r->connection);
-            worker->resumed = true;
+            worker->run_again = true;
         }
     }
 }
@@ -736,15 +743,22 @@ static void request_completed(void *context, struct MHD_Connection *connection, 
 static void connection_changed(void *context, struct MHD_Connection *connection, void **connection_state,
                                enum MHD_ConnectionNotificationCode change)
 {
-    (void)context;
+    http_worker *worker = context;
     (void)connection;
+    /* Counted on the loops' daemons only: the admin listener's threads
+     * share one worker. */
+    bool counted = worker->loop != NULL;
     if (change == MHD_CONNECTION_NOTIFY_STARTED) {
         /* NULL when memory ran out: begin_request then refuses the
          * connection's requests. */
         *connection_state = malloc(sizeof(request));
+        if (counted)
+            worker->connections++;
     } else if (change == MHD_CONNECTION_NOTIFY_CLOSED) {
         free(*connection_state);
         *connection_state = NULL;
+        if (counted && worker->connections-- >= worker->connection_limit)
+            worker->run_again = true;
     }
 }
 
@@ -986,15 +1000,17 @@ static void end_of_turn(shoal_loop *loop, void *arg)
 {
     http_worker *worker = arg;
     run_ready(worker);
-    if (worker->resumed) {
-        worker->resumed = false;
+    if (worker->run_again) {
+        worker->run_again = false;
         run_daemon(worker);
     }
     for (unsigned i = 0; i < worker->link_count; i++)
         shoal_tier_link_end_turn(worker->links[i]);
     note_settled(worker);
-    /* A flush that found the connection lost answered requests now. */
-    if (worker->ready_head != NULL && shoal_loop_timer_start(loop, &worker->ready_timer, 0, ready_due, worker) != 0)
+    /* A flush that found the connection lost answered requests now; or
+     * libmicrohttpd's run just now closed a connection at the limit. */
+    if ((worker->ready_head != NULL || worker->run_again) &&
+        shoal_loop_timer_start(loop, &worker->ready_timer, 0, ready_due, worker) != 0)
         shoal_log(SHOAL_LOG_ERROR, "http", "worker %u: cannot arm its ready timer", worker->index);
     MHD_UNSIGNED_LONG_LONG timeout = 0;
     if (MHD_get_timeout(worker->daemon, &timeout) == MHD_YES) {
@@ -1122,6 +1138,7 @@ static bool start_worker(listener *l, http_worker *worker, unsigned index, unsig
     const shoal_config *config = l->http->config;
     worker->from = l;
     worker->index = index;
+    worker->connection_limit = max_connections;
     atomic_init(&worker->quiesce_requested, false);
     atomic_init(&worker->stop_requested, false);
     shoal_loop_timer_init(&worker->timeout_timer);
