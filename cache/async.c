@@ -6,6 +6,7 @@
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 #include <hiredis/sds.h>
+#include <poll.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -556,8 +557,23 @@ int cache_async_timer_ms(const cache_async *a)
     return at <= now ? 0 : (int)(at - now);
 }
 
+/* What the server sent before the loop came to its timers is an answer, not
+ * a timeout: a loop late to them (a long turn; under valgrind, a thread that
+ * waited for its turn to run) reads first, then expires what is still
+ * unanswered. A readable socket is a connected one (or a failed one, which
+ * reading reports), so this never reads a connect still under way. */
+static void read_what_came(cache_async *a)
+{
+    if (a->context == NULL)
+        return;
+    struct pollfd readable = {.fd = a->context->c.fd, .events = POLLIN};
+    if (poll(&readable, 1, 0) == 1)
+        cache_async_on_readable(a);
+}
+
 void cache_async_on_timer(cache_async *a)
 {
+    read_what_came(a);
     uint64_t now = cache_monotonic_ms();
     if (a->context != NULL && !a->ready && now >= a->attempt_started_ms + (uint64_t)a->timeout_ms) {
         /* Connect timeout: nothing of the queue went out on it. */

@@ -303,6 +303,32 @@ static void a_deadline_answers_before_the_reply(void **state)
     cache_async_close(async);
 }
 
+/* The loop comes to its timers late (a long turn; a thread under valgrind
+ * waiting to run): the reply that came meanwhile is the answer, not a
+ * timeout. The command goes out, then nothing drives the connection until
+ * well past its deadline, with the reply in the socket's buffer. */
+static void a_reply_that_came_before_a_late_timer_is_the_answer(void **state)
+{
+    (void)state;
+    int timeout_ms = scaled(100);
+    cache_async *async = open_async(TEST_REDIS_URL(), timeout_ms);
+    turn_until_ready(async);
+    answer pinged;
+    answered = 0;
+    queue(async, &pinged, "ECHO came-in-time");
+    cache_async_flush(async);
+    usleep((useconds_t)(3 * timeout_ms) * 1000);
+    assert_int_equal(cache_async_timer_ms(async), 0);
+    cache_async_on_timer(async);
+    assert_int_equal(pinged.calls, 1);
+    assert_int_equal(pinged.status, CACHE_OK);
+    assert_string_equal(pinged.text, "came-in-time");
+    cache_async_stats stats;
+    cache_async_stats_read(async, &stats);
+    assert_int_equal(stats.timeouts, 0);
+    cache_async_close(async);
+}
+
 /* ---- a flush bigger than the socket's buffer --------------------------------------------------- */
 
 #define BIG_VALUES 100
@@ -663,6 +689,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(many_requests_share_one_pipeline),
         cmocka_unit_test(a_deadline_answers_before_the_reply),
+        cmocka_unit_test(a_reply_that_came_before_a_late_timer_is_the_answer),
         cmocka_unit_test(a_flush_bigger_than_the_socket_buffer_goes_out_over_turns),
         cmocka_unit_test(a_connection_found_dead_before_sending_is_replaced),
         cmocka_unit_test_teardown(a_hung_server_times_out_and_is_recovered_from, tear_down),
