@@ -6,6 +6,7 @@
 #include <shoal/config.h>
 
 #include "config_tables.h"
+#include "cpus.h"
 #include "proxy.h"
 
 #include <arpa/inet.h>
@@ -50,9 +51,10 @@ static const setting core_settings[] = {
     {"admin-port", "SHOAL_ADMIN_PORT", SETTING_INT, FIELD(admin_port), "9081", 0, 65535,
      "TCP port of the admin listener, the only one that serves /readyz and /metrics (0: any free port); "
      "must differ from --port", NULL},
-    {"threads", "SHOAL_THREADS", SETTING_INT, FIELD(threads), "4", 1, 1024,
+    {"threads", "SHOAL_THREADS", SETTING_INT, FIELD(threads), "0", 0, 1024,
      "worker threads, each an event loop serving many requests at once (each holds two PostgreSQL "
-     "connections and one Redis connection)",
+     "connections and one Redis connection); 0: one per CPU the node may use (its CPU affinity, "
+     "bounded by its cgroup's CPU quota, rounded up)",
      NULL},
     {"max-connections", "SHOAL_MAX_CONNECTIONS", SETTING_INT, FIELD(max_connections), "1024", 1,
      1000000, "concurrent client connections; more are refused", NULL},
@@ -212,6 +214,10 @@ static int validate(void *values, char *error, size_t error_size)
         free(config->session_prefix);
         config->session_prefix = copy;
     }
+    /* The loops never block on a tier, so a worker per CPU keeps every
+     * CPU busy; more would only hold more connections. */
+    if (config->threads == 0)
+        config->threads = shoal_cpus_available();
     if (config->max_in_flight == 0)
         config->max_in_flight = config->threads * SHOAL_IN_FLIGHT_PER_THREAD;
     if (config->node_name[0] == '\0') {

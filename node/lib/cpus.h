@@ -1,7 +1,7 @@
 /* node/lib/cpus.h: how many CPUs this node may use (docs/engine.md): the
  * CPUs it may run on (sched_getaffinity), bounded by its cgroup's CPU
- * quota, rounded up (a container limited to 1.5 CPUs gets 2 workers). The
- * engine's default worker count will be this; nothing uses it yet.
+ * quota, rounded up (a container limited to 1.5 CPUs gets 2 workers): the
+ * default worker count (--threads 0).
  *
  * The parsers take the files' text, so that the unit tests feed them
  * fixture strings; shoal_cpus_quota_under reads a cgroup tree from a root

@@ -22,6 +22,7 @@ is caught.
 import argparse
 import copy
 import json
+import math
 import os
 import re
 import sys
@@ -247,10 +248,12 @@ def check(objects, report):
     rule(len(cpu_metrics) == 1, "HorizontalPodAutoscaler targets CPU utilisation")
     minimum, maximum = hpa_spec.get("minReplicas", 1), hpa_spec.get("maxReplicas", 0)
     rule(2 <= minimum <= maximum, "HorizontalPodAutoscaler keeps at least 2 nodes")
-    threads = int(settings.get("SHOAL_THREADS", 4))
+    # SHOAL_THREADS unset: a worker per CPU of the container's limit, rounded
+    # up, as the node counts them (its cgroup quota).
+    threads = int(settings.get("SHOAL_THREADS") or 0) or math.ceil(cpu_cores(limits.get("cpu", 1)))
     rule(maximum * (2 * threads + 2) <= max_connections,
-         "maxReplicas x (2 x SHOAL_THREADS + 2) = %d PostgreSQL connections fit max_connections %d"
-         % (maximum * (2 * threads + 2), max_connections))
+         "maxReplicas x (2 x workers (%d) + 2) = %d PostgreSQL connections fit max_connections %d"
+         % (threads, maximum * (2 * threads + 2), max_connections))
 
     pdb_spec = pdb.get("spec") or {}
     pdb_selector = (pdb_spec.get("selector") or {}).get("matchLabels") or {}

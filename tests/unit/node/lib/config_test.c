@@ -17,6 +17,7 @@
 #include <shoal/password.h>
 
 #include "conduit/api.h"
+#include "cpus.h"
 #include "conduit/seed_command.h"
 #include "demo_settings.h"
 #include "techempower/bench.h"
@@ -92,7 +93,10 @@ static void test_defaults(void **state)
     assert_int_equal(c.port, 8081);
     assert_string_equal(c.admin_bind_address, ""); /* the --bind address */
     assert_int_equal(c.admin_port, 9081);
-    assert_int_equal(c.threads, 4);
+    assert_int_equal(c.threads, shoal_cpus_available()); /* one worker per CPU */
+    shoal_config_free(&c);
+    assert_loads(&c, NULL, ARGS("--threads", "0"));
+    assert_int_equal(c.threads, shoal_cpus_available());
     assert_int_equal(c.max_connections, 1024);
     assert_int_equal(c.listen_backlog, 1024);
     assert_int_equal(c.connection_timeout_s, 30);
@@ -334,7 +338,7 @@ static void test_numbers_out_of_range_or_not_numbers_are_rejected(void **state)
     (void)state;
     assert_fails_naming(NULL, ARGS("--port", "65536"), "--port");
     assert_fails_naming(NULL, ARGS("--port=-1"), "--port");
-    assert_fails_naming(NULL, ARGS("--threads", "0"), "--threads");
+    assert_fails_naming(NULL, ARGS("--threads", "-1"), "--threads");
     assert_fails_naming(NULL, ARGS("--threads", "eight"), "--threads");
     assert_fails_naming(NULL, ARGS("--threads", "8x"), "--threads");
     assert_fails_naming(NULL, ARGS("--threads", ""), "--threads");
@@ -480,7 +484,7 @@ static void test_overload_settings(void **state)
     shoal_config config;
     assert_loads(&config, NULL, NULL);
     assert_int_equal(config.request_deadline_ms, 10000);
-    assert_int_equal(config.max_in_flight, 4 * SHOAL_IN_FLIGHT_PER_THREAD); /* 4 threads */
+    assert_int_equal(config.max_in_flight, config.threads * SHOAL_IN_FLIGHT_PER_THREAD);
     shoal_config_free(&config);
 
     assert_loads(&config, ENV("SHOAL_REQUEST_DEADLINE_MS", "250", "SHOAL_MAX_IN_FLIGHT", "7"), NULL);

@@ -390,7 +390,7 @@ static void test_main_bad_value_in_a_service_table_exits_2_naming_the_flag(void 
     assert_int_equal(MAIN(&service, "--loud", "--repeat", "3"), 2);
     assert_non_null(strstr(captured_err, "--loud and --repeat 3"));
     /* The core's table is checked in the same parse. */
-    assert_int_equal(MAIN(&service, "--threads", "0"), 2);
+    assert_int_equal(MAIN(&service, "--threads", "-1"), 2);
     assert_non_null(strstr(captured_err, "--threads"));
 }
 
