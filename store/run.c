@@ -638,6 +638,9 @@ store_status store_transaction(store *s, store_isolation isolation, store_transa
         store_fail(s, STORE_ERROR, "store_transaction cannot nest");
         return STORE_ERROR;
     }
+    /* Not worth waiting for the connection. */
+    if (past_deadline(s))
+        return STORE_DEADLINE;
     /* The connection is the transaction's from BEGIN to its end, while its
      * caller may be parked (a statement, Redis, the side pool) and others
      * of its thread run: theirs wait for it, first come first served. */
