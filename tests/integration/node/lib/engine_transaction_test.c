@@ -290,6 +290,39 @@ static void wait_for_backends(void)
         usleep(20 * 1000);
 }
 
+/* Another session locks row 'locked' (FOR UPDATE) until let_row_lock_go. */
+static void hold_row_lock(void)
+{
+    lock_holder = test_pg_connect(TEST_DATABASE_URL());
+    PGresult *result = PQexec(lock_holder, "BEGIN; SELECT id FROM engine_tx_rows WHERE id = 'locked' FOR UPDATE");
+    assert_int_equal(PQresultStatus(result), PGRES_TUPLES_OK);
+    assert_int_equal(PQntuples(result), 1);
+    PQclear(result);
+}
+
+static void let_row_lock_go(void)
+{
+    PGresult *result = PQexec(lock_holder, "COMMIT");
+    assert_int_equal(PQresultStatus(result), PGRES_COMMAND_OK);
+    PQclear(result);
+    PQfinish(lock_holder);
+    lock_holder = NULL;
+}
+
+/* Until a backend waits for that lock (the node's transaction), 5 s at
+ * most (scaled). */
+static void wait_for_lock_wait(void)
+{
+    uint64_t until = now_ms() + (uint64_t)scaled_ms(5000);
+    const char *sql = "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                      "AND query LIKE '%FOR UPDATE%'";
+    while (test_pg_number(TEST_ADMIN_DATABASE_URL(), sql) == 0) {
+        if (now_ms() >= until)
+            fail_msg("no transaction of the node waits for the row lock");
+        usleep(10 * 1000);
+    }
+}
+
 /* ---- tests --------------------------------------------------------------------- */
 
 /* While PostgreSQL runs a transaction's 800 ms statement, the worker's one
@@ -317,20 +350,12 @@ static void a_transaction_waiting_on_a_lock_does_not_hold_its_worker(void **stat
 {
     (void)state;
     start(NULL);
-    lock_holder = test_pg_connect(TEST_DATABASE_URL());
-    PGresult *result = PQexec(lock_holder, "BEGIN; SELECT id FROM engine_tx_rows WHERE id = 'locked' FOR UPDATE");
-    assert_int_equal(PQresultStatus(result), PGRES_TUPLES_OK);
-    assert_int_equal(PQntuples(result), 1);
-    PQclear(result);
+    hold_row_lock();
     int waiting = send_get("/tx/lock?id=locked&then=after_lock");
-    usleep(150 * 1000);
+    wait_for_lock_wait();
     for (int i = 0; i < 3; i++)
         expect_quick("/tx/count?id=after_lock", "\"0\"", 300);
-    result = PQexec(lock_holder, "COMMIT");
-    assert_int_equal(PQresultStatus(result), PGRES_COMMAND_OK);
-    PQclear(result);
-    PQfinish(lock_holder);
-    lock_holder = NULL;
+    let_row_lock_go();
     expect_answer(waiting, 200, "\"committed\"");
     assert_int_equal(rows("after_lock"), 1);
     wait_until_idle();
@@ -391,14 +416,20 @@ static void concurrent_transactions_take_turns(void **state)
 static void the_deadline_ends_a_wait_for_the_connection(void **state)
 {
     (void)state;
-    char deadline[16];
+    char deadline[16], timeout[16], statement_timeout[16];
     snprintf(deadline, sizeof deadline, "%ld", scaled_ms(300));
-    const char *flags[] = {"--request-deadline-ms", deadline, NULL};
+    /* The holder waits for a lock longer than the waiter's deadline (a slow
+     * build's scaled one too). */
+    snprintf(timeout, sizeof timeout, "%ld", scaled_ms(4000));
+    snprintf(statement_timeout, sizeof statement_timeout, "%ld", scaled_ms(3000));
+    const char *flags[] = {"--request-deadline-ms", deadline, "--database-timeout-ms", timeout,
+                           "--database-statement-timeout-ms", statement_timeout, NULL};
     start(flags);
+    hold_row_lock();
     /* The holder's statements go on past its own deadline: a transaction
      * ends as a whole. */
-    int holder = send_get("/tx/hold?id=holder&ms=900");
-    usleep(100 * 1000);
+    int holder = send_get("/tx/lock?id=locked&then=holder");
+    wait_for_lock_wait();
     uint64_t began = now_ms();
     int waiter = send_get("/tx/hold?id=waiter&ms=0");
     test_response answer = read_answer(waiter, 5000);
@@ -409,6 +440,7 @@ static void the_deadline_ends_a_wait_for_the_connection(void **state)
     close(waiter);
     if ((long)took > scaled_ms(700))
         fail_msg("a 300 ms deadline was answered after %llu ms", (unsigned long long)took);
+    let_row_lock_go();
     expect_answer(holder, 200, "\"committed\"");
     assert_int_equal(rows("holder"), 1);
     assert_int_equal(rows("waiter"), 0);
