@@ -110,7 +110,8 @@ store_status store_fail_result(store *s, const PGresult *result)
      * it failed then is what a reader of the log needs. */
     if (sqlstate != NULL && strcmp(sqlstate, "26000") == 0 && s->prepare_failure[0] != '\0')
         snprintf(s->last_error.message, sizeof s->last_error.message, "%s", s->prepare_failure);
-    if (s->in_transaction && store_sqlstate_retryable(sqlstate))
+    /* Only the connection's holder reads a result from it. */
+    if (s->holder_in_transaction && store_sqlstate_retryable(sqlstate))
         s->transaction_retryable = true;
     return s->last_error.status;
 }

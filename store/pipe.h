@@ -134,37 +134,56 @@ unsigned long store_pipe_reconnect_count(const store_pipe *pipe);
  * closed one): a loop watching store_pipe_fd registers it again then. */
 unsigned long store_pipe_socket_serial(const store_pipe *pipe);
 
-/* ---- a store's calls on the pipe ------------------------------------------
+/* ---- a store's calls without blocking its thread ---------------------------
  *
- * How store_run and store_batch wait for the pipe without blocking their
- * thread: the engine parks the calling request (a fiber) and runs others
- * meanwhile. Every function is called on the store's thread. */
+ * How a store waits without blocking its thread: the engine parks the
+ * calling request (a fiber) and runs others meanwhile. store_run and
+ * store_batch outside a transaction wait for the pipe; a transaction (and
+ * any call when there is no pipe) waits on the store's own connection,
+ * which one caller holds at a time: the others' transactions wait for it
+ * in turn. Every function is called on the store's thread. */
+
+/* How a wait on a socket ended (store_wait's park_on_socket). */
+typedef enum store_socket_wait {
+    STORE_SOCKET_READY,     /* the socket is ready */
+    STORE_SOCKET_TIMED_OUT, /* the deadline came first */
+    STORE_SOCKET_STOPPING,  /* the engine stops: no more waits on the connection */
+    STORE_SOCKET_FAILED,    /* the engine could not watch it (out of memory) */
+} store_socket_wait;
+
+enum {
+    STORE_SOCKET_READABLE = 1u << 0,
+    STORE_SOCKET_WRITABLE = 1u << 1,
+};
+
 typedef struct store_wait {
     void *context;
     /* The caller, when it can be parked (it runs on a fiber of the loop
-     * that drives the pipe), else NULL: the call then takes the store's own
-     * blocking connection. */
+     * that drives the pipe), else NULL: the call then blocks its thread. */
     void *(*caller)(void *context);
     /* Parks caller until wake(context, caller). When deadline_ns (0: none)
      * passes first, expired(argument) runs on the loop (it cancels the
-     * statement, which wakes the caller). */
+     * statement, or ends the wait, and wakes the caller). */
     void (*park)(void *context, void *caller, uint64_t deadline_ns, void (*expired)(void *argument),
                  void *argument);
     /* Makes a parked caller runnable; from the pipe's callbacks. */
     void (*wake)(void *context, void *caller);
+    /* Parks caller until fd is ready for events (STORE_SOCKET_READABLE,
+     * STORE_SOCKET_WRITABLE) or deadline_ns (CLOCK_MONOTONIC, 0: none)
+     * passes; how it ended. The store's own connection waits so instead of
+     * poll(). */
+    store_socket_wait (*park_on_socket)(void *context, void *caller, int fd, unsigned events, uint64_t deadline_ns);
 } store_wait;
 
-/* From now on the store's calls outside store_transaction go through pipe
- * when wait->caller says they can (NULL pipe: never again). The store does
- * not own the pipe; wait is copied. Transactions keep the store's own
- * connection: their statements must not mix with other requests'. */
-void store_use_pipe(store *s, store_pipe *pipe, const store_wait *wait);
-
-/* Inside store_transaction: the store's own connection is the
- * transaction's until it ends, so nothing else of its thread may run
- * meanwhile; a request there must not be parked for anything (Redis, the
- * side pool), or another request's statement would join its transaction. */
-bool store_in_transaction(const store *s);
+/* How the store parks its callers from now on (NULL: never again; every
+ * call blocks its thread). wait is copied; every member is needed. */
+void store_use_wait(store *s, const store_wait *wait);
+/* From now on the store's calls outside a transaction go through pipe
+ * when the caller can be parked (NULL pipe: never again; they wait on the
+ * store's own connection). The store does not own the pipe. A
+ * transaction's statements keep the store's own connection: they must not
+ * mix with other requests'. */
+void store_use_pipe(store *s, store_pipe *pipe);
 
 /* store_last_error as one request left it, kept while the request is
  * parked and others run on the same store (their calls overwrite it). */

@@ -140,7 +140,7 @@ static store_status run_statement(store *s, store_statement statement, const cha
             *result = store_result_of(answer);
             return STORE_OK;
         }
-        if (s->in_transaction)
+        if (store_in_transaction(s))
             return status; /* store_transaction decides about retries */
         if (resend && was_connected && !deadline_reached(s) && resent++ == 0)
             continue;
@@ -163,7 +163,7 @@ void store_set_deadline(store *s, uint64_t deadline_ns)
  * transaction ends as a whole. Not a call for /metrics: nothing was sent. */
 static bool past_deadline(store *s)
 {
-    if (s->deadline_ns == 0 || s->in_transaction || store_monotonic_ns() < s->deadline_ns)
+    if (s->deadline_ns == 0 || store_monotonic_ns() < s->deadline_ns || store_in_transaction(s))
         return false;
     store_fail(s, STORE_DEADLINE, "the request's deadline passed before the call was sent");
     return true;
@@ -171,13 +171,9 @@ static bool past_deadline(store *s)
 
 /* ---- on the pipe (store_use_pipe) ------------------------------------------------ */
 
-void store_use_pipe(store *s, store_pipe *pipe, const store_wait *wait)
+void store_use_pipe(store *s, store_pipe *pipe)
 {
     s->pipe = pipe;
-    if (pipe != NULL && wait != NULL)
-        s->wait = *wait;
-    else
-        s->wait = (store_wait){0};
 }
 
 /* One parked call: its answer lands here from the pipe's callback, on the
@@ -242,11 +238,6 @@ static void call_expired(void *argument)
     store_pipe_cancel(call->s->pipe, call->ticket);
 }
 
-bool store_in_transaction(const store *s)
-{
-    return s->in_transaction;
-}
-
 void store_last_error_save(const store *s, store_error_copy *out)
 {
     out->error = s->last_error;
@@ -266,10 +257,12 @@ void store_last_error_restore(store *s, const store_error_copy *saved)
     }
 }
 
-/* The caller, when this call can go through the pipe. */
+/* The caller, when this call can go through the pipe: one that can be
+ * parked and is not inside a transaction of its own (another request's
+ * transaction holding the store's connection meanwhile is not its). */
 static void *pipe_caller(store *s)
 {
-    if (s->pipe == NULL || s->in_transaction)
+    if (s->pipe == NULL || s->wait.caller == NULL || store_in_transaction(s))
         return NULL;
     return s->wait.caller(s->wait.context);
 }
@@ -338,8 +331,17 @@ store_status store_run(store *s, store_statement statement, const char *const *p
     uint64_t started_ns = store_monotonic_ns();
     *result = NULL;
     void *caller = pipe_caller(s);
-    store_status status = caller != NULL ? run_on_pipe(s, caller, statement, params, result)
-                                         : run_statement(s, statement, params, result);
+    store_status status;
+    if (caller != NULL) {
+        status = run_on_pipe(s, caller, statement, params, result);
+    } else {
+        bool took = false;
+        status = store_hold_connection(s, store_current_caller(s), &took);
+        if (status == STORE_OK)
+            status = run_statement(s, statement, params, result);
+        if (took)
+            store_release_connection(s);
+    }
     count_call(s, started_ns, status);
     return status;
 }
@@ -508,7 +510,7 @@ static store_status run_batch(store *s, store_batch_item *items, size_t count)
         bool was_connected = store_connected(s);
         bool resend = false;
         store_status status = batch_once(s, items, count, resent > 0, &resend);
-        if (resend && was_connected && !s->in_transaction && !deadline_reached(s) && resent == 0)
+        if (resend && was_connected && !store_in_transaction(s) && !deadline_reached(s) && resent == 0)
             continue;
         return status;
     }
@@ -525,7 +527,22 @@ store_status store_batch(store *s, store_batch_item *items, size_t count)
     }
     uint64_t started_ns = store_monotonic_ns();
     void *caller = count > 0 ? pipe_caller(s) : NULL;
-    store_status status = caller != NULL ? batch_on_pipe(s, caller, items, count) : run_batch(s, items, count);
+    store_status status;
+    if (caller != NULL) {
+        status = batch_on_pipe(s, caller, items, count);
+    } else {
+        bool took = false;
+        status = count > 0 ? store_hold_connection(s, store_current_caller(s), &took) : STORE_OK;
+        if (status == STORE_OK)
+            status = run_batch(s, items, count);
+        else
+            for (size_t i = 0; i < count; i++) {
+                items[i].result = NULL;
+                items[i].status = status;
+            }
+        if (took)
+            store_release_connection(s);
+    }
     count_call(s, started_ns, status);
     return status;
 }
@@ -574,12 +591,9 @@ static void roll_back(store *s)
         store_drop_connection(s); /* its transaction state is unknown */
 }
 
-store_status store_transaction(store *s, store_isolation isolation, store_transaction_fn body, void *data)
+/* The attempts of a transaction, its caller holding the connection. */
+static store_status run_transaction(store *s, store_isolation isolation, store_transaction_fn body, void *data)
 {
-    if (s->in_transaction) {
-        store_fail(s, STORE_ERROR, "store_transaction cannot nest");
-        return STORE_ERROR;
-    }
     for (int attempt = 1;; attempt++) {
         /* A retry is new work too. */
         if (past_deadline(s))
@@ -591,7 +605,7 @@ store_status store_transaction(store *s, store_isolation isolation, store_transa
         store_status status = control(s, begin_statement(isolation), NULL);
         if (status != STORE_OK)
             return status;
-        s->in_transaction = true;
+        s->holder_in_transaction = true;
         s->transaction_retryable = false;
         status = body(s, data);
         if (status == STORE_OK) {
@@ -602,7 +616,7 @@ store_status store_transaction(store *s, store_isolation isolation, store_transa
             roll_back(s);
         }
         bool retry = status != STORE_OK && s->transaction_retryable;
-        s->in_transaction = false;
+        s->holder_in_transaction = false;
         s->transaction_retryable = false;
         if (status == STORE_OK) {
             store_succeed(s);
@@ -615,4 +629,27 @@ store_status store_transaction(store *s, store_isolation isolation, store_transa
             return STORE_BUSY;
         }
     }
+}
+
+store_status store_transaction(store *s, store_isolation isolation, store_transaction_fn body, void *data)
+{
+    void *caller = store_current_caller(s);
+    if (s->holder == caller && s->holder_in_transaction) {
+        store_fail(s, STORE_ERROR, "store_transaction cannot nest");
+        return STORE_ERROR;
+    }
+    /* Not worth waiting for the connection. */
+    if (past_deadline(s))
+        return STORE_DEADLINE;
+    /* The connection is the transaction's from BEGIN to its end, while its
+     * caller may be parked (a statement, Redis, the side pool) and others
+     * of its thread run: theirs wait for it, first come first served. */
+    bool took = false;
+    store_status status = store_hold_connection(s, caller, &took);
+    if (status != STORE_OK)
+        return status;
+    status = run_transaction(s, isolation, body, data);
+    if (took)
+        store_release_connection(s);
+    return status;
 }

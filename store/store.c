@@ -192,24 +192,56 @@ static void fail_unavailable(store *s, const char *what)
     store_fail(s, STORE_UNAVAILABLE, "%s%s%s", what, reason[0] != '\0' ? ": " : "", reason);
 }
 
+/* Waits until fd is ready for events or deadline (ms): parked when the
+ * caller can be (its thread serves others meanwhile), else in poll(). A
+ * TIMED_OUT may come early (a signal): callers check the clock. */
+static store_socket_wait wait_for_socket(store *s, int fd, unsigned events, uint64_t deadline)
+{
+    void *caller = s->wait.caller != NULL ? s->wait.caller(s->wait.context) : NULL;
+    if (caller != NULL)
+        return s->wait.park_on_socket(s->wait.context, caller, fd, events, deadline * 1000000u);
+    uint64_t now = store_monotonic_ms();
+    if (now >= deadline)
+        return STORE_SOCKET_TIMED_OUT;
+    short wanted = (short)(((events & STORE_SOCKET_READABLE) ? POLLIN : 0) | ((events & STORE_SOCKET_WRITABLE) ? POLLOUT : 0));
+    struct pollfd ready_fd = {.fd = fd, .events = wanted};
+    int ready = poll(&ready_fd, 1, (int)(deadline - now));
+    if (ready > 0)
+        return STORE_SOCKET_READY;
+    if (ready == 0 || errno == EINTR)
+        return STORE_SOCKET_TIMED_OUT;
+    return STORE_SOCKET_FAILED;
+}
+
+/* Records why a wait on the connection ended it (it is dropped then). */
+static void fail_wait(store *s, store_socket_wait waited, const char *what)
+{
+    int error = errno;
+    if (s->connection != NULL)
+        store_drop_connection(s);
+    if (waited == STORE_SOCKET_STOPPING)
+        store_fail(s, STORE_UNAVAILABLE, "%s: the node is stopping", what);
+    else
+        store_fail(s, STORE_UNAVAILABLE, "%s failed: %s", what, strerror(error));
+}
+
 bool store_wait_ready(store *s, uint64_t deadline)
 {
     PGconn *connection = s->connection;
-    while (PQisBusy(connection)) {
-        uint64_t now = store_monotonic_ms();
-        if (now >= deadline) {
+    while (PQisBusy(connection) && PQsocket(connection) >= 0) {
+        if (store_monotonic_ms() >= deadline) {
             store_drop_connection(s);
             store_fail(s, STORE_UNAVAILABLE, "PostgreSQL did not answer within %d ms", s->config.answer_timeout_ms);
             return false;
         }
-        struct pollfd readable = {.fd = PQsocket(connection), .events = POLLIN};
-        int ready = poll(&readable, 1, (int)(deadline - now));
-        if (ready < 0 && errno != EINTR) {
-            store_drop_connection(s);
-            store_fail(s, STORE_UNAVAILABLE, "waiting for PostgreSQL failed: %s", strerror(errno));
+        store_socket_wait waited = wait_for_socket(s, PQsocket(connection), STORE_SOCKET_READABLE, deadline);
+        if (waited == STORE_SOCKET_TIMED_OUT)
+            continue;
+        if (waited != STORE_SOCKET_READY) {
+            fail_wait(s, waited, "waiting for PostgreSQL");
             return false;
         }
-        if (ready > 0 && !PQconsumeInput(connection))
+        if (!PQconsumeInput(connection))
             return true; /* broken: PQgetResult reports it without waiting */
     }
     return true;
@@ -317,6 +349,54 @@ lost:
     return false;
 }
 
+/* Makes s->connection: blocking (PQconnectdbParams) for a caller that
+ * cannot be parked; otherwise without blocking the thread (as the pipe
+ * connects), the caller parked on the socket between PQconnectPoll's
+ * steps, each step within the connect timeout as libpq's connect_timeout
+ * counts it. false with the failure recorded (a failed connection may
+ * stay in s->connection, for the next attempt to drop). */
+static bool open_connection(store *s)
+{
+    if (s->wait.caller == NULL || s->wait.caller(s->wait.context) == NULL) {
+        s->connection = store_connect(&s->config);
+        if (store_connected(s))
+            return true;
+        fail_unavailable(s, "cannot connect to PostgreSQL");
+        return false;
+    }
+    s->connection = store_connect_start(&s->config);
+    if (s->connection == NULL) {
+        store_fail(s, STORE_UNAVAILABLE, "cannot connect to PostgreSQL: out of memory");
+        return false;
+    }
+    int timeout_s = s->config.connect_timeout_s > 0 ? s->config.connect_timeout_s : 2;
+    /* PQconnectStartParams's contract: as if PQconnectPoll had said WRITING. */
+    PostgresPollingStatusType polling = PGRES_POLLING_WRITING;
+    while (polling != PGRES_POLLING_OK) {
+        if (PQstatus(s->connection) == CONNECTION_BAD || polling == PGRES_POLLING_FAILED) {
+            fail_unavailable(s, "cannot connect to PostgreSQL");
+            return false;
+        }
+        uint64_t deadline = store_monotonic_ms() + 1000u * (uint64_t)timeout_s;
+        unsigned events = polling == PGRES_POLLING_READING ? STORE_SOCKET_READABLE : STORE_SOCKET_WRITABLE;
+        store_socket_wait waited;
+        do
+            waited = wait_for_socket(s, PQsocket(s->connection), events, deadline);
+        while (waited == STORE_SOCKET_TIMED_OUT && store_monotonic_ms() < deadline);
+        if (waited == STORE_SOCKET_TIMED_OUT) {
+            store_drop_connection(s);
+            store_fail(s, STORE_UNAVAILABLE, "cannot connect to PostgreSQL: no answer within %d s", timeout_s);
+            return false;
+        }
+        if (waited != STORE_SOCKET_READY) {
+            fail_wait(s, waited, "connecting to PostgreSQL");
+            return false;
+        }
+        polling = PQconnectPoll(s->connection);
+    }
+    return store_connected(s);
+}
+
 /* Connects when there is no good connection, unless the last attempt
  * failed less than STORE_RECONNECT_INTERVAL_MS ago and no store has reached
  * the server since (forced attempts ignore the interval: a connection found
@@ -341,11 +421,8 @@ static bool ensure_connected(store *s, bool forced)
     s->ever_attempted = true;
     if (s->connection != NULL)
         store_drop_connection(s);
-    s->connection = store_connect(&s->config);
-    if (!store_connected(s)) {
-        fail_unavailable(s, "cannot connect to PostgreSQL");
+    if (!open_connection(s))
         return false;
-    }
     if (!prepare_statements(s))
         return false;
     s->last_attempt_failed = false;
@@ -387,7 +464,7 @@ bool store_ready_connection(store *s, bool forced)
         store_drop_connection(s);
         forced = true;
     }
-    if (s->in_transaction) {
+    if (store_in_transaction(s)) {
         /* A new connection would run the rest outside the transaction. */
         if (!store_connected(s)) {
             store_fail(s, STORE_UNAVAILABLE, "the connection to PostgreSQL was lost inside a transaction");
@@ -411,7 +488,7 @@ bool store_ready_connection(store *s, bool forced)
     return ensure_connected(s, true);
 }
 
-store_status store_ping(store *s)
+static store_status ping_held(store *s)
 {
     for (int attempt = 0; attempt < 2; attempt++) {
         bool was_connected = store_connected(s);
@@ -456,7 +533,137 @@ int store_conninfo_check(const char *conninfo, char *error, size_t error_size)
     return 0;
 }
 
+store_status store_ping(store *s)
+{
+    bool took = false;
+    store_status status = store_hold_connection(s, store_current_caller(s), &took);
+    if (status != STORE_OK)
+        return status;
+    status = ping_held(s);
+    if (took)
+        store_release_connection(s);
+    return status;
+}
+
 store_status store_connect_now(store *s)
 {
-    return store_ready_connection(s, true) ? STORE_OK : STORE_UNAVAILABLE;
+    bool took = false;
+    store_status status = store_hold_connection(s, store_current_caller(s), &took);
+    if (status != STORE_OK)
+        return status;
+    status = store_ready_connection(s, true) ? STORE_OK : STORE_UNAVAILABLE;
+    if (took)
+        store_release_connection(s);
+    return status;
+}
+
+/* ---- who holds the connection ------------------------------------------------- */
+
+char store_blocking_caller_token;
+
+void *store_current_caller(const store *s)
+{
+    void *caller = s->wait.caller != NULL ? s->wait.caller(s->wait.context) : NULL;
+    return caller != NULL ? caller : STORE_BLOCKING_CALLER;
+}
+
+bool store_in_transaction(const store *s)
+{
+    return s->holder_in_transaction && s->holder == store_current_caller(s);
+}
+
+/* A caller waiting for the connection, on its own stack, which lives until
+ * it runs again. */
+typedef struct store_connection_waiter {
+    struct store_connection_waiter *next;
+    store *s;
+    void *caller;
+    bool granted; /* the connection is its now */
+    bool expired; /* its deadline came first: it left the queue */
+} store_connection_waiter;
+
+static void waiter_expired(void *argument)
+{
+    store_connection_waiter *waiter = argument;
+    if (waiter->granted || waiter->expired)
+        return;
+    store *s = waiter->s;
+    store_connection_waiter *previous = NULL;
+    for (store_connection_waiter *at = s->waiters_head; at != NULL; previous = at, at = at->next) {
+        if (at != waiter)
+            continue;
+        if (previous != NULL)
+            previous->next = waiter->next;
+        else
+            s->waiters_head = waiter->next;
+        if (s->waiters_tail == waiter)
+            s->waiters_tail = previous;
+        break;
+    }
+    waiter->expired = true;
+    s->wait.wake(s->wait.context, waiter->caller);
+}
+
+store_status store_hold_connection(store *s, void *caller, bool *took)
+{
+    *took = false;
+    if (s->holder == caller)
+        return STORE_OK;
+    if (s->holder == NULL) {
+        s->holder = caller;
+        *took = true;
+        return STORE_OK;
+    }
+    /* Held by a request parked inside its transaction: only a caller that
+     * can be parked can wait for it. */
+    if (caller == STORE_BLOCKING_CALLER) {
+        store_fail(s, STORE_UNAVAILABLE, "the worker's PostgreSQL connection is held by another request's "
+                                         "transaction, and this request cannot wait for it");
+        return STORE_UNAVAILABLE;
+    }
+    store_connection_waiter waiter = {.s = s, .caller = caller};
+    if (s->waiters_tail != NULL)
+        s->waiters_tail->next = &waiter;
+    else
+        s->waiters_head = &waiter;
+    s->waiters_tail = &waiter;
+    while (!waiter.granted && !waiter.expired)
+        s->wait.park(s->wait.context, caller, s->deadline_ns, waiter_expired, &waiter);
+    if (!waiter.granted) {
+        store_fail(s, STORE_DEADLINE, "the request's deadline passed while it waited for its worker's PostgreSQL "
+                                      "connection (another request's transaction held it)");
+        return STORE_DEADLINE;
+    }
+    *took = true;
+    return STORE_OK;
+}
+
+void store_release_connection(store *s)
+{
+    store_connection_waiter *next = s->waiters_head;
+    if (next == NULL) {
+        s->holder = NULL;
+        return;
+    }
+    s->waiters_head = next->next;
+    if (s->waiters_head == NULL)
+        s->waiters_tail = NULL;
+    /* Handed over, so that no caller that comes meanwhile goes first. */
+    s->holder = next->caller;
+    next->granted = true;
+    s->wait.wake(s->wait.context, next->caller);
+}
+
+void store_use_wait(store *s, const store_wait *wait)
+{
+    /* A parked holder's fiber never ran to its end (its engine gave up on
+     * it): its transaction's state is unknown, so its connection goes. */
+    if (s->holder != NULL && s->holder != STORE_BLOCKING_CALLER) {
+        if (s->connection != NULL)
+            store_drop_connection(s);
+        s->holder = NULL;
+        s->holder_in_transaction = false;
+        s->waiters_head = s->waiters_tail = NULL;
+    }
+    s->wait = wait != NULL ? *wait : (store_wait){0};
 }

@@ -30,16 +30,24 @@ struct store {
     atomic_ulong calls;
     atomic_ulong errors;
     atomic_ullong duration_ns;
-    /* Inside store_transaction: no reconnects, no rollback of "leftover"
-     * transactions, and a serialization failure or deadlock marks the
-     * attempt for a retry. */
-    bool in_transaction;
+    /* Who uses the connection now (store_hold_connection): a caller that
+     * can be parked, or STORE_BLOCKING_CALLER; NULL while it is free. The
+     * engine runs other requests while its holder is parked, so the
+     * connection's state (a transaction open on it) is its holder's alone.
+     * Callers waiting for it queue here, first come first served. */
+    void *holder;
+    struct store_connection_waiter *waiters_head;
+    struct store_connection_waiter *waiters_tail;
+    /* The holder is inside store_transaction: no reconnects, no rollback of
+     * "leftover" transactions, and a serialization failure or deadlock
+     * marks the attempt for a retry. */
+    bool holder_in_transaction;
     bool transaction_retryable;
     uint64_t deadline_ns; /* store_set_deadline; 0: none */
-    /* store_use_pipe: where calls outside a transaction go when the caller
-     * can be parked. */
-    store_pipe *pipe;
+    /* store_use_wait: how callers are parked; store_use_pipe: where calls
+     * outside a transaction go when the caller can be parked. */
     store_wait wait;
+    store_pipe *pipe;
     /* The pipe's reconnects as last seen on this thread, for /metrics. */
     atomic_ulong pipe_reconnects;
     store_error last_error;
@@ -101,6 +109,26 @@ static inline uint64_t store_monotonic_ms(void)
 }
 
 /* ---- the connection (store.c) ----------------------------------------------- */
+
+/* The holder of a call that cannot be parked: it runs to its end before
+ * anything else of its thread runs. */
+extern char store_blocking_caller_token;
+#define STORE_BLOCKING_CALLER ((void *)&store_blocking_caller_token)
+
+/* The caller now: the request to park (store_wait's caller), or
+ * STORE_BLOCKING_CALLER. */
+void *store_current_caller(const store *s);
+/* The calling request is inside its own store_transaction. */
+bool store_in_transaction(const store *s);
+/* Takes the connection for caller, waiting (parked, in turn) while another
+ * caller holds it; *took says whether this call took it (false when the
+ * caller held it already), and then store_release_connection gives it
+ * back. STORE_OK, or a failure recorded: STORE_UNAVAILABLE for a caller
+ * that cannot be parked while another holds it, STORE_DEADLINE when the
+ * request's deadline passed while it waited. */
+store_status store_hold_connection(store *s, void *caller, bool *took);
+/* Hands the connection to the first caller waiting, if any. */
+void store_release_connection(store *s);
 
 /* Makes the connection ready for a statement: drops one that died while
  * idle (that statement could not have run, so a new connection is made at

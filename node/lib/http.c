@@ -3,6 +3,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -96,6 +97,7 @@ typedef struct http_worker {
     request *ready_head;
     request *ready_tail;
     shoal_loop_timer ready_timer; /* the next turn must not wait: requests are ready */
+    struct socket_wait *socket_waits; /* requests parked on a socket of the store's own connection */
     unsigned suspended;           /* connections suspended while their request waits */
     /* libmicrohttpd must run again at the end of the turn: a connection was
      * resumed (it takes one up only in MHD_run), or one closed while the
@@ -113,7 +115,8 @@ typedef struct http_worker {
     shoal_side_inbox *inbox;
 
     /* Its non-blocking tier connections: the PostgreSQL pipe (the store's
-     * calls outside transactions), a Redis connection to the sessions'
+     * calls outside transactions; a transaction parks its request on the
+     * store's own connection, socket_waits), a Redis connection to the sessions'
      * instance and, when the cache has its own instance, one to it. */
     shoal_tier_link *links[3];
     unsigned link_count;
@@ -329,13 +332,14 @@ static enum MHD_Result respond(http_worker *worker, request *r, struct MHD_Conne
     return MHD_YES;
 }
 
-/* The request running now may be parked, unless it is inside a
- * transaction: the store's own connection is the transaction's until it
- * ends, and a request that ran meanwhile would put its statements in it. */
+/* The request running now may be parked, inside a transaction too: the
+ * store's own connection stays the transaction's while it is parked (the
+ * store hands it to one request at a time, and others' plain statements
+ * go to the pipe). */
 static bool request_may_park(void *context)
 {
     http_worker *worker = context;
-    return worker->running != NULL && !store_in_transaction(shoal_worker_store(worker->app_worker));
+    return worker->running != NULL;
 }
 
 /* store_wait's and cache_wait's caller: the request to park, or NULL. */
@@ -373,6 +377,126 @@ static void park_request(void *context, void *caller, uint64_t deadline_ns, void
     }
     shoal_fiber_suspend();
     shoal_loop_timer_stop(worker->loop, &deadline.timer);
+}
+
+static void wake_request(void *context, void *caller);
+
+/* A request parked until a socket of the store's own connection is ready
+ * (store_wait's park_on_socket), on the fiber's stack, which lives until
+ * the fiber runs again. */
+typedef struct socket_wait {
+    http_worker *worker;
+    request *r;
+    shoal_loop_watch *watch;
+    shoal_loop_timer timer;
+    bool ended;
+    store_socket_wait outcome;
+    struct socket_wait *next;
+    struct socket_wait **previous_next;
+} socket_wait;
+
+/* From the loop's callbacks, or the stop: the fiber runs on at the end of
+ * the turn, never inside a callback. */
+static void end_socket_wait(socket_wait *wait, store_socket_wait outcome)
+{
+    if (wait->ended)
+        return;
+    wait->ended = true;
+    wait->outcome = outcome;
+    if (wait->watch != NULL)
+        shoal_loop_watch_remove(wait->watch);
+    wait->watch = NULL;
+    shoal_loop_timer_stop(wait->worker->loop, &wait->timer);
+    wake_request(wait->worker, wait->r);
+}
+
+static void socket_wait_ready(shoal_loop *loop, int fd, unsigned events, void *arg)
+{
+    (void)loop;
+    (void)fd;
+    (void)events; /* a hang-up too: libpq finds out what happened when it reads */
+    end_socket_wait(arg, STORE_SOCKET_READY);
+}
+
+static void socket_wait_due(shoal_loop *loop, void *arg)
+{
+    (void)loop;
+    end_socket_wait(arg, STORE_SOCKET_TIMED_OUT);
+}
+
+/* Out of line: GCC's -Wdangling-pointer cannot see that a wait leaves the
+ * list before its frame ends. */
+__attribute__((noinline)) static void link_socket_wait(http_worker *worker, socket_wait *wait)
+{
+    wait->next = worker->socket_waits;
+    wait->previous_next = &worker->socket_waits;
+    if (wait->next != NULL)
+        wait->next->previous_next = &wait->next;
+    worker->socket_waits = wait;
+}
+
+static void unlink_socket_wait(socket_wait *wait)
+{
+    *wait->previous_next = wait->next;
+    if (wait->next != NULL)
+        wait->next->previous_next = wait->previous_next;
+}
+
+static store_socket_wait park_on_socket(void *context, void *caller, int fd, unsigned events, uint64_t deadline_ns)
+{
+    http_worker *worker = context;
+    /* Stopping: what is still inside a transaction ends now (its
+     * connection dropped, so nothing of it commits), rather than hold the
+     * stop for as long as the statement or a lock takes. */
+    if (worker->stop_by_ns != 0)
+        return STORE_SOCKET_STOPPING;
+    socket_wait wait = {.worker = worker, .r = caller};
+    shoal_loop_timer_init(&wait.timer);
+    unsigned interest = ((events & STORE_SOCKET_READABLE) ? SHOAL_LOOP_READ : 0) |
+                        ((events & STORE_SOCKET_WRITABLE) ? SHOAL_LOOP_WRITE : 0);
+    /* Watched only while parked (libpq opens and closes the connection's
+     * sockets as it connects), and through a descriptor of its own: a tier
+     * link that forgets its closed socket later (tier_link.c, at the end of
+     * the turn) removes its watch by that number, which may be this
+     * socket's by then, and epoll would drop this watch with it. */
+    int watched = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    wait.watch = watched >= 0 ? shoal_loop_watch_add(worker->loop, watched, interest, socket_wait_ready, &wait) : NULL;
+    if (wait.watch == NULL) {
+        shoal_log(SHOAL_LOG_ERROR, "http", "worker %u: cannot watch its PostgreSQL connection: %s", worker->index,
+                  strerror(errno));
+        if (watched >= 0)
+            (void)close(watched); /* never written: nothing to lose */
+        return STORE_SOCKET_FAILED;
+    }
+    store_socket_wait outcome = STORE_SOCKET_FAILED;
+    if (deadline_ns != 0) {
+        uint64_t now = shoal_loop_now_ns();
+        uint64_t after_ms = deadline_ns > now ? (deadline_ns - now + 999999u) / 1000000u : 0;
+        if (shoal_loop_timer_start(worker->loop, &wait.timer, after_ms, socket_wait_due, &wait) != 0) {
+            shoal_log(SHOAL_LOG_ERROR, "http", "worker %u: cannot arm its PostgreSQL connection's timeout",
+                      worker->index);
+            wait.ended = true;
+        }
+    }
+    if (!wait.ended) {
+        link_socket_wait(worker, &wait);
+        while (!wait.ended)
+            shoal_fiber_suspend();
+        unlink_socket_wait(&wait);
+        outcome = wait.outcome;
+    }
+    if (wait.watch != NULL)
+        shoal_loop_watch_remove(wait.watch);
+    (void)close(watched);
+    return outcome;
+}
+
+/* The stop: every request parked on the store's own connection runs on,
+ * to find it gone. */
+static void end_socket_waits(http_worker *worker)
+{
+    for (socket_wait *wait = worker->socket_waits; wait != NULL; wait = wait->next)
+        end_socket_wait(wait, STORE_SOCKET_STOPPING);
 }
 
 /* cache_wait's park (cache/async.h): the Redis connection enforces its
@@ -979,7 +1103,7 @@ static void close_links(http_worker *worker)
         shoal_tier_link_close(worker->links[i]);
     worker->link_count = 0;
     if (worker->app_worker != NULL) {
-        store_use_pipe(shoal_worker_store(worker->app_worker), NULL, NULL);
+        store_use_pipe(shoal_worker_store(worker->app_worker), NULL);
         cache_use_async(shoal_worker_cache(worker->app_worker, false), NULL, NULL);
         cache_use_async(shoal_worker_cache(worker->app_worker, true), NULL, NULL);
     }
@@ -1055,6 +1179,7 @@ static void woken(shoal_loop *loop, void *arg)
         quiesce_worker(worker);
         close_links(worker);
         worker->stop_by_ns = shoal_loop_now_ns() + STOP_WRITE_WAIT_MS * 1000000u;
+        end_socket_waits(worker);
         if (shoal_loop_timer_start(loop, &worker->stop_timer, STOP_WRITE_WAIT_MS, ready_due, worker) != 0)
             shoal_log(SHOAL_LOG_ERROR, "http", "worker %u: cannot arm its stop timer", worker->index);
     }
@@ -1084,12 +1209,20 @@ static void set_up_thread(http_worker *worker, size_t max_fibers)
                       "runs on the loop", worker->index);
         }
     }
+    /* Requests park on the store's own connection (transactions) from
+     * here on, and on the pipe when there is one. */
+    store *s = shoal_worker_store(worker->app_worker);
+    store_wait wait = {.context = worker,
+                       .caller = parkable_request,
+                       .park = park_request,
+                       .wake = wake_request,
+                       .park_on_socket = park_on_socket};
+    store_use_wait(s, &wait);
     store_pipe *pipe = shoal_app_store_pipe_open(http->app);
     shoal_tier_link *link = pipe != NULL ? shoal_tier_link_pipe(worker->loop, pipe) : NULL;
     if (link != NULL) {
         worker->links[worker->link_count++] = link;
-        store_wait wait = {.context = worker, .caller = parkable_request, .park = park_request, .wake = wake_request};
-        store_use_pipe(shoal_worker_store(worker->app_worker), pipe, &wait);
+        store_use_pipe(s, pipe);
     } else {
         shoal_log(SHOAL_LOG_ERROR, "http", "worker %u: no PostgreSQL pipe (out of memory?)", worker->index);
     }
@@ -1106,8 +1239,9 @@ static void set_up_thread(http_worker *worker, size_t max_fibers)
             continue;
         }
         worker->links[worker->link_count++] = link;
-        cache_wait wait = {.context = worker, .caller = parkable_request, .park = park_for_redis, .wake = wake_request};
-        cache_use_async(blocking, redis, &wait);
+        cache_wait redis_wait = {
+            .context = worker, .caller = parkable_request, .park = park_for_redis, .wake = wake_request};
+        cache_use_async(blocking, redis, &redis_wait);
     }
 }
 
@@ -1122,6 +1256,9 @@ static void *serve_worker(void *arg)
     if (shoal_loop_run(worker->loop) != 0)
         shoal_log(SHOAL_LOG_ERROR, "http", "worker %u: its loop failed", worker->index);
     close_links(worker);
+    /* The store outlives this thread's loop: its calls block from here on. */
+    if (worker->app_worker != NULL)
+        store_use_wait(shoal_worker_store(worker->app_worker), NULL);
     shoal_side_bind_thread(NULL, NULL);
     if (worker->suspended > 0)
         shoal_log(SHOAL_LOG_ERROR, "http", "worker %u: %u requests still parked at stop", worker->index,

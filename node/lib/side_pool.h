@@ -68,8 +68,9 @@ void shoal_side_inbox_resume_with(shoal_side_inbox *inbox, void (*resume)(void *
                                   void *context);
 /* Whether the running fiber may be parked now (may_park(context), the
  * context of shoal_side_inbox_resume_with); when it says no,
- * shoal_side_run runs the work inline. The HTTP workers say no inside a
- * transaction, whose connection must not serve anyone else meanwhile. */
+ * shoal_side_run runs the work inline. The HTTP workers say yes for any
+ * request on a fiber, inside a transaction too (its connection stays its
+ * own while it is parked). */
 void shoal_side_inbox_may_park(shoal_side_inbox *inbox, bool (*may_park)(void *context));
 /* Fibers that handed work over through this inbox and were not resumed
  * yet (the loop's owner waits for 0 before it stops). */

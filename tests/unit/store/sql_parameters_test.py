@@ -53,7 +53,7 @@ REVIEWED = {
     ("store/pipe.c", "begin_session", "store_registry_sql(registry, i)"):
         "the registry's statements, prepared on the pipelined connection as store.c prepares them on a "
         "worker's: each added through store_registry_add, whose callers this test checks",
-    ("store/run.c", "store_transaction", "begin_statement(isolation)"):
+    ("store/run.c", "run_transaction", "begin_statement(isolation)"):
         "begin_statement returns one of three constant BEGIN statements, chosen by an enum",
     ("node/services/conduit/seed.c", "fill", "unit_function"):
         "snprintf of a constant function definition with one %d: the seed command's --seed, an int "

@@ -84,8 +84,8 @@ static int redis_route(shoal_ctx *ctx)
     return shoal_json(ctx, 200, body);
 }
 
-/* GET /engine/transaction: a transaction whose body also calls Redis
- * (which would park the request, were it not inside a transaction). */
+/* GET /engine/transaction: a transaction whose body also calls Redis,
+ * which parks the request inside its transaction. */
 static store_status transaction_body(store *s, void *data)
 {
     shoal_ctx *ctx = data;
@@ -288,11 +288,13 @@ static void the_deadline_ends_a_wait(void **state)
     test_node_stop(&node);
 }
 
-/* A request inside a transaction is never parked (its Redis call blocks
- * instead): another request of the worker would otherwise run meanwhile and
- * find the worker's store inside that transaction (its own transaction
- * refused as nested: 500; a plain statement run inside it). */
-static void a_transaction_is_not_parked(void **state)
+/* Requests parked inside their transactions (on Redis, on the store's own
+ * connection) beside plain ones: each of the others runs outside them (a
+ * transaction of its own waits for the connection, never refused as
+ * nested: 500 before the connection had a holder; a plain statement goes to
+ * the pipe, never into another's transaction). More of this in
+ * engine_transaction_test. */
+static void transactions_mix_with_plain_requests(void **state)
 {
     (void)state;
     start("0");
@@ -500,7 +502,7 @@ int main(void)
         cmocka_unit_test_teardown(a_slow_statement_does_not_hold_its_worker, test_node_stop_started),
         cmocka_unit_test_teardown(answers_go_back_to_their_requests, test_node_stop_started),
         cmocka_unit_test_teardown(the_deadline_ends_a_wait, test_node_stop_started),
-        cmocka_unit_test_teardown(a_transaction_is_not_parked, test_node_stop_started),
+        cmocka_unit_test_teardown(transactions_mix_with_plain_requests, test_node_stop_started),
         cmocka_unit_test_teardown(pipelined_requests_behind_a_parked_one, test_node_stop_started),
         cmocka_unit_test_teardown(a_client_leaves_while_parked, test_node_stop_started),
         cmocka_unit_test_teardown(a_postgres_restart_answers_every_parked_request, stop_node_and_start_postgres),
