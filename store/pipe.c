@@ -66,6 +66,7 @@ typedef struct waiter {
     /* The ticket its request was given, when it was queued again after a
      * serialization failure or deadlock (and its place changed); else 0. */
     store_pipe_ticket origin;
+    uint64_t sent_ns; /* WAITER_SENT: when it went out (store_monotonic_ns) */
 } waiter;
 
 typedef enum pipe_state {
@@ -119,6 +120,21 @@ struct store_pipe {
 
     store_error error; /* what a callback's error points to */
     char field[64];    /* error.field, when it came from the server */
+
+    /* Head-of-line (store/pipe.h): where it counts, and the last statement
+     * answered on this connection: when its sync came, the first ticket of
+     * its batch (0: none), and when the last statement before that batch
+     * was answered (what the batch's later items wait behind). */
+    store_pipe_counters own_counters;
+    store_pipe_counters *counters;
+    uint64_t last_done_ns;
+    store_pipe_ticket last_done_batch;
+    uint64_t before_batch_done_ns;
+};
+
+const uint64_t store_pipe_wait_bounds_ns[STORE_PIPE_WAIT_BUCKETS] = {
+    0,        100000,   250000,    500000,    1000000,   2500000,    5000000,    10000000,
+    25000000, 50000000, 100000000, 250000000, 500000000, 1000000000, 2500000000, 5000000000,
 };
 
 /* ---- failures ---------------------------------------------------------------------- */
@@ -370,6 +386,10 @@ static void start_attempt(store_pipe *pipe)
     pipe->ever_attempted = true;
     pipe->connection = store_connect_start(&pipe->config);
     pipe->generation++;
+    /* A new connection: nothing on it ran before its first statement. */
+    pipe->last_done_ns = 0;
+    pipe->last_done_batch = 0;
+    pipe->before_batch_done_ns = 0;
     pipe->socket_serial++;
     if (pipe->connection == NULL) {
         attempt_failed(pipe, "cannot connect to PostgreSQL: out of memory");
@@ -537,6 +557,7 @@ static void send_queued(store_pipe *pipe)
             continue;
         }
         w->state = WAITER_SENT;
+        w->sent_ns = store_monotonic_ns();
         pipe->passed++;
         if (pipe->sent_waiting++ == 0)
             pipe->progress_ms = store_monotonic_ms();
@@ -593,6 +614,43 @@ static bool queue_again(store_pipe *pipe, waiter *w, store_pipe_ticket ticket)
     return true;
 }
 
+static void bump(atomic_ulong *counter)
+{
+    atomic_store_explicit(counter, atomic_load_explicit(counter, memory_order_relaxed) + 1, memory_order_relaxed);
+}
+
+static void add_ns(atomic_ullong *counter, uint64_t ns)
+{
+    atomic_store_explicit(counter, atomic_load_explicit(counter, memory_order_relaxed) + ns, memory_order_relaxed);
+}
+
+/* A statement's sync came back (w is popped, its batch not yet answered):
+ * its time on the connection and its wait behind others'. */
+static void count_done(store_pipe *pipe, const waiter *w)
+{
+    uint64_t done_ns = store_monotonic_ns();
+    store_pipe_ticket batch = w->batch != NULL ? w->batch->first_ticket : 0;
+    bool same_batch = batch != 0 && batch == pipe->last_done_batch;
+    uint64_t behind_ns = same_batch ? pipe->before_batch_done_ns : pipe->last_done_ns;
+    uint64_t wait_ns = behind_ns > w->sent_ns ? behind_ns - w->sent_ns : 0;
+    uint64_t busy_ns = done_ns > w->sent_ns ? done_ns - w->sent_ns : 0;
+    if (!same_batch)
+        pipe->before_batch_done_ns = pipe->last_done_ns;
+    pipe->last_done_ns = done_ns;
+    pipe->last_done_batch = batch;
+
+    store_pipe_counters *c = pipe->counters;
+    bump(&c->statements);
+    add_ns(&c->busy_ns, busy_ns);
+    add_ns(&c->wait_ns, wait_ns);
+    if (wait_ns > atomic_load_explicit(&c->max_wait_ns, memory_order_relaxed))
+        atomic_store_explicit(&c->max_wait_ns, wait_ns, memory_order_relaxed);
+    size_t bucket = 0;
+    while (bucket < STORE_PIPE_WAIT_BUCKETS && wait_ns > store_pipe_wait_bounds_ns[bucket])
+        bucket++;
+    bump(&c->wait_buckets[bucket]);
+}
+
 /* The head's sync came: its answer. Outside BEGIN the statement was its own
  * transaction, committed at the sync; a failure after its rows is the
  * commit failing, and the rows must not be taken for success. */
@@ -600,6 +658,7 @@ static void answer_head(store_pipe *pipe)
 {
     store_pipe_ticket ticket = pipe->head_ticket;
     waiter w = pop(pipe);
+    count_done(pipe, &w);
     PGresult *first = w.reading.first;
     PGresult *after = w.reading.after;
     w.reading = (reading){0};
@@ -704,6 +763,7 @@ store_pipe *store_pipe_open(const store_config *config)
         return NULL;
     bool copied = store_config_copy(&pipe->config, config);
     pipe->head_ticket = 1;
+    pipe->counters = &pipe->own_counters;
     if (!copied) {
         store_pipe_close(pipe);
         return NULL;
@@ -1020,4 +1080,27 @@ unsigned long store_pipe_reconnect_count(const store_pipe *pipe)
 unsigned long store_pipe_socket_serial(const store_pipe *pipe)
 {
     return pipe->socket_serial;
+}
+
+void store_pipe_count_into(store_pipe *pipe, store_pipe_counters *counters)
+{
+    pipe->counters = counters != NULL ? counters : &pipe->own_counters;
+}
+
+void store_pipe_counters_add_to(const store_pipe_counters *counters, store_pipe_stats *totals)
+{
+    totals->statements += atomic_load_explicit(&counters->statements, memory_order_relaxed);
+    totals->busy_ns += atomic_load_explicit(&counters->busy_ns, memory_order_relaxed);
+    totals->wait_ns += atomic_load_explicit(&counters->wait_ns, memory_order_relaxed);
+    uint64_t max_wait_ns = atomic_load_explicit(&counters->max_wait_ns, memory_order_relaxed);
+    if (max_wait_ns > totals->max_wait_ns)
+        totals->max_wait_ns = max_wait_ns;
+    for (size_t i = 0; i <= STORE_PIPE_WAIT_BUCKETS; i++)
+        totals->wait_buckets[i] += atomic_load_explicit(&counters->wait_buckets[i], memory_order_relaxed);
+}
+
+void store_pipe_stats_read(const store_pipe *pipe, store_pipe_stats *out)
+{
+    *out = (store_pipe_stats){0};
+    store_pipe_counters_add_to(pipe->counters, out);
 }

@@ -35,6 +35,7 @@
 #ifndef STORE_PIPE_H
 #define STORE_PIPE_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -133,6 +134,51 @@ unsigned long store_pipe_reconnect_count(const store_pipe *pipe);
  * number (libpq closes and opens sockets while it connects; epoll forgets a
  * closed one): a loop watching store_pipe_fd registers it again then. */
 unsigned long store_pipe_socket_serial(const store_pipe *pipe);
+
+/* ---- head-of-line on the pipe ---------------------------------------------
+ *
+ * PostgreSQL runs a pipeline's statements one after another, so a statement
+ * sent while an earlier one (another request's) still runs waits for it.
+ * For each statement whose sync comes back the pipe counts its time on the
+ * connection (send to sync) and, of that, its wait behind others: the time
+ * from its send until the statement answered before it finished, when that
+ * was later (0 otherwise). A batch's items do not wait "behind" their own
+ * batch: an item counts the wait behind what came before the batch. Every
+ * run of a statement run again counts; a statement lost with its
+ * connection does not (it never finished). docs/engine.md, "Head-of-line
+ * on the pipe". */
+
+/* Upper bounds of the wait buckets, 0 (no wait at all) to 5 s; +Inf follows. */
+#define STORE_PIPE_WAIT_BUCKETS 16
+extern const uint64_t store_pipe_wait_bounds_ns[STORE_PIPE_WAIT_BUCKETS];
+
+/* Written by the pipe's thread only (relaxed loads and stores), read by
+ * any thread. */
+typedef struct store_pipe_counters {
+    atomic_ulong statements;
+    atomic_ullong busy_ns;     /* send to sync, summed */
+    atomic_ullong wait_ns;     /* of which waiting behind others' statements */
+    atomic_ullong max_wait_ns; /* the longest one wait */
+    atomic_ulong wait_buckets[STORE_PIPE_WAIT_BUCKETS + 1]; /* not cumulative; the last is +Inf */
+} store_pipe_counters;
+
+typedef struct store_pipe_stats {
+    unsigned long statements;
+    uint64_t busy_ns;
+    uint64_t wait_ns;
+    uint64_t max_wait_ns;
+    unsigned long wait_buckets[STORE_PIPE_WAIT_BUCKETS + 1];
+} store_pipe_stats;
+
+/* Where the pipe counts from now on (NULL: its own counters again); they
+ * must outlive the pipe. The engine keeps its pipes' counters in the app,
+ * so that a scrape never reads a pipe its loop is closing. */
+void store_pipe_count_into(store_pipe *pipe, store_pipe_counters *counters);
+/* Adds counters to totals (the max is the larger of the two); any thread. */
+void store_pipe_counters_add_to(const store_pipe_counters *counters, store_pipe_stats *totals);
+/* What the pipe counted where it counts now; its own thread, or while it
+ * lives. */
+void store_pipe_stats_read(const store_pipe *pipe, store_pipe_stats *out);
 
 /* ---- a store's calls without blocking its thread ---------------------------
  *

@@ -154,6 +154,9 @@ struct shoal_app {
     pthread_mutex_t workers_lock; /* only taken when a thread creates or takes its worker */
     shoal_worker *workers;
     shoal_worker *spares; /* made (and connected) at start, not yet a thread's */
+    /* The loops' pipes count into these (worker.c): they live as long as
+     * the app, so a scrape never reads a pipe its loop is closing. */
+    struct pipe_counters_entry *pipe_counters;
     store_registry *statements;
     store_config store_config; /* its registry is set when setup freezes */
     cache_config cache_config;
@@ -189,5 +192,8 @@ void shoal_blueprint_free_contents(shoal_blueprint *bp);
 /* worker.c: closes a worker's connections and frees it, with its slots'
  * state (shoal_app_free, once the threads have stopped). */
 void shoal_worker_free(shoal_app *app, shoal_worker *worker);
+/* worker.c: the loops' pipe counters (shoal_app_free, once the loops and
+ * their pipes are gone). */
+void shoal_app_pipe_counters_free(shoal_app *app);
 
 #endif

@@ -106,6 +106,7 @@ void shoal_app_free(shoal_app *app)
         shoal_worker_free(app, worker);
         worker = next;
     }
+    shoal_app_pipe_counters_free(app);
     for (extension_entry *entry = app->extensions; entry != NULL;) {
         if (entry->extension.shutdown != NULL)
             entry->extension.shutdown(app, entry->extension.data);

@@ -211,6 +211,9 @@ typedef void (*shoal_route_totals_fn)(const char *pattern, const char *methods, 
 void shoal_app_route_totals(shoal_app *app, shoal_route_totals_fn fn, void *data);
 /* Every worker's PostgreSQL and Redis counters, summed. */
 void shoal_app_tier_totals(shoal_app *app, store_stats *postgres, cache_stats *redis);
+/* Every loop's pipe counters (store/pipe.h: head-of-line), summed. */
+struct store_pipe_stats;
+void shoal_app_pipe_totals(shoal_app *app, struct store_pipe_stats *totals);
 void shoal_worker_request_started(shoal_worker *worker);
 void shoal_worker_request_finished(shoal_worker *worker);
 

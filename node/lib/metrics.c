@@ -13,6 +13,7 @@
 
 #include "context.h"
 #include "metrics_registry.h"
+#include "pipe.h"
 
 static double process_start_seconds;
 
@@ -68,6 +69,33 @@ static void write_tier(shoal_metrics_text *text, const char *tier, const char *l
     shoal_metrics_sample(text, name, NULL, NULL, 0, (double)reconnects);
 }
 
+/* Head-of-line on the workers' pipes (store/pipe.h): how long statements
+ * waited behind other requests' on their loop's one connection. */
+static void write_pipe(shoal_metrics_text *text, const store_pipe_stats *pipe)
+{
+    double bounds[STORE_PIPE_WAIT_BUCKETS];
+    unsigned long long buckets[STORE_PIPE_WAIT_BUCKETS + 1];
+    for (size_t i = 0; i < STORE_PIPE_WAIT_BUCKETS; i++)
+        bounds[i] = (double)store_pipe_wait_bounds_ns[i] / 1e9;
+    for (size_t i = 0; i <= STORE_PIPE_WAIT_BUCKETS; i++)
+        buckets[i] = pipe->wait_buckets[i];
+    shoal_metrics_family(text, "shoal_postgres_pipe_wait_seconds", "histogram",
+                         "Time a statement waited behind other requests' statements on its worker's pipelined "
+                         "PostgreSQL connection, from its send until the one before it finished.");
+    shoal_metrics_histogram_of(text, "shoal_postgres_pipe_wait_seconds", NULL, 0, bounds, STORE_PIPE_WAIT_BUCKETS,
+                               buckets, (double)pipe->wait_ns / 1e9);
+    shoal_metrics_family(text, "shoal_postgres_pipe_seconds_total", "counter",
+                         "Time statements spent on the workers' pipelined PostgreSQL connections, from send to "
+                         "sync; shoal_postgres_pipe_wait_seconds_sum over it is the share spent waiting behind "
+                         "others.");
+    shoal_metrics_sample(text, "shoal_postgres_pipe_seconds_total", NULL, NULL, 0, (double)pipe->busy_ns / 1e9);
+    shoal_metrics_family(text, "shoal_postgres_pipe_wait_max_seconds", "gauge",
+                         "The longest wait of one statement behind others on a worker's pipelined PostgreSQL "
+                         "connection since the node started.");
+    shoal_metrics_sample(text, "shoal_postgres_pipe_wait_max_seconds", NULL, NULL, 0,
+                         (double)pipe->max_wait_ns / 1e9);
+}
+
 static int metrics(shoal_ctx *ctx)
 {
     shoal_app *app = shoal_ctx_app(ctx);
@@ -87,6 +115,9 @@ static int metrics(shoal_ctx *ctx)
     shoal_app_tier_totals(app, &postgres, &redis);
     write_tier(&text, "postgres", "PostgreSQL", postgres.calls, postgres.errors, postgres.reconnects,
                postgres.duration_ns);
+    store_pipe_stats pipe;
+    shoal_app_pipe_totals(app, &pipe);
+    write_pipe(&text, &pipe);
     write_tier(&text, "redis", "Redis", redis.calls, redis.errors, redis.reconnects, redis.duration_ns);
 
     /* What the core's modules, the extensions and the service registered. */

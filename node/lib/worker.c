@@ -224,9 +224,57 @@ struct cache_async *shoal_app_redis_open(shoal_app *app, bool cache_tier)
     return redis;
 }
 
+struct pipe_counters_entry {
+    store_pipe_counters counters; /* first: the block is aligned for it */
+    struct pipe_counters_entry *next;
+};
+
+/* On cache lines of their own: each is written by its loop's thread on
+ * every statement. */
+static struct pipe_counters_entry *pipe_counters_new(void)
+{
+    size_t line = 64;
+    size_t size = (sizeof(struct pipe_counters_entry) + line - 1) / line * line;
+    struct pipe_counters_entry *entry = aligned_alloc(line, size);
+    if (entry != NULL)
+        memset(entry, 0, size);
+    return entry;
+}
+
 struct store_pipe *shoal_app_store_pipe_open(shoal_app *app)
 {
-    return store_pipe_open(&app->store_config);
+    struct pipe_counters_entry *entry = pipe_counters_new();
+    if (entry == NULL)
+        return NULL;
+    store_pipe *pipe = store_pipe_open(&app->store_config);
+    if (pipe == NULL) {
+        free(entry);
+        return NULL;
+    }
+    store_pipe_count_into(pipe, &entry->counters);
+    pthread_mutex_lock(&app->workers_lock);
+    entry->next = app->pipe_counters;
+    app->pipe_counters = entry;
+    pthread_mutex_unlock(&app->workers_lock);
+    return pipe;
+}
+
+void shoal_app_pipe_totals(shoal_app *app, store_pipe_stats *totals)
+{
+    *totals = (store_pipe_stats){0};
+    pthread_mutex_lock(&app->workers_lock);
+    for (struct pipe_counters_entry *entry = app->pipe_counters; entry != NULL; entry = entry->next)
+        store_pipe_counters_add_to(&entry->counters, totals);
+    pthread_mutex_unlock(&app->workers_lock);
+}
+
+void shoal_app_pipe_counters_free(shoal_app *app)
+{
+    while (app->pipe_counters != NULL) {
+        struct pipe_counters_entry *next = app->pipe_counters->next;
+        free(app->pipe_counters);
+        app->pipe_counters = next;
+    }
 }
 
 /* Both of a worker's Redis connections (one when the cache shares the

@@ -577,6 +577,149 @@ static void a_batch_answers_each_item_on_its_own_in_order(void **state)
     store_pipe_close(pipe);
 }
 
+/* ---- head-of-line ---------------------------------------------------------------------- */
+
+#define SLOW_S "0.3"
+#define SLOW_NS 300000000ull
+/* What "most of the slow one's time" means here: the fast one goes out in
+ * the same flush, a few microseconds after the slow one. */
+#define MOST_OF_SLOW_NS (SLOW_NS * 8 / 10)
+
+static store_pipe_stats stats_since(const store_pipe *pipe, const store_pipe_stats *before)
+{
+    store_pipe_stats now;
+    store_pipe_stats_read(pipe, &now);
+    store_pipe_stats delta = now;
+    delta.statements -= before->statements;
+    delta.busy_ns -= before->busy_ns;
+    delta.wait_ns -= before->wait_ns;
+    for (size_t i = 0; i <= STORE_PIPE_WAIT_BUCKETS; i++)
+        delta.wait_buckets[i] -= before->wait_buckets[i];
+    return delta;
+}
+
+/* Statements in the buckets above bound_ns. */
+static unsigned long waits_over(const store_pipe_stats *stats, uint64_t bound_ns)
+{
+    unsigned long over = 0;
+    for (size_t i = 0; i <= STORE_PIPE_WAIT_BUCKETS; i++)
+        if (i == STORE_PIPE_WAIT_BUCKETS || store_pipe_wait_bounds_ns[i] > bound_ns)
+            over += stats->wait_buckets[i];
+    return over;
+}
+
+/* PostgreSQL runs a pipeline's statements one after another: a fast
+ * statement sent right behind another request's slow one waits for it, and
+ * the pipe counts that wait; alone, or behind its own batch's items, it
+ * waits for nothing. The counters go where the engine points them. */
+static void a_statement_behind_a_slow_one_counts_its_wait(void **state)
+{
+    (void)state;
+    store_config config = config_for(conninfo, 2);
+    store_pipe *pipe = store_pipe_open(&config);
+    assert_non_null(pipe);
+    store_pipe_counters counters = {0};
+    store_pipe_count_into(pipe, &counters);
+    turn_until_ready(pipe);
+    answered = 0;
+    store_pipe_stats before = {0}, delta;
+
+    /* Alone: its time on the connection, and no wait. */
+    answer alone = {0};
+    enqueue_world(pipe, 41, &alone);
+    store_pipe_flush(pipe);
+    turn_until(pipe, &alone.calls, 1, 5000);
+    expect_world(&alone, 41);
+    delta = stats_since(pipe, &before);
+    assert_int_equal(delta.statements, 1);
+    assert_true(delta.busy_ns > 0);
+    assert_int_equal(delta.wait_ns, 0);
+    assert_int_equal(delta.wait_buckets[0], 1); /* le="0" */
+    assert_int_equal(delta.max_wait_ns, 0);
+
+    /* Right behind another request's slow one, in the same flush. */
+    store_pipe_stats_read(pipe, &before);
+    answer slow = {0}, fast = {0};
+    enqueue(pipe, slow_number, (const char *const[]){SLOW_S, "1"}, &slow);
+    enqueue_world(pipe, 42, &fast);
+    store_pipe_flush(pipe);
+    turn_until(pipe, &fast.calls, 1, 5000);
+    assert_int_equal(slow.status, STORE_OK);
+    expect_world(&fast, 42);
+    delta = stats_since(pipe, &before);
+    assert_int_equal(delta.statements, 2);
+    /* The slow one came after the one alone had finished: only the fast
+     * one waited, for most of the slow one's sleep. */
+    if (delta.wait_ns < MOST_OF_SLOW_NS)
+        fail_msg("the fast statement waited %llu ns behind a %llu ns one", (unsigned long long)delta.wait_ns,
+                 SLOW_NS);
+    assert_true(delta.max_wait_ns == delta.wait_ns);
+    assert_int_equal(waits_over(&delta, MOST_OF_SLOW_NS / 2), 1);
+    assert_int_equal(delta.wait_buckets[0], 1);
+    /* Both were on the connection for the sleep, the fast one for its wait. */
+    assert_true(delta.busy_ns >= SLOW_NS + delta.wait_ns);
+
+    /* A fast one sent after the slow one finished waits for nothing. */
+    store_pipe_stats_read(pipe, &before);
+    answer after = {0};
+    enqueue_world(pipe, 43, &after);
+    store_pipe_flush(pipe);
+    turn_until(pipe, &after.calls, 1, 5000);
+    delta = stats_since(pipe, &before);
+    assert_int_equal(delta.statements, 1);
+    assert_int_equal(delta.wait_ns, 0);
+
+    /* A batch's items do not wait behind their own batch... */
+    store_pipe_stats_read(pipe, &before);
+    batch_answer own = {0};
+    store_batch_item items[] = {
+        {.statement = slow_number, .params = (const char *const[]){SLOW_S, "2"}},
+        {.statement = world_by_id, .params = (const char *const[]){"44"}},
+    };
+    assert_int_equal(store_pipe_enqueue_batch(pipe, items, 2, record_batch, &own, NULL), STORE_OK);
+    store_pipe_flush(pipe);
+    turn_until(pipe, &own.calls, 1, 5000);
+    assert_int_equal(own.status, STORE_OK);
+    expect_item_world(&items[1], 44);
+    free_items(items, 2);
+    delta = stats_since(pipe, &before);
+    assert_int_equal(delta.statements, 2);
+    assert_int_equal(delta.wait_ns, 0);
+
+    /* ...but each waits behind another request's slow one before it. */
+    store_pipe_stats_read(pipe, &before);
+    answer ahead = {0};
+    batch_answer behind = {0};
+    store_batch_item fast_items[] = {
+        {.statement = world_by_id, .params = (const char *const[]){"45"}},
+        {.statement = world_by_id, .params = (const char *const[]){"46"}},
+    };
+    enqueue(pipe, slow_number, (const char *const[]){SLOW_S, "3"}, &ahead);
+    assert_int_equal(store_pipe_enqueue_batch(pipe, fast_items, 2, record_batch, &behind, NULL), STORE_OK);
+    store_pipe_flush(pipe);
+    turn_until(pipe, &behind.calls, 1, 5000);
+    assert_int_equal(behind.status, STORE_OK);
+    expect_item_world(&fast_items[0], 45);
+    expect_item_world(&fast_items[1], 46);
+    free_items(fast_items, 2);
+    delta = stats_since(pipe, &before);
+    assert_int_equal(delta.statements, 3);
+    assert_int_equal(waits_over(&delta, MOST_OF_SLOW_NS / 2), 2);
+    assert_true(delta.wait_ns >= 2 * MOST_OF_SLOW_NS);
+
+    /* Everything went to the engine's counters, none of it was lost. */
+    store_pipe_stats counted = {0};
+    store_pipe_counters_add_to(&counters, &counted);
+    store_pipe_stats read;
+    store_pipe_stats_read(pipe, &read);
+    assert_memory_equal(&counted, &read, sizeof read);
+    assert_int_equal(counted.statements, 9);
+    store_pipe_count_into(pipe, NULL);
+    store_pipe_stats_read(pipe, &read);
+    assert_int_equal(read.statements, 0);
+    store_pipe_close(pipe);
+}
+
 /* ---- a backend that goes, or stops answering ---------------------------------------- */
 
 /* Terminated while idle: PostgreSQL says FATAL with nothing out, which
@@ -926,6 +1069,7 @@ int main(void)
         cmocka_unit_test(a_failing_statement_fails_only_its_request),
         cmocka_unit_test(a_cancelled_request_is_answered_once_and_its_late_result_discarded),
         cmocka_unit_test(a_batch_answers_each_item_on_its_own_in_order),
+        cmocka_unit_test(a_statement_behind_a_slow_one_counts_its_wait),
         cmocka_unit_test(a_serialization_failure_or_deadlock_runs_the_statement_again),
         cmocka_unit_test(a_backend_terminated_while_idle_is_replaced),
         cmocka_unit_test(a_server_that_stops_answering_is_left_after_the_answer_timeout),

@@ -88,6 +88,7 @@ static void counters_move_by_route_pattern_and_status(void **state)
     double missing_before =
         test_metric_value(before.body, "shoal_http_requests_total{route=\"unmatched\",method=\"any\",status=\"4xx\"}");
     double postgres_before = test_metric_value(before.body, "shoal_postgres_calls_total");
+    double pipe_before = test_metric_value(before.body, "shoal_postgres_pipe_wait_seconds_count");
     test_http_response_free(&before);
 
     for (int i = 0; i < 5; i++)
@@ -109,6 +110,14 @@ static void counters_move_by_route_pattern_and_status(void **state)
     assert_true(test_metric_value(text, "shoal_redis_calls_total") >= 1);
     assert_true(test_metric_value(text, "shoal_postgres_errors_total") == 0);
     assert_true(test_metric_value(text, "shoal_postgres_call_seconds_total") > 0);
+    /* Their statements went over the workers' pipes, which count their
+     * time there and their waits behind others'. */
+    double pipe_count = test_metric_value(text, "shoal_postgres_pipe_wait_seconds_count");
+    assert_true(pipe_count - pipe_before >= 5);
+    assert_true(test_metric_value(text, "shoal_postgres_pipe_wait_seconds_bucket{le=\"+Inf\"}") == pipe_count);
+    assert_true(test_metric_value(text, "shoal_postgres_pipe_wait_seconds_sum") >= 0);
+    assert_true(test_metric_value(text, "shoal_postgres_pipe_seconds_total") > 0);
+    assert_true(test_metric_value(text, "shoal_postgres_pipe_wait_max_seconds") >= 0);
     /* The histogram counts what the counter counts, and +Inf holds them all. */
     double count = test_metric_value(text, "shoal_http_request_duration_seconds_count{route=\"/db\",method=\"GET\"}");
     assert_true(count == db_after);
