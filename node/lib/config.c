@@ -83,7 +83,7 @@ static const setting core_settings[] = {
      "call, a password hash) is not started and the request gets 503 with Retry-After; 0: no deadline", NULL},
     {"max-in-flight", "SHOAL_MAX_IN_FLIGHT", SETTING_INT, FIELD(max_in_flight), "0", 0, 1000000,
      "requests the node holds at once; one more gets 503 with Retry-After at once (health checks and "
-     "/metrics excepted); 0: " SHOAL_IN_FLIGHT_PER_THREAD_TEXT " per worker thread", NULL},
+     "/metrics excepted); 0: " SHOAL_IN_FLIGHT_PER_THREAD_TEXT " per worker thread, at least " SHOAL_IN_FLIGHT_MIN_TEXT, NULL},
     {"node-name", "SHOAL_NODE_NAME", SETTING_STRING, FIELD(node_name), "", 0, 0,
      "name in logs and /readyz (empty: the host name)", NULL},
     {"drain-delay-ms", "SHOAL_DRAIN_DELAY_MS", SETTING_INT, FIELD(drain_delay_ms), "5000", 0,
@@ -218,8 +218,11 @@ static int validate(void *values, char *error, size_t error_size)
      * CPU busy; more would only hold more connections. */
     if (config->threads == 0)
         config->threads = shoal_cpus_available();
-    if (config->max_in_flight == 0)
+    if (config->max_in_flight == 0) {
         config->max_in_flight = config->threads * SHOAL_IN_FLIGHT_PER_THREAD;
+        if (config->max_in_flight < SHOAL_IN_FLIGHT_MIN)
+            config->max_in_flight = SHOAL_IN_FLIGHT_MIN;
+    }
     if (config->node_name[0] == '\0') {
         char host[256] = "node";
         if (gethostname(host, sizeof host) != 0)

@@ -295,8 +295,9 @@ static void the_default_cap_follows_the_threads(void **state)
 {
     (void)state;
     static test_server server;
-    start_server(&server, FLAGS("--threads", "3"));
-    assert_int_equal(server.config.max_in_flight, 3 * SHOAL_IN_FLIGHT_PER_THREAD);
+    /* Past the floor of 128 (SHOAL_IN_FLIGHT_MIN): 5 x 32. */
+    start_server(&server, FLAGS("--threads", "5"));
+    assert_int_equal(server.config.max_in_flight, 5 * SHOAL_IN_FLIGHT_PER_THREAD);
     /* Well below the cap, nothing is shed. */
     test_response response;
     for (int i = 0; i < 20; i++) {

@@ -484,7 +484,16 @@ static void test_overload_settings(void **state)
     shoal_config config;
     assert_loads(&config, NULL, NULL);
     assert_int_equal(config.request_deadline_ms, 10000);
-    assert_int_equal(config.max_in_flight, config.threads * SHOAL_IN_FLIGHT_PER_THREAD);
+    /* 32 per worker, at least 128: a 1- or 2-CPU node must not shed a burst
+     * as small as HAProxy's maxconn to it. */
+    int per_worker = config.threads * SHOAL_IN_FLIGHT_PER_THREAD;
+    assert_int_equal(config.max_in_flight, per_worker > 128 ? per_worker : 128);
+    shoal_config_free(&config);
+    assert_loads(&config, NULL, ARGS("--threads", "1"));
+    assert_int_equal(config.max_in_flight, 128);
+    shoal_config_free(&config);
+    assert_loads(&config, NULL, ARGS("--threads", "8"));
+    assert_int_equal(config.max_in_flight, 256);
     shoal_config_free(&config);
 
     assert_loads(&config, ENV("SHOAL_REQUEST_DEADLINE_MS", "250", "SHOAL_MAX_IN_FLIGHT", "7"), NULL);
@@ -494,7 +503,7 @@ static void test_overload_settings(void **state)
 
     assert_loads(&config, NULL, ARGS("--threads", "2", "--request-deadline-ms", "0", "--max-in-flight", "0"));
     assert_int_equal(config.request_deadline_ms, 0); /* no deadline */
-    assert_int_equal(config.max_in_flight, 2 * SHOAL_IN_FLIGHT_PER_THREAD);
+    assert_int_equal(config.max_in_flight, SHOAL_IN_FLIGHT_MIN); /* 2 x 32 is under the floor */
     shoal_config_free(&config);
 
     assert_fails_naming(NULL, ARGS("--max-in-flight", "-1"), "--max-in-flight");
