@@ -10,11 +10,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <shoal/config.h>
 #include <shoal/store.h>
 
 #include "clock.h"
+#include "context.h"
 #include "demo_migrations.h"
 #include "demo_settings.h"
 #include "http_internal.h"
@@ -175,4 +177,29 @@ double test_metric_value(const char *exposition, const char *series)
             line++;
     }
     return -1;
+}
+
+int test_node_send_get(const test_node *node, const char *path)
+{
+    int fd = test_http_connect(node->port);
+    assert_true(fd >= 0);
+    char *text = test_node_request_text("GET", path, NULL, NULL);
+    assert_true(test_http_send(fd, text, strlen(text)));
+    free(text);
+    return fd;
+}
+
+test_response test_node_read_answer(int fd, long timeout_ms)
+{
+    test_response response;
+    assert_true(test_http_read(fd, &response, false, (int)timeout_ms));
+    return response;
+}
+
+void test_node_wait_until_idle(const test_node *node)
+{
+    uint64_t until = shoal_monotonic_ms() + (uint64_t)(5000 * test_env_time_scale());
+    while (shoal_app_in_flight(node->app) > 0 && shoal_monotonic_ms() < until)
+        usleep(10 * 1000);
+    assert_int_equal(shoal_app_in_flight(node->app), 0);
 }

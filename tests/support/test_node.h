@@ -45,6 +45,14 @@ test_response test_node_admin_call(const test_node *node, const char *method, co
                                    const char *headers, const char *body);
 /* The raw text of that request, for tests that send it themselves. */
 char *test_node_request_text(const char *method, const char *path, const char *headers, const char *body);
+/* Sends GET path on a connection of its own and leaves the answer unread:
+ * the connection, for test_node_read_answer. */
+int test_node_send_get(const test_node *node, const char *path);
+/* The answer on fd within timeout_ms (stretched with the time scale); the
+ * caller frees it and closes fd. */
+test_response test_node_read_answer(int fd, long timeout_ms);
+/* Waits (5 s at most, scaled) until the node holds no request. */
+void test_node_wait_until_idle(const test_node *node);
 
 /* Asserts status and the envelope's stable code. */
 void test_expect_error(const test_response *response, int status, const char *code);

@@ -161,32 +161,6 @@ static void start(const char *deadline_ms)
     test_node_start(&node, flags, extensions);
 }
 
-/* Sends GET path on a connection of its own and leaves the answer unread. */
-static int send_get(const char *path)
-{
-    int fd = test_http_connect(node.port);
-    assert_true(fd >= 0);
-    char *text = test_node_request_text("GET", path, NULL, NULL);
-    assert_true(test_http_send(fd, text, strlen(text)));
-    free(text);
-    return fd;
-}
-
-static test_response read_answer(int fd, long timeout_ms)
-{
-    test_response response;
-    assert_true(test_http_read(fd, &response, false, (int)scaled_ms(timeout_ms)));
-    return response;
-}
-
-static void wait_until_idle(void)
-{
-    uint64_t until = now_ms() + (uint64_t)scaled_ms(5000);
-    while (shoal_app_in_flight(node.app) > 0 && now_ms() < until)
-        usleep(10 * 1000);
-    assert_int_equal(shoal_app_in_flight(node.app), 0);
-}
-
 /* GET path until it answers 200 (a tier coming back), at most 10 s
  * (scaled); the body holds expected. */
 static void expect_200_again(const char *path, const char *expected)
@@ -213,7 +187,7 @@ static void a_slow_statement_does_not_hold_its_worker(void **state)
 {
     (void)state;
     start("0");
-    int slow = send_get("/engine/sleep?ms=800");
+    int slow = test_node_send_get(&node, "/engine/sleep?ms=800");
     usleep(100 * 1000);
     for (int i = 0; i < 3; i++) {
         uint64_t began = now_ms();
@@ -224,7 +198,7 @@ static void a_slow_statement_does_not_hold_its_worker(void **state)
         if ((long)took > scaled_ms(400))
             fail_msg("/engine/fast took %llu ms beside an 800 ms statement", (unsigned long long)took);
     }
-    test_response answer = read_answer(slow, 5000);
+    test_response answer = test_node_read_answer(slow, 5000);
     assert_int_equal(answer.status, 200);
     test_http_response_free(&answer);
     close(slow);
@@ -242,10 +216,10 @@ static void answers_go_back_to_their_requests(void **state)
     for (int i = 0; i < COUNT; i++) {
         char path[64];
         snprintf(path, sizeof path, "/engine/echo?n=%d", 1000 + i);
-        fds[i] = send_get(path);
+        fds[i] = test_node_send_get(&node, path);
     }
     for (int i = 0; i < COUNT; i++) {
-        test_response answer = read_answer(fds[i], 5000);
+        test_response answer = test_node_read_answer(fds[i], 5000);
         assert_int_equal(answer.status, 200);
         char expected[32];
         snprintf(expected, sizeof expected, "\"%d\"", 1000 + i);
@@ -254,7 +228,7 @@ static void answers_go_back_to_their_requests(void **state)
         test_http_response_free(&answer);
         close(fds[i]);
     }
-    wait_until_idle();
+    test_node_wait_until_idle(&node);
     test_node_stop(&node);
 }
 
@@ -268,8 +242,8 @@ static void the_deadline_ends_a_wait(void **state)
     snprintf(deadline, sizeof deadline, "%ld", scaled_ms(400));
     start(deadline);
     uint64_t began = now_ms();
-    int slow = send_get("/engine/sleep?ms=3000");
-    test_response answer = read_answer(slow, 5000);
+    int slow = test_node_send_get(&node, "/engine/sleep?ms=3000");
+    test_response answer = test_node_read_answer(slow, 5000);
     uint64_t took = now_ms() - began;
     /* Sent, so its outcome is unknown: unavailable at the deadline, or a
      * timeout when the pipe's answer timeout (2 s) comes first (a slow
@@ -284,7 +258,7 @@ static void the_deadline_ends_a_wait(void **state)
     /* Statements behind the cancelled one wait for it on the pipe (it still
      * runs in PostgreSQL); once it ends, answers go to their own requests. */
     expect_200_again("/engine/echo?n=42", "\"42\"");
-    wait_until_idle();
+    test_node_wait_until_idle(&node);
     test_node_stop(&node);
 }
 
@@ -301,15 +275,15 @@ static void transactions_mix_with_plain_requests(void **state)
     enum { COUNT = 10 };
     int fds[COUNT];
     for (int i = 0; i < COUNT; i++)
-        fds[i] = send_get(i % 2 == 0 ? "/engine/transaction" : "/engine/echo?n=5");
+        fds[i] = test_node_send_get(&node, i % 2 == 0 ? "/engine/transaction" : "/engine/echo?n=5");
     for (int i = 0; i < COUNT; i++) {
-        test_response answer = read_answer(fds[i], 5000);
+        test_response answer = test_node_read_answer(fds[i], 5000);
         if (answer.status != 200)
             fail_msg("request %d answered %d: %s", i, answer.status, answer.body);
         test_http_response_free(&answer);
         close(fds[i]);
     }
-    wait_until_idle();
+    test_node_wait_until_idle(&node);
     test_node_stop(&node);
 }
 
@@ -327,7 +301,7 @@ static void pipelined_requests_behind_a_parked_one(void **state)
     assert_true(test_http_send(fd, text, strlen(text)));
     const char *expected[] = {"\"slept\"", "\"fast\"", "\"7\""};
     for (int i = 0; i < 3; i++) {
-        test_response answer = read_answer(fd, 5000);
+        test_response answer = test_node_read_answer(fd, 5000);
         assert_int_equal(answer.status, 200);
         if (strstr(answer.body, expected[i]) == NULL)
             fail_msg("answer %d: %s", i, answer.body);
@@ -344,9 +318,9 @@ static void a_client_leaves_while_parked(void **state)
     (void)state;
     start("0");
     for (int i = 0; i < 5; i++)
-        close(send_get("/engine/sleep?ms=100"));
+        close(test_node_send_get(&node, "/engine/sleep?ms=100"));
     usleep((useconds_t)scaled_ms(800) * 1000);
-    wait_until_idle();
+    test_node_wait_until_idle(&node);
     test_response echo = test_node_call(&node, "GET", "/engine/echo?n=5", NULL, NULL);
     assert_int_equal(echo.status, 200);
     test_http_response_free(&echo);
@@ -362,25 +336,25 @@ static void a_postgres_restart_answers_every_parked_request(void **state)
     start("0");
     enum { COUNT = 20 };
     int fds[COUNT + 1];
-    fds[0] = send_get("/engine/sleep?ms=4000");
+    fds[0] = test_node_send_get(&node, "/engine/sleep?ms=4000");
     usleep(100 * 1000);
     for (int i = 1; i <= COUNT; i++) {
         char path[64];
         snprintf(path, sizeof path, "/engine/echo?n=%d", i);
-        fds[i] = send_get(path);
+        fds[i] = test_node_send_get(&node, path);
     }
     usleep(200 * 1000);
     test_pg_stop();
     test_pg_start();
     for (int i = 0; i <= COUNT; i++) {
-        test_response answer = read_answer(fds[i], 10000);
+        test_response answer = test_node_read_answer(fds[i], 10000);
         if (answer.status != 200 && answer.status != 503)
             fail_msg("request %d answered %d: %s", i, answer.status, answer.body);
         test_http_response_free(&answer);
         close(fds[i]);
     }
     expect_200_again("/engine/echo?n=9", "\"9\"");
-    wait_until_idle();
+    test_node_wait_until_idle(&node);
     test_node_stop(&node);
 }
 
@@ -393,13 +367,13 @@ static void stopping_answers_parked_requests(void **state)
     enum { COUNT = 3 };
     int fds[COUNT];
     for (int i = 0; i < COUNT; i++)
-        fds[i] = send_get("/engine/sleep?ms=3000");
+        fds[i] = test_node_send_get(&node, "/engine/sleep?ms=3000");
     usleep(200 * 1000);
     uint64_t began = now_ms();
     test_node_stop(&node);
     uint64_t took = now_ms() - began;
     for (int i = 0; i < COUNT; i++) {
-        test_response answer = read_answer(fds[i], 5000);
+        test_response answer = test_node_read_answer(fds[i], 5000);
         assert_int_equal(answer.status, 503);
         test_http_response_free(&answer);
         close(fds[i]);
@@ -422,7 +396,7 @@ static void a_hung_redis_holds_only_its_own_requests(void **state)
     for (int i = 0; i < COUNT; i++) {
         char path[64];
         snprintf(path, sizeof path, "/engine/redis?n=%d", i);
-        fds[i] = send_get(path);
+        fds[i] = test_node_send_get(&node, path);
     }
     uint64_t began = now_ms();
     test_response fast = test_node_call(&node, "GET", "/engine/fast", NULL, NULL);
@@ -430,7 +404,7 @@ static void a_hung_redis_holds_only_its_own_requests(void **state)
     assert_int_equal(fast.status, 200);
     test_http_response_free(&fast);
     for (int i = 0; i < COUNT; i++) {
-        test_response answer = read_answer(fds[i], 5000);
+        test_response answer = test_node_read_answer(fds[i], 5000);
         assert_int_equal(answer.status, 503);
         test_http_response_free(&answer);
         close(fds[i]);
@@ -439,7 +413,7 @@ static void a_hung_redis_holds_only_its_own_requests(void **state)
     if ((long)took > scaled_ms(250))
         fail_msg("/engine/fast took %llu ms beside a hung Redis", (unsigned long long)took);
     expect_200_again("/engine/redis?n=77", "\"77\"");
-    wait_until_idle();
+    test_node_wait_until_idle(&node);
     test_node_stop(&node);
 }
 
@@ -457,21 +431,21 @@ static void a_redis_restart_answers_every_parked_request(void **state)
     for (int i = 0; i < COUNT; i++) {
         char path[64];
         snprintf(path, sizeof path, "/engine/redis?n=%d", i);
-        fds[i] = send_get(path);
+        fds[i] = test_node_send_get(&node, path);
     }
     usleep(100 * 1000);
     assert_int_equal(kill(redis, SIGCONT), 0);
     assert_int_equal(system(test_env_require("SHOAL_TEST_REDIS_STOP")), 0);
     assert_int_equal(system(test_env_require("SHOAL_TEST_REDIS_START")), 0);
     for (int i = 0; i < COUNT; i++) {
-        test_response answer = read_answer(fds[i], 5000);
+        test_response answer = test_node_read_answer(fds[i], 5000);
         if (answer.status != 200 && answer.status != 503)
             fail_msg("request %d answered %d: %s", i, answer.status, answer.body);
         test_http_response_free(&answer);
         close(fds[i]);
     }
     expect_200_again("/engine/redis?n=78", "\"78\"");
-    wait_until_idle();
+    test_node_wait_until_idle(&node);
     test_node_stop(&node);
 }
 

@@ -223,24 +223,6 @@ static void start(const char *const *more)
     test_node_start(&node, flags, extensions);
 }
 
-/* Sends GET path on a connection of its own and leaves the answer unread. */
-static int send_get(const char *path)
-{
-    int fd = test_http_connect(node.port);
-    assert_true(fd >= 0);
-    char *text = test_node_request_text("GET", path, NULL, NULL);
-    assert_true(test_http_send(fd, text, strlen(text)));
-    free(text);
-    return fd;
-}
-
-static test_response read_answer(int fd, long timeout_ms)
-{
-    test_response response;
-    assert_true(test_http_read(fd, &response, false, (int)scaled_ms(timeout_ms)));
-    return response;
-}
-
 /* GET path on a fresh connection, answered 200 with expected in the body
  * within bound_ms (scaled). */
 static void expect_quick(const char *path, const char *expected, long bound_ms)
@@ -257,7 +239,7 @@ static void expect_quick(const char *path, const char *expected, long bound_ms)
 
 static void expect_answer(int fd, int status, const char *expected)
 {
-    test_response answer = read_answer(fd, 5000);
+    test_response answer = test_node_read_answer(fd, 5000);
     if (answer.status != status || strstr(answer.body, expected) == NULL)
         fail_msg("expected %d with %s, got %d: %s", status, expected, answer.status, answer.body);
     test_http_response_free(&answer);
@@ -269,14 +251,6 @@ static long long rows(const char *id)
     char sql[128];
     snprintf(sql, sizeof sql, "SELECT count(*) FROM engine_tx_rows WHERE id = '%s'", id);
     return test_pg_number(TEST_DATABASE_URL(), sql);
-}
-
-static void wait_until_idle(void)
-{
-    uint64_t until = now_ms() + (uint64_t)scaled_ms(5000);
-    while (shoal_app_in_flight(node.app) > 0 && now_ms() < until)
-        usleep(10 * 1000);
-    assert_int_equal(shoal_app_in_flight(node.app), 0);
 }
 
 /* No backend of ours still runs a statement (a dropped connection's
@@ -332,7 +306,7 @@ static void a_transaction_at_work_does_not_hold_its_worker(void **state)
 {
     (void)state;
     start(NULL);
-    int slow = send_get("/tx/hold?id=work1&ms=800");
+    int slow = test_node_send_get(&node, "/tx/hold?id=work1&ms=800");
     usleep(150 * 1000);
     for (int i = 0; i < 3; i++) {
         expect_quick("/tx/fast", "\"fast\"", 300);
@@ -340,7 +314,7 @@ static void a_transaction_at_work_does_not_hold_its_worker(void **state)
     }
     expect_answer(slow, 200, "\"committed\"");
     assert_int_equal(rows("work1"), 1);
-    wait_until_idle();
+    test_node_wait_until_idle(&node);
     test_node_stop(&node);
 }
 
@@ -351,14 +325,14 @@ static void a_transaction_waiting_on_a_lock_does_not_hold_its_worker(void **stat
     (void)state;
     start(NULL);
     hold_row_lock();
-    int waiting = send_get("/tx/lock?id=locked&then=after_lock");
+    int waiting = test_node_send_get(&node, "/tx/lock?id=locked&then=after_lock");
     wait_for_lock_wait();
     for (int i = 0; i < 3; i++)
         expect_quick("/tx/count?id=after_lock", "\"0\"", 300);
     let_row_lock_go();
     expect_answer(waiting, 200, "\"committed\"");
     assert_int_equal(rows("after_lock"), 1);
-    wait_until_idle();
+    test_node_wait_until_idle(&node);
     test_node_stop(&node);
 }
 
@@ -370,7 +344,7 @@ static void other_requests_stay_outside_a_parked_transaction(void **state)
 {
     (void)state;
     start(NULL);
-    int a = send_get("/tx/hold?id=isolated_a&ms=800&roll_back=1");
+    int a = test_node_send_get(&node, "/tx/hold?id=isolated_a&ms=800&roll_back=1");
     usleep(150 * 1000);
     expect_quick("/tx/count?id=isolated_a", "\"0\"", 300);
     expect_quick("/tx/insert?id=isolated_b", "\"inserted\"", 300);
@@ -378,7 +352,7 @@ static void other_requests_stay_outside_a_parked_transaction(void **state)
     expect_answer(a, 200, "\"rolled_back\"");
     assert_int_equal(rows("isolated_a"), 0);
     assert_int_equal(rows("isolated_b"), 1);
-    wait_until_idle();
+    test_node_wait_until_idle(&node);
     test_node_stop(&node);
 }
 
@@ -394,7 +368,7 @@ static void concurrent_transactions_take_turns(void **state)
     for (int i = 0; i < COUNT; i++) {
         char path[64];
         snprintf(path, sizeof path, "/tx/hold?id=turn%d&ms=200", i);
-        fds[i] = send_get(path);
+        fds[i] = test_node_send_get(&node, path);
     }
     usleep(100 * 1000);
     expect_quick("/tx/fast", "\"fast\"", 300);
@@ -406,7 +380,7 @@ static void concurrent_transactions_take_turns(void **state)
         snprintf(id, sizeof id, "turn%d", i);
         assert_int_equal(rows(id), 1);
     }
-    wait_until_idle();
+    test_node_wait_until_idle(&node);
     test_node_stop(&node);
 }
 
@@ -428,11 +402,11 @@ static void the_deadline_ends_a_wait_for_the_connection(void **state)
     hold_row_lock();
     /* The holder's statements go on past its own deadline: a transaction
      * ends as a whole. */
-    int holder = send_get("/tx/lock?id=locked&then=holder");
+    int holder = test_node_send_get(&node, "/tx/lock?id=locked&then=holder");
     wait_for_lock_wait();
     uint64_t began = now_ms();
-    int waiter = send_get("/tx/hold?id=waiter&ms=0");
-    test_response answer = read_answer(waiter, 5000);
+    int waiter = test_node_send_get(&node, "/tx/hold?id=waiter&ms=0");
+    test_response answer = test_node_read_answer(waiter, 5000);
     uint64_t took = now_ms() - began;
     if (answer.status != 503 || strstr(answer.body, "\"request.deadline_exceeded\"") == NULL)
         fail_msg("the waiter answered %d: %s", answer.status, answer.body);
@@ -444,9 +418,9 @@ static void the_deadline_ends_a_wait_for_the_connection(void **state)
     expect_answer(holder, 200, "\"committed\"");
     assert_int_equal(rows("holder"), 1);
     assert_int_equal(rows("waiter"), 0);
-    int next = send_get("/tx/hold?id=next&ms=0");
+    int next = test_node_send_get(&node, "/tx/hold?id=next&ms=0");
     expect_answer(next, 200, "\"committed\"");
-    wait_until_idle();
+    test_node_wait_until_idle(&node);
     test_node_stop(&node);
 }
 
@@ -456,10 +430,10 @@ static void a_transaction_cannot_nest(void **state)
 {
     (void)state;
     start(NULL);
-    int nesting = send_get("/tx/nest?id=nested");
+    int nesting = test_node_send_get(&node, "/tx/nest?id=nested");
     expect_answer(nesting, 200, "cannot nest");
     assert_int_equal(rows("nested"), 0);
-    wait_until_idle();
+    test_node_wait_until_idle(&node);
     test_node_stop(&node);
 }
 
@@ -475,7 +449,7 @@ static void a_hung_server_ends_only_the_transaction(void **state)
     const char *flags[] = {"--database-timeout-ms", timeout, "--database-statement-timeout-ms", statement_timeout,
                            NULL};
     start(flags);
-    int hung = send_get("/tx/hold?id=hung&ms=300");
+    int hung = test_node_send_get(&node, "/tx/hold?id=hung&ms=300");
     /* Its backend, found while it sleeps, stopped before it answers. */
     long long backend = 0;
     uint64_t until = now_ms() + (uint64_t)scaled_ms(2000);
@@ -491,7 +465,7 @@ static void a_hung_server_ends_only_the_transaction(void **state)
     assert_int_equal(kill(stopped_backend, SIGSTOP), 0);
     uint64_t began = now_ms();
     expect_quick("/tx/fast", "\"fast\"", 300);
-    test_response answer = read_answer(hung, 5000);
+    test_response answer = test_node_read_answer(hung, 5000);
     uint64_t took = now_ms() - began;
     assert_int_equal(kill(stopped_backend, SIGCONT), 0);
     stopped_backend = 0;
@@ -503,9 +477,9 @@ static void a_hung_server_ends_only_the_transaction(void **state)
     wait_for_backends();
     assert_int_equal(rows("hung"), 0);
     /* The next transaction gets a new connection. */
-    int next = send_get("/tx/hold?id=after_hung&ms=0");
+    int next = test_node_send_get(&node, "/tx/hold?id=after_hung&ms=0");
     expect_answer(next, 200, "\"committed\"");
-    wait_until_idle();
+    test_node_wait_until_idle(&node);
     test_node_stop(&node);
 }
 
@@ -515,12 +489,12 @@ static void stopping_ends_a_parked_transaction(void **state)
 {
     (void)state;
     start(NULL);
-    int parked = send_get("/tx/hold?id=stopped&ms=1200");
+    int parked = test_node_send_get(&node, "/tx/hold?id=stopped&ms=1200");
     usleep(200 * 1000);
     uint64_t began = now_ms();
     test_node_stop(&node);
     uint64_t took = now_ms() - began;
-    test_response answer = read_answer(parked, 5000);
+    test_response answer = test_node_read_answer(parked, 5000);
     if (answer.status != 503)
         fail_msg("answered %d at the stop: %s", answer.status, answer.body);
     test_http_response_free(&answer);
