@@ -525,6 +525,9 @@ static void send_queued(store_pipe *pipe)
     PGconn *connection = pipe->connection;
     const store_registry *registry = pipe->config.registry;
     bool sent_any = false;
+    /* One flush goes out in one write: its statements share a send time
+     * (one clock read per flush, not one per statement). */
+    uint64_t flushed_ns = store_monotonic_ns();
     while (pipe->passed < pipe->count) {
         waiter *w = waiter_at(pipe, pipe->passed);
         if (w->state == WAITER_DROPPED) {
@@ -557,7 +560,7 @@ static void send_queued(store_pipe *pipe)
             continue;
         }
         w->state = WAITER_SENT;
-        w->sent_ns = store_monotonic_ns();
+        w->sent_ns = flushed_ns;
         pipe->passed++;
         if (pipe->sent_waiting++ == 0)
             pipe->progress_ms = store_monotonic_ms();
