@@ -116,6 +116,8 @@ struct shoal_worker {
     shoal_worker *next;
     shoal_worker *next_spare; /* in app->spares until a thread takes it */
     alignas(CACHE_LINE_BYTES) atomic_int in_flight; /* written by the worker's thread, read when draining */
+    atomic_uint connections;                        /* the same, read by /metrics */
+    int public_index;                               /* its public listener worker's, or -1 */
     unsigned long request_counter;
     shoal_route_counters *route_counters; /* by metrics_index, on lines of their own */
     size_t route_counter_count;

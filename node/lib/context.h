@@ -216,6 +216,13 @@ struct store_pipe_stats;
 void shoal_app_pipe_totals(shoal_app *app, struct store_pipe_stats *totals);
 void shoal_worker_request_started(shoal_worker *worker);
 void shoal_worker_request_finished(shoal_worker *worker);
+/* The public listener's worker `index` serves with this worker, and how
+ * many connections it holds now (written by that worker's thread only). */
+void shoal_worker_serve_public(shoal_worker *worker, unsigned index);
+void shoal_worker_set_connections(shoal_worker *worker, unsigned open);
+/* Each public worker's connections, by its index (/metrics). */
+typedef void (*shoal_connections_fn)(unsigned index, unsigned open, void *data);
+void shoal_app_connection_counts(shoal_app *app, shoal_connections_fn fn, void *data);
 
 /* The values shoal_app_settings reads (shoal_main's tables); they must
  * outlive the app. */

@@ -68,10 +68,10 @@ typedef struct listener listener;
 typedef struct request request;
 
 /* A worker thread of the public listener: its own loop, and on it its own
- * libmicrohttpd daemon in external epoll mode, which accepts from the
- * listener's one socket (shared by every worker's daemon, as libmicrohttpd's
- * own thread pool shares it), its PostgreSQL pipe, and the fibers its
- * requests run on (docs/engine.md). The admin listener's daemon has one
+ * libmicrohttpd daemon in external epoll mode, to which the worker hands
+ * the connections it accepts from the listener's one socket (shared by
+ * every worker), its PostgreSQL pipe, and the fibers its requests run on
+ * (docs/engine.md). The admin listener's daemon has one
  * too, without a loop: its requests run on libmicrohttpd's thread. */
 typedef struct http_worker {
     listener *from;
@@ -79,6 +79,9 @@ typedef struct http_worker {
     struct MHD_Daemon *daemon;
     shoal_loop *loop;               /* NULL on the admin listener */
     shoal_loop_watch *watch;        /* the daemon's epoll fd */
+    shoal_loop_watch *accepting;    /* the listening socket, while it takes connections */
+    shoal_loop_timer accept_timer;  /* accepting again after the process ran out of fds */
+    bool accept_paused;             /* until then */
     shoal_loop_timer timeout_timer; /* libmicrohttpd's connection timeouts */
     pthread_t thread;
     bool thread_started;
@@ -100,12 +103,12 @@ typedef struct http_worker {
     struct socket_wait *socket_waits; /* requests parked on a socket of the store's own connection */
     unsigned suspended;           /* connections suspended while their request waits */
     /* libmicrohttpd must run again at the end of the turn: a connection was
-     * resumed (it takes one up only in MHD_run), or one closed while the
-     * worker was at its connection limit (at the limit it stops watching the
-     * listening socket, and watches it again only at the start of its next
-     * run: without one, new connections would wait for its next timeout). */
+     * resumed (it takes one up only in MHD_run), or one was accepted (its
+     * request may be in its socket already). */
     bool run_again;
     unsigned connections;      /* open on this worker's daemon */
+    atomic_uint open;          /* the same, for the other workers' accept_one */
+    uint64_t deferring_since_ns; /* accept_one left a connection to a worker with fewer */
     unsigned connection_limit; /* its share of --max-connections */
     uint64_t stop_by_ns;          /* stopping: the answers' last moment to go out */
     shoal_loop_timer stop_timer;
@@ -861,6 +864,8 @@ static void request_completed(void *context, struct MHD_Connection *connection, 
     *request_state = NULL; /* the connection keeps r for its next request */
 }
 
+static void update_accepting(http_worker *worker);
+
 /* Each connection gets its request (with the arena's first block) when it
  * opens and gives it back when it closes, so requests on a keep-alive
  * connection allocate nothing of their own. */
@@ -881,8 +886,14 @@ static void connection_changed(void *context, struct MHD_Connection *connection,
     } else if (change == MHD_CONNECTION_NOTIFY_CLOSED) {
         free(*connection_state);
         *connection_state = NULL;
-        if (counted && worker->connections-- >= worker->connection_limit)
-            worker->run_again = true;
+        if (counted)
+            worker->connections--;
+    }
+    if (counted) {
+        atomic_store_explicit(&worker->open, worker->connections, memory_order_relaxed);
+        if (worker->app_worker != NULL)
+            shoal_worker_set_connections(worker->app_worker, worker->connections);
+        update_accepting(worker);
     }
 }
 
@@ -1052,6 +1063,108 @@ static void daemon_timeout_due(shoal_loop *loop, void *arg)
     run_daemon(arg);
 }
 
+/* How long a worker stops accepting after accept() found the process or
+ * the system out of file descriptors or memory (the socket stays readable,
+ * and accepting again at once would spin). */
+#define ACCEPT_PAUSE_MS 100
+
+/* How long a worker leaves a new connection to a worker holding fewer,
+ * before it takes it anyway (that one may be stuck in a long handler). */
+#define ACCEPT_DEFER_NS 1000000u
+
+/* Workers accept from the shared listening socket themselves, one
+ * connection per turn, and hand each to their daemon (MHD_add_connection).
+ * A new connection wakes every worker waiting; one holding more than the
+ * fewest any worker holds plus one leaves it to the others for up to
+ * ACCEPT_DEFER_NS; a worker busy with its requests takes none meanwhile;
+ * one at its share of --max-connections stops watching. libmicrohttpd's own
+ * accept took up to ten a turn for whichever worker woke first: a burst of
+ * connections (wrk's 64) split 54 and 10 between two workers, one busy and
+ * the other idle half the time. */
+static void accept_one(shoal_loop *loop, int fd, unsigned events, void *arg);
+
+static void set_accepting(http_worker *worker, bool wanted)
+{
+    if (wanted && worker->accepting == NULL) {
+        worker->accepting = shoal_loop_watch_add(worker->loop, worker->from->listen_socket,
+                                                 SHOAL_LOOP_READ, accept_one, worker);
+        if (worker->accepting == NULL)
+            shoal_log(SHOAL_LOG_ERROR, "http", "worker %u: cannot watch the listening socket: %s", worker->index,
+                      strerror(errno));
+    } else if (!wanted && worker->accepting != NULL) {
+        shoal_loop_watch_remove(worker->accepting);
+        worker->accepting = NULL;
+    }
+}
+
+static void update_accepting(http_worker *worker)
+{
+    if (worker->loop != NULL)
+        set_accepting(worker, !worker->quiesced && !worker->accept_paused &&
+                                  worker->connections < worker->connection_limit);
+}
+
+static void accept_pause_over(shoal_loop *loop, void *arg)
+{
+    (void)loop;
+    http_worker *worker = arg;
+    worker->accept_paused = false;
+    update_accepting(worker);
+}
+
+/* Whether another worker holds at least two connections fewer. */
+static bool others_hold_fewer(const http_worker *worker)
+{
+    const listener *l = worker->from;
+    for (unsigned i = 0; i < l->worker_count; i++)
+        if (atomic_load_explicit(&l->workers[i].open, memory_order_relaxed) + 1 < worker->connections)
+            return true;
+    return false;
+}
+
+static void accept_one(shoal_loop *loop, int fd, unsigned events, void *arg)
+{
+    (void)events;
+    http_worker *worker = arg;
+    if (others_hold_fewer(worker)) {
+        uint64_t now = shoal_loop_now_ns();
+        /* Not called for a while: the last connection it deferred went
+         * elsewhere, this is a new one. */
+        if (now - worker->deferring_since_ns > 10 * ACCEPT_DEFER_NS)
+            worker->deferring_since_ns = now;
+        if (now - worker->deferring_since_ns < ACCEPT_DEFER_NS)
+            return;
+    }
+    worker->deferring_since_ns = 0;
+    struct sockaddr_storage address;
+    socklen_t length = sizeof address;
+    int client = accept4(fd, (struct sockaddr *)&address, &length, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (client < 0) {
+        if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR || errno == ECONNABORTED)
+            return; /* another worker took it, or the client gave up */
+        if (errno == EINVAL) {
+            /* Shut down by shoal_http_stop_accepting: this worker is quiescing too. */
+            set_accepting(worker, false);
+            return;
+        }
+        shoal_log(SHOAL_LOG_ERROR, "http", "worker %u: cannot accept a connection (%s); accepting again in %d ms",
+                  worker->index, strerror(errno), ACCEPT_PAUSE_MS);
+        worker->accept_paused = true;
+        set_accepting(worker, false);
+        if (shoal_loop_timer_start(loop, &worker->accept_timer, ACCEPT_PAUSE_MS, accept_pause_over, worker) != 0)
+            worker->accept_paused = false; /* better to spin than to stop accepting for good */
+        return;
+    }
+    /* libmicrohttpd closes the socket itself when it cannot take it. */
+    if (MHD_add_connection(worker->daemon, client, (const struct sockaddr *)&address, length) != MHD_YES) {
+        shoal_log(SHOAL_LOG_WARNING, "http", "worker %u: libmicrohttpd refused a connection: %s", worker->index,
+                  strerror(errno));
+        return;
+    }
+    /* Its request may be in its socket already: serve it this turn. */
+    worker->run_again = true;
+}
+
 /* A CLOCK_REALTIME moment ms from now, for pthread_cond_timedwait. */
 static struct timespec realtime_after_ms(long ms)
 {
@@ -1150,15 +1263,14 @@ static void end_of_turn(shoal_loop *loop, void *arg)
         shoal_loop_stop(loop);
 }
 
-/* Quiescing a daemon takes its listening socket out of the daemon's epoll
- * set: it must happen on the worker's own thread, which runs the daemon. */
+/* Quiescing stops the worker watching the listening socket: on its own
+ * thread, which runs its loop. */
 static void quiesce_worker(http_worker *worker)
 {
     if (worker->quiesced)
         return;
     worker->quiesced = true;
-    if (MHD_quiesce_daemon(worker->daemon) == MHD_INVALID_SOCKET)
-        shoal_log(SHOAL_LOG_WARNING, "http", "worker %u: libmicrohttpd would not stop accepting", worker->index);
+    update_accepting(worker);
 }
 
 static void woken(shoal_loop *loop, void *arg)
@@ -1193,6 +1305,8 @@ static void set_up_thread(http_worker *worker, size_t max_fibers)
 {
     const shoal_http *http = worker->from->http;
     worker->app_worker = shoal_app_thread_worker(http->app);
+    if (worker->app_worker != NULL)
+        shoal_worker_serve_public(worker->app_worker, worker->index);
     worker->fibers = shoal_fiber_pool_create(http->config->fiber_stack_bytes, max_fibers);
     if (worker->fibers == NULL)
         shoal_log(SHOAL_LOG_ERROR, "http", "worker %u: no fibers (out of memory?); its requests block", worker->index);
@@ -1278,7 +1392,9 @@ static bool start_worker(listener *l, http_worker *worker, unsigned index, unsig
     worker->connection_limit = max_connections;
     atomic_init(&worker->quiesce_requested, false);
     atomic_init(&worker->stop_requested, false);
+    atomic_init(&worker->open, 0);
     shoal_loop_timer_init(&worker->timeout_timer);
+    shoal_loop_timer_init(&worker->accept_timer);
     shoal_loop_timer_init(&worker->ready_timer);
     shoal_loop_timer_init(&worker->stop_timer);
     worker->loop = shoal_loop_create();
@@ -1287,7 +1403,6 @@ static bool start_worker(listener *l, http_worker *worker, unsigned index, unsig
     worker->daemon = MHD_start_daemon(
         flags, 0, NULL, NULL, &handle_access, worker,
         MHD_OPTION_EXTERNAL_LOGGER, &log_from_library, l->http, /* first, or early messages escape */
-        MHD_OPTION_LISTEN_SOCKET, (MHD_socket)l->listen_socket,
         MHD_OPTION_CONNECTION_LIMIT, max_connections,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)config->connection_timeout_s,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, connection_memory(config),
@@ -1302,6 +1417,9 @@ static bool start_worker(listener *l, http_worker *worker, unsigned index, unsig
         return false;
     worker->watch = shoal_loop_watch_add(worker->loop, info->epoll_fd, SHOAL_LOOP_READ, daemon_ready, worker);
     if (worker->watch == NULL || shoal_loop_hook_add(worker->loop, end_of_turn, worker) != 0)
+        return false;
+    update_accepting(worker);
+    if (worker->accepting == NULL)
         return false;
     shoal_loop_on_wake(worker->loop, woken, worker);
     if (pthread_create(&worker->thread, NULL, serve_worker, worker) != 0)
@@ -1321,8 +1439,9 @@ static void ask_to_stop(http_worker *worker)
 }
 
 /* Joins the worker's thread and frees what it had; the listening socket is
- * the listener's. MHD_stop_daemon closes the connections left, their
- * requests ending as completed calls, on this thread. */
+ * the listener's (the daemon never had it). MHD_stop_daemon closes the
+ * connections left, their requests ending as completed calls, on this
+ * thread. */
 static void join_worker(http_worker *worker)
 {
     if (!worker->thread_started)
@@ -1343,8 +1462,6 @@ static void stop_worker(http_worker *worker)
         worker->inbox = NULL;
     }
     if (worker->daemon != NULL && worker->suspended == 0) {
-        /* MHD_stop_daemon closes the listening socket unless the daemon was
-         * quiesced, and every worker's daemon shares it. */
         quiesce_worker(worker);
         if (worker->watch != NULL)
             shoal_loop_watch_remove(worker->watch);
@@ -1383,7 +1500,8 @@ static void stop_public_listener(listener *l, shoal_side_pool **side_pool)
 static bool start_public_listener(shoal_http *http, listener *l, char *error, size_t error_size)
 {
     const shoal_config *config = http->config;
-    unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
+    /* The workers accept, libmicrohttpd does not (accept_one). */
+    unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_NO_LISTEN_SOCKET | MHD_USE_ERROR_LOG;
     struct sockaddr_storage address;
     if (!parse_address(config->bind_address, config->port, &address, &flags)) {
         snprintf(error, error_size, "--bind: '%s' is not an IPv4 or IPv6 address", config->bind_address);
@@ -1514,11 +1632,11 @@ void shoal_http_stop_accepting(shoal_http *http)
     if (quiesced < l->worker_count)
         shoal_log(SHOAL_LOG_WARNING, "http", "%u of %u workers still busy; the listener closes anyway",
                   l->worker_count - quiesced, l->worker_count);
-    /* Quiescing only stops libmicrohttpd from calling accept(); the kernel
-     * would go on completing handshakes into the backlog, where clients
-     * hang. Shutting the listener down makes new connections fail at once,
-     * so HAProxy retries them on another node. The socket stays open (every
-     * daemon holds it) until shoal_http_stop. */
+    /* Quiescing only stops the workers calling accept(); the kernel would
+     * go on completing handshakes into the backlog, where clients hang.
+     * Shutting the listener down makes new connections fail at once, so
+     * HAProxy retries them on another node. The socket stays open (a worker
+     * that did not quiesce in time still watches it) until shoal_http_stop. */
     if (shutdown(l->listen_socket, SHUT_RDWR) != 0)
         shoal_log(SHOAL_LOG_WARNING, "http", "cannot shut the listening socket down: %s", strerror(errno));
 }

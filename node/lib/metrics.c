@@ -96,6 +96,14 @@ static void write_pipe(shoal_metrics_text *text, const store_pipe_stats *pipe)
                          (double)pipe->max_wait_ns / 1e9);
 }
 
+static void write_connections(unsigned index, unsigned open, void *data)
+{
+    char worker[16];
+    snprintf(worker, sizeof worker, "%u", index);
+    shoal_metrics_label label = {"worker", worker};
+    shoal_metrics_sample(data, "shoal_http_connections", NULL, &label, 1, (double)open);
+}
+
 static int metrics(shoal_ctx *ctx)
 {
     shoal_app *app = shoal_ctx_app(ctx);
@@ -109,6 +117,9 @@ static int metrics(shoal_ctx *ctx)
     shoal_metrics_family(&text, "shoal_http_requests_in_flight", "gauge",
                          "Requests started and not yet answered (this scrape included).");
     shoal_metrics_sample(&text, "shoal_http_requests_in_flight", NULL, NULL, 0, (double)shoal_app_in_flight(app));
+    shoal_metrics_family(&text, "shoal_http_connections", "gauge",
+                         "Client connections open on each worker of the public listener.");
+    shoal_app_connection_counts(app, write_connections, &text);
 
     store_stats postgres = {0};
     cache_stats redis = {0};

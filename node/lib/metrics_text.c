@@ -178,6 +178,7 @@ static const char *const core_families[] = {
     "shoal_http_request_duration_seconds",
     "shoal_http_requests_in_flight",
     "shoal_http_requests_in_flight_limit",
+    "shoal_http_connections",
     "shoal_process_start_time_seconds",
     "shoal_postgres_calls_total",
     "shoal_postgres_errors_total",

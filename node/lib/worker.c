@@ -99,6 +99,28 @@ void shoal_worker_request_finished(shoal_worker *worker)
     atomic_fetch_sub_explicit(&worker->in_flight, 1, memory_order_relaxed);
 }
 
+void shoal_worker_serve_public(shoal_worker *worker, unsigned index)
+{
+    pthread_mutex_lock(&worker->app->workers_lock);
+    worker->public_index = (int)index;
+    pthread_mutex_unlock(&worker->app->workers_lock);
+}
+
+void shoal_worker_set_connections(shoal_worker *worker, unsigned open)
+{
+    atomic_store_explicit(&worker->connections, open, memory_order_relaxed);
+}
+
+void shoal_app_connection_counts(shoal_app *app, shoal_connections_fn fn, void *data)
+{
+    pthread_mutex_lock(&app->workers_lock);
+    for (shoal_worker *worker = app->workers; worker != NULL; worker = worker->next)
+        if (worker->public_index >= 0)
+            fn((unsigned)worker->public_index, atomic_load_explicit(&worker->connections, memory_order_relaxed),
+               data);
+    pthread_mutex_unlock(&app->workers_lock);
+}
+
 /* A worker with its connections' settings, not connected yet (store/ and
  * cache/ connect on first use), listed in app->workers. */
 static shoal_worker *worker_new(shoal_app *app)
@@ -108,6 +130,8 @@ static shoal_worker *worker_new(shoal_app *app)
         return NULL;
     memset(worker, 0, sizeof *worker);
     atomic_init(&worker->in_flight, 0);
+    atomic_init(&worker->connections, 0);
+    worker->public_index = -1;
     worker->app = app;
     worker->slots = calloc((size_t)app->worker_slot_count + 1, sizeof *worker->slots);
     /* Every route known now has a slot (after freeze, every route there is). */

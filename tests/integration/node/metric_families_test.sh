@@ -44,9 +44,9 @@ check "GET /metrics answers 200" \
   [ "$(curl -s -o "$scrape" -w '%{http_code}' --max-time $((5 * scale)) "http://127.0.0.1:$admin_port/metrics")" = 200 ]
 
 # HELP and TYPE lines as they are; samples without their value, the
-# per-route ones without their label values; each shape once.
+# per-route and per-worker ones without their label values; each shape once.
 families=$(sed -E -e '/^#/b' -e 's/ [^ ]+$//' \
-                  -e '/^shoal_http_request(s_total|_duration_seconds_)/s/="([^"\\]|\\.)*"//g' "$scrape" |
+                  -e '/^shoal_http_(request(s_total|_duration_seconds_)|connections)/s/="([^"\\]|\\.)*"//g' "$scrape" |
            awk '!seen[$0]++')
 if diff -u "$expected" <(printf '%s\n' "$families"); then
   check "the families, their help, types and label sets are the listed ones" true

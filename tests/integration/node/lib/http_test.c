@@ -616,6 +616,54 @@ static void connections_past_the_limit_are_refused(void **state)
     stop_server(&server);
 }
 
+/* The connections one worker holds, from /metrics; -1 when not listed. */
+static int worker_connections(const test_server *server, unsigned worker)
+{
+    test_response response = get(server->admin_port, "/metrics", "", 200);
+    char sample[64];
+    snprintf(sample, sizeof sample, "shoal_http_connections{worker=\"%u\"} ", worker);
+    const char *at = strstr(response.body, sample);
+    int open = at != NULL ? atoi(at + strlen(sample)) : -1;
+    test_http_response_free(&response);
+    return open;
+}
+
+/* Connections opened at once (as wrk, or HAProxy at a surge, opens them)
+ * are spread over the workers: when libmicrohttpd accepted, whichever
+ * worker woke first took them ten at a time. */
+static void new_connections_are_spread_over_the_workers(void **state)
+{
+    (void)state;
+    enum { CONNECTIONS = 128 };
+    static test_server server;
+    start_default(&server, FLAGS("--threads", "2"));
+    int fds[CONNECTIONS];
+    for (int i = 0; i < CONNECTIONS; i++) {
+        fds[i] = test_http_connect(server.port);
+        assert_true(fds[i] >= 0);
+    }
+    const char *request = "GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n";
+    for (int i = 0; i < CONNECTIONS; i++)
+        assert_true(test_http_send(fds[i], request, strlen(request)));
+    for (int i = 0; i < CONNECTIONS; i++) {
+        test_response response;
+        assert_true(test_http_read(fds[i], &response, false, scaled_ms(3000)));
+        assert_int_equal(response.status, 200);
+        test_http_response_free(&response);
+    }
+    /* Every connection is open and answered: each worker counts its own. A
+     * fair split is 64 each. With libmicrohttpd accepting, 5 runs in 6
+     * split 85/43 to 128/0. */
+    int first = worker_connections(&server, 0);
+    int second = worker_connections(&server, 1);
+    assert_int_equal(first + second, CONNECTIONS);
+    if (first < 40 || second < 40)
+        fail_msg("%d connections split %d and %d between two workers", CONNECTIONS, first, second);
+    for (int i = 0; i < CONNECTIONS; i++)
+        close(fds[i]);
+    stop_server(&server);
+}
+
 static void request_ids_are_kept_or_made_and_echoed(void **state)
 {
     (void)state;
@@ -1013,6 +1061,7 @@ int main(void)
         SERVER_TEST(malformed_json_is_400_and_wrong_shape_is_422),
         SERVER_TEST(slow_clients_are_dropped_while_others_are_served),
         SERVER_TEST(connections_past_the_limit_are_refused),
+        SERVER_TEST(new_connections_are_spread_over_the_workers),
         SERVER_TEST(request_ids_are_kept_or_made_and_echoed),
         SERVER_TEST(readyz_reports_both_tiers_up),
         SERVER_TEST(readyz_stays_ready_when_the_tiers_are_down),
