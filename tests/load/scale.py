@@ -461,7 +461,10 @@ def parse_args(argv):
                     help="CFS quota per node in CPUs; auto: docker-compose.yml's cpus:, capped "
                     "at a quarter of this machine's cores over the largest N")
     ap.add_argument("--cfs-period-us", type=int, default=100000)
-    ap.add_argument("--node-threads", type=int, default=4, help="SHOAL_THREADS per node")
+    # A worker per CPU, as a node sizes itself: a node capped under one CPU
+    # runs one (it reads its quota at start, before this moves it into the
+    # capped group, so it is told).
+    ap.add_argument("--node-threads", type=int, default=1, help="SHOAL_THREADS per node")
     ap.add_argument("--seed-users", type=int, default=2000)
     ap.add_argument("--seed-articles", type=int, default=20000)
     ap.add_argument("--sessions", type=int, default=100)
