@@ -598,10 +598,11 @@ static void connections_past_the_limit_are_refused(void **state)
     close(third);
 
     /* The slot is free once the node's one thread has seen the close: until
-     * then a new connection is refused as the third was. Then the worker
-     * accepts again at once: libmicrohttpd stops watching the listening
-     * socket at its limit and a new connection waited in the backlog for
-     * its next timeout (30 s) until the loop ran it again after the close. */
+     * then a new connection waits as the third did. Then the worker accepts
+     * again at once (it stops watching the listening socket at its limit
+     * and watches it again when one of its connections closes; when
+     * libmicrohttpd accepted, a new connection waited for its next timeout,
+     * 30 s). */
     close(first);
     bool served = false;
     uint64_t until = monotonic_ms() + (uint64_t)scaled_ms(3000);
