@@ -105,26 +105,40 @@ static store_config config_for(const char *target, int connect_timeout_s)
 
 /* ---- the loop ------------------------------------------------------------------------ */
 
-/* One turn as the engine's loop makes it: wait for the socket (or the
- * pipe's timer), let the pipe read or write, run its timer, then the end
- * of the turn: flush what was queued. */
+/* One turn as the engine's loop makes it: wait for the sockets of both
+ * lanes (or the earlier of their timers), let each lane read or write, run
+ * their timers, then the end of the turn: flush what was queued. */
 static void turn(store_pipe *pipe, int wait_ms)
 {
-    int timer = store_pipe_timer_ms(pipe);
-    int timeout = timer >= 0 && timer < wait_ms ? timer : wait_ms;
-    int fd = store_pipe_fd(pipe);
-    if (fd >= 0) {
-        struct pollfd watch = {.fd = fd, .events = POLLIN | (store_pipe_wants_write(pipe) ? POLLOUT : 0)};
-        int ready = poll(&watch, 1, timeout);
+    int timeout = wait_ms;
+    struct pollfd watch[STORE_PIPE_LANES];
+    int lanes[STORE_PIPE_LANES];
+    nfds_t watched = 0;
+    for (int lane = 0; lane < STORE_PIPE_LANES; lane++) {
+        int timer = store_pipe_lane_timer_ms(pipe, lane);
+        if (timer >= 0 && timer < timeout)
+            timeout = timer;
+        int fd = store_pipe_lane_fd(pipe, lane);
+        if (fd < 0)
+            continue;
+        watch[watched] = (struct pollfd){
+            .fd = fd, .events = POLLIN | (store_pipe_lane_wants_write(pipe, lane) ? POLLOUT : 0)};
+        lanes[watched++] = lane;
+    }
+    if (watched > 0) {
+        int ready = poll(watch, watched, timeout);
         assert_true(ready >= 0);
-        if (ready > 0 && (watch.revents & (POLLIN | POLLERR | POLLHUP)) != 0)
-            store_pipe_on_readable(pipe);
-        if (ready > 0 && (watch.revents & POLLOUT) != 0 && store_pipe_fd(pipe) == fd)
-            store_pipe_on_writable(pipe);
+        for (nfds_t i = 0; ready > 0 && i < watched; i++) {
+            if ((watch[i].revents & (POLLIN | POLLERR | POLLHUP)) != 0)
+                store_pipe_lane_on_readable(pipe, lanes[i]);
+            if ((watch[i].revents & POLLOUT) != 0 && store_pipe_lane_fd(pipe, lanes[i]) == watch[i].fd)
+                store_pipe_lane_on_writable(pipe, lanes[i]);
+        }
     } else if (timeout > 0) {
         usleep((useconds_t)timeout * 1000);
     }
-    store_pipe_on_timer(pipe);
+    for (int lane = 0; lane < STORE_PIPE_LANES; lane++)
+        store_pipe_lane_on_timer(pipe, lane);
     store_pipe_flush(pipe);
 }
 
@@ -616,6 +630,7 @@ static void a_statement_behind_a_slow_one_counts_its_wait(void **state)
 {
     (void)state;
     store_config config = config_for(conninfo, 2);
+    config.spill_after_ms = 0; /* one connection: everything goes behind the slow one */
     store_pipe *pipe = store_pipe_open(&config);
     assert_non_null(pipe);
     store_pipe_counters counters = {0};
@@ -717,6 +732,205 @@ static void a_statement_behind_a_slow_one_counts_its_wait(void **state)
     store_pipe_count_into(pipe, NULL);
     store_pipe_stats_read(pipe, &read);
     assert_int_equal(read.statements, 0);
+    store_pipe_close(pipe);
+}
+
+/* ---- the spill lane ---------------------------------------------------------------------- */
+
+/* The main lane's stall is this test's pg_sleep: scaled, as the bounds. */
+#define SPILL_AFTER_MS 20
+#define SPILL_SLOW_MS 800
+/* A statement that spills is answered within the threshold and the spill
+ * connection's start (connect, prepare the registry): well before the slow
+ * one ends. */
+#define SPILL_ANSWER_BOUND_MS 300
+
+static double scaled(int ms)
+{
+    return ms * test_env_time_scale();
+}
+
+static const char *sleep_text(int ms, char *text, size_t size)
+{
+    snprintf(text, size, "%.3f", scaled(ms) / 1000.0);
+    return text;
+}
+
+/* Turns until the main lane's statement has been out past the threshold. */
+static void turn_for(store_pipe *pipe, int ms)
+{
+    uint64_t until = now_ms() + (uint64_t)ms;
+    while (now_ms() < until)
+        turn(pipe, 5);
+}
+
+/* How long a fast statement enqueued now takes to come back. */
+static uint64_t fast_answer_ms(store_pipe *pipe, int id, answer *a)
+{
+    uint64_t start = now_ms();
+    enqueue_world(pipe, id, a);
+    turn_until(pipe, &a->calls, 1, 5000);
+    expect_world(a, id);
+    return now_ms() - start;
+}
+
+static bool backend_listed(int pid)
+{
+    char sql[96];
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM pg_stat_activity WHERE pid = %d", pid);
+    return test_pg_number(TEST_ADMIN_DATABASE_URL(), sql) > 0;
+}
+
+/* A fast statement enqueued while another request's slow one is out on
+ * the main lane past the threshold goes on the spill lane, connected for
+ * it, and comes back long before the slow one; once the main lane has
+ * caught up, statements go there again; the spill connection closes after
+ * its idle time, and the server's backend with it. With the threshold 0
+ * the same statement waits behind the slow one. */
+static void a_statement_spills_past_a_slow_one_and_the_spill_lane_closes_when_idle(void **state)
+{
+    (void)state;
+    char text[32];
+    int idle_ms = (int)scaled(SPILL_SLOW_MS + 400);
+
+    /* Without the spill lane: behind the slow one. */
+    store_config config = config_for(conninfo, 2);
+    config.spill_after_ms = 0;
+    store_pipe *pipe = store_pipe_open(&config);
+    assert_non_null(pipe);
+    turn_until_ready(pipe);
+    answer slow = {0}, fast = {0};
+    enqueue(pipe, slow_number, (const char *const[]){sleep_text(300, text, sizeof text), "1"}, &slow);
+    store_pipe_flush(pipe);
+    turn_for(pipe, 2 * SPILL_AFTER_MS);
+    uint64_t waited = fast_answer_ms(pipe, 61, &fast);
+    assert_int_equal(slow.calls, 1);
+    if (waited < scaled(300) * 8 / 10 - 2 * SPILL_AFTER_MS)
+        fail_msg("without a spill lane the fast statement came back after %llu ms, not behind the slow one",
+                 (unsigned long long)waited);
+    store_pipe_stats stats;
+    store_pipe_stats_read(pipe, &stats);
+    assert_int_equal(stats.spilled, 0);
+    assert_int_equal(store_pipe_lane_fd(pipe, STORE_PIPE_SPILL), -1);
+    store_pipe_close(pipe);
+
+    /* With it. */
+    config.spill_after_ms = SPILL_AFTER_MS;
+    pipe = store_pipe_open(&config);
+    assert_non_null(pipe);
+    store_pipe_set_spill_idle_ms(pipe, idle_ms);
+    turn_until_ready(pipe);
+    int main_pid = store_pipe_backend_pid(pipe);
+    slow = (answer){0};
+    fast = (answer){0};
+    enqueue(pipe, slow_number, (const char *const[]){sleep_text(SPILL_SLOW_MS, text, sizeof text), "2"}, &slow);
+    store_pipe_flush(pipe);
+    /* Under the threshold: the main lane. */
+    answer first = {0};
+    enqueue_world(pipe, 60, &first);
+    store_pipe_flush(pipe);
+    turn_for(pipe, 2 * SPILL_AFTER_MS);
+    assert_int_equal(store_pipe_lane_fd(pipe, STORE_PIPE_SPILL), -1);
+    waited = fast_answer_ms(pipe, 62, &fast);
+    uint64_t spill_sent_ms = now_ms() - waited;
+    assert_int_equal(slow.calls, 0);
+    assert_int_equal(first.calls, 0);
+    if (waited > scaled(SPILL_ANSWER_BOUND_MS))
+        fail_msg("the spilled statement came back after %llu ms", (unsigned long long)waited);
+    int spill_pid = store_pipe_lane_backend_pid(pipe, STORE_PIPE_SPILL);
+    assert_true(spill_pid > 0);
+    assert_int_not_equal(spill_pid, main_pid);
+    store_pipe_stats_read(pipe, &stats);
+    assert_int_equal(stats.spilled, 1);
+    assert_int_equal(stats.spill_connections, 1);
+
+    /* The slow one and the one behind it still come back, in order. */
+    turn_until(pipe, &first.calls, 1, 5000);
+    assert_int_equal(slow.status, STORE_OK);
+    assert_string_equal(slow.value, "2");
+    expect_world(&first, 60);
+    assert_true(slow.order < first.order);
+
+    /* Caught up: the main lane again, the spill lane still open. */
+    answer again = {0};
+    fast_answer_ms(pipe, 63, &again);
+    store_pipe_stats_read(pipe, &stats);
+    assert_int_equal(stats.spilled, 1);
+    assert_true(store_pipe_lane_fd(pipe, STORE_PIPE_SPILL) >= 0);
+
+    /* Idle: closed, not before its time, and gone from the server. */
+    uint64_t give_up = now_ms() + (uint64_t)idle_ms + (uint64_t)scaled(2000);
+    while (store_pipe_lane_fd(pipe, STORE_PIPE_SPILL) >= 0) {
+        if (now_ms() > give_up)
+            fail_msg("the spill lane is still open %llu ms after its last statement",
+                     (unsigned long long)(now_ms() - spill_sent_ms));
+        turn(pipe, 50);
+    }
+    assert_true(now_ms() - spill_sent_ms >= (uint64_t)idle_ms);
+    while (backend_listed(spill_pid)) {
+        if (now_ms() > give_up)
+            fail_msg("the spill lane's backend %d is still there", spill_pid);
+        usleep(20000);
+    }
+    assert_int_equal(store_pipe_backend_pid(pipe), main_pid);
+    store_pipe_close(pipe);
+}
+
+/* The spill lane's backend terminated while a statement of its own is
+ * out: that one is answered unavailable (it was sent: its outcome is
+ * unknown), the main lane's go on, and the next statement that spills gets
+ * a new spill connection. */
+static void a_spill_lane_lost_fails_only_what_it_had_sent(void **state)
+{
+    (void)state;
+    char text[32], other[32];
+    store_config config = config_for(conninfo, 2);
+    config.spill_after_ms = SPILL_AFTER_MS;
+    store_pipe *pipe = store_pipe_open(&config);
+    assert_non_null(pipe);
+    turn_until_ready(pipe);
+    int main_pid = store_pipe_backend_pid(pipe);
+    answered = 0;
+    answer slow = {0}, spilled = {0};
+    enqueue(pipe, slow_number, (const char *const[]){sleep_text(SPILL_SLOW_MS, text, sizeof text), "3"}, &slow);
+    store_pipe_flush(pipe);
+    turn_for(pipe, 2 * SPILL_AFTER_MS);
+    enqueue(pipe, slow_number, (const char *const[]){sleep_text(SPILL_SLOW_MS, other, sizeof other), "4"}, &spilled);
+    uint64_t give_up = now_ms() + (uint64_t)scaled(2000);
+    store_pipe_stats stats = {0};
+    while (stats.spilled == 0) {
+        if (now_ms() > give_up)
+            fail_msg("nothing went out on the spill lane");
+        turn(pipe, 5);
+        store_pipe_stats_read(pipe, &stats);
+    }
+    int spill_pid = store_pipe_lane_backend_pid(pipe, STORE_PIPE_SPILL);
+    assert_true(spill_pid > 0);
+    char sql[96];
+    snprintf(sql, sizeof sql, "SELECT pg_terminate_backend(%d, 10000)::int", spill_pid);
+    assert_int_equal(test_pg_number(TEST_ADMIN_DATABASE_URL(), sql), 1);
+    turn_until(pipe, &spilled.calls, 1, 5000);
+    assert_int_equal(spilled.status, STORE_UNAVAILABLE);
+    assert_non_null(strstr(spilled.message, "outcome is unknown"));
+    assert_int_equal(slow.calls, 0);
+
+    /* The main lane is still stalled: the next one spills, on a new
+     * connection, and comes back before the slow one. */
+    answer next = {0};
+    fast_answer_ms(pipe, 64, &next);
+    assert_int_equal(slow.calls, 0);
+    store_pipe_stats_read(pipe, &stats);
+    assert_int_equal(stats.spilled, 2);
+    assert_int_equal(stats.spill_connections, 2);
+    int new_spill_pid = store_pipe_lane_backend_pid(pipe, STORE_PIPE_SPILL);
+    assert_true(new_spill_pid > 0);
+    assert_int_not_equal(new_spill_pid, spill_pid);
+
+    turn_until(pipe, &slow.calls, 1, 5000);
+    assert_int_equal(slow.status, STORE_OK);
+    assert_string_equal(slow.value, "3");
+    assert_int_equal(store_pipe_backend_pid(pipe), main_pid);
+    assert_int_equal(store_pipe_reconnect_count(pipe), 0);
     store_pipe_close(pipe);
 }
 
@@ -1070,6 +1284,8 @@ int main(void)
         cmocka_unit_test(a_cancelled_request_is_answered_once_and_its_late_result_discarded),
         cmocka_unit_test(a_batch_answers_each_item_on_its_own_in_order),
         cmocka_unit_test(a_statement_behind_a_slow_one_counts_its_wait),
+        cmocka_unit_test(a_statement_spills_past_a_slow_one_and_the_spill_lane_closes_when_idle),
+        cmocka_unit_test(a_spill_lane_lost_fails_only_what_it_had_sent),
         cmocka_unit_test(a_serialization_failure_or_deadlock_runs_the_statement_again),
         cmocka_unit_test(a_backend_terminated_while_idle_is_replaced),
         cmocka_unit_test(a_server_that_stops_answering_is_left_after_the_answer_timeout),
