@@ -53,7 +53,7 @@ static const setting core_settings[] = {
      "must differ from --port", NULL},
     {"threads", "SHOAL_THREADS", SETTING_INT, FIELD(threads), "0", 0, 1024,
      "worker threads, each an event loop serving many requests at once (each holds two PostgreSQL "
-     "connections and one Redis connection); 0: one per CPU the node may use (its CPU affinity, "
+     "connections, a third while a slow statement makes its pipe spill, and one Redis connection); 0: one per CPU the node may use (its CPU affinity, "
      "bounded by its cgroup's CPU quota, rounded up)",
      NULL},
     {"max-connections", "SHOAL_MAX_CONNECTIONS", SETTING_INT, FIELD(max_connections), "1024", 1,
