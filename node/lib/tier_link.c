@@ -109,6 +109,20 @@ static void timer_due(shoal_loop *loop, void *arg)
     link->kind->on_timer(link->connection);
 }
 
+/* Removes the watch of a socket that may be gone. A pipe's two lanes do
+ * this both before either watches its new socket: epoll removes a watch by
+ * the socket's number, which one lane's new socket may have taken from the
+ * other's closed one in the same turn. */
+static void forget_replaced(shoal_tier_link *link)
+{
+    const link_kind *kind = link->kind;
+    if (link->watch != NULL &&
+        (kind->fd(link->connection) != link->fd || kind->socket_serial(link->connection) != link->socket_serial)) {
+        shoal_loop_watch_remove(link->watch);
+        link->watch = NULL;
+    }
+}
+
 /* Watches what the connection asks for now. */
 static void follow(shoal_tier_link *link)
 {
@@ -181,9 +195,12 @@ shoal_tier_link *shoal_tier_link_redis(shoal_loop *loop, cache_async *redis)
 void shoal_tier_link_end_turn(shoal_tier_link *link)
 {
     link->kind->flush(link->connection);
-    follow(link);
-    if (link->spill != NULL)
+    if (link->spill != NULL) {
+        forget_replaced(link);
+        forget_replaced(link->spill);
         follow(link->spill);
+    }
+    follow(link);
 }
 
 bool shoal_tier_link_settled(const shoal_tier_link *link)
