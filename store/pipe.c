@@ -16,7 +16,8 @@
  *
  * A request's statements (one, or a batch) go into one lane when it
  * enqueues them, so they come back in order: the main lane unless its
- * oldest statement out has been out longer than spill_after_ms; then the
+ * oldest statement out has been running (since its send, or since the one
+ * before it finished) longer than spill_after_ms; then the
  * spill lane (connecting it first if it is down: they wait for it, not
  * behind the stall); when both are stalled, the one whose oldest statement
  * is younger. The spill lane closes once nothing was sent on it for
@@ -1024,15 +1025,22 @@ static store_status admit(pipe_lane *lane)
     return lane->state == PIPE_DOWN ? STORE_UNAVAILABLE : STORE_OK;
 }
 
-/* How long the lane's oldest statement out has been out (0: none out). */
-static uint64_t oldest_out_ns(const pipe_lane *lane, uint64_t now_ns)
+/* How long the lane's oldest statement out has been running (0: none
+ * out): since it was sent, or since the statement before it finished when
+ * that was later. Not since its send: a lane that answers statement after
+ * statement is a queue moving, which a second connection would not shorten
+ * (PostgreSQL's CPU is what they wait for), while a statement that holds
+ * the connection (a lock wait, a slow plan) shows as no answer at all. */
+static uint64_t oldest_running_ns(const pipe_lane *lane, uint64_t now_ns)
 {
     if (lane->state != PIPE_READY || lane->sent_waiting == 0)
         return 0;
     for (size_t i = 0; i < lane->passed; i++) {
         const waiter *w = &lane->ring[(lane->head + i) & (lane->capacity - 1)];
-        if (w->state == WAITER_SENT)
-            return now_ns > w->sent_ns ? now_ns - w->sent_ns : 0;
+        if (w->state != WAITER_SENT)
+            continue;
+        uint64_t started = w->sent_ns > lane->last_done_ns ? w->sent_ns : lane->last_done_ns;
+        return now_ns > started ? now_ns - started : 0;
     }
     return 0;
 }
@@ -1045,10 +1053,10 @@ static pipe_lane *choose_lane(store_pipe *pipe, store_status *refused)
     pipe_lane *spill = &pipe->lanes[STORE_PIPE_SPILL];
     uint64_t after_ns = pipe->config.spill_after_ms > 0 ? (uint64_t)pipe->config.spill_after_ms * 1000000u : 0;
     uint64_t now_ns = store_monotonic_ns();
-    uint64_t main_age = after_ns > 0 ? oldest_out_ns(main_lane, now_ns) : 0;
+    uint64_t main_age = after_ns > 0 ? oldest_running_ns(main_lane, now_ns) : 0;
     pipe_lane *chosen = main_lane;
     if (main_age > after_ns) {
-        uint64_t spill_age = oldest_out_ns(spill, now_ns);
+        uint64_t spill_age = oldest_running_ns(spill, now_ns);
         if (spill_age <= after_ns || spill_age < main_age)
             chosen = spill;
     }

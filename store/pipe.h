@@ -33,7 +33,9 @@
  * The spill lane. With config.spill_after_ms > 0 the pipe has a second
  * connection for when the first is stalled: a request's statements (one,
  * or a whole batch, so that they come back in order) go on the main lane
- * unless its oldest statement out has been out longer than spill_after_ms,
+ * unless its oldest statement out has been running longer than
+ * spill_after_ms (since it was sent, or since the statement before it
+ * finished when that was later: a queue that moves does not spill),
  * and then on the spill lane, which connects (without blocking) when first
  * needed: they wait for it rather than behind the stall. When both are
  * stalled they go on the lane whose oldest statement is younger; back on

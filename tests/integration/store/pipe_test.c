@@ -876,6 +876,38 @@ static void a_statement_spills_past_a_slow_one_and_the_spill_lane_closes_when_id
     store_pipe_close(pipe);
 }
 
+/* A queue that moves is no stall: statements each shorter than the
+ * threshold, queued deep enough that the oldest has been out for longer,
+ * keep the main lane, which answers one after another; a second connection
+ * would not serve them sooner. */
+static void a_queue_that_moves_does_not_spill(void **state)
+{
+    (void)state;
+    enum { QUEUED = 20 };
+    char text[32];
+    store_config config = config_for(conninfo, 2);
+    config.spill_after_ms = (int)scaled(SPILL_AFTER_MS);
+    store_pipe *pipe = store_pipe_open(&config);
+    assert_non_null(pipe);
+    turn_until_ready(pipe);
+    static answer queued[QUEUED];
+    memset(queued, 0, sizeof queued);
+    /* Each a quarter of the threshold: the last done after 5 thresholds. */
+    sleep_text(SPILL_AFTER_MS / 4, text, sizeof text);
+    for (int i = 0; i < QUEUED; i++)
+        enqueue(pipe, slow_number, (const char *const[]){text, "5"}, &queued[i]);
+    store_pipe_flush(pipe);
+    turn_for(pipe, (int)scaled(2 * SPILL_AFTER_MS));
+    answer fast = {0};
+    fast_answer_ms(pipe, 65, &fast);
+    turn_until(pipe, &queued[QUEUED - 1].calls, 1, 5000);
+    store_pipe_stats stats;
+    store_pipe_stats_read(pipe, &stats);
+    assert_int_equal(stats.spilled, 0);
+    assert_int_equal(store_pipe_lane_fd(pipe, STORE_PIPE_SPILL), -1);
+    store_pipe_close(pipe);
+}
+
 /* The spill lane's backend terminated while a statement of its own is
  * out: that one is answered unavailable (it was sent: its outcome is
  * unknown), the main lane's go on, and the next statement that spills gets
@@ -1292,6 +1324,7 @@ int main(void)
         cmocka_unit_test(a_statement_behind_a_slow_one_counts_its_wait),
         cmocka_unit_test(a_statement_spills_past_a_slow_one_and_the_spill_lane_closes_when_idle),
         cmocka_unit_test(a_spill_lane_lost_fails_only_what_it_had_sent),
+        cmocka_unit_test(a_queue_that_moves_does_not_spill),
         cmocka_unit_test(a_serialization_failure_or_deadlock_runs_the_statement_again),
         cmocka_unit_test(a_backend_terminated_while_idle_is_replaced),
         cmocka_unit_test(a_server_that_stops_answering_is_left_after_the_answer_timeout),
