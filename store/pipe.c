@@ -480,7 +480,11 @@ static void begin_session(pipe_lane *lane)
         return;
     }
     const store_registry *registry = lane->config->registry;
-    int count = store_registry_count(registry);
+    /* The spill lane prepares nothing: it is opened in a stall, which may
+     * be a lock on a table the registry's statements name, and a prepare
+     * waits for that lock as a statement does. Its statements go out with
+     * their text (send_queued). */
+    int count = lane->index == STORE_PIPE_SPILL ? 0 : store_registry_count(registry);
     lane->prepare_failure[0] = '\0';
     lane->prepare_transient = false;
     lane->state = PIPE_PREPARING;
@@ -569,7 +573,13 @@ static void send_queued(pipe_lane *lane)
         }
         const char *name = store_registry_name(registry, w->statement);
         int param_count = store_registry_param_count(registry, w->statement);
-        if (!PQsendQueryPrepared(connection, name, param_count, w->params, NULL, NULL, 0)) {
+        /* On the spill lane, parsed and planned each time (only while the
+         * main lane is stalled): nothing is prepared there. */
+        int queued = lane->index == STORE_PIPE_SPILL
+                         ? PQsendQueryParams(connection, store_registry_sql(registry, w->statement), param_count, NULL,
+                                             w->params, NULL, NULL, 0)
+                         : PQsendQueryPrepared(connection, name, param_count, w->params, NULL, NULL, 0);
+        if (!queued) {
             /* Nothing of it went out: on a dead connection it waits for the
              * next one; on a live one it is this request's own failure. */
             if (PQstatus(connection) == CONNECTION_BAD) {

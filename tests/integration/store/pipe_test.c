@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <libpq-fe.h>
 
 #include <shoal/store.h>
 
@@ -876,6 +877,53 @@ static void a_statement_spills_past_a_slow_one_and_the_spill_lane_closes_when_id
     store_pipe_close(pipe);
 }
 
+/* A lock is a stall too: a statement on a table another session holds
+ * ACCESS EXCLUSIVE waits for it on the main lane, and the spill lane,
+ * opened then, must not wait for it as well: it prepares nothing (a
+ * prepare of a statement naming the table would wait for the lock), so a
+ * read of another table comes back at once. */
+static void a_spill_lane_opened_under_a_lock_serves_other_tables(void **state)
+{
+    (void)state;
+    char sql[160];
+    /* Ready first: the main lane prepares every statement, notes' too. */
+    store_config config = config_for(conninfo, 2);
+    config.spill_after_ms = SPILL_AFTER_MS;
+    store_pipe *pipe = store_pipe_open(&config);
+    assert_non_null(pipe);
+    turn_until_ready(pipe);
+    PGconn *holder = PQconnectdb(conninfo);
+    assert_int_equal(PQstatus(holder), CONNECTION_OK);
+    snprintf(sql, sizeof sql, "BEGIN; LOCK TABLE notes IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(%.3f); COMMIT",
+             scaled(SPILL_SLOW_MS) / 1000.0);
+    assert_int_equal(PQsendQuery(holder, sql), 1);
+    uint64_t give_up = now_ms() + (uint64_t)scaled(2000);
+    while (test_pg_number(conninfo, "SELECT count(*) FROM pg_locks WHERE relation = 'notes'::regclass AND mode = "
+                                    "'AccessExclusiveLock' AND granted") == 0) {
+        if (now_ms() > give_up)
+            fail_msg("the lock was not taken");
+        usleep(5000);
+    }
+
+    answer blocked = {0}, fast = {0};
+    enqueue(pipe, note_insert, (const char *const[]){"under the lock"}, &blocked);
+    store_pipe_flush(pipe);
+    turn_for(pipe, 2 * SPILL_AFTER_MS);
+    uint64_t waited = fast_answer_ms(pipe, 66, &fast);
+    assert_int_equal(blocked.calls, 0);
+    if (waited > scaled(SPILL_ANSWER_BOUND_MS))
+        fail_msg("the read of another table came back after %llu ms", (unsigned long long)waited);
+    turn_until(pipe, &blocked.calls, 1, 5000);
+    if (blocked.status != STORE_OK)
+        fail_msg("status %d: %s", blocked.status, blocked.message);
+    store_pipe_close(pipe);
+    for (PGresult *result = PQgetResult(holder); result != NULL; result = PQgetResult(holder)) {
+        assert_int_not_equal(PQresultStatus(result), PGRES_FATAL_ERROR);
+        PQclear(result);
+    }
+    PQfinish(holder);
+}
+
 /* A queue that moves is no stall: statements each shorter than the
  * threshold, queued deep enough that the oldest has been out for longer,
  * keep the main lane, which answers one after another; a second connection
@@ -1325,6 +1373,7 @@ int main(void)
         cmocka_unit_test(a_statement_spills_past_a_slow_one_and_the_spill_lane_closes_when_idle),
         cmocka_unit_test(a_spill_lane_lost_fails_only_what_it_had_sent),
         cmocka_unit_test(a_queue_that_moves_does_not_spill),
+        cmocka_unit_test(a_spill_lane_opened_under_a_lock_serves_other_tables),
         cmocka_unit_test(a_serialization_failure_or_deadlock_runs_the_statement_again),
         cmocka_unit_test(a_backend_terminated_while_idle_is_replaced),
         cmocka_unit_test(a_server_that_stops_answering_is_left_after_the_answer_timeout),
