@@ -91,7 +91,6 @@ typedef enum pipe_state {
 
 /* One connection and its FIFO; everything below works on one lane. */
 typedef struct pipe_lane {
-    store_pipe *owner;
     int index; /* STORE_PIPE_MAIN or STORE_PIPE_SPILL */
     const store_config *config; /* the pipe's */
     PGconn *connection;
@@ -804,7 +803,6 @@ static void lose(pipe_lane *lane, const char *format, ...)
 static void lane_init(store_pipe *pipe, int index)
 {
     pipe_lane *lane = &pipe->lanes[index];
-    lane->owner = pipe;
     lane->index = index;
     lane->config = &pipe->config;
     lane->head_ticket = 1;
