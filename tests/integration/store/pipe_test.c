@@ -740,7 +740,7 @@ static void a_statement_behind_a_slow_one_counts_its_wait(void **state)
 
 /* The main lane's stall is this test's pg_sleep: scaled, as the bounds. */
 #define SPILL_AFTER_MS 20
-#define SPILL_SLOW_MS 800
+#define SPILL_SLOW_MS 500
 /* A statement that spills is answered within the threshold and the spill
  * connection's start (connect, prepare the registry): well before the slow
  * one ends. */
@@ -972,7 +972,9 @@ static void a_spill_lane_lost_fails_only_what_it_had_sent(void **state)
     int main_pid = store_pipe_backend_pid(pipe);
     answered = 0;
     answer slow = {0}, spilled = {0};
-    enqueue(pipe, slow_number, (const char *const[]){sleep_text(SPILL_SLOW_MS, text, sizeof text), "3"}, &slow);
+    /* Longer than the others: two spill connections and a termination
+     * happen before it ends. */
+    enqueue(pipe, slow_number, (const char *const[]){sleep_text(2 * SPILL_SLOW_MS, text, sizeof text), "3"}, &slow);
     store_pipe_flush(pipe);
     turn_for(pipe, 2 * SPILL_AFTER_MS);
     enqueue(pipe, slow_number, (const char *const[]){sleep_text(SPILL_SLOW_MS, other, sizeof other), "4"}, &spilled);
