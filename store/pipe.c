@@ -1,15 +1,28 @@
-/* store/pipe.c: one non-blocking PostgreSQL connection in pipeline mode,
- * with a FIFO of the requests whose statements it carries (store/pipe.h
- * says what the caller sees).
+/* store/pipe.c: a worker's pipelined PostgreSQL connections: the main
+ * lane, and the spill lane opened while the main one is stalled behind a
+ * slow statement (store/pipe.h says what the caller sees).
  *
- * The FIFO is a ring of waiters in the order they were enqueued, which is
- * the order they are sent and answered. A request's ticket is its place:
- * the head's ticket plus its offset, so a cancel finds it without a search.
- * The first `passed` waiters are those the sender has gone past: sent, or
- * skipped because they were cancelled before going out. Only the head is
- * ever answered from the server; a waiter cancelled after it was sent stays
- * in place without a callback, so that its results, when they come, are
- * read and discarded and the FIFO stays in step with the server. */
+ * Each lane is one non-blocking connection in pipeline mode with a FIFO of
+ * the requests whose statements it carries: a ring of waiters in the order
+ * they were enqueued, which is the order they are sent and answered. A
+ * request's place in its lane's ring is its lane ticket: the head's ticket
+ * plus its offset, so a cancel finds it without a search; the ticket the
+ * caller sees is the lane ticket with the lane in its low bit. The first
+ * `passed` waiters are those the sender has gone past: sent, or skipped
+ * because they were cancelled before going out. Only the head is ever
+ * answered from the server; a waiter cancelled after it was sent stays in
+ * place without a callback, so that its results, when they come, are read
+ * and discarded and the FIFO stays in step with the server.
+ *
+ * A request's statements (one, or a batch) go into one lane when it
+ * enqueues them, so they come back in order: the main lane unless its
+ * oldest statement out has been running (since its send, or since the one
+ * before it finished) longer than spill_after_ms; then the
+ * spill lane (connecting it first if it is down: they wait for it, not
+ * behind the stall); when both are stalled, the one whose oldest statement
+ * is younger. The spill lane closes once nothing was sent on it for
+ * STORE_PIPE_SPILL_IDLE_MS, so a pipe holds one connection while nothing
+ * stalls. docs/engine.md, "Head-of-line on the pipe". */
 #include "pipe.h"
 
 #include <limits.h>
@@ -76,8 +89,10 @@ typedef enum pipe_state {
     PIPE_READY,
 } pipe_state;
 
-struct store_pipe {
-    store_config config; /* its strings are this pipe's own copies */
+/* One connection and its FIFO; everything below works on one lane. */
+typedef struct pipe_lane {
+    int index; /* STORE_PIPE_MAIN or STORE_PIPE_SPILL */
+    const store_config *config; /* the pipe's */
     PGconn *connection;
     pipe_state state;
     /* Bumped with every new connection: a caller of a callback checks it to
@@ -96,6 +111,7 @@ struct store_pipe {
     bool ever_attempted;
     bool attempt_is_reconnect; /* an attempt after a lost connection or a failed attempt */
     bool closing;
+    uint64_t last_sent_ms; /* the last send, or the connection's start: the spill lane's idle time counts from it */
     /* The server said FATAL: it is closing the connection (a shutdown, a
      * terminated backend). Seen in the turn it comes, before libpq sees
      * the end of the stream, so that nothing more is sent on it. */
@@ -125,11 +141,17 @@ struct store_pipe {
      * answered on this connection: when its sync came, the first ticket of
      * its batch (0: none), and when the last statement before that batch
      * was answered (what the batch's later items wait behind). */
-    store_pipe_counters own_counters;
     store_pipe_counters *counters;
     uint64_t last_done_ns;
     store_pipe_ticket last_done_batch;
     uint64_t before_batch_done_ns;
+} pipe_lane;
+
+struct store_pipe {
+    store_config config; /* its strings are this pipe's own copies */
+    int spill_idle_ms;
+    store_pipe_counters own_counters;
+    pipe_lane lanes[STORE_PIPE_LANES];
 };
 
 const uint64_t store_pipe_wait_bounds_ns[STORE_PIPE_WAIT_BUCKETS] = {
@@ -137,14 +159,19 @@ const uint64_t store_pipe_wait_bounds_ns[STORE_PIPE_WAIT_BUCKETS] = {
     25000000, 50000000, 100000000, 250000000, 500000000, 1000000000, 2500000000, 5000000000,
 };
 
+static void bump(atomic_ulong *counter)
+{
+    atomic_store_explicit(counter, atomic_load_explicit(counter, memory_order_relaxed) + 1, memory_order_relaxed);
+}
+
 /* ---- failures ---------------------------------------------------------------------- */
 
-static void describe(store_pipe *pipe, store_status status, const char *format, ...)
+static void describe(pipe_lane *lane, store_status status, const char *format, ...)
     __attribute__((format(printf, 3, 4)));
 
-static void describe(store_pipe *pipe, store_status status, const char *format, ...)
+static void describe(pipe_lane *lane, store_status status, const char *format, ...)
 {
-    store_error *error = &pipe->error;
+    store_error *error = &lane->error;
     memset(error, 0, sizeof *error);
     error->status = status;
     va_list arguments;
@@ -154,54 +181,58 @@ static void describe(store_pipe *pipe, store_status status, const char *format, 
     store_tidy_message(error->message);
 }
 
-static store_status describe_result(store_pipe *pipe, const PGresult *result)
+static store_status describe_result(pipe_lane *lane, const PGresult *result)
 {
     const char *sqlstate = PQresultErrorField(result, PG_DIAG_SQLSTATE);
     const char *primary = PQresultErrorField(result, PG_DIAG_MESSAGE_PRIMARY);
     const char *message = primary != NULL ? primary : PQresultErrorMessage(result);
     if (message == NULL || message[0] == '\0')
         message = "no message from PostgreSQL";
-    store_describe_failure(&pipe->error, pipe->field, sizeof pipe->field, pipe->config.registry, sqlstate,
+    store_describe_failure(&lane->error, lane->field, sizeof lane->field, lane->config->registry, sqlstate,
                            PQresultErrorField(result, PG_DIAG_CONSTRAINT_NAME),
                            PQresultErrorField(result, PG_DIAG_COLUMN_NAME), message);
     /* 26000: the statement never prepared on this connection; the reason
      * it failed then is what a reader of the log needs. */
-    if (sqlstate != NULL && strcmp(sqlstate, "26000") == 0 && pipe->prepare_failure[0] != '\0')
-        snprintf(pipe->error.message, sizeof pipe->error.message, "%s", pipe->prepare_failure);
-    return pipe->error.status;
+    if (sqlstate != NULL && strcmp(sqlstate, "26000") == 0 && lane->prepare_failure[0] != '\0') {
+        /* memcpy: GCC's restrict check takes the two arrays of one lane for one object. */
+        size_t length = strnlen(lane->prepare_failure, sizeof lane->error.message - 1);
+        memcpy(lane->error.message, lane->prepare_failure, length);
+        lane->error.message[length] = '\0';
+    }
+    return lane->error.status;
 }
 
-static const char *connection_message(const store_pipe *pipe)
+static const char *connection_message(const pipe_lane *lane)
 {
-    return pipe->connection != NULL ? PQerrorMessage(pipe->connection) : "no connection";
+    return lane->connection != NULL ? PQerrorMessage(lane->connection) : "no connection";
 }
 
 /* ---- the FIFO ----------------------------------------------------------------------- */
 
-static waiter *waiter_at(store_pipe *pipe, size_t offset)
+static waiter *waiter_at(pipe_lane *lane, size_t offset)
 {
-    return &pipe->ring[(pipe->head + offset) & (pipe->capacity - 1)];
+    return &lane->ring[(lane->head + offset) & (lane->capacity - 1)];
 }
 
-static bool grow(store_pipe *pipe)
+static bool grow(pipe_lane *lane)
 {
-    size_t capacity = pipe->capacity != 0 ? pipe->capacity * 2 : 64;
+    size_t capacity = lane->capacity != 0 ? lane->capacity * 2 : 64;
     waiter *ring = malloc(capacity * sizeof *ring);
     if (ring == NULL)
         return false;
-    for (size_t i = 0; i < pipe->count; i++)
-        ring[i] = *waiter_at(pipe, i);
-    free(pipe->ring);
-    pipe->ring = ring;
-    pipe->capacity = capacity;
-    pipe->head = 0;
+    for (size_t i = 0; i < lane->count; i++)
+        ring[i] = *waiter_at(lane, i);
+    free(lane->ring);
+    lane->ring = ring;
+    lane->capacity = capacity;
+    lane->head = 0;
     return true;
 }
 
-static bool make_room(store_pipe *pipe, size_t more)
+static bool make_room(pipe_lane *lane, size_t more)
 {
-    while (pipe->capacity - pipe->count < more)
-        if (!grow(pipe))
+    while (lane->capacity - lane->count < more)
+        if (!grow(lane))
             return false;
     return true;
 }
@@ -215,32 +246,32 @@ static void forget_reading(reading *r)
 
 /* Takes the head off the ring: the caller answers it, by value, so that a
  * callback that enqueues (and grows the ring) moves nothing under it. */
-static waiter pop(store_pipe *pipe)
+static waiter pop(pipe_lane *lane)
 {
-    waiter head = *waiter_at(pipe, 0);
-    pipe->head = (pipe->head + 1) & (pipe->capacity - 1);
-    pipe->count--;
-    pipe->head_ticket++;
-    if (pipe->passed > 0)
-        pipe->passed--;
+    waiter head = *waiter_at(lane, 0);
+    lane->head = (lane->head + 1) & (lane->capacity - 1);
+    lane->count--;
+    lane->head_ticket++;
+    if (lane->passed > 0)
+        lane->passed--;
     if (head.state == WAITER_SENT)
-        pipe->sent_waiting--;
+        lane->sent_waiting--;
     return head;
 }
 
-static void answer_item(store_pipe *pipe, pipe_batch *batch, size_t item, store_status status, PGresult *result,
+static void answer_item(pipe_lane *lane, pipe_batch *batch, size_t item, store_status status, PGresult *result,
                         bool lost);
 
 /* Gives a popped waiter its answer (result: NULL unless STORE_OK; the
- * callback takes it) with pipe->error, and releases what it held. lost:
+ * callback takes it) with lane->error, and releases what it held. lost:
  * the answer is the connection's loss (or the pipe's end), not the
  * server's word on this statement. */
-static void answer(store_pipe *pipe, waiter *w, store_status status, PGresult *result, bool lost)
+static void answer(pipe_lane *lane, waiter *w, store_status status, PGresult *result, bool lost)
 {
     free(w->params);
     forget_reading(&w->reading);
     if (w->batch != NULL) {
-        answer_item(pipe, w->batch, w->item, status, result, lost);
+        answer_item(lane, w->batch, w->item, status, result, lost);
         return;
     }
     if (w->callback == NULL) {
@@ -248,18 +279,18 @@ static void answer(store_pipe *pipe, waiter *w, store_status status, PGresult *r
         return;
     }
     if (status == STORE_OK)
-        memset(&pipe->error, 0, sizeof pipe->error);
-    w->callback(w->cookie, status, result != NULL ? store_result_of(result) : NULL, &pipe->error);
+        memset(&lane->error, 0, sizeof lane->error);
+    w->callback(w->cookie, status, result != NULL ? store_result_of(result) : NULL, &lane->error);
 }
 
 /* The batch's items still queued are never sent: it was answered already. */
-static void drop_unsent_items(store_pipe *pipe, pipe_batch *batch)
+static void drop_unsent_items(pipe_lane *lane, pipe_batch *batch)
 {
     for (size_t i = 0; i < batch->count; i++) {
         store_pipe_ticket ticket = batch->first_ticket + i;
-        if (ticket < pipe->head_ticket || ticket - pipe->head_ticket >= pipe->count)
+        if (ticket < lane->head_ticket || ticket - lane->head_ticket >= lane->count)
             continue;
-        waiter *w = waiter_at(pipe, (size_t)(ticket - pipe->head_ticket));
+        waiter *w = waiter_at(lane, (size_t)(ticket - lane->head_ticket));
         if (w->batch == batch && w->state == WAITER_QUEUED)
             w->state = WAITER_DROPPED;
     }
@@ -268,26 +299,26 @@ static void drop_unsent_items(store_pipe *pipe, pipe_batch *batch)
 /* Calls the batch's callback once. Any status but STORE_OK from a loss, a
  * cancel or the end of the pipe leaves no item a result, as store_batch
  * does; otherwise each item keeps its own answer. */
-static void finish_batch(store_pipe *pipe, pipe_batch *batch, store_status status, bool whole)
+static void finish_batch(pipe_lane *lane, pipe_batch *batch, store_status status, bool whole)
 {
     store_pipe_batch_callback callback = batch->callback;
     batch->callback = NULL;
-    drop_unsent_items(pipe, batch);
+    drop_unsent_items(lane, batch);
     if (whole)
         for (size_t i = 0; i < batch->count; i++) {
             store_result_free(batch->items[i].result);
             batch->items[i].result = NULL;
             batch->items[i].status = status;
         }
-    callback(batch->cookie, status, &pipe->error);
+    callback(batch->cookie, status, &lane->error);
 }
 
-static void answer_item(store_pipe *pipe, pipe_batch *batch, size_t item, store_status status, PGresult *result,
+static void answer_item(pipe_lane *lane, pipe_batch *batch, size_t item, store_status status, PGresult *result,
                         bool lost)
 {
     batch->in_ring--;
     if (batch->callback != NULL && lost) {
-        finish_batch(pipe, batch, status, true);
+        finish_batch(lane, batch, status, true);
     } else if (batch->callback != NULL) {
         store_batch_item *answered = &batch->items[item];
         answered->status = status;
@@ -295,18 +326,18 @@ static void answer_item(store_pipe *pipe, pipe_batch *batch, size_t item, store_
         result = NULL;
         if (status != STORE_OK && item < batch->failed_item) {
             batch->failed_item = item;
-            batch->failure = pipe->error;
-            if (pipe->error.field == pipe->field) {
-                snprintf(batch->field, sizeof batch->field, "%s", pipe->field);
+            batch->failure = lane->error;
+            if (lane->error.field == lane->field) {
+                snprintf(batch->field, sizeof batch->field, "%s", lane->field);
                 batch->failure.field = batch->field;
             }
         }
         if (batch->in_ring == 0) {
             if (batch->failed_item < batch->count)
-                pipe->error = batch->failure;
+                lane->error = batch->failure;
             else
-                memset(&pipe->error, 0, sizeof pipe->error);
-            finish_batch(pipe, batch, pipe->error.status, false);
+                memset(&lane->error, 0, sizeof lane->error);
+            finish_batch(lane, batch, lane->error.status, false);
         }
     }
     PQclear(result);
@@ -315,47 +346,47 @@ static void answer_item(store_pipe *pipe, pipe_batch *batch, size_t item, store_
 }
 
 /* Answers every waiter in the ring (none was sent) with status and the
- * message pipe->error holds. A callback's enqueue is refused or queued
+ * message lane->error holds. A callback's enqueue is refused or queued
  * behind: the loop ends at the count it started with. */
-static void answer_all(store_pipe *pipe, store_status status)
+static void answer_all(pipe_lane *lane, store_status status)
 {
-    store_error failure = pipe->error;
-    for (size_t left = pipe->count; left > 0 && pipe->count > 0; left--) {
-        waiter w = pop(pipe);
-        pipe->error = failure;
-        answer(pipe, &w, status, NULL, true);
+    store_error failure = lane->error;
+    for (size_t left = lane->count; left > 0 && lane->count > 0; left--) {
+        waiter w = pop(lane);
+        lane->error = failure;
+        answer(lane, &w, status, NULL, true);
     }
 }
 
 /* ---- connecting --------------------------------------------------------------------- */
 
-static void drop_connection(store_pipe *pipe)
+static void drop_connection(pipe_lane *lane)
 {
-    PQfinish(pipe->connection);
-    pipe->connection = NULL;
-    pipe->state = PIPE_DOWN;
-    pipe->flush_pending = false;
-    pipe->prepares_left = 0;
-    forget_reading(&pipe->prepare_reading);
+    PQfinish(lane->connection);
+    lane->connection = NULL;
+    lane->state = PIPE_DOWN;
+    lane->flush_pending = false;
+    lane->prepares_left = 0;
+    forget_reading(&lane->prepare_reading);
 }
 
 /* The attempt failed before anything of a request's was sent: every queued
  * request is answered unavailable now, and new ones are refused for the
  * reconnect interval (store/pipe.h). */
-static void attempt_failed(store_pipe *pipe, const char *format, ...) __attribute__((format(printf, 2, 3)));
+static void attempt_failed(pipe_lane *lane, const char *format, ...) __attribute__((format(printf, 2, 3)));
 
-static void attempt_failed(store_pipe *pipe, const char *format, ...)
+static void attempt_failed(pipe_lane *lane, const char *format, ...)
 {
-    char reason[sizeof pipe->error.message];
+    char reason[sizeof lane->error.message];
     va_list arguments;
     va_start(arguments, format);
     vsnprintf(reason, sizeof reason, format, arguments);
     va_end(arguments);
-    drop_connection(pipe);
-    pipe->attempt_failed = true;
-    pipe->retry_after_ms = store_monotonic_ms() + STORE_RECONNECT_INTERVAL_MS;
-    describe(pipe, STORE_UNAVAILABLE, "%s", reason);
-    answer_all(pipe, STORE_UNAVAILABLE);
+    drop_connection(lane);
+    lane->attempt_failed = true;
+    lane->retry_after_ms = store_monotonic_ms() + STORE_RECONNECT_INTERVAL_MS;
+    describe(lane, STORE_UNAVAILABLE, "%s", reason);
+    answer_all(lane, STORE_UNAVAILABLE);
 }
 
 static bool fatal(const PGresult *result)
@@ -368,212 +399,230 @@ static bool fatal(const PGresult *result)
  * while idle) to the notice receiver. */
 static void on_notice(void *context, const PGresult *result)
 {
-    store_pipe *pipe = context;
+    pipe_lane *lane = context;
     if (fatal(result))
-        pipe->server_closing = true;
+        lane->server_closing = true;
 }
 
 /* How long connecting may wait for the server without progress. */
-static uint64_t connect_window_ms(const store_pipe *pipe)
+static uint64_t connect_window_ms(const pipe_lane *lane)
 {
-    int timeout_s = pipe->config.connect_timeout_s > 0 ? pipe->config.connect_timeout_s : 2;
+    int timeout_s = lane->config->connect_timeout_s > 0 ? lane->config->connect_timeout_s : 2;
     return 1000u * (uint64_t)timeout_s;
 }
 
-static void start_attempt(store_pipe *pipe)
+static void start_attempt(pipe_lane *lane)
 {
-    pipe->attempt_is_reconnect = pipe->ever_attempted;
-    pipe->ever_attempted = true;
-    pipe->connection = store_connect_start(&pipe->config);
-    pipe->generation++;
+    lane->attempt_is_reconnect = lane->ever_attempted;
+    lane->ever_attempted = true;
+    lane->connection = store_connect_start(lane->config);
+    lane->generation++;
+    lane->last_sent_ms = store_monotonic_ms();
     /* A new connection: nothing on it ran before its first statement. */
-    pipe->last_done_ns = 0;
-    pipe->last_done_batch = 0;
-    pipe->before_batch_done_ns = 0;
-    pipe->socket_serial++;
-    if (pipe->connection == NULL) {
-        attempt_failed(pipe, "cannot connect to PostgreSQL: out of memory");
+    lane->last_done_ns = 0;
+    lane->last_done_batch = 0;
+    lane->before_batch_done_ns = 0;
+    lane->socket_serial++;
+    if (lane->connection == NULL) {
+        attempt_failed(lane, "cannot connect to PostgreSQL: out of memory");
         return;
     }
-    if (PQstatus(pipe->connection) == CONNECTION_BAD) {
-        attempt_failed(pipe, "cannot connect to PostgreSQL: %s", PQerrorMessage(pipe->connection));
+    if (PQstatus(lane->connection) == CONNECTION_BAD) {
+        attempt_failed(lane, "cannot connect to PostgreSQL: %s", PQerrorMessage(lane->connection));
         return;
     }
-    PQsetNoticeReceiver(pipe->connection, on_notice, pipe);
-    pipe->server_closing = false;
-    pipe->state = PIPE_CONNECTING;
+    PQsetNoticeReceiver(lane->connection, on_notice, lane);
+    lane->server_closing = false;
+    lane->state = PIPE_CONNECTING;
     /* PQconnectStartParams's contract: act as if PQconnectPoll had said
      * PGRES_POLLING_WRITING. */
-    pipe->polling = PGRES_POLLING_WRITING;
-    pipe->connect_deadline_ms = store_monotonic_ms() + connect_window_ms(pipe);
+    lane->polling = PGRES_POLLING_WRITING;
+    lane->connect_deadline_ms = store_monotonic_ms() + connect_window_ms(lane);
 }
 
-static void send_queued(store_pipe *pipe);
+static void send_queued(pipe_lane *lane);
 
 /* Sends what libpq holds; 1 of PQflush means the socket is full. */
-static bool push(store_pipe *pipe)
+static bool push(pipe_lane *lane)
 {
-    int flushed = PQflush(pipe->connection);
-    pipe->flush_pending = flushed > 0;
+    int flushed = PQflush(lane->connection);
+    lane->flush_pending = flushed > 0;
     return flushed >= 0;
 }
 
-static void lose(store_pipe *pipe, const char *format, ...) __attribute__((format(printf, 2, 3)));
+static void lose(pipe_lane *lane, const char *format, ...) __attribute__((format(printf, 2, 3)));
 
-static void become_ready(store_pipe *pipe)
+static void become_ready(pipe_lane *lane)
 {
-    pipe->state = PIPE_READY;
-    if (pipe->attempt_is_reconnect)
-        pipe->reconnects++;
-    pipe->attempt_failed = false;
-    send_queued(pipe);
+    lane->state = PIPE_READY;
+    if (lane->attempt_is_reconnect)
+        lane->reconnects++;
+    if (lane->index == STORE_PIPE_SPILL)
+        bump(&lane->counters->spill_connections);
+    lane->last_sent_ms = store_monotonic_ms();
+    lane->attempt_failed = false;
+    send_queued(lane);
 }
 
 /* Connected: non-blocking, pipeline mode, and every registered statement
  * prepared with a sync of its own, so that one that cannot prepare (a
  * table a migration has not made yet) does not abort the others. */
-static void begin_session(store_pipe *pipe)
+static void begin_session(pipe_lane *lane)
 {
-    PGconn *connection = pipe->connection;
+    PGconn *connection = lane->connection;
     if (PQsetnonblocking(connection, 1) != 0) {
-        attempt_failed(pipe, "cannot make the PostgreSQL connection non-blocking: %s", PQerrorMessage(connection));
+        attempt_failed(lane, "cannot make the PostgreSQL connection non-blocking: %s", PQerrorMessage(connection));
         return;
     }
     if (PQenterPipelineMode(connection) != 1) {
-        attempt_failed(pipe, "cannot enter pipeline mode: %s", PQerrorMessage(connection));
+        attempt_failed(lane, "cannot enter pipeline mode: %s", PQerrorMessage(connection));
         return;
     }
-    const store_registry *registry = pipe->config.registry;
-    int count = store_registry_count(registry);
-    pipe->prepare_failure[0] = '\0';
-    pipe->prepare_transient = false;
-    pipe->state = PIPE_PREPARING;
+    const store_registry *registry = lane->config->registry;
+    /* The spill lane prepares nothing: it is opened in a stall, which may
+     * be a lock on a table the registry's statements name, and a prepare
+     * waits for that lock as a statement does. Its statements go out with
+     * their text (send_queued). */
+    int count = lane->index == STORE_PIPE_SPILL ? 0 : store_registry_count(registry);
+    lane->prepare_failure[0] = '\0';
+    lane->prepare_transient = false;
+    lane->state = PIPE_PREPARING;
     for (int i = 0; i < count; i++)
         if (!PQsendPrepare(connection, store_registry_name(registry, i), store_registry_sql(registry, i),
                            store_registry_param_count(registry, i), NULL) ||
             !PQpipelineSync(connection)) {
-            attempt_failed(pipe, "cannot prepare statements: %s", PQerrorMessage(connection));
+            attempt_failed(lane, "cannot prepare statements: %s", PQerrorMessage(connection));
             return;
         }
-    pipe->prepares_left = count;
-    pipe->connect_deadline_ms = store_monotonic_ms() + (uint64_t)pipe->config.answer_timeout_ms;
+    lane->prepares_left = count;
+    lane->connect_deadline_ms = store_monotonic_ms() + (uint64_t)lane->config->answer_timeout_ms;
     if (count == 0) {
-        become_ready(pipe);
+        become_ready(lane);
         return;
     }
-    if (!push(pipe))
-        attempt_failed(pipe, "cannot prepare statements: %s", PQerrorMessage(connection));
+    if (!push(lane))
+        attempt_failed(lane, "cannot prepare statements: %s", PQerrorMessage(connection));
 }
 
-static void poll_connect(store_pipe *pipe)
+static void poll_connect(pipe_lane *lane)
 {
-    pipe->socket_serial++;
-    PostgresPollingStatusType polled = PQconnectPoll(pipe->connection);
+    lane->socket_serial++;
+    PostgresPollingStatusType polled = PQconnectPoll(lane->connection);
     switch (polled) {
     case PGRES_POLLING_READING:
     case PGRES_POLLING_WRITING:
         /* A step done: the timeout is for a server that does not answer,
          * as libpq's connect_timeout, not for our own work between the
          * steps (SCRAM's key derivation took over a second under valgrind). */
-        pipe->polling = polled;
-        pipe->connect_deadline_ms = store_monotonic_ms() + connect_window_ms(pipe);
+        lane->polling = polled;
+        lane->connect_deadline_ms = store_monotonic_ms() + connect_window_ms(lane);
         return;
     case PGRES_POLLING_OK:
-        begin_session(pipe);
+        begin_session(lane);
         return;
     case PGRES_POLLING_FAILED:
     case PGRES_POLLING_ACTIVE: /* unused by libpq since 8.x */
         break;
     }
-    attempt_failed(pipe, "cannot connect to PostgreSQL: %s", PQerrorMessage(pipe->connection));
+    attempt_failed(lane, "cannot connect to PostgreSQL: %s", PQerrorMessage(lane->connection));
 }
 
 /* One prepare's result and sync have come. A failure that passes with time
  * (a lock held past statement_timeout, a server shutting down) would leave
  * the statement missing on a connection that lives on, so it fails the
  * attempt instead, as store.c does: the next one prepares again. */
-static void prepared_one(store_pipe *pipe)
+static void prepared_one(pipe_lane *lane)
 {
-    const store_registry *registry = pipe->config.registry;
-    int index = store_registry_count(registry) - pipe->prepares_left;
-    PGresult *result = pipe->prepare_reading.after != NULL ? pipe->prepare_reading.after : pipe->prepare_reading.first;
+    const store_registry *registry = lane->config->registry;
+    int index = store_registry_count(registry) - lane->prepares_left;
+    PGresult *result = lane->prepare_reading.after != NULL ? lane->prepare_reading.after : lane->prepare_reading.first;
     if (PQresultStatus(result) != PGRES_COMMAND_OK) {
         store_status meaning = store_status_for_sqlstate(PQresultErrorField(result, PG_DIAG_SQLSTATE));
         bool passing = meaning == STORE_UNAVAILABLE || meaning == STORE_TIMEOUT || meaning == STORE_BUSY;
-        if (pipe->prepare_failure[0] == '\0' || (passing && !pipe->prepare_transient)) {
-            snprintf(pipe->prepare_failure, sizeof pipe->prepare_failure, "statement %s did not prepare: %s",
+        if (lane->prepare_failure[0] == '\0' || (passing && !lane->prepare_transient)) {
+            snprintf(lane->prepare_failure, sizeof lane->prepare_failure, "statement %s did not prepare: %s",
                      store_registry_name(registry, index), PQresultErrorMessage(result));
-            store_tidy_message(pipe->prepare_failure);
+            store_tidy_message(lane->prepare_failure);
         }
-        pipe->prepare_transient = pipe->prepare_transient || passing;
+        lane->prepare_transient = lane->prepare_transient || passing;
     }
-    forget_reading(&pipe->prepare_reading);
-    if (--pipe->prepares_left > 0)
+    forget_reading(&lane->prepare_reading);
+    if (--lane->prepares_left > 0)
         return;
-    if (pipe->prepare_transient)
-        attempt_failed(pipe, "cannot prepare statements now: %s", pipe->prepare_failure);
+    if (lane->prepare_transient)
+        attempt_failed(lane, "cannot prepare statements now: %s", lane->prepare_failure);
     else
-        become_ready(pipe);
+        become_ready(lane);
 }
 
 /* ---- sending and reading -------------------------------------------------------------- */
 
-static void send_queued(store_pipe *pipe)
+static void send_queued(pipe_lane *lane)
 {
-    if (pipe->state != PIPE_READY)
+    if (lane->state != PIPE_READY)
         return;
-    PGconn *connection = pipe->connection;
-    const store_registry *registry = pipe->config.registry;
+    PGconn *connection = lane->connection;
+    const store_registry *registry = lane->config->registry;
     bool sent_any = false;
     /* One flush goes out in one write: its statements share a send time
      * (one clock read per flush, not one per statement). */
     uint64_t flushed_ns = store_monotonic_ns();
-    while (pipe->passed < pipe->count) {
-        waiter *w = waiter_at(pipe, pipe->passed);
+    while (lane->passed < lane->count) {
+        waiter *w = waiter_at(lane, lane->passed);
         if (w->state == WAITER_DROPPED) {
-            pipe->passed++;
+            lane->passed++;
             continue;
         }
         const char *name = store_registry_name(registry, w->statement);
         int param_count = store_registry_param_count(registry, w->statement);
-        if (!PQsendQueryPrepared(connection, name, param_count, w->params, NULL, NULL, 0)) {
+        /* On the spill lane, parsed and planned each time (only while the
+         * main lane is stalled): nothing is prepared there. */
+        int queued = lane->index == STORE_PIPE_SPILL
+                         ? PQsendQueryParams(connection, store_registry_sql(registry, w->statement), param_count, NULL,
+                                             w->params, NULL, NULL, 0)
+                         : PQsendQueryPrepared(connection, name, param_count, w->params, NULL, NULL, 0);
+        if (!queued) {
             /* Nothing of it went out: on a dead connection it waits for the
              * next one; on a live one it is this request's own failure. */
             if (PQstatus(connection) == CONNECTION_BAD) {
-                lose(pipe, "cannot send to PostgreSQL: %s", PQerrorMessage(connection));
+                lose(lane, "cannot send to PostgreSQL: %s", PQerrorMessage(connection));
                 return;
             }
-            describe(pipe, STORE_ERROR, "cannot send %s: %s", name, PQerrorMessage(connection));
+            describe(lane, STORE_ERROR, "cannot send %s: %s", name, PQerrorMessage(connection));
             store_pipe_callback callback = w->callback;
             void *cookie = w->cookie;
             pipe_batch *batch = w->batch;
             w->callback = NULL;
             w->state = WAITER_DROPPED;
-            pipe->passed++;
-            unsigned long generation = pipe->generation;
+            lane->passed++;
+            unsigned long generation = lane->generation;
             if (batch != NULL && batch->callback != NULL)
-                finish_batch(pipe, batch, STORE_ERROR, true);
+                finish_batch(lane, batch, STORE_ERROR, true);
             else if (callback != NULL)
-                callback(cookie, STORE_ERROR, NULL, &pipe->error);
-            if (pipe->generation != generation || pipe->state != PIPE_READY)
+                callback(cookie, STORE_ERROR, NULL, &lane->error);
+            if (lane->generation != generation || lane->state != PIPE_READY)
                 return;
             continue;
         }
         w->state = WAITER_SENT;
         w->sent_ns = flushed_ns;
-        pipe->passed++;
-        if (pipe->sent_waiting++ == 0)
-            pipe->progress_ms = store_monotonic_ms();
+        if (lane->index == STORE_PIPE_SPILL)
+            bump(&lane->counters->spilled);
+        lane->passed++;
+        if (lane->sent_waiting++ == 0)
+            lane->progress_ms = store_monotonic_ms();
         sent_any = true;
         /* Its own sync: its own implicit transaction, so that its failure
          * (and the pipeline abort after it) ends here. */
         if (!PQpipelineSync(connection)) {
-            lose(pipe, "cannot send to PostgreSQL: %s", PQerrorMessage(connection));
+            lose(lane, "cannot send to PostgreSQL: %s", PQerrorMessage(connection));
             return;
         }
     }
-    if ((sent_any || pipe->flush_pending) && !push(pipe))
-        lose(pipe, "cannot send to PostgreSQL: %s", PQerrorMessage(connection));
+    if (sent_any)
+        lane->last_sent_ms = store_monotonic_ms();
+    if ((sent_any || lane->flush_pending) && !push(lane))
+        lose(lane, "cannot send to PostgreSQL: %s", PQerrorMessage(connection));
 }
 
 /* Takes one of PQgetResult's answers: 1 when the sync came (done), 0 when
@@ -602,24 +651,19 @@ static int feed(reading *r, PGresult *result)
  * it, up to STORE_TRANSACTION_ATTEMPTS times in all. It goes to the back
  * of the FIFO (out with the turn's flush) and its request's ticket
  * follows it (origin). false when it may not, or memory ran out. */
-static bool queue_again(store_pipe *pipe, waiter *w, store_pipe_ticket ticket)
+static bool queue_again(pipe_lane *lane, waiter *w, store_pipe_ticket ticket)
 {
     if (w->batch != NULL || w->callback == NULL || w->attempts + 1 >= STORE_TRANSACTION_ATTEMPTS ||
-        !make_room(pipe, 1))
+        !make_room(lane, 1))
         return false;
     waiter again = *w;
     again.state = WAITER_QUEUED;
     again.reading = (reading){0};
     again.attempts++;
     again.origin = w->origin != 0 ? w->origin : ticket;
-    *waiter_at(pipe, pipe->count) = again;
-    pipe->count++;
+    *waiter_at(lane, lane->count) = again;
+    lane->count++;
     return true;
-}
-
-static void bump(atomic_ulong *counter)
-{
-    atomic_store_explicit(counter, atomic_load_explicit(counter, memory_order_relaxed) + 1, memory_order_relaxed);
 }
 
 static void add_ns(atomic_ullong *counter, uint64_t ns)
@@ -629,20 +673,20 @@ static void add_ns(atomic_ullong *counter, uint64_t ns)
 
 /* A statement's sync came back (w is popped, its batch not yet answered):
  * its time on the connection and its wait behind others'. */
-static void count_done(store_pipe *pipe, const waiter *w)
+static void count_done(pipe_lane *lane, const waiter *w)
 {
     uint64_t done_ns = store_monotonic_ns();
     store_pipe_ticket batch = w->batch != NULL ? w->batch->first_ticket : 0;
-    bool same_batch = batch != 0 && batch == pipe->last_done_batch;
-    uint64_t behind_ns = same_batch ? pipe->before_batch_done_ns : pipe->last_done_ns;
+    bool same_batch = batch != 0 && batch == lane->last_done_batch;
+    uint64_t behind_ns = same_batch ? lane->before_batch_done_ns : lane->last_done_ns;
     uint64_t wait_ns = behind_ns > w->sent_ns ? behind_ns - w->sent_ns : 0;
     uint64_t busy_ns = done_ns > w->sent_ns ? done_ns - w->sent_ns : 0;
     if (!same_batch)
-        pipe->before_batch_done_ns = pipe->last_done_ns;
-    pipe->last_done_ns = done_ns;
-    pipe->last_done_batch = batch;
+        lane->before_batch_done_ns = lane->last_done_ns;
+    lane->last_done_ns = done_ns;
+    lane->last_done_batch = batch;
 
-    store_pipe_counters *c = pipe->counters;
+    store_pipe_counters *c = lane->counters;
     bump(&c->statements);
     add_ns(&c->busy_ns, busy_ns);
     add_ns(&c->wait_ns, wait_ns);
@@ -657,75 +701,75 @@ static void count_done(store_pipe *pipe, const waiter *w)
 /* The head's sync came: its answer. Outside BEGIN the statement was its own
  * transaction, committed at the sync; a failure after its rows is the
  * commit failing, and the rows must not be taken for success. */
-static void answer_head(store_pipe *pipe)
+static void answer_head(pipe_lane *lane)
 {
-    store_pipe_ticket ticket = pipe->head_ticket;
-    waiter w = pop(pipe);
-    count_done(pipe, &w);
+    store_pipe_ticket ticket = lane->head_ticket;
+    waiter w = pop(lane);
+    count_done(lane, &w);
     PGresult *first = w.reading.first;
     PGresult *after = w.reading.after;
     w.reading = (reading){0};
     if (store_result_succeeded(first) && after == NULL) {
-        answer(pipe, &w, STORE_OK, first, false);
+        answer(lane, &w, STORE_OK, first, false);
         return;
     }
     store_status status;
     if (!store_result_succeeded(first) && PQresultStatus(first) == PGRES_PIPELINE_ABORTED) {
-        describe(pipe, STORE_ERROR, "skipped: an earlier statement of the pipeline failed");
+        describe(lane, STORE_ERROR, "skipped: an earlier statement of the pipeline failed");
         status = STORE_ERROR;
     } else {
-        status = describe_result(pipe, store_result_succeeded(first) ? after : first);
+        status = describe_result(lane, store_result_succeeded(first) ? after : first);
     }
     PQclear(first);
     PQclear(after);
-    if (status == STORE_BUSY && queue_again(pipe, &w, ticket))
+    if (status == STORE_BUSY && queue_again(lane, &w, ticket))
         return;
-    answer(pipe, &w, status, NULL, false);
+    answer(lane, &w, status, NULL, false);
 }
 
-static bool expecting(store_pipe *pipe)
+static bool expecting(pipe_lane *lane)
 {
-    if (pipe->state == PIPE_PREPARING)
-        return pipe->prepares_left > 0;
-    if (pipe->state != PIPE_READY)
+    if (lane->state == PIPE_PREPARING)
+        return lane->prepares_left > 0;
+    if (lane->state != PIPE_READY)
         return false;
     /* Cancelled before they went out: nothing of theirs will come. */
-    while (pipe->count > 0 && waiter_at(pipe, 0)->state == WAITER_DROPPED) {
-        waiter w = pop(pipe);
-        answer(pipe, &w, STORE_DEADLINE, NULL, true);
+    while (lane->count > 0 && waiter_at(lane, 0)->state == WAITER_DROPPED) {
+        waiter w = pop(lane);
+        answer(lane, &w, STORE_DEADLINE, NULL, true);
     }
-    return pipe->count > 0 && waiter_at(pipe, 0)->state == WAITER_SENT;
+    return lane->count > 0 && waiter_at(lane, 0)->state == WAITER_SENT;
 }
 
 /* Reads every answer libpq holds complete, in order, to whoever awaits it. */
-static void drain(store_pipe *pipe)
+static void drain(pipe_lane *lane)
 {
-    unsigned long generation = pipe->generation;
-    while (pipe->generation == generation && expecting(pipe)) {
-        PGconn *connection = pipe->connection;
+    unsigned long generation = lane->generation;
+    while (lane->generation == generation && expecting(lane)) {
+        PGconn *connection = lane->connection;
         /* False on a broken connection too: PQgetResult then returns what
          * it still holds, then libpq's own error, then NULL. */
         if (PQisBusy(connection))
             return;
         PGresult *result = PQgetResult(connection);
         if (result == NULL && PQstatus(connection) == CONNECTION_BAD) {
-            lose(pipe, "the connection to PostgreSQL was lost: %s", PQerrorMessage(connection));
+            lose(lane, "the connection to PostgreSQL was lost: %s", PQerrorMessage(connection));
             return;
         }
-        pipe->progress_ms = store_monotonic_ms();
+        lane->progress_ms = store_monotonic_ms();
         if (result != NULL && fatal(result))
-            pipe->server_closing = true;
-        reading *r = pipe->state == PIPE_PREPARING ? &pipe->prepare_reading : &waiter_at(pipe, 0)->reading;
+            lane->server_closing = true;
+        reading *r = lane->state == PIPE_PREPARING ? &lane->prepare_reading : &waiter_at(lane, 0)->reading;
         int step = feed(r, result);
         if (step < 0) {
-            lose(pipe, "out of step with PostgreSQL's pipeline");
+            lose(lane, "out of step with PostgreSQL's pipeline");
             return;
         }
         if (step > 0) {
-            if (pipe->state == PIPE_PREPARING)
-                prepared_one(pipe);
+            if (lane->state == PIPE_PREPARING)
+                prepared_one(lane);
             else
-                answer_head(pipe);
+                answer_head(lane);
         }
     }
 }
@@ -733,29 +777,40 @@ static void drain(store_pipe *pipe)
 /* The connection broke (or stopped answering) while it was good: what was
  * sent has an unknown outcome, what was not goes out on a new connection,
  * started at once. */
-static void lose(store_pipe *pipe, const char *format, ...)
+static void lose(pipe_lane *lane, const char *format, ...)
 {
-    char reason[sizeof pipe->error.message];
+    char reason[sizeof lane->error.message];
     va_list arguments;
     va_start(arguments, format);
     vsnprintf(reason, sizeof reason, format, arguments);
     va_end(arguments);
-    if (pipe->state != PIPE_READY) {
-        attempt_failed(pipe, "%s", reason);
+    if (lane->state != PIPE_READY) {
+        attempt_failed(lane, "%s", reason);
         return;
     }
-    drop_connection(pipe);
-    pipe->losing = true;
-    while (pipe->passed > 0) {
-        waiter w = pop(pipe);
-        describe(pipe, STORE_UNAVAILABLE, "%s (the statement was sent: its outcome is unknown)", reason);
-        answer(pipe, &w, STORE_UNAVAILABLE, NULL, true);
+    drop_connection(lane);
+    lane->losing = true;
+    while (lane->passed > 0) {
+        waiter w = pop(lane);
+        describe(lane, STORE_UNAVAILABLE, "%s (the statement was sent: its outcome is unknown)", reason);
+        answer(lane, &w, STORE_UNAVAILABLE, NULL, true);
     }
-    pipe->losing = false;
-    start_attempt(pipe);
+    lane->losing = false;
+    /* The spill lane connects again only when something waits for it. */
+    if (lane->index == STORE_PIPE_MAIN || lane->count > 0)
+        start_attempt(lane);
 }
 
 /* ---- the caller's side ---------------------------------------------------------------- */
+
+static void lane_init(store_pipe *pipe, int index)
+{
+    pipe_lane *lane = &pipe->lanes[index];
+    lane->index = index;
+    lane->config = &pipe->config;
+    lane->head_ticket = 1;
+    lane->counters = &pipe->own_counters;
+}
 
 store_pipe *store_pipe_open(const store_config *config)
 {
@@ -765,90 +820,113 @@ store_pipe *store_pipe_open(const store_config *config)
     if (pipe == NULL)
         return NULL;
     bool copied = store_config_copy(&pipe->config, config);
-    pipe->head_ticket = 1;
-    pipe->counters = &pipe->own_counters;
+    pipe->spill_idle_ms = STORE_PIPE_SPILL_IDLE_MS;
+    for (int i = 0; i < STORE_PIPE_LANES; i++)
+        lane_init(pipe, i);
     if (!copied) {
         store_pipe_close(pipe);
         return NULL;
     }
-    start_attempt(pipe);
+    start_attempt(&pipe->lanes[STORE_PIPE_MAIN]);
     return pipe;
+}
+
+static void lane_close(pipe_lane *lane)
+{
+    bool was_ready = lane->state == PIPE_READY;
+    drop_connection(lane);
+    while (lane->count > 0) {
+        waiter w = pop(lane);
+        if (was_ready && w.state == WAITER_SENT)
+            describe(lane, STORE_UNAVAILABLE, "the pipe closed (the statement was sent: its outcome is unknown)");
+        else
+            describe(lane, STORE_UNAVAILABLE, "the pipe closed before the statement was sent");
+        answer(lane, &w, STORE_UNAVAILABLE, NULL, true);
+    }
+    free(lane->ring);
 }
 
 void store_pipe_close(store_pipe *pipe)
 {
     if (pipe == NULL)
         return;
-    bool was_ready = pipe->state == PIPE_READY;
-    drop_connection(pipe);
-    pipe->closing = true; /* a callback's enqueue is refused */
-    while (pipe->count > 0) {
-        waiter w = pop(pipe);
-        if (was_ready && w.state == WAITER_SENT)
-            describe(pipe, STORE_UNAVAILABLE, "the pipe closed (the statement was sent: its outcome is unknown)");
-        else
-            describe(pipe, STORE_UNAVAILABLE, "the pipe closed before the statement was sent");
-        answer(pipe, &w, STORE_UNAVAILABLE, NULL, true);
-    }
-    free(pipe->ring);
+    /* A callback's enqueue is refused, on either lane. */
+    for (int i = 0; i < STORE_PIPE_LANES; i++)
+        pipe->lanes[i].closing = true;
+    for (int i = 0; i < STORE_PIPE_LANES; i++)
+        lane_close(&pipe->lanes[i]);
     store_config_release(&pipe->config);
     free(pipe);
 }
 
-int store_pipe_fd(const store_pipe *pipe)
+static const pipe_lane *lane_of(const store_pipe *pipe, int index)
 {
-    return pipe->connection != NULL ? PQsocket(pipe->connection) : -1;
+    return &pipe->lanes[index == STORE_PIPE_SPILL ? STORE_PIPE_SPILL : STORE_PIPE_MAIN];
 }
 
-bool store_pipe_wants_write(const store_pipe *pipe)
+static pipe_lane *lane_at(store_pipe *pipe, int index)
 {
-    if (pipe->state == PIPE_CONNECTING)
-        return pipe->polling == PGRES_POLLING_WRITING;
-    return pipe->state != PIPE_DOWN && pipe->flush_pending;
+    return &pipe->lanes[index == STORE_PIPE_SPILL ? STORE_PIPE_SPILL : STORE_PIPE_MAIN];
 }
 
-void store_pipe_on_readable(store_pipe *pipe)
+int store_pipe_lane_fd(const store_pipe *pipe, int index)
 {
-    if (pipe->state == PIPE_DOWN)
+    const pipe_lane *lane = lane_of(pipe, index);
+    return lane->connection != NULL ? PQsocket(lane->connection) : -1;
+}
+
+bool store_pipe_lane_wants_write(const store_pipe *pipe, int index)
+{
+    const pipe_lane *lane = lane_of(pipe, index);
+    if (lane->state == PIPE_CONNECTING)
+        return lane->polling == PGRES_POLLING_WRITING;
+    return lane->state != PIPE_DOWN && lane->flush_pending;
+}
+
+void store_pipe_lane_on_readable(store_pipe *pipe, int index)
+{
+    pipe_lane *lane = lane_at(pipe, index);
+    if (lane->state == PIPE_DOWN)
         return;
-    if (pipe->state == PIPE_CONNECTING) {
-        if (pipe->polling == PGRES_POLLING_READING)
-            poll_connect(pipe);
+    if (lane->state == PIPE_CONNECTING) {
+        if (lane->polling == PGRES_POLLING_READING)
+            poll_connect(lane);
         return;
     }
-    unsigned long generation = pipe->generation;
-    bool consumed = PQconsumeInput(pipe->connection) == 1;
+    unsigned long generation = lane->generation;
+    bool consumed = PQconsumeInput(lane->connection) == 1;
     /* What arrived complete before a break is still answered. */
-    drain(pipe);
-    if (pipe->generation != generation || pipe->state == PIPE_DOWN)
+    drain(lane);
+    if (lane->generation != generation || lane->state == PIPE_DOWN)
         return;
     if (!consumed) {
-        lose(pipe, "the connection to PostgreSQL was lost: %s", connection_message(pipe));
+        lose(lane, "the connection to PostgreSQL was lost: %s", connection_message(lane));
         return;
     }
     /* With nothing out, libpq parses what came only when asked: this asks
      * (a FATAL then reaches on_notice), and drops notifications, which no
      * one here listens for. */
-    for (PGnotify *notify = PQnotifies(pipe->connection); notify != NULL; notify = PQnotifies(pipe->connection))
+    for (PGnotify *notify = PQnotifies(lane->connection); notify != NULL; notify = PQnotifies(lane->connection))
         PQfreemem(notify);
-    if (pipe->server_closing) {
-        lose(pipe, "PostgreSQL is closing the connection");
+    if (lane->server_closing) {
+        lose(lane, "PostgreSQL is closing the connection");
         return;
     }
     /* libpq's rule for non-blocking sends: after reading, flush again. */
-    if (pipe->flush_pending && !push(pipe))
-        lose(pipe, "cannot send to PostgreSQL: %s", connection_message(pipe));
+    if (lane->flush_pending && !push(lane))
+        lose(lane, "cannot send to PostgreSQL: %s", connection_message(lane));
 }
 
-void store_pipe_on_writable(store_pipe *pipe)
+void store_pipe_lane_on_writable(store_pipe *pipe, int index)
 {
-    if (pipe->state == PIPE_CONNECTING) {
-        if (pipe->polling == PGRES_POLLING_WRITING)
-            poll_connect(pipe);
+    pipe_lane *lane = lane_at(pipe, index);
+    if (lane->state == PIPE_CONNECTING) {
+        if (lane->polling == PGRES_POLLING_WRITING)
+            poll_connect(lane);
         return;
     }
-    if (pipe->state != PIPE_DOWN && pipe->flush_pending && !push(pipe))
-        lose(pipe, "cannot send to PostgreSQL: %s", connection_message(pipe));
+    if (lane->state != PIPE_DOWN && lane->flush_pending && !push(lane))
+        lose(lane, "cannot send to PostgreSQL: %s", connection_message(lane));
 }
 
 static int until(uint64_t deadline_ms)
@@ -859,27 +937,61 @@ static int until(uint64_t deadline_ms)
     return deadline_ms - now > INT_MAX ? INT_MAX : (int)(deadline_ms - now);
 }
 
-int store_pipe_timer_ms(const store_pipe *pipe)
+/* The spill lane with nothing in it: it closes after its idle time. */
+static bool idle_spill(const pipe_lane *lane)
 {
-    if (pipe->state == PIPE_CONNECTING || pipe->state == PIPE_PREPARING)
-        return until(pipe->connect_deadline_ms);
-    if (pipe->state == PIPE_READY && pipe->sent_waiting > 0)
-        return until(pipe->progress_ms + (uint64_t)pipe->config.answer_timeout_ms);
+    return lane->index == STORE_PIPE_SPILL && lane->state == PIPE_READY && lane->count == 0;
+}
+
+int store_pipe_lane_timer_ms(const store_pipe *pipe, int index)
+{
+    const pipe_lane *lane = lane_of(pipe, index);
+    if (lane->state == PIPE_CONNECTING || lane->state == PIPE_PREPARING)
+        return until(lane->connect_deadline_ms);
+    if (lane->state == PIPE_READY && lane->sent_waiting > 0)
+        return until(lane->progress_ms + (uint64_t)lane->config->answer_timeout_ms);
+    if (idle_spill(lane))
+        return until(lane->last_sent_ms + (uint64_t)pipe->spill_idle_ms);
     return -1;
 }
 
-void store_pipe_on_timer(store_pipe *pipe)
+void store_pipe_lane_on_timer(store_pipe *pipe, int index)
 {
-    if (store_pipe_timer_ms(pipe) != 0)
+    pipe_lane *lane = lane_at(pipe, index);
+    if (store_pipe_lane_timer_ms(pipe, index) != 0)
         return;
-    if (pipe->state == PIPE_READY)
-        lose(pipe, "PostgreSQL did not answer within %d ms", pipe->config.answer_timeout_ms);
-    else if (pipe->state == PIPE_PREPARING)
-        attempt_failed(pipe, "cannot prepare statements: no answer within %d ms", pipe->config.answer_timeout_ms);
-    else
-        attempt_failed(pipe, "cannot connect to PostgreSQL: no answer within %d s",
-                       pipe->config.connect_timeout_s > 0 ? pipe->config.connect_timeout_s : 2);
+    if (idle_spill(lane)) {
+        /* Nothing went out on it for its idle time: the main lane has kept
+         * up since, and the server gets its connection back. */
+        drop_connection(lane);
+        lane->socket_serial++;
+    } else if (lane->state == PIPE_READY) {
+        lose(lane, "PostgreSQL did not answer within %d ms", lane->config->answer_timeout_ms);
+    } else if (lane->state == PIPE_PREPARING) {
+        attempt_failed(lane, "cannot prepare statements: no answer within %d ms", lane->config->answer_timeout_ms);
+    } else {
+        attempt_failed(lane, "cannot connect to PostgreSQL: no answer within %d s",
+                       lane->config->connect_timeout_s > 0 ? lane->config->connect_timeout_s : 2);
+    }
 }
+
+unsigned long store_pipe_lane_socket_serial(const store_pipe *pipe, int index)
+{
+    return lane_of(pipe, index)->socket_serial;
+}
+
+int store_pipe_lane_backend_pid(const store_pipe *pipe, int index)
+{
+    const pipe_lane *lane = lane_of(pipe, index);
+    return lane->state == PIPE_READY ? PQbackendPID(lane->connection) : 0;
+}
+
+int store_pipe_fd(const store_pipe *pipe) { return store_pipe_lane_fd(pipe, STORE_PIPE_MAIN); }
+bool store_pipe_wants_write(const store_pipe *pipe) { return store_pipe_lane_wants_write(pipe, STORE_PIPE_MAIN); }
+void store_pipe_on_readable(store_pipe *pipe) { store_pipe_lane_on_readable(pipe, STORE_PIPE_MAIN); }
+void store_pipe_on_writable(store_pipe *pipe) { store_pipe_lane_on_writable(pipe, STORE_PIPE_MAIN); }
+int store_pipe_timer_ms(const store_pipe *pipe) { return store_pipe_lane_timer_ms(pipe, STORE_PIPE_MAIN); }
+void store_pipe_on_timer(store_pipe *pipe) { store_pipe_lane_on_timer(pipe, STORE_PIPE_MAIN); }
 
 /* The parameters in one block of their own: the request may be gone (its
  * fiber's stack reused) by the time they are sent, or sent again. */
@@ -910,18 +1022,68 @@ static bool copy_params(int count, const char *const *params, const char ***out)
     return true;
 }
 
-/* Whether a request may queue now; starts a connection when there is
- * none and none failed within the reconnect interval. */
-static store_status admit(store_pipe *pipe)
+/* Whether a request may queue on the lane now; starts a connection when
+ * there is none and none failed within the reconnect interval. */
+static store_status admit(pipe_lane *lane)
 {
-    if (pipe->closing)
+    if (lane->closing)
         return STORE_UNAVAILABLE;
-    if (pipe->state != PIPE_DOWN || pipe->losing)
+    if (lane->state != PIPE_DOWN || lane->losing)
         return STORE_OK;
-    if (pipe->attempt_failed && store_monotonic_ms() < pipe->retry_after_ms)
+    if (lane->attempt_failed && store_monotonic_ms() < lane->retry_after_ms)
         return STORE_UNAVAILABLE;
-    start_attempt(pipe);
-    return pipe->state == PIPE_DOWN ? STORE_UNAVAILABLE : STORE_OK;
+    start_attempt(lane);
+    return lane->state == PIPE_DOWN ? STORE_UNAVAILABLE : STORE_OK;
+}
+
+/* How long the lane's oldest statement out has been running (0: none
+ * out): since it was sent, or since the statement before it finished when
+ * that was later. Not since its send: a lane that answers statement after
+ * statement is a queue moving, which a second connection would not shorten
+ * (PostgreSQL's CPU is what they wait for), while a statement that holds
+ * the connection (a lock wait, a slow plan) shows as no answer at all. */
+static uint64_t oldest_running_ns(const pipe_lane *lane, uint64_t now_ns)
+{
+    if (lane->state != PIPE_READY || lane->sent_waiting == 0)
+        return 0;
+    for (size_t i = 0; i < lane->passed; i++) {
+        const waiter *w = &lane->ring[(lane->head + i) & (lane->capacity - 1)];
+        if (w->state != WAITER_SENT)
+            continue;
+        uint64_t started = w->sent_ns > lane->last_done_ns ? w->sent_ns : lane->last_done_ns;
+        return now_ns > started ? now_ns - started : 0;
+    }
+    return 0;
+}
+
+/* The lane a request's statements go on (store/pipe.h, the spill lane),
+ * admitted; NULL with *refused when neither may take them. */
+static pipe_lane *choose_lane(store_pipe *pipe, store_status *refused)
+{
+    pipe_lane *main_lane = &pipe->lanes[STORE_PIPE_MAIN];
+    pipe_lane *spill = &pipe->lanes[STORE_PIPE_SPILL];
+    uint64_t after_ns = pipe->config.spill_after_ms > 0 ? (uint64_t)pipe->config.spill_after_ms * 1000000u : 0;
+    uint64_t now_ns = store_monotonic_ns();
+    uint64_t main_age = after_ns > 0 ? oldest_running_ns(main_lane, now_ns) : 0;
+    pipe_lane *chosen = main_lane;
+    if (main_age > after_ns) {
+        uint64_t spill_age = oldest_running_ns(spill, now_ns);
+        if (spill_age <= after_ns || spill_age < main_age)
+            chosen = spill;
+    }
+    *refused = admit(chosen);
+    if (*refused == STORE_OK)
+        return chosen;
+    /* A spill connection that cannot be made (the server full, say): the
+     * main lane still serves, behind its stall. */
+    if (chosen == spill && (*refused = admit(main_lane)) == STORE_OK)
+        return main_lane;
+    return NULL;
+}
+
+static store_pipe_ticket ticket_of(const pipe_lane *lane, store_pipe_ticket lane_ticket)
+{
+    return lane_ticket << 1 | (store_pipe_ticket)lane->index;
 }
 
 store_status store_pipe_enqueue(store_pipe *pipe, store_statement statement, const char *const *params,
@@ -931,21 +1093,22 @@ store_status store_pipe_enqueue(store_pipe *pipe, store_statement statement, con
         *ticket = 0;
     if (store_registry_name(pipe->config.registry, statement) == NULL || callback == NULL)
         return STORE_ERROR;
-    store_status admitted = admit(pipe);
-    if (admitted != STORE_OK)
+    store_status admitted;
+    pipe_lane *lane = choose_lane(pipe, &admitted);
+    if (lane == NULL)
         return admitted;
     const char **copied = NULL;
     if (!copy_params(store_registry_param_count(pipe->config.registry, statement), params, &copied))
         return STORE_ERROR;
-    if (!make_room(pipe, 1)) {
+    if (!make_room(lane, 1)) {
         free(copied);
         return STORE_ERROR;
     }
-    *waiter_at(pipe, pipe->count) = (waiter){
+    *waiter_at(lane, lane->count) = (waiter){
         .callback = callback, .cookie = cookie, .statement = statement, .params = copied, .state = WAITER_QUEUED};
-    pipe->count++;
+    lane->count++;
     if (ticket != NULL)
-        *ticket = pipe->head_ticket + pipe->count - 1;
+        *ticket = ticket_of(lane, lane->head_ticket + lane->count - 1);
     return STORE_OK;
 }
 
@@ -959,11 +1122,12 @@ store_status store_pipe_enqueue_batch(store_pipe *pipe, store_batch_item *items,
     for (size_t i = 0; i < count; i++)
         if (store_registry_name(pipe->config.registry, items[i].statement) == NULL)
             return STORE_ERROR;
-    store_status admitted = admit(pipe);
-    if (admitted != STORE_OK)
+    store_status admitted;
+    pipe_lane *lane = choose_lane(pipe, &admitted);
+    if (lane == NULL)
         return admitted;
     pipe_batch *batch = calloc(1, sizeof *batch);
-    if (batch == NULL || !make_room(pipe, count)) {
+    if (batch == NULL || !make_room(lane, count)) {
         free(batch);
         return STORE_ERROR;
     }
@@ -971,7 +1135,7 @@ store_status store_pipe_enqueue_batch(store_pipe *pipe, store_batch_item *items,
                           .cookie = cookie,
                           .items = items,
                           .count = count,
-                          .first_ticket = pipe->head_ticket + pipe->count,
+                          .first_ticket = lane->head_ticket + lane->count,
                           .in_ring = count,
                           .failed_item = count};
     for (size_t i = 0; i < count; i++) {
@@ -979,11 +1143,11 @@ store_status store_pipe_enqueue_batch(store_pipe *pipe, store_batch_item *items,
         if (!copy_params(store_registry_param_count(pipe->config.registry, items[i].statement), items[i].params,
                          &copied)) {
             for (size_t j = 0; j < i; j++)
-                free(waiter_at(pipe, pipe->count + j)->params);
+                free(waiter_at(lane, lane->count + j)->params);
             free(batch);
             return STORE_ERROR;
         }
-        *waiter_at(pipe, pipe->count + i) = (waiter){.batch = batch,
+        *waiter_at(lane, lane->count + i) = (waiter){.batch = batch,
                                                      .item = i,
                                                      .statement = items[i].statement,
                                                      .params = copied,
@@ -991,56 +1155,58 @@ store_status store_pipe_enqueue_batch(store_pipe *pipe, store_batch_item *items,
         items[i].result = NULL;
         items[i].status = STORE_OK;
     }
-    pipe->count += count;
+    lane->count += count;
     if (ticket != NULL)
-        *ticket = batch->first_ticket;
+        *ticket = ticket_of(lane, batch->first_ticket);
     return STORE_OK;
 }
 
 void store_pipe_flush(store_pipe *pipe)
 {
-    send_queued(pipe);
+    for (int i = 0; i < STORE_PIPE_LANES; i++)
+        send_queued(&pipe->lanes[i]);
 }
 
-static void cancel_batch(store_pipe *pipe, pipe_batch *batch)
+static void cancel_batch(pipe_lane *lane, pipe_batch *batch)
 {
     bool sent = false;
     for (size_t i = 0; i < batch->count; i++) {
         store_pipe_ticket ticket = batch->first_ticket + i;
-        if (ticket >= pipe->head_ticket && ticket - pipe->head_ticket < pipe->count &&
-            waiter_at(pipe, (size_t)(ticket - pipe->head_ticket))->state == WAITER_SENT)
+        if (ticket >= lane->head_ticket && ticket - lane->head_ticket < lane->count &&
+            waiter_at(lane, (size_t)(ticket - lane->head_ticket))->state == WAITER_SENT)
             sent = true;
     }
     if (sent)
-        describe(pipe, STORE_UNAVAILABLE,
+        describe(lane, STORE_UNAVAILABLE,
                  "the request's deadline passed while PostgreSQL had the batch: its outcome is unknown");
     else
-        describe(pipe, STORE_DEADLINE, "the request's deadline passed before the batch was sent");
-    finish_batch(pipe, batch, pipe->error.status, true);
+        describe(lane, STORE_DEADLINE, "the request's deadline passed before the batch was sent");
+    finish_batch(lane, batch, lane->error.status, true);
 }
 
-/* Where a request's ticket is now: its place, or, when that is gone, the
- * place of the statement it queued again (rare: a search). */
-static waiter *find(store_pipe *pipe, store_pipe_ticket ticket)
+/* Where a request's lane ticket is now: its place, or, when that is gone,
+ * the place of the statement it queued again (rare: a search). */
+static waiter *find(pipe_lane *lane, store_pipe_ticket ticket)
 {
-    if (ticket >= pipe->head_ticket && ticket - pipe->head_ticket < pipe->count)
-        return waiter_at(pipe, (size_t)(ticket - pipe->head_ticket));
-    if (ticket == 0 || ticket >= pipe->head_ticket)
+    if (ticket >= lane->head_ticket && ticket - lane->head_ticket < lane->count)
+        return waiter_at(lane, (size_t)(ticket - lane->head_ticket));
+    if (ticket == 0 || ticket >= lane->head_ticket)
         return NULL;
-    for (size_t i = 0; i < pipe->count; i++)
-        if (waiter_at(pipe, i)->origin == ticket)
-            return waiter_at(pipe, i);
+    for (size_t i = 0; i < lane->count; i++)
+        if (waiter_at(lane, i)->origin == ticket)
+            return waiter_at(lane, i);
     return NULL;
 }
 
 void store_pipe_cancel(store_pipe *pipe, store_pipe_ticket ticket)
 {
-    waiter *w = find(pipe, ticket);
+    pipe_lane *lane = lane_at(pipe, (int)(ticket & 1));
+    waiter *w = find(lane, ticket >> 1);
     if (w == NULL)
         return;
     if (w->batch != NULL) {
         if (w->batch->callback != NULL)
-            cancel_batch(pipe, w->batch);
+            cancel_batch(lane, w->batch);
         return;
     }
     store_pipe_callback callback = w->callback;
@@ -1051,43 +1217,49 @@ void store_pipe_cancel(store_pipe *pipe, store_pipe_ticket ticket)
     store_status status;
     if (w->state == WAITER_SENT) {
         status = STORE_UNAVAILABLE;
-        describe(pipe, status, "the request's deadline passed while PostgreSQL had the statement: its outcome is unknown");
+        describe(lane, status, "the request's deadline passed while PostgreSQL had the statement: its outcome is unknown");
     } else {
         status = STORE_DEADLINE;
         w->state = WAITER_DROPPED;
-        describe(pipe, status, "the request's deadline passed before the statement was sent");
+        describe(lane, status, "the request's deadline passed before the statement was sent");
     }
-    callback(cookie, status, NULL, &pipe->error);
+    callback(cookie, status, NULL, &lane->error);
 }
 
 bool store_pipe_ready(const store_pipe *pipe)
 {
-    return pipe->state == PIPE_READY;
+    return pipe->lanes[STORE_PIPE_MAIN].state == PIPE_READY;
 }
 
 int store_pipe_backend_pid(const store_pipe *pipe)
 {
-    return pipe->state == PIPE_READY ? PQbackendPID(pipe->connection) : 0;
+    return store_pipe_lane_backend_pid(pipe, STORE_PIPE_MAIN);
 }
 
 size_t store_pipe_waiting(const store_pipe *pipe)
 {
-    return pipe->count;
+    return pipe->lanes[STORE_PIPE_MAIN].count + pipe->lanes[STORE_PIPE_SPILL].count;
 }
 
 unsigned long store_pipe_reconnect_count(const store_pipe *pipe)
 {
-    return pipe->reconnects;
+    return pipe->lanes[STORE_PIPE_MAIN].reconnects;
 }
 
 unsigned long store_pipe_socket_serial(const store_pipe *pipe)
 {
-    return pipe->socket_serial;
+    return store_pipe_lane_socket_serial(pipe, STORE_PIPE_MAIN);
+}
+
+void store_pipe_set_spill_idle_ms(store_pipe *pipe, int idle_ms)
+{
+    pipe->spill_idle_ms = idle_ms > 0 ? idle_ms : STORE_PIPE_SPILL_IDLE_MS;
 }
 
 void store_pipe_count_into(store_pipe *pipe, store_pipe_counters *counters)
 {
-    pipe->counters = counters != NULL ? counters : &pipe->own_counters;
+    for (int i = 0; i < STORE_PIPE_LANES; i++)
+        pipe->lanes[i].counters = counters != NULL ? counters : &pipe->own_counters;
 }
 
 void store_pipe_counters_add_to(const store_pipe_counters *counters, store_pipe_stats *totals)
@@ -1100,10 +1272,12 @@ void store_pipe_counters_add_to(const store_pipe_counters *counters, store_pipe_
         totals->max_wait_ns = max_wait_ns;
     for (size_t i = 0; i <= STORE_PIPE_WAIT_BUCKETS; i++)
         totals->wait_buckets[i] += atomic_load_explicit(&counters->wait_buckets[i], memory_order_relaxed);
+    totals->spilled += atomic_load_explicit(&counters->spilled, memory_order_relaxed);
+    totals->spill_connections += atomic_load_explicit(&counters->spill_connections, memory_order_relaxed);
 }
 
 void store_pipe_stats_read(const store_pipe *pipe, store_pipe_stats *out)
 {
     *out = (store_pipe_stats){0};
-    store_pipe_counters_add_to(pipe->counters, out);
+    store_pipe_counters_add_to(pipe->lanes[STORE_PIPE_MAIN].counters, out);
 }

@@ -30,6 +30,25 @@
  * request's whole deadline spent waiting; the next enqueue after the
  * interval starts the next attempt.
  *
+ * The spill lane. With config.spill_after_ms > 0 the pipe has a second
+ * connection for when the first is stalled: a request's statements (one,
+ * or a whole batch, so that they come back in order) go on the main lane
+ * unless its oldest statement out has been running longer than
+ * spill_after_ms (since it was sent, or since the statement before it
+ * finished when that was later: a queue that moves does not spill),
+ * and then on the spill lane, which connects (without blocking) when first
+ * needed: they wait for it rather than behind the stall. When both are
+ * stalled they go on the lane whose oldest statement is younger; back on
+ * the main lane once it has caught up. The spill lane closes after
+ * STORE_PIPE_SPILL_IDLE_MS with nothing sent on it, so a pipe holds one
+ * connection while nothing stalls and two at most. Each lane has its own
+ * FIFO, answer timeout and loss (what was sent on a lost lane is answered
+ * unavailable, what was not goes out on its next connection); a spill
+ * connection that cannot be made sends to the main lane meanwhile. The
+ * caller watches both lanes' sockets and timers (the store_pipe_lane_*
+ * calls; the others are the main lane's). docs/engine.md, "Head-of-line on
+ * the pipe".
+ *
  * A pipe belongs to one thread. Callbacks may enqueue, flush and cancel;
  * they must not close the pipe. */
 #ifndef STORE_PIPE_H
@@ -43,6 +62,11 @@
 #include <shoal/store.h>
 
 typedef struct store_pipe store_pipe;
+
+/* The lanes (above). */
+enum { STORE_PIPE_MAIN = 0, STORE_PIPE_SPILL = 1, STORE_PIPE_LANES = 2 };
+/* The spill lane closes after this long with nothing sent on it. */
+#define STORE_PIPE_SPILL_IDLE_MS 10000
 
 /* Names one enqueued request, for store_pipe_cancel; 0 is never one. */
 typedef uint64_t store_pipe_ticket;
@@ -73,9 +97,25 @@ void store_pipe_on_writable(store_pipe *pipe);
 /* Milliseconds until store_pipe_on_timer must run (0: now), or -1 for no
  * timer: the connect timeout while connecting, and the answer timeout
  * while statements are out (a server that accepts and never answers must
- * not hold every request of the loop). */
+ * not hold every request of the loop); the spill lane's idle time while it
+ * has nothing. */
 int store_pipe_timer_ms(const store_pipe *pipe);
 void store_pipe_on_timer(store_pipe *pipe);
+
+/* The same for one lane (STORE_PIPE_MAIN or STORE_PIPE_SPILL): the calls
+ * above are the main lane's. The spill lane's socket is -1 while it has no
+ * connection. */
+int store_pipe_lane_fd(const store_pipe *pipe, int lane);
+bool store_pipe_lane_wants_write(const store_pipe *pipe, int lane);
+void store_pipe_lane_on_readable(store_pipe *pipe, int lane);
+void store_pipe_lane_on_writable(store_pipe *pipe, int lane);
+int store_pipe_lane_timer_ms(const store_pipe *pipe, int lane);
+void store_pipe_lane_on_timer(store_pipe *pipe, int lane);
+unsigned long store_pipe_lane_socket_serial(const store_pipe *pipe, int lane);
+/* The lane's backend PID (0 when not connected), for tests. */
+int store_pipe_lane_backend_pid(const store_pipe *pipe, int lane);
+/* The spill lane's idle time (0: STORE_PIPE_SPILL_IDLE_MS), for tests. */
+void store_pipe_set_spill_idle_ms(store_pipe *pipe, int idle_ms);
 
 /* Queues one registered statement; params (text, NULL for SQL NULL, as
  * many as the statement takes) are copied. STORE_OK: callback(cookie, ...)
@@ -122,13 +162,13 @@ void store_pipe_flush(store_pipe *pipe);
  * is discarded. A ticket already answered or unknown is ignored. */
 void store_pipe_cancel(store_pipe *pipe, store_pipe_ticket ticket);
 
-/* Connected, statements prepared, in pipeline mode. */
+/* The main lane connected, statements prepared, in pipeline mode. */
 bool store_pipe_ready(const store_pipe *pipe);
-/* The server's backend PID (0 when not connected), for tests. */
+/* The main lane's backend PID (0 when not connected), for tests. */
 int store_pipe_backend_pid(const store_pipe *pipe);
 /* Requests waiting: queued or sent, answered or cancelled or not. */
 size_t store_pipe_waiting(const store_pipe *pipe);
-/* Connections made after a lost one or after a failed attempt. */
+/* Main connections made after a lost one or after a failed attempt. */
 unsigned long store_pipe_reconnect_count(const store_pipe *pipe);
 /* Changes whenever the socket may have changed, even to one with the same
  * number (libpq closes and opens sockets while it connects; epoll forgets a
@@ -160,6 +200,8 @@ typedef struct store_pipe_counters {
     atomic_ullong wait_ns;     /* of which waiting behind others' statements */
     atomic_ullong max_wait_ns; /* the longest one wait */
     atomic_ulong wait_buckets[STORE_PIPE_WAIT_BUCKETS + 1]; /* not cumulative; the last is +Inf */
+    atomic_ulong spilled;           /* statements sent on the spill lane (each run) */
+    atomic_ulong spill_connections; /* spill connections made (ready) */
 } store_pipe_counters;
 
 typedef struct store_pipe_stats {
@@ -168,6 +210,8 @@ typedef struct store_pipe_stats {
     uint64_t wait_ns;
     uint64_t max_wait_ns;
     unsigned long wait_buckets[STORE_PIPE_WAIT_BUCKETS + 1];
+    unsigned long spilled;
+    unsigned long spill_connections;
 } store_pipe_stats;
 
 /* Where the pipe counts from now on (NULL: its own counters again); they

@@ -53,7 +53,7 @@ static const setting core_settings[] = {
      "must differ from --port", NULL},
     {"threads", "SHOAL_THREADS", SETTING_INT, FIELD(threads), "0", 0, 1024,
      "worker threads, each an event loop serving many requests at once (each holds two PostgreSQL "
-     "connections and one Redis connection); 0: one per CPU the node may use (its CPU affinity, "
+     "connections, a third while a slow statement makes its pipe spill, and one Redis connection); 0: one per CPU the node may use (its CPU affinity, "
      "bounded by its cgroup's CPU quota, rounded up)",
      NULL},
     {"max-connections", "SHOAL_MAX_CONNECTIONS", SETTING_INT, FIELD(max_connections), "1024", 1,
@@ -112,6 +112,11 @@ static const setting core_settings[] = {
      FIELD(database_statement_timeout_ms), "1500", 0, 600000,
      "PostgreSQL cancels a statement running longer (503, the connection stays); 0: no limit; "
      "must be below --database-timeout-ms", NULL},
+    {"database-spill-after-ms", "SHOAL_DATABASE_SPILL_AFTER_MS", SETTING_INT, FIELD(database_spill_after_ms), "20",
+     0, 600000,
+     "a worker's statements go on a second PostgreSQL connection (opened when needed, closed after 10 s idle) "
+     "while the oldest on its first has run longer; 0: one connection, statements wait behind a slow one",
+     NULL},
     {"redis-url", "REDIS_URL", SETTING_STRING, FIELD(redis_url), "redis://127.0.0.1:6380/0", 0, 0,
      "Redis URL: redis://[:password@]host[:port][/db]", NULL},
     {"redis-timeout-ms", "SHOAL_REDIS_TIMEOUT_MS", SETTING_INT, FIELD(redis_timeout_ms), "1000",
@@ -244,6 +249,7 @@ store_config shoal_config_store(const shoal_config *config)
         .connect_timeout_s = config->database_connect_timeout_s,
         .answer_timeout_ms = config->database_timeout_ms,
         .statement_timeout_ms = config->database_statement_timeout_ms,
+        .spill_after_ms = config->database_spill_after_ms,
         .application_name = config->node_name,
     };
 }

@@ -94,6 +94,14 @@ static void write_pipe(shoal_metrics_text *text, const store_pipe_stats *pipe)
                          "connection since the node started.");
     shoal_metrics_sample(text, "shoal_postgres_pipe_wait_max_seconds", NULL, NULL, 0,
                          (double)pipe->max_wait_ns / 1e9);
+    shoal_metrics_family(text, "shoal_postgres_pipe_spilled_total", "counter",
+                         "Statements sent on a worker's spill connection because the oldest statement on its "
+                         "pipelined connection had run past --database-spill-after-ms.");
+    shoal_metrics_sample(text, "shoal_postgres_pipe_spilled_total", NULL, NULL, 0, (double)pipe->spilled);
+    shoal_metrics_family(text, "shoal_postgres_pipe_spill_connections_total", "counter",
+                         "Spill connections the workers opened (each closes after 10 s with nothing sent on it).");
+    shoal_metrics_sample(text, "shoal_postgres_pipe_spill_connections_total", NULL, NULL, 0,
+                         (double)pipe->spill_connections);
 }
 
 static void write_connections(unsigned index, unsigned open, void *data)

@@ -187,6 +187,8 @@ static const char *const core_families[] = {
     "shoal_postgres_pipe_wait_seconds",
     "shoal_postgres_pipe_seconds_total",
     "shoal_postgres_pipe_wait_max_seconds",
+    "shoal_postgres_pipe_spilled_total",
+    "shoal_postgres_pipe_spill_connections_total",
     "shoal_redis_calls_total",
     "shoal_redis_errors_total",
     "shoal_redis_call_seconds_total",

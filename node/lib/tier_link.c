@@ -31,6 +31,9 @@ struct shoal_tier_link {
     unsigned long socket_serial;
     unsigned interest;
     shoal_loop_timer timer;
+    /* A pipe's spill lane (store/pipe.h): a socket and a timer of its own,
+     * watched by a link that flushes and closes nothing; NULL otherwise. */
+    shoal_tier_link *spill;
 };
 
 /* ---- the two kinds ------------------------------------------------------------- */
@@ -49,6 +52,23 @@ static void pipe_close(void *c) { store_pipe_close(c); }
 static const link_kind pipe_kind = {
     "PostgreSQL", pipe_fd, pipe_wants_write, pipe_serial, pipe_timer_ms, pipe_ready,
     pipe_on_readable, pipe_on_writable, pipe_on_timer, pipe_flush, pipe_close,
+};
+
+/* The spill lane: the pipe's flush sends on both lanes and its close
+ * closes both, so this kind's do nothing. */
+static int spill_fd(const void *c) { return store_pipe_lane_fd(c, STORE_PIPE_SPILL); }
+static bool spill_wants_write(const void *c) { return store_pipe_lane_wants_write(c, STORE_PIPE_SPILL); }
+static unsigned long spill_serial(const void *c) { return store_pipe_lane_socket_serial(c, STORE_PIPE_SPILL); }
+static int spill_timer_ms(const void *c) { return store_pipe_lane_timer_ms(c, STORE_PIPE_SPILL); }
+static bool spill_ready(const void *c) { return store_pipe_ready(c); }
+static void spill_on_readable(void *c) { store_pipe_lane_on_readable(c, STORE_PIPE_SPILL); }
+static void spill_on_writable(void *c) { store_pipe_lane_on_writable(c, STORE_PIPE_SPILL); }
+static void spill_on_timer(void *c) { store_pipe_lane_on_timer(c, STORE_PIPE_SPILL); }
+static void spill_nothing(void *c) { (void)c; }
+
+static const link_kind spill_kind = {
+    "PostgreSQL spill", spill_fd, spill_wants_write, spill_serial, spill_timer_ms, spill_ready,
+    spill_on_readable, spill_on_writable, spill_on_timer, spill_nothing, spill_nothing,
 };
 
 static int redis_fd(const void *c) { return cache_async_fd(c); }
@@ -87,6 +107,20 @@ static void timer_due(shoal_loop *loop, void *arg)
     (void)loop;
     shoal_tier_link *link = arg;
     link->kind->on_timer(link->connection);
+}
+
+/* Removes the watch of a socket that may be gone. A pipe's two lanes do
+ * this both before either watches its new socket: epoll removes a watch by
+ * the socket's number, which one lane's new socket may have taken from the
+ * other's closed one in the same turn. */
+static void forget_replaced(shoal_tier_link *link)
+{
+    const link_kind *kind = link->kind;
+    if (link->watch != NULL &&
+        (kind->fd(link->connection) != link->fd || kind->socket_serial(link->connection) != link->socket_serial)) {
+        shoal_loop_watch_remove(link->watch);
+        link->watch = NULL;
+    }
 }
 
 /* Watches what the connection asks for now. */
@@ -136,7 +170,21 @@ static shoal_tier_link *link_new(shoal_loop *loop, const link_kind *kind, void *
 
 shoal_tier_link *shoal_tier_link_pipe(shoal_loop *loop, store_pipe *pipe)
 {
-    return link_new(loop, &pipe_kind, pipe);
+    shoal_tier_link *spill = calloc(1, sizeof *spill);
+    if (spill == NULL) {
+        store_pipe_close(pipe);
+        return NULL;
+    }
+    shoal_tier_link *link = link_new(loop, &pipe_kind, pipe);
+    if (link == NULL) {
+        free(spill);
+        return NULL;
+    }
+    *spill = (shoal_tier_link){.kind = &spill_kind, .connection = pipe, .loop = loop, .fd = -1};
+    shoal_loop_timer_init(&spill->timer);
+    follow(spill);
+    link->spill = spill;
+    return link;
 }
 
 shoal_tier_link *shoal_tier_link_redis(shoal_loop *loop, cache_async *redis)
@@ -147,6 +195,11 @@ shoal_tier_link *shoal_tier_link_redis(shoal_loop *loop, cache_async *redis)
 void shoal_tier_link_end_turn(shoal_tier_link *link)
 {
     link->kind->flush(link->connection);
+    if (link->spill != NULL) {
+        forget_replaced(link);
+        forget_replaced(link->spill);
+        follow(link->spill);
+    }
     follow(link);
 }
 
@@ -159,6 +212,7 @@ void shoal_tier_link_close(shoal_tier_link *link)
 {
     if (link == NULL)
         return;
+    shoal_tier_link_close(link->spill); /* its kind closes nothing */
     if (link->watch != NULL)
         shoal_loop_watch_remove(link->watch);
     shoal_loop_timer_stop(link->loop, &link->timer);

@@ -8,7 +8,8 @@
  * have more to send; call them when it is readable or writable and when
  * their timer is due; flush what requests queued once at the end of each
  * turn. A link does that for one connection, which it owns from creation
- * to shoal_tier_link_close. Everything is called on the loop's thread. */
+ * to shoal_tier_link_close (a pipe's link watches its spill lane's socket
+ * and timer too). Everything is called on the loop's thread. */
 #ifndef SHOAL_TIER_LINK_H
 #define SHOAL_TIER_LINK_H
 

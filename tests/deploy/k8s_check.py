@@ -251,9 +251,12 @@ def check(objects, report):
     # SHOAL_THREADS unset: a worker per CPU of the container's limit, rounded
     # up, as the node counts them (its cgroup quota).
     threads = int(settings.get("SHOAL_THREADS") or 0) or math.ceil(cpu_cores(limits.get("cpu", 1)))
-    rule(maximum * (2 * threads + 2) <= max_connections,
-         "maxReplicas x (2 x workers (%d) + 2) = %d PostgreSQL connections fit max_connections %d"
-         % (threads, maximum * (2 * threads + 2), max_connections))
+    # Three per worker at most: its pipe, transactions, and the pipe's spill
+    # lane while a slow statement stalls it (none with the spill lane off).
+    per_worker = 2 if str(settings.get("SHOAL_DATABASE_SPILL_AFTER_MS", "")).strip() == "0" else 3
+    rule(maximum * (per_worker * threads + 2) <= max_connections,
+         "maxReplicas x (%d x workers (%d) + 2) = %d PostgreSQL connections fit max_connections %d"
+         % (per_worker, threads, maximum * (per_worker * threads + 2), max_connections))
 
     pdb_spec = pdb.get("spec") or {}
     pdb_selector = (pdb_spec.get("selector") or {}).get("matchLabels") or {}

@@ -30,8 +30,9 @@ REPO = os.path.dirname(os.path.dirname(HERE))
 TIERS = [("node", "node"), ("lb", "HAProxy"), ("redis", "Redis"), ("postgres", "PostgreSQL"),
          ("client", "wrk")]
 SHARED = ["lb", "redis", "postgres"]
-# Per worker: its pipe and its connection for transactions (docs/engine.md).
-CONNECTIONS_PER_WORKER = 2
+# Per worker at most: its pipe, its connection for transactions, and its
+# pipe's spill lane while a slow statement stalls the pipe (docs/engine.md).
+CONNECTIONS_PER_WORKER = 3
 # Per node beyond its workers: the tier monitor behind /readyz and the
 # migration connection at start (deploy/local's pg_max_connections).
 CONNECTIONS_PER_NODE_BEYOND_THREADS = 2

@@ -70,11 +70,11 @@ class CapacityTest(unittest.TestCase):
                 capacity.parse_mix(bad, self.costs)
 
     def test_connection_budget_matches_deploy_local(self):
-        # docker-compose.yml: 16 nodes x (2 x 4 + 2) + 20 = 180.
-        self.assertEqual(capacity.connection_budget(180, 4), (10, 16))
-        self.assertEqual(capacity.connection_budget(100, 4), (10, 8))
-        self.assertEqual(capacity.connection_budget(10, 4), (10, 0))
-        self.assertEqual(capacity.connection_budget(180, 8), (18, 8))
+        # docker-compose.yml: 11 nodes x (3 x 4 + 2) + 20 <= 180.
+        self.assertEqual(capacity.connection_budget(180, 4), (14, 11))
+        self.assertEqual(capacity.connection_budget(100, 4), (14, 5))
+        self.assertEqual(capacity.connection_budget(10, 4), (14, 0))
+        self.assertEqual(capacity.connection_budget(180, 8), (26, 6))
 
     def test_main_prints_every_workload_and_the_budget(self):
         out = io.StringIO()
@@ -84,7 +84,7 @@ class CapacityTest(unittest.TestCase):
         self.assertIn("article: CPU per answer", text)
         self.assertIn("list: CPU per answer", text)
         self.assertIn("PostgreSQL one core answers 1250/s: feeds 0.12 such nodes", text)
-        self.assertIn("16 nodes fit under max_connections 180", text)
+        self.assertIn("11 nodes fit under max_connections 180", text)
 
 
 if __name__ == "__main__":

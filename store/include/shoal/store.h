@@ -33,6 +33,10 @@ typedef struct store_config {
     /* The statements every connection prepares; may be NULL. Must be frozen
      * and outlive every store opened with it. */
     const struct store_registry *registry;
+    /* A worker's pipe (the engine's) sends on a second connection, its spill
+     * lane, while the oldest statement on its first has run longer than
+     * this (0: no spill lane); docs/engine.md. */
+    int spill_after_ms;
 } store_config;
 
 /* What a call came to. node/ maps each to one HTTP answer in one place

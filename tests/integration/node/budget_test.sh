@@ -101,8 +101,8 @@ wait_ready_or_exit $((10 * scale))
 line=$(budget_line)
 echo "# $line"
 check "2 threads with 7 free: it serves" [ "$code" = running ]
-check "the budget line names the node's 5 connections and the server's numbers" \
-  grep -q 'holds 5 PostgreSQL connections (2 for each of 2 worker threads + 1 tier monitor); the server has 7 free (max_connections 10 - 3 reserved for superusers - 0 in use)' <<<"$line"
+check "the budget line names the node's 7 connections at most (the spill lane's too) and the server's numbers" \
+  grep -q 'holds 7 PostgreSQL connections (3 for each of 2 worker threads, the third while its pipe spills + 1 tier monitor); the server has 7 free (max_connections 10 - 3 reserved for superusers - 0 in use)' <<<"$line"
 check "it fits: no warning" bash -c "! grep -q '\"level\":\"warning\"' <<<'$line'"
 stop_node
 
@@ -131,8 +131,8 @@ wait_ready_or_exit $((10 * scale))
 line=$(budget_line)
 echo "# $line"
 check "3 threads with 3 free and --strict: it exits 1 (got $code)" [ "$code" = 1 ]
-check "the error names the node's 7 connections, the 3 free and the 4 in use" \
-  grep -q '"level":"error".*exceeded (--strict: not starting).*holds 7 PostgreSQL connections (2 for each of 3 worker threads + 1 tier monitor); the server has 3 free (max_connections 10 - 3 reserved for superusers - 4 in use)' <<<"$line"
+check "the error names the node's 10 connections, the 3 free and the 4 in use" \
+  grep -q '"level":"error".*exceeded (--strict: not starting).*holds 10 PostgreSQL connections (3 for each of 3 worker threads, the third while its pipe spills + 1 tier monitor); the server has 3 free (max_connections 10 - 3 reserved for superusers - 4 in use)' <<<"$line"
 check "the error names the fixes" \
   grep -q 'Raise max_connections.*fewer --threads.*PgBouncer' <<<"$line"
 check "it never served" bash -c "! grep -q '\"event\":\"start\"' '$log'"
@@ -144,7 +144,7 @@ line=$(budget_line)
 echo "# $line"
 check "3 threads with 3 free, without --strict: it serves all the same" [ "$code" = running ]
 check "the warning names the numbers and how many workers will fail" \
-  grep -q '"level":"warning".*exceeded: this node holds 7 PostgreSQL connections.*3 free.*4 in use.*4 of its connections will fail to open' <<<"$line"
+  grep -q '"level":"warning".*exceeded: this node holds 10 PostgreSQL connections.*3 free.*4 in use.*7 of its connections will fail to open' <<<"$line"
 warm=$(grep '"event":"warm"' "$log" || true)
 echo "# $warm"
 check "the warm-up connected the 2 workers there was room for and left the third" \

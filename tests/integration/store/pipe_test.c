@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <libpq-fe.h>
 
 #include <shoal/store.h>
 
@@ -105,26 +106,40 @@ static store_config config_for(const char *target, int connect_timeout_s)
 
 /* ---- the loop ------------------------------------------------------------------------ */
 
-/* One turn as the engine's loop makes it: wait for the socket (or the
- * pipe's timer), let the pipe read or write, run its timer, then the end
- * of the turn: flush what was queued. */
+/* One turn as the engine's loop makes it: wait for the sockets of both
+ * lanes (or the earlier of their timers), let each lane read or write, run
+ * their timers, then the end of the turn: flush what was queued. */
 static void turn(store_pipe *pipe, int wait_ms)
 {
-    int timer = store_pipe_timer_ms(pipe);
-    int timeout = timer >= 0 && timer < wait_ms ? timer : wait_ms;
-    int fd = store_pipe_fd(pipe);
-    if (fd >= 0) {
-        struct pollfd watch = {.fd = fd, .events = POLLIN | (store_pipe_wants_write(pipe) ? POLLOUT : 0)};
-        int ready = poll(&watch, 1, timeout);
+    int timeout = wait_ms;
+    struct pollfd watch[STORE_PIPE_LANES];
+    int lanes[STORE_PIPE_LANES];
+    nfds_t watched = 0;
+    for (int lane = 0; lane < STORE_PIPE_LANES; lane++) {
+        int timer = store_pipe_lane_timer_ms(pipe, lane);
+        if (timer >= 0 && timer < timeout)
+            timeout = timer;
+        int fd = store_pipe_lane_fd(pipe, lane);
+        if (fd < 0)
+            continue;
+        watch[watched] = (struct pollfd){
+            .fd = fd, .events = POLLIN | (store_pipe_lane_wants_write(pipe, lane) ? POLLOUT : 0)};
+        lanes[watched++] = lane;
+    }
+    if (watched > 0) {
+        int ready = poll(watch, watched, timeout);
         assert_true(ready >= 0);
-        if (ready > 0 && (watch.revents & (POLLIN | POLLERR | POLLHUP)) != 0)
-            store_pipe_on_readable(pipe);
-        if (ready > 0 && (watch.revents & POLLOUT) != 0 && store_pipe_fd(pipe) == fd)
-            store_pipe_on_writable(pipe);
+        for (nfds_t i = 0; ready > 0 && i < watched; i++) {
+            if ((watch[i].revents & (POLLIN | POLLERR | POLLHUP)) != 0)
+                store_pipe_lane_on_readable(pipe, lanes[i]);
+            if ((watch[i].revents & POLLOUT) != 0 && store_pipe_lane_fd(pipe, lanes[i]) == watch[i].fd)
+                store_pipe_lane_on_writable(pipe, lanes[i]);
+        }
     } else if (timeout > 0) {
         usleep((useconds_t)timeout * 1000);
     }
-    store_pipe_on_timer(pipe);
+    for (int lane = 0; lane < STORE_PIPE_LANES; lane++)
+        store_pipe_lane_on_timer(pipe, lane);
     store_pipe_flush(pipe);
 }
 
@@ -616,6 +631,7 @@ static void a_statement_behind_a_slow_one_counts_its_wait(void **state)
 {
     (void)state;
     store_config config = config_for(conninfo, 2);
+    config.spill_after_ms = 0; /* one connection: everything goes behind the slow one */
     store_pipe *pipe = store_pipe_open(&config);
     assert_non_null(pipe);
     store_pipe_counters counters = {0};
@@ -717,6 +733,286 @@ static void a_statement_behind_a_slow_one_counts_its_wait(void **state)
     store_pipe_count_into(pipe, NULL);
     store_pipe_stats_read(pipe, &read);
     assert_int_equal(read.statements, 0);
+    store_pipe_close(pipe);
+}
+
+/* ---- the spill lane ---------------------------------------------------------------------- */
+
+/* The main lane's stall is this test's pg_sleep: scaled, as the bounds. */
+#define SPILL_AFTER_MS 20
+#define SPILL_SLOW_MS 500
+/* A statement that spills is answered within the threshold and the spill
+ * connection's start (connect, prepare the registry): well before the slow
+ * one ends. */
+#define SPILL_ANSWER_BOUND_MS 300
+
+static double scaled(int ms)
+{
+    return ms * test_env_time_scale();
+}
+
+static const char *sleep_text(int ms, char *text, size_t size)
+{
+    snprintf(text, size, "%.3f", scaled(ms) / 1000.0);
+    return text;
+}
+
+/* Turns until the main lane's statement has been out past the threshold. */
+static void turn_for(store_pipe *pipe, int ms)
+{
+    uint64_t until = now_ms() + (uint64_t)ms;
+    while (now_ms() < until)
+        turn(pipe, 5);
+}
+
+/* How long a fast statement enqueued now takes to come back. */
+static uint64_t fast_answer_ms(store_pipe *pipe, int id, answer *a)
+{
+    uint64_t start = now_ms();
+    enqueue_world(pipe, id, a);
+    turn_until(pipe, &a->calls, 1, 5000);
+    expect_world(a, id);
+    return now_ms() - start;
+}
+
+static bool backend_listed(int pid)
+{
+    char sql[96];
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM pg_stat_activity WHERE pid = %d", pid);
+    return test_pg_number(TEST_ADMIN_DATABASE_URL(), sql) > 0;
+}
+
+/* A fast statement enqueued while another request's slow one is out on
+ * the main lane past the threshold goes on the spill lane, connected for
+ * it, and comes back long before the slow one; once the main lane has
+ * caught up, statements go there again; the spill connection closes after
+ * its idle time, and the server's backend with it. With the threshold 0
+ * the same statement waits behind the slow one. */
+static void a_statement_spills_past_a_slow_one_and_the_spill_lane_closes_when_idle(void **state)
+{
+    (void)state;
+    char text[32];
+    int idle_ms = (int)scaled(SPILL_SLOW_MS + 400);
+
+    /* Without the spill lane: behind the slow one. */
+    store_config config = config_for(conninfo, 2);
+    config.spill_after_ms = 0;
+    store_pipe *pipe = store_pipe_open(&config);
+    assert_non_null(pipe);
+    turn_until_ready(pipe);
+    answer slow = {0}, fast = {0};
+    enqueue(pipe, slow_number, (const char *const[]){sleep_text(300, text, sizeof text), "1"}, &slow);
+    store_pipe_flush(pipe);
+    turn_for(pipe, 2 * SPILL_AFTER_MS);
+    uint64_t waited = fast_answer_ms(pipe, 61, &fast);
+    assert_int_equal(slow.calls, 1);
+    if (waited < scaled(300) * 8 / 10 - 2 * SPILL_AFTER_MS)
+        fail_msg("without a spill lane the fast statement came back after %llu ms, not behind the slow one",
+                 (unsigned long long)waited);
+    store_pipe_stats stats;
+    store_pipe_stats_read(pipe, &stats);
+    assert_int_equal(stats.spilled, 0);
+    assert_int_equal(store_pipe_lane_fd(pipe, STORE_PIPE_SPILL), -1);
+    store_pipe_close(pipe);
+
+    /* With it. */
+    config.spill_after_ms = SPILL_AFTER_MS;
+    pipe = store_pipe_open(&config);
+    assert_non_null(pipe);
+    store_pipe_set_spill_idle_ms(pipe, idle_ms);
+    turn_until_ready(pipe);
+    int main_pid = store_pipe_backend_pid(pipe);
+    slow = (answer){0};
+    fast = (answer){0};
+    enqueue(pipe, slow_number, (const char *const[]){sleep_text(SPILL_SLOW_MS, text, sizeof text), "2"}, &slow);
+    store_pipe_flush(pipe);
+    /* Under the threshold: the main lane. */
+    answer first = {0};
+    enqueue_world(pipe, 60, &first);
+    store_pipe_flush(pipe);
+    turn_for(pipe, 2 * SPILL_AFTER_MS);
+    assert_int_equal(store_pipe_lane_fd(pipe, STORE_PIPE_SPILL), -1);
+    waited = fast_answer_ms(pipe, 62, &fast);
+    uint64_t spill_sent_ms = now_ms() - waited;
+    assert_int_equal(slow.calls, 0);
+    assert_int_equal(first.calls, 0);
+    if (waited > scaled(SPILL_ANSWER_BOUND_MS))
+        fail_msg("the spilled statement came back after %llu ms", (unsigned long long)waited);
+    int spill_pid = store_pipe_lane_backend_pid(pipe, STORE_PIPE_SPILL);
+    assert_true(spill_pid > 0);
+    assert_int_not_equal(spill_pid, main_pid);
+    store_pipe_stats_read(pipe, &stats);
+    assert_int_equal(stats.spilled, 1);
+    assert_int_equal(stats.spill_connections, 1);
+
+    /* The slow one and the one behind it still come back, in order. */
+    turn_until(pipe, &first.calls, 1, 5000);
+    assert_int_equal(slow.status, STORE_OK);
+    assert_string_equal(slow.value, "2");
+    expect_world(&first, 60);
+    assert_true(slow.order < first.order);
+
+    /* Caught up: the main lane again, the spill lane still open. */
+    answer again = {0};
+    fast_answer_ms(pipe, 63, &again);
+    store_pipe_stats_read(pipe, &stats);
+    assert_int_equal(stats.spilled, 1);
+    assert_true(store_pipe_lane_fd(pipe, STORE_PIPE_SPILL) >= 0);
+
+    /* Idle: closed, not before its time, and gone from the server. */
+    uint64_t give_up = now_ms() + (uint64_t)idle_ms + (uint64_t)scaled(2000);
+    while (store_pipe_lane_fd(pipe, STORE_PIPE_SPILL) >= 0) {
+        if (now_ms() > give_up)
+            fail_msg("the spill lane is still open %llu ms after its last statement",
+                     (unsigned long long)(now_ms() - spill_sent_ms));
+        turn(pipe, 50);
+    }
+    assert_true(now_ms() - spill_sent_ms >= (uint64_t)idle_ms);
+    while (backend_listed(spill_pid)) {
+        if (now_ms() > give_up)
+            fail_msg("the spill lane's backend %d is still there", spill_pid);
+        usleep(20000);
+    }
+    assert_int_equal(store_pipe_backend_pid(pipe), main_pid);
+    store_pipe_close(pipe);
+}
+
+/* A lock is a stall too: a statement on a table another session holds
+ * ACCESS EXCLUSIVE waits for it on the main lane, and the spill lane,
+ * opened then, must not wait for it as well: it prepares nothing (a
+ * prepare of a statement naming the table would wait for the lock), so a
+ * read of another table comes back at once. */
+static void a_spill_lane_opened_under_a_lock_serves_other_tables(void **state)
+{
+    (void)state;
+    char sql[160];
+    /* Ready first: the main lane prepares every statement, notes' too. */
+    store_config config = config_for(conninfo, 2);
+    config.spill_after_ms = SPILL_AFTER_MS;
+    store_pipe *pipe = store_pipe_open(&config);
+    assert_non_null(pipe);
+    turn_until_ready(pipe);
+    PGconn *holder = PQconnectdb(conninfo);
+    assert_int_equal(PQstatus(holder), CONNECTION_OK);
+    snprintf(sql, sizeof sql, "BEGIN; LOCK TABLE notes IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(%.3f); COMMIT",
+             scaled(SPILL_SLOW_MS) / 1000.0);
+    assert_int_equal(PQsendQuery(holder, sql), 1);
+    uint64_t give_up = now_ms() + (uint64_t)scaled(2000);
+    while (test_pg_number(conninfo, "SELECT count(*) FROM pg_locks WHERE relation = 'notes'::regclass AND mode = "
+                                    "'AccessExclusiveLock' AND granted") == 0) {
+        if (now_ms() > give_up)
+            fail_msg("the lock was not taken");
+        usleep(5000);
+    }
+
+    answer blocked = {0}, fast = {0};
+    enqueue(pipe, note_insert, (const char *const[]){"under the lock"}, &blocked);
+    store_pipe_flush(pipe);
+    turn_for(pipe, 2 * SPILL_AFTER_MS);
+    uint64_t waited = fast_answer_ms(pipe, 66, &fast);
+    assert_int_equal(blocked.calls, 0);
+    if (waited > scaled(SPILL_ANSWER_BOUND_MS))
+        fail_msg("the read of another table came back after %llu ms", (unsigned long long)waited);
+    turn_until(pipe, &blocked.calls, 1, 5000);
+    if (blocked.status != STORE_OK)
+        fail_msg("status %d: %s", blocked.status, blocked.message);
+    store_pipe_close(pipe);
+    for (PGresult *result = PQgetResult(holder); result != NULL; result = PQgetResult(holder)) {
+        assert_int_not_equal(PQresultStatus(result), PGRES_FATAL_ERROR);
+        PQclear(result);
+    }
+    PQfinish(holder);
+}
+
+/* A queue that moves is no stall: statements each shorter than the
+ * threshold, queued deep enough that the oldest has been out for longer,
+ * keep the main lane, which answers one after another; a second connection
+ * would not serve them sooner. */
+static void a_queue_that_moves_does_not_spill(void **state)
+{
+    (void)state;
+    enum { QUEUED = 20 };
+    char text[32];
+    store_config config = config_for(conninfo, 2);
+    config.spill_after_ms = (int)scaled(SPILL_AFTER_MS);
+    store_pipe *pipe = store_pipe_open(&config);
+    assert_non_null(pipe);
+    turn_until_ready(pipe);
+    static answer queued[QUEUED];
+    memset(queued, 0, sizeof queued);
+    /* Each a quarter of the threshold: the last done after 5 thresholds. */
+    sleep_text(SPILL_AFTER_MS / 4, text, sizeof text);
+    for (int i = 0; i < QUEUED; i++)
+        enqueue(pipe, slow_number, (const char *const[]){text, "5"}, &queued[i]);
+    store_pipe_flush(pipe);
+    turn_for(pipe, (int)scaled(2 * SPILL_AFTER_MS));
+    answer fast = {0};
+    fast_answer_ms(pipe, 65, &fast);
+    turn_until(pipe, &queued[QUEUED - 1].calls, 1, 5000);
+    store_pipe_stats stats;
+    store_pipe_stats_read(pipe, &stats);
+    assert_int_equal(stats.spilled, 0);
+    assert_int_equal(store_pipe_lane_fd(pipe, STORE_PIPE_SPILL), -1);
+    store_pipe_close(pipe);
+}
+
+/* The spill lane's backend terminated while a statement of its own is
+ * out: that one is answered unavailable (it was sent: its outcome is
+ * unknown), the main lane's go on, and the next statement that spills gets
+ * a new spill connection. */
+static void a_spill_lane_lost_fails_only_what_it_had_sent(void **state)
+{
+    (void)state;
+    char text[32], other[32];
+    store_config config = config_for(conninfo, 2);
+    config.spill_after_ms = SPILL_AFTER_MS;
+    store_pipe *pipe = store_pipe_open(&config);
+    assert_non_null(pipe);
+    turn_until_ready(pipe);
+    int main_pid = store_pipe_backend_pid(pipe);
+    answered = 0;
+    answer slow = {0}, spilled = {0};
+    /* Longer than the others: two spill connections and a termination
+     * happen before it ends. */
+    enqueue(pipe, slow_number, (const char *const[]){sleep_text(2 * SPILL_SLOW_MS, text, sizeof text), "3"}, &slow);
+    store_pipe_flush(pipe);
+    turn_for(pipe, 2 * SPILL_AFTER_MS);
+    enqueue(pipe, slow_number, (const char *const[]){sleep_text(SPILL_SLOW_MS, other, sizeof other), "4"}, &spilled);
+    uint64_t give_up = now_ms() + (uint64_t)scaled(2000);
+    store_pipe_stats stats = {0};
+    while (stats.spilled == 0) {
+        if (now_ms() > give_up)
+            fail_msg("nothing went out on the spill lane");
+        turn(pipe, 5);
+        store_pipe_stats_read(pipe, &stats);
+    }
+    int spill_pid = store_pipe_lane_backend_pid(pipe, STORE_PIPE_SPILL);
+    assert_true(spill_pid > 0);
+    char sql[96];
+    snprintf(sql, sizeof sql, "SELECT pg_terminate_backend(%d, 10000)::int", spill_pid);
+    assert_int_equal(test_pg_number(TEST_ADMIN_DATABASE_URL(), sql), 1);
+    turn_until(pipe, &spilled.calls, 1, 5000);
+    assert_int_equal(spilled.status, STORE_UNAVAILABLE);
+    assert_non_null(strstr(spilled.message, "outcome is unknown"));
+    assert_int_equal(slow.calls, 0);
+
+    /* The main lane is still stalled: the next one spills, on a new
+     * connection, and comes back before the slow one. */
+    answer next = {0};
+    fast_answer_ms(pipe, 64, &next);
+    assert_int_equal(slow.calls, 0);
+    store_pipe_stats_read(pipe, &stats);
+    assert_int_equal(stats.spilled, 2);
+    assert_int_equal(stats.spill_connections, 2);
+    int new_spill_pid = store_pipe_lane_backend_pid(pipe, STORE_PIPE_SPILL);
+    assert_true(new_spill_pid > 0);
+    assert_int_not_equal(new_spill_pid, spill_pid);
+
+    turn_until(pipe, &slow.calls, 1, 5000);
+    assert_int_equal(slow.status, STORE_OK);
+    assert_string_equal(slow.value, "3");
+    assert_int_equal(store_pipe_backend_pid(pipe), main_pid);
+    assert_int_equal(store_pipe_reconnect_count(pipe), 0);
     store_pipe_close(pipe);
 }
 
@@ -1036,6 +1332,9 @@ static void measure_postgres_cpu_per_select(void **state)
     uint64_t blocking_ms = now_ms() - started;
     store_close(blocking);
 
+    /* The node's default threshold: in steady state nothing spills, and
+     * the main lane's backend does all the work (the count says so). */
+    config.spill_after_ms = 20;
     store_pipe *pipe = store_pipe_open(&config);
     assert_non_null(pipe);
     turn_until_ready(pipe);
@@ -1055,10 +1354,13 @@ static void measure_postgres_cpu_per_select(void **state)
     }
     double pipelined_us = (backend_cpu_us(pid) - cpu) / n;
     uint64_t pipelined_ms = now_ms() - started;
+    store_pipe_stats stats;
+    store_pipe_stats_read(pipe, &stats);
     store_pipe_close(pipe);
     printf("PostgreSQL CPU per select over %d selects of world by id: blocking store_run %.1f us (%llu ms in all), "
-           "pipelined 64 a turn %.1f us (%llu ms in all)\n",
-           n, blocking_us, (unsigned long long)blocking_ms, pipelined_us, (unsigned long long)pipelined_ms);
+           "pipelined 64 a turn %.1f us (%llu ms in all; %lu spilled)\n",
+           n, blocking_us, (unsigned long long)blocking_ms, pipelined_us, (unsigned long long)pipelined_ms,
+           stats.spilled);
 }
 
 int main(void)
@@ -1070,6 +1372,10 @@ int main(void)
         cmocka_unit_test(a_cancelled_request_is_answered_once_and_its_late_result_discarded),
         cmocka_unit_test(a_batch_answers_each_item_on_its_own_in_order),
         cmocka_unit_test(a_statement_behind_a_slow_one_counts_its_wait),
+        cmocka_unit_test(a_statement_spills_past_a_slow_one_and_the_spill_lane_closes_when_idle),
+        cmocka_unit_test(a_spill_lane_lost_fails_only_what_it_had_sent),
+        cmocka_unit_test(a_queue_that_moves_does_not_spill),
+        cmocka_unit_test(a_spill_lane_opened_under_a_lock_serves_other_tables),
         cmocka_unit_test(a_serialization_failure_or_deadlock_runs_the_statement_again),
         cmocka_unit_test(a_backend_terminated_while_idle_is_replaced),
         cmocka_unit_test(a_server_that_stops_answering_is_left_after_the_answer_timeout),

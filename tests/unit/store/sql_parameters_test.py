@@ -53,6 +53,9 @@ REVIEWED = {
     ("store/pipe.c", "begin_session", "store_registry_sql(registry, i)"):
         "the registry's statements, prepared on the pipelined connection as store.c prepares them on a "
         "worker's: each added through store_registry_add, whose callers this test checks",
+    ("store/pipe.c", "send_queued", "store_registry_sql(registry, w->statement)"):
+        "the registry's statements, sent with their text on the pipe's spill lane (which prepares nothing), "
+        "their values as $N parameters: each added through store_registry_add, whose callers this test checks",
     ("store/run.c", "run_transaction", "begin_statement(isolation)"):
         "begin_statement returns one of three constant BEGIN statements, chosen by an enum",
     ("node/services/conduit/seed.c", "fill", "unit_function"):

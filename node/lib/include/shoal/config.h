@@ -86,6 +86,7 @@ typedef struct shoal_config {
     int database_connect_timeout_s;
     int database_timeout_ms;
     int database_statement_timeout_ms; /* PostgreSQL's statement_timeout; 0: none */
+    int database_spill_after_ms;       /* a worker's pipe spills past this (store_config.spill_after_ms); 0: never */
     char *redis_url;
     int redis_timeout_ms;
     char *redis_prefix;   /* before every key and the channel (cache.h); shoal_main: the service's */

@@ -205,6 +205,38 @@ static void a_slow_statement_does_not_hold_its_worker(void **state)
     test_node_stop(&node);
 }
 
+/* A plain read beside another request's slow statement on the one worker:
+ * it goes on the pipe's spill lane (docs/engine.md, "Head-of-line on the
+ * pipe") and is answered long before the slow one ends, not behind it. */
+static void a_plain_read_does_not_wait_behind_a_slow_statement(void **state)
+{
+    (void)state;
+    char statement_timeout[32], answer_timeout[32], slow_path[64];
+    snprintf(statement_timeout, sizeof statement_timeout, "%ld", scaled_ms(4000));
+    snprintf(answer_timeout, sizeof answer_timeout, "%ld", scaled_ms(5000));
+    snprintf(slow_path, sizeof slow_path, "/engine/sleep?ms=%ld", scaled_ms(1000));
+    const char *flags[] = {"--threads", "1", "--max-in-flight", "1000", "--database-spill-after-ms", "20",
+                           "--database-statement-timeout-ms", statement_timeout, "--database-timeout-ms",
+                           answer_timeout, NULL};
+    const shoal_extension *extensions[] = {&engine_routes, NULL};
+    test_node_start(&node, flags, extensions);
+    int slow = test_node_send_get(&node, slow_path);
+    usleep(100 * 1000);
+    uint64_t began = now_ms();
+    test_response read = test_node_call(&node, "GET", "/engine/echo?n=11", NULL, NULL);
+    uint64_t took = now_ms() - began;
+    assert_int_equal(read.status, 200);
+    assert_non_null(strstr(read.body, "\"11\""));
+    test_http_response_free(&read);
+    if ((long)took > scaled_ms(300))
+        fail_msg("/engine/echo took %llu ms beside a %ld ms statement", (unsigned long long)took, scaled_ms(1000));
+    test_response answer = test_node_read_answer(slow, 5000);
+    assert_int_equal(answer.status, 200);
+    test_http_response_free(&answer);
+    close(slow);
+    test_node_stop(&node);
+}
+
 /* Many requests parked on the one pipe at once: each gets its own
  * statement's answer. */
 static void answers_go_back_to_their_requests(void **state)
@@ -474,6 +506,7 @@ int main(void)
     test_node_migrate();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(a_slow_statement_does_not_hold_its_worker, test_node_stop_started),
+        cmocka_unit_test_teardown(a_plain_read_does_not_wait_behind_a_slow_statement, test_node_stop_started),
         cmocka_unit_test_teardown(answers_go_back_to_their_requests, test_node_stop_started),
         cmocka_unit_test_teardown(the_deadline_ends_a_wait, test_node_stop_started),
         cmocka_unit_test_teardown(transactions_mix_with_plain_requests, test_node_stop_started),

@@ -118,6 +118,8 @@ static void counters_move_by_route_pattern_and_status(void **state)
     assert_true(test_metric_value(text, "shoal_postgres_pipe_wait_seconds_sum") >= 0);
     assert_true(test_metric_value(text, "shoal_postgres_pipe_seconds_total") > 0);
     assert_true(test_metric_value(text, "shoal_postgres_pipe_wait_max_seconds") >= 0);
+    assert_true(test_metric_value(text, "shoal_postgres_pipe_spilled_total") >= 0);
+    assert_true(test_metric_value(text, "shoal_postgres_pipe_spill_connections_total") >= 0);
     /* The histogram counts what the counter counts, and +Inf holds them all. */
     double count = test_metric_value(text, "shoal_http_request_duration_seconds_count{route=\"/db\",method=\"GET\"}");
     assert_true(count == db_after);

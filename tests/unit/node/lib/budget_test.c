@@ -31,6 +31,25 @@ static void test_a_node_holds_two_connections_per_thread_and_one_for_its_monitor
     assert_int_equal(shoal_budget_postgres_connections(&four), 9);
 }
 
+/* With the spill lane (--database-spill-after-ms, on by default) each
+ * worker's pipe may hold a second connection while a statement stalls it:
+ * the budget counts every worker's at once. */
+static void test_the_spill_lane_makes_three_per_thread(void **state)
+{
+    (void)state;
+    shoal_config four = with_threads(4);
+    four.database_spill_after_ms = 20;
+    assert_int_equal(shoal_budget_postgres_connections(&four), 13);
+    char line[1024];
+    shoal_budget_describe(&four, &(store_capacity){.max_connections = 20, .reserved = 3, .in_use = 12}, line,
+                          sizeof line);
+    const char *past[] = {"13 PostgreSQL connections", "3 for each of 4 worker threads", "spills", "8 of its connections",
+                          "(3 x threads + 2)"};
+    for (size_t i = 0; i < sizeof past / sizeof past[0]; i++)
+        if (strstr(line, past[i]) == NULL)
+            fail_msg("'%s' not in: %s", past[i], line);
+}
+
 static void test_free_connections_leave_out_reserved_slots_and_sessions_in_use(void **state)
 {
     (void)state;
@@ -55,12 +74,13 @@ static void test_a_node_fits_when_there_are_at_least_as_many_free(void **state)
 }
 
 /* The compose stack: PostgreSQL with max_connections 180 (3 reserved),
- * nodes of 4 threads hold 9 each: the 20th node is the first that does
- * not fit. */
-static void test_the_compose_stack_feeds_nineteen_nodes_of_four_threads(void **state)
+ * nodes of 4 threads hold 13 each at most (the spill lane on, as by
+ * default): the 14th node is the first that does not fit. */
+static void test_the_compose_stack_feeds_thirteen_nodes_of_four_threads(void **state)
 {
     (void)state;
     shoal_config node = with_threads(4);
+    node.database_spill_after_ms = 20;
     int needed = shoal_budget_postgres_connections(&node);
     int nodes = 0;
     store_capacity capacity = {.max_connections = 180, .reserved = 3};
@@ -68,7 +88,7 @@ static void test_the_compose_stack_feeds_nineteen_nodes_of_four_threads(void **s
         capacity.in_use += needed;
         nodes++;
     }
-    assert_int_equal(nodes, 19);
+    assert_int_equal(nodes, 13);
 }
 
 static void test_the_line_names_every_number_and_past_the_budget_the_fixes(void **state)
@@ -103,7 +123,8 @@ int main(void)
         cmocka_unit_test(test_a_node_holds_two_connections_per_thread_and_one_for_its_monitor),
         cmocka_unit_test(test_free_connections_leave_out_reserved_slots_and_sessions_in_use),
         cmocka_unit_test(test_a_node_fits_when_there_are_at_least_as_many_free),
-        cmocka_unit_test(test_the_compose_stack_feeds_nineteen_nodes_of_four_threads),
+        cmocka_unit_test(test_the_compose_stack_feeds_thirteen_nodes_of_four_threads),
+        cmocka_unit_test(test_the_spill_lane_makes_three_per_thread),
         cmocka_unit_test(test_the_line_names_every_number_and_past_the_budget_the_fixes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -114,6 +114,8 @@ static void test_defaults(void **state)
     assert_int_equal(c.database_connect_timeout_s, 2);
     assert_int_equal(c.database_timeout_ms, 2000);
     assert_int_equal(c.database_statement_timeout_ms, 1500);
+    assert_int_equal(c.database_spill_after_ms, 20);
+    assert_int_equal(shoal_config_store(&c).spill_after_ms, 20);
     assert_string_equal(c.redis_url, "redis://127.0.0.1:6380/0");
     assert_int_equal(c.redis_timeout_ms, 1000);
     assert_int_equal(SESSION(c)->ttl_s, 14 * 86400);
@@ -535,6 +537,20 @@ static void test_redis_prefixes(void **state)
     assert_fails_naming(NULL, ARGS("--redis-prefix", "0123456789012345678901234567890123456789:"), "longer than 40");
 }
 
+/* The spill lane's threshold reaches the pipe; 0 turns the lane off. */
+static void test_spill_after_reaches_the_store_config(void **state)
+{
+    (void)state;
+    assert_fails_naming(NULL, ARGS("--database-spill-after-ms", "-1"), "--database-spill-after-ms");
+    shoal_config config;
+    assert_int_equal(load(&config, NULL, ARGS("--database-spill-after-ms", "0")), 0);
+    assert_int_equal(shoal_config_store(&config).spill_after_ms, 0);
+    shoal_config_free(&config);
+    assert_int_equal(load(&config, ENV("SHOAL_DATABASE_SPILL_AFTER_MS", "35"), NULL), 0);
+    assert_int_equal(shoal_config_store(&config).spill_after_ms, 35);
+    shoal_config_free(&config);
+}
+
 static void test_statement_timeout_stays_below_the_answer_timeout(void **state)
 {
     (void)state;
@@ -784,6 +800,7 @@ int main(void)
         cmocka_unit_test(test_libpq_variables_replace_the_default_database_url),
         cmocka_unit_test(test_addresses_and_urls_are_checked_at_start),
         cmocka_unit_test(test_statement_timeout_stays_below_the_answer_timeout),
+        cmocka_unit_test(test_spill_after_reaches_the_store_config),
         cmocka_unit_test(test_redis_prefixes),
         cmocka_unit_test(test_overload_settings),
         cmocka_unit_test(test_redis_url_must_use_the_redis_scheme),
