@@ -149,6 +149,10 @@ typedef struct pipe_lane {
 
 struct store_pipe {
     store_config config; /* its strings are this pipe's own copies */
+    /* The same, named "<application_name> spill" in pg_stat_activity, so
+     * that spill connections can be told from the main ones (and counted
+     * apart: a node holds 2 x workers + 1 of the others at rest). */
+    store_config spill_config;
     int spill_idle_ms;
     store_pipe_counters own_counters;
     pipe_lane lanes[STORE_PIPE_LANES];
@@ -807,7 +811,7 @@ static void lane_init(store_pipe *pipe, int index)
 {
     pipe_lane *lane = &pipe->lanes[index];
     lane->index = index;
-    lane->config = &pipe->config;
+    lane->config = index == STORE_PIPE_SPILL ? &pipe->spill_config : &pipe->config;
     lane->head_ticket = 1;
     lane->counters = &pipe->own_counters;
 }
@@ -819,7 +823,16 @@ store_pipe *store_pipe_open(const store_config *config)
     store_pipe *pipe = calloc(1, sizeof *pipe);
     if (pipe == NULL)
         return NULL;
-    bool copied = store_config_copy(&pipe->config, config);
+    bool copied = store_config_copy(&pipe->config, config) && store_config_copy(&pipe->spill_config, config);
+    if (copied) {
+        size_t length = strlen(pipe->config.application_name) + sizeof " spill";
+        char *spill_name = malloc(length);
+        if (spill_name != NULL)
+            snprintf(spill_name, length, "%s spill", pipe->config.application_name);
+        free((char *)pipe->spill_config.application_name);
+        pipe->spill_config.application_name = spill_name;
+        copied = spill_name != NULL;
+    }
     pipe->spill_idle_ms = STORE_PIPE_SPILL_IDLE_MS;
     for (int i = 0; i < STORE_PIPE_LANES; i++)
         lane_init(pipe, i);
@@ -856,6 +869,7 @@ void store_pipe_close(store_pipe *pipe)
     for (int i = 0; i < STORE_PIPE_LANES; i++)
         lane_close(&pipe->lanes[i]);
     store_config_release(&pipe->config);
+    store_config_release(&pipe->spill_config);
     free(pipe);
 }
 

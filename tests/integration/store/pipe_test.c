@@ -782,6 +782,15 @@ static bool backend_listed(int pid)
     return test_pg_number(TEST_ADMIN_DATABASE_URL(), sql) > 0;
 }
 
+/* Whether the backend runs under that application_name. */
+static bool backend_named(int pid, const char *name)
+{
+    char sql[160];
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM pg_stat_activity WHERE pid = %d AND application_name = '%s'", pid,
+             name);
+    return test_pg_number(TEST_ADMIN_DATABASE_URL(), sql) > 0;
+}
+
 /* A fast statement enqueued while another request's slow one is out on
  * the main lane past the threshold goes on the spill lane, connected for
  * it, and comes back long before the slow one; once the main lane has
@@ -841,6 +850,9 @@ static void a_statement_spills_past_a_slow_one_and_the_spill_lane_closes_when_id
     int spill_pid = store_pipe_lane_backend_pid(pipe, STORE_PIPE_SPILL);
     assert_true(spill_pid > 0);
     assert_int_not_equal(spill_pid, main_pid);
+    /* Told apart from the main ones in pg_stat_activity. */
+    assert_true(backend_named(spill_pid, "store-pipe-test spill"));
+    assert_true(backend_named(main_pid, "store-pipe-test"));
     store_pipe_stats_read(pipe, &stats);
     assert_int_equal(stats.spilled, 1);
     assert_int_equal(stats.spill_connections, 1);
