@@ -38,7 +38,7 @@ typedef enum shoal_command {
 #define SHOAL_IN_FLIGHT_PER_THREAD_TEXT "32"
 /* ... and at least this per node: a node has a worker per CPU, and one of 1
  * or 2 CPUs still parks many requests at once on its tiers; below this a
- * burst no bigger than HAProxy's maxconn to it (32) would be shed. */
+ * burst no bigger than HAProxy's maxconn to it (96) would be shed. */
 #define SHOAL_IN_FLIGHT_MIN 128
 #define SHOAL_IN_FLIGHT_MIN_TEXT "128"
 
