@@ -3,7 +3,8 @@
 
 Drives shoal and its peers with wrk at a fixed concurrency for a bounded time,
 N runs each, and reports the medians: requests per second, p50/p90/p99
-latency, errors, and the CPU seconds each process used per 1,000 requests.
+latency, errors, and the CPU seconds each process used per 1,000 requests;
+shoal's ratio to each peer, of the medians and round by round.
 Besides its built-in workloads it runs a user's own: a scenario file of
 weighted requests (--scenario, tests/load/scenario.py) or a wrk Lua script
 (--wrk-script). Writes results.csv (medians), runs.csv (every run),
@@ -749,9 +750,9 @@ class Harness:
         by = {(m["workload"], m["target"]): m for m in out}
         for m in out:
             m["vs_flask"] = m["vs_nginx"] = m["vs_ulfius"] = m["tier_share"] = None
-            if m["target"] not in ("shoal", "shoal-lb", "target") or not m["rps"]:
+            if m["target"] not in SHOAL_TARGETS or not m["rps"]:
                 continue
-            for peer in ("flask", "nginx", "ulfius"):
+            for peer in RATIO_PEERS:
                 p = by.get((m["workload"], peer))
                 if p and p["rps"]:
                     m["vs_" + peer] = m["rps"] / p["rps"]
@@ -761,6 +762,30 @@ class Harness:
                 if ceil and ceil["rps"]:
                     m["tier_share"] = m["rps"] * cost / ceil["rps"]
         return out
+
+
+def run_ratios(rows):
+    """shoal's ratio to each peer run by run: (workload, target, peer, [the
+    ratio in run 1, run 2, ...]), each of shoal's runs over the peer's run of
+    the same round (a few seconds apart), in the order the rows came. The
+    table's ratio columns are the ratio of the medians; these show how far a
+    single round moves, which on a shared machine can be more than the
+    difference a goal asks about."""
+    rps = {(r["workload"], r["target"], r["run"]): r["rps"] for r in rows}
+    out = []
+    seen = set()
+    for r in rows:
+        key = (r["workload"], r["target"])
+        if r["target"] not in SHOAL_TARGETS or key in seen:
+            continue
+        seen.add(key)
+        runs = sorted(x["run"] for x in rows if (x["workload"], x["target"]) == key)
+        for peer in RATIO_PEERS:
+            ratios = [rps[key + (n,)] / rps[(key[0], peer, n)] for n in runs
+                      if rps[key + (n,)] and rps.get((key[0], peer, n))]
+            if ratios:
+                out.append((key[0], key[1], peer, ratios))
+    return out
 
 
 # ------------------------------------------------------------------ output
@@ -785,7 +810,7 @@ def write_csv(path, rows, fields):
             f.write(",".join(vals) + "\n")
 
 
-def table(meds, skipped, header):
+def table(meds, skipped, header, ratios=()):
     lines = list(header)
     cols = ("%-14s %-9s %5s %10s %7s %7s %7s %7s %7s | %6s %6s %6s %6s %6s %6s | %6s %6s %7s %6s"
             % ("workload", "target", "conns", "req/s", "p50ms", "p90ms", "p99ms", "p99.9ms", "errors",
@@ -806,6 +831,13 @@ def table(meds, skipped, header):
             fmt(m["tier_share"] * 100 if m["tier_share"] is not None else None, "%.0f%%")))
     for target, workload, reason in skipped:
         lines.append("%-14s %-9s skipped: %s" % (workload, target, reason))
+    if any(len(r) > 1 for _, _, _, r in ratios):
+        lines.append("")
+        lines.append("shoal's ratio round by round (each run over the peer's run of the same round; "
+                     "the columns above are the ratio of the medians):")
+        for workload, target, peer, rs in ratios:
+            lines.append("%-14s %-9s x%-7s %s   (median %.2fx, from %.2fx to %.2fx)" % (
+                workload, target, peer, " ".join("%.2fx" % x for x in rs), median(rs), min(rs), max(rs)))
     return "\n".join(lines) + "\n"
 
 
@@ -868,6 +900,8 @@ plot for [i=%(first2)d:%(last2)d] '%(dat)s' using i:xtic(1) title columnheader(i
         log("gnuplot failed: %s" % r.stderr.strip()[-300:])
 
 
+SHOAL_TARGETS = ("shoal", "shoal-lb", "target")
+RATIO_PEERS = ("flask", "nginx", "ulfius")
 HTTP_TARGETS = ("shoal", "shoal-lb", "target", "flask", "nginx", "ulfius")
 # Where each percentile sits on the latency chart's x axis: its "nines",
 # -log10(1 - p), so that p99 and p99.9 are as far apart as p90 and p99.
@@ -1243,7 +1277,7 @@ def main(argv):
             header.append("%s: wrk script %s" % (name, user["file"]))
     if getattr(a, "peers_note", None):
         header.append("peers: " + a.peers_note)
-    text = table(meds, h.skipped, header)
+    text = table(meds, h.skipped, header, run_ratios(h.rows))
     sys.stdout.write("\n" + text)
     with open(os.path.join(a.out, "table.txt"), "w") as f:
         f.write(text)
