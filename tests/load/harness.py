@@ -764,10 +764,10 @@ class Harness:
         return out
 
 
-def run_ratios(rows):
-    """shoal's ratio to each peer run by run: (workload, target, peer, [the
-    ratio in run 1, run 2, ...]), each of shoal's runs over the peer's run of
-    the same round (a few seconds apart), in the order the rows came. The
+def round_ratios(rows):
+    """shoal's ratio to each peer round by round: (workload, target, peer,
+    [the ratio in round 1, round 2, ...]), each of shoal's runs over the
+    peer's run of the same round (seconds apart), in the order the rows came. The
     table's ratio columns are the ratio of the medians; these show how far a
     single round moves, which on a shared machine can be more than the
     difference a goal asks about."""
@@ -1277,7 +1277,7 @@ def main(argv):
             header.append("%s: wrk script %s" % (name, user["file"]))
     if getattr(a, "peers_note", None):
         header.append("peers: " + a.peers_note)
-    text = table(meds, h.skipped, header, run_ratios(h.rows))
+    text = table(meds, h.skipped, header, round_ratios(h.rows))
     sys.stdout.write("\n" + text)
     with open(os.path.join(a.out, "table.txt"), "w") as f:
         f.write(text)

@@ -35,7 +35,7 @@ class RatioTest(unittest.TestCase):
         self.assertIsNone(by[("json", "nginx")]["vs_nginx"])
 
     def test_round_by_round_pairs_runs_of_the_same_round(self):
-        got = {(w, t, p): rs for w, t, p, rs in harness.run_ratios(ROWS)}
+        got = {(w, t, p): rs for w, t, p, rs in harness.round_ratios(ROWS)}
         self.assertEqual(sorted(got), [("json", "shoal", "nginx"), ("json", "shoal", "ulfius")])
         for want, have in zip([0.9, 0.8, 0.96], got[("json", "shoal", "nginx")]):
             self.assertAlmostEqual(want, have)
@@ -44,14 +44,14 @@ class RatioTest(unittest.TestCase):
 
     def test_a_round_the_peer_missed_is_left_out(self):
         rows = [r for r in ROWS if (r["target"], r["run"]) != ("nginx", 2)]
-        got = {p: rs for _, _, p, rs in harness.run_ratios(rows)}
+        got = {p: rs for _, _, p, rs in harness.round_ratios(rows)}
         self.assertEqual(len(got["nginx"]), 2)
         self.assertAlmostEqual(got["nginx"][1], 0.96)
         failed = [dict(r, rps=None) if (r["target"], r["run"]) == ("shoal", 1) else r for r in ROWS]
-        self.assertEqual([len(rs) for _, _, _, rs in harness.run_ratios(failed)], [2, 2])
+        self.assertEqual([len(rs) for _, _, _, rs in harness.round_ratios(failed)], [2, 2])
 
     def test_table_prints_the_rounds_under_the_medians(self):
-        text = harness.table(harness.Harness.medians(_Rows(ROWS)), [], ["header"], harness.run_ratios(ROWS))
+        text = harness.table(harness.Harness.medians(_Rows(ROWS)), [], ["header"], harness.round_ratios(ROWS))
         lines = text.splitlines()
         shoal = next(line for line in lines if line.startswith("json") and " shoal " in line)
         self.assertIn("0.90x", shoal)
@@ -63,7 +63,7 @@ class RatioTest(unittest.TestCase):
 
     def test_one_run_prints_no_rounds(self):
         one = [r for r in ROWS if r["run"] == 1]
-        text = harness.table(harness.Harness.medians(_Rows(one)), [], ["header"], harness.run_ratios(one))
+        text = harness.table(harness.Harness.medians(_Rows(one)), [], ["header"], harness.round_ratios(one))
         self.assertNotIn("round by round", text)
 
 
