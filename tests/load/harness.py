@@ -773,13 +773,8 @@ def round_ratios(rows):
     difference a goal asks about."""
     rps = {(r["workload"], r["target"], r["run"]): r["rps"] for r in rows}
     out = []
-    seen = set()
-    for r in rows:
-        key = (r["workload"], r["target"])
-        if r["target"] not in SHOAL_TARGETS or key in seen:
-            continue
-        seen.add(key)
-        runs = sorted(x["run"] for x in rows if (x["workload"], x["target"]) == key)
+    for key in dict.fromkeys((r["workload"], r["target"]) for r in rows if r["target"] in SHOAL_TARGETS):
+        runs = sorted(n for (w, t, n) in rps if (w, t) == key)
         for peer in RATIO_PEERS:
             ratios = [rps[key + (n,)] / rps[(key[0], peer, n)] for n in runs
                       if rps[key + (n,)] and rps.get((key[0], peer, n))]
@@ -902,7 +897,7 @@ plot for [i=%(first2)d:%(last2)d] '%(dat)s' using i:xtic(1) title columnheader(i
 
 SHOAL_TARGETS = ("shoal", "shoal-lb", "target")
 RATIO_PEERS = ("flask", "nginx", "ulfius")
-HTTP_TARGETS = ("shoal", "shoal-lb", "target", "flask", "nginx", "ulfius")
+HTTP_TARGETS = SHOAL_TARGETS + RATIO_PEERS
 # Where each percentile sits on the latency chart's x axis: its "nines",
 # -log10(1 - p), so that p99 and p99.9 are as far apart as p90 and p99.
 PERCENTILES = [("p50", "p50_ms", 0.30103), ("p90", "p90_ms", 1.0), ("p99", "p99_ms", 2.0),
