@@ -457,8 +457,12 @@ static void a_serialization_failure_is_retried(void **state)
     run_race(STORE_SERIALIZABLE, write_skew, racers);
     assert_int_equal(racers[0].status, STORE_OK);
     assert_int_equal(racers[1].status, STORE_OK);
-    /* One ran once, the other failed once and ran again, after the first committed. */
-    assert_int_equal(racers[0].attempts + racers[1].attempts, 3);
+    /* At least one attempt failed and ran again. When PostgreSQL fails the
+     * victim at its write rather than at its commit, its second attempt can
+     * overlap the winner's still open transaction and fail once more, so more
+     * than three body runs are fine. The sum shows the outcome is a serial
+     * one: one read 0 and wrote 1, the other read 1 and wrote 2. */
+    assert_in_range(racers[0].attempts + racers[1].attempts, 3, 2 * STORE_TRANSACTION_ATTEMPTS);
     assert_int_equal(scalar("SELECT sum(value) FROM counters"), 3);
 }
 
