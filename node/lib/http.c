@@ -26,6 +26,7 @@
 #include "context.h"
 #include "fiber.h"
 #include "http_internal.h"
+#include "log_lines.h"
 #include "loop.h"
 #include "pipe.h"
 #include "side_pool.h"
@@ -1359,6 +1360,14 @@ static void set_up_thread(http_worker *worker, size_t max_fibers)
     }
 }
 
+/* The access lines of the turn that just ended, in one write(2). */
+static void write_held_lines(shoal_loop *loop, void *unused)
+{
+    (void)loop;
+    (void)unused;
+    shoal_log_flush_lines();
+}
+
 static void *serve_worker(void *arg)
 {
     http_worker *worker = arg;
@@ -1367,8 +1376,10 @@ static void *serve_worker(void *arg)
     pthread_setname_np(pthread_self(), name); /* for top -H and gdb; a failure changes nothing */
     set_up_thread(worker, worker->from->worker_fibers);
     note_settled(worker);
+    shoal_log_hold_lines(true);
     if (shoal_loop_run(worker->loop) != 0)
         shoal_log(SHOAL_LOG_ERROR, "http", "worker %u: its loop failed", worker->index);
+    shoal_log_hold_lines(false);
     close_links(worker);
     /* The store outlives this thread's loop: its calls block from here on. */
     if (worker->app_worker != NULL)
@@ -1422,6 +1433,7 @@ static bool start_worker(listener *l, http_worker *worker, unsigned index, unsig
     if (worker->accepting == NULL)
         return false;
     shoal_loop_on_wake(worker->loop, woken, worker);
+    shoal_loop_before_wait(worker->loop, write_held_lines, NULL);
     if (pthread_create(&worker->thread, NULL, serve_worker, worker) != 0)
         return false;
     worker->thread_started = true;

@@ -36,6 +36,8 @@ struct shoal_loop {
     shoal_loop_watch *wake_watch;
     shoal_loop_fn wake_fn;
     void *wake_arg;
+    shoal_loop_fn before_wait_fn;
+    void *before_wait_arg;
     atomic_bool stopping;
     /* Set by shoal_loop_wake before it writes the eventfd, which a stop
      * writes too: only a wake runs the wake callback. */
@@ -395,6 +397,12 @@ static void run_hooks(shoal_loop *loop)
 
 /* ---- wake and run ----------------------------------------------------- */
 
+void shoal_loop_before_wait(shoal_loop *loop, shoal_loop_fn fn, void *arg)
+{
+    loop->before_wait_fn = fn;
+    loop->before_wait_arg = arg;
+}
+
 void shoal_loop_on_wake(shoal_loop *loop, shoal_loop_fn fn, void *arg)
 {
     loop->wake_fn = fn;
@@ -421,6 +429,8 @@ int shoal_loop_turn(shoal_loop *loop, int max_wait_ms)
     free_list(loop->dead_last_turn);
     loop->dead_last_turn = loop->dead;
     loop->dead = NULL;
+    if (loop->before_wait_fn != NULL)
+        loop->before_wait_fn(loop, loop->before_wait_arg);
     struct epoll_event events[LOOP_BATCH];
     int count = epoll_wait(loop->epoll_fd, events, LOOP_BATCH, wait_ms(loop, max_wait_ms));
     if (count < 0) {

@@ -78,6 +78,11 @@ bool shoal_loop_timer_armed(const shoal_loop_timer *timer);
 int shoal_loop_hook_add(shoal_loop *loop, shoal_loop_fn fn, void *arg);
 int shoal_loop_hook_remove(shoal_loop *loop, shoal_loop_fn fn, void *arg);
 
+/* Runs fn(loop, arg) right before each turn waits for events: after every
+ * hook and timer of the turn before, so it sees all that turn did (the
+ * worker writes its held access lines there). One per loop; NULL removes. */
+void shoal_loop_before_wait(shoal_loop *loop, shoal_loop_fn fn, void *arg);
+
 /* What a wake runs on the loop's thread (the side pool's finished work).
  * Wakes that arrive before the loop gets to them run fn once. */
 void shoal_loop_on_wake(shoal_loop *loop, shoal_loop_fn fn, void *arg);

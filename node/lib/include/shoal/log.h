@@ -1,7 +1,9 @@
 /* node/lib/include/shoal/log.h: JSON lines on stderr, one per event.
  *
- * Each line is written with a single write(2), so lines from different
- * threads never interleave. */
+ * Lines are written whole, so lines from different threads never
+ * interleave: each with a write(2) of its own, except a worker's access
+ * lines, which wait for the end of its loop's turn and go out together in
+ * writes of at most PIPE_BUF bytes (any other line writes them first). */
 #ifndef SHOAL_LOG_H
 #define SHOAL_LOG_H
 

@@ -5,13 +5,17 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <fcntl.h>
 #include <jansson.h>
+#include <limits.h>
 #include <regex.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <shoal/log.h>
 
+#include "log_lines.h"
 #include "main_capture.h"
 
 static json_t *parse_line(const char *line)
@@ -107,11 +111,116 @@ static void test_time_text_is_utc_with_milliseconds(void **state)
     assert_string_equal(small, "");
 }
 
+/* stderr into a pipe whose read end does not block, so that a test can
+ * look at what has been written so far, step by step. */
+typedef struct stderr_pipe {
+    int saved;
+    int read_end;
+    char text[3 * PIPE_BUF];
+    size_t length;
+} stderr_pipe;
+
+static void stderr_into_pipe(stderr_pipe *p)
+{
+    int fds[2];
+    assert_int_equal(pipe(fds), 0);
+    assert_int_equal(fcntl(fds[0], F_SETFL, O_NONBLOCK), 0);
+    fflush(stderr);
+    p->saved = dup(STDERR_FILENO);
+    assert_true(p->saved >= 0);
+    assert_true(dup2(fds[1], STDERR_FILENO) >= 0);
+    close(fds[1]);
+    p->read_end = fds[0];
+    p->length = 0;
+}
+
+/* Everything written since the last call, as text. */
+static const char *written_since(stderr_pipe *p)
+{
+    p->length = 0;
+    ssize_t got;
+    while (p->length < sizeof p->text - 1 &&
+           (got = read(p->read_end, p->text + p->length, sizeof p->text - 1 - p->length)) > 0)
+        p->length += (size_t)got;
+    p->text[p->length] = '\0';
+    return p->text;
+}
+
+static void stderr_back(stderr_pipe *p)
+{
+    assert_true(dup2(p->saved, STDERR_FILENO) >= 0);
+    close(p->saved);
+    close(p->read_end);
+}
+
+static void log_request(const char *path)
+{
+    shoal_observation observation = {.method = "GET", .path = path, .status = 200, .request_id = "r"};
+    shoal_log_access(&observation);
+}
+
+static size_t count_lines(const char *text)
+{
+    size_t lines = 0;
+    for (; *text != '\0'; text++)
+        lines += *text == '\n';
+    return lines;
+}
+
+static void test_held_access_lines_wait_for_the_flush(void **state)
+{
+    (void)state;
+    stderr_pipe p;
+    stderr_into_pipe(&p);
+    shoal_log_hold_lines(true);
+    log_request("/first");
+    log_request("/second");
+    assert_string_equal(written_since(&p), "");
+    shoal_log_flush_lines();
+    const char *both = written_since(&p);
+    assert_int_equal(count_lines(both), 2);
+    assert_true(strstr(both, "/first") < strstr(both, "/second"));
+    shoal_log_flush_lines(); /* nothing held: nothing written */
+    assert_string_equal(written_since(&p), "");
+
+    /* Any other line writes the held ones first, keeping the order. */
+    log_request("/third");
+    shoal_log(SHOAL_LOG_WARNING, "test", "after the third");
+    const char *ordered = written_since(&p);
+    assert_int_equal(count_lines(ordered), 2);
+    assert_non_null(strstr(ordered, "/third"));
+    assert_true(strstr(ordered, "/third") < strstr(ordered, "after the third"));
+
+    /* Past PIPE_BUF bytes the held lines go out before the next is held:
+     * whole lines, none lost. */
+    char path[64];
+    int sent = 0;
+    for (;;) {
+        assert_true(sent < 200); /* a line is about 130 bytes */
+        snprintf(path, sizeof path, "/many/%d", sent++);
+        log_request(path);
+        if (strlen(written_since(&p)) > 0)
+            break;
+    }
+    size_t out_first = p.length;
+    assert_true(out_first > 0 && out_first <= PIPE_BUF);
+    assert_int_equal(p.text[out_first - 1], '\n');
+    assert_int_equal(count_lines(p.text), sent - 1);
+
+    /* Holding no more writes what was held, then a line at a time. */
+    shoal_log_hold_lines(false);
+    assert_int_equal(count_lines(written_since(&p)), 1);
+    log_request("/unheld");
+    assert_non_null(strstr(written_since(&p), "/unheld"));
+    stderr_back(&p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_access_lines_are_json_with_every_field),
         cmocka_unit_test(test_time_text_is_utc_with_milliseconds),
+        cmocka_unit_test(test_held_access_lines_wait_for_the_flush),
     };
     return cmocka_run_group_tests_name("node/log", tests, NULL, NULL);
 }

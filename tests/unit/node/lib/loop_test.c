@@ -421,6 +421,34 @@ static void test_hooks_once_per_turn(void **state)
     shoal_loop_destroy(loop);
 }
 
+/* The callback before each wait sees every hook of the turn before it: the
+ * worker writes the access lines its turn held there. */
+static void before_wait(shoal_loop *loop, void *arg)
+{
+    hook_state *h = arg;
+    h->order[h->ran++] = 9;
+    (void)loop;
+}
+
+static void test_before_wait_after_the_turns_hooks(void **state)
+{
+    (void)state;
+    shoal_loop *loop = shoal_loop_create();
+    assert_non_null(loop);
+    hook_state h = {.loop = loop};
+    assert_int_equal(shoal_loop_hook_add(loop, hook_a, &h), 0);
+    shoal_loop_before_wait(loop, before_wait, &h);
+    assert_int_equal(shoal_loop_turn(loop, 0), 0);
+    assert_int_equal(shoal_loop_turn(loop, 0), 0);
+    shoal_loop_before_wait(loop, NULL, NULL);
+    assert_int_equal(shoal_loop_turn(loop, 0), 0);
+    static const int expected[] = {9, 0, 9, 0, 0};
+    assert_int_equal(h.ran, 5);
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(h.order[i], expected[i]);
+    shoal_loop_destroy(loop);
+}
+
 /* ---- another thread: wake and stop --------------------------------------- */
 
 typedef struct wake_state {
@@ -532,6 +560,7 @@ int main(void)
         cmocka_unit_test(test_timer_heap_many),
         cmocka_unit_test(test_timer_rearm_in_callback),
         cmocka_unit_test(test_hooks_once_per_turn),
+        cmocka_unit_test(test_before_wait_after_the_turns_hooks),
         cmocka_unit_test(test_cross_thread_wake),
         cmocka_unit_test(test_stop),
     };
