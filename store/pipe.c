@@ -568,8 +568,10 @@ static void send_queued(pipe_lane *lane)
     PGconn *connection = lane->connection;
     const store_registry *registry = lane->config->registry;
     bool sent_any = false;
-    /* One flush goes out in one write: its statements share a send time
-     * (one clock read per flush, not one per statement). */
+    /* One flush goes out in one go: its statements share a send time (one
+     * clock read per flush, not one per statement). libpq 15's
+     * PQpipelineSync sends at every sync, so that is still a send() per
+     * statement (docs/engine.md, "libpq 15"). */
     uint64_t flushed_ns = store_monotonic_ns();
     while (lane->passed < lane->count) {
         waiter *w = waiter_at(lane, lane->passed);

@@ -120,6 +120,17 @@ last_request_is_healthz() {
 curl -s "$base/healthz" >/dev/null
 until_true 2 last_request_is_healthz || true
 check "the access log is JSON lines" bash -c "grep '\"event\":\"request\"' '$log' | tail -n 1 | jq -e '.path == \"/healthz\" and .status == 200 and (.request_id | length) == 32' >/dev/null"
+# Two workers hold their access lines until their loop's turn ends: 200
+# requests from 8 clients at once leave 200 more whole lines, none lost,
+# none cut.
+healthz_lines() { grep -c '"path":"/healthz"' "$log" || true; }
+before_burst=$(healthz_lines)
+seq 200 | xargs -P 8 -I{} curl -s -o /dev/null "$base/healthz"
+all_burst_lines_written() { [ "$(healthz_lines)" -ge $((before_burst + 200)) ]; }
+until_true 2 all_burst_lines_written || true
+check "200 requests at once leave 200 access lines (got $(($(healthz_lines) - before_burst)))" \
+  [ "$(healthz_lines)" = $((before_burst + 200)) ]
+check "every line of the log is whole JSON" jq -e -s 'length > 0' "$log"
 termed_ms=$(now_ms) # before the signal: the node's delay runs from a moment later
 kill -TERM "$node_pid"
 readyz_is_503() { [ "$(admin_status_of /readyz)" = 503 ]; }
