@@ -76,6 +76,10 @@ typedef struct held_lines {
 
 static _Thread_local held_lines held;
 
+/* The longest access line, newline included: any one fits the held lines. */
+#define ACCESS_LINE_MAX 1600
+_Static_assert(ACCESS_LINE_MAX <= PIPE_BUF, "an access line must fit the held lines");
+
 void shoal_log_flush_lines(void)
 {
     if (held.length == 0)
@@ -93,7 +97,7 @@ void shoal_log_hold_lines(bool hold)
 
 static void write_access_line(const char *line, size_t length)
 {
-    if (!held.holding || length > sizeof held.data) {
+    if (!held.holding) {
         write_line(line, length);
         return;
     }
@@ -183,7 +187,7 @@ static void append_escaped(line_buffer *line, const char *text, size_t limit)
  * it is written for every request, and formatting it was most of its cost. */
 void shoal_log_access(const shoal_observation *observation)
 {
-    char data[1600];
+    char data[ACCESS_LINE_MAX];
     line_buffer line = {data, 0, sizeof data - 1}; /* the last byte is for the newline */
     char time_text[40];
     shoal_log_format_time(time_text, sizeof time_text);
